@@ -1,0 +1,125 @@
+/**
+ * The vocabulary of the Raft core: node ids, log entries, the persistent hard
+ * state, and the one message type every protocol exchange uses.
+ *
+ * Terms and indexes are plain `number`s: they are safe up to 2^53, far beyond
+ * any log this process will hold. The gRPC edge (protobuf `uint64`, which
+ * protoc-gen-es maps to `bigint`) converts in one codec, nowhere else.
+ *
+ * @module
+ */
+
+/** A node's identity inside a cluster: a positive integer. 0 means "none". */
+export type NodeId = number;
+
+/** The absence of a node id (no leader known, no vote cast). */
+export const NONE: NodeId = 0;
+
+/** What an entry carries. Only `normal` exists now; `conf_change` is reserved for membership change. */
+export type EntryType = "normal";
+
+/** One slot of the replicated log (Figure 2: "log[]"). */
+export interface Entry {
+  /** The term of the leader that created the entry. */
+  readonly term: number;
+  /** The position in the log, starting at 1. */
+  readonly index: number;
+  readonly type: EntryType;
+  /** The command for the state machine; empty for the no-op a new leader appends (§8). */
+  readonly data: Uint8Array;
+}
+
+/**
+ * The state that must be on stable storage before a node answers any RPC
+ * (Figure 2, "Persistent state on all servers"), plus the commit index, kept so a
+ * restarted node need not rediscover it.
+ */
+export interface HardState {
+  readonly term: number;
+  /** The candidate voted for in `term`, or {@link NONE}. */
+  readonly vote: NodeId;
+  readonly commit: number;
+}
+
+/** The hard state of a node that has never run. */
+export const EMPTY_HARD_STATE: HardState = { term: 0, vote: NONE, commit: 0 };
+
+/** A node's role (§5.1). `pre_candidate` is the PreVote phase (dissertation §9.6). */
+export type Role = "follower" | "pre_candidate" | "candidate" | "leader";
+
+/**
+ * Every message the core sends or receives. Local messages (`hup`, `beat`,
+ * `check_quorum`) never cross the network; the core raises them itself.
+ */
+export type MessageType =
+  /** AppendEntries request; with no entries it still carries the consistency check. */
+  | "app"
+  /** AppendEntries response. */
+  | "app_resp"
+  /** RequestVote request (§5.2). */
+  | "vote"
+  | "vote_resp"
+  /** PreVote request: "would you vote for me?", with no term change (dissertation §9.6). */
+  | "pre_vote"
+  | "pre_vote_resp"
+  /** Heartbeat: an empty AppendEntries that asserts leadership and carries the commit index. */
+  | "heartbeat"
+  | "heartbeat_resp";
+
+/**
+ * One protocol message. Which fields mean what depends on `type`:
+ *
+ * | type            | index / logTerm                          | other fields                         |
+ * |-----------------|------------------------------------------|--------------------------------------|
+ * | app             | prevLogIndex / prevLogTerm               | entries, commit                      |
+ * | app_resp        | accepted: last index matched; rejected: the rejected prevLogIndex | reject, rejectHint, logTerm (hint term) |
+ * | vote, pre_vote  | candidate's lastLogIndex / lastLogTerm   |                                      |
+ * | *_resp (votes)  | unused                                   | reject                               |
+ * | heartbeat       | unused                                   | commit (capped at the follower's match) |
+ */
+export interface Message {
+  readonly type: MessageType;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** The sender's term; for `pre_vote` the term the sender would campaign in. */
+  readonly term: number;
+  readonly index: number;
+  readonly logTerm: number;
+  readonly entries: readonly Entry[];
+  readonly commit: number;
+  readonly reject: boolean;
+  /**
+   * On a rejected `app_resp`: the follower's best guess of where logs may agree,
+   * the largest index `<= index` whose term is `<= logTerm` of the request
+   * (fast back-up, §5.3 "the follower can include the term of the conflicting entry").
+   */
+  readonly rejectHint: number;
+}
+
+/** Builds a message, defaulting every field the type does not use. */
+export function message(
+  fields: Pick<Message, "type" | "from" | "to"> & Partial<Message>,
+): Message {
+  return {
+    term: 0,
+    index: 0,
+    logTerm: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    ...fields,
+  };
+}
+
+/** True for the messages a node answers with its own term and vote (elections). */
+export function isVoteRequest(type: MessageType): boolean {
+  return type === "vote" || type === "pre_vote";
+}
+
+/** The response type that answers a vote request. */
+export function voteResponseType(type: MessageType): MessageType {
+  if (type === "vote") return "vote_resp";
+  if (type === "pre_vote") return "pre_vote_resp";
+  throw new Error(`not a vote request: ${type}`);
+}
