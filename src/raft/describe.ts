@@ -1,0 +1,52 @@
+/**
+ * One-line renderings of messages and entries, deterministic so that logs,
+ * traces and test output can be compared and read: `1->2 app term:3 log:2/7
+ * commit:6 entries:[3/8 3/9]`.
+ *
+ * @module
+ */
+
+import type { Entry, HardState, Message } from "./types.ts";
+
+/** `term/index`, the way Raft papers draw entries. */
+export function describeEntry(e: Entry): string {
+  return `${e.term}/${e.index}${e.data.length === 0 ? "" : `(${e.data.length}B)`}`;
+}
+
+/** `term:3 vote:1 commit:7` */
+export function describeHardState(hs: HardState): string {
+  return `term:${hs.term} vote:${hs.vote} commit:${hs.commit}`;
+}
+
+/** A message on one line, showing only the fields its type uses. */
+export function describeMessage(m: Message): string {
+  let s = `${m.from}->${m.to} ${m.type} term:${m.term}`;
+  switch (m.type) {
+    case "app":
+      s += ` log:${m.logTerm}/${m.index} commit:${m.commit}`;
+      if (m.entries.length > 0) {
+        const shown = m.entries.slice(0, 4).map(describeEntry).join(" ");
+        s += ` entries:[${shown}${m.entries.length > 4 ? ` …+${m.entries.length - 4}` : ""}]`;
+      }
+      break;
+    case "app_resp":
+      s += m.reject
+        ? ` rejected:${m.index} hint:${m.logTerm}/${m.rejectHint}`
+        : ` index:${m.index}`;
+      break;
+    case "vote":
+    case "pre_vote":
+      s += ` last:${m.logTerm}/${m.index}`;
+      break;
+    case "vote_resp":
+    case "pre_vote_resp":
+      s += m.reject ? " rejected" : " granted";
+      break;
+    case "heartbeat":
+      s += ` commit:${m.commit}`;
+      break;
+    case "heartbeat_resp":
+      break;
+  }
+  return s;
+}

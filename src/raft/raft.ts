@@ -1,0 +1,739 @@
+/**
+ * The Raft protocol: roles, elections, replication and commitment, as a
+ * deterministic state machine. It performs no I/O: time arrives as `tick()`,
+ * messages as `step()`, and everything it wants done is queued in `msgs` and
+ * `msgsAfterAppend` for {@link RawNode} to hand out in a Ready.
+ *
+ * Section numbers cite "In Search of an Understandable Consensus Algorithm"
+ * (Ongaro & Ousterhout, 2014); "dissertation" is Ongaro's PhD thesis (2014).
+ *
+ * @module
+ */
+
+import { type Config, validateConfig } from "./config.ts";
+import { describeMessage } from "./describe.ts";
+import { NotLeaderError } from "./errors.ts";
+import { invariant, InvariantError } from "./invariant.ts";
+import type { Logger } from "./logger.ts";
+import { randomInt } from "./rand.ts";
+import { RaftLog } from "./raft_log.ts";
+import type { Storage } from "./storage.ts";
+import { ProgressTracker } from "./tracker/tracker.ts";
+import {
+  type Entry,
+  type HardState,
+  isVoteRequest,
+  type Message,
+  message,
+  type MessageType,
+  type NodeId,
+  NONE,
+  type Role,
+  voteResponseType,
+} from "./types.ts";
+
+type StepFn = (r: Raft, m: Message) => void;
+
+/** One node's Raft state machine. Drive it through {@link RawNode}. */
+export class Raft {
+  readonly id: NodeId;
+  readonly config: Config;
+  readonly log: RaftLog;
+  readonly trk: ProgressTracker;
+  readonly logger: Logger;
+
+  // Persistent state (Figure 2), saved through the Ready's hard state.
+  term = 0;
+  vote: NodeId = NONE;
+
+  // Volatile state.
+  role: Role = "follower";
+  /** The leader of the current term as far as this node knows. */
+  lead: NodeId = NONE;
+
+  /** Messages that may go out at once. */
+  msgs: Message[] = [];
+  /**
+   * Messages that may go out only once the entries and hard state now pending are
+   * durable: acknowledgements and votes, whose promise must survive a crash.
+   * Self-addressed ones are stepped back in by RawNode after the write.
+   */
+  msgsAfterAppend: Message[] = [];
+
+  /**
+   * Ticks since the last election timeout reset (followers and candidates), or
+   * since the last CheckQuorum round (leaders).
+   */
+  electionElapsed = 0;
+  heartbeatElapsed = 0;
+  /** Drawn from [electionTick, 2 * electionTick) at every reset (§5.2). */
+  randomizedElectionTimeout = 0;
+
+  /** Proposals appended since the last broadcast; RawNode flushes them in one append per follower. */
+  pendingBroadcast = false;
+
+  #step: StepFn = stepFollower;
+  #tick: () => void = () => this.tickElection();
+
+  constructor(config: Partial<Config> & Pick<Config, "id" | "random">, storage: Storage) {
+    this.config = validateConfig(config);
+    this.id = this.config.id;
+    this.logger = this.config.logger;
+    const { hardState, voters } = storage.initialState();
+    this.trk = new ProgressTracker(voters, this.config.maxInflightMsgs);
+    invariant(
+      this.trk.isVoter(this.id),
+      () => `node ${this.id} is not among the voters [${voters.join(", ")}]`,
+    );
+    this.log = new RaftLog(storage, hardState.commit, this.config.applied);
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    this.becomeFollower(this.term, NONE);
+    this.logger.info("raft node started", {
+      term: this.term,
+      vote: this.vote,
+      commit: this.log.committed,
+      applied: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      voters: this.trk.voters.join(","),
+    });
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Role transitions. Each installs its own step and tick functions.
+
+  becomeFollower(term: number, lead: NodeId): void {
+    this.reset(term);
+    this.#step = stepFollower;
+    this.#tick = () => this.tickElection();
+    this.setLead(lead);
+    this.setRole("follower");
+  }
+
+  /** PreVote (dissertation §9.6): ask first, without raising the term, whether an election could be won. */
+  becomePreCandidate(): void {
+    invariant(this.role !== "leader", () => "invalid transition [leader -> pre_candidate]");
+    // Neither term nor vote changes: a failed pre-election leaves no trace.
+    this.#step = stepCandidate;
+    this.#tick = () => this.tickElection();
+    this.trk.resetVotes();
+    this.setLead(NONE);
+    this.setRole("pre_candidate");
+  }
+
+  becomeCandidate(): void {
+    invariant(this.role !== "leader", () => "invalid transition [leader -> candidate]");
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.#step = stepCandidate;
+    this.#tick = () => this.tickElection();
+    this.setRole("candidate");
+  }
+
+  becomeLeader(): void {
+    invariant(this.role === "candidate", () => `invalid transition [${this.role} -> leader]`);
+    this.reset(this.term);
+    this.#step = stepLeader;
+    this.#tick = () => this.tickHeartbeat();
+    this.setLead(this.id);
+    this.setRole("leader");
+    // The leader's own progress starts at what it has made durable.
+    const self = this.trk.get(this.id)!;
+    self.match = this.log.stableIndex();
+    self.becomeReplicate();
+    // A no-op entry of the new term (§8): once it commits, every entry before it
+    // is committed too, which a leader could never conclude by counting replicas
+    // of older-term entries (§5.4.2).
+    this.appendEntries([new Uint8Array()]);
+    this.logger.info("became leader", { term: this.term, lastIndex: this.log.lastIndex() });
+  }
+
+  /** Common to every transition: a new term clears the vote (one vote per term, §5.2). */
+  private reset(term: number): void {
+    if (this.term !== term) {
+      invariant(
+        term > this.term,
+        () => `term must never decrease: ${this.term} -> ${term}`,
+      );
+      this.logger.info("term changed", { from: this.term, to: term });
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.setLead(NONE);
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.trk.resetVotes();
+    this.trk.resetProgress(this.log.lastIndex() + 1);
+    this.pendingBroadcast = false;
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    const t = this.config.electionTick;
+    this.randomizedElectionTimeout = randomInt(this.config.random, t, 2 * t);
+  }
+
+  private setRole(role: Role): void {
+    this.role = role;
+  }
+
+  private setLead(lead: NodeId): void {
+    if (lead !== this.lead && lead !== NONE && lead !== this.id) {
+      this.logger.info("following leader", { term: this.term, leader: lead });
+    }
+    this.lead = lead;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Time.
+
+  tick(): void {
+    this.#tick();
+  }
+
+  /** Followers and candidates: campaign when no leader was heard from in time (§5.2). */
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.logger.info("election timeout elapsed", {
+        term: this.term,
+        role: this.role,
+        leader: this.lead,
+      });
+      this.hup();
+    }
+  }
+
+  /** Leaders: heartbeats every heartbeatTick, and CheckQuorum every electionTick. */
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.config.electionTick) {
+      this.electionElapsed = 0;
+      if (this.config.checkQuorum) {
+        // §6.2 / dissertation §6.2: a leader that cannot reach a majority steps
+        // down, so clients stop waiting on it and the majority side can elect.
+        if (!this.trk.quorumActive(this.id)) {
+          this.logger.warn("stepping down: no quorum heard from within an election timeout", {
+            term: this.term,
+          });
+          this.becomeFollower(this.term, NONE);
+          return;
+        }
+        for (const [id, pr] of this.trk.progress) if (id !== this.id) pr.recentActive = false;
+      }
+    }
+    if (this.role === "leader" && this.heartbeatElapsed >= this.config.heartbeatTick) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Elections.
+
+  /** Starts an election (or a pre-election) now, unless this node leads already. */
+  hup(): void {
+    if (this.role === "leader") {
+      this.logger.debug("ignoring campaign: already leader", { term: this.term });
+      return;
+    }
+    this.campaign(this.config.preVote ? "pre_vote" : "vote");
+  }
+
+  private campaign(kind: "pre_vote" | "vote"): void {
+    let term: number;
+    if (kind === "pre_vote") {
+      this.becomePreCandidate();
+      // The term we would campaign in; our own term stays until the pre-vote is won.
+      term = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      term = this.term;
+    }
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    this.logger.info(kind === "pre_vote" ? "starting pre-election" : "starting election", {
+      term,
+      lastIndex,
+      lastTerm,
+    });
+    for (const id of this.trk.voters) {
+      if (id === this.id) {
+        // The vote for ourselves counts only once it is durable: it is handed
+        // back to us after the Ready that persists it.
+        this.send(message({ type: voteResponseType(kind), from: this.id, to: id, term }));
+        continue;
+      }
+      this.logger.info(kind === "pre_vote" ? "requesting pre-vote" : "requesting vote", {
+        term,
+        to: id,
+      });
+      this.send(
+        message({ type: kind, from: this.id, to: id, term, index: lastIndex, logTerm: lastTerm }),
+      );
+    }
+  }
+
+  /** Counts a vote and acts on the outcome once it is decided. */
+  private pollVotes(m: Message): void {
+    const granted = !m.reject;
+    this.trk.recordVote(m.from, granted);
+    const { granted: g, rejected: r, result } = this.trk.tallyVotes();
+    this.logger.debug(granted ? "received vote" : "received rejection", {
+      term: this.term,
+      from: m.from,
+      kind: m.type,
+      granted: g,
+      rejected: r,
+    });
+    if (result === "won") {
+      if (this.role === "pre_candidate") {
+        this.logger.info("won pre-election", { term: this.term, granted: g });
+        this.campaign("vote");
+      } else {
+        this.logger.info("won election", { term: this.term, granted: g });
+        this.becomeLeader();
+        this.bcastAppend();
+      }
+    } else if (result === "lost") {
+      this.logger.info(
+        this.role === "pre_candidate" ? "lost pre-election" : "lost election",
+        { term: this.term, granted: g, rejected: r },
+      );
+      // A candidate that lost (or was never wanted) waits as a follower; its
+      // randomized timeout will make it try again if nobody else wins (§5.2).
+      this.becomeFollower(this.term, NONE);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Messages in.
+
+  /**
+   * Steps a message from the network. Stale messages are dropped or answered so
+   * the sender learns the newer term; everything else goes to the role's step.
+   */
+  step(m: Message): void {
+    invariant(m.to === this.id, () => `message for node ${m.to} stepped on node ${this.id}`);
+    if (m.term > this.term) {
+      if (isVoteRequest(m.type)) {
+        // Dissertation §4.2.3 / §9.6: a node that heard from a leader within the
+        // minimum election timeout ignores vote requests, so a partitioned node
+        // that comes back with a high term cannot depose a working leader.
+        const inLease = this.config.checkQuorum && this.lead !== NONE &&
+          this.electionElapsed < this.config.electionTick;
+        if (inLease) {
+          this.logger.info("ignoring vote request: leader lease still valid", {
+            term: this.term,
+            from: m.from,
+            candidateTerm: m.term,
+            leader: this.lead,
+          });
+          return;
+        }
+      }
+      if (m.type === "pre_vote") {
+        // A pre-vote never changes our term.
+      } else if (m.type === "pre_vote_resp" && !m.reject) {
+        // A granted pre-vote carries the term we would campaign in; the term is
+        // raised only when the pre-election is won.
+      } else {
+        this.logger.info("received a higher term", {
+          term: this.term,
+          from: m.from,
+          msgTerm: m.term,
+          type: m.type,
+        });
+        const lead = m.type === "app" || m.type === "heartbeat" ? m.from : NONE;
+        this.becomeFollower(m.term, lead);
+      }
+    } else if (m.term < this.term) {
+      if (m.type === "app" || m.type === "heartbeat") {
+        // A stale leader: answer so it learns the newer term and steps down.
+        // Without this, a leader cut off by PreVote/CheckQuorum rules could go on
+        // believing in itself (dissertation §9.6).
+        this.send(message({ type: "app_resp", from: this.id, to: m.from, term: this.term }));
+      } else if (m.type === "pre_vote") {
+        this.send(
+          message({
+            type: "pre_vote_resp",
+            from: this.id,
+            to: m.from,
+            term: this.term,
+            reject: true,
+          }),
+        );
+      } else {
+        this.logger.debug("ignoring message with a lower term", {
+          term: this.term,
+          msg: describeMessage(m),
+        });
+      }
+      return;
+    }
+
+    if (isVoteRequest(m.type)) {
+      this.handleVoteRequest(m);
+      return;
+    }
+    this.#step(this, m);
+  }
+
+  /** RequestVote receiver rules (Figure 2; §5.2, §5.4.1; PreVote, dissertation §9.6). */
+  private handleVoteRequest(m: Message): void {
+    // One vote per term: we may repeat a vote for the same candidate (a
+    // retransmitted request), or cast one if we have neither voted nor know a
+    // leader; a pre-vote for a future term binds us to nothing.
+    const canVote = this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (m.type === "pre_vote" && m.term > this.term);
+    const upToDate = this.log.isUpToDate(m.index, m.logTerm);
+    const resp = voteResponseType(m.type);
+    if (canVote && upToDate) {
+      this.logger.info(m.type === "vote" ? "casting vote" : "granting pre-vote", {
+        term: this.term,
+        candidate: m.from,
+        candidateTerm: m.term,
+        candidateLast: `${m.logTerm}/${m.index}`,
+      });
+      // The response carries the candidate's term so it is not taken as stale.
+      this.send(message({ type: resp, from: this.id, to: m.from, term: m.term }));
+      if (m.type === "vote") {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.logger.info(m.type === "vote" ? "rejecting vote" : "rejecting pre-vote", {
+        term: this.term,
+        candidate: m.from,
+        candidateTerm: m.term,
+        reason: canVote ? "candidate log is behind ours" : `already voted for ${this.vote}`,
+        ourLast: `${this.log.lastTerm()}/${this.log.lastIndex()}`,
+        candidateLast: `${m.logTerm}/${m.index}`,
+      });
+      this.send(message({ type: resp, from: this.id, to: m.from, term: this.term, reject: true }));
+    }
+  }
+
+  /** AppendEntries receiver (Figure 2; consistency check §5.3). */
+  handleAppendEntries(m: Message): void {
+    if (m.index < this.log.committed) {
+      // Everything up to our commit index is settled: acknowledge it so the
+      // leader moves on, without touching the log.
+      this.send(
+        message({ type: "app_resp", from: this.id, to: m.from, index: this.log.committed }),
+      );
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    if (lastNew !== undefined) {
+      if (m.entries.length > 0) {
+        this.logger.debug("appended entries from leader", {
+          term: this.term,
+          from: m.from,
+          count: m.entries.length,
+          lastNew,
+          commit: this.log.committed,
+        });
+      } else {
+        this.logger.debug("append check passed", { term: this.term, from: m.from, index: lastNew });
+      }
+      this.send(message({ type: "app_resp", from: this.id, to: m.from, index: lastNew }));
+      return;
+    }
+    // The consistency check failed. Hint where the leader should look next: the
+    // last index at or below the probe whose term is no greater than the
+    // leader's entry there; every entry in between must conflict (§5.3).
+    const [hintIndex, hintTerm] = this.log.findConflictByTerm(
+      Math.min(m.index, this.log.lastIndex()),
+      m.logTerm,
+    );
+    this.logger.debug("rejected append: logs disagree", {
+      term: this.term,
+      from: m.from,
+      prev: `${m.logTerm}/${m.index}`,
+      ourTermThere: this.log.term(m.index) ?? "none",
+      hint: `${hintTerm}/${hintIndex}`,
+    });
+    this.send(
+      message({
+        type: "app_resp",
+        from: this.id,
+        to: m.from,
+        index: m.index,
+        reject: true,
+        rejectHint: hintIndex,
+        logTerm: hintTerm,
+      }),
+    );
+  }
+
+  handleHeartbeat(m: Message): void {
+    this.logger.debug("received heartbeat", { term: this.term, from: m.from, commit: m.commit });
+    this.log.commitTo(m.commit);
+    this.send(message({ type: "heartbeat_resp", from: this.id, to: m.from }));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Messages out (leader).
+
+  /** Queues a message; the term is stamped here unless the caller set one (votes). */
+  send(m: Message): void {
+    const out = m.term === 0 ? { ...m, term: this.term } : m;
+    if (out.type === "app_resp" || out.type === "vote_resp" || out.type === "pre_vote_resp") {
+      // These promise something about our durable state (§5.1: "respond to RPCs
+      // only after updating stable storage").
+      this.msgsAfterAppend.push(out);
+    } else {
+      invariant(out.to !== this.id, () => `${out.type} addressed to self on node ${this.id}`);
+      this.msgs.push(out);
+    }
+  }
+
+  /**
+   * Sends the follower the entries it lacks, if its progress allows. With
+   * `sendIfEmpty`, an empty append still goes out (to carry the commit index or
+   * probe for a match).
+   */
+  maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.trk.get(to)!;
+    if (pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    invariant(
+      prevTerm !== undefined,
+      () => `progress of ${to} has next ${pr.next} beyond last index ${this.log.lastIndex()}`,
+    );
+    const entries = this.log.entriesFrom(pr.next, this.config.maxSizePerMsg);
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.send(
+      message({
+        type: "app",
+        from: this.id,
+        to,
+        index: prevIndex,
+        logTerm: prevTerm,
+        entries,
+        commit: this.log.committed,
+      }),
+    );
+    if (entries.length > 0) {
+      pr.sentEntries(entries.length, entries[entries.length - 1]!.index);
+      this.logger.debug("sent entries", {
+        term: this.term,
+        to,
+        from: entries[0]!.index,
+        count: entries.length,
+        state: pr.state,
+      });
+    }
+    return true;
+  }
+
+  /** Sends every follower what it lacks (or an empty append carrying the commit index). */
+  bcastAppend(): void {
+    for (const id of this.trk.voters) if (id !== this.id) this.maybeSendAppend(id, true);
+    this.pendingBroadcast = false;
+  }
+
+  /** Sends new entries to every follower that can take them. */
+  flushAppends(): void {
+    if (!this.pendingBroadcast) return;
+    for (const id of this.trk.voters) if (id !== this.id) this.maybeSendAppend(id, false);
+    this.pendingBroadcast = false;
+  }
+
+  private bcastHeartbeat(): void {
+    this.logger.debug("sending heartbeats", { term: this.term, commit: this.log.committed });
+    for (const id of this.trk.voters) {
+      if (id === this.id) continue;
+      const pr = this.trk.get(id)!;
+      // Never tell a follower to commit past what it is known to hold: its log
+      // beyond `match` may still differ from ours.
+      this.send(
+        message({
+          type: "heartbeat",
+          from: this.id,
+          to: id,
+          commit: Math.min(pr.match, this.log.committed),
+        }),
+      );
+    }
+  }
+
+  /**
+   * Appends entries of the current term to the leader's log. The leader's own
+   * copy counts toward commitment only when it is durable: the acknowledgement
+   * to itself goes out after the write, while replication to followers runs beside
+   * it (dissertation §10.2.1).
+   */
+  appendEntries(datas: readonly Uint8Array[]): number {
+    invariant(this.role === "leader", () => `appendEntries on a ${this.role}`);
+    let index = this.log.lastIndex();
+    const ents: Entry[] = datas.map((data) => ({
+      term: this.term,
+      index: ++index,
+      type: "normal" as const,
+      data,
+    }));
+    const last = this.log.append(ents);
+    this.send(message({ type: "app_resp", from: this.id, to: this.id, index: last }));
+    this.pendingBroadcast = true;
+    return last;
+  }
+
+  /** A client's command (§5.3). Only a leader accepts; others say whom to ask. */
+  propose(data: Uint8Array): { index: number; term: number } {
+    if (this.role !== "leader") throw new NotLeaderError(this.lead);
+    const index = this.appendEntries([data]);
+    return { index, term: this.term };
+  }
+
+  /** Advances the commit index to what a majority holds, if that is of this term. */
+  maybeCommit(): boolean {
+    const before = this.log.committed;
+    const committed = this.log.maybeCommit(this.trk.committed(), this.term);
+    if (committed) {
+      this.logger.debug("commit index advanced", {
+        term: this.term,
+        from: before,
+        to: this.log.committed,
+      });
+    }
+    return committed;
+  }
+
+  /** Makes sure a stepped function is of the right role (a bug otherwise). */
+  assertRole(roles: readonly Role[], m: Message): void {
+    if (!roles.includes(this.role)) {
+      throw new InvariantError(
+        `step function of [${roles.join("|")}] called on a ${this.role} for ${describeMessage(m)}`,
+      );
+    }
+  }
+
+  /** True when `type` is a response that a candidate in this role counts. */
+  countsAsVote(type: MessageType): boolean {
+    return (this.role === "pre_candidate" && type === "pre_vote_resp") ||
+      (this.role === "candidate" && type === "vote_resp");
+  }
+
+  handleVoteResponse(m: Message): void {
+    this.pollVotes(m);
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Step functions, one per role. Terms are already reconciled by Raft.step.
+
+function stepFollower(r: Raft, m: Message): void {
+  r.assertRole(["follower"], m);
+  switch (m.type) {
+    case "app":
+      r.electionElapsed = 0;
+      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
+      r.handleAppendEntries(m);
+      return;
+    case "heartbeat":
+      r.electionElapsed = 0;
+      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
+      r.handleHeartbeat(m);
+      return;
+    default:
+      // Responses to a candidacy or leadership this node no longer holds.
+      r.logger.debug("follower ignoring message", { term: r.term, msg: describeMessage(m) });
+  }
+}
+
+function stepCandidate(r: Raft, m: Message): void {
+  r.assertRole(["pre_candidate", "candidate"], m);
+  switch (m.type) {
+    case "app":
+      // A leader of our term exists (§5.2: "the candidate recognizes the leader
+      // as legitimate and returns to follower state").
+      r.becomeFollower(m.term, m.from);
+      r.handleAppendEntries(m);
+      return;
+    case "heartbeat":
+      r.becomeFollower(m.term, m.from);
+      r.handleHeartbeat(m);
+      return;
+    case "vote_resp":
+    case "pre_vote_resp":
+      if (r.countsAsVote(m.type)) r.handleVoteResponse(m);
+      return;
+    default:
+      r.logger.debug("candidate ignoring message", { term: r.term, msg: describeMessage(m) });
+  }
+}
+
+function stepLeader(r: Raft, m: Message): void {
+  r.assertRole(["leader"], m);
+  const pr = r.trk.get(m.from);
+  if (pr === undefined) {
+    r.logger.warn("leader ignoring message from unknown node", { term: r.term, from: m.from });
+    return;
+  }
+  switch (m.type) {
+    case "app_resp": {
+      pr.recentActive = true;
+      if (m.from === r.id) {
+        // Our own write is durable: our copy now counts toward a majority.
+        if (pr.maybeUpdate(m.index) && r.maybeCommit()) r.bcastAppend();
+        return;
+      }
+      if (m.reject) {
+        // Fast back-up (§5.3): jump over a whole conflicting term at a time
+        // rather than one entry per round trip.
+        let next = m.rejectHint;
+        if (m.logTerm > 0) next = r.log.findConflictByTerm(m.rejectHint, m.logTerm)[0];
+        if (pr.maybeDecrTo(m.index, next)) {
+          r.logger.debug("follower rejected append; backing up", {
+            term: r.term,
+            from: m.from,
+            rejected: m.index,
+            hint: `${m.logTerm}/${m.rejectHint}`,
+            next: pr.next,
+          });
+          if (pr.state === "replicate") pr.becomeProbe();
+          r.maybeSendAppend(m.from, true);
+        }
+        return;
+      }
+      if (!pr.maybeUpdate(m.index)) return;
+      if (pr.state === "probe") {
+        pr.becomeReplicate();
+        r.logger.debug("follower caught up to a match; streaming appends", {
+          term: r.term,
+          follower: m.from,
+          match: pr.match,
+        });
+      } else {
+        pr.inflights.freeLE(m.index);
+      }
+      r.logger.debug("replication progress", {
+        term: r.term,
+        follower: m.from,
+        match: pr.match,
+        lastIndex: r.log.lastIndex(),
+      });
+      if (r.maybeCommit()) r.bcastAppend();
+      // Keep the pipe full while the window allows (dissertation §10.2.1).
+      while (r.maybeSendAppend(m.from, false)) { /* fill the in-flight window */ }
+      return;
+    }
+    case "heartbeat_resp":
+      pr.recentActive = true;
+      pr.probeSent = false;
+      if (pr.match < r.log.lastIndex()) r.maybeSendAppend(m.from, true);
+      return;
+    default:
+      r.logger.debug("leader ignoring message", { term: r.term, msg: describeMessage(m) });
+  }
+}

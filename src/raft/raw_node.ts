@@ -1,0 +1,191 @@
+/**
+ * The driver API: how a runtime (or a simulated cluster) runs the core.
+ *
+ * The loop, as in etcd-io/raft's RawNode:
+ * 1. feed the node: `tick()` on a timer, `step(m)` for each message received,
+ *    `propose(data)` for each client command;
+ * 2. while `hasReady()`: take `ready()`, then
+ *    - send `messages` at once (they promise nothing about this node's disk),
+ *    - persist `hardState` and `entries` (append, replacing any conflicting
+ *      suffix) and make them durable,
+ *    - then send `persistedMessages`,
+ *    - apply `committedEntries` in order,
+ *    - call `advance(rd)`.
+ *
+ * The returned Ready must be handled and passed back through `advance()` before
+ * the next one is taken.
+ *
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import { invariant } from "./invariant.ts";
+import { Raft } from "./raft.ts";
+import type { Storage } from "./storage.ts";
+import type { Entry, HardState, Message, NodeId, Role } from "./types.ts";
+
+/** Volatile state a runtime may want to show or act on. */
+export interface SoftState {
+  readonly lead: NodeId;
+  readonly role: Role;
+}
+
+/** The work the core hands the runtime. See the module doc for the order. */
+export interface Ready {
+  /** Present when the role or known leader changed since the last Ready. */
+  readonly softState?: SoftState;
+  /** Present when term, vote or commit changed: persist it. */
+  readonly hardState?: HardState;
+  /** Entries to persist. The first may replace a suffix already on disk. */
+  readonly entries: readonly Entry[];
+  /** May be sent immediately, even before this Ready's write completes. */
+  readonly messages: readonly Message[];
+  /** Must not be sent before `hardState` and `entries` are durable. */
+  readonly persistedMessages: readonly Message[];
+  /** Committed, durable entries to apply, in order. */
+  readonly committedEntries: readonly Entry[];
+}
+
+/** A snapshot of a node's state for status pages and tests. */
+export interface Status {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly vote: NodeId;
+  readonly lead: NodeId;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  /** On a leader: each voter's replication progress. */
+  readonly progress?: ReadonlyMap<NodeId, { match: number; next: number; state: string }>;
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+/** A Raft node driven by Ready/Advance. */
+export class RawNode {
+  readonly raft: Raft;
+  #prevSoft: SoftState;
+  #prevHard: HardState;
+  /** The Ready handed out and not yet advanced. */
+  #outstanding: Ready | undefined;
+  /** Self-addressed messages of the outstanding Ready, stepped back in on advance. */
+  #selfMessages: Message[] = [];
+
+  constructor(config: Partial<Config> & Pick<Config, "id" | "random">, storage: Storage) {
+    this.raft = new Raft(config, storage);
+    this.#prevSoft = this.#softState();
+    this.#prevHard = storage.initialState().hardState;
+  }
+
+  /** Advances logical time by one tick (election and heartbeat timers count ticks). */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Steps a message received from a peer. Messages for other nodes are a caller bug. */
+  step(m: Message): void {
+    this.raft.step(m);
+  }
+
+  /**
+   * Proposes a command. On the leader it is appended and will be replicated;
+   * the returned index and term identify it (it committed if the entry applied at
+   * that index has that term). Elsewhere it throws NotLeaderError.
+   */
+  propose(data: Uint8Array): { index: number; term: number } {
+    return this.raft.propose(data);
+  }
+
+  /** Starts an election now, as if the election timeout had elapsed. */
+  campaign(): void {
+    this.raft.hup();
+  }
+
+  #softState(): SoftState {
+    return { lead: this.raft.lead, role: this.raft.role };
+  }
+
+  /** True when `ready()` has work to hand out (and no Ready is outstanding). */
+  hasReady(): boolean {
+    if (this.#outstanding !== undefined) return false;
+    const r = this.raft;
+    const soft = this.#softState();
+    return r.pendingBroadcast ||
+      soft.lead !== this.#prevSoft.lead || soft.role !== this.#prevSoft.role ||
+      !sameHardState(r.hardState(), this.#prevHard) ||
+      r.log.unstable.entries.length > 0 ||
+      r.msgs.length > 0 || r.msgsAfterAppend.length > 0 ||
+      r.log.hasNextCommittedEntries();
+  }
+
+  /** Takes the outstanding work. Call `advance()` with it once it is handled. */
+  ready(): Ready {
+    invariant(this.#outstanding === undefined, () => "ready() called again before advance()");
+    const r = this.raft;
+    r.flushAppends();
+    const soft = this.#softState();
+    const hard = r.hardState();
+    const committedEntries = r.log.nextCommittedEntries();
+    const after = r.msgsAfterAppend;
+    const rd: Ready = {
+      softState: soft.lead !== this.#prevSoft.lead || soft.role !== this.#prevSoft.role
+        ? soft
+        : undefined,
+      hardState: sameHardState(hard, this.#prevHard) ? undefined : hard,
+      entries: r.log.unstableEntries(),
+      messages: r.msgs,
+      persistedMessages: after.filter((m) => m.to !== r.id),
+      committedEntries,
+    };
+    this.#selfMessages = after.filter((m) => m.to === r.id);
+    r.msgs = [];
+    r.msgsAfterAppend = [];
+    if (committedEntries.length > 0) {
+      r.log.applyingTo(committedEntries[committedEntries.length - 1]!.index);
+    }
+    this.#prevSoft = soft;
+    if (rd.hardState !== undefined) this.#prevHard = hard;
+    this.#outstanding = rd;
+    return rd;
+  }
+
+  /**
+   * The Ready was handled: its entries and hard state are durable, its messages
+   * sent, its committed entries applied.
+   */
+  advance(rd: Ready): void {
+    invariant(rd === this.#outstanding, () => "advance() called with a Ready not handed out last");
+    this.#outstanding = undefined;
+    const r = this.raft;
+    const last = rd.entries[rd.entries.length - 1];
+    if (last !== undefined) r.log.stableTo(last.index, last.term);
+    const applied = rd.committedEntries[rd.committedEntries.length - 1];
+    if (applied !== undefined) r.log.appliedTo(applied.index);
+    const self = this.#selfMessages;
+    this.#selfMessages = [];
+    for (const m of self) r.step(m);
+  }
+
+  status(): Status {
+    const r = this.raft;
+    const base = {
+      id: r.id,
+      role: r.role,
+      term: r.term,
+      vote: r.vote,
+      lead: r.lead,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      lastIndex: r.log.lastIndex(),
+    };
+    if (r.role !== "leader") return base;
+    const progress = new Map<NodeId, { match: number; next: number; state: string }>();
+    for (const [id, pr] of r.trk.progress) {
+      progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+    }
+    return { ...base, progress };
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * What a leader knows of one follower's log (Figure 2, "Volatile state on
+ * leaders": nextIndex and matchIndex), and how it sends to it.
+ *
+ * - `probe`: the leader does not know where the logs agree. It sends one append
+ *   at a time and waits for the answer, backing `next` up on each rejection.
+ * - `replicate`: the logs agree up to `match`; the leader streams appends
+ *   optimistically, several in flight at once.
+ *
+ * @module
+ */
+
+import { Inflights } from "./inflights.ts";
+
+export type ProgressState = "probe" | "replicate";
+
+/** A leader's view of one follower. */
+export class Progress {
+  /** The highest index known to be replicated on the follower. */
+  match = 0;
+  /**
+   * The next index to send. Invariant: match < next.
+   */
+  next: number;
+  state: ProgressState = "probe";
+  /** In probe state: an append is out and unanswered; wait before sending another. */
+  probeSent = false;
+  /** Heard from since the last CheckQuorum round (§6.2). */
+  recentActive = false;
+  readonly inflights: Inflights;
+
+  constructor(next: number, maxInflight: number) {
+    this.next = next;
+    this.inflights = new Inflights(maxInflight);
+  }
+
+  becomeProbe(): void {
+    this.state = "probe";
+    this.probeSent = false;
+    this.inflights.reset();
+    this.next = this.match + 1;
+  }
+
+  becomeReplicate(): void {
+    this.state = "replicate";
+    this.probeSent = false;
+    this.inflights.reset();
+    this.next = this.match + 1;
+  }
+
+  /** Whether the leader must hold appends to this follower for now. */
+  isPaused(): boolean {
+    return this.state === "probe" ? this.probeSent : this.inflights.full();
+  }
+
+  /** An append carrying `count` entries ending at `lastIndex` was sent. */
+  sentEntries(count: number, lastIndex: number): void {
+    if (count === 0) return;
+    if (this.state === "replicate") {
+      this.next = lastIndex + 1;
+      this.inflights.add(lastIndex);
+    } else {
+      this.probeSent = true;
+    }
+  }
+
+  /**
+   * The follower acknowledged entries up to `index`. Returns false for a stale
+   * acknowledgement that tells nothing new.
+   */
+  maybeUpdate(index: number): boolean {
+    if (index <= this.match) return false;
+    this.match = index;
+    this.next = Math.max(this.next, index + 1);
+    this.probeSent = false;
+    return true;
+  }
+
+  /**
+   * The follower rejected an append at `rejected` (its prevLogIndex), hinting it
+   * may match at `hint` or below. Returns false for a stale rejection, one that
+   * answers an append the leader has since superseded.
+   */
+  maybeDecrTo(rejected: number, hint: number): boolean {
+    if (this.state === "replicate") {
+      // The logs agreed up to match, so a rejection at or below it is stale.
+      if (rejected <= this.match) return false;
+      this.next = this.match + 1;
+      return true;
+    }
+    // In probe only the answer to the last probe counts.
+    if (this.next - 1 !== rejected) return false;
+    this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1);
+    this.probeSent = false;
+    return true;
+  }
+}
