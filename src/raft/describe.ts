@@ -44,8 +44,10 @@ export function describeMessage(m: Message): string {
       break;
     case "heartbeat":
       s += ` commit:${m.commit}`;
+      if (m.context !== 0) s += ` round:${m.context}`;
       break;
     case "heartbeat_resp":
+      if (m.context !== 0) s += ` round:${m.context}`;
       break;
   }
   return s;

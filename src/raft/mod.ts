@@ -13,4 +13,5 @@ export * from "./storage.ts";
 export * from "./errors.ts";
 export * from "./invariant.ts";
 export * from "./describe.ts";
+export type { ReadState } from "./read_only.ts";
 export { RawNode, type Ready, type SoftState, type Status } from "./raw_node.ts";

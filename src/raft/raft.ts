@@ -17,6 +17,7 @@ import { invariant, InvariantError } from "./invariant.ts";
 import type { Logger } from "./logger.ts";
 import { randomInt } from "./rand.ts";
 import { RaftLog } from "./raft_log.ts";
+import { ReadOnly } from "./read_only.ts";
 import type { Storage } from "./storage.ts";
 import { ProgressTracker } from "./tracker/tracker.ts";
 import {
@@ -71,6 +72,11 @@ export class Raft {
 
   /** Proposals appended since the last broadcast; RawNode flushes them in one append per follower. */
   pendingBroadcast = false;
+
+  /** ReadIndex reads in flight (leader only). */
+  readOnly = new ReadOnly();
+  /** Reads dropped because leadership changed before they were confirmed. */
+  abandonedReads: number[] = [];
 
   #step: StepFn = stepFollower;
   #tick: () => void = () => this.tickElection();
@@ -170,6 +176,12 @@ export class Raft {
     this.trk.resetVotes();
     this.trk.resetProgress(this.log.lastIndex() + 1);
     this.pendingBroadcast = false;
+    // Unconfirmed reads cannot survive a change of leadership: this node may no
+    // longer be the leader they need. Confirmed ones stay valid.
+    const ro = this.readOnly;
+    this.abandonedReads.push(...ro.waitingForCommit, ...ro.pending.map((p) => p.requestId));
+    this.readOnly = new ReadOnly();
+    this.readOnly.ready = ro.ready;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -477,7 +489,9 @@ export class Raft {
   handleHeartbeat(m: Message): void {
     this.logger.debug("received heartbeat", { term: this.term, from: m.from, commit: m.commit });
     this.log.commitTo(m.commit);
-    this.send(message({ type: "heartbeat_resp", from: this.id, to: m.from }));
+    this.send(
+      message({ type: "heartbeat_resp", from: this.id, to: m.from, context: m.context }),
+    );
   }
 
   // ---------------------------------------------------------------------------
@@ -550,7 +564,12 @@ export class Raft {
   }
 
   private bcastHeartbeat(): void {
-    this.logger.debug("sending heartbeats", { term: this.term, commit: this.log.committed });
+    const round = this.readOnly.round;
+    this.logger.debug("sending heartbeats", {
+      term: this.term,
+      commit: this.log.committed,
+      round,
+    });
     for (const id of this.trk.voters) {
       if (id === this.id) continue;
       const pr = this.trk.get(id)!;
@@ -562,6 +581,7 @@ export class Raft {
           from: this.id,
           to: id,
           commit: Math.min(pr.match, this.log.committed),
+          context: round,
         }),
       );
     }
@@ -605,8 +625,36 @@ export class Raft {
         from: before,
         to: this.log.committed,
       });
+      // The leader's commit index is now current (§6.4 step 1): reads that
+      // waited for it can be registered at it.
+      const waiting = this.readOnly.waitingForCommit;
+      this.readOnly.waitingForCommit = [];
+      for (const id of waiting) this.readOnly.add(id, this.log.committed);
     }
     return committed;
+  }
+
+  /**
+   * Starts a linearizable read (ReadIndex, dissertation §6.4). When confirmed it
+   * comes back in a Ready's `readStates` with the index the state machine must
+   * have applied before the read is served; if leadership is lost first, its id
+   * comes back in `abandonedReads`. Only the leader accepts.
+   */
+  readIndex(requestId: number): void {
+    if (this.role !== "leader") throw new NotLeaderError(this.lead);
+    if (this.log.term(this.log.committed) !== this.term) {
+      this.readOnly.waitingForCommit.push(requestId);
+    } else {
+      this.readOnly.add(requestId, this.log.committed);
+    }
+  }
+
+  /** Broadcasts one heartbeat round for every read registered since the last one. */
+  flushReads(): void {
+    if (this.role !== "leader" || !this.readOnly.needsBroadcast()) return;
+    this.readOnly.round++;
+    this.bcastHeartbeat();
+    this.readOnly.release(this.id, this.trk.voters);
   }
 
   /** Makes sure a stepped function is of the right role (a bug otherwise). */
@@ -731,6 +779,8 @@ function stepLeader(r: Raft, m: Message): void {
     case "heartbeat_resp":
       pr.recentActive = true;
       pr.probeSent = false;
+      r.readOnly.ack(m.from, m.context);
+      r.readOnly.release(r.id, r.trk.voters);
       if (pr.match < r.log.lastIndex()) r.maybeSendAppend(m.from, true);
       return;
     default:

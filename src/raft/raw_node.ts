@@ -21,6 +21,7 @@
 import type { Config } from "./config.ts";
 import { invariant } from "./invariant.ts";
 import { Raft } from "./raft.ts";
+import type { ReadState } from "./read_only.ts";
 import type { Storage } from "./storage.ts";
 import type { Entry, HardState, Message, NodeId, Role } from "./types.ts";
 
@@ -44,6 +45,10 @@ export interface Ready {
   readonly persistedMessages: readonly Message[];
   /** Committed, durable entries to apply, in order. */
   readonly committedEntries: readonly Entry[];
+  /** Confirmed reads: serve each once the state machine has applied its index. */
+  readonly readStates: readonly ReadState[];
+  /** Reads (by request id) dropped because leadership changed: fail them, the client may retry. */
+  readonly abandonedReads: readonly number[];
 }
 
 /** A snapshot of a node's state for status pages and tests. */
@@ -99,6 +104,14 @@ export class RawNode {
     return this.raft.propose(data);
   }
 
+  /**
+   * Starts a linearizable read identified by `requestId` (unique among reads in
+   * flight). See {@link Ready.readStates}. Throws NotLeaderError off the leader.
+   */
+  readIndex(requestId: number): void {
+    this.raft.readIndex(requestId);
+  }
+
   /** Starts an election now, as if the election timeout had elapsed. */
   campaign(): void {
     this.raft.hup();
@@ -113,7 +126,8 @@ export class RawNode {
     if (this.#outstanding !== undefined) return false;
     const r = this.raft;
     const soft = this.#softState();
-    return r.pendingBroadcast ||
+    return r.pendingBroadcast || r.readOnly.needsBroadcast() ||
+      r.readOnly.ready.length > 0 || r.abandonedReads.length > 0 ||
       soft.lead !== this.#prevSoft.lead || soft.role !== this.#prevSoft.role ||
       !sameHardState(r.hardState(), this.#prevHard) ||
       r.log.unstable.entries.length > 0 ||
@@ -126,6 +140,7 @@ export class RawNode {
     invariant(this.#outstanding === undefined, () => "ready() called again before advance()");
     const r = this.raft;
     r.flushAppends();
+    r.flushReads();
     const soft = this.#softState();
     const hard = r.hardState();
     const committedEntries = r.log.nextCommittedEntries();
@@ -139,7 +154,11 @@ export class RawNode {
       messages: r.msgs,
       persistedMessages: after.filter((m) => m.to !== r.id),
       committedEntries,
+      readStates: r.readOnly.ready,
+      abandonedReads: r.abandonedReads,
     };
+    r.readOnly.ready = [];
+    r.abandonedReads = [];
     this.#selfMessages = after.filter((m) => m.to === r.id);
     r.msgs = [];
     r.msgsAfterAppend = [];

@@ -75,7 +75,8 @@ export type MessageType =
  * | app_resp        | accepted: last index matched; rejected: the rejected prevLogIndex | reject, rejectHint, logTerm (hint term) |
  * | vote, pre_vote  | candidate's lastLogIndex / lastLogTerm   |                                      |
  * | *_resp (votes)  | unused                                   | reject                               |
- * | heartbeat       | unused                                   | commit (capped at the follower's match) |
+ * | heartbeat       | unused                                   | commit (capped at the follower's match), context |
+ * | heartbeat_resp  | unused                                   | context (echoed)                     |
  */
 export interface Message {
   readonly type: MessageType;
@@ -94,6 +95,11 @@ export interface Message {
    * (fast back-up, §5.3 "the follower can include the term of the conflicting entry").
    */
   readonly rejectHint: number;
+  /**
+   * On `heartbeat` and `heartbeat_resp`: the leader's ReadIndex round, echoed by
+   * the follower (see read_only.ts).
+   */
+  readonly context: number;
 }
 
 /** Builds a message, defaulting every field the type does not use. */
@@ -108,6 +114,7 @@ export function message(
     commit: 0,
     reject: false,
     rejectHint: 0,
+    context: 0,
     ...fields,
   };
 }
