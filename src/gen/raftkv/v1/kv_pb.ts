@@ -206,16 +206,16 @@ export type CompareAndSwapResponse = Message<"raftkv.v1.CompareAndSwapResponse">
   succeeded: boolean;
 
   /**
-   * True if the key existed when the comparison was made.
+   * True if the key exists after the call: always when the swap succeeded.
    *
    * @generated from field: bool found = 2;
    */
   found: boolean;
 
   /**
-   * The key's value when the comparison was made (before any swap); empty when `found`
-   * is false. On failure this is the value that did not match, so a client can retry
-   * without a separate Get.
+   * The key's value as it stands after the call: the new value when the swap succeeded;
+   * on failure, the value that did not match (empty when `found` is false), so a client
+   * can retry without a separate Get.
    *
    * @generated from field: bytes value = 3;
    */

@@ -73,7 +73,9 @@ export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
  *                     rejected: the rejected prevLogIndex    log_term (hint term)
  *   VOTE, PRE_VOTE    candidate's lastLogIndex / lastLogTerm
  *   *_RESP (votes)    unused                                 reject
- *   HEARTBEAT         unused                                 commit (capped at the follower's match)
+ *   HEARTBEAT         unused                                 commit (capped at the follower's match),
+ *                                                            context (read round)
+ *   HEARTBEAT_RESP    unused                                 context (echoed)
  *
  * Unused fields are zero.
  *

@@ -1,0 +1,128 @@
+/**
+ * The FSM contract end to end: stores that apply the same log agree, exactly.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { type ApplyResult, decodeCommand, KvStore } from "../../src/kv/mod.ts";
+import { type Random, randomInt, seededRandom } from "../../src/raft/rand.ts";
+import { cas, del, NOOP, put } from "./helpers.ts";
+
+const KEYS = Array.from({ length: 16 }, (_, i) => `key-${i}`);
+const VALUES = [
+  new Uint8Array(),
+  new Uint8Array([0]),
+  new Uint8Array([1, 2, 3]),
+  new TextEncoder().encode("hello"),
+  new TextEncoder().encode("héllo 😀"),
+  new Uint8Array(300).fill(7),
+];
+
+function pick<T>(random: Random, items: readonly T[]): T {
+  return items[randomInt(random, 0, items.length)] as T;
+}
+
+/**
+ * `n` entries of seeded-random data: puts, deletes, CASes (a small key and value pool,
+ * so CASes both hit and miss) and no-ops.
+ */
+function randomLog(seed: number, n: number): Uint8Array[] {
+  const random = seededRandom(seed);
+  const log: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const roll = random();
+    const key = pick(random, KEYS);
+    if (roll < 0.35) log.push(put(key, pick(random, VALUES)));
+    else if (roll < 0.5) log.push(del(key));
+    else if (roll < 0.95) {
+      const expected = random() < 0.3 ? undefined : pick(random, VALUES);
+      log.push(cas(key, expected, pick(random, VALUES)));
+    } else log.push(NOOP);
+  }
+  return log;
+}
+
+function applyAll(store: KvStore, log: Uint8Array[]): ApplyResult[] {
+  return log.map((data, i) => store.apply(i + 1, data));
+}
+
+Deno.test("stores applying the same log agree", async (t) => {
+  const log = randomLog(20240601, 1000);
+
+  await t.step("the log exercises every kind of entry and outcome", () => {
+    const results = applyAll(new KvStore(), log);
+    const count = (f: (r: ApplyResult) => boolean): number => results.filter(f).length;
+    assert.ok(count((r) => r.kind === "put") > 0);
+    assert.ok(count((r) => r.kind === "noop") > 0);
+    assert.ok(count((r) => r.kind === "delete" && r.deleted) > 0);
+    assert.ok(count((r) => r.kind === "delete" && !r.deleted) > 0);
+    assert.ok(count((r) => r.kind === "cas" && r.succeeded) > 0);
+    assert.ok(count((r) => r.kind === "cas" && !r.succeeded && r.found) > 0);
+    assert.ok(count((r) => r.kind === "cas" && !r.succeeded && !r.found) > 0);
+  });
+
+  await t.step(
+    "two stores applying the same 1,000 seeded-random commands have equal digests",
+    () => {
+      const a = new KvStore();
+      const b = new KvStore();
+      const resultsA = applyAll(a, log);
+      const resultsB = applyAll(b, randomLog(20240601, 1000)); // regenerated, not shared
+      assert.deepEqual(resultsA, resultsB);
+      assert.equal(a.appliedIndex, 1000);
+      assert.equal(a.size, b.size);
+      for (const key of KEYS) assert.deepEqual(a.get(key), b.get(key));
+      assert.equal(a.digest(), b.digest());
+    },
+  );
+
+  await t.step("a different sequence gives a different digest", () => {
+    const a = new KvStore();
+    const b = new KvStore();
+    applyAll(a, log);
+    applyAll(b, randomLog(20240602, 1000));
+    assert.notEqual(a.digest(), b.digest());
+  });
+
+  await t.step("results and contents match a plain Map model after every entry", () => {
+    const store = new KvStore();
+    const model = new Map<string, Uint8Array>();
+    log.forEach((data, i) => {
+      assert.deepEqual(store.apply(i + 1, data), applyToModel(model, data));
+      assert.equal(store.size, model.size);
+    });
+    for (const key of KEYS) assert.deepEqual(store.get(key), model.get(key));
+  });
+});
+
+/** The semantics of kv.proto, written as plainly as possible, as an oracle. */
+function applyToModel(model: Map<string, Uint8Array>, data: Uint8Array): ApplyResult {
+  if (data.length === 0) return { kind: "noop" };
+  const op = decodeCommand(data).op;
+  switch (op.case) {
+    case "put":
+      model.set(op.value.key, op.value.value.slice());
+      return { kind: "put" };
+    case "delete":
+      return { kind: "delete", deleted: model.delete(op.value.key) };
+    case "compareAndSwap": {
+      const before = model.get(op.value.key);
+      const expected = op.value.expected;
+      const succeeded = expected === undefined
+        ? before === undefined
+        : before !== undefined && before.join() === expected.join();
+      if (succeeded) model.set(op.value.key, op.value.value.slice());
+      // The key as it stands after the call.
+      const after = model.get(op.value.key);
+      return {
+        kind: "cas",
+        succeeded,
+        found: after !== undefined,
+        value: after?.slice() ?? new Uint8Array(),
+      };
+    }
+    default:
+      throw new Error("unreachable: the generator sets an operation");
+  }
+}
