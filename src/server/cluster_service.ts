@@ -1,0 +1,48 @@
+/**
+ * `raftkv.v1.ClusterService`: what an operator asks a node about itself.
+ *
+ * @module
+ */
+
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  ClusterService,
+  PeerProgressSchema,
+  Role,
+  StatusResponseSchema,
+} from "../gen/raftkv/v1/cluster_pb.ts";
+import type { Role as CoreRole } from "../raft/types.ts";
+import type { RaftKvNode } from "./node.ts";
+
+const ROLE: Record<CoreRole, Role> = {
+  follower: Role.FOLLOWER,
+  pre_candidate: Role.PRE_CANDIDATE,
+  candidate: Role.CANDIDATE,
+  leader: Role.LEADER,
+};
+
+/** The ClusterService implementation for one node. */
+export function clusterService(node: RaftKvNode): ServiceImpl<typeof ClusterService> {
+  return {
+    status() {
+      const s = node.status();
+      return create(StatusResponseSchema, {
+        id: BigInt(s.id),
+        role: ROLE[s.role],
+        term: BigInt(s.term),
+        leaderId: BigInt(s.lead),
+        commitIndex: BigInt(s.commit),
+        appliedIndex: BigInt(s.kvApplied),
+        lastLogIndex: BigInt(s.lastIndex),
+        peers: [...(s.progress ?? new Map()).entries()].map(([id, p]) =>
+          create(PeerProgressSchema, {
+            id: BigInt(id),
+            matchIndex: BigInt(p.match),
+            nextIndex: BigInt(p.next),
+          })
+        ),
+      });
+    },
+  };
+}

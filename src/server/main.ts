@@ -1,0 +1,92 @@
+/**
+ * `deno task node`: runs one raftkv node until SIGTERM or Ctrl-C.
+ *
+ * With no flags it is a one-node cluster on 127.0.0.1:7001 with its data in
+ * ./data. See `--help` (flags.ts) for the rest.
+ *
+ * @module
+ */
+
+import { WalCorruptionError } from "../wal/mod.ts";
+import { formatHostPort, parseNodeFlagsOrExit } from "./flags.ts";
+import { createLogger } from "./log.ts";
+import { RaftKvNode } from "./node.ts";
+import { serve } from "./server.ts";
+
+async function main(): Promise<number> {
+  const opts = parseNodeFlagsOrExit(Deno.args, Deno.env.toObject());
+  let node: RaftKvNode | undefined;
+  const logger = createLogger({
+    level: opts.logLevel,
+    format: opts.logFormat,
+    context: () => {
+      const s = node?.status();
+      return { node: opts.id, term: s?.term, role: s?.role };
+    },
+  });
+
+  try {
+    node = await RaftKvNode.start({
+      id: opts.id,
+      clusterId: opts.clusterId,
+      peers: opts.peers,
+      dataDir: opts.dataDir,
+      heartbeatMs: opts.heartbeatMs,
+      electionMs: opts.electionMs,
+      logger,
+      random: Math.random,
+    });
+  } catch (err) {
+    if (err instanceof WalCorruptionError) {
+      logger.error("refusing to start: the write-ahead log is damaged", {
+        file: err.file,
+        offset: err.offset,
+        reason: err.reason,
+      });
+      console.error(`error: ${err.message} (file ${err.file})`);
+      return 1;
+    }
+    throw err;
+  }
+
+  let server;
+  try {
+    server = await serve(node, opts.listen.host, opts.listen.port);
+  } catch (err) {
+    console.error(
+      `error: cannot listen on ${formatHostPort(opts.listen)}: ${(err as Error).message}`,
+    );
+    await node.stop();
+    return 1;
+  }
+  logger.info("listening", {
+    address: formatHostPort({ host: opts.listen.host, port: server.port }),
+    peers: [...opts.peers].map(([id, a]) => `${id}=${formatHostPort(a)}`).join(","),
+    dataDir: opts.dataDir,
+  });
+
+  const running = node;
+  const stopped = new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info("shutting down", { signal });
+      // Stop accepting calls, let the node finish its write under way and
+      // close the log, then close the connections that are left.
+      const closing = server.close();
+      await running.stop();
+      await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);
+      resolve(0);
+    };
+    Deno.addSignalListener("SIGTERM", () => void shutdown("SIGTERM"));
+    Deno.addSignalListener("SIGINT", () => void shutdown("SIGINT"));
+    running.failed.then((err) => {
+      console.error(`error: ${err.message}`);
+      resolve(1);
+    });
+  });
+  return await stopped;
+}
+
+Deno.exit(await main());

@@ -1,0 +1,464 @@
+/**
+ * The runtime of one raftkv node: the only place with timers, disk and awaits.
+ * It drives the pure core ({@link RawNode}) through the Ready loop, persists to
+ * the write-ahead log, sends through the peer transport, applies committed
+ * entries to the key-value store, and answers the services' waiting calls.
+ *
+ * @module
+ */
+
+import { decodeCommand } from "../kv/command.ts";
+import { type ApplyResult, KvStore } from "../kv/store.ts";
+import { NotLeaderError } from "../raft/errors.ts";
+import type { Logger } from "../raft/logger.ts";
+import type { Random } from "../raft/rand.ts";
+import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
+import { MemoryStorage } from "../raft/storage.ts";
+import { type Entry, type Message, type NodeId, NONE, type Role } from "../raft/types.ts";
+import { Wal } from "../wal/mod.ts";
+import { type PeerAddress, PeerTransport } from "./transport.ts";
+
+/** Why a call could not be completed; the services map it to a gRPC status. */
+export class NodeError extends Error {
+  override name = "NodeError";
+  constructor(
+    readonly kind: "not_leader" | "unavailable" | "deadline" | "stopped",
+    message: string,
+    readonly leader: NodeId = NONE,
+  ) {
+    super(message);
+  }
+}
+
+/** Options of a {@link RaftKvNode}. */
+export interface RaftKvNodeOptions {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  /** Every member, this node included, at the address this node dials it. */
+  readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  readonly dataDir: string;
+  readonly heartbeatMs: number;
+  readonly electionMs: number;
+  /** The logger for this node; its context should name node, term and role. */
+  readonly logger: Logger;
+  /** Randomness for election timeouts. */
+  readonly random: Random;
+}
+
+/** A promise that settles once, with its resolvers at hand. */
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(err: Error): void;
+}
+
+interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> {
+  readonly term: number;
+}
+
+/** A confirmed read waiting for the state machine to apply `index`. */
+interface PendingApply {
+  readonly index: number;
+  readonly waiter: Waiter<void>;
+}
+
+/** Wakes the Ready loop. Many kicks between two waits count as one. */
+class Kicker {
+  #pending = false;
+  #wake: (() => void) | undefined;
+
+  kick(): void {
+    this.#pending = true;
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  wait(): Promise<void> {
+    if (this.#pending) {
+      this.#pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.#wake = () => {
+        this.#pending = false;
+        resolve();
+      };
+    });
+  }
+}
+
+/** Rejects with `err` when `signal` aborts; returns a cleanup function. */
+function onAbort(signal: AbortSignal | undefined, fn: () => void): () => void {
+  if (signal === undefined) return () => {};
+  if (signal.aborted) {
+    fn();
+    return () => {};
+  }
+  signal.addEventListener("abort", fn, { once: true });
+  return () => signal.removeEventListener("abort", fn);
+}
+
+/** One running raftkv node. */
+export class RaftKvNode {
+  readonly id: NodeId;
+  readonly options: RaftKvNodeOptions;
+  readonly kv = new KvStore();
+  readonly #log: Logger;
+  readonly #raw: RawNode;
+  readonly #storage: MemoryStorage;
+  readonly #wal: Wal;
+  readonly #transport: PeerTransport;
+  readonly #kicker = new Kicker();
+  readonly #proposals = new Map<number, ProposalWaiter>();
+  readonly #reads = new Map<number, Waiter<number>>();
+  #nextReadId = 1;
+  /** Reads confirmed, waiting for the state machine to reach their index. */
+  #readsAwaitingApply: PendingApply[] = [];
+  readonly #leaderWatchers = new Set<() => void>();
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  /** Set when the loop died: the node can no longer make progress. */
+  #fatal: Error | undefined;
+  #onFatal: ((err: Error) => void) | undefined;
+  /** Resolves with the error that stopped the node, if one ever does. */
+  readonly failed: Promise<Error> = new Promise((resolve) => this.#onFatal = resolve);
+
+  private constructor(
+    options: RaftKvNodeOptions,
+    raw: RawNode,
+    storage: MemoryStorage,
+    wal: Wal,
+  ) {
+    this.id = options.id;
+    this.options = options;
+    this.#log = options.logger;
+    this.#raw = raw;
+    this.#storage = storage;
+    this.#wal = wal;
+    this.#transport = new PeerTransport({
+      selfId: options.id,
+      clusterId: options.clusterId,
+      peers: options.peers,
+      logger: options.logger,
+      timeoutMs: Math.max(options.electionMs, 1000),
+    });
+  }
+
+  /**
+   * Opens the node's WAL (recovering term, vote and log), builds the core, and
+   * starts the Ready loop and the tick timer. Committed entries are replayed into
+   * the key-value store by the loop as it starts.
+   */
+  static async start(options: RaftKvNodeOptions): Promise<RaftKvNode> {
+    const log = options.logger;
+    await Deno.mkdir(options.dataDir, { recursive: true });
+    const { wal, recovery } = await Wal.open(`${options.dataDir}/wal`, { logger: log });
+    const storage = new MemoryStorage([...options.peers.keys()]);
+    storage.append(recovery.entries);
+    storage.setHardState(recovery.hardState);
+    log.info("recovered from the write-ahead log", {
+      term: recovery.hardState.term,
+      vote: recovery.hardState.vote,
+      commit: recovery.hardState.commit,
+      entries: recovery.entries.length,
+    });
+    const electionTick = Math.max(2, Math.round(options.electionMs / options.heartbeatMs));
+    const raw = new RawNode(
+      {
+        id: options.id,
+        random: options.random,
+        electionTick,
+        heartbeatTick: 1,
+        logger: log,
+        applied: 0,
+      },
+      storage,
+    );
+    const node = new RaftKvNode(options, raw, storage, wal);
+    node.#loop = node.#run();
+    node.#ticker = setInterval(() => {
+      node.#raw.tick();
+      node.#kicker.kick();
+    }, options.heartbeatMs);
+    return node;
+  }
+
+  // ---------------------------------------------------------------------------
+  // The Ready loop.
+
+  async #run(): Promise<void> {
+    try {
+      while (!this.#stopping) {
+        if (!this.#raw.hasReady()) {
+          await this.#kicker.wait();
+          continue;
+        }
+        await this.#handle(this.#raw.ready());
+      }
+    } catch (err) {
+      this.#fatal = err instanceof Error ? err : new Error(String(err));
+      this.#log.error("the node cannot go on", { error: this.#fatal.message });
+      this.#failAll(new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`));
+      this.#onFatal?.(this.#fatal);
+    }
+  }
+
+  async #handle(rd: Ready): Promise<void> {
+    // The leader's appends go out while its own write runs (dissertation §10.2.1).
+    this.#transport.send(rd.messages);
+    if (rd.hardState !== undefined || rd.entries.length > 0) {
+      await this.#wal.save(rd.hardState, rd.entries);
+      if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
+      this.#storage.append(rd.entries);
+    }
+    // Votes and acknowledgements promise what is now durable (§5.1).
+    this.#transport.send(rd.persistedMessages);
+    for (const e of rd.committedEntries) this.#apply(e);
+    for (const rs of rd.readStates) {
+      const w = this.#reads.get(rs.requestId);
+      this.#reads.delete(rs.requestId);
+      w?.resolve(rs.index);
+    }
+    for (const id of rd.abandonedReads) {
+      const w = this.#reads.get(id);
+      this.#reads.delete(id);
+      w?.reject(
+        new NodeError("unavailable", "leadership changed before the read was confirmed"),
+      );
+    }
+    if (rd.softState !== undefined) this.#onSoftState(rd.softState.role, rd.softState.lead);
+    this.#raw.advance(rd);
+    this.#releaseReads();
+  }
+
+  #apply(e: Entry): void {
+    let result: ApplyResult;
+    if (e.data.length === 0) {
+      result = this.kv.applyCommand(e.index, undefined);
+    } else {
+      let command;
+      try {
+        command = decodeCommand(e.data);
+      } catch (err) {
+        // Every node sees the same bytes and makes the same choice, so the state
+        // machines stay equal; proposals are validated, so this means a bug.
+        this.#log.error("committed entry is not a command; applying it as a no-op", {
+          index: e.index,
+          error: (err as Error).message,
+        });
+      }
+      result = this.kv.applyCommand(e.index, command);
+    }
+    const w = this.#proposals.get(e.index);
+    if (w === undefined) return;
+    this.#proposals.delete(e.index);
+    if (w.term === e.term) {
+      w.resolve({ index: e.index, result });
+    } else {
+      // Another leader's entry took the slot: ours can never commit.
+      w.reject(
+        new NodeError("unavailable", "the write was superseded by a new leader and did not commit"),
+      );
+    }
+  }
+
+  #onSoftState(role: Role, lead: NodeId): void {
+    if (role !== "leader" && this.#proposals.size > 0) {
+      const err = new NodeError(
+        "unavailable",
+        "leadership was lost before the write committed; it may or may not take effect",
+        lead,
+      );
+      for (const w of this.#proposals.values()) w.reject(err);
+      this.#proposals.clear();
+    }
+    if (lead !== NONE) {
+      for (const fn of this.#leaderWatchers) fn();
+    }
+  }
+
+  #releaseReads(): void {
+    if (this.#readsAwaitingApply.length === 0) return;
+    const applied = this.kv.appliedIndex;
+    const still: PendingApply[] = [];
+    for (const r of this.#readsAwaitingApply) {
+      if (r.index <= applied) r.waiter.resolve();
+      else still.push(r);
+    }
+    this.#readsAwaitingApply = still;
+  }
+
+  #failAll(err: NodeError): void {
+    for (const w of this.#proposals.values()) w.reject(err);
+    this.#proposals.clear();
+    for (const w of this.#reads.values()) w.reject(err);
+    this.#reads.clear();
+    for (const r of this.#readsAwaitingApply) r.waiter.reject(err);
+    this.#readsAwaitingApply = [];
+  }
+
+  #checkRunning(): void {
+    if (this.#fatal !== undefined) {
+      throw new NodeError("unavailable", `node ${this.id} has failed: ${this.#fatal.message}`);
+    }
+    if (this.#stopping) throw new NodeError("stopped", `node ${this.id} is shutting down`);
+  }
+
+  // ---------------------------------------------------------------------------
+  // What the services call.
+
+  /** Messages from a peer (RaftService/Send). */
+  receive(messages: readonly Message[]): void {
+    if (this.#stopping || this.#fatal !== undefined) return;
+    for (const m of messages) this.#raw.step(m);
+    this.#kicker.kick();
+  }
+
+  /**
+   * Proposes a command on this node, which must be the leader, and resolves when
+   * it is committed and applied, with what applying it produced.
+   */
+  propose(data: Uint8Array, signal?: AbortSignal): Promise<{ index: number; result: ApplyResult }> {
+    this.#checkRunning();
+    let proposed: { index: number; term: number };
+    try {
+      proposed = this.#raw.propose(data);
+    } catch (err) {
+      if (err instanceof NotLeaderError) {
+        throw new NodeError("not_leader", err.message, err.leader);
+      }
+      throw err;
+    }
+    this.#kicker.kick();
+    return new Promise((resolve, reject) => {
+      const cleanup = onAbort(signal, () => {
+        if (this.#proposals.get(proposed.index) === waiter) this.#proposals.delete(proposed.index);
+        reject(new NodeError("deadline", "the deadline passed before the write committed"));
+      });
+      const waiter: ProposalWaiter = {
+        term: proposed.term,
+        resolve: (v) => {
+          cleanup();
+          resolve(v);
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+      };
+      this.#proposals.set(proposed.index, waiter);
+    });
+  }
+
+  /**
+   * Waits until this node, the leader, may serve a linearizable read: its
+   * leadership is confirmed by a quorum after the call began, and its state
+   * machine has applied everything committed before it (ReadIndex, §6.4).
+   */
+  async linearizableRead(signal?: AbortSignal): Promise<void> {
+    this.#checkRunning();
+    const id = this.#nextReadId++;
+    try {
+      this.#raw.readIndex(id);
+    } catch (err) {
+      if (err instanceof NotLeaderError) {
+        throw new NodeError("not_leader", err.message, err.leader);
+      }
+      throw err;
+    }
+    this.#kicker.kick();
+    const index = await new Promise<number>((resolve, reject) => {
+      const cleanup = onAbort(signal, () => {
+        this.#reads.delete(id);
+        reject(new NodeError("deadline", "the deadline passed before the read was confirmed"));
+      });
+      this.#reads.set(id, {
+        resolve: (v) => {
+          cleanup();
+          resolve(v);
+        },
+        reject: (e) => {
+          cleanup();
+          reject(e);
+        },
+      });
+    });
+    if (index <= this.kv.appliedIndex) return;
+    await new Promise<void>((resolve, reject) => {
+      const entry: PendingApply = {
+        index,
+        waiter: {
+          resolve: () => {
+            cleanup();
+            resolve();
+          },
+          reject: (e: Error) => {
+            cleanup();
+            reject(e);
+          },
+        },
+      };
+      const cleanup = onAbort(signal, () => {
+        this.#readsAwaitingApply = this.#readsAwaitingApply.filter((r) => r !== entry);
+        reject(new NodeError("deadline", "the deadline passed before the read could be served"));
+      });
+      this.#readsAwaitingApply.push(entry);
+    });
+  }
+
+  /** The leader this node knows of, or {@link NONE}. */
+  leader(): NodeId {
+    return this.#raw.raft.lead;
+  }
+
+  role(): Role {
+    return this.#raw.raft.role;
+  }
+
+  /** Resolves with the leader's id once one is known, or rejects when `signal` aborts. */
+  waitForLeader(signal?: AbortSignal): Promise<NodeId> {
+    this.#checkRunning();
+    const now = this.leader();
+    if (now !== NONE) return Promise.resolve(now);
+    return new Promise((resolve, reject) => {
+      const watcher = () => {
+        const lead = this.leader();
+        if (lead === NONE) return;
+        this.#leaderWatchers.delete(watcher);
+        cleanup();
+        resolve(lead);
+      };
+      const cleanup = onAbort(signal, () => {
+        this.#leaderWatchers.delete(watcher);
+        reject(new NodeError("unavailable", "no leader is known: the cluster has no quorum"));
+      });
+      this.#leaderWatchers.add(watcher);
+    });
+  }
+
+  /** The core's status plus the state machine's applied index. */
+  status(): Status & { kvApplied: number } {
+    return { ...this.#raw.status(), kvApplied: this.kv.appliedIndex };
+  }
+
+  /**
+   * Stops the node: no more ticks or messages, the write under way finishes,
+   * the log is synced and closed. Calls still waiting are answered UNAVAILABLE.
+   */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    clearInterval(this.#ticker);
+    this.#kicker.kick();
+    try {
+      await this.#loop;
+    } catch {
+      // Already logged by the loop.
+    }
+    this.#failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
+    await this.#transport.close();
+    await this.#wal.close();
+    this.#log.info("node stopped", {});
+  }
+}

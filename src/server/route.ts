@@ -1,0 +1,123 @@
+/**
+ * Where a client call is served: here when this node leads, at the leader when
+ * another node does (forwarded over gRPC to the address in `--peers`), and not
+ * at all, with UNAVAILABLE, when no leader is known before the call's deadline.
+ *
+ * @module
+ */
+
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
+import type { NodeId } from "../raft/types.ts";
+import { NodeError, type RaftKvNode } from "./node.ts";
+import { grpcTransportTo } from "./transport.ts";
+
+/** Header set on a forwarded call, naming the node that forwarded it: calls are forwarded once. */
+export const FORWARDED_HEADER = "raftkv-forwarded-by";
+
+/** How long a call may wait when the client set no deadline. */
+export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+
+/** Maps a runtime error to the gRPC status a client acts on. */
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof NodeError) {
+    switch (err.kind) {
+      case "deadline":
+        return new ConnectError(err.message, Code.DeadlineExceeded);
+      case "not_leader":
+      case "unavailable":
+      case "stopped":
+        return new ConnectError(err.message, Code.Unavailable);
+    }
+  }
+  return new ConnectError(
+    `internal error: ${err instanceof Error ? err.message : String(err)}`,
+    Code.Internal,
+  );
+}
+
+/** Routes KV calls to the leader. One per node. */
+export class Router {
+  readonly #node: RaftKvNode;
+  readonly #clients = new Map<NodeId, Client<typeof KVService>>();
+
+  constructor(node: RaftKvNode) {
+    this.#node = node;
+  }
+
+  #clientFor(id: NodeId): Client<typeof KVService> {
+    let c = this.#clients.get(id);
+    if (c === undefined) {
+      const address = this.#node.options.peers.get(id);
+      if (address === undefined) {
+        throw new ConnectError(`leader ${id} is not in this node's --peers`, Code.Unavailable);
+      }
+      c = createClient(KVService, grpcTransportTo(address));
+      this.#clients.set(id, c);
+    }
+    return c;
+  }
+
+  /**
+   * Runs `local` if this node leads, or `remote` against the leader's KVService.
+   * Retries when leadership moves between the check and the call.
+   */
+  async route<T>(
+    ctx: HandlerContext,
+    local: (signal: AbortSignal) => Promise<T>,
+    remote: (
+      client: Client<typeof KVService>,
+      options: { signal: AbortSignal; timeoutMs: number; headers: Record<string, string> },
+    ) => Promise<T>,
+  ): Promise<T> {
+    const timeoutMs = ctx.timeoutMs() ?? DEFAULT_CALL_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]);
+    const forwardedBy = ctx.requestHeader.get(FORWARDED_HEADER);
+    try {
+      for (;;) {
+        const lead = await this.#node.waitForLeader(signal);
+        if (lead === this.#node.id) {
+          try {
+            return await local(signal);
+          } catch (err) {
+            // Leadership moved between the check and the proposal: go again.
+            if (err instanceof NodeError && err.kind === "not_leader") continue;
+            throw err;
+          }
+        }
+        if (forwardedBy !== null) {
+          throw new ConnectError(
+            `node ${this.#node.id} is not the leader (call forwarded by node ${forwardedBy}; leader is ${lead})`,
+            Code.Unavailable,
+          );
+        }
+        const remaining = Math.max(1, deadline - Date.now());
+        try {
+          return await remote(this.#clientFor(lead), {
+            signal,
+            timeoutMs: remaining,
+            headers: { [FORWARDED_HEADER]: String(this.#node.id) },
+          });
+        } catch (err) {
+          if (err instanceof ConnectError && err.code === Code.Unavailable) {
+            throw new ConnectError(
+              `leader ${lead} could not serve the call: ${err.rawMessage}`,
+              Code.Unavailable,
+            );
+          }
+          throw err;
+        }
+      }
+    } catch (err) {
+      throw toConnectError(err);
+    }
+  }
+}

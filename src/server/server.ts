@@ -1,0 +1,64 @@
+/**
+ * One gRPC server per node: Connect-ES's `connectNodeAdapter` on `node:http2`
+ * without TLS (h2c). `Deno.serve` cannot send HTTP trailers, which gRPC needs,
+ * so it is not used.
+ *
+ * @module
+ */
+
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
+import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
+import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
+import { clusterService } from "./cluster_service.ts";
+import { kvService } from "./kv_service.ts";
+import type { RaftKvNode } from "./node.ts";
+import { raftService } from "./raft_service.ts";
+import { Router } from "./route.ts";
+
+/** The largest request a node accepts: a 1 MiB value plus a 4 KiB key and framing, with room. */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
+/** A listening server. */
+export interface GrpcServer {
+  readonly port: number;
+  /** Stops accepting connections and closes open ones once their calls finish. */
+  close(): Promise<void>;
+}
+
+/** Serves the node's services on host:port (port 0 picks a free one). */
+export async function serve(node: RaftKvNode, host: string, port: number): Promise<GrpcServer> {
+  const router = new Router(node);
+  const handler = connectNodeAdapter({
+    readMaxBytes: MAX_REQUEST_BYTES,
+    routes: (r) => {
+      r.service(RaftService, raftService(node));
+      r.service(KVService, kvService(node, router));
+      r.service(ClusterService, clusterService(node));
+    },
+  });
+  const server = http2.createServer({}, handler);
+  const sessions = new Set<http2.Http2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Ask clients to go away; calls in flight finish first.
+        for (const s of sessions) s.close();
+      }),
+  };
+}
