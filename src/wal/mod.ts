@@ -1,0 +1,31 @@
+/**
+ * A durable write-ahead log for a Raft node, modelled on etcd's WAL: it persists
+ * the hard state (term, vote, commit) and the log entries in CRC-chained,
+ * 8-byte-aligned records across rolling segment files, and recovers them on open,
+ * cutting off a torn tail and refusing to guess past any other damage.
+ *
+ * ```ts
+ * import { Wal } from "./mod.ts";
+ *
+ * const { wal, recovery } = await Wal.open("/var/lib/raftkv/wal");
+ * await wal.save({ term: 1, vote: 1, commit: 0 }, [
+ *   { term: 1, index: recovery.entries.length + 1, type: "normal", data: new Uint8Array() },
+ * ]);
+ * await wal.close();
+ * ```
+ *
+ * @module
+ */
+
+export { crc32c } from "./crc32c.ts";
+export { FORMAT_VERSION, MAX_PAYLOAD_BYTES, RecordType, type RecordTypeCode } from "./record.ts";
+export { parseSegmentFileName, segmentFileName, type SegmentId } from "./segment.ts";
+export {
+  DEFAULT_SEGMENT_BYTES,
+  DENO_WAL_IO,
+  Wal,
+  WalCorruptionError,
+  type WalIo,
+  type WalOptions,
+  type WalRecovery,
+} from "./wal.ts";

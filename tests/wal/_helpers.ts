@@ -1,0 +1,226 @@
+/**
+ * Shared fixtures for the WAL tests: temp dirs, entries, a model of what was
+ * saved, an independent walk over the frames of a segment file, and an io that
+ * counts (and can fail) writes and fsyncs.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { LogFields, Logger } from "../../src/raft/logger.ts";
+import { EMPTY_HARD_STATE, type Entry, type HardState } from "../../src/raft/types.ts";
+import { DENO_WAL_IO, Wal, type WalIo } from "../../src/wal/mod.ts";
+
+/** Runs `fn` with a fresh temp dir, removed afterwards. */
+export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv_wal_test_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const enc = new TextEncoder();
+
+/** An entry whose data names it, with a length that varies so padding varies. */
+export function entry(index: number, term: number): Entry {
+  const data = enc.encode(`i${index}t${term}` + "x".repeat((index * 7 + term) % 13));
+  return { index, term, type: "normal", data };
+}
+
+/** Entries `from..to` inclusive, all in `term`. */
+export function entries(from: number, to: number, term: number): Entry[] {
+  const out: Entry[] = [];
+  for (let i = from; i <= to; i++) out.push(entry(i, term));
+  return out;
+}
+
+/** One saved record, as the model of the WAL sees it. */
+export type ModelRecord =
+  | { readonly kind: "entry"; readonly entry: Entry }
+  | { readonly kind: "hardState"; readonly hardState: HardState };
+
+/** The state after applying records in order, as recovery should. */
+export interface ModelState {
+  hardState: HardState;
+  entries: Entry[];
+}
+
+/** Applies `records` with the WAL's semantics (an entry at or below the last index truncates). */
+export function applyRecords(records: readonly ModelRecord[]): ModelState {
+  let hardState = EMPTY_HARD_STATE;
+  const log: Entry[] = [];
+  for (const r of records) {
+    if (r.kind === "hardState") {
+      hardState = r.hardState;
+    } else {
+      log.length = r.entry.index - 1;
+      log.push(r.entry);
+    }
+  }
+  return { hardState, entries: log };
+}
+
+/** The records one save writes, in the documented order: entries, then the hard state. */
+export function saveRecords(
+  hardState: HardState | undefined,
+  saved: readonly Entry[],
+): ModelRecord[] {
+  const out: ModelRecord[] = saved.map((e) => ({ kind: "entry" as const, entry: e }));
+  if (hardState !== undefined) out.push({ kind: "hardState", hardState });
+  return out;
+}
+
+/** A frame found by {@link walkFrames}. */
+export interface FrameSpan {
+  readonly offset: number;
+  readonly end: number;
+  readonly type: number;
+}
+
+/**
+ * Walks the frames of an undamaged segment file by their length fields alone:
+ * an oracle independent of the reader under test.
+ */
+export function walkFrames(bytes: Uint8Array): FrameSpan[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: FrameSpan[] = [];
+  let o = 0;
+  while (o < bytes.length) {
+    const len = view.getUint32(o, true);
+    const end = o + 16 + ((len + 7) & ~7);
+    if (end > bytes.length) throw new Error(`walkFrames: frame at ${o} runs past the end`);
+    out.push({ offset: o, end, type: bytes[o + 4]! });
+    o = end;
+  }
+  return out;
+}
+
+/** The names of the `.wal` files in `dir`, sorted. */
+export async function segmentNames(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) if (e.name.endsWith(".wal")) names.push(e.name);
+  return names.sort();
+}
+
+/** Every file of `dir` with its bytes. */
+export async function readFiles(dir: string): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for await (const e of Deno.readDir(dir)) {
+    out.set(e.name, await Deno.readFile(join(dir, e.name)));
+  }
+  return out;
+}
+
+/** Writes `files` into `dir` (which must exist). */
+export async function writeFiles(dir: string, files: Map<string, Uint8Array>): Promise<void> {
+  for (const [name, bytes] of files) await Deno.writeFile(join(dir, name), bytes);
+}
+
+/** A logger that keeps every line. */
+export class RecordingLogger implements Logger {
+  readonly lines: { level: string; msg: string; fields?: LogFields }[] = [];
+  debug(msg: string, fields?: LogFields): void {
+    this.lines.push({ level: "debug", msg, fields });
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.lines.push({ level: "info", msg, fields });
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.lines.push({ level: "warn", msg, fields });
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.lines.push({ level: "error", msg, fields });
+  }
+  /** The messages logged at `level`. */
+  at(level: string): string[] {
+    return this.lines.filter((l) => l.level === level).map((l) => l.msg);
+  }
+}
+
+/**
+ * A {@link WalIo} that counts writes and fsyncs and fails on demand: set
+ * `failWrite` to write that many bytes of the next write and then throw ENOSPC;
+ * set `failSyncAt` to make the n-th next fsync (1 = the next one) throw EIO.
+ */
+export class FaultyIo implements WalIo {
+  writes = 0;
+  syncs = 0;
+  failWrite: number | undefined = undefined;
+  failSyncAt: number | undefined = undefined;
+
+  async write(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+    this.writes++;
+    const keep = this.failWrite;
+    if (keep !== undefined) {
+      this.failWrite = undefined;
+      await DENO_WAL_IO.write(file, bytes.subarray(0, keep));
+      throw new Error("No space left on device (os error 28)");
+    }
+    await DENO_WAL_IO.write(file, bytes);
+  }
+
+  async sync(file: Deno.FsFile): Promise<void> {
+    this.syncs++;
+    if (this.failSyncAt !== undefined && --this.failSyncAt === 0) {
+      this.failSyncAt = undefined;
+      throw new Error("Input/output error (os error 5)");
+    }
+    await DENO_WAL_IO.sync(file);
+  }
+}
+
+/** One frame of a built WAL, and which model record (if any: headers have none) it holds. */
+export interface LaidOutFrame extends FrameSpan {
+  /** The segment file's name. */
+  readonly name: string;
+  /** Index into {@link BuiltWal.records}, or undefined for a segment header. */
+  readonly record: number | undefined;
+}
+
+/** A WAL written by {@link buildWal}: its files, and the model of what it holds. */
+export interface BuiltWal {
+  /** Segment file names in order. */
+  readonly names: string[];
+  /** The bytes of every file. */
+  readonly files: Map<string, Uint8Array>;
+  /** Every record saved, in order. */
+  readonly records: ModelRecord[];
+  /** Every frame of every segment, in order. */
+  readonly frames: LaidOutFrame[];
+  /** The hard state after each save, and the last index after it. */
+  readonly afterSave: { hardState: HardState; lastIndex: number }[];
+}
+
+/** The saves to perform: a hard state (or none) and entries, each. */
+export type Saves = readonly (readonly [HardState | undefined, readonly Entry[]])[];
+
+/** Performs `saves` on a fresh WAL in `dir` and describes the result. */
+export async function buildWal(
+  dir: string,
+  saves: Saves,
+  segmentBytes?: number,
+): Promise<BuiltWal> {
+  const { wal } = await Wal.open(dir, { segmentBytes });
+  const records: ModelRecord[] = [];
+  const afterSave: { hardState: HardState; lastIndex: number }[] = [];
+  for (const [hs, es] of saves) {
+    await wal.save(hs, es);
+    records.push(...saveRecords(hs, es));
+    const s = applyRecords(records);
+    afterSave.push({ hardState: s.hardState, lastIndex: s.entries.length });
+  }
+  await wal.close();
+  const names = await segmentNames(dir);
+  const files = await readFiles(dir);
+  const frames: LaidOutFrame[] = [];
+  let next = 0;
+  for (const name of names) {
+    for (const f of walkFrames(files.get(name)!)) {
+      frames.push({ ...f, name, record: f.type === 1 ? undefined : next++ });
+    }
+  }
+  if (next !== records.length) throw new Error(`buildWal: ${next} frames for ${records.length}`);
+  return { names, files, records, frames, afterSave };
+}
