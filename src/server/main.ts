@@ -10,7 +10,7 @@
 import { WalCorruptionError } from "../wal/mod.ts";
 import { formatHostPort, parseNodeFlagsOrExit } from "./flags.ts";
 import { createLogger } from "./log.ts";
-import { RaftKvNode } from "./node.ts";
+import { NodeError, RaftKvNode } from "./node.ts";
 import { serve } from "./server.ts";
 
 async function main(): Promise<number> {
@@ -44,6 +44,10 @@ async function main(): Promise<number> {
         reason: err.reason,
       });
       console.error(`error: ${err.message} (file ${err.file})`);
+      return 1;
+    }
+    if (err instanceof NodeError) {
+      console.error(`error: ${err.message}`);
       return 1;
     }
     throw err;

@@ -107,6 +107,7 @@ export class RaftKvNode {
   readonly #raw: RawNode;
   readonly #storage: MemoryStorage;
   readonly #wal: Wal;
+  readonly #lock: Deno.FsFile;
   readonly #transport: PeerTransport;
   readonly #kicker = new Kicker();
   readonly #proposals = new Map<number, ProposalWaiter>();
@@ -129,7 +130,9 @@ export class RaftKvNode {
     raw: RawNode,
     storage: MemoryStorage,
     wal: Wal,
+    lock: Deno.FsFile,
   ) {
+    this.#lock = lock;
     this.id = options.id;
     this.options = options;
     this.#log = options.logger;
@@ -153,7 +156,24 @@ export class RaftKvNode {
   static async start(options: RaftKvNodeOptions): Promise<RaftKvNode> {
     const log = options.logger;
     await Deno.mkdir(options.dataDir, { recursive: true });
-    const { wal, recovery } = await Wal.open(`${options.dataDir}/wal`, { logger: log });
+    // Two processes appending to one log would corrupt it: hold an exclusive
+    // lock on the data dir for as long as the node runs.
+    const lock = await Deno.open(`${options.dataDir}/LOCK`, { create: true, write: true });
+    if (!(await lock.tryLock(true))) {
+      lock.close();
+      throw new NodeError(
+        "unavailable",
+        `Cannot use data dir ${options.dataDir}: another process holds its lock`,
+      );
+    }
+    let wal: Wal;
+    let recovery;
+    try {
+      ({ wal, recovery } = await Wal.open(`${options.dataDir}/wal`, { logger: log }));
+    } catch (err) {
+      lock.close();
+      throw err;
+    }
     const storage = new MemoryStorage([...options.peers.keys()]);
     storage.append(recovery.entries);
     storage.setHardState(recovery.hardState);
@@ -175,7 +195,7 @@ export class RaftKvNode {
       },
       storage,
     );
-    const node = new RaftKvNode(options, raw, storage, wal);
+    const node = new RaftKvNode(options, raw, storage, wal, lock);
     node.#loop = node.#run();
     node.#ticker = setInterval(() => {
       node.#raw.tick();
@@ -459,6 +479,7 @@ export class RaftKvNode {
     this.#failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
     await this.#transport.close();
     await this.#wal.close();
+    this.#lock.close();
     this.#log.info("node stopped", {});
   }
 }
