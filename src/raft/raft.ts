@@ -779,6 +779,11 @@ function stepLeader(r: Raft, m: Message): void {
     case "heartbeat_resp":
       pr.recentActive = true;
       pr.probeSent = false;
+      // The follower is alive but its window is still full: an append (or its
+      // answer) was probably lost. Free the oldest slot so one more append goes
+      // out; if something is missing, the follower rejects it and the leader
+      // falls back to probing from the follower's match.
+      if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
       r.readOnly.ack(m.from, m.context);
       r.readOnly.release(r.id, r.trk.voters);
       if (pr.match < r.log.lastIndex()) r.maybeSendAppend(m.from, true);

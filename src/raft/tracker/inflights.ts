@@ -41,6 +41,11 @@ export class Inflights {
     if (n > 0) this.#lastIndexes.splice(0, n);
   }
 
+  /** Frees the oldest append, presumed lost (see the leader's heartbeat handling). */
+  freeFirstOne(): void {
+    this.#lastIndexes.shift();
+  }
+
   reset(): void {
     this.#lastIndexes = [];
   }
