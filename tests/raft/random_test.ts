@@ -1,0 +1,486 @@
+/**
+ * Randomized fault runs of the Raft core on the simulated cluster.
+ *
+ * Each seed builds a 3- or 5-node cluster and drives it through a fault phase
+ * drawn from the seed (drops, duplicates, delays that reorder, symmetric and
+ * one-way partitions, isolation, crashes and restarts, crashes in the middle of a
+ * Ready, several at once) with proposals throughout, checking the Raft safety
+ * properties after every step. Then every fault ends and the run must be live:
+ * a leader all nodes follow within {@link LEADER_BOUND_TICKS}, and a new command
+ * applied on every node within {@link COMMIT_BOUND_TICKS} more.
+ *
+ * Environment:
+ * - `RAFT_SEED=123` runs only seed 123 and prints its full trace;
+ * - `RAFT_SEEDS=2000` runs seeds 1..2000 (default 500).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { NotLeaderError } from "../../src/raft/errors.ts";
+import { type Random, randomInt, seededRandom } from "../../src/raft/rand.ts";
+import type { NodeId } from "../../src/raft/types.ts";
+import { SimCluster } from "./sim/cluster.ts";
+import { checkAppliedAgree, checkLogsMatch, dataKey } from "./sim/invariants.ts";
+
+/** The core's default electionTick; the bounds below are counted in it. */
+const ELECTION_TICK = 10;
+
+/**
+ * Ticks allowed, once every fault has ended, for a leader that every node
+ * follows. Why 50 election timeouts: messages still in flight drain within 11
+ * ticks (10 ms delay + 100 ms extra, 10 ms ticks); a leader cut off during the
+ * faults steps down within one timeout (CheckQuorum), and lease-holding followers
+ * ignore votes for one more. After that, each election round lasts at most one
+ * randomized timeout, < 2 * electionTick ticks, and fails only on a split vote,
+ * which needs two timeouts (drawn independently from 10 values) to fire within
+ * about a round trip of each other: well under half of the rounds. 50 timeouts
+ * leave room for ~20 failed rounds in a row (< 1e-6 at one in two); a run that
+ * needs more is a liveness bug, not bad luck. (Measured worst case: 81 ticks over the 500
+ * default seeds, 87 over 5,000; the summary line prints it.)
+ */
+const LEADER_BOUND_TICKS = 50 * ELECTION_TICK;
+
+/**
+ * Ticks allowed, after that leader exists, for one new command to be applied on
+ * every node, on top of the catch-up time of {@link catchUpTicks}. The leader
+ * probes a lagging follower back (fast back-up skips a whole term per round trip,
+ * and a run has at most a few dozen terms) and then streams; 20 election
+ * timeouts is several times what the probing takes.
+ */
+const COMMIT_BOUND_TICKS = 20 * ELECTION_TICK;
+
+/**
+ * Ticks a follower `lag` entries behind needs to catch up: each round trip
+ * (<= 2 ticks: two 10 ms delays once the network is clean) moves at most
+ * `maxInflightMsgs` appends, each of at least one entry, and of only one when
+ * maxSizePerMsg is below the size of two commands (~10 bytes each).
+ */
+function catchUpTicks(lag: number, maxSizePerMsg: number, maxInflightMsgs: number): number {
+  const perAppend = maxSizePerMsg >= 1024 ? 256 : 1;
+  return 2 * Math.ceil(lag / (perAppend * maxInflightMsgs));
+}
+
+/** Fault kinds, in the order the summary prints them. */
+const FAULT_KINDS = [
+  "drop",
+  "duplicate",
+  "reorder",
+  "clean",
+  "partition",
+  "cut",
+  "isolate",
+  "heal",
+  "crash",
+  "crash_mid_ready",
+  "restart",
+  "campaign",
+  "churn",
+  "churn_kill",
+] as const;
+type FaultKind = typeof FAULT_KINDS[number];
+
+/** Relative weights of the fault kinds picked during the fault phase (restarts are separate). */
+const FAULT_WEIGHTS: readonly (readonly [FaultKind, number])[] = [
+  ["drop", 3],
+  ["duplicate", 2],
+  ["reorder", 3],
+  ["clean", 2],
+  ["partition", 3],
+  ["cut", 3],
+  ["isolate", 2],
+  ["heal", 3],
+  ["crash", 3],
+  ["crash_mid_ready", 3],
+  ["campaign", 1],
+  ["churn", 1],
+];
+const TOTAL_WEIGHT = FAULT_WEIGHTS.reduce((s, [, w]) => s + w, 0);
+
+/** Fault-then-heal rounds per seed, and fault ticks per round (both drawn from the seed). */
+const MIN_ROUNDS = 3;
+const MAX_ROUNDS = 6;
+const MIN_FAULT_TICKS = 200;
+const MAX_FAULT_TICKS = 500;
+
+/** Probability per tick that a fault is injected. */
+const FAULT_RATE = 0.08;
+/** Probability per tick that a down node restarts (mean downtime: 20 ticks). */
+const RESTART_RATE = 1 / 20;
+/**
+ * During leader churn: probability per tick that the current leader is killed
+ * (crashed now, or at its next write). Short-lived leaders leave many terms of
+ * partly replicated entries behind: the histories of Figure 8 (§5.4.2).
+ */
+const CHURN_KILL_RATE = 0.25;
+/** Probability per tick of a round of proposals. */
+const PROPOSE_RATE = 0.35;
+
+/** What one seed did. */
+interface SeedResult {
+  size: number;
+  faults: Record<FaultKind, number>;
+  proposals: number;
+  rejected: number;
+  committed: number;
+  virtualMs: number;
+  leaderTicks: number;
+  commitTicks: number;
+}
+
+/** A failed seed, with what a reader needs to replay and diagnose it. */
+class SeedFailure extends Error {
+  override name = "SeedFailure";
+  constructor(readonly seed: number, cause: unknown, readonly report: string) {
+    super(report, { cause });
+  }
+}
+
+function replayCommand(seed: number): string {
+  return `RAFT_SEED=${seed} deno test -A tests/raft/random_test.ts`;
+}
+
+function pickFault(rng: Random): FaultKind {
+  let x = rng() * TOTAL_WEIGHT;
+  for (const [kind, w] of FAULT_WEIGHTS) {
+    x -= w;
+    if (x < 0) return kind;
+  }
+  return FAULT_WEIGHTS[FAULT_WEIGHTS.length - 1]![0];
+}
+
+function pick<T>(rng: Random, xs: readonly T[]): T {
+  return xs[randomInt(rng, 0, xs.length)]!;
+}
+
+function shuffled<T>(rng: Random, xs: readonly T[]): T[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = randomInt(rng, 0, i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+/** The current leader half the time, else any running node; undefined when all are down. */
+function victim(rng: Random, cluster: SimCluster): NodeId | undefined {
+  const lead = cluster.leader();
+  if (lead !== undefined && rng() < 0.5) return lead;
+  const up = cluster.upIds();
+  return up.length === 0 ? undefined : pick(rng, up);
+}
+
+/** Applies one fault of `kind`. Returns false when it could not apply (nothing to act on). */
+function inject(rng: Random, cluster: SimCluster, kind: FaultKind): boolean {
+  const ids = cluster.ids;
+  const round2 = (x: number): number => Math.round(x * 100) / 100;
+  switch (kind) {
+    case "drop":
+      cluster.network.setFaults({ drop: round2(0.05 + rng() * 0.45) });
+      return true;
+    case "duplicate":
+      cluster.network.setFaults({ duplicate: round2(0.05 + rng() * 0.45) });
+      return true;
+    case "reorder":
+      cluster.network.setFaults({
+        reorder: round2(0.1 + rng() * 0.5),
+        maxExtraDelay: randomInt(rng, 10, 101),
+      });
+      return true;
+    case "clean":
+      cluster.network.setFaults({ drop: 0, duplicate: 0, reorder: 0 });
+      return true;
+    case "partition": {
+      const order = shuffled(rng, ids);
+      const k = randomInt(rng, 1, ids.length);
+      cluster.partition(order.slice(0, k), order.slice(k));
+      return true;
+    }
+    case "cut": {
+      const n = randomInt(rng, 1, 4);
+      for (let i = 0; i < n; i++) {
+        const [from, to] = shuffled(rng, ids);
+        cluster.cut(from!, to!);
+      }
+      return true;
+    }
+    case "isolate": {
+      const lead = cluster.leader();
+      cluster.isolate(lead !== undefined && rng() < 0.5 ? lead : pick(rng, ids));
+      return true;
+    }
+    case "heal":
+      cluster.heal();
+      return true;
+    case "crash": {
+      const id = victim(rng, cluster);
+      if (id === undefined) return false;
+      cluster.crash(id);
+      return true;
+    }
+    case "crash_mid_ready": {
+      const id = victim(rng, cluster);
+      if (id === undefined) return false;
+      cluster.crashMidReady(id, rng() < 0.75 ? "before_persist" : "after_persist");
+      return true;
+    }
+    case "campaign": {
+      const candidates = cluster.upIds().filter((id) => cluster.status(id)?.role !== "leader");
+      if (candidates.length === 0) return false;
+      cluster.campaign(pick(rng, candidates));
+      return true;
+    }
+    case "churn":
+    case "churn_kill":
+    case "restart":
+      return false; // Scheduled by the run loop, not applied here.
+  }
+}
+
+/** Runs one seed. Throws {@link SeedFailure} on any violation, error or liveness failure. */
+function runSeed(seed: number, traceCapacity: number): SeedResult {
+  // The schedule's own PRNG; nodes use seed*31+id (ids <= 5) and the network seed*31.
+  const rng = seededRandom(seed * 31 + 29);
+  const size = rng() < 0.5 ? 3 : 5;
+  // Mostly the defaults; sometimes without PreVote and/or CheckQuorum.
+  const preVote = rng() < 0.75;
+  const checkQuorum = rng() < 0.75;
+  // Flow control: mostly the defaults; sometimes one or two entries per append
+  // (proposals are ~8 bytes) and a tiny in-flight window, so logs are shipped
+  // piecemeal and followers sit at many different match indexes.
+  const maxSizePerMsg = pick(rng, [1024 * 1024, 1024 * 1024, 16, 1]);
+  const maxInflightMsgs = pick(rng, [256, 256, 4, 1]);
+  const rounds = randomInt(rng, MIN_ROUNDS, MAX_ROUNDS + 1);
+  const cluster = new SimCluster({
+    size,
+    seed,
+    preVote,
+    checkQuorum,
+    maxSizePerMsg,
+    maxInflightMsgs,
+    traceCapacity,
+  });
+  const config = `${size} nodes, preVote:${preVote} checkQuorum:${checkQuorum}` +
+    ` maxSizePerMsg:${maxSizePerMsg} maxInflightMsgs:${maxInflightMsgs}`;
+  const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  const encoder = new TextEncoder();
+  let proposalNo = 0;
+  let leaderTicks = 0;
+  let commitTicks = 0;
+  let phase = "setup";
+  cluster.trace.add(
+    0,
+    `seed ${seed}: ${config}, ${rounds} rounds`,
+  );
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const faultTicks = randomInt(rng, MIN_FAULT_TICKS, MAX_FAULT_TICKS + 1);
+      let churnUntil = -1;
+      phase = `round ${round}/${rounds}: fault phase`;
+      cluster.trace.add(cluster.now, `=== ${phase}, ${faultTicks} ticks ===`);
+      for (let t = 0; t < faultTicks; t++) {
+        if (rng() < FAULT_RATE) {
+          const kind = pickFault(rng);
+          if (kind === "churn") {
+            churnUntil = t + randomInt(rng, 20, 100);
+            cluster.trace.add(cluster.now, `leader churn until fault tick ${churnUntil}`);
+            faults.churn++;
+          } else if (inject(rng, cluster, kind)) {
+            faults[kind]++;
+          }
+        }
+        if (t < churnUntil && rng() < CHURN_KILL_RATE) {
+          const lead = cluster.leader();
+          if (lead !== undefined) {
+            if (rng() < 0.5) cluster.crash(lead);
+            else cluster.crashMidReady(lead, rng() < 0.5 ? "before_persist" : "after_persist");
+            faults.churn_kill++;
+          }
+        }
+        for (const id of cluster.ids) {
+          if (!cluster.isUp(id) && rng() < RESTART_RATE) {
+            cluster.restart(id);
+            faults.restart++;
+          }
+        }
+        if (rng() < PROPOSE_RATE) {
+          const n = randomInt(rng, 1, 4);
+          for (let i = 0; i < n; i++) {
+            const lead = cluster.leader();
+            const up = cluster.upIds();
+            if (up.length === 0) break;
+            const at = lead !== undefined && rng() < 0.8 ? lead : pick(rng, up);
+            try {
+              cluster.propose(at, encoder.encode(`s${seed}p${++proposalNo}`));
+            } catch (e) {
+              if (!(e instanceof NotLeaderError)) throw e;
+            }
+          }
+        }
+        cluster.tick();
+      }
+
+      phase = `round ${round}/${rounds}: liveness, electing a leader`;
+      cluster.trace.add(cluster.now, `=== every fault ends: ${phase} ===`);
+      cluster.recover();
+      const start = cluster.stats.ticks;
+      const elected = cluster.runUntil(
+        () => cluster.stableLeader() !== undefined,
+        LEADER_BOUND_TICKS,
+      );
+      leaderTicks = Math.max(leaderTicks, cluster.stats.ticks - start);
+      assert.ok(
+        elected,
+        `no leader that every node follows within ${LEADER_BOUND_TICKS} ticks after healing`,
+      );
+
+      phase = `round ${round}/${rounds}: liveness, committing a command`;
+      const leaderLast = cluster.status(cluster.stableLeader()!)!.lastIndex;
+      const lag = Math.max(...cluster.ids.map((id) => leaderLast - cluster.disk(id).lastIndex()));
+      const commitBound = COMMIT_BOUND_TICKS + catchUpTicks(lag, maxSizePerMsg, maxInflightMsgs);
+      const final = encoder.encode(`s${seed}r${round}final`);
+      const finalKey = dataKey(final);
+      const appliedEverywhere = (): boolean =>
+        cluster.ids.every((id) =>
+          cluster.applied(id).findLast((e) => dataKey(e.data) === finalKey) !== undefined
+        );
+      const commitStart = cluster.stats.ticks;
+      let proposedAt: { lead: NodeId; term: number } | undefined;
+      const committed = cluster.runUntil(() => {
+        if (appliedEverywhere()) return true;
+        const lead = cluster.stableLeader();
+        const term = lead === undefined ? undefined : cluster.status(lead)?.term;
+        if (lead !== undefined && term !== undefined) {
+          if (proposedAt === undefined || proposedAt.lead !== lead || proposedAt.term !== term) {
+            // First proposal, or the leader changed since (the entry may be lost): propose again.
+            cluster.propose(lead, final);
+            proposedAt = { lead, term };
+          }
+        }
+        return false;
+      }, commitBound);
+      commitTicks = Math.max(commitTicks, cluster.stats.ticks - commitStart);
+      assert.ok(
+        committed,
+        `a command proposed at the leader was not applied on every node within` +
+          ` ${commitBound} ticks (the farthest node was ${lag} entries behind)`,
+      );
+    }
+
+    phase = "final checks";
+    checkLogsMatch(new Map(cluster.ids.map((id) => [id, cluster.disk(id)])));
+    checkAppliedAgree(new Map(cluster.ids.map((id) => [id, cluster.applied(id)])));
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const trace = traceCapacity > 2000 ? cluster.trace.dump() : cluster.trace.dump(80);
+    const report = [
+      `seed ${seed} failed during the ${phase} at ${cluster.now} virtual ms` +
+      ` (${config}):`,
+      `  ${err.name}: ${err.message}`,
+      `replay: ${replayCommand(seed)}`,
+      "cluster:",
+      cluster.describe(),
+      "trace:",
+      trace,
+      "stack:",
+      (err.stack ?? "").split("\n").slice(1, 8).join("\n"),
+    ].join("\n");
+    throw new SeedFailure(seed, e, report);
+  }
+  let committed = 0;
+  for (const e of cluster.applied(1)) if (e.data.length > 0) committed++;
+  if (traceCapacity > 2000) console.log(cluster.trace.dump());
+  return {
+    size,
+    faults,
+    proposals: cluster.stats.proposals,
+    rejected: cluster.stats.proposalsRejected,
+    committed,
+    virtualMs: cluster.now,
+    leaderTicks,
+    commitTicks,
+  };
+}
+
+/** Totals across seeds, for the summary line. */
+class Totals {
+  seeds = 0;
+  sizes = { 3: 0, 5: 0 } as Record<number, number>;
+  faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  proposals = 0;
+  rejected = 0;
+  committed = 0;
+  virtualMs = 0;
+  worstLeaderTicks = 0;
+  worstCommitTicks = 0;
+  failed: number[] = [];
+
+  add(r: SeedResult): void {
+    this.seeds++;
+    this.sizes[r.size] = (this.sizes[r.size] ?? 0) + 1;
+    for (const k of FAULT_KINDS) this.faults[k] += r.faults[k];
+    this.proposals += r.proposals;
+    this.rejected += r.rejected;
+    this.committed += r.committed;
+    this.virtualMs += r.virtualMs;
+    this.worstLeaderTicks = Math.max(this.worstLeaderTicks, r.leaderTicks);
+    this.worstCommitTicks = Math.max(this.worstCommitTicks, r.commitTicks);
+  }
+
+  line(wallMs: number): string {
+    const f = FAULT_KINDS.map((k) => `${k}:${this.faults[k]}`).join(" ");
+    return `random raft: ${this.seeds} seeds (3 nodes: ${this.sizes[3]}, 5 nodes: ` +
+      `${this.sizes[5]}), ${this.failed.length} failed; faults ${f}; proposals ` +
+      `${this.proposals} (not leader: ${this.rejected}), committed ${this.committed}; virtual ` +
+      `time ${(this.virtualMs / 1000).toFixed(1)} s; worst after heal: leader in ` +
+      `${this.worstLeaderTicks} ticks, commit in ${this.worstCommitTicks} ticks; wall ` +
+      `${(wallMs / 1000).toFixed(1)} s`;
+  }
+}
+
+const onlySeed = Deno.env.get("RAFT_SEED");
+const seedCount = Number(Deno.env.get("RAFT_SEEDS") ?? "500");
+const BATCH = 50;
+
+if (onlySeed !== undefined) {
+  Deno.test(`random raft: replay seed ${onlySeed}`, () => {
+    const seed = Number(onlySeed);
+    assert.ok(Number.isInteger(seed), `RAFT_SEED must be an integer, got "${onlySeed}"`);
+    const started = performance.now();
+    const r = runSeed(seed, 1_000_000);
+    const totals = new Totals();
+    totals.add(r);
+    console.log(totals.line(performance.now() - started));
+  });
+} else {
+  Deno.test(`random raft: ${seedCount} seeds of faults, safety checked at every step`, async (t) => {
+    assert.ok(Number.isInteger(seedCount) && seedCount > 0, `bad RAFT_SEEDS "${seedCount}"`);
+    const totals = new Totals();
+    const started = performance.now();
+    for (let lo = 1; lo <= seedCount; lo += BATCH) {
+      const hi = Math.min(seedCount, lo + BATCH - 1);
+      await t.step(`seeds ${lo}-${hi}`, () => {
+        const failures: SeedFailure[] = [];
+        for (let seed = lo; seed <= hi; seed++) {
+          try {
+            totals.add(runSeed(seed, 2000));
+          } catch (e) {
+            if (!(e instanceof SeedFailure)) throw e;
+            failures.push(e);
+            totals.failed.push(seed);
+          }
+        }
+        if (failures.length > 0) {
+          const others = failures.slice(1).map((f) =>
+            `${f.report.split("\n").slice(0, 2).join("\n")}\n  replay: ${replayCommand(f.seed)}`
+          );
+          throw new Error(
+            `${failures.length} seed(s) failed: ${failures.map((f) => f.seed).join(", ")}\n\n` +
+              `${failures[0]!.report}\n\n${others.join("\n")}`,
+          );
+        }
+      });
+    }
+    console.log(totals.line(performance.now() - started));
+  });
+}

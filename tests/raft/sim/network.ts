@@ -1,0 +1,295 @@
+/**
+ * An in-process network with a virtual clock, for the simulated cluster.
+ *
+ * Time is a number of virtual milliseconds. Every message sent is scheduled for
+ * delivery at `now + delay`, the delay drawn from the network's own seeded PRNG;
+ * the event queue is ordered by delivery time, then by the order of sending, so
+ * a run is a pure function of its seed. Faults are knobs, all decided by the
+ * same PRNG: drop, duplicate, extra delay (which reorders), and link cuts
+ * (symmetric partitions, one-way cuts, isolation). Messages to a crashed node are
+ * dropped.
+ *
+ * A link that is cut drops a message both when it is sent and when it would be
+ * delivered: a partition also swallows what was in flight across it.
+ *
+ * @module
+ */
+
+import { type Random, randomInt } from "../../../src/raft/rand.ts";
+import type { Message, NodeId } from "../../../src/raft/types.ts";
+import type { Trace } from "./trace.ts";
+
+/** The probabilistic fault knobs and the delay range. Probabilities are in [0, 1]. */
+export interface NetworkFaults {
+  /** The smallest delivery delay, in virtual ms (inclusive). */
+  readonly minDelay: number;
+  /** The largest delivery delay, in virtual ms (inclusive). */
+  readonly maxDelay: number;
+  /** Probability that a sent message is lost. */
+  readonly drop: number;
+  /** Probability that a sent message is delivered twice (each copy with its own delay). */
+  readonly duplicate: number;
+  /** Probability that a message gets an extra delay, which reorders it behind later ones. */
+  readonly reorder: number;
+  /** The largest extra delay, in virtual ms (inclusive). */
+  readonly maxExtraDelay: number;
+}
+
+/** A clean network: delays of 1 to 10 ms, no faults. */
+export const CLEAN_FAULTS: NetworkFaults = {
+  minDelay: 1,
+  maxDelay: 10,
+  drop: 0,
+  duplicate: 0,
+  reorder: 0,
+  maxExtraDelay: 60,
+};
+
+/** Why a message did not arrive. */
+export type DropReason = "random" | "cut" | "down";
+
+/** How many messages met each fate, since the network was made. */
+export interface NetworkStats {
+  sent: number;
+  delivered: number;
+  dropped: number;
+  duplicated: number;
+  delayed: number;
+}
+
+interface Event {
+  readonly time: number;
+  readonly seq: number;
+  readonly message: Message;
+}
+
+/** True when event `a` comes before event `b`: earlier time, then earlier send. */
+function before(a: Event, b: Event): boolean {
+  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
+}
+
+/** A binary min-heap of events. */
+class EventQueue {
+  #heap: Event[] = [];
+
+  get size(): number {
+    return this.#heap.length;
+  }
+
+  peek(): Event | undefined {
+    return this.#heap[0];
+  }
+
+  push(e: Event): void {
+    const h = this.#heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): Event | undefined {
+    const h = this.#heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last !== undefined) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+
+  clear(): void {
+    this.#heap = [];
+  }
+}
+
+/** Packs a directed link into one number (ids are small positive integers). */
+function linkKey(from: NodeId, to: NodeId): number {
+  return from * 65536 + to;
+}
+
+/** The simulated network. The cluster tells it who is up and delivers what it hands back. */
+export class SimNetwork {
+  #random: Random;
+  #faults: NetworkFaults = CLEAN_FAULTS;
+  #queue = new EventQueue();
+  #seq = 0;
+  #now = 0;
+  #cut = new Set<number>();
+  #isUp: (id: NodeId) => boolean;
+  #trace: Trace;
+  /** Message counters (read-only for callers). */
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, delayed: 0 };
+
+  /**
+   * @param random the network's own PRNG: delays and faults come only from it
+   * @param isUp whether a node is running: messages to a down node are dropped
+   * @param trace where deliveries, drops and fault changes are recorded
+   */
+  constructor(random: Random, isUp: (id: NodeId) => boolean, trace: Trace) {
+    this.#random = random;
+    this.#isUp = isUp;
+    this.#trace = trace;
+  }
+
+  /** The virtual time, in ms. */
+  get now(): number {
+    return this.#now;
+  }
+
+  /** How many messages are in flight. */
+  get inFlight(): number {
+    return this.#queue.size;
+  }
+
+  /** The current fault knobs. */
+  get faults(): NetworkFaults {
+    return this.#faults;
+  }
+
+  /** Changes some fault knobs; the others keep their values. */
+  setFaults(faults: Partial<NetworkFaults>): void {
+    const f = { ...this.#faults, ...faults };
+    if (!(f.minDelay >= 0 && f.maxDelay >= f.minDelay && f.maxExtraDelay >= 0)) {
+      throw new Error(
+        `Cannot use delays min ${f.minDelay} max ${f.maxDelay} extra ${f.maxExtraDelay}`,
+      );
+    }
+    for (const k of ["drop", "duplicate", "reorder"] as const) {
+      if (!(f[k] >= 0 && f[k] <= 1)) throw new Error(`Cannot use ${k} probability ${f[k]}`);
+    }
+    this.#faults = f;
+    this.#trace.add(
+      this.#now,
+      `net faults drop:${f.drop} dup:${f.duplicate} reorder:${f.reorder}` +
+        ` delay:${f.minDelay}-${f.maxDelay}+${f.maxExtraDelay}`,
+    );
+  }
+
+  /** Whether messages from `from` to `to` currently get through the link. */
+  connected(from: NodeId, to: NodeId): boolean {
+    return !this.#cut.has(linkKey(from, to));
+  }
+
+  /**
+   * Cuts every link between nodes of different groups, both directions:
+   * `partition([1, 2], [3, 4, 5])`. Adds to the cuts already in place; {@link heal}
+   * removes them all.
+   */
+  partition(...groups: readonly (readonly NodeId[])[]): void {
+    for (let i = 0; i < groups.length; i++) {
+      for (let j = 0; j < groups.length; j++) {
+        if (i === j) continue;
+        for (const a of groups[i]!) for (const b of groups[j]!) this.#cut.add(linkKey(a, b));
+      }
+    }
+    this.#trace.add(this.#now, `net partition ${groups.map((g) => `[${g.join(",")}]`).join(" ")}`);
+  }
+
+  /** Cuts one direction only: messages from `from` to `to` are dropped, replies still flow. */
+  cut(from: NodeId, to: NodeId): void {
+    this.#cut.add(linkKey(from, to));
+    this.#trace.add(this.#now, `net cut ${from}->${to}`);
+  }
+
+  /** Cuts `id` off from every node in `all` (both directions). */
+  isolate(id: NodeId, all: readonly NodeId[]): void {
+    for (const other of all) {
+      if (other === id) continue;
+      this.#cut.add(linkKey(id, other));
+      this.#cut.add(linkKey(other, id));
+    }
+    this.#trace.add(this.#now, `net isolate ${id}`);
+  }
+
+  /** Restores every link (the probabilistic knobs are left as they are). */
+  heal(): void {
+    this.#cut.clear();
+    this.#trace.add(this.#now, "net heal");
+  }
+
+  /** Hands a message to the network: it is dropped, or scheduled once or twice. */
+  send(m: Message): void {
+    this.stats.sent++;
+    const f = this.#faults;
+    if (f.drop > 0 && this.#random() < f.drop) {
+      this.#dropped(m, "random");
+      return;
+    }
+    if (!this.connected(m.from, m.to)) {
+      this.#dropped(m, "cut");
+      return;
+    }
+    this.#schedule(m);
+    if (f.duplicate > 0 && this.#random() < f.duplicate) {
+      this.stats.duplicated++;
+      this.#trace.add(this.#now, "dup", m);
+      this.#schedule(m);
+    }
+  }
+
+  #schedule(m: Message): void {
+    const f = this.#faults;
+    let delay = randomInt(this.#random, f.minDelay, f.maxDelay + 1);
+    if (f.reorder > 0 && this.#random() < f.reorder) {
+      this.stats.delayed++;
+      delay += randomInt(this.#random, 0, f.maxExtraDelay + 1);
+    }
+    this.#queue.push({ time: this.#now + delay, seq: this.#seq++, message: m });
+  }
+
+  #dropped(m: Message, reason: DropReason): void {
+    this.stats.dropped++;
+    this.#trace.add(this.#now, `drop(${reason})`, m);
+  }
+
+  /**
+   * Delivers, in order, every message due at or before `time`, advancing the clock
+   * to each one's delivery time, then sets the clock to `time`. `deliver` may send
+   * more messages; those due by `time` are delivered in the same call.
+   */
+  advanceTo(time: number, deliver: (m: Message) => void): void {
+    if (time < this.#now) {
+      throw new Error(`Cannot move the clock back from ${this.#now} to ${time}`);
+    }
+    for (;;) {
+      const next = this.#queue.peek();
+      if (next === undefined || next.time > time) break;
+      this.#queue.pop();
+      this.#now = next.time;
+      const m = next.message;
+      if (!this.connected(m.from, m.to)) {
+        this.#dropped(m, "cut");
+      } else if (!this.#isUp(m.to)) {
+        this.#dropped(m, "down");
+      } else {
+        this.stats.delivered++;
+        this.#trace.add(this.#now, "deliver", m);
+        deliver(m);
+      }
+    }
+    this.#now = time;
+  }
+
+  /** Forgets every message in flight (counted as dropped). */
+  clearInFlight(): void {
+    this.stats.dropped += this.#queue.size;
+    this.#queue.clear();
+    this.#trace.add(this.#now, "net in-flight messages discarded");
+  }
+}
