@@ -54,8 +54,13 @@ export class ReadOnly {
     this.pending.push({ requestId, index, round: this.round + 1 });
   }
 
-  /** Records that `from` echoed `round`. */
+  /**
+   * Records that `from` echoed `round`. An echo of a round not yet broadcast
+   * cannot come from a correct follower of this term and is ignored: counting it
+   * would confirm reads that no heartbeat has checked.
+   */
   ack(from: NodeId, round: number): void {
+    if (round > this.round) return;
     if (round > (this.#acked.get(from) ?? 0)) this.#acked.set(from, round);
   }
 

@@ -135,6 +135,7 @@ export class SimNetwork {
   #trace: Trace;
   /** Message counters (read-only for callers). */
   readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, delayed: 0 };
+  #taps = new Set<(m: Message) => void>();
 
   /**
    * @param random the network's own PRNG: delays and faults come only from it
@@ -223,9 +224,19 @@ export class SimNetwork {
     this.#trace.add(this.#now, "net heal");
   }
 
+  /**
+   * Calls `fn` with every message sent from now on, before any fault applies (so
+   * tests can count what the nodes send). Returns a function that stops it.
+   */
+  tap(fn: (m: Message) => void): () => void {
+    this.#taps.add(fn);
+    return () => this.#taps.delete(fn);
+  }
+
   /** Hands a message to the network: it is dropped, or scheduled once or twice. */
   send(m: Message): void {
     this.stats.sent++;
+    for (const fn of this.#taps) fn(m);
     const f = this.#faults;
     if (f.drop > 0 && this.#random() < f.drop) {
       this.#dropped(m, "random");
