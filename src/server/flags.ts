@@ -1,0 +1,377 @@
+/**
+ * Command-line and environment configuration of a raftkv node.
+ *
+ * Every flag has an environment variable `RAFTKV_<NAME>` (`--data-dir` is
+ * `RAFTKV_DATA_DIR`); a flag on the command line wins over its variable, and a
+ * variable set to the empty string counts as unset. {@link parseNodeFlags} never
+ * prints or exits: it returns the options or throws a {@link FlagError} that says
+ * exactly what is wrong. {@link parseNodeFlagsOrExit} is the one-call version for
+ * `main`.
+ *
+ * @module
+ */
+
+import type { LogLevel } from "../raft/logger.ts";
+
+/** A network address: `host` without IPv6 brackets, `port` in 0..65535. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** The configuration of one node, as {@link parseNodeFlags} returns it. */
+export interface NodeOptions {
+  /** This node's id: a positive integer, unique in the cluster. */
+  id: number;
+  /** Where this node's gRPC server listens. Port 0 picks an ephemeral port. */
+  listen: HostPort;
+  /** The full membership, this node included, by id. */
+  peers: Map<number, HostPort>;
+  /** Directory for this node's write-ahead log and snapshots. */
+  dataDir: string;
+  /** Lines below this level are dropped. */
+  logLevel: LogLevel;
+  /** `text`: one human-readable line per event; `json`: one JSON object per line. */
+  logFormat: "text" | "json";
+  /** Milliseconds between a leader's heartbeats. */
+  heartbeatMs: number;
+  /** Base election timeout in milliseconds; at least 3 × heartbeatMs. */
+  electionMs: number;
+  /** Name of the cluster; nodes reject Raft traffic that carries another. */
+  clusterId: string;
+  /**
+   * True when `--help` was given. The other fields then hold defaults and must
+   * not be used: print {@link NODE_USAGE} and exit 0.
+   */
+  help: boolean;
+}
+
+/** A configuration error; `message` says which flag or variable and why. */
+export class FlagError extends Error {
+  /** Creates a FlagError with a complete, user-facing message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "FlagError";
+  }
+}
+
+/** Help text for `deno task node --help`. */
+export const NODE_USAGE: string = `\
+Usage: deno task node [FLAGS]
+
+Runs one raftkv node. Every flag can also be set with an environment variable
+(shown in brackets); the flag wins when both are given.
+
+Flags:
+  --id N                 This node's id, a positive integer [RAFTKV_ID] (default 1)
+  --listen HOST:PORT     Address of the gRPC server [RAFTKV_LISTEN] (default 127.0.0.1:7001);
+                         port 0 picks a free port; IPv6 as [::1]:7001
+  --peers ID=HOST:PORT,...
+                         The full membership, this node included [RAFTKV_PEERS]
+                         (default: this node alone, ID=LISTEN)
+  --data-dir DIR         Directory for the write-ahead log [RAFTKV_DATA_DIR] (default ./data)
+  --log-level LEVEL      debug, info, warn or error [RAFTKV_LOG_LEVEL] (default info)
+  --log-format FORMAT    text or json [RAFTKV_LOG_FORMAT] (default text)
+  --heartbeat-ms N       Leader heartbeat interval [RAFTKV_HEARTBEAT_MS] (default 100)
+  --election-ms N        Election timeout, at least 3 x --heartbeat-ms [RAFTKV_ELECTION_MS]
+                         (default 1000)
+  --cluster-id NAME      Cluster name; nodes ignore peers with another [RAFTKV_CLUSTER_ID]
+                         (default raftkv)
+  --help                 Print this help and exit
+
+Both --flag VALUE and --flag=VALUE work.
+
+Example, node 2 of 3:
+  deno task node --id 2 --listen 127.0.0.1:7002 \\
+    --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir ./data/node2
+`;
+
+const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+const LOG_FORMATS: readonly NodeOptions["logFormat"][] = ["text", "json"];
+
+/** The flags that take a value, in usage order. */
+const VALUE_FLAGS = [
+  "id",
+  "listen",
+  "peers",
+  "data-dir",
+  "log-level",
+  "log-format",
+  "heartbeat-ms",
+  "election-ms",
+  "cluster-id",
+] as const;
+
+type ValueFlag = typeof VALUE_FLAGS[number];
+
+/** A raw setting and where it came from (`--id` or `RAFTKV_ID`), for messages. */
+interface Raw {
+  value: string;
+  source: string;
+}
+
+function envName(flag: ValueFlag): string {
+  return `RAFTKV_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+function isValueFlag(name: string): name is ValueFlag {
+  return (VALUE_FLAGS as readonly string[]).includes(name);
+}
+
+/**
+ * Parses a node's flags and environment into {@link NodeOptions}.
+ *
+ * @param args command-line arguments, without the program (`Deno.args`)
+ * @param env environment variables (`Deno.env.toObject()`); only `RAFTKV_*` are read
+ * @throws {FlagError} on an unknown flag, a missing or malformed value, or an
+ *   inconsistent configuration (this node missing from --peers, an election
+ *   timeout under 3 heartbeats, ...)
+ */
+export function parseNodeFlags(
+  args: string[],
+  env: Record<string, string | undefined>,
+): NodeOptions {
+  if (args.some((a) => a === "--help" || a === "-h")) return { ...defaultOptions(), help: true };
+  const fromArgs = new Map<ValueFlag, Raw>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith("--") || arg === "--") {
+      throw new FlagError(
+        `Cannot parse arguments: unexpected argument "${arg}" (flags start with --)`,
+      );
+    }
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    if (!isValueFlag(name)) {
+      throw new FlagError(`Cannot parse arguments: unknown flag "--${name}" (see --help)`);
+    }
+    let value: string;
+    if (eq >= 0) {
+      value = arg.slice(eq + 1);
+    } else {
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith("--")) {
+        throw new FlagError(`Cannot parse --${name}: missing value`);
+      }
+      value = next;
+      i++;
+    }
+    if (fromArgs.has(name)) {
+      throw new FlagError(`Cannot parse --${name}: given more than once`);
+    }
+    fromArgs.set(name, { value, source: `--${name}` });
+  }
+
+  const raw = (flag: ValueFlag): Raw | undefined => {
+    const arg = fromArgs.get(flag);
+    if (arg !== undefined) {
+      if (arg.value === "") throw new FlagError(`Cannot parse ${arg.source}: missing value`);
+      return arg;
+    }
+    const name = envName(flag);
+    const value = env[name];
+    return value === undefined || value === "" ? undefined : { value, source: name };
+  };
+
+  const defaults = defaultOptions();
+
+  const id = optional(raw("id"), (r) => parseInteger(r, 1)) ?? defaults.id;
+  const listen = optional(raw("listen"), (r) => parseHostPort(r.value, r.source)) ??
+    defaults.listen;
+  const peersRaw = raw("peers");
+  const peers = peersRaw === undefined ? new Map([[id, { ...listen }]]) : parsePeers(peersRaw, id);
+  const dataDir = raw("data-dir")?.value ?? defaults.dataDir;
+  const logLevel = optional(raw("log-level"), (r) => parseChoice(r, LOG_LEVELS)) ??
+    defaults.logLevel;
+  const logFormat = optional(raw("log-format"), (r) => parseChoice(r, LOG_FORMATS)) ??
+    defaults.logFormat;
+  const heartbeatRaw = raw("heartbeat-ms");
+  const heartbeatMs = optional(heartbeatRaw, (r) => parseInteger(r, 1)) ?? defaults.heartbeatMs;
+  const electionRaw = raw("election-ms");
+  const electionMs = optional(electionRaw, (r) => parseInteger(r, 1)) ?? defaults.electionMs;
+  if (electionMs < 3 * heartbeatMs) {
+    const e = electionRaw?.source ?? "--election-ms";
+    const h = heartbeatRaw?.source ?? "--heartbeat-ms";
+    throw new FlagError(
+      `Cannot use ${e} ${electionMs}: it must be at least 3 × ${h} (3 × ${heartbeatMs} = ${
+        3 * heartbeatMs
+      })`,
+    );
+  }
+  const clusterIdRaw = raw("cluster-id");
+  const clusterId = clusterIdRaw?.value ?? defaults.clusterId;
+  if (/\s/.test(clusterId)) {
+    throw new FlagError(`Cannot parse ${clusterIdRaw?.source}: "${clusterId}" contains whitespace`);
+  }
+
+  return {
+    id,
+    listen,
+    peers,
+    dataDir,
+    logLevel,
+    logFormat,
+    heartbeatMs,
+    electionMs,
+    clusterId,
+    help: false,
+  };
+}
+
+/**
+ * Parses the node's flags like {@link parseNodeFlags}, for `main`: on `--help`
+ * prints {@link NODE_USAGE} to stdout and exits 0; on a {@link FlagError} prints
+ * `error: <message>` and a hint to stderr and exits 2.
+ */
+export function parseNodeFlagsOrExit(
+  args: string[],
+  env: Record<string, string | undefined>,
+): NodeOptions {
+  let opts: NodeOptions;
+  try {
+    opts = parseNodeFlags(args, env);
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    console.error(`error: ${e.message}\nRun with --help for usage.`);
+    Deno.exit(2);
+  }
+  if (opts.help) {
+    console.log(NODE_USAGE);
+    Deno.exit(0);
+  }
+  return opts;
+}
+
+function defaultOptions(): NodeOptions {
+  const listen = { host: "127.0.0.1", port: 7001 };
+  return {
+    id: 1,
+    listen,
+    peers: new Map([[1, { ...listen }]]),
+    dataDir: "./data",
+    logLevel: "info",
+    logFormat: "text",
+    heartbeatMs: 100,
+    electionMs: 1000,
+    clusterId: "raftkv",
+    help: false,
+  };
+}
+
+function optional<T>(raw: Raw | undefined, parse: (raw: Raw) => T): T | undefined {
+  return raw === undefined ? undefined : parse(raw);
+}
+
+function parseInteger(raw: Raw, min: number): number {
+  const n = /^\d+$/.test(raw.value) ? Number(raw.value) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new FlagError(`Cannot parse ${raw.source}: "${raw.value}" is not an integer`);
+  }
+  if (n < min) {
+    throw new FlagError(`Cannot parse ${raw.source}: ${n} is less than ${min}`);
+  }
+  return n;
+}
+
+function parseChoice<T extends string>(raw: Raw, choices: readonly T[]): T {
+  const found = choices.find((c) => c === raw.value);
+  if (found === undefined) {
+    throw new FlagError(
+      `Cannot parse ${raw.source}: "${raw.value}" is not one of ${choices.join(", ")}`,
+    );
+  }
+  return found;
+}
+
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9_])?$/;
+const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+
+/**
+ * Parses `host:port`, `[ipv6]:port` too, into a {@link HostPort} (the host
+ * without brackets). Port 0 is accepted.
+ *
+ * @param text the address
+ * @param what names the setting in the error (`--listen`, `--endpoints`, ...)
+ * @throws {FlagError} `Cannot parse <what>: ...` on an empty or malformed host,
+ *   a missing port, or a port outside 0..65535
+ */
+export function parseHostPort(text: string, what: string): HostPort {
+  const bad = (why: string): FlagError =>
+    new FlagError(`Cannot parse ${what}: "${text}" is not host:port (${why})`);
+  let host: string;
+  let portText: string;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close < 0) throw bad("missing ] after the IPv6 address");
+    host = text.slice(1, close);
+    if (text[close + 1] !== ":") throw bad("missing :port");
+    portText = text.slice(close + 2);
+    if (host === "") throw bad("empty host");
+    if (!IPV6.test(host) || !host.includes(":")) throw bad(`bad IPv6 address "${host}"`);
+  } else {
+    if (text.includes("://")) throw bad("no scheme: write host:port");
+    const colon = text.lastIndexOf(":");
+    if (colon < 0) throw bad("missing :port");
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host === "") throw bad("empty host");
+    if (host.includes(":")) throw bad("write an IPv6 address in brackets, as [::1]:7001");
+    if (!HOSTNAME.test(host)) throw bad(`bad host "${host}"`);
+  }
+  if (!/^\d{1,5}$/.test(portText)) {
+    throw bad(portText === "" ? "missing port" : `port "${portText}" is not a number`);
+  }
+  const port = Number(portText);
+  if (port > 65535) throw bad(`port ${port} is out of range 0..65535`);
+  return { host, port };
+}
+
+/** Formats a {@link HostPort} as `host:port`, bracketing IPv6 hosts (`[::1]:7001`). */
+export function formatHostPort(addr: HostPort): string {
+  return addr.host.includes(":") ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+}
+
+function parsePeers(raw: Raw, selfId: number): Map<number, HostPort> {
+  const peers = new Map<number, HostPort>();
+  const byAddress = new Map<string, number>();
+  const what = raw.source;
+  for (const entry of raw.value.split(",")) {
+    const trimmed = entry.trim();
+    if (trimmed === "") {
+      throw new FlagError(`Cannot parse ${what}: empty entry in "${raw.value}"`);
+    }
+    const eq = trimmed.indexOf("=");
+    if (eq < 0) {
+      throw new FlagError(`Cannot parse ${what}: entry "${trimmed}" is not id=host:port`);
+    }
+    const idText = trimmed.slice(0, eq);
+    const id = /^\d+$/.test(idText) ? Number(idText) : NaN;
+    if (!Number.isSafeInteger(id) || id < 1) {
+      throw new FlagError(
+        `Cannot parse ${what}: entry "${trimmed}" has id "${idText}", not a positive integer`,
+      );
+    }
+    if (peers.has(id)) {
+      throw new FlagError(`Cannot parse ${what}: id ${id} appears more than once`);
+    }
+    const addr = parseHostPort(trimmed.slice(eq + 1), `${what} entry "${trimmed}"`);
+    if (addr.port === 0 && id !== selfId) {
+      throw new FlagError(
+        `Cannot parse ${what}: entry "${trimmed}" has port 0; other nodes need a fixed port`,
+      );
+    }
+    const key = formatHostPort(addr);
+    const other = byAddress.get(key);
+    if (other !== undefined && addr.port !== 0) {
+      throw new FlagError(`Cannot parse ${what}: ids ${other} and ${id} share address ${key}`);
+    }
+    byAddress.set(key, id);
+    peers.set(id, addr);
+  }
+  if (!peers.has(selfId)) {
+    throw new FlagError(
+      `Cannot parse ${what}: this node's id ${selfId} is not in it (list every node, this one too)`,
+    );
+  }
+  return peers;
+}
