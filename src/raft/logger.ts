@@ -43,7 +43,7 @@ export function levelEnabled(level: LogLevel, threshold: LogLevel): boolean {
 
 /** Parses a level name, or throws naming the bad value. */
 export function parseLogLevel(value: string): LogLevel {
-  if (value in RANK) return value as LogLevel;
+  if (Object.hasOwn(RANK, value)) return value as LogLevel;
   throw new Error(
     `Cannot parse log level "${value}": expected one of debug, info, warn, error`,
   );

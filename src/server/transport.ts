@@ -13,12 +13,13 @@
  */
 
 import { create } from "@bufbuild/protobuf";
-import { type Client, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RaftService, SendRequestSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { messageToPb } from "./codec.ts";
+import { PeerErrorLatch } from "./log.ts";
 
 /** host:port of a peer. */
 export interface PeerAddress {
@@ -55,8 +56,6 @@ interface Peer {
   readonly client: Client<typeof RaftService>;
   queue: Message[];
   sending: boolean;
-  /** The error this peer is known to be in, or undefined when it is reachable. */
-  down: string | undefined;
 }
 
 /** Options of a {@link PeerTransport}. */
@@ -73,6 +72,8 @@ export interface PeerTransportOptions {
 export class PeerTransport {
   readonly #peers = new Map<NodeId, Peer>();
   readonly #options: PeerTransportOptions;
+  /** Which peers are failing, so each failure is logged once, not on every retry. */
+  readonly #errors = new PeerErrorLatch();
   #closed = false;
   /** Sends under way, so close() can wait for them. */
   readonly #inflight = new Set<Promise<void>>();
@@ -87,7 +88,6 @@ export class PeerTransport {
         client: createClient(RaftService, grpcTransportTo(address)),
         queue: [],
         sending: false,
-        down: undefined,
       });
     }
   }
@@ -105,11 +105,6 @@ export class PeerTransport {
       if (peer.queue.length > MAX_QUEUED) peer.queue.splice(0, peer.queue.length - MAX_QUEUED);
     }
     for (const peer of this.#peers.values()) this.#pump(peer);
-  }
-
-  /** Whether the last attempt to reach `id` failed. */
-  isDown(id: NodeId): boolean {
-    return this.#peers.get(id)?.down !== undefined;
   }
 
   #pump(peer: Peer): void {
@@ -140,22 +135,19 @@ export class PeerTransport {
         }),
         { timeoutMs: this.#options.timeoutMs },
       );
-      if (peer.down !== undefined) {
-        log.info("peer reachable again", { peer: peer.id });
-        peer.down = undefined;
-      }
+      if (this.#errors.clear(peer.id)) log.info("peer reachable again", { peer: peer.id });
     } catch (err) {
-      const reason = err instanceof ConnectError ? `${err.code}: ${err.rawMessage}` : String(err);
-      const code = err instanceof ConnectError ? String(err.code) : "unknown";
-      if (peer.down !== code && !this.#closed) {
+      // Latch on the status code alone: messages carry ports and timings that
+      // would make every retry look new.
+      const code = err instanceof ConnectError ? Code[err.code] : "error";
+      if (this.#errors.report(peer.id, code) && !this.#closed) {
         log.warn("cannot reach peer", {
           peer: peer.id,
           address: `${peer.address.host}:${peer.address.port}`,
-          error: reason,
+          error: err instanceof ConnectError ? `${code}: ${err.rawMessage}` : String(err),
           dropped: batch.length,
         });
       }
-      peer.down = code;
     }
   }
 

@@ -1,0 +1,333 @@
+/**
+ * Runs a local raftkv cluster: N node processes on consecutive loopback ports,
+ * their output interleaved line by line with a `[n<i>]` prefix.
+ *
+ * ```sh
+ * deno task cluster [--nodes 3] [--base-port 7001] [--data-dir ./data/cluster] [--log-level info]
+ * ```
+ *
+ * Ctrl-C (SIGINT) or SIGTERM stops every node with SIGTERM, waits for them to exit
+ * (SIGKILL after 10 s, or at once on a second Ctrl-C) and exits 0. A node that
+ * exits on its own is reported; the others keep running.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import type { LogLevel } from "../src/raft/logger.ts";
+
+/** Options of the launcher. */
+export interface ClusterOptions {
+  /** Number of nodes, 1..9. */
+  nodes: number;
+  /** Port of node 1; node i listens on basePort + i - 1. */
+  basePort: number;
+  /** Parent directory of the nodes' data directories (`<dataDir>/node<i>`). */
+  dataDir: string;
+  /** Log level passed to every node. */
+  logLevel: LogLevel;
+  /** True when --help was given; the other fields then hold defaults. */
+  help: boolean;
+}
+
+/** A launcher command line that cannot be run; `message` says why. */
+export class ClusterFlagError extends Error {
+  /** Creates a ClusterFlagError with a complete, user-facing message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ClusterFlagError";
+  }
+}
+
+/** Help text of the launcher. */
+export const CLUSTER_USAGE: string = `\
+Usage: deno task cluster [FLAGS]
+
+Starts a local raftkv cluster on 127.0.0.1 and prefixes each node's output with [n<id>].
+Ctrl-C stops every node (SIGTERM, then SIGKILL after 10 s) and exits.
+
+Flags:
+  --nodes N            Number of nodes, 1 to 9 (default 3)
+  --base-port PORT     Port of node 1; node i listens on PORT+i-1 (default 7001)
+  --data-dir DIR       Node i keeps its data in DIR/node<i> (default ./data/cluster)
+  --log-level LEVEL    debug, info, warn or error (default info)
+  --help               Print this help
+`;
+
+const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+const FLAGS = ["nodes", "base-port", "data-dir", "log-level"] as const;
+type Flag = typeof FLAGS[number];
+
+/**
+ * Parses the launcher's arguments; `--flag value` and `--flag=value` both work.
+ *
+ * @throws {ClusterFlagError} on an unknown flag, a missing or malformed value,
+ *   --nodes outside 1..9, or ports beyond 65535
+ */
+export function parseClusterFlags(args: readonly string[]): ClusterOptions {
+  const opts: ClusterOptions = {
+    nodes: 3,
+    basePort: 7001,
+    dataDir: "./data/cluster",
+    logLevel: "info",
+    help: false,
+  };
+  if (args.some((a) => a === "--help" || a === "-h")) return { ...opts, help: true };
+  const seen = new Set<Flag>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith("--") || arg === "--") {
+      throw new ClusterFlagError(`Cannot parse arguments: unexpected argument "${arg}"`);
+    }
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const flag = FLAGS.find((f) => f === name);
+    if (flag === undefined) {
+      throw new ClusterFlagError(`Cannot parse arguments: unknown flag "--${name}" (see --help)`);
+    }
+    let value: string | undefined;
+    if (eq >= 0) {
+      value = arg.slice(eq + 1);
+    } else {
+      value = args[i + 1];
+      if (value?.startsWith("--")) value = undefined;
+      else i++;
+    }
+    if (value === undefined || value === "") {
+      throw new ClusterFlagError(`Cannot parse --${flag}: missing value`);
+    }
+    if (seen.has(flag)) throw new ClusterFlagError(`Cannot parse --${flag}: given more than once`);
+    seen.add(flag);
+    switch (flag) {
+      case "nodes": {
+        const n = parseInteger(flag, value);
+        if (n < 1 || n > 9) {
+          throw new ClusterFlagError(`Cannot parse --nodes: ${n} is not between 1 and 9`);
+        }
+        opts.nodes = n;
+        break;
+      }
+      case "base-port": {
+        const p = parseInteger(flag, value);
+        if (p < 1 || p > 65535) {
+          throw new ClusterFlagError(`Cannot parse --base-port: ${p} is not between 1 and 65535`);
+        }
+        opts.basePort = p;
+        break;
+      }
+      case "data-dir":
+        opts.dataDir = value;
+        break;
+      case "log-level": {
+        const level = LOG_LEVELS.find((l) => l === value);
+        if (level === undefined) {
+          throw new ClusterFlagError(
+            `Cannot parse --log-level: "${value}" is not one of ${LOG_LEVELS.join(", ")}`,
+          );
+        }
+        opts.logLevel = level;
+        break;
+      }
+    }
+  }
+  const last = opts.basePort + opts.nodes - 1;
+  if (last > 65535) {
+    throw new ClusterFlagError(
+      `Cannot use --base-port ${opts.basePort} with --nodes ${opts.nodes}: node ${opts.nodes} would need port ${last}, above 65535`,
+    );
+  }
+  return opts;
+}
+
+function parseInteger(flag: Flag, value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new ClusterFlagError(`Cannot parse --${flag}: "${value}" is not an integer`);
+  }
+  return n;
+}
+
+/** The address of node `id` (1-based): `127.0.0.1:<basePort + id - 1>`. */
+export function nodeAddress(opts: ClusterOptions, id: number): string {
+  return `127.0.0.1:${opts.basePort + id - 1}`;
+}
+
+/** The `--peers` value shared by every node: `1=127.0.0.1:7001,2=...`. */
+export function peersFlag(opts: ClusterOptions): string {
+  return Array.from({ length: opts.nodes }, (_, k) => `${k + 1}=${nodeAddress(opts, k + 1)}`)
+    .join(",");
+}
+
+/** Node `id`'s data directory: `<dataDir>/node<id>`. */
+export function nodeDataDir(opts: ClusterOptions, id: number): string {
+  return `${opts.dataDir.replace(/\/+$/, "") || "/"}/node${id}`;
+}
+
+/** The arguments of `deno` that run node `id`. */
+export function nodeCommandArgs(opts: ClusterOptions, id: number, mainPath: string): string[] {
+  return [
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    mainPath,
+    "--id",
+    String(id),
+    "--listen",
+    nodeAddress(opts, id),
+    "--peers",
+    peersFlag(opts),
+    "--data-dir",
+    nodeDataDir(opts, id),
+    "--log-level",
+    opts.logLevel,
+  ];
+}
+
+/** Writes text to a stream, one write chain per stream so lines never interleave. */
+class Output {
+  #chain: Promise<void> = Promise.resolve();
+  #encoder = new TextEncoder();
+
+  constructor(private readonly sink: { write(p: Uint8Array): Promise<number> }) {}
+
+  write(text: string): Promise<void> {
+    const bytes = this.#encoder.encode(text);
+    this.#chain = this.#chain.then(async () => {
+      let n = 0;
+      while (n < bytes.length) n += await this.sink.write(bytes.subarray(n));
+    }).catch(() => {});
+    return this.#chain;
+  }
+}
+
+/** Copies a child's stream to `out`, prefixing every line with `prefix`. */
+async function pipeLines(
+  stream: ReadableStream<Uint8Array>,
+  prefix: string,
+  out: Output,
+): Promise<void> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    if (lines.length > 0) await out.write(lines.map((l) => `${prefix} ${l}\n`).join(""));
+  }
+  if (pending !== "") await out.write(`${prefix} ${pending}\n`);
+}
+
+interface Running {
+  id: number;
+  child: Deno.ChildProcess;
+  done: Promise<Deno.CommandStatus>;
+  exited: boolean;
+}
+
+const GRACE_MS = 10_000;
+
+async function run(opts: ClusterOptions): Promise<number> {
+  const stdout = new Output(Deno.stdout);
+  const stderr = new Output(Deno.stderr);
+  const say = (text: string): Promise<void> => stdout.write(`[cluster] ${text}\n`);
+  const deno = Deno.execPath();
+  const mainPath = fileURLToPath(new URL("../src/server/main.ts", import.meta.url));
+
+  let stopping = false;
+  const nodes: Running[] = [];
+  for (let id = 1; id <= opts.nodes; id++) {
+    await Deno.mkdir(nodeDataDir(opts, id), { recursive: true });
+    const child = new Deno.Command(deno, {
+      args: nodeCommandArgs(opts, id, mainPath),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const prefix = `[n${id}]`;
+    const piped = Promise.all([
+      pipeLines(child.stdout, prefix, stdout),
+      pipeLines(child.stderr, prefix, stderr),
+    ]);
+    const node: Running = { id, child, done: child.status, exited: false };
+    node.done = child.status.then(async (status) => {
+      await piped.catch(() => {});
+      node.exited = true;
+      if (!stopping) {
+        const how = status.signal === null
+          ? `with code ${status.code}`
+          : `on signal ${status.signal}`;
+        await say(`node ${id} exited unexpectedly ${how}; the others keep running`);
+      }
+      return status;
+    });
+    nodes.push(node);
+    await say(`node ${id}: ${nodeAddress(opts, id)}  data ${nodeDataDir(opts, id)}`);
+  }
+  const endpoints = nodes.map((n) => nodeAddress(opts, n.id)).join(",");
+  await say(`try: deno task client --endpoints ${endpoints} status`);
+  await say("Ctrl-C stops every node");
+
+  const signal = (name: Deno.Signal): void => {
+    for (const n of nodes) {
+      if (n.exited) continue;
+      try {
+        n.child.kill(name);
+      } catch {
+        // The child exited between the check and the kill.
+      }
+    }
+  };
+
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      if (stopping) {
+        void say("second interrupt: killing every node");
+        signal("SIGKILL");
+        return;
+      }
+      stopping = true;
+      void say(`stopping ${nodes.filter((n) => !n.exited).length} node(s)`);
+      signal("SIGTERM");
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+  });
+
+  const allExited = Promise.all(nodes.map((n) => n.done));
+  await Promise.race([stopped, allExited]);
+  if (!stopping) {
+    await say("every node has exited");
+    return 1;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const grace = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), GRACE_MS);
+  });
+  if (await Promise.race([allExited, grace]) === "timeout") {
+    const left = nodes.filter((n) => !n.exited).map((n) => n.id);
+    await say(`node(s) ${left.join(", ")} still running after ${GRACE_MS / 1000} s: SIGKILL`);
+    signal("SIGKILL");
+    await allExited;
+  }
+  clearTimeout(timer);
+  await say("every node stopped");
+  return 0;
+}
+
+if (import.meta.main) {
+  let opts: ClusterOptions;
+  try {
+    opts = parseClusterFlags(Deno.args);
+  } catch (e) {
+    if (!(e instanceof ClusterFlagError)) throw e;
+    console.error(`error: ${e.message}\n\n${CLUSTER_USAGE}`);
+    Deno.exit(2);
+  }
+  if (opts.help) {
+    console.log(CLUSTER_USAGE);
+    Deno.exit(0);
+  }
+  Deno.exit(await run(opts));
+}

@@ -1,0 +1,261 @@
+/**
+ * The raftkv client CLI:
+ *
+ * ```sh
+ * deno task client [--endpoints HOST:PORT,...] [--timeout-ms N] COMMAND [ARGS...]
+ * ```
+ *
+ * See {@link CLIENT_USAGE}. Run as a program, it parses the arguments, runs the
+ * command over gRPC (HTTP/2 without TLS) and exits with the command's code.
+ *
+ * @module
+ */
+
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
+import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
+import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
+import { type Command, type EndpointClients, EXIT, runCommand } from "./commands.ts";
+
+/** Help text of the client CLI. */
+export const CLIENT_USAGE: string = `\
+Usage: deno task client [OPTIONS] COMMAND [ARGS...]
+
+Commands:
+  put KEY VALUE            Store VALUE under KEY; prints "OK (index N)"
+  get KEY                  Print KEY's value as UTF-8; a missing key prints
+                           "(not found)" on stderr and exits 1
+  delete KEY               Remove KEY; prints "OK (deleted)" or "OK (not found, ...)"
+  cas KEY EXPECTED NEW     Store NEW under KEY only if KEY holds EXPECTED
+  cas --absent KEY NEW     Store NEW under KEY only if KEY does not exist
+                           A failed comparison prints the current value on stderr, exits 1
+  status                   Ask every endpoint for its Raft state; prints a table
+
+Options (before the command):
+  --endpoints HOST:PORT,...  Nodes to talk to, in order [RAFTKV_ENDPOINTS]
+                             (default 127.0.0.1:7001); IPv6 as [::1]:7001
+  --timeout-ms N             Time budget of the command, retries included (default 5000)
+  --help                     Print this help
+
+KV commands go to the leader: endpoints are tried in order, skipping any that is
+unreachable or not the leader, and retried until the time budget runs out. Put
+"--" after the command to pass arguments that start with "--" (put -- --k --v).
+
+Exit codes: 0 done; 1 key not found, comparison failed, or (status) some node down;
+2 bad usage; 3 request failed (no leader in time, error from the server, or (status)
+every node down).
+`;
+
+/** The parsed command line. */
+export interface ClientArgs {
+  /** Endpoints as `host:port` (IPv6 bracketed), in order, without duplicates. */
+  endpoints: string[];
+  /** Time budget of the command in milliseconds. */
+  timeoutMs: number;
+  /** The command, or `help` when --help was given. */
+  command: Command | { name: "help" };
+}
+
+/** A command line the CLI cannot run; `message` says why. */
+export class UsageError extends Error {
+  /** Creates a UsageError with a complete, user-facing message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const ARITY: Readonly<Record<string, readonly string[]>> = {
+  put: ["KEY", "VALUE"],
+  get: ["KEY"],
+  delete: ["KEY"],
+  cas: ["KEY", "EXPECTED", "NEW"],
+  status: [],
+};
+
+/**
+ * Parses the CLI's arguments: options, then a command and its arguments.
+ *
+ * @param args the arguments (`Deno.args`)
+ * @param env environment; `RAFTKV_ENDPOINTS` is read when --endpoints is absent
+ * @throws {UsageError} on an unknown option or command, a missing or malformed
+ *   value, or a wrong number of command arguments
+ */
+export function parseClientArgs(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+): ClientArgs {
+  let endpointsRaw: { value: string; source: string } | undefined;
+  let timeoutMs = 5000;
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === "--help" || arg === "-h") {
+      return { endpoints: [], timeoutMs, command: { name: "help" } };
+    }
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (!arg.startsWith("-")) break;
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    if (name !== "--endpoints" && name !== "--timeout-ms") {
+      throw new UsageError(`Cannot parse arguments: unknown option "${name}"`);
+    }
+    let value: string;
+    if (eq >= 0) {
+      value = arg.slice(eq + 1);
+    } else {
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith("--")) {
+        throw new UsageError(`Cannot parse ${name}: missing value`);
+      }
+      value = next;
+      i++;
+    }
+    if (value === "") throw new UsageError(`Cannot parse ${name}: missing value`);
+    if (name === "--endpoints") {
+      endpointsRaw = { value, source: name };
+    } else {
+      const n = /^\d+$/.test(value) ? Number(value) : NaN;
+      if (!Number.isSafeInteger(n) || n < 1) {
+        throw new UsageError(`Cannot parse --timeout-ms: "${value}" is not a positive integer`);
+      }
+      timeoutMs = n;
+    }
+  }
+
+  const envEndpoints = env["RAFTKV_ENDPOINTS"];
+  endpointsRaw ??= envEndpoints !== undefined && envEndpoints !== ""
+    ? { value: envEndpoints, source: "RAFTKV_ENDPOINTS" }
+    : { value: "127.0.0.1:7001", source: "--endpoints" };
+  const endpoints = parseEndpoints(endpointsRaw.value, endpointsRaw.source);
+
+  const name = args[i];
+  if (name === undefined) throw new UsageError("Cannot parse arguments: missing command");
+  if (!Object.hasOwn(ARITY, name)) {
+    throw new UsageError(
+      `Cannot parse arguments: unknown command "${name}" (expected put, get, delete, cas or status)`,
+    );
+  }
+  const params = ARITY[name] as readonly string[];
+  let rest = args.slice(i + 1);
+  let absent = false;
+  if (name === "cas" && rest[0] === "--absent") {
+    absent = true;
+    rest = rest.slice(1);
+  }
+  if (rest[0] === "--") rest = rest.slice(1);
+  const want = absent ? params.filter((p) => p !== "EXPECTED") : params;
+  if (rest.length !== want.length) {
+    const usage = [name, ...(absent ? ["--absent"] : []), ...want].join(" ");
+    const stray = rest.find((a) => a.startsWith("--"));
+    const hint = stray === undefined
+      ? ""
+      : `; options such as ${stray} go before the command, and "--" passes arguments starting with --`;
+    throw new UsageError(
+      `Cannot parse ${name}: expected ${want.length} argument${
+        want.length === 1 ? "" : "s"
+      } (${usage}), got ${rest.length}${hint}`,
+    );
+  }
+  const arg = (k: number): string => rest[k] as string;
+  let command: Command;
+  switch (name) {
+    case "put":
+      command = { name, key: arg(0), value: arg(1) };
+      break;
+    case "get":
+    case "delete":
+      command = { name, key: arg(0) };
+      break;
+    case "cas":
+      command = absent
+        ? { name, key: arg(0), expected: undefined, value: arg(1) }
+        : { name, key: arg(0), expected: arg(1), value: arg(2) };
+      break;
+    default:
+      command = { name: "status" };
+  }
+  if ("key" in command && command.key === "") {
+    throw new UsageError(`Cannot parse ${name}: KEY must not be empty`);
+  }
+  return { endpoints, timeoutMs, command };
+}
+
+function parseEndpoints(value: string, source: string): string[] {
+  const out: string[] = [];
+  for (const entry of value.split(",")) {
+    const trimmed = entry.trim();
+    if (trimmed === "") throw new UsageError(`Cannot parse ${source}: empty entry in "${value}"`);
+    let text: string;
+    try {
+      const addr = parseHostPort(trimmed, source);
+      if (addr.port === 0) {
+        throw new UsageError(`Cannot parse ${source}: "${trimmed}" has port 0`);
+      }
+      text = formatHostPort(addr);
+    } catch (e) {
+      if (e instanceof FlagError) throw new UsageError(e.message);
+      throw e;
+    }
+    if (!out.includes(text)) out.push(text);
+  }
+  return out;
+}
+
+/** Clients for an endpoint over gRPC (HTTP/2 with prior knowledge, no TLS). */
+export function grpcClients(endpoint: string): EndpointClients {
+  const transport = createGrpcTransport({ baseUrl: `http://${endpoint}` });
+  return {
+    kv: createClient(KVService, transport),
+    cluster: createClient(ClusterService, transport),
+  };
+}
+
+/** Runs the CLI with `args` and returns the exit code, writing to stdout and stderr. */
+export async function main(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+): Promise<number> {
+  let parsed: ClientArgs;
+  try {
+    parsed = parseClientArgs(args, env);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    await writeAll(Deno.stderr, `error: ${e.message}\n\n${CLIENT_USAGE}`);
+    return EXIT.USAGE;
+  }
+  if (parsed.command.name === "help") {
+    await writeAll(Deno.stdout, CLIENT_USAGE);
+    return EXIT.OK;
+  }
+  const cache = new Map<string, EndpointClients>();
+  const out = await runCommand(parsed.command, {
+    endpoints: parsed.endpoints,
+    timeoutMs: parsed.timeoutMs,
+    clients: (endpoint) => {
+      let c = cache.get(endpoint);
+      if (c === undefined) {
+        c = grpcClients(endpoint);
+        cache.set(endpoint, c);
+      }
+      return c;
+    },
+  });
+  await writeAll(Deno.stdout, out.stdout);
+  await writeAll(Deno.stderr, out.stderr);
+  return out.exitCode;
+}
+
+async function writeAll(w: { write(p: Uint8Array): Promise<number> }, text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  let n = 0;
+  while (n < bytes.length) n += await w.write(bytes.subarray(n));
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args, { RAFTKV_ENDPOINTS: Deno.env.get("RAFTKV_ENDPOINTS") }));
+}
