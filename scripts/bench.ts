@@ -1,0 +1,142 @@
+/**
+ * `deno task bench`: starts a local cluster of real node processes, drives it
+ * with Put and Get loops from 1 and from 16 concurrent clients (each on its own
+ * HTTP/2 connection), prints throughput and latency, and stops the cluster.
+ * It prints figures; it asserts nothing.
+ *
+ * Flags: --nodes N (3), --base-port P (7401), --ops N (puts per measurement, 2000),
+ * --value-bytes N (64).
+ *
+ * @module
+ */
+
+import { create } from "@bufbuild/protobuf";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
+import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
+import { type ClusterOptions, nodeAddress, nodeCommandArgs, nodeDataDir } from "./cluster.ts";
+
+function flag(name: string, fallback: number): number {
+  const i = Deno.args.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = Number(Deno.args[i + 1]);
+  if (!Number.isInteger(v) || v <= 0) {
+    console.error(`error: --${name} takes a positive integer, not "${Deno.args[i + 1]}"`);
+    Deno.exit(2);
+  }
+  return v;
+}
+
+const nodes = flag("nodes", 3);
+const ops = flag("ops", 2000);
+const valueBytes = flag("value-bytes", 64);
+const dataDir = await Deno.makeTempDir({ prefix: "raftkv-bench-" });
+const opts: ClusterOptions = {
+  nodes,
+  basePort: flag("base-port", 7401),
+  dataDir,
+  logLevel: "warn",
+  help: false,
+};
+const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
+
+function kvClient(id: number): Client<typeof KVService> {
+  return createClient(
+    KVService,
+    createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
+  );
+}
+
+async function waitForLeader(): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    for (let id = 1; id <= nodes; id++) {
+      try {
+        const c = createClient(
+          ClusterService,
+          createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
+        );
+        const s = await c.status({}, { timeoutMs: 500 });
+        if (s.role === Role.LEADER) return id;
+      } catch {
+        // not up yet
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("no leader within 30 s");
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+}
+
+async function measure(
+  what: string,
+  clients: number,
+  total: number,
+  call: (client: Client<typeof KVService>, i: number) => Promise<unknown>,
+  target: number,
+): Promise<void> {
+  const conns = Array.from({ length: clients }, () => kvClient(target));
+  // Warm up each connection so connection setup is not measured.
+  await Promise.all(conns.map((c) => c.get({ key: "warmup" })));
+  const latencies: number[] = [];
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(conns.map(async (c) => {
+    for (let i = next++; i < total; i = next++) {
+      const t0 = performance.now();
+      await call(c, i);
+      latencies.push(performance.now() - t0);
+    }
+  }));
+  const seconds = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  console.log(
+    `${what.padEnd(28)} clients=${String(clients).padStart(2)} ops=${total}` +
+      `  ${(total / seconds).toFixed(0).padStart(6)} ops/s` +
+      `  p50=${percentile(latencies, 0.5).toFixed(2)}ms p99=${
+        percentile(latencies, 0.99).toFixed(2)
+      }ms`,
+  );
+}
+
+const children: Deno.ChildProcess[] = [];
+try {
+  for (let id = 1; id <= nodes; id++) {
+    children.push(
+      new Deno.Command(Deno.execPath(), {
+        args: nodeCommandArgs(opts, id, mainPath),
+        stdout: "null",
+        stderr: "inherit",
+      }).spawn(),
+    );
+  }
+  const leader = await waitForLeader();
+  const follower = leader === 1 ? 2 : 1;
+  console.log(
+    `raftkv bench: ${nodes} nodes on 127.0.0.1, leader ${leader}, values ${valueBytes} B, ` +
+      `Deno ${Deno.version.deno}, data in ${dataDir}`,
+  );
+  const value = new Uint8Array(valueBytes).fill(120);
+  const put = (c: Client<typeof KVService>, i: number) =>
+    c.put(create(PutRequestSchema, { key: `key${i % 1000}`, value }));
+  await measure("put via leader", 1, ops, put, leader);
+  await measure("put via leader", 16, ops * 4, put, leader);
+  if (nodes > 1) await measure("put via follower (forwarded)", 16, ops * 2, put, follower);
+  const get = (c: Client<typeof KVService>, i: number) => c.get({ key: `key${i % 1000}` });
+  await measure("get (linearizable)", 1, ops, get, leader);
+  await measure("get (linearizable)", 16, ops * 4, get, leader);
+} finally {
+  for (const child of children) {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+  await Promise.all(children.map((c) => c.status));
+  await Deno.remove(dataDir, { recursive: true });
+}
