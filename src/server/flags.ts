@@ -114,6 +114,17 @@ function envName(flag: ValueFlag): string {
   return `RAFTKV_${flag.toUpperCase().replaceAll("-", "_")}`;
 }
 
+/**
+ * Every environment variable the node reads, so `main` reads exactly these and
+ * `deno task node` can grant `--allow-env` for them alone.
+ */
+export const NODE_ENV_VARS: readonly string[] = VALUE_FLAGS.map(envName);
+
+/** The node's variables from the process environment. */
+export function readNodeEnv(): Record<string, string | undefined> {
+  return Object.fromEntries(NODE_ENV_VARS.map((name) => [name, Deno.env.get(name)]));
+}
+
 function isValueFlag(name: string): name is ValueFlag {
   return (VALUE_FLAGS as readonly string[]).includes(name);
 }

@@ -8,13 +8,13 @@
  */
 
 import { WalCorruptionError } from "../wal/mod.ts";
-import { formatHostPort, parseNodeFlagsOrExit } from "./flags.ts";
+import { formatHostPort, NODE_ENV_VARS, parseNodeFlagsOrExit, readNodeEnv } from "./flags.ts";
 import { createLogger } from "./log.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
 import { serve } from "./server.ts";
 
 async function main(): Promise<number> {
-  const opts = parseNodeFlagsOrExit(Deno.args, Deno.env.toObject());
+  const opts = parseNodeFlagsOrExit(Deno.args, readNodeEnv());
   let node: RaftKvNode | undefined;
   const logger = createLogger({
     level: opts.logLevel,
@@ -48,6 +48,15 @@ async function main(): Promise<number> {
     }
     if (err instanceof NodeError) {
       console.error(`error: ${err.message}`);
+      return 1;
+    }
+    if (err instanceof Deno.errors.NotCapable) {
+      console.error(
+        `error: Cannot use data dir ${opts.dataDir}: Deno's permissions do not allow it ` +
+          `(${err.message}). \`deno task node\` grants ./data only; for another directory run ` +
+          `deno run --allow-net --allow-read=DIR --allow-write=DIR ` +
+          `--allow-env=${NODE_ENV_VARS.join(",")} src/server/main.ts --data-dir DIR`,
+      );
       return 1;
     }
     throw err;
