@@ -87,15 +87,33 @@ class Kicker {
   }
 }
 
-/** Rejects with `err` when `signal` aborts; returns a cleanup function. */
-function onAbort(signal: AbortSignal | undefined, fn: () => void): () => void {
-  if (signal === undefined) return () => {};
-  if (signal.aborted) {
-    fn();
-    return () => {};
-  }
-  signal.addEventListener("abort", fn, { once: true });
-  return () => signal.removeEventListener("abort", fn);
+/**
+ * Waits for a waiter that `register` files somewhere, or rejects with a
+ * deadline error when `signal` aborts first; `register` returns how to unfile it.
+ */
+function abortableWait<T>(
+  signal: AbortSignal | undefined,
+  onAbortError: NodeError,
+  register: (waiter: Waiter<T>) => () => void,
+): Promise<T> {
+  if (signal?.aborted) return Promise.reject(onAbortError);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      unregister();
+      reject(onAbortError);
+    };
+    const unregister = register({
+      resolve: (v) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      reject: (e) => {
+        signal?.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** One running raftkv node. */
@@ -115,7 +133,8 @@ export class RaftKvNode {
   #nextReadId = 1;
   /** Reads confirmed, waiting for the state machine to reach their index. */
   #readsAwaitingApply: PendingApply[] = [];
-  readonly #leaderWatchers = new Set<() => void>();
+  /** Calls waiting for a leader to be known. */
+  readonly #leaderWatchers = new Set<Waiter<NodeId>>();
   #ticker: ReturnType<typeof setInterval> | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
@@ -294,7 +313,8 @@ export class RaftKvNode {
       this.#proposals.clear();
     }
     if (lead !== NONE) {
-      for (const fn of this.#leaderWatchers) fn();
+      for (const w of this.#leaderWatchers) w.resolve(lead);
+      this.#leaderWatchers.clear();
     }
   }
 
@@ -351,23 +371,14 @@ export class RaftKvNode {
       throw err;
     }
     this.#kicker.kick();
-    return new Promise((resolve, reject) => {
-      const cleanup = onAbort(signal, () => {
-        if (this.#proposals.get(proposed.index) === waiter) this.#proposals.delete(proposed.index);
-        reject(new NodeError("deadline", "the deadline passed before the write committed"));
-      });
-      const waiter: ProposalWaiter = {
-        term: proposed.term,
-        resolve: (v) => {
-          cleanup();
-          resolve(v);
-        },
-        reject: (e) => {
-          cleanup();
-          reject(e);
-        },
+    const { index, term } = proposed;
+    const late = new NodeError("deadline", "the deadline passed before the write committed");
+    return abortableWait(signal, late, (w) => {
+      const waiter: ProposalWaiter = { ...w, term };
+      this.#proposals.set(index, waiter);
+      return () => {
+        if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
       };
-      this.#proposals.set(proposed.index, waiter);
     });
   }
 
@@ -388,43 +399,26 @@ export class RaftKvNode {
       throw err;
     }
     this.#kicker.kick();
-    const index = await new Promise<number>((resolve, reject) => {
-      const cleanup = onAbort(signal, () => {
-        this.#reads.delete(id);
-        reject(new NodeError("deadline", "the deadline passed before the read was confirmed"));
-      });
-      this.#reads.set(id, {
-        resolve: (v) => {
-          cleanup();
-          resolve(v);
-        },
-        reject: (e) => {
-          cleanup();
-          reject(e);
-        },
-      });
-    });
+    const index = await abortableWait<number>(
+      signal,
+      new NodeError("deadline", "the deadline passed before the read was confirmed"),
+      (w) => {
+        this.#reads.set(id, w);
+        return () => this.#reads.delete(id);
+      },
+    );
     if (index <= this.kv.appliedIndex) return;
-    await new Promise<void>((resolve, reject) => {
-      const entry: PendingApply = {
-        index,
-        waiter: {
-          resolve: () => {
-            cleanup();
-            resolve();
-          },
-          reject: (e: Error) => {
-            cleanup();
-            reject(e);
-          },
-        },
-      };
-      const cleanup = onAbort(signal, () => {
-        this.#readsAwaitingApply = this.#readsAwaitingApply.filter((r) => r !== entry);
-        reject(new NodeError("deadline", "the deadline passed before the read could be served"));
-      });
-      this.#readsAwaitingApply.push(entry);
-    });
+    await abortableWait<void>(
+      signal,
+      new NodeError("deadline", "the deadline passed before the read could be served"),
+      (w) => {
+        const entry: PendingApply = { index, waiter: w };
+        this.#readsAwaitingApply.push(entry);
+        return () => {
+          this.#readsAwaitingApply = this.#readsAwaitingApply.filter((r) => r !== entry);
+        };
+      },
+    );
   }
 
   /** The leader this node knows of, or {@link NONE}. */
@@ -441,19 +435,10 @@ export class RaftKvNode {
     this.#checkRunning();
     const now = this.leader();
     if (now !== NONE) return Promise.resolve(now);
-    return new Promise((resolve, reject) => {
-      const watcher = () => {
-        const lead = this.leader();
-        if (lead === NONE) return;
-        this.#leaderWatchers.delete(watcher);
-        cleanup();
-        resolve(lead);
-      };
-      const cleanup = onAbort(signal, () => {
-        this.#leaderWatchers.delete(watcher);
-        reject(new NodeError("unavailable", "no leader is known: the cluster has no quorum"));
-      });
-      this.#leaderWatchers.add(watcher);
+    const none = new NodeError("unavailable", "no leader is known: the cluster has no quorum");
+    return abortableWait(signal, none, (w) => {
+      this.#leaderWatchers.add(w);
+      return () => this.#leaderWatchers.delete(w);
     });
   }
 
