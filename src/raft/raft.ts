@@ -488,6 +488,17 @@ export class Raft {
 
   handleHeartbeat(m: Message): void {
     this.logger.debug("received heartbeat", { term: this.term, from: m.from, commit: m.commit });
+    // The leader caps the commit index at what we acknowledged (bcastHeartbeat),
+    // so a commit past our log means we lost entries we had acknowledged: the
+    // disk lied about a sync, or the data dir was restored from an older copy.
+    // Going on could break quorum intersection; stop instead (etcd does too).
+    invariant(
+      m.commit <= this.log.lastIndex(),
+      () =>
+        `leader ${m.from} says index ${m.commit} is committed here, but this log ends at ` +
+        `${this.log.lastIndex()}: it lost entries it had acknowledged (was the data dir ` +
+        `truncated or restored from an old copy?)`,
+    );
     this.log.commitTo(m.commit);
     this.send(
       message({ type: "heartbeat_resp", from: this.id, to: m.from, context: m.context }),

@@ -12,6 +12,7 @@ import { formatHostPort, NODE_ENV_VARS, parseNodeFlagsOrExit, readNodeEnv } from
 import { createLogger } from "./log.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
 import { serve } from "./server.ts";
+import { guardStrayNetworkErrors } from "./stray_errors.ts";
 
 async function main(): Promise<number> {
   const opts = parseNodeFlagsOrExit(Deno.args, readNodeEnv());
@@ -24,6 +25,8 @@ async function main(): Promise<number> {
       return { node: opts.id, term: s?.term, role: s?.role };
     },
   });
+
+  guardStrayNetworkErrors(logger);
 
   try {
     node = await RaftKvNode.start({

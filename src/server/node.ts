@@ -228,7 +228,7 @@ export class RaftKvNode {
 
   async #run(): Promise<void> {
     try {
-      while (!this.#stopping) {
+      while (!this.#stopping && this.#fatal === undefined) {
         if (!this.#raw.hasReady()) {
           await this.#kicker.wait();
           continue;
@@ -236,11 +236,18 @@ export class RaftKvNode {
         await this.#handle(this.#raw.ready());
       }
     } catch (err) {
-      this.#fatal = err instanceof Error ? err : new Error(String(err));
-      this.#log.error("the node cannot go on", { error: this.#fatal.message });
-      this.#failAll(new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`));
-      this.#onFatal?.(this.#fatal);
+      this.#fail(err);
     }
+  }
+
+  /** The node cannot go on (a failed write, a broken invariant): answer everyone and report it. */
+  #fail(err: unknown): void {
+    if (this.#fatal !== undefined) return;
+    this.#fatal = err instanceof Error ? err : new Error(String(err));
+    this.#log.error("the node cannot go on", { error: this.#fatal.message });
+    this.#failAll(new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`));
+    this.#kicker.kick();
+    this.#onFatal?.(this.#fatal);
   }
 
   async #handle(rd: Ready): Promise<void> {
@@ -351,7 +358,14 @@ export class RaftKvNode {
   /** Messages from a peer (RaftService/Send). */
   receive(messages: readonly Message[]): void {
     if (this.#stopping || this.#fatal !== undefined) return;
-    for (const m of messages) this.#raw.step(m);
+    try {
+      for (const m of messages) this.#raw.step(m);
+    } catch (err) {
+      // Peers are members of this cluster and their messages were checked at
+      // the edge: a broken invariant here means this node's own state is wrong.
+      this.#fail(err);
+      throw err;
+    }
     this.#kicker.kick();
   }
 

@@ -24,6 +24,27 @@ export const FORWARDED_HEADER = "raftkv-forwarded-by";
 /** How long a call may wait when the client set no deadline. */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
+/**
+ * How long before the caller's deadline a call gives up, so that a call that
+ * cannot be served answers why (UNAVAILABLE: no leader) while the caller still
+ * listens, instead of the caller's own timer firing first.
+ */
+export function answerMarginMs(timeoutMs: number): number {
+  return Math.min(500, Math.max(20, Math.floor(timeoutMs / 10)));
+}
+
+/**
+ * Codes a forwarded call may fail with for reasons of reaching the leader, not
+ * of the request: the client hears UNAVAILABLE ("may have happened; retry").
+ */
+const UNREACHABLE = new Set([
+  Code.Unavailable,
+  Code.DeadlineExceeded,
+  Code.Canceled,
+  Code.Internal,
+  Code.Unknown,
+]);
+
 /** Maps a runtime error to the gRPC status a client acts on. */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
@@ -78,8 +99,9 @@ export class Router {
     ) => Promise<T>,
   ): Promise<T> {
     const timeoutMs = ctx.timeoutMs() ?? DEFAULT_CALL_TIMEOUT_MS;
-    const deadline = Date.now() + timeoutMs;
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]);
+    const budgetMs = Math.max(1, timeoutMs - answerMarginMs(timeoutMs));
+    const deadline = Date.now() + budgetMs;
+    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(budgetMs)]);
     const forwardedBy = ctx.requestHeader.get(FORWARDED_HEADER);
     try {
       for (;;) {
@@ -107,9 +129,9 @@ export class Router {
             headers: { [FORWARDED_HEADER]: String(this.#node.id) },
           });
         } catch (err) {
-          if (err instanceof ConnectError && err.code === Code.Unavailable) {
+          if (err instanceof ConnectError && UNREACHABLE.has(err.code)) {
             throw new ConnectError(
-              `leader ${lead} could not serve the call: ${err.rawMessage}`,
+              `leader ${lead} could not serve the call (${Code[err.code]}): ${err.rawMessage}`,
               Code.Unavailable,
             );
           }

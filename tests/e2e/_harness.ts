@@ -1,0 +1,781 @@
+/**
+ * End-to-end harness: real raftkv node processes on 127.0.0.1, spawned with
+ * `Deno.execPath()` and the permissions of `deno task node`, optionally behind one
+ * fault-injecting TCP proxy per directed peer link (see `_proxy.ts`).
+ *
+ * Waits are polls with generous deadlines ({@link waitFor}); nothing here asserts a
+ * speed. {@link withCluster} starts a cluster, runs a test body, prints the tail of
+ * every node's log if the body throws, and always stops every process, closes every
+ * client and proxy and removes the temp dirs.
+ *
+ * @module
+ */
+
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import { fileURLToPath } from "node:url";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { ClusterService, Role, type StatusResponse } from "../../src/gen/raftkv/v1/cluster_pb.ts";
+import { KVService } from "../../src/gen/raftkv/v1/kv_pb.ts";
+import { type BlockMode, TcpProxy } from "./_proxy.ts";
+
+/** The repository root, where `src/server/main.ts` lives. */
+export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
+
+/** Permissions and entry point of `deno task node`. */
+export const NODE_COMMAND: readonly string[] = [
+  "run",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "src/server/main.ts",
+];
+
+/** The default deadline of a {@link waitFor}: generous, since CI machines can be slow. */
+export const DEFAULT_WAIT_MS = 30_000;
+
+/** Resolves after `ms` milliseconds. Only for pacing polls and retries, never as a wait for a condition. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Options of {@link waitFor}. */
+export interface WaitOptions {
+  /** Give up after this many milliseconds; {@link DEFAULT_WAIT_MS} by default. */
+  timeoutMs?: number;
+  /** Pause between polls; 50 ms by default. */
+  intervalMs?: number;
+}
+
+/** Thrown by a {@link waitFor} probe to give up at once (a node crashed, say). */
+export class WaitAborted extends Error {
+  override name = "WaitAborted";
+}
+
+/**
+ * Polls `probe` until it returns a value other than `undefined`/`false`, and returns
+ * that value. A probe that throws counts as "not yet", unless it throws
+ * {@link WaitAborted}, which ends the wait at once. Throws, naming `what` and the
+ * last error or value seen, when the deadline passes.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  options: WaitOptions = {},
+): Promise<T> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
+  const intervalMs = options.intervalMs ?? 50;
+  const deadline = Date.now() + timeoutMs;
+  let last = "no attempt";
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+      last = `probe returned ${String(v)}`;
+    } catch (err) {
+      if (err instanceof WaitAborted) throw err;
+      last = `probe threw: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${last})`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** Picks a free TCP port on 127.0.0.1 by listening on port 0 and closing the listener. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
+  const port = l.addr.port;
+  l.close();
+  return port;
+}
+
+/** Bytes of a UTF-8 string. */
+export function utf8(s: string): Uint8Array {
+  return new TextEncoder().encode(s);
+}
+
+/** The UTF-8 text of bytes. */
+export function text(b: Uint8Array): string {
+  return new TextDecoder().decode(b);
+}
+
+/** The gRPC code of an error thrown by a Connect client (Unknown if it is not a ConnectError). */
+export function codeOf(err: unknown): Code {
+  return err instanceof ConnectError ? err.code : Code.Unknown;
+}
+
+/** The name of a gRPC code, for messages: `Unavailable`. */
+export function codeName(code: Code): string {
+  return Code[code] ?? String(code);
+}
+
+// -----------------------------------------------------------------------------
+// Clients.
+
+/**
+ * Connect clients (KVService, ClusterService) for one endpoint, over one HTTP/2
+ * connection that {@link EndpointClients.close} tears down completely (every socket
+ * it opened is closed and its `close` event seen), so the test sanitizers pass.
+ */
+export class EndpointClients {
+  /** The endpoint, `host:port`. */
+  readonly endpoint: string;
+  /** KVService client. */
+  readonly kv: Client<typeof KVService>;
+  /** ClusterService client. */
+  readonly cluster: Client<typeof ClusterService>;
+  readonly #manager: Http2SessionManager;
+  readonly #sockets = new Set<net.Socket>();
+  readonly #socketClosed = new Set<Promise<void>>();
+
+  /** Creates clients for `endpoint` (`host:port`); nothing connects before the first call. */
+  constructor(endpoint: string) {
+    this.endpoint = endpoint;
+    const [host, port] = splitHostPort(endpoint);
+    this.#manager = new Http2SessionManager(
+      `http://${endpoint}`,
+      { pingIntervalMs: 5_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 600_000 },
+      {
+        createConnection: () => {
+          const socket = net.connect({ host, port });
+          // Errors reach the HTTP/2 session, and through it the calls; the socket's own
+          // "error" event must not go unheard.
+          socket.on("error", () => {});
+          this.#sockets.add(socket);
+          const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+          this.#socketClosed.add(closed);
+          void closed.then(() => {
+            this.#sockets.delete(socket);
+            this.#socketClosed.delete(closed);
+          });
+          return socket;
+        },
+      } satisfies http2.ClientSessionOptions,
+    );
+    const transport = createGrpcTransport({
+      baseUrl: `http://${endpoint}`,
+      sessionManager: this.#manager,
+    });
+    this.kv = createClient(KVService, transport);
+    this.cluster = createClient(ClusterService, transport);
+  }
+
+  /** Drops the connection (calls in flight fail) and waits until its sockets are closed. */
+  async close(): Promise<void> {
+    this.#manager.abort();
+    for (const s of this.#sockets) s.destroy();
+    while (this.#socketClosed.size > 0) await Promise.all([...this.#socketClosed]);
+  }
+}
+
+function splitHostPort(endpoint: string): [string, number] {
+  const colon = endpoint.lastIndexOf(":");
+  return [endpoint.slice(0, colon), Number(endpoint.slice(colon + 1))];
+}
+
+// -----------------------------------------------------------------------------
+// Node processes.
+
+/** Lines of one node's stderr, across its restarts. */
+export class NodeLog {
+  /** The lines, oldest first, with harness markers at each start and exit. */
+  readonly lines: string[] = [];
+  /** The most lines kept; older ones are dropped. */
+  static readonly MAX_LINES = 20_000;
+
+  /** Appends one line. */
+  push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > NodeLog.MAX_LINES) {
+      this.lines.splice(0, this.lines.length - NodeLog.MAX_LINES);
+    }
+  }
+
+  /** The last `n` lines, joined. */
+  tail(n = 40): string {
+    return this.lines.slice(-n).join("\n");
+  }
+
+  /** Everything kept, joined. */
+  all(): string {
+    return this.lines.join("\n");
+  }
+}
+
+/** A spawned process whose stderr is being collected. */
+export interface SpawnedProcess {
+  readonly child: Deno.ChildProcess;
+  /** Resolves when the process has exited and its stderr is fully read. */
+  readonly done: Promise<Deno.CommandStatus>;
+}
+
+/** Spawns `deno <NODE_COMMAND> <args>` in the repo root, sending each stderr line to `onLine`. */
+export function spawnNode(args: readonly string[], onLine: (line: string) => void): SpawnedProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...NODE_COMMAND, ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const drain = async (stream: ReadableStream<Uint8Array>): Promise<void> => {
+    let partial = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      partial += chunk;
+      const parts = partial.split("\n");
+      partial = parts.pop() ?? "";
+      for (const line of parts) onLine(line);
+    }
+    if (partial !== "") onLine(partial);
+  };
+  const done = (async () => {
+    const [status] = await Promise.all([
+      child.status,
+      drain(child.stdout),
+      drain(child.stderr),
+    ]);
+    return status;
+  })();
+  return { child, done };
+}
+
+/** What a node process printed and how it exited. */
+export interface ExitResult {
+  readonly code: number;
+  readonly signal: Deno.Signal | null;
+  /** stdout and stderr, interleaved by line. */
+  readonly output: string;
+}
+
+/**
+ * Runs a node with `args` until it exits on its own; kills it and throws if it is
+ * still running after `timeoutMs` (it was expected to refuse to start).
+ */
+export async function runNodeToExit(
+  args: readonly string[],
+  timeoutMs = DEFAULT_WAIT_MS,
+): Promise<ExitResult> {
+  const lines: string[] = [];
+  const p = spawnNode(args, (l) => lines.push(l));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  try {
+    const first = await Promise.race([p.done, timedOut]);
+    if (first === "timeout") {
+      p.child.kill("SIGKILL");
+      await p.done;
+      throw new Error(
+        `node ${args.join(" ")} was still running after ${timeoutMs} ms; output:\n${
+          lines.join("\n")
+        }`,
+      );
+    }
+    return { code: first.code, signal: first.signal, output: lines.join("\n") };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  /** Number of nodes (ids 1..nodes). */
+  nodes: number;
+  /** Route every peer link through a {@link TcpProxy} (needed for partitions). */
+  proxied?: boolean;
+  /** `--heartbeat-ms`; 50 by default. */
+  heartbeatMs?: number;
+  /** `--election-ms`; 500 by default. */
+  electionMs?: number;
+  /** `--log-level`; info by default. */
+  logLevel?: "debug" | "info" | "warn" | "error";
+  /** `--cluster-id`; raftkv-e2e by default. */
+  clusterId?: string;
+}
+
+/** One member of a {@link Cluster}. */
+interface Member {
+  readonly id: number;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly args: readonly string[];
+  readonly log: NodeLog;
+  proc: SpawnedProcess | undefined;
+  /** Set when the current process has exited (on its own or not). */
+  exited: Deno.CommandStatus | undefined;
+  /** Exit statuses of the processes of this member that are gone, oldest first. */
+  readonly exits: Deno.CommandStatus[];
+}
+
+/** A running test cluster. Create with {@link startCluster}; always {@link Cluster.close}. */
+export class Cluster {
+  /** Node ids, 1..n. */
+  readonly ids: readonly number[];
+  /** The temp dir holding every node's data dir. */
+  readonly rootDir: string;
+  readonly #members = new Map<number, Member>();
+  readonly #proxies = new Map<string, TcpProxy>();
+  readonly #clients = new Map<number, EndpointClients>();
+
+  private constructor(rootDir: string, ids: number[]) {
+    this.rootDir = rootDir;
+    this.ids = ids;
+  }
+
+  /** @internal Builds the members and proxies; starts nothing. */
+  static create(rootDir: string, opts: ClusterOptions): Cluster {
+    const ids = Array.from({ length: opts.nodes }, (_, i) => i + 1);
+    const c = new Cluster(rootDir, ids);
+    const ports = new Map(ids.map((id) => [id, freePort()]));
+    if (opts.proxied === true) {
+      for (const from of ids) {
+        for (const to of ids) {
+          if (from !== to) c.#proxies.set(`${from}>${to}`, TcpProxy.start(ports.get(to)!));
+        }
+      }
+    }
+    for (const id of ids) {
+      const peers = ids.map((j) => {
+        const port = j === id
+          ? ports.get(j)!
+          : opts.proxied === true
+          ? c.#proxies.get(`${id}>${j}`)!.port
+          : ports.get(j)!;
+        return `${j}=127.0.0.1:${port}`;
+      });
+      const dataDir = `${rootDir}/node${id}`;
+      const args = [
+        "--id",
+        String(id),
+        "--listen",
+        `127.0.0.1:${ports.get(id)}`,
+        "--peers",
+        peers.join(","),
+        "--data-dir",
+        dataDir,
+        "--log-level",
+        opts.logLevel ?? "info",
+        "--log-format",
+        "text",
+        "--heartbeat-ms",
+        String(opts.heartbeatMs ?? 50),
+        "--election-ms",
+        String(opts.electionMs ?? 500),
+        "--cluster-id",
+        opts.clusterId ?? "raftkv-e2e",
+      ];
+      c.#members.set(id, {
+        id,
+        port: ports.get(id)!,
+        dataDir,
+        args,
+        log: new NodeLog(),
+        proc: undefined,
+        exited: undefined,
+        exits: [],
+      });
+    }
+    return c;
+  }
+
+  #member(id: number): Member {
+    const m = this.#members.get(id);
+    if (m === undefined) throw new Error(`no node ${id} in this cluster`);
+    return m;
+  }
+
+  /** The node's client address, `127.0.0.1:port` (its real listen address, never a proxy). */
+  endpoint(id: number): string {
+    return `127.0.0.1:${this.#member(id).port}`;
+  }
+
+  /** The node's `--data-dir`. */
+  dataDir(id: number): string {
+    return this.#member(id).dataDir;
+  }
+
+  /** The node's WAL directory, `<data-dir>/wal`. */
+  walDir(id: number): string {
+    return `${this.#member(id).dataDir}/wal`;
+  }
+
+  /** The arguments the node is started with (after the `deno run ... main.ts` part). */
+  args(id: number): readonly string[] {
+    return this.#member(id).args;
+  }
+
+  /** The node's log, across restarts. */
+  log(id: number): NodeLog {
+    return this.#member(id).log;
+  }
+
+  /** Whether the node's process is running (as far as the harness started and did not stop it). */
+  isLive(id: number): boolean {
+    return this.#member(id).proc !== undefined;
+  }
+
+  /**
+   * The exit status of node `id`'s current process if it has exited without the
+   * harness stopping it (a crash), else undefined.
+   */
+  exitedOnItsOwn(id: number): Deno.CommandStatus | undefined {
+    return this.#member(id).exited;
+  }
+
+  /**
+   * Throws {@link WaitAborted}, with the node's log tail, if a node the harness did
+   * not stop has exited (a crash): every wait on the cluster calls this, so a crash
+   * fails the test at once instead of at a timeout.
+   */
+  checkNoCrash(): void {
+    for (const m of this.#members.values()) {
+      if (m.exited !== undefined) {
+        throw new WaitAborted(
+          `node ${m.id} crashed (exit code ${m.exited.code}, signal ${m.exited.signal}); ` +
+            `its log ends:\n${m.log.tail(15)}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Waits up to `timeoutMs` for node `id`'s current process to exit on its own and
+   * returns its exit status, or undefined if it is still running then.
+   */
+  async waitForExit(id: number, timeoutMs: number): Promise<Deno.CommandStatus | undefined> {
+    const proc = this.#member(id).proc;
+    if (proc === undefined) throw new Error(`node ${id} is not running`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    try {
+      return await Promise.race([proc.done, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The ids of the nodes whose process is running. */
+  liveIds(): number[] {
+    return this.ids.filter((id) => this.isLive(id));
+  }
+
+  /** Connect clients for the node, created on first use and kept across restarts. */
+  clients(id: number): EndpointClients {
+    let c = this.#clients.get(id);
+    if (c === undefined) {
+      c = new EndpointClients(this.endpoint(id));
+      this.#clients.set(id, c);
+    }
+    return c;
+  }
+
+  /** The KVService client of node `id`. */
+  kv(id: number): Client<typeof KVService> {
+    return this.clients(id).kv;
+  }
+
+  /** ClusterService.Status of node `id`, with a short deadline. */
+  status(id: number, timeoutMs = 2_000): Promise<StatusResponse> {
+    return this.clients(id).cluster.status({}, { timeoutMs });
+  }
+
+  /** Spawns node `id` (which must not be running); does not wait for it to serve. */
+  spawn(id: number): void {
+    const m = this.#member(id);
+    if (m.proc !== undefined) throw new Error(`node ${id} is already running`);
+    m.log.push(`--- e2e harness: starting node ${id} ---`);
+    const proc = spawnNode(m.args, (l) => m.log.push(l));
+    m.proc = proc;
+    m.exited = undefined;
+    void proc.done.then((s) => {
+      if (m.proc === proc) m.exited = s;
+    });
+  }
+
+  /** Waits until node `id` answers Status; fails early, with its log, if its process exits. */
+  async waitServing(id: number, options: WaitOptions = {}): Promise<void> {
+    const m = this.#member(id);
+    const proc = m.proc;
+    if (proc === undefined) throw new Error(`node ${id} is not running`);
+    const outcome = await waitFor(`node ${id} to answer Status`, async () => {
+      if (m.exited !== undefined) return "exited";
+      this.checkNoCrash();
+      await this.status(id, 1_000);
+      return "serving";
+    }, options);
+    if (outcome === "exited") {
+      throw new Error(
+        `node ${id} exited (code ${m.exited?.code}) before serving; its log:\n${m.log.tail(30)}`,
+      );
+    }
+  }
+
+  /** Starts node `id` again with the same data dir and ports, and waits until it serves. */
+  async restart(id: number): Promise<void> {
+    this.spawn(id);
+    await this.waitServing(id);
+  }
+
+  /**
+   * Sends `signal` to node `id` and waits for it to exit; returns its exit status.
+   * The node counts as down as soon as this is called.
+   */
+  async kill(id: number, signal: Deno.Signal = "SIGKILL"): Promise<Deno.CommandStatus> {
+    const m = this.#member(id);
+    const proc = m.proc;
+    if (proc === undefined) throw new Error(`node ${id} is not running`);
+    m.proc = undefined;
+    try {
+      proc.child.kill(signal);
+    } catch {
+      // Already exited.
+    }
+    const status = await proc.done;
+    m.exits.push(status);
+    m.log.push(
+      `--- e2e harness: node ${id} exited, code ${status.code}, signal ${status.signal} ---`,
+    );
+    return status;
+  }
+
+  /** Stops node `id` with SIGTERM (a clean shutdown) and returns its exit status. */
+  stop(id: number): Promise<Deno.CommandStatus> {
+    return this.kill(id, "SIGTERM");
+  }
+
+  /**
+   * Polls Status on every node of `among` (the live nodes by default) until all of
+   * them name the same leader, in the same term, and that leader is among them and
+   * reports itself ROLE_LEADER. Returns its id.
+   */
+  leader(among?: readonly number[], options: WaitOptions = {}): Promise<number> {
+    const group = among ?? this.liveIds();
+    return waitFor(`nodes ${group.join(",")} to agree on a leader`, async () => {
+      this.checkNoCrash();
+      const all = await Promise.all(group.map((id) => this.status(id, 1_000)));
+      const lead = all[0]?.leaderId ?? 0n;
+      const term = all[0]?.term ?? 0n;
+      if (lead === 0n) throw new Error(`node ${group[0]} knows no leader`);
+      for (const s of all) {
+        if (s.leaderId !== lead || s.term !== term) {
+          throw new Error(
+            `no agreement: ${all.map((x) => `${x.id}→${x.leaderId}@t${x.term}`).join(" ")}`,
+          );
+        }
+      }
+      const leaderStatus = all.find((s) => s.id === lead);
+      if (leaderStatus === undefined) throw new Error(`leader ${lead} is outside ${group}`);
+      if (leaderStatus.role !== Role.LEADER) throw new Error(`node ${lead} is not ROLE_LEADER`);
+      return Number(lead);
+    }, options);
+  }
+
+  /**
+   * Cuts every peer link between nodes of different groups (both directions), with
+   * `reset` proxies (see `_proxy.ts`); links inside a group, and of nodes in no group,
+   * stay as they are. Needs `proxied`.
+   */
+  partition(...groups: number[][]): void {
+    this.partitionBy("reset", ...groups);
+  }
+
+  /** Like {@link partition}, cutting the links the way `mode` says (`blackhole`: silent drops). */
+  partitionBy(mode: BlockMode, ...groups: number[][]): void {
+    if (this.#proxies.size === 0) throw new Error("partition() needs a proxied cluster");
+    const groupOf = new Map<number, number>();
+    groups.forEach((g, i) => g.forEach((id) => groupOf.set(id, i)));
+    for (const [key, proxy] of this.#proxies) {
+      const [from, to] = key.split(">").map(Number) as [number, number];
+      const gf = groupOf.get(from);
+      const gt = groupOf.get(to);
+      if (gf !== undefined && gt !== undefined && gf !== gt) proxy.block(mode);
+    }
+  }
+
+  /** Restores every peer link. */
+  heal(): void {
+    for (const proxy of this.#proxies.values()) proxy.unblock();
+  }
+
+  /** The last `n` lines of every node's log, with a header per node. */
+  logTails(n = 40): string {
+    return this.ids.map((id) => `===== node ${id} (last ${n} lines) =====\n${this.log(id).tail(n)}`)
+      .join("\n");
+  }
+
+  /** Kills every node still running, closes clients and proxies, removes the temp dir. */
+  async close(): Promise<void> {
+    await Promise.all(this.liveIds().map((id) => this.kill(id, "SIGKILL")));
+    await Promise.all([...this.#clients.values()].map((c) => c.close()));
+    this.#clients.clear();
+    await Promise.all([...this.#proxies.values()].map((p) => p.close()));
+    await Deno.remove(this.rootDir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Starts a cluster of `opts.nodes` nodes in a fresh temp dir and waits until every
+ * node answers Status (not until a leader is elected: see {@link Cluster.leader}).
+ * On failure everything started is torn down before the error is thrown.
+ */
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const rootDir = await Deno.makeTempDir({ prefix: "raftkv_e2e_" });
+  const c = Cluster.create(rootDir, opts);
+  try {
+    for (const id of c.ids) c.spawn(id);
+    await Promise.all(c.ids.map((id) => c.waitServing(id)));
+    return c;
+  } catch (err) {
+    console.error(c.logTails());
+    await c.close();
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` against a fresh cluster; prints every node's log tail if `fn` throws,
+ * and always tears the cluster down.
+ */
+export async function withCluster(
+  opts: ClusterOptions,
+  fn: (c: Cluster) => Promise<void>,
+): Promise<void> {
+  const c = await startCluster(opts);
+  try {
+    await fn(c);
+    c.checkNoCrash();
+  } catch (err) {
+    console.error(`e2e failure; node logs follow\n${c.logTails()}`);
+    throw err;
+  } finally {
+    await c.close();
+  }
+}
+
+// -----------------------------------------------------------------------------
+// KV helpers.
+
+/**
+ * Puts `key` = `value`, trying the live nodes in turn until one acknowledges, for up
+ * to `timeoutMs` in all. Returns the index of the write. A Put repeated after an
+ * unknown outcome stores the same value, so retrying is safe.
+ */
+export async function putWithRetry(
+  c: Cluster,
+  key: string,
+  value: string,
+  timeoutMs = DEFAULT_WAIT_MS,
+): Promise<bigint> {
+  let attempt = 0;
+  return await waitFor(`Put ${key} to be acknowledged`, async () => {
+    const live = c.liveIds();
+    c.checkNoCrash();
+    const id = live[attempt++ % live.length]!;
+    const res = await c.kv(id).put({ key, value: utf8(value) }, { timeoutMs: 3_000 });
+    return res.index;
+  }, { timeoutMs, intervalMs: 100 });
+}
+
+/**
+ * Reads every key of `expected` through node `id` (in parallel batches) and returns
+ * the mismatches as `key: wanted X, got Y` lines (empty when all match).
+ */
+export async function checkReads(
+  c: Cluster,
+  id: number,
+  expected: ReadonlyMap<string, string | undefined>,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const keys = [...expected.keys()];
+  const BATCH = 50;
+  for (let i = 0; i < keys.length; i += BATCH) {
+    await Promise.all(
+      keys.slice(i, i + BATCH).map(async (key) => {
+        const want = expected.get(key);
+        try {
+          const res = await c.kv(id).get({ key }, { timeoutMs: 10_000 });
+          const got = res.found ? text(res.value) : undefined;
+          if (got !== want) {
+            problems.push(
+              `node ${id}, key ${key}: wanted ${want ?? "<absent>"}, got ${got ?? "<absent>"}`,
+            );
+          }
+        } catch (err) {
+          problems.push(`node ${id}, key ${key}: Get failed: ${(err as Error).message}`);
+        }
+      }),
+    );
+  }
+  return problems;
+}
+
+/** Waits until node `id` reports `applied_index >= index`. */
+export async function waitApplied(
+  c: Cluster,
+  id: number,
+  index: bigint,
+  options: WaitOptions = {},
+): Promise<StatusResponse> {
+  return await waitFor(`node ${id} to apply index ${index}`, async () => {
+    c.checkNoCrash();
+    const s = await c.status(id, 1_000);
+    if (s.appliedIndex >= index) return s;
+    throw new Error(`node ${id} applied ${s.appliedIndex}, commit ${s.commitIndex}`);
+  }, options);
+}
+
+// -----------------------------------------------------------------------------
+// WAL files (format: src/wal/record.ts), read independently of src/wal/.
+
+/** One frame of a WAL segment file, as laid out on disk. */
+export interface WalFrame {
+  /** Byte offset of the frame in its file. */
+  readonly offset: number;
+  /** Record type: 1 segment header, 2 entry, 3 hard state. */
+  readonly type: number;
+  /** Payload bytes, padding excluded. */
+  readonly payloadBytes: number;
+  /** Bytes the frame occupies: the 16-byte header, the payload, the padding to 8 bytes. */
+  readonly size: number;
+}
+
+/** The WAL record type of an entry. */
+export const WAL_ENTRY = 2;
+
+/**
+ * Walks the frames of a WAL segment by their length fields (no CRC checks): every
+ * frame is a 16-byte header (u32 LE payload length, type byte, ...) then the payload
+ * padded to a multiple of 8.
+ */
+export function walFrames(bytes: Uint8Array): WalFrame[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const frames: WalFrame[] = [];
+  for (let offset = 0; offset + 16 <= bytes.length;) {
+    const payloadBytes = view.getUint32(offset, true);
+    const size = 16 + ((payloadBytes + 7) & ~7);
+    if (offset + size > bytes.length) break;
+    frames.push({ offset, type: bytes[offset + 4]!, payloadBytes, size });
+    offset += size;
+  }
+  return frames;
+}
+
+/** The path of the last segment (highest sequence number) in a WAL directory. */
+export async function lastWalSegment(walDir: string): Promise<string> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(walDir)) {
+    if (/^[0-9a-f]{16}-[0-9a-f]{16}\.wal$/.test(e.name)) names.push(e.name);
+  }
+  names.sort();
+  const last = names[names.length - 1];
+  if (last === undefined) throw new Error(`no WAL segment in ${walDir}`);
+  return `${walDir}/${last}`;
+}
