@@ -85,12 +85,28 @@ export async function waitFor<T>(
   }
 }
 
-/** Picks a free TCP port on 127.0.0.1 by listening on port 0 and closing the listener. */
+/** Ports handed out by {@link freePort} in this process: never handed out twice. */
+const handedOut = new Set<number>();
+
+/**
+ * Picks a free TCP port on 127.0.0.1 for a node to listen on later. It is drawn
+ * from 20000-32767, below Linux's ephemeral range (32768-60999), so that the
+ * kernel cannot give it to an outgoing connection or a port-0 listener (a
+ * proxy) between this check and the node's bind; and it is checked bindable.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
-  const port = l.addr.port;
-  l.close();
-  return port;
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    if (handedOut.has(port)) continue;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port, transport: "tcp" }).close();
+    } catch {
+      continue; // in use
+    }
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error("Cannot find a free port in 20000-32767 after 1000 tries");
 }
 
 /** Bytes of a UTF-8 string. */
