@@ -86,9 +86,10 @@ async function runKV(
 ): Promise<CommandOutput> {
   switch (cmd.name) {
     case "put": {
+      const session = await openSession(opts);
       const res = await callLeader(
         opts,
-        (kv, call) => kv.put({ key: cmd.key, value: encoder.encode(cmd.value) }, call),
+        (kv, call) => kv.put({ key: cmd.key, value: encoder.encode(cmd.value), session }, call),
       );
       return ok(`OK (index ${res.index})\n`);
     }
@@ -98,15 +99,18 @@ async function runKV(
       return ok(decoder.decode(res.value) + "\n");
     }
     case "delete": {
-      const res = await callLeader(opts, (kv, call) => kv.delete({ key: cmd.key }, call));
+      const session = await openSession(opts);
+      const res = await callLeader(opts, (kv, call) => kv.delete({ key: cmd.key, session }, call));
       return ok(res.deleted ? "OK (deleted)\n" : "OK (not found, nothing deleted)\n");
     }
     case "cas": {
+      const session = await openSession(opts);
       const res = await callLeader(opts, (kv, call) =>
         kv.compareAndSwap({
           key: cmd.key,
           expected: cmd.expected === undefined ? undefined : encoder.encode(cmd.expected),
           value: encoder.encode(cmd.value),
+          session,
         }, call));
       if (res.succeeded) return ok("OK (swapped)\n");
       const current = res.found
@@ -121,6 +125,15 @@ async function runKV(
   }
 }
 
+/**
+ * Opens a client session for the one write this command makes, so that the
+ * retries {@link callLeader} may send after an UNAVAILABLE apply it at most once.
+ */
+async function openSession(opts: RunOptions): Promise<{ id: bigint; sequence: bigint }> {
+  const res = await callLeader(opts, (kv, call) => kv.openSession({}, call));
+  return { id: res.sessionId, sequence: 1n };
+}
+
 function ok(stdout: string): CommandOutput {
   return { stdout, stderr: "", exitCode: EXIT.OK };
 }
@@ -133,12 +146,16 @@ function failed(e: ConnectError): CommandOutput {
   };
 }
 
-/** Codes on which the next endpoint is tried: not the leader, or not reachable. */
-const RETRYABLE: ReadonlySet<Code> = new Set([Code.Unavailable, Code.FailedPrecondition]);
+/**
+ * Codes on which the next endpoint is tried: the node could not serve the call
+ * (unreachable, or no leader known). A write retried this way is applied at most
+ * once, thanks to its session.
+ */
+const RETRYABLE: ReadonlySet<Code> = new Set([Code.Unavailable]);
 
 /**
  * Sends one KV call to the leader: tries the endpoints in order, moving on when
- * one is unreachable (UNAVAILABLE) or not the leader (FAILED_PRECONDITION), and
+ * one cannot serve it (UNAVAILABLE: unreachable, or no leader known), and
  * starts over after a pause (50 ms, doubling up to 1 s) while the time budget
  * lasts, since an election may be under way. Any other error is final.
  *

@@ -30,14 +30,11 @@
  * the way out (from {@link KvStore.get} and in a compare-and-swap result). No caller
  * can change the store by mutating a buffer it passed in or got back.
  *
- * ## Room for client sessions
+ * ## Client sessions
  *
- * Exactly-once execution of client retries (a session table keyed by `client_id`,
- * remembering the last `sequence` and its result, expiring by log index or a
- * leader-written timestamp) is not implemented yet. It will sit in
- * {@link KvStore.applyCommand}, which receives the whole decoded {@link Command}
- * (`clientId` and `sequence` included), before the operation is executed; the session
- * table will then be part of the state, and of {@link KvStore.digest}.
+ * A command may carry a session id and sequence number (see `sessions.ts`): a retry
+ * of a write already applied in its session returns the first result instead of
+ * being applied again. Commands without a session are applied every time.
  *
  * @module
  */
@@ -45,11 +42,14 @@
 import { createHash } from "node:crypto";
 import type { Command } from "../gen/raftkv/v1/raft_pb.ts";
 import { decodeCommand } from "./command.ts";
+import { SessionTable } from "./sessions.ts";
 
 /** The result of applying a put: it always succeeds. */
 export interface PutResult {
   /** Discriminant. */
   readonly kind: "put";
+  /** The index of the entry at which the put took effect (the first one, for a retry). */
+  readonly index: number;
 }
 
 /** The result of applying a delete. */
@@ -83,11 +83,33 @@ export interface NoopResult {
   readonly kind: "noop";
 }
 
+/** The result of opening a session: its id, the index of the entry that opened it. */
+export interface SessionOpenedResult {
+  /** Discriminant. */
+  readonly kind: "session_opened";
+  readonly id: number;
+}
+
+/**
+ * A write in a session that could not be applied (and never will be): the session
+ * is unknown or expired, or the sequence number is older than the session's last.
+ */
+export interface SessionErrorResult {
+  /** Discriminant. */
+  readonly kind: "session_error";
+  readonly message: string;
+}
+
 /** What applying one committed entry produced, by the kind of entry. */
-export type ApplyResult = PutResult | DeleteResult | CasResult | NoopResult;
+export type ApplyResult =
+  | PutResult
+  | DeleteResult
+  | CasResult
+  | NoopResult
+  | SessionOpenedResult
+  | SessionErrorResult;
 
 const NOOP: NoopResult = Object.freeze({ kind: "noop" });
-const PUT: PutResult = Object.freeze({ kind: "put" });
 const DIGEST_DOMAIN = new TextEncoder().encode("raftkv.kv.digest.v1\n");
 
 /**
@@ -98,6 +120,7 @@ const DIGEST_DOMAIN = new TextEncoder().encode("raftkv.kv.digest.v1\n");
 export class KvStore {
   #data = new Map<string, Uint8Array>();
   #appliedIndex = 0;
+  readonly #sessions = new SessionTable();
 
   /** The index of the last entry applied; 0 before any. */
   get appliedIndex(): number {
@@ -124,16 +147,58 @@ export class KvStore {
   /**
    * Applies an already decoded entry at `index`: a {@link Command}, or `undefined` for
    * a no-op entry. {@link apply} decodes and calls this; a caller that has decoded the
-   * entry itself (say, to find its `requestId`) can call it directly. Client sessions
-   * will hook in here.
+   * entry itself can call it directly.
    *
    * @throws {Error} if `index` is not `appliedIndex + 1`, or the command has no
    * operation set; in both cases the store is left unchanged.
    */
   applyCommand(index: number, command: Command | undefined): ApplyResult {
     this.#checkIndex(index);
-    const result = command === undefined ? NOOP : this.#execute(command);
+    if (command !== undefined && command.op.case === undefined) {
+      throw new Error("Cannot apply command: no operation is set");
+    }
+    const result = command === undefined ? NOOP : this.#applySession(index, command);
     this.#appliedIndex = index;
+    return result;
+  }
+
+  /** The number of live client sessions. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Applies a command through its session, if it has one (dissertation §6.3). */
+  #applySession(index: number, command: Command): ApplyResult {
+    this.#sessions.advanceTime(safe(command.timeMs));
+    if (command.op.case === "openSession") {
+      this.#sessions.open(index);
+      return { kind: "session_opened", id: index };
+    }
+    if (command.sessionId === 0n) return this.#execute(index, command);
+    const id = safe(command.sessionId);
+    const sequence = safe(command.sequence);
+    const session = this.#sessions.get(id);
+    if (session === undefined) {
+      return {
+        kind: "session_error",
+        message: `session ${id} is unknown or expired: open a new session`,
+      };
+    }
+    if (sequence === 0) {
+      return { kind: "session_error", message: `session ${id}: sequence numbers start at 1` };
+    }
+    if (sequence === session.lastSequence && session.lastResult !== undefined) {
+      return session.lastResult; // a retry: the first outcome, not a second application
+    }
+    if (sequence < session.lastSequence) {
+      return {
+        kind: "session_error",
+        message: `session ${id}: sequence ${sequence} is older than the last applied ` +
+          `(${session.lastSequence}); its result is no longer kept`,
+      };
+    }
+    const result = this.#execute(index, command);
+    this.#sessions.record(id, sequence, result);
     return result;
   }
 
@@ -152,6 +217,7 @@ export class KvStore {
     const hash = createHash("sha256");
     hash.update(DIGEST_DOMAIN);
     hash.update(u64(this.#appliedIndex));
+    this.#sessions.digestInto(hash, u64);
     hash.update(u64(this.#data.size));
     const encoder = new TextEncoder();
     // Sorted, so the digest does not depend on the order keys were inserted in.
@@ -178,12 +244,12 @@ export class KvStore {
   }
 
   /** Executes one operation. Throws only before changing anything. */
-  #execute(command: Command): ApplyResult {
+  #execute(index: number, command: Command): ApplyResult {
     const op = command.op;
     switch (op.case) {
       case "put": {
         this.#data.set(op.value.key, op.value.value.slice());
-        return PUT;
+        return { kind: "put", index };
       }
       case "delete": {
         return { kind: "delete", deleted: this.#data.delete(op.value.key) };
@@ -206,10 +272,19 @@ export class KvStore {
           value: current === undefined ? new Uint8Array() : current.slice(),
         };
       }
+      case "openSession":
       case undefined:
-        throw new Error("Cannot apply command: no operation is set");
+        throw new Error(`Cannot execute a ${op.case ?? "missing"} operation here`);
     }
   }
+}
+
+/** A uint64 from a command as a number; values past 2^53 cannot come from a real log. */
+function safe(n: bigint): number {
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new Error(`Cannot apply command: ${n} is above 2^53 - 1`);
+  }
+  return Number(n);
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

@@ -1,25 +1,31 @@
 /**
  * `raftkv.v1.KVService`: the public key-value API. Writes are proposed to the
  * Raft log and answered only once committed and applied; reads are
- * linearizable through ReadIndex (dissertation §6.4).
+ * linearizable through ReadIndex (dissertation §6.4); writes in a client session
+ * are applied exactly once (dissertation §6.3).
  *
  * @module
  */
 
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   CompareAndSwapResponseSchema,
   DeleteResponseSchema,
   GetResponseSchema,
   KVService,
+  OpenSessionResponseSchema,
   PutResponseSchema,
+  type Session,
 } from "../gen/raftkv/v1/kv_pb.ts";
+import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import { encodeCommand } from "../kv/command.ts";
 import type { ApplyResult } from "../kv/store.ts";
 import { KvInputError, validateKey, validateValue } from "../kv/validate.ts";
 import type { RaftKvNode } from "./node.ts";
 import type { Router } from "./route.ts";
+
+type Op = MessageInitShape<typeof CommandSchema>["op"];
 
 /** Checks input the way the store requires, as INVALID_ARGUMENT. */
 function checked(check: () => void): void {
@@ -31,10 +37,32 @@ function checked(check: () => void): void {
   }
 }
 
+/** Checks a request's optional session; both numbers must be positive and below 2^53. */
+function checkSession(session: Session | undefined): void {
+  if (session === undefined) return;
+  const limit = BigInt(Number.MAX_SAFE_INTEGER);
+  if (session.id === 0n || session.id > limit) {
+    throw new ConnectError(
+      `Cannot use session id ${session.id}: open a session with OpenSession`,
+      Code.InvalidArgument,
+    );
+  }
+  if (session.sequence === 0n || session.sequence > limit) {
+    throw new ConnectError(
+      `Cannot use sequence ${session.sequence}: sequences start at 1 and stay below 2^53`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
+/** The result of applying what was proposed, or the session's definite refusal. */
 function expectKind<K extends ApplyResult["kind"]>(
   result: ApplyResult,
   kind: K,
 ): Extract<ApplyResult, { kind: K }> {
+  if (result.kind === "session_error") {
+    throw new ConnectError(result.message, Code.FailedPrecondition);
+  }
   if (result.kind !== kind) {
     throw new ConnectError(`applied a ${result.kind} where a ${kind} was proposed`, Code.Internal);
   }
@@ -43,20 +71,38 @@ function expectKind<K extends ApplyResult["kind"]>(
 
 /** The KVService implementation for one node. */
 export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof KVService> {
+  /**
+   * Proposes `op` on this node, the leader, stamped with the leader's clock (the
+   * log's time, for session expiry) and the request's session, and waits for it
+   * to be applied.
+   */
+  const apply = async (
+    op: Op,
+    session: Session | undefined,
+    signal: AbortSignal,
+  ): Promise<ApplyResult> => {
+    const data = encodeCommand({
+      sessionId: session?.id ?? 0n,
+      sequence: session?.sequence ?? 0n,
+      timeMs: BigInt(Date.now()),
+      op,
+    });
+    return (await node.propose(data, signal)).result;
+  };
+
   return {
     put(req, ctx) {
       checked(() => {
         validateKey(req.key);
         validateValue(req.value);
       });
+      checkSession(req.session);
       return router.route(
         ctx,
         async (signal) => {
-          const data = encodeCommand({
-            op: { case: "put", value: { key: req.key, value: req.value } },
-          });
-          const { index } = await node.propose(data, signal);
-          return create(PutResponseSchema, { index: BigInt(index) });
+          const op: Op = { case: "put", value: { key: req.key, value: req.value } };
+          const put = expectKind(await apply(op, req.session, signal), "put");
+          return create(PutResponseSchema, { index: BigInt(put.index) });
         },
         (client, opts) => client.put(req, opts),
       );
@@ -80,12 +126,13 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
 
     delete(req, ctx) {
       checked(() => validateKey(req.key));
+      checkSession(req.session);
       return router.route(
         ctx,
         async (signal) => {
-          const data = encodeCommand({ op: { case: "delete", value: { key: req.key } } });
-          const { result } = await node.propose(data, signal);
-          return create(DeleteResponseSchema, { deleted: expectKind(result, "delete").deleted });
+          const op: Op = { case: "delete", value: { key: req.key } };
+          const del = expectKind(await apply(op, req.session, signal), "delete");
+          return create(DeleteResponseSchema, { deleted: del.deleted });
         },
         (client, opts) => client.delete(req, opts),
       );
@@ -97,17 +144,15 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
         validateValue(req.value);
         if (req.expected !== undefined) validateValue(req.expected);
       });
+      checkSession(req.session);
       return router.route(
         ctx,
         async (signal) => {
-          const data = encodeCommand({
-            op: {
-              case: "compareAndSwap",
-              value: { key: req.key, value: req.value, expected: req.expected },
-            },
-          });
-          const { result } = await node.propose(data, signal);
-          const cas = expectKind(result, "cas");
+          const op: Op = {
+            case: "compareAndSwap",
+            value: { key: req.key, value: req.value, expected: req.expected },
+          };
+          const cas = expectKind(await apply(op, req.session, signal), "cas");
           return create(CompareAndSwapResponseSchema, {
             succeeded: cas.succeeded,
             found: cas.found,
@@ -115,6 +160,20 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
           });
         },
         (client, opts) => client.compareAndSwap(req, opts),
+      );
+    },
+
+    openSession(req, ctx) {
+      return router.route(
+        ctx,
+        async (signal) => {
+          const opened = expectKind(
+            await apply({ case: "openSession", value: {} }, undefined, signal),
+            "session_opened",
+          );
+          return create(OpenSessionResponseSchema, { sessionId: BigInt(opened.id) });
+        },
+        (client, opts) => client.openSession(req, opts),
       );
     },
   };

@@ -39,6 +39,9 @@ class FakeCluster {
   readonly calls: string[] = [];
   readonly casExpected: (string | undefined)[] = [];
   index = 0n;
+  /** Sessions opened, and the session of each write, in order. */
+  sessions = 0n;
+  readonly writeSessions: (bigint | undefined)[] = [];
   /** Error a leader answers every KV call with, when set. */
   leaderError: ConnectError | undefined;
 
@@ -48,13 +51,19 @@ class FakeCluster {
     const guard = (method: string): void => {
       this.calls.push(`${endpoint} ${method}`);
       if (this.behaviors.get(endpoint) !== "leader") {
-        throw new ConnectError("not the leader", Code.FailedPrecondition);
+        // A raftkv follower forwards to the leader; with none known it answers UNAVAILABLE.
+        throw new ConnectError("no leader is known", Code.Unavailable);
       }
       if (this.leaderError) throw this.leaderError;
     };
     return {
+      openSession: () => {
+        guard("openSession");
+        return { sessionId: ++this.sessions };
+      },
       put: (req) => {
         guard("put");
+        this.writeSessions.push(req.session?.id);
         this.store.set(req.key, dec(req.value));
         return { index: ++this.index };
       },
@@ -65,10 +74,12 @@ class FakeCluster {
       },
       delete: (req) => {
         guard("delete");
+        this.writeSessions.push(req.session?.id);
         return { deleted: this.store.delete(req.key) };
       },
       compareAndSwap: (req) => {
         guard("cas");
+        this.writeSessions.push(req.session?.id);
         const expected = req.expected === undefined ? undefined : dec(req.expected);
         this.casExpected.push(expected);
         const current = this.store.get(req.key);
@@ -283,8 +294,23 @@ Deno.test("KV commands find the leader", async (t) => {
     ]);
     const out = await run({ name: "put", key: "k", value: "v" }, opts);
     assert.equal(out.stdout, "OK (index 1)\n");
-    assert.deepEqual(cluster.calls, ["a:1 put", "b:2 refused", "c:3 put"]);
+    assert.deepEqual(cluster.calls, [
+      "a:1 openSession",
+      "b:2 refused",
+      "c:3 openSession",
+      "a:1 put",
+      "b:2 refused",
+      "c:3 put",
+    ]);
     assert.deepEqual(slept, []);
+  });
+
+  await t.step("a write carries a fresh session, so a retry is applied at most once", async () => {
+    const { cluster, opts } = setup([["a:1", "leader"]]);
+    await run({ name: "put", key: "k", value: "v" }, opts);
+    await run({ name: "cas", key: "k", expected: "v", value: "w" }, opts);
+    await run({ name: "delete", key: "k" }, opts);
+    assert.deepEqual(cluster.writeSessions, [1n, 2n, 3n]);
   });
 
   await t.step("an error other than not-leader or unavailable is final", async () => {
@@ -310,8 +336,15 @@ Deno.test("KV commands find the leader", async (t) => {
     const out = await run({ name: "put", key: "k", value: "v" }, opts);
     assert.equal(out.stdout, "OK (index 1)\n");
     assert.deepEqual(slept, [50, 100, 200]);
-    assert.deepEqual(cluster.calls.slice(-2), ["a:1 put", "b:2 put"]);
-    assert.equal(cluster.calls.length, 8);
+    // Three rounds of two refusals find the leader for the session; the put then
+    // goes straight through the endpoints in order.
+    assert.deepEqual(cluster.calls.slice(-4), [
+      "a:1 openSession",
+      "b:2 openSession",
+      "a:1 put",
+      "b:2 put",
+    ]);
+    assert.equal(cluster.calls.length, 10);
   });
 
   await t.step("gives up when the budget runs out, naming each endpoint's failure", async () => {
@@ -320,7 +353,7 @@ Deno.test("KV commands find the leader", async (t) => {
     assert.deepEqual(out, {
       stdout: "",
       stderr: "error: unavailable: no leader answered within 1000 ms " +
-        "(a:1: failed_precondition: not the leader; b:2: connection refused)\n",
+        "(a:1: unavailable: no leader is known; b:2: connection refused)\n",
       exitCode: EXIT.FAILED,
     });
     // Pauses double up to the budget: 50 + 100 + 200 + 400 = 750; another 800 would overrun it.

@@ -20,10 +20,10 @@ Deno.test("encodeCommand and decodeCommand", async (t) => {
     ] as const;
     for (const op of ops) {
       const back = decodeCommand(
-        encodeCommand({ requestId: 7n, clientId: "client-1", sequence: 42n, op }),
+        encodeCommand({ sessionId: 7n, sequence: 42n, timeMs: 1000n, op }),
       );
-      assert.equal(back.requestId, 7n);
-      assert.equal(back.clientId, "client-1");
+      assert.equal(back.sessionId, 7n);
+      assert.equal(back.timeMs, 1000n);
       assert.equal(back.sequence, 42n);
       assert.deepEqual(back.op.case, op.case);
       assert.deepEqual(back.op.value?.key, "k");
@@ -53,7 +53,7 @@ Deno.test("encodeCommand and decodeCommand", async (t) => {
   });
 
   await t.step("encoding a command with no operation throws", () => {
-    assert.throws(() => encodeCommand({ requestId: 1n }), {
+    assert.throws(() => encodeCommand({ sessionId: 1n }), {
       message: "Cannot encode command: no operation is set",
     });
   });
@@ -97,7 +97,7 @@ Deno.test("decodeCommand on data that is not a command", async (t) => {
   });
 
   await t.step("a Command with session fields but no operation throws", () => {
-    const data = toBinary(CommandSchema, create(CommandSchema, { requestId: 5n, sequence: 2n }));
+    const data = toBinary(CommandSchema, create(CommandSchema, { sessionId: 5n, sequence: 2n }));
     assert.throws(() => decodeCommand(data), {
       message:
         `Cannot decode command: ${data.length} bytes decode to a Command with no operation set`,
@@ -105,8 +105,8 @@ Deno.test("decodeCommand on data that is not a command", async (t) => {
   });
 
   await t.step("a command with an operation this version does not know throws", () => {
-    // request_id 5, then field 13 (length-delimited, empty): a newer version's operation.
-    const data = new Uint8Array([0x08, 0x05, 0x6a, 0x00]);
+    // session_id 5, then field 14 (length-delimited, empty): a newer version's operation.
+    const data = new Uint8Array([0x10, 0x05, 0x72, 0x00]);
     assert.throws(() => decodeCommand(data), {
       message: "Cannot decode command: 4 bytes decode to a Command with no operation set",
     });

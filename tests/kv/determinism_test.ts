@@ -89,7 +89,7 @@ Deno.test("stores applying the same log agree", async (t) => {
     const store = new KvStore();
     const model = new Map<string, Uint8Array>();
     log.forEach((data, i) => {
-      assert.deepEqual(store.apply(i + 1, data), applyToModel(model, data));
+      assert.deepEqual(store.apply(i + 1, data), applyToModel(model, data, i + 1));
       assert.equal(store.size, model.size);
     });
     for (const key of KEYS) assert.deepEqual(store.get(key), model.get(key));
@@ -97,13 +97,17 @@ Deno.test("stores applying the same log agree", async (t) => {
 });
 
 /** The semantics of kv.proto, written as plainly as possible, as an oracle. */
-function applyToModel(model: Map<string, Uint8Array>, data: Uint8Array): ApplyResult {
+function applyToModel(
+  model: Map<string, Uint8Array>,
+  data: Uint8Array,
+  index: number,
+): ApplyResult {
   if (data.length === 0) return { kind: "noop" };
   const op = decodeCommand(data).op;
   switch (op.case) {
     case "put":
       model.set(op.value.key, op.value.value.slice());
-      return { kind: "put" };
+      return { kind: "put", index };
     case "delete":
       return { kind: "delete", deleted: model.delete(op.value.key) };
     case "compareAndSwap": {

@@ -25,7 +25,7 @@ function next(store: KvStore, data: Uint8Array): ReturnType<KvStore["apply"]> {
 Deno.test("KvStore put and get", async (t) => {
   await t.step("a put is read back by get", () => {
     const store = new KvStore();
-    assert.deepEqual(store.apply(1, put("a", "1")), { kind: "put" });
+    assert.deepEqual(store.apply(1, put("a", "1")), { kind: "put", index: 1 });
     assert.deepEqual(store.get("a"), bytes("1"));
     assert.equal(store.size, 1);
   });
@@ -248,7 +248,7 @@ Deno.test("KvStore applied index", async (t) => {
     assert.equal(store.appliedIndex, 1);
     assert.equal(store.digest(), before);
     // The same index can then be applied with valid data.
-    assert.deepEqual(store.apply(2, put("b", "2")), { kind: "put" });
+    assert.deepEqual(store.apply(2, put("b", "2")), { kind: "put", index: 2 });
   });
 });
 
@@ -266,7 +266,7 @@ Deno.test("KvStore applyCommand (the entry already decoded)", async (t) => {
 
   await t.step("a command with no operation throws and leaves the store unchanged", () => {
     const store = new KvStore();
-    assert.throws(() => store.applyCommand(1, create(CommandSchema, { requestId: 1n })), {
+    assert.throws(() => store.applyCommand(1, create(CommandSchema, { sessionId: 1n })), {
       message: "Cannot apply command: no operation is set",
     });
     assert.equal(store.appliedIndex, 0);

@@ -13,7 +13,72 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/kv.proto.
  */
 export const file_raftkv_v1_kv: GenFile = /*@__PURE__*/
-  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSIoCgpQdXRSZXF1ZXN0EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDCIcCgtQdXRSZXNwb25zZRINCgVpbmRleBgBIAEoBCIZCgpHZXRSZXF1ZXN0EgsKA2tleRgBIAEoCSIrCgtHZXRSZXNwb25zZRINCgVmb3VuZBgBIAEoCBINCgV2YWx1ZRgCIAEoDCIcCg1EZWxldGVSZXF1ZXN0EgsKA2tleRgBIAEoCSIhCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIIlcKFUNvbXBhcmVBbmRTd2FwUmVxdWVzdBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDEILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwyjQIKCUtWU2VydmljZRI0CgNQdXQSFS5yYWZ0a3YudjEuUHV0UmVxdWVzdBoWLnJhZnRrdi52MS5QdXRSZXNwb25zZRI0CgNHZXQSFS5yYWZ0a3YudjEuR2V0UmVxdWVzdBoWLnJhZnRrdi52MS5HZXRSZXNwb25zZRI9CgZEZWxldGUSGC5yYWZ0a3YudjEuRGVsZXRlUmVxdWVzdBoZLnJhZnRrdi52MS5EZWxldGVSZXNwb25zZRJVCg5Db21wYXJlQW5kU3dhcBIgLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcFJlcXVlc3QaIS5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIisKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMIkEKDURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiMKB3Nlc3Npb24YAiABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbiIhCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIInwKFUNvbXBhcmVBbmRTd2FwUmVxdWVzdBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb25CCwoJX2V4cGVjdGVkIkkKFkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEg0KBWZvdW5kGAIgASgIEg0KBXZhbHVlGAMgASgMMtsCCglLVlNlcnZpY2USNAoDUHV0EhUucmFmdGt2LnYxLlB1dFJlcXVlc3QaFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2USNAoDR2V0EhUucmFmdGt2LnYxLkdldFJlcXVlc3QaFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2USPQoGRGVsZXRlEhgucmFmdGt2LnYxLkRlbGV0ZVJlcXVlc3QaGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2USVQoOQ29tcGFyZUFuZFN3YXASIC5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXF1ZXN0GiEucmFmdGt2LnYxLkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USTAoLT3BlblNlc3Npb24SHS5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXF1ZXN0Gh4ucmFmdGt2LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2ViBnByb3RvMw");
+
+/**
+ * Session identifies a write within a client session, for exactly-once execution.
+ *
+ * @generated from message raftkv.v1.Session
+ */
+export type Session = Message<"raftkv.v1.Session"> & {
+  /**
+   * The id returned by OpenSession.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The write's sequence number within the session: 1 for the first write, then one
+   * more for each new write. A retry reuses the sequence number of the write it retries.
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.Session.
+ * Use `create(SessionSchema)` to create a new message.
+ */
+export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 0);
+
+/**
+ * OpenSessionRequest asks for a new client session.
+ *
+ * @generated from message raftkv.v1.OpenSessionRequest
+ */
+export type OpenSessionRequest = Message<"raftkv.v1.OpenSessionRequest"> & {
+};
+
+/**
+ * Describes the message raftkv.v1.OpenSessionRequest.
+ * Use `create(OpenSessionRequestSchema)` to create a new message.
+ */
+export const OpenSessionRequestSchema: GenMessage<OpenSessionRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 1);
+
+/**
+ * OpenSessionResponse carries the new session's id.
+ *
+ * @generated from message raftkv.v1.OpenSessionResponse
+ */
+export type OpenSessionResponse = Message<"raftkv.v1.OpenSessionResponse"> & {
+  /**
+   * The session id, to send in `Session.id` with each write.
+   *
+   * @generated from field: uint64 session_id = 1;
+   */
+  sessionId: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.OpenSessionResponse.
+ * Use `create(OpenSessionResponseSchema)` to create a new message.
+ */
+export const OpenSessionResponseSchema: GenMessage<OpenSessionResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 2);
 
 /**
  * PutRequest asks to store a value under a key.
@@ -34,6 +99,13 @@ export type PutRequest = Message<"raftkv.v1.PutRequest"> & {
    * @generated from field: bytes value = 2;
    */
   value: Uint8Array;
+
+  /**
+   * Optional: the session and sequence number of this write, for exactly-once execution.
+   *
+   * @generated from field: raftkv.v1.Session session = 3;
+   */
+  session?: Session | undefined;
 };
 
 /**
@@ -41,7 +113,7 @@ export type PutRequest = Message<"raftkv.v1.PutRequest"> & {
  * Use `create(PutRequestSchema)` to create a new message.
  */
 export const PutRequestSchema: GenMessage<PutRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_kv, 0);
+  messageDesc(file_raftkv_v1_kv, 3);
 
 /**
  * PutResponse confirms a committed write.
@@ -50,7 +122,8 @@ export const PutRequestSchema: GenMessage<PutRequest> = /*@__PURE__*/
  */
 export type PutResponse = Message<"raftkv.v1.PutResponse"> & {
   /**
-   * The Raft log index at which the write committed. Indexes grow with every write,
+   * The Raft log index at which the write committed (for a retried write in a session,
+   * the index at which the first attempt committed). Indexes grow with every write,
    * so a client can order its own writes by them.
    *
    * @generated from field: uint64 index = 1;
@@ -63,7 +136,7 @@ export type PutResponse = Message<"raftkv.v1.PutResponse"> & {
  * Use `create(PutResponseSchema)` to create a new message.
  */
 export const PutResponseSchema: GenMessage<PutResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_kv, 1);
+  messageDesc(file_raftkv_v1_kv, 4);
 
 /**
  * GetRequest asks for the value of a key.
@@ -84,7 +157,7 @@ export type GetRequest = Message<"raftkv.v1.GetRequest"> & {
  * Use `create(GetRequestSchema)` to create a new message.
  */
 export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_kv, 2);
+  messageDesc(file_raftkv_v1_kv, 5);
 
 /**
  * GetResponse carries the value of a key, if it exists.
@@ -112,7 +185,7 @@ export type GetResponse = Message<"raftkv.v1.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_kv, 3);
+  messageDesc(file_raftkv_v1_kv, 6);
 
 /**
  * DeleteRequest asks to remove a key.
@@ -126,6 +199,13 @@ export type DeleteRequest = Message<"raftkv.v1.DeleteRequest"> & {
    * @generated from field: string key = 1;
    */
   key: string;
+
+  /**
+   * Optional: the session and sequence number of this write, for exactly-once execution.
+   *
+   * @generated from field: raftkv.v1.Session session = 2;
+   */
+  session?: Session | undefined;
 };
 
 /**
@@ -133,7 +213,7 @@ export type DeleteRequest = Message<"raftkv.v1.DeleteRequest"> & {
  * Use `create(DeleteRequestSchema)` to create a new message.
  */
 export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_kv, 4);
+  messageDesc(file_raftkv_v1_kv, 7);
 
 /**
  * DeleteResponse tells whether the delete removed anything.
@@ -154,7 +234,7 @@ export type DeleteResponse = Message<"raftkv.v1.DeleteResponse"> & {
  * Use `create(DeleteResponseSchema)` to create a new message.
  */
 export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_kv, 5);
+  messageDesc(file_raftkv_v1_kv, 8);
 
 /**
  * CompareAndSwapRequest asks to replace a key's value only if it holds an expected one.
@@ -183,6 +263,13 @@ export type CompareAndSwapRequest = Message<"raftkv.v1.CompareAndSwapRequest"> &
    * @generated from field: bytes value = 3;
    */
   value: Uint8Array;
+
+  /**
+   * Optional: the session and sequence number of this write, for exactly-once execution.
+   *
+   * @generated from field: raftkv.v1.Session session = 4;
+   */
+  session?: Session | undefined;
 };
 
 /**
@@ -190,7 +277,7 @@ export type CompareAndSwapRequest = Message<"raftkv.v1.CompareAndSwapRequest"> &
  * Use `create(CompareAndSwapRequestSchema)` to create a new message.
  */
 export const CompareAndSwapRequestSchema: GenMessage<CompareAndSwapRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_kv, 6);
+  messageDesc(file_raftkv_v1_kv, 9);
 
 /**
  * CompareAndSwapResponse tells whether the swap happened, and what the key held.
@@ -227,17 +314,25 @@ export type CompareAndSwapResponse = Message<"raftkv.v1.CompareAndSwapResponse">
  * Use `create(CompareAndSwapResponseSchema)` to create a new message.
  */
 export const CompareAndSwapResponseSchema: GenMessage<CompareAndSwapResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_kv, 7);
+  messageDesc(file_raftkv_v1_kv, 10);
 
 /**
  * KVService is a linearizable key-value store replicated with Raft.
  *
- * Keys are UTF-8 strings; values are arbitrary bytes. Every call may be sent to any
- * node, but only the leader serves it. A follower answers FAILED_PRECONDITION and
- * names the leader it knows of in the error details (or none, during an election);
- * the client then retries against the leader. A write is acknowledged only once it is
- * committed, that is, stored on a majority of the cluster; a read reflects every write
- * acknowledged before it was sent.
+ * Keys are non-empty UTF-8 strings of at most 4 KiB; values are arbitrary bytes, at most
+ * 1 MiB (anything else is INVALID_ARGUMENT). Every call may be sent to any node: a
+ * follower forwards it to the leader it knows, and with no leader known before the
+ * call's deadline the answer is UNAVAILABLE. A write is acknowledged only once it is
+ * committed, that is, stored on a majority of the cluster, and applied; a read reflects
+ * every write acknowledged before it was sent (linearizable). A write that answers
+ * UNAVAILABLE or DEADLINE_EXCEEDED may or may not have taken effect.
+ *
+ * Exactly-once writes: a client may open a session (OpenSession) and send each write
+ * with the session's id and the next sequence number. A retry of the same write (same
+ * session and sequence) is answered with the first outcome instead of being applied
+ * again. A session serves one write at a time: send sequence n + 1 only after n has
+ * answered OK or a definite error. Sessions idle for an hour of log time expire.
+ * Writes without a session still work, at least once.
  *
  * @generated from service raftkv.v1.KVService
  */
@@ -284,6 +379,16 @@ export const KVService: GenService<{
     methodKind: "unary";
     input: typeof CompareAndSwapRequestSchema;
     output: typeof CompareAndSwapResponseSchema;
+  },
+  /**
+   * OpenSession registers a client session through the log and returns its id.
+   *
+   * @generated from rpc raftkv.v1.KVService.OpenSession
+   */
+  openSession: {
+    methodKind: "unary";
+    input: typeof OpenSessionRequestSchema;
+    output: typeof OpenSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_kv, 0);

@@ -17,7 +17,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/raft.proto.
  */
 export const file_raftkv_v1_raft: GenFile = /*@__PURE__*/
-  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxIkcKC1NlbmRSZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkSJAoIbWVzc2FnZXMYAiADKAsyEi5yYWZ0a3YudjEuTWVzc2FnZSIOCgxTZW5kUmVzcG9uc2Ui4QEKB01lc3NhZ2USJAoEdHlwZRgBIAEoDjIWLnJhZnRrdi52MS5NZXNzYWdlVHlwZRIMCgRmcm9tGAIgASgEEgoKAnRvGAMgASgEEgwKBHRlcm0YBCABKAQSDQoFaW5kZXgYBSABKAQSEAoIbG9nX3Rlcm0YBiABKAQSIQoHZW50cmllcxgHIAMoCzIQLnJhZnRrdi52MS5FbnRyeRIOCgZjb21taXQYCCABKAQSDgoGcmVqZWN0GAkgASgIEhMKC3JlamVjdF9oaW50GAogASgEEg8KB2NvbnRleHQYCyABKAQiVgoFRW50cnkSDAoEdGVybRgBIAEoBBINCgVpbmRleBgCIAEoBBIiCgR0eXBlGAMgASgOMhQucmFmdGt2LnYxLkVudHJ5VHlwZRIMCgRkYXRhGAQgASgMIjcKCUhhcmRTdGF0ZRIMCgR0ZXJtGAEgASgEEgwKBHZvdGUYAiABKAQSDgoGY29tbWl0GAMgASgEIskBCgdDb21tYW5kEhIKCnJlcXVlc3RfaWQYASABKAQSEQoJY2xpZW50X2lkGAIgASgJEhAKCHNlcXVlbmNlGAMgASgEEh8KA3B1dBgKIAEoCzIQLnJhZnRrdi52MS5QdXRPcEgAEiUKBmRlbGV0ZRgLIAEoCzITLnJhZnRrdi52MS5EZWxldGVPcEgAEjcKEGNvbXBhcmVfYW5kX3N3YXAYDCABKAsyGy5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBPcEgAQgQKAm9wIiMKBVB1dE9wEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDCIXCghEZWxldGVPcBILCgNrZXkYASABKAkiUgoQQ29tcGFyZUFuZFN3YXBPcBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDEILCglfZXhwZWN0ZWQqhwIKC01lc3NhZ2VUeXBlEhwKGE1FU1NBR0VfVFlQRV9VTlNQRUNJRklFRBAAEhQKEE1FU1NBR0VfVFlQRV9BUFAQARIZChVNRVNTQUdFX1RZUEVfQVBQX1JFU1AQAhIVChFNRVNTQUdFX1RZUEVfVk9URRADEhoKFk1FU1NBR0VfVFlQRV9WT1RFX1JFU1AQBBIZChVNRVNTQUdFX1RZUEVfUFJFX1ZPVEUQBRIeChpNRVNTQUdFX1RZUEVfUFJFX1ZPVEVfUkVTUBAGEhoKFk1FU1NBR0VfVFlQRV9IRUFSVEJFQVQQBxIfChtNRVNTQUdFX1RZUEVfSEVBUlRCRUFUX1JFU1AQCCo+CglFbnRyeVR5cGUSGgoWRU5UUllfVFlQRV9VTlNQRUNJRklFRBAAEhUKEUVOVFJZX1RZUEVfTk9STUFMEAEyRgoLUmFmdFNlcnZpY2USNwoEU2VuZBIWLnJhZnRrdi52MS5TZW5kUmVxdWVzdBoXLnJhZnRrdi52MS5TZW5kUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxIkcKC1NlbmRSZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkSJAoIbWVzc2FnZXMYAiADKAsyEi5yYWZ0a3YudjEuTWVzc2FnZSIOCgxTZW5kUmVzcG9uc2Ui4QEKB01lc3NhZ2USJAoEdHlwZRgBIAEoDjIWLnJhZnRrdi52MS5NZXNzYWdlVHlwZRIMCgRmcm9tGAIgASgEEgoKAnRvGAMgASgEEgwKBHRlcm0YBCABKAQSDQoFaW5kZXgYBSABKAQSEAoIbG9nX3Rlcm0YBiABKAQSIQoHZW50cmllcxgHIAMoCzIQLnJhZnRrdi52MS5FbnRyeRIOCgZjb21taXQYCCABKAQSDgoGcmVqZWN0GAkgASgIEhMKC3JlamVjdF9oaW50GAogASgEEg8KB2NvbnRleHQYCyABKAQiVgoFRW50cnkSDAoEdGVybRgBIAEoBBINCgVpbmRleBgCIAEoBBIiCgR0eXBlGAMgASgOMhQucmFmdGt2LnYxLkVudHJ5VHlwZRIMCgRkYXRhGAQgASgMIjcKCUhhcmRTdGF0ZRIMCgR0ZXJtGAEgASgEEgwKBHZvdGUYAiABKAQSDgoGY29tbWl0GAMgASgEIosCCgdDb21tYW5kEhIKCnNlc3Npb25faWQYAiABKAQSEAoIc2VxdWVuY2UYAyABKAQSDwoHdGltZV9tcxgEIAEoBBIfCgNwdXQYCiABKAsyEC5yYWZ0a3YudjEuUHV0T3BIABIlCgZkZWxldGUYCyABKAsyEy5yYWZ0a3YudjEuRGVsZXRlT3BIABI3ChBjb21wYXJlX2FuZF9zd2FwGAwgASgLMhsucmFmdGt2LnYxLkNvbXBhcmVBbmRTd2FwT3BIABIwCgxvcGVuX3Nlc3Npb24YDSABKAsyGC5yYWZ0a3YudjEuT3BlblNlc3Npb25PcEgAQgQKAm9wSgQIARACUgpyZXF1ZXN0X2lkIg8KDU9wZW5TZXNzaW9uT3AiIwoFUHV0T3ASCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMIhcKCERlbGV0ZU9wEgsKA2tleRgBIAEoCSJSChBDb21wYXJlQW5kU3dhcE9wEgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMQgsKCV9leHBlY3RlZCqHAgoLTWVzc2FnZVR5cGUSHAoYTUVTU0FHRV9UWVBFX1VOU1BFQ0lGSUVEEAASFAoQTUVTU0FHRV9UWVBFX0FQUBABEhkKFU1FU1NBR0VfVFlQRV9BUFBfUkVTUBACEhUKEU1FU1NBR0VfVFlQRV9WT1RFEAMSGgoWTUVTU0FHRV9UWVBFX1ZPVEVfUkVTUBAEEhkKFU1FU1NBR0VfVFlQRV9QUkVfVk9URRAFEh4KGk1FU1NBR0VfVFlQRV9QUkVfVk9URV9SRVNQEAYSGgoWTUVTU0FHRV9UWVBFX0hFQVJUQkVBVBAHEh8KG01FU1NBR0VfVFlQRV9IRUFSVEJFQVRfUkVTUBAIKj4KCUVudHJ5VHlwZRIaChZFTlRSWV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRU5UUllfVFlQRV9OT1JNQUwQATJGCgtSYWZ0U2VydmljZRI3CgRTZW5kEhYucmFmdGt2LnYxLlNlbmRSZXF1ZXN0GhcucmFmdGt2LnYxLlNlbmRSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * SendRequest is one batch of protocol messages from one node to one other node.
@@ -257,28 +257,28 @@ export const HardStateSchema: GenMessage<HardState> = /*@__PURE__*/
  */
 export type Command = Message$1<"raftkv.v1.Command"> & {
   /**
-   * Identifies the client request on the node that proposed it, so that node can answer
-   * the waiting caller when the entry is applied. Other nodes ignore it.
+   * The client session that issued the operation (the index of the entry that opened
+   * it), or 0 for a write without a session (at least once).
    *
-   * @generated from field: uint64 request_id = 1;
+   * @generated from field: uint64 session_id = 2;
    */
-  requestId: bigint;
+  sessionId: bigint;
 
   /**
-   * The client session that issued the operation, for at-most-once execution of retries.
-   * Empty if the client has no session.
-   *
-   * @generated from field: string client_id = 2;
-   */
-  clientId: string;
-
-  /**
-   * The client's sequence number for the operation within `client_id`; a retry of an
-   * operation already applied is answered from the session instead of re-executed.
+   * The operation's sequence number within the session; a retry of an operation
+   * already applied is answered from the session instead of being applied again.
    *
    * @generated from field: uint64 sequence = 3;
    */
   sequence: bigint;
+
+  /**
+   * The proposing leader's clock, in ms since the epoch: the log's notion of time,
+   * used to expire idle sessions the same way on every node.
+   *
+   * @generated from field: uint64 time_ms = 4;
+   */
+  timeMs: bigint;
 
   /**
    * The operation to apply. Exactly one is set.
@@ -309,6 +309,14 @@ export type Command = Message$1<"raftkv.v1.Command"> & {
      */
     value: CompareAndSwapOp;
     case: "compareAndSwap";
+  } | {
+    /**
+     * Open a client session; its id is this entry's index.
+     *
+     * @generated from field: raftkv.v1.OpenSessionOp open_session = 13;
+     */
+    value: OpenSessionOp;
+    case: "openSession";
   } | { case: undefined; value?: undefined };
 };
 
@@ -318,6 +326,21 @@ export type Command = Message$1<"raftkv.v1.Command"> & {
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
   messageDesc(file_raftkv_v1_raft, 5);
+
+/**
+ * OpenSessionOp registers a new client session.
+ *
+ * @generated from message raftkv.v1.OpenSessionOp
+ */
+export type OpenSessionOp = Message$1<"raftkv.v1.OpenSessionOp"> & {
+};
+
+/**
+ * Describes the message raftkv.v1.OpenSessionOp.
+ * Use `create(OpenSessionOpSchema)` to create a new message.
+ */
+export const OpenSessionOpSchema: GenMessage<OpenSessionOp> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_raft, 6);
 
 /**
  * PutOp sets `key` to `value`, creating the key if it does not exist.
@@ -345,7 +368,7 @@ export type PutOp = Message$1<"raftkv.v1.PutOp"> & {
  * Use `create(PutOpSchema)` to create a new message.
  */
 export const PutOpSchema: GenMessage<PutOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 6);
+  messageDesc(file_raftkv_v1_raft, 7);
 
 /**
  * DeleteOp removes `key`; removing a missing key is not an error.
@@ -366,7 +389,7 @@ export type DeleteOp = Message$1<"raftkv.v1.DeleteOp"> & {
  * Use `create(DeleteOpSchema)` to create a new message.
  */
 export const DeleteOpSchema: GenMessage<DeleteOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 7);
+  messageDesc(file_raftkv_v1_raft, 8);
 
 /**
  * CompareAndSwapOp sets `key` to `value` only if its current value equals `expected`.
@@ -402,7 +425,7 @@ export type CompareAndSwapOp = Message$1<"raftkv.v1.CompareAndSwapOp"> & {
  * Use `create(CompareAndSwapOpSchema)` to create a new message.
  */
 export const CompareAndSwapOpSchema: GenMessage<CompareAndSwapOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 8);
+  messageDesc(file_raftkv_v1_raft, 9);
 
 /**
  * MessageType names the kind of a Raft protocol message. Local messages that never
