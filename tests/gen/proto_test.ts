@@ -104,14 +104,14 @@ Deno.test("generated messages round-trip through the binary format", async (t) =
 
   await t.step("Command oneof", () => {
     const cmd = create(CommandSchema, {
-      requestId: 9n,
-      clientId: "client-a",
+      sessionId: 9n,
       sequence: 3n,
+      timeMs: 1_700_000_000_000n,
       op: { case: "put", value: { key: "k", value: bytes("v") } },
     });
     const back = fromBinary(CommandSchema, toBinary(CommandSchema, cmd));
-    assert.equal(back.requestId, 9n);
-    assert.equal(back.clientId, "client-a");
+    assert.equal(back.sessionId, 9n);
+    assert.equal(back.timeMs, 1_700_000_000_000n);
     assert.equal(back.sequence, 3n);
     assert.equal(back.op.case, "put");
     if (back.op.case !== "put") return;
