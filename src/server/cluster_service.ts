@@ -35,7 +35,9 @@ export function clusterService(node: RaftKvNode): ServiceImpl<typeof ClusterServ
         commitIndex: BigInt(s.commit),
         appliedIndex: BigInt(s.kvApplied),
         lastLogIndex: BigInt(s.lastIndex),
-        peers: [...(s.progress ?? new Map()).entries()].map(([id, p]) =>
+        peers: [...(s.progress ?? new Map()).entries()].filter(([id]) => id !== s.id).map((
+          [id, p],
+        ) =>
           create(PeerProgressSchema, {
             id: BigInt(id),
             matchIndex: BigInt(p.match),

@@ -39,6 +39,7 @@ export function answerMarginMs(timeoutMs: number): number {
  */
 const UNREACHABLE = new Set([
   Code.Unavailable,
+  Code.Aborted, // connect-node's code for a connection reset (ECONNRESET)
   Code.DeadlineExceeded,
   Code.Canceled,
   Code.Internal,
