@@ -30,6 +30,14 @@ export class NodeError extends Error {
   }
 }
 
+/** A change of the leader a node knows of, as {@link RaftKvNode.onLeaderChange} reports it. */
+export interface LeaderChange {
+  /** The leader the node now knows of, or {@link NONE}. */
+  readonly leader: NodeId;
+  /** True on the last report, when the node stops or fails (`leader` is then NONE). */
+  readonly final: boolean;
+}
+
 /** Options of a {@link RaftKvNode}. */
 export interface RaftKvNodeOptions {
   readonly id: NodeId;
@@ -133,8 +141,10 @@ export class RaftKvNode {
   #nextReadId = 1;
   /** Reads confirmed, waiting for the state machine to reach their index. */
   #readsAwaitingApply: PendingApply[] = [];
-  /** Calls waiting for a leader to be known. */
-  readonly #leaderWatchers = new Set<Waiter<NodeId>>();
+  /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}), and what they last heard. */
+  readonly #leaderListeners = new Set<(change: LeaderChange) => void>();
+  #reportedLeader: NodeId = NONE;
+  #leaderFinal = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
@@ -246,6 +256,7 @@ export class RaftKvNode {
     this.#fatal = err instanceof Error ? err : new Error(String(err));
     this.#log.error("the node cannot go on", { error: this.#fatal.message });
     this.#failAll(new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`));
+    this.#reportLeader(NONE, true);
     this.#kicker.kick();
     this.#onFatal?.(this.#fatal);
   }
@@ -319,10 +330,23 @@ export class RaftKvNode {
       for (const w of this.#proposals.values()) w.reject(err);
       this.#proposals.clear();
     }
-    if (lead !== NONE) {
-      for (const w of this.#leaderWatchers) w.resolve(lead);
-      this.#leaderWatchers.clear();
+    this.#reportLeader(lead, false);
+  }
+
+  /** Tells the leader listeners of a change of leader (once per change), or of the end. */
+  #reportLeader(lead: NodeId, final: boolean): void {
+    if (this.#leaderFinal || (!final && lead === this.#reportedLeader)) return;
+    this.#reportedLeader = lead;
+    this.#leaderFinal = final;
+    const change: LeaderChange = { leader: lead, final };
+    for (const l of [...this.#leaderListeners]) {
+      try {
+        l(change);
+      } catch (err) {
+        this.#log.error("a leader-change listener threw", { error: String(err) });
+      }
     }
+    if (final) this.#leaderListeners.clear();
   }
 
   #releaseReads(): void {
@@ -451,9 +475,32 @@ export class RaftKvNode {
     if (now !== NONE) return Promise.resolve(now);
     const none = new NodeError("unavailable", "no leader is known: the cluster has no quorum");
     return abortableWait(signal, none, (w) => {
-      this.#leaderWatchers.add(w);
-      return () => this.#leaderWatchers.delete(w);
+      const off = this.onLeaderChange((change) => {
+        if (change.final) {
+          off();
+          w.reject(new NodeError("stopped", `node ${this.id} is shutting down`));
+        } else if (change.leader !== NONE) {
+          off();
+          w.resolve(change.leader);
+        }
+      });
+      return off;
     });
+  }
+
+  /**
+   * Calls `listener` each time the leader this node knows of changes (with NONE
+   * when it loses it), and a last time, with `final` set, when the node stops or
+   * fails. Returns a function that unsubscribes. Subscribing after the end gets
+   * the final report on a microtask.
+   */
+  onLeaderChange(listener: (change: LeaderChange) => void): () => void {
+    if (this.#leaderFinal) {
+      queueMicrotask(() => listener({ leader: NONE, final: true }));
+      return () => {};
+    }
+    this.#leaderListeners.add(listener);
+    return () => this.#leaderListeners.delete(listener);
   }
 
   /** The core's status plus the state machine's applied index. */
@@ -476,6 +523,7 @@ export class RaftKvNode {
       // Already logged by the loop.
     }
     this.#failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
+    this.#reportLeader(NONE, true);
     await this.#transport.close();
     await this.#wal.close();
     this.#lock.close();

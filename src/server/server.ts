@@ -9,13 +9,16 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "../gen/health/v1/health_pb.ts";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
 import { clusterService } from "./cluster_service.ts";
+import { healthService } from "./health.ts";
 import { kvService } from "./kv_service.ts";
 import type { RaftKvNode } from "./node.ts";
 import { raftService } from "./raft_service.ts";
+import { registerReflection } from "./reflection.ts";
 import { Router } from "./route.ts";
 
 /** The largest request a node accepts: a 1 MiB value plus a 4 KiB key and framing, with room. */
@@ -37,6 +40,9 @@ export async function serve(node: RaftKvNode, host: string, port: number): Promi
       r.service(RaftService, raftService(node));
       r.service(KVService, kvService(node, router));
       r.service(ClusterService, clusterService(node));
+      r.service(Health, healthService(node));
+      // Last: reflection lists and describes every service registered on the router.
+      registerReflection(r);
     },
   });
   const server = http2.createServer({}, handler);
