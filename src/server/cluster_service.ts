@@ -27,6 +27,7 @@ export function clusterService(node: RaftKvNode): ServiceImpl<typeof ClusterServ
   return {
     status() {
       const s = node.status();
+      const fingerprints = node.fingerprints();
       return create(StatusResponseSchema, {
         id: BigInt(s.id),
         role: ROLE[s.role],
@@ -35,6 +36,8 @@ export function clusterService(node: RaftKvNode): ServiceImpl<typeof ClusterServ
         commitIndex: BigInt(s.commit),
         appliedIndex: BigInt(s.kvApplied),
         lastLogIndex: BigInt(s.lastIndex),
+        stateDigest: fingerprints.state,
+        appliedChain: fingerprints.chain,
         peers: [...(s.progress ?? new Map()).entries()].filter(([id]) => id !== s.id).map((
           [id, p],
         ) =>

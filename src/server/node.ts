@@ -7,6 +7,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { decodeCommand } from "../kv/command.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
 import { NotLeaderError } from "../raft/errors.ts";
@@ -61,6 +62,23 @@ interface Waiter<T> {
 
 interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> {
   readonly term: number;
+}
+
+/** A hash chain over applied entries: link = SHA-256(previous link, index, term, data). */
+class AppliedChain {
+  #link: Uint8Array = new Uint8Array(32);
+
+  add(e: Entry): void {
+    const header = new DataView(new ArrayBuffer(16));
+    header.setFloat64(0, e.index);
+    header.setFloat64(8, e.term);
+    this.#link = createHash("sha256").update(this.#link).update(new Uint8Array(header.buffer))
+      .update(e.data).digest();
+  }
+
+  hex(): string {
+    return Array.from(this.#link, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
 }
 
 /** A confirmed read waiting for the state machine to apply `index`. */
@@ -129,6 +147,7 @@ export class RaftKvNode {
   readonly id: NodeId;
   readonly options: RaftKvNodeOptions;
   readonly kv = new KvStore();
+  readonly #chain = new AppliedChain();
   readonly #log: Logger;
   readonly #raw: RawNode;
   readonly #storage: MemoryStorage;
@@ -290,6 +309,7 @@ export class RaftKvNode {
   }
 
   #apply(e: Entry): void {
+    this.#chain.add(e);
     let result: ApplyResult;
     if (e.data.length === 0) {
       result = this.kv.applyCommand(e.index, undefined);
@@ -506,6 +526,16 @@ export class RaftKvNode {
   /** The core's status plus the state machine's applied index. */
   status(): Status & { kvApplied: number } {
     return { ...this.#raw.status(), kvApplied: this.kv.appliedIndex };
+  }
+
+  /**
+   * Fingerprints of what this node applied: the key-value state's digest and a
+   * hash chain over the applied entries. Equal on two nodes at the same applied
+   * index exactly when they applied the same sequence (tests and chaos runs
+   * compare them).
+   */
+  fingerprints(): { state: string; chain: string } {
+    return { state: this.kv.digest(), chain: this.#chain.hex() };
   }
 
   /**

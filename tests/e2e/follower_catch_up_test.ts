@@ -41,5 +41,19 @@ Deno.test("kill a follower, write, restart it: it catches up", async () => {
     assert.deepEqual(await checkReads(c, follower, expected), []);
     const after = await put(follower, "after");
     await waitApplied(c, follower, after);
+
+    // Every node applied the same sequence and holds the same state.
+    for (const id of c.ids) await waitApplied(c, id, after);
+    const prints = await Promise.all(c.ids.map((id) => c.status(id)));
+    for (const p of prints) {
+      assert.equal(p.appliedIndex, prints[0]!.appliedIndex);
+      assert.equal(
+        p.appliedChain,
+        prints[0]!.appliedChain,
+        `node ${p.id} applied another sequence`,
+      );
+      assert.equal(p.stateDigest, prints[0]!.stateDigest, `node ${p.id} holds another state`);
+    }
+    assert.match(prints[0]!.appliedChain, /^[0-9a-f]{64}$/);
   });
 });

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/cluster.proto.
  */
 export const file_raftkv_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("ChdyYWZ0a3YvdjEvY2x1c3Rlci5wcm90bxIJcmFmdGt2LnYxIg8KDVN0YXR1c1JlcXVlc3QiyQEKDlN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgEEh0KBHJvbGUYAiABKA4yDy5yYWZ0a3YudjEuUm9sZRIMCgR0ZXJtGAMgASgEEhEKCWxlYWRlcl9pZBgEIAEoBBIUCgxjb21taXRfaW5kZXgYBSABKAQSFQoNYXBwbGllZF9pbmRleBgGIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgHIAEoBBImCgVwZWVycxgIIAMoCzIXLnJhZnRrdi52MS5QZWVyUHJvZ3Jlc3MiQwoMUGVlclByb2dyZXNzEgoKAmlkGAEgASgEEhMKC21hdGNoX2luZGV4GAIgASgEEhIKCm5leHRfaW5kZXgYAyABKAQqbAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9GT0xMT1dFUhABEhYKElJPTEVfUFJFX0NBTkRJREFURRACEhIKDlJPTEVfQ0FORElEQVRFEAMSDwoLUk9MRV9MRUFERVIQBDJPCg5DbHVzdGVyU2VydmljZRI9CgZTdGF0dXMSGC5yYWZ0a3YudjEuU3RhdHVzUmVxdWVzdBoZLnJhZnRrdi52MS5TdGF0dXNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChdyYWZ0a3YvdjEvY2x1c3Rlci5wcm90bxIJcmFmdGt2LnYxIg8KDVN0YXR1c1JlcXVlc3Qi9gEKDlN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgEEh0KBHJvbGUYAiABKA4yDy5yYWZ0a3YudjEuUm9sZRIMCgR0ZXJtGAMgASgEEhEKCWxlYWRlcl9pZBgEIAEoBBIUCgxjb21taXRfaW5kZXgYBSABKAQSFQoNYXBwbGllZF9pbmRleBgGIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgHIAEoBBImCgVwZWVycxgIIAMoCzIXLnJhZnRrdi52MS5QZWVyUHJvZ3Jlc3MSFAoMc3RhdGVfZGlnZXN0GAkgASgJEhUKDWFwcGxpZWRfY2hhaW4YCiABKAkiQwoMUGVlclByb2dyZXNzEgoKAmlkGAEgASgEEhMKC21hdGNoX2luZGV4GAIgASgEEhIKCm5leHRfaW5kZXgYAyABKAQqbAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9GT0xMT1dFUhABEhYKElJPTEVfUFJFX0NBTkRJREFURRACEhIKDlJPTEVfQ0FORElEQVRFEAMSDwoLUk9MRV9MRUFERVIQBDJPCg5DbHVzdGVyU2VydmljZRI9CgZTdGF0dXMSGC5yYWZ0a3YudjEuU3RhdHVzUmVxdWVzdBoZLnJhZnRrdi52MS5TdGF0dXNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * StatusRequest has no fields.
@@ -92,6 +92,23 @@ export type StatusResponse = Message<"raftkv.v1.StatusResponse"> & {
    * @generated from field: repeated raftkv.v1.PeerProgress peers = 8;
    */
   peers: PeerProgress[];
+
+  /**
+   * SHA-256 (hex) of this node's key-value state (keys, values, client sessions) at
+   * `applied_index`. Two nodes at the same applied index must report the same digest.
+   *
+   * @generated from field: string state_digest = 9;
+   */
+  stateDigest: string;
+
+  /**
+   * A hash chain (hex) over every entry this node has applied, in order: each link is
+   * SHA-256 of the previous link, the entry's index, term and data. Two nodes at the same
+   * applied index report the same chain exactly when they applied the same sequence.
+   *
+   * @generated from field: string applied_chain = 10;
+   */
+  appliedChain: string;
 };
 
 /**
