@@ -4,11 +4,21 @@
  * Decoding checks every value, so a hostile or broken peer gets a clear error
  * instead of a core that runs on nonsense.
  *
+ * What is checked is what a message says about itself, never what it claims
+ * about the receiver's state: a known type; safe integers; a term of at most
+ * {@link MAX_TERM}, and of at least 1 on requests; a log term no greater than the
+ * message term; entries only on `app`, consecutive from `index + 1`, with terms in
+ * (0, term] that never decrease and start at or above `log_term`; a reject hint at
+ * or below the rejected index; and entry data the state machine can apply (see
+ * {@link checkEntryData}). A message that passes can still lie (a forged leader of
+ * a higher term); that is outside Raft's fault model and no codec can see it.
+ *
  * @module
  */
 
 import { create } from "@bufbuild/protobuf";
 import * as pb from "../gen/raftkv/v1/raft_pb.ts";
+import { decodeCommand } from "../kv/command.ts";
 import type { Entry, HardState, Message, MessageType } from "../raft/types.ts";
 
 /** A peer sent something the core cannot take. */
@@ -52,12 +62,46 @@ export function entryFromPb(e: pb.Entry): Entry {
   if (e.type !== pb.EntryType.NORMAL) {
     throw new CodecError(`Cannot decode entry: unknown entry type ${e.type}`);
   }
+  const index = toSafeNumber(e.index, "entry.index");
+  checkEntryData(index, e.data);
   return {
     term: toSafeNumber(e.term, "entry.term"),
-    index: toSafeNumber(e.index, "entry.index"),
+    index,
     type: "normal",
     data: e.data,
   };
+}
+
+/**
+ * Checks that the state machine can apply an entry's data: empty (a no-op), or a
+ * Command whose numbers are below 2^53. A Command with a larger `time_ms`,
+ * `session_id` or `sequence` cannot come from a correct leader (it stamps its own
+ * clock and checks sessions), and applying it would throw on every node, at every
+ * restart, once committed. Data that is not a Command at all is let through: the
+ * runtime applies it as a no-op, the same way on every node (see node.ts).
+ */
+export function checkEntryData(index: number, data: Uint8Array): void {
+  if (data.length === 0) return;
+  let command;
+  try {
+    command = decodeCommand(data);
+  } catch {
+    return;
+  }
+  const limit = BigInt(Number.MAX_SAFE_INTEGER);
+  for (
+    const [field, value] of [
+      ["time_ms", command.timeMs],
+      ["session_id", command.sessionId],
+      ["sequence", command.sequence],
+    ] as const
+  ) {
+    if (value > limit) {
+      throw new CodecError(
+        `Cannot decode entry ${index}: its command's ${field} ${value} is above 2^53 - 1`,
+      );
+    }
+  }
 }
 
 export function messageToPb(m: Message): pb.Message {
@@ -77,19 +121,55 @@ export function messageToPb(m: Message): pb.Message {
 }
 
 /**
- * Decodes a peer's message and checks what the core relies on: a known type,
- * safe integers, and entries that are consecutive and follow `index`.
+ * The largest term a message may carry: 2^53 - 2. A node that took a larger one
+ * could be made (by forged votes) to campaign in term 2^53, which it cannot persist
+ * (the WAL stores safe integers), and would stop. No real cluster comes near: a term
+ * is one election.
+ */
+export const MAX_TERM = Number.MAX_SAFE_INTEGER - 1;
+
+/** Requests, which only a leader or a candidate sends, always in a term >= 1. */
+const REQUESTS: ReadonlySet<MessageType> = new Set(["app", "heartbeat", "vote", "pre_vote"]);
+
+/**
+ * Decodes a peer's message and checks what the core relies on (see the module
+ * documentation); throws a {@link CodecError} naming the first problem.
  */
 export function messageFromPb(m: pb.Message): Message {
   const type = TYPE_FROM_PB.get(m.type);
   if (type === undefined) throw new CodecError(`Cannot decode message: unknown type ${m.type}`);
+  const term = toSafeNumber(m.term, "message.term");
   const index = toSafeNumber(m.index, "message.index");
-  const entries = m.entries.map(entryFromPb);
-  if (entries.length > 0 && type !== "app") {
+  const logTerm = toSafeNumber(m.logTerm, "message.logTerm");
+  const rejectHint = toSafeNumber(m.rejectHint, "message.rejectHint");
+  if (term > MAX_TERM) {
+    throw new CodecError(
+      `Cannot decode ${type} message: term ${term} is above the largest term, 2^53 - 2`,
+    );
+  }
+  if (term === 0 && REQUESTS.has(type)) {
+    throw new CodecError(
+      `Cannot decode ${type} message: term 0 (a ${type} is sent in term 1 or later)`,
+    );
+  }
+  // No node holds an entry of a term later than its own: every log term a message
+  // carries (prevLogTerm, a candidate's last term, a hint term) is <= its term.
+  if (logTerm > term) {
+    throw new CodecError(
+      `Cannot decode ${type} message: log term ${logTerm} above its term ${term}`,
+    );
+  }
+  if (m.reject && rejectHint > index) {
+    throw new CodecError(
+      `Cannot decode ${type} message: reject hint ${rejectHint} above the rejected index ${index}`,
+    );
+  }
+  if (m.entries.length > 0 && type !== "app") {
     throw new CodecError(`Cannot decode ${type} message: only app messages carry entries`);
   }
-  const term = toSafeNumber(m.term, "message.term");
+  const entries = m.entries.map(entryFromPb);
   let expected = index + 1;
+  let prevTerm = logTerm;
   for (const e of entries) {
     if (e.index !== expected) {
       throw new CodecError(
@@ -101,6 +181,14 @@ export function messageFromPb(m: pb.Message): Message {
         `Cannot decode app message: entry ${e.index} has term ${e.term} outside (0, ${term}]`,
       );
     }
+    // Terms never decrease along a log (§5.3): the leader's entries follow
+    // prevLogTerm and each other in term order.
+    if (e.term < prevTerm) {
+      throw new CodecError(
+        `Cannot decode app message: entry ${e.index} has term ${e.term}, below the term ${prevTerm} before it`,
+      );
+    }
+    prevTerm = e.term;
     expected++;
   }
   return {
@@ -109,11 +197,11 @@ export function messageFromPb(m: pb.Message): Message {
     to: toSafeNumber(m.to, "message.to"),
     term,
     index,
-    logTerm: toSafeNumber(m.logTerm, "message.logTerm"),
+    logTerm,
     entries,
     commit: toSafeNumber(m.commit, "message.commit"),
     reject: m.reject,
-    rejectHint: toSafeNumber(m.rejectHint, "message.rejectHint"),
+    rejectHint,
     context: toSafeNumber(m.context, "message.context"),
   };
 }

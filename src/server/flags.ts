@@ -65,16 +65,18 @@ Runs one raftkv node. Every flag can also be set with an environment variable
 Flags:
   --id N                 This node's id, a positive integer [RAFTKV_ID] (default 1)
   --listen HOST:PORT     Address of the gRPC server [RAFTKV_LISTEN] (default 127.0.0.1:7001);
-                         port 0 picks a free port; IPv6 as [::1]:7001
+                         port 0 picks a free port; IPv6 as [::1]:7001; with the same host
+                         as this node's --peers entry, it must have that entry's port
   --peers ID=HOST:PORT,...
                          The full membership, this node included [RAFTKV_PEERS]
                          (default: this node alone, ID=LISTEN)
   --data-dir DIR         Directory for the write-ahead log [RAFTKV_DATA_DIR] (default ./data)
   --log-level LEVEL      debug, info, warn or error [RAFTKV_LOG_LEVEL] (default info)
   --log-format FORMAT    text or json [RAFTKV_LOG_FORMAT] (default text)
-  --heartbeat-ms N       Leader heartbeat interval [RAFTKV_HEARTBEAT_MS] (default 100)
-  --election-ms N        Election timeout, at least 3 x --heartbeat-ms [RAFTKV_ELECTION_MS]
-                         (default 1000)
+  --heartbeat-ms N       Leader heartbeat interval, at most 60000 [RAFTKV_HEARTBEAT_MS]
+                         (default 100)
+  --election-ms N        Election timeout, at least 3 x --heartbeat-ms, at most 600000
+                         [RAFTKV_ELECTION_MS] (default 1000)
   --cluster-id NAME      Cluster name; nodes ignore peers with another [RAFTKV_CLUSTER_ID]
                          (default raftkv)
   --help                 Print this help and exit
@@ -85,6 +87,15 @@ Example, node 2 of 3:
   deno task node --id 2 --listen 127.0.0.1:7002 \\
     --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir ./data/node2
 `;
+
+/**
+ * The largest --heartbeat-ms: a minute. Far beyond any useful setting, and well
+ * inside what a timer can wait (2^31 - 1 ms; a longer interval fires every 1 ms).
+ */
+export const MAX_HEARTBEAT_MS = 60_000;
+
+/** The largest --election-ms: ten minutes (peer calls time out after it, too). */
+export const MAX_ELECTION_MS = 600_000;
 
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 const LOG_FORMATS: readonly NodeOptions["logFormat"][] = ["text", "json"];
@@ -197,9 +208,11 @@ export function parseNodeFlags(
   const logFormat = optional(raw("log-format"), (r) => parseChoice(r, LOG_FORMATS)) ??
     defaults.logFormat;
   const heartbeatRaw = raw("heartbeat-ms");
-  const heartbeatMs = optional(heartbeatRaw, (r) => parseInteger(r, 1)) ?? defaults.heartbeatMs;
+  const heartbeatMs = optional(heartbeatRaw, (r) => parseInteger(r, 1, MAX_HEARTBEAT_MS)) ??
+    defaults.heartbeatMs;
   const electionRaw = raw("election-ms");
-  const electionMs = optional(electionRaw, (r) => parseInteger(r, 1)) ?? defaults.electionMs;
+  const electionMs = optional(electionRaw, (r) => parseInteger(r, 1, MAX_ELECTION_MS)) ??
+    defaults.electionMs;
   if (electionMs < 3 * heartbeatMs) {
     const e = electionRaw?.source ?? "--election-ms";
     const h = heartbeatRaw?.source ?? "--heartbeat-ms";
@@ -230,9 +243,34 @@ export function parseNodeFlags(
 }
 
 /**
- * Parses the node's flags like {@link parseNodeFlags}, for `main`: on `--help`
- * prints {@link NODE_USAGE} to stdout and exits 0; on a {@link FlagError} prints
- * `error: <message>` and a hint to stderr and exits 2.
+ * Checks what {@link parseNodeFlags} cannot see setting by setting: that this
+ * node listens where the others dial it. They dial the address of its own --peers
+ * entry, so with the same host on both sides, --listen must have that entry's
+ * port. An entry with another host (a NAT or proxy address, a DNS name of this
+ * machine, a wildcard listen address) cannot be compared and is accepted, and so
+ * is an entry with port 0 (a node alone, which nobody dials).
+ *
+ * @throws {FlagError} naming both settings when they disagree
+ */
+export function checkNodeOptions(opts: NodeOptions): void {
+  const self = opts.peers.get(opts.id);
+  if (self === undefined || self.port === 0) return;
+  if (self.host.toLowerCase() !== opts.listen.host.toLowerCase()) return;
+  if (self.port === opts.listen.port) return;
+  const listen = formatHostPort(opts.listen);
+  const entry = `${opts.id}=${formatHostPort(self)}`;
+  throw new FlagError(
+    `Cannot use --listen ${listen}: this node's own --peers entry is ${entry}, where the other ` +
+      `nodes dial it; listen on port ${self.port}, or fix the entry (an entry with another ` +
+      `host, for a NAT or a proxy, is not compared)`,
+  );
+}
+
+/**
+ * Parses the node's flags like {@link parseNodeFlags} and checks them with
+ * {@link checkNodeOptions}, for `main`: on `--help` prints {@link NODE_USAGE} to
+ * stdout and exits 0; on a {@link FlagError} prints `error: <message>` and a hint
+ * to stderr and exits 2.
  */
 export function parseNodeFlagsOrExit(
   args: string[],
@@ -241,6 +279,7 @@ export function parseNodeFlagsOrExit(
   let opts: NodeOptions;
   try {
     opts = parseNodeFlags(args, env);
+    if (!opts.help) checkNodeOptions(opts);
   } catch (e) {
     if (!(e instanceof FlagError)) throw e;
     console.error(`error: ${e.message}\nRun with --help for usage.`);
@@ -273,13 +312,16 @@ function optional<T>(raw: Raw | undefined, parse: (raw: Raw) => T): T | undefine
   return raw === undefined ? undefined : parse(raw);
 }
 
-function parseInteger(raw: Raw, min: number): number {
+function parseInteger(raw: Raw, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = /^\d+$/.test(raw.value) ? Number(raw.value) : NaN;
   if (!Number.isSafeInteger(n)) {
     throw new FlagError(`Cannot parse ${raw.source}: "${raw.value}" is not an integer`);
   }
   if (n < min) {
     throw new FlagError(`Cannot parse ${raw.source}: ${n} is less than ${min}`);
+  }
+  if (n > max) {
+    throw new FlagError(`Cannot parse ${raw.source}: ${n} is more than ${max}`);
   }
   return n;
 }

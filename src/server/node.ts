@@ -31,6 +31,14 @@ export class NodeError extends Error {
   }
 }
 
+/**
+ * How long a node that cannot go on keeps answering before it reports the failure
+ * through {@link RaftKvNode.failed} (on which main exits): long enough for the calls
+ * it just failed, and any that arrive meanwhile, to get UNAVAILABLE with the reason
+ * (a full disk, say) rather than a dropped connection.
+ */
+export const FAIL_GRACE_MS = 1000;
+
 /** A change of the leader a node knows of, as {@link RaftKvNode.onLeaderChange} reports it. */
 export interface LeaderChange {
   /** The leader the node now knows of, or {@link NONE}. */
@@ -142,6 +150,29 @@ function abortableWait<T>(
   });
 }
 
+/**
+ * Runs one step of opening the data dir, turning an OS error (a file where the
+ * directory should be, no permission, a read-only or full disk) into a NodeError
+ * that names the directory, for main to print without a stack trace. WAL damage
+ * and Deno's own permission refusals pass through: main explains those itself.
+ */
+async function inDataDir<T>(dir: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (
+      !(err instanceof Error) || typeof code !== "string" || err instanceof Deno.errors.NotCapable
+    ) {
+      throw err;
+    }
+    const why = err instanceof Deno.errors.AlreadyExists || err instanceof Deno.errors.NotADirectory
+      ? `it, or a directory above it, is a file (${err.message})`
+      : err.message;
+    throw new NodeError("unavailable", `Cannot use data dir ${dir}: ${why}`);
+  }
+}
+
 /** One running raftkv node. */
 export class RaftKvNode {
   readonly id: NodeId;
@@ -203,10 +234,14 @@ export class RaftKvNode {
    */
   static async start(options: RaftKvNodeOptions): Promise<RaftKvNode> {
     const log = options.logger;
-    await Deno.mkdir(options.dataDir, { recursive: true });
+    const dir = options.dataDir;
+    await inDataDir(dir, () => Deno.mkdir(dir, { recursive: true }));
     // Two processes appending to one log would corrupt it: hold an exclusive
     // lock on the data dir for as long as the node runs.
-    const lock = await Deno.open(`${options.dataDir}/LOCK`, { create: true, write: true });
+    const lock = await inDataDir(
+      dir,
+      () => Deno.open(`${dir}/LOCK`, { create: true, write: true }),
+    );
     if (!(await lock.tryLock(true))) {
       lock.close();
       throw new NodeError(
@@ -217,7 +252,7 @@ export class RaftKvNode {
     let wal: Wal;
     let recovery;
     try {
-      ({ wal, recovery } = await Wal.open(`${options.dataDir}/wal`, { logger: log }));
+      ({ wal, recovery } = await inDataDir(dir, () => Wal.open(`${dir}/wal`, { logger: log })));
     } catch (err) {
       lock.close();
       throw err;
@@ -277,7 +312,8 @@ export class RaftKvNode {
     this.#failAll(new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`));
     this.#reportLeader(NONE, true);
     this.#kicker.kick();
-    this.#onFatal?.(this.#fatal);
+    const fatal = this.#fatal;
+    setTimeout(() => this.#onFatal?.(fatal), FAIL_GRACE_MS);
   }
 
   async #handle(rd: Ready): Promise<void> {

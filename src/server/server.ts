@@ -24,6 +24,24 @@ import { Router } from "./route.ts";
 /** The largest request a node accepts: a 1 MiB value plus a 4 KiB key and framing, with room. */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
+/**
+ * The longest deadline (grpc-timeout) a call may carry: 2^31 - 1 ms, about 24.8
+ * days, the longest a timer can wait. A longer one made the call's timers fire at
+ * once (Node's timers treat an overflowing delay as 1 ms): a write answered
+ * DEADLINE_EXCEEDED and then applied. Connect refuses a longer deadline with
+ * INVALID_ARGUMENT before the call runs. (Clamping the deadline in route.ts instead
+ * would accept such calls; until then, this keeps them from doing harm.)
+ */
+export const MAX_CALL_TIMEOUT_MS = 2 ** 31 - 1;
+
+/**
+ * A node speaks gRPC only. Connect-ES would also serve the Connect protocol
+ * (`application/json`, `application/proto`, even GET) and gRPC-Web on the same
+ * paths; nothing of raftkv uses them, so they are turned off: a request with any
+ * content type but `application/grpc[+proto|+json]` is answered 415.
+ */
+export const PROTOCOLS = { grpc: true, grpcWeb: false, connect: false } as const;
+
 /** A listening server. */
 export interface GrpcServer {
   readonly port: number;
@@ -35,7 +53,9 @@ export interface GrpcServer {
 export async function serve(node: RaftKvNode, host: string, port: number): Promise<GrpcServer> {
   const router = new Router(node);
   const handler = connectNodeAdapter({
+    ...PROTOCOLS,
     readMaxBytes: MAX_REQUEST_BYTES,
+    maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
     routes: (r) => {
       r.service(RaftService, raftService(node));
       r.service(KVService, kvService(node, router));
