@@ -741,6 +741,17 @@ function stepLeader(r: Raft, m: Message): void {
   }
   switch (m.type) {
     case "app_resp": {
+      if (!m.reject && m.index > r.log.lastIndex()) {
+        // No follower can hold what this leader never sent; acting on it would
+        // corrupt the progress (the runtime's codec rejects these first).
+        r.logger.warn("ignoring acknowledgement past the end of the log", {
+          term: r.term,
+          from: m.from,
+          index: m.index,
+          lastIndex: r.log.lastIndex(),
+        });
+        return;
+      }
       pr.recentActive = true;
       if (m.from === r.id) {
         // Our own write is durable: our copy now counts toward a majority.

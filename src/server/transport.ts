@@ -47,8 +47,19 @@ export function grpcTransportTo(address: PeerAddress): ReturnType<typeof createG
 
 /** The most messages waiting for one peer; older ones are dropped past it (Raft resends). */
 const MAX_QUEUED = 4096;
-/** The most entry bytes in one Send, beyond the first message. */
-const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * The most bytes one Send may carry beyond its first message, well under the
+ * peer's request limit (MAX_REQUEST_BYTES, 4 MiB): one message holds at most
+ * maxSizePerMsg (1 MiB) of entry data, so a batch never exceeds 3 MiB.
+ */
+const MAX_BATCH_BYTES = 2 * 1024 * 1024;
+
+/** A generous estimate of a message's encoded size: its data plus framing per entry. */
+function encodedSize(m: Message): number {
+  let n = 64;
+  for (const e of m.entries) n += e.data.length + 32;
+  return n;
+}
 
 interface Peer {
   readonly id: NodeId;
@@ -112,7 +123,7 @@ export class PeerTransport {
     let bytes = 0;
     let n = 0;
     for (; n < peer.queue.length; n++) {
-      for (const e of peer.queue[n]!.entries) bytes += e.data.length;
+      bytes += encodedSize(peer.queue[n]!);
       if (n > 0 && bytes > MAX_BATCH_BYTES) break;
     }
     const batch = peer.queue.splice(0, n);
