@@ -202,9 +202,16 @@ export class NodeLog {
   readonly lines: string[] = [];
   /** The most lines kept; older ones are dropped. */
   static readonly MAX_LINES = 20_000;
+  readonly #onLine: ((line: string) => void) | undefined;
+
+  /** A log that also hands every line, as it is pushed, to `onLine` (if given). */
+  constructor(onLine?: (line: string) => void) {
+    this.#onLine = onLine;
+  }
 
   /** Appends one line. */
   push(line: string): void {
+    this.#onLine?.(line);
     this.lines.push(line);
     if (this.lines.length > NodeLog.MAX_LINES) {
       this.lines.splice(0, this.lines.length - NodeLog.MAX_LINES);
@@ -313,6 +320,11 @@ export interface ClusterOptions {
   logLevel?: "debug" | "info" | "warn" | "error";
   /** `--cluster-id`; raftkv-e2e by default. */
   clusterId?: string;
+  /**
+   * Called with every line of every node's log as it arrives (harness markers
+   * included), e.g. to keep the logs in files; the in-memory {@link NodeLog} is kept too.
+   */
+  onLogLine?: (id: number, line: string) => void;
 }
 
 /** One member of a {@link Cluster}. */
@@ -323,6 +335,8 @@ interface Member {
   readonly args: readonly string[];
   readonly log: NodeLog;
   proc: SpawnedProcess | undefined;
+  /** True while the current process is stopped with SIGSTOP ({@link Cluster.pause}). */
+  paused: boolean;
   /** Set when the current process has exited (on its own or not). */
   exited: Deno.CommandStatus | undefined;
   /** Exit statuses of the processes of this member that are gone, oldest first. */
@@ -391,8 +405,11 @@ export class Cluster {
         port: ports.get(id)!,
         dataDir,
         args,
-        log: new NodeLog(),
+        log: new NodeLog(
+          opts.onLogLine === undefined ? undefined : (line) => opts.onLogLine!(id, line),
+        ),
         proc: undefined,
+        paused: false,
         exited: undefined,
         exits: [],
       });
@@ -510,6 +527,7 @@ export class Cluster {
     m.log.push(`--- e2e harness: starting node ${id} ---`);
     const proc = spawnNode(m.args, (l) => m.log.push(l));
     m.proc = proc;
+    m.paused = false;
     m.exited = undefined;
     void proc.done.then((s) => {
       if (m.proc === proc) m.exited = s;
@@ -549,8 +567,12 @@ export class Cluster {
     const proc = m.proc;
     if (proc === undefined) throw new Error(`node ${id} is not running`);
     m.proc = undefined;
+    const wasPaused = m.paused;
+    m.paused = false;
     try {
       proc.child.kill(signal);
+      // A stopped process acts on no signal but SIGKILL until it is continued.
+      if (wasPaused && signal !== "SIGKILL") proc.child.kill("SIGCONT");
     } catch {
       // Already exited.
     }
@@ -560,6 +582,35 @@ export class Cluster {
       `--- e2e harness: node ${id} exited, code ${status.code}, signal ${status.signal} ---`,
     );
     return status;
+  }
+
+  /** The OS process id of node `id`'s running process, or undefined if it is not running. */
+  pid(id: number): number | undefined {
+    return this.#member(id).proc?.child.pid;
+  }
+
+  /**
+   * Freezes node `id` with SIGSTOP: the process stays alive (it still counts as live,
+   * and its sockets stay open) but does nothing until {@link resume}.
+   */
+  pause(id: number): void {
+    const m = this.#member(id);
+    if (m.proc === undefined) throw new Error(`node ${id} is not running`);
+    m.proc.child.kill("SIGSTOP");
+    m.paused = true;
+  }
+
+  /** Lets node `id`, frozen by {@link pause}, run again (SIGCONT). */
+  resume(id: number): void {
+    const m = this.#member(id);
+    if (m.proc === undefined) throw new Error(`node ${id} is not running`);
+    m.proc.child.kill("SIGCONT");
+    m.paused = false;
+  }
+
+  /** Whether node `id` is frozen by {@link pause}. */
+  isPaused(id: number): boolean {
+    return this.#member(id).paused;
   }
 
   /** Stops node `id` with SIGTERM (a clean shutdown) and returns its exit status. */
@@ -614,6 +665,37 @@ export class Cluster {
       const gt = groupOf.get(to);
       if (gf !== undefined && gt !== undefined && gf !== gt) proxy.block(mode);
     }
+  }
+
+  /**
+   * Cuts the one directed peer link `from`→`to` (the connections node `from` dials to
+   * node `to`; Raft messages from `from` to `to`, and their gRPC responses, which
+   * travel back on the same connections). Needs `proxied`.
+   */
+  blockLink(from: number, to: number, mode: BlockMode = "reset"): void {
+    this.#link(from, to).block(mode);
+  }
+
+  /** Restores the directed peer link `from`→`to`. */
+  unblockLink(from: number, to: number): void {
+    this.#link(from, to).unblock();
+  }
+
+  /** How the directed peer link `from`→`to` is cut, or undefined if it is not. */
+  linkBlocked(from: number, to: number): BlockMode | undefined {
+    return this.#link(from, to).blocked;
+  }
+
+  #link(from: number, to: number): TcpProxy {
+    const proxy = this.#proxies.get(`${from}>${to}`);
+    if (proxy === undefined) {
+      throw new Error(
+        this.#proxies.size === 0
+          ? "link blocking needs a proxied cluster"
+          : `no peer link ${from}>${to} in this cluster`,
+      );
+    }
+    return proxy;
   }
 
   /** Restores every peer link. */
