@@ -148,10 +148,11 @@ export class PeerTransport {
       );
       if (this.#errors.clear(peer.id)) log.info("peer reachable again", { peer: peer.id });
     } catch (err) {
-      // Latch on the status code alone: messages carry ports and timings that
-      // would make every retry look new.
+      // Latch on "failing" alone: a dead peer's errors alternate between codes
+      // (Unavailable, Canceled, Internal) as connections are made and cut, and
+      // each would otherwise look like news.
       const code = err instanceof ConnectError ? Code[err.code] : "error";
-      if (this.#errors.report(peer.id, code) && !this.#closed) {
+      if (this.#errors.report(peer.id, "unreachable") && !this.#closed) {
         log.warn("cannot reach peer", {
           peer: peer.id,
           address: `${peer.address.host}:${peer.address.port}`,
