@@ -14,7 +14,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import type { LogLevel } from "../src/raft/logger.ts";
+import { LOG_LEVELS, type LogLevel } from "../src/raft/logger.ts";
 
 /** Options of the launcher. */
 export interface ClusterOptions {
@@ -54,7 +54,6 @@ Flags:
   --help               Print this help
 `;
 
-const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 const FLAGS = ["nodes", "base-port", "data-dir", "log-level"] as const;
 type Flag = typeof FLAGS[number];
 

@@ -121,6 +121,7 @@ export class KvStore {
   #data = new Map<string, Uint8Array>();
   #appliedIndex = 0;
   readonly #sessions = new SessionTable();
+  #digest: { index: number; hex: string } | undefined;
 
   /** The index of the last entry applied; 0 before any. */
   get appliedIndex(): number {
@@ -214,6 +215,9 @@ export class KvStore {
    * check that every node's state machine is the same.
    */
   digest(): string {
+    // Status calls ask for it often and it sorts every key: compute it once per
+    // applied index (every change to the store advances that index).
+    if (this.#digest?.index === this.#appliedIndex) return this.#digest.hex;
     const hash = createHash("sha256");
     hash.update(DIGEST_DOMAIN);
     hash.update(u64(this.#appliedIndex));
@@ -230,7 +234,9 @@ export class KvStore {
       hash.update(u64(value.length));
       hash.update(value);
     }
-    return hash.digest("hex");
+    const hex = hash.digest("hex");
+    this.#digest = { index: this.#appliedIndex, hex };
+    return hex;
   }
 
   #checkIndex(index: number): void {

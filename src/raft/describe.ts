@@ -6,16 +6,11 @@
  * @module
  */
 
-import type { Entry, HardState, Message } from "./types.ts";
+import type { Entry, Message } from "./types.ts";
 
 /** `term/index`, the way Raft papers draw entries. */
 export function describeEntry(e: Entry): string {
   return `${e.term}/${e.index}${e.data.length === 0 ? "" : `(${e.data.length}B)`}`;
-}
-
-/** `term:3 vote:1 commit:7` */
-export function describeHardState(hs: HardState): string {
-  return `term:${hs.term} vote:${hs.vote} commit:${hs.commit}`;
 }
 
 /** A message on one line, showing only the fields its type uses. */

@@ -9,6 +9,9 @@
 /** Log levels, quietest last. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
+/** Every level, most verbose first: what `--log-level` accepts. */
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
 /** Structured key/value context for one line (`{ term: 3, to: 2 }`). */
 export type LogFields = Readonly<Record<string, unknown>>;
 
@@ -39,12 +42,4 @@ const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 /** True when a line at `level` passes a logger configured at `threshold`. */
 export function levelEnabled(level: LogLevel, threshold: LogLevel): boolean {
   return RANK[level] >= RANK[threshold];
-}
-
-/** Parses a level name, or throws naming the bad value. */
-export function parseLogLevel(value: string): LogLevel {
-  if (Object.hasOwn(RANK, value)) return value as LogLevel;
-  throw new Error(
-    `Cannot parse log level "${value}": expected one of debug, info, warn, error`,
-  );
 }

@@ -293,7 +293,7 @@ export class Raft {
   }
 
   /** Counts a vote and acts on the outcome once it is decided. */
-  private pollVotes(m: Message): void {
+  pollVotes(m: Message): void {
     const granted = !m.reject;
     this.trk.recordVote(m.from, granted);
     const { granted: g, rejected: r, result } = this.trk.tallyVotes();
@@ -682,10 +682,6 @@ export class Raft {
     return (this.role === "pre_candidate" && type === "pre_vote_resp") ||
       (this.role === "candidate" && type === "vote_resp");
   }
-
-  handleVoteResponse(m: Message): void {
-    this.pollVotes(m);
-  }
 }
 
 // -----------------------------------------------------------------------------
@@ -725,7 +721,7 @@ function stepCandidate(r: Raft, m: Message): void {
       return;
     case "vote_resp":
     case "pre_vote_resp":
-      if (r.countsAsVote(m.type)) r.handleVoteResponse(m);
+      if (r.countsAsVote(m.type)) r.pollVotes(m);
       return;
     default:
       r.logger.debug("candidate ignoring message", { term: r.term, msg: describeMessage(m) });

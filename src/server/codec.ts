@@ -19,7 +19,7 @@
 import { create } from "@bufbuild/protobuf";
 import * as pb from "../gen/raftkv/v1/raft_pb.ts";
 import { decodeCommand } from "../kv/command.ts";
-import type { Entry, HardState, Message, MessageType } from "../raft/types.ts";
+import type { Entry, Message, MessageType } from "../raft/types.ts";
 
 /** A peer sent something the core cannot take. */
 export class CodecError extends Error {
@@ -204,12 +204,4 @@ export function messageFromPb(m: pb.Message): Message {
     rejectHint,
     context: toSafeNumber(m.context, "message.context"),
   };
-}
-
-export function hardStateToPb(hs: HardState): pb.HardState {
-  return create(pb.HardStateSchema, {
-    term: BigInt(hs.term),
-    vote: BigInt(hs.vote),
-    commit: BigInt(hs.commit),
-  });
 }

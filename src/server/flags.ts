@@ -11,7 +11,7 @@
  * @module
  */
 
-import type { LogLevel } from "../raft/logger.ts";
+import { LOG_LEVELS, type LogLevel } from "../raft/logger.ts";
 
 /** A network address: `host` without IPv6 brackets, `port` in 0..65535. */
 export interface HostPort {
@@ -97,7 +97,6 @@ export const MAX_HEARTBEAT_MS = 60_000;
 /** The largest --election-ms: ten minutes (peer calls time out after it, too). */
 export const MAX_ELECTION_MS = 600_000;
 
-const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 const LOG_FORMATS: readonly NodeOptions["logFormat"][] = ["text", "json"];
 
 /** The flags that take a value, in usage order. */

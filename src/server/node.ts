@@ -520,10 +520,6 @@ export class RaftKvNode {
     return this.#raw.raft.lead;
   }
 
-  role(): Role {
-    return this.#raw.raft.role;
-  }
-
   /** Resolves with the leader's id once one is known, or rejects when `signal` aborts. */
   waitForLeader(signal?: AbortSignal): Promise<NodeId> {
     this.#checkRunning();
