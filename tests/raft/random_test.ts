@@ -109,6 +109,7 @@ const FAULT_KINDS = [
   "crash",
   "crash_mid_ready",
   "bounce",
+  "slow_disk",
   "restart",
   "campaign",
   "churn",
@@ -131,6 +132,7 @@ const FAULT_WEIGHTS: readonly (readonly [FaultKind, number])[] = [
   ["crash", 3],
   ["crash_mid_ready", 3],
   ["bounce", 3],
+  ["slow_disk", 3],
   ["campaign", 1],
   ["churn", 1],
 ];
@@ -156,6 +158,8 @@ const CHURN_KILL_RATE = 0.25;
 const PROPOSE_RATE = 0.35;
 /** Probability per tick that stalled links are released (mean stall: 20 ticks). */
 const RELEASE_RATE = 1 / 20;
+/** Probability per tick that one node's disk (slow or not) is back to its normal speed. */
+const DISK_RECOVER_RATE = 1 / 30;
 /** Probability per tick of a round of ReadIndex reads. */
 const READ_RATE = 0.3;
 
@@ -288,6 +292,14 @@ function inject(rng: Random, cluster: SimCluster, kind: FaultKind): boolean {
       cluster.restart(id);
       return true;
     }
+    case "slow_disk": {
+      // One node's fsync stalls for longer than an election timeout for a while
+      // (a busy or failing disk): it keeps stepping messages and ticking, and its
+      // election timer can fire, with a write in flight.
+      const id = pick(rng, ids);
+      cluster.setWriteDelay(id, { min: 50, max: randomInt(rng, 100, 401) });
+      return true;
+    }
     case "crash_mid_ready": {
       const id = victim(rng, cluster);
       if (id === undefined) return false;
@@ -363,6 +375,7 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
           }
         }
         if (cluster.network.anyStalled && rng() < RELEASE_RATE) cluster.network.release();
+        if (rng() < DISK_RECOVER_RATE) cluster.setWriteDelay(pick(rng, cluster.ids), undefined);
         if (t < churnUntil && rng() < CHURN_KILL_RATE) {
           const lead = cluster.leader();
           if (lead !== undefined) {

@@ -142,6 +142,8 @@ interface SimNode {
   role: Role;
   /** The Ready whose write is in flight, if any. */
   write: PendingWrite | undefined;
+  /** This node's disk's write durations, when they differ from the cluster's (a slow disk). */
+  writeDelay: WriteDelay | undefined;
   /** Confirmed reads (request id -> index) waiting for the state machine to reach their index. */
   confirmedReads: Map<number, number>;
 }
@@ -219,6 +221,7 @@ export class SimCluster {
         crashAt: undefined,
         role: "follower",
         write: undefined,
+        writeDelay: undefined,
         confirmedReads: new Map(),
       };
       this.#nodes.set(id, node);
@@ -486,6 +489,21 @@ export class SimCluster {
     this.trace.add(this.now, `arm crash ${at} at ${id}`);
   }
 
+  /**
+   * Gives node `id`'s disk its own write durations (a disk that stalls or slows
+   * down; it stays so across crashes), or back the cluster's with undefined.
+   */
+  setWriteDelay(id: NodeId, delay: WriteDelay | undefined): void {
+    const node = this.#node(id);
+    node.writeDelay = delay;
+    this.trace.add(
+      this.now,
+      delay === undefined
+        ? `disk of ${id} back to normal`
+        : `disk of ${id} slow: writes take ${delay.min}-${delay.max} ms`,
+    );
+  }
+
   /** Disarms a pending {@link crashMidReady} of node `id`. */
   cancelCrashMidReady(id: NodeId): void {
     const node = this.#node(id);
@@ -496,13 +514,15 @@ export class SimCluster {
 
   /**
    * Ends every fault: restores all links, makes the network clean (keeping
-   * messages in flight), disarms mid-Ready crashes and restarts every down node.
+   * messages in flight), disarms mid-Ready crashes, gives slow disks back their
+   * normal speed and restarts every down node.
    */
   recover(): void {
     this.network.heal();
     this.network.setFaults(CLEAN_FAULTS);
     for (const id of this.ids) {
       this.cancelCrashMidReady(id);
+      if (this.#node(id).writeDelay !== undefined) this.setWriteDelay(id, undefined);
       if (!this.isUp(id)) this.restart(id);
     }
   }
@@ -642,7 +662,7 @@ export class SimCluster {
         rd.entries[0]?.index,
       );
     }
-    const wd = this.#options.writeDelay;
+    const wd = node.writeDelay ?? this.#options.writeDelay;
     if (persists && wd !== undefined && wd.max > 0) {
       const took = randomInt(this.#diskRandom, wd.min, wd.max + 1);
       if (took > 0) {
