@@ -142,6 +142,17 @@ export class Raft {
 
   becomeLeader(): void {
     invariant(this.role === "candidate", () => `invalid transition [${this.role} -> leader]`);
+    // Invariant: a leader's term is durable before it leads. Its own vote comes
+    // back only after the Ready that persists term and vote (see campaign), so
+    // requiring it here means nothing of this term (appends, heartbeats) can be
+    // sent before the term is on disk: a crash cannot bring the node back at an
+    // older term to win the same term a second time with another log.
+    invariant(
+      this.trk.votes.get(this.id) === true,
+      () =>
+        `leader term durable: node ${this.id} would lead term ${this.term} before its own ` +
+        `vote (and so the term) is durable`,
+    );
     this.reset(this.term);
     this.#step = stepLeader;
     this.#tick = () => this.tickHeartbeat();
@@ -304,6 +315,20 @@ export class Raft {
       granted: g,
       rejected: r,
     });
+    if (result === "won" && this.role === "candidate" && this.trk.votes.get(this.id) !== true) {
+      // Peers alone make a majority, but our own vote is not durable yet. Grants
+      // addressed to an earlier incarnation of this node (one that campaigned in
+      // this same term and crashed before persisting it) can arrive before any
+      // Ready: winning on them would send appends of a term this node could
+      // forget (Figure 2: "respond to RPCs only after updating stable storage";
+      // etcd-io/raft sends nothing of a term before its HardState is durable).
+      // The win waits for our vote, stepped back in after the write.
+      this.logger.debug("majority granted; waiting for our own vote to be durable", {
+        term: this.term,
+        granted: g,
+      });
+      return;
+    }
     if (result === "won") {
       if (this.role === "pre_candidate") {
         this.logger.info("won pre-election", { term: this.term, granted: g });

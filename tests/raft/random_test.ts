@@ -4,8 +4,12 @@
  * Each seed builds a 3- or 5-node cluster and drives it through a fault phase
  * drawn from the seed (drops, duplicates, delays that reorder, symmetric and
  * one-way partitions, isolation, crashes and restarts, crashes in the middle of a
- * Ready, several at once) with proposals throughout, checking the Raft safety
- * properties after every step. Then every fault ends and the run must be live:
+ * Ready, several at once) with proposals and ReadIndex reads throughout,
+ * checking the Raft safety properties after every step and every confirmed read
+ * against the history (linearizability). Most seeds give writes a duration, as
+ * the runtime's fsync has: nodes go on stepping messages and ticking while a
+ * write is in flight, and crash in that window too. Then every fault ends and the
+ * run must be live:
  * a leader all nodes follow within {@link LEADER_BOUND_TICKS}, and a new command
  * applied on every node within {@link COMMIT_BOUND_TICKS} more.
  *
@@ -18,10 +22,17 @@
 
 import assert from "node:assert/strict";
 import { NotLeaderError } from "../../src/raft/errors.ts";
+import { Raft } from "../../src/raft/raft.ts";
+import { ReadOnly } from "../../src/raft/read_only.ts";
 import { type Random, randomInt, seededRandom } from "../../src/raft/rand.ts";
 import type { NodeId } from "../../src/raft/types.ts";
-import { SimCluster } from "./sim/cluster.ts";
-import { checkAppliedAgree, checkLogsMatch, dataKey } from "./sim/invariants.ts";
+import { type ClusterStats, SimCluster, type WriteDelay } from "./sim/cluster.ts";
+import {
+  checkAppliedAgree,
+  checkLogsMatch,
+  dataKey,
+  InvariantViolation,
+} from "./sim/invariants.ts";
 
 /** The core's default electionTick; the bounds below are counted in it. */
 const ELECTION_TICK = 10;
@@ -56,23 +67,49 @@ const COMMIT_BOUND_TICKS = 20 * ELECTION_TICK;
  * `maxInflightMsgs` appends, each of at least one entry, and of only one when
  * maxSizePerMsg is below the size of two commands (~10 bytes each).
  */
-function catchUpTicks(lag: number, maxSizePerMsg: number, maxInflightMsgs: number): number {
+function catchUpTicks(
+  lag: number,
+  maxSizePerMsg: number,
+  maxInflightMsgs: number,
+  maxWriteMs: number,
+): number {
   const perAppend = maxSizePerMsg >= 1024 ? 256 : 1;
-  return 2 * Math.ceil(lag / (perAppend * maxInflightMsgs));
+  // A round trip also waits for the follower's write, and the leader sends the
+  // next appends only after its own write of the Ready before (10 ms ticks).
+  const roundTrip = 2 + 2 * Math.ceil(maxWriteMs / 10);
+  return roundTrip * Math.ceil(lag / (perAppend * maxInflightMsgs));
 }
+
+/**
+ * Write durations a seed may draw, in virtual ms (10 ms ticks; electionTick 10):
+ * none (the Ready handled inside the step, as before), fast disks, and disks
+ * whose fsync takes up to 40% of the election timeout. A node whose writes take
+ * longer than the election timeout cannot keep a leader (its heartbeats wait for
+ * its writes), which is a configuration error, not something to test for safety.
+ */
+const WRITE_DELAYS: readonly (WriteDelay | undefined)[] = [
+  undefined,
+  { min: 1, max: 5 },
+  { min: 1, max: 20 },
+  { min: 5, max: 40 },
+];
 
 /** Fault kinds, in the order the summary prints them. */
 const FAULT_KINDS = [
   "drop",
   "duplicate",
   "reorder",
+  "hold",
   "clean",
   "partition",
   "cut",
+  "stall",
   "isolate",
   "heal",
   "crash",
   "crash_mid_ready",
+  "bounce",
+  "slow_disk",
   "restart",
   "campaign",
   "churn",
@@ -85,13 +122,17 @@ const FAULT_WEIGHTS: readonly (readonly [FaultKind, number])[] = [
   ["drop", 3],
   ["duplicate", 2],
   ["reorder", 3],
+  ["hold", 2],
   ["clean", 2],
   ["partition", 3],
   ["cut", 3],
+  ["stall", 3],
   ["isolate", 2],
   ["heal", 3],
   ["crash", 3],
   ["crash_mid_ready", 3],
+  ["bounce", 3],
+  ["slow_disk", 3],
   ["campaign", 1],
   ["churn", 1],
 ];
@@ -115,6 +156,12 @@ const RESTART_RATE = 1 / 20;
 const CHURN_KILL_RATE = 0.25;
 /** Probability per tick of a round of proposals. */
 const PROPOSE_RATE = 0.35;
+/** Probability per tick that stalled links are released (mean stall: 20 ticks). */
+const RELEASE_RATE = 1 / 20;
+/** Probability per tick that one node's disk (slow or not) is back to its normal speed. */
+const DISK_RECOVER_RATE = 1 / 30;
+/** Probability per tick of a round of ReadIndex reads. */
+const READ_RATE = 0.3;
 
 /** What one seed did. */
 interface SeedResult {
@@ -123,6 +170,8 @@ interface SeedResult {
   proposals: number;
   rejected: number;
   committed: number;
+  /** The cluster's counters: writes in flight, reads. */
+  sim: ClusterStats;
   virtualMs: number;
   leaderTicks: number;
   commitTicks: number;
@@ -187,8 +236,11 @@ function inject(rng: Random, cluster: SimCluster, kind: FaultKind): boolean {
         maxExtraDelay: randomInt(rng, 10, 101),
       });
       return true;
+    case "hold":
+      cluster.network.setFaults({ holdForDown: round2(0.3 + rng() * 0.7) });
+      return true;
     case "clean":
-      cluster.network.setFaults({ drop: 0, duplicate: 0, reorder: 0 });
+      cluster.network.setFaults({ drop: 0, duplicate: 0, reorder: 0, holdForDown: 0 });
       return true;
     case "partition": {
       const order = shuffled(rng, ids);
@@ -204,6 +256,15 @@ function inject(rng: Random, cluster: SimCluster, kind: FaultKind): boolean {
       }
       return true;
     }
+    case "stall": {
+      // Every link into one node stops moving (favouring a candidate, whose
+      // grants then arrive in one burst), until released a while later.
+      if (cluster.network.anyStalled) return false;
+      const candidates = cluster.upIds().filter((id) => cluster.status(id)?.role === "candidate");
+      const into = candidates.length > 0 && rng() < 0.5 ? pick(rng, candidates) : pick(rng, ids);
+      for (const from of ids) if (from !== into) cluster.network.stall(from, into);
+      return true;
+    }
     case "isolate": {
       const lead = cluster.leader();
       cluster.isolate(lead !== undefined && rng() < 0.5 ? lead : pick(rng, ids));
@@ -216,6 +277,27 @@ function inject(rng: Random, cluster: SimCluster, kind: FaultKind): boolean {
       const id = victim(rng, cluster);
       if (id === undefined) return false;
       cluster.crash(id);
+      return true;
+    }
+    case "bounce": {
+      // kill -9 under a supervisor that restarts the process at once. Candidates
+      // are favoured: one that dies before its term is durable comes back at the
+      // term before, while its grants may still be on their way to it.
+      const candidates = cluster.upIds().filter((id) => cluster.status(id)?.role === "candidate");
+      const id = candidates.length > 0 && rng() < 0.7
+        ? pick(rng, candidates)
+        : victim(rng, cluster);
+      if (id === undefined) return false;
+      cluster.crash(id);
+      cluster.restart(id);
+      return true;
+    }
+    case "slow_disk": {
+      // One node's fsync stalls for longer than an election timeout for a while
+      // (a busy or failing disk): it keeps stepping messages and ticking, and its
+      // election timer can fire, with a write in flight.
+      const id = pick(rng, ids);
+      cluster.setWriteDelay(id, { min: 50, max: randomInt(rng, 100, 401) });
       return true;
     }
     case "crash_mid_ready": {
@@ -250,6 +332,7 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
   // piecemeal and followers sit at many different match indexes.
   const maxSizePerMsg = pick(rng, [1024 * 1024, 1024 * 1024, 16, 1]);
   const maxInflightMsgs = pick(rng, [256, 256, 4, 1]);
+  const writeDelay = pick(rng, WRITE_DELAYS);
   const rounds = randomInt(rng, MIN_ROUNDS, MAX_ROUNDS + 1);
   const cluster = new SimCluster({
     size,
@@ -259,9 +342,11 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
     maxSizePerMsg,
     maxInflightMsgs,
     traceCapacity,
+    ...(writeDelay === undefined ? {} : { writeDelay }),
   });
   const config = `${size} nodes, preVote:${preVote} checkQuorum:${checkQuorum}` +
-    ` maxSizePerMsg:${maxSizePerMsg} maxInflightMsgs:${maxInflightMsgs}`;
+    ` maxSizePerMsg:${maxSizePerMsg} maxInflightMsgs:${maxInflightMsgs}` +
+    ` writes:${writeDelay === undefined ? "instant" : `${writeDelay.min}-${writeDelay.max}ms`}`;
   const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   const encoder = new TextEncoder();
   let proposalNo = 0;
@@ -289,6 +374,8 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
             faults[kind]++;
           }
         }
+        if (cluster.network.anyStalled && rng() < RELEASE_RATE) cluster.network.release();
+        if (rng() < DISK_RECOVER_RATE) cluster.setWriteDelay(pick(rng, cluster.ids), undefined);
         if (t < churnUntil && rng() < CHURN_KILL_RATE) {
           const lead = cluster.leader();
           if (lead !== undefined) {
@@ -317,6 +404,26 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
             }
           }
         }
+        if (rng() < READ_RATE) {
+          const n = randomInt(rng, 1, 3);
+          for (let i = 0; i < n; i++) {
+            const lead = cluster.leader();
+            const up = cluster.upIds();
+            if (up.length === 0) break;
+            // Mostly at the leader; sometimes at a node that only believes it leads.
+            const leaders = up.filter((id) => cluster.status(id)?.role === "leader");
+            const at = lead !== undefined && rng() < 0.7
+              ? lead
+              : leaders.length > 0 && rng() < 0.7
+              ? pick(rng, leaders)
+              : pick(rng, up);
+            try {
+              cluster.readIndex(at);
+            } catch (e) {
+              if (!(e instanceof NotLeaderError)) throw e;
+            }
+          }
+        }
         cluster.tick();
       }
 
@@ -337,7 +444,8 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
       phase = `round ${round}/${rounds}: liveness, committing a command`;
       const leaderLast = cluster.status(cluster.stableLeader()!)!.lastIndex;
       const lag = Math.max(...cluster.ids.map((id) => leaderLast - cluster.disk(id).lastIndex()));
-      const commitBound = COMMIT_BOUND_TICKS + catchUpTicks(lag, maxSizePerMsg, maxInflightMsgs);
+      const commitBound = COMMIT_BOUND_TICKS +
+        catchUpTicks(lag, maxSizePerMsg, maxInflightMsgs, writeDelay?.max ?? 0);
       const final = encoder.encode(`s${seed}r${round}final`);
       const finalKey = dataKey(final);
       const appliedEverywhere = (): boolean =>
@@ -396,6 +504,7 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
     proposals: cluster.stats.proposals,
     rejected: cluster.stats.proposalsRejected,
     committed,
+    sim: { ...cluster.stats },
     virtualMs: cluster.now,
     leaderTicks,
     commitTicks,
@@ -413,6 +522,16 @@ class Totals {
   virtualMs = 0;
   worstLeaderTicks = 0;
   worstCommitTicks = 0;
+  asyncSeeds = 0;
+  asyncWrites = 0;
+  stepsDuringWrite = 0;
+  ticksDuringWrite = 0;
+  crashesDuringWrite = 0;
+  tornWrites = 0;
+  readsStarted = 0;
+  readsConfirmed = 0;
+  readsServed = 0;
+  readsAbandoned = 0;
   failed: number[] = [];
 
   add(r: SeedResult): void {
@@ -425,6 +544,16 @@ class Totals {
     this.virtualMs += r.virtualMs;
     this.worstLeaderTicks = Math.max(this.worstLeaderTicks, r.leaderTicks);
     this.worstCommitTicks = Math.max(this.worstCommitTicks, r.commitTicks);
+    if (r.sim.asyncWrites > 0) this.asyncSeeds++;
+    this.asyncWrites += r.sim.asyncWrites;
+    this.stepsDuringWrite += r.sim.stepsDuringWrite;
+    this.ticksDuringWrite += r.sim.ticksDuringWrite;
+    this.crashesDuringWrite += r.sim.crashesDuringWrite;
+    this.tornWrites += r.sim.tornWrites;
+    this.readsStarted += r.sim.readsStarted;
+    this.readsConfirmed += r.sim.readsConfirmed;
+    this.readsServed += r.sim.readsServed;
+    this.readsAbandoned += r.sim.readsAbandoned;
   }
 
   line(wallMs: number): string {
@@ -433,7 +562,11 @@ class Totals {
       `${this.sizes[5]}), ${this.failed.length} failed; faults ${f}; proposals ` +
       `${this.proposals} (not leader: ${this.rejected}), committed ${this.committed}; virtual ` +
       `time ${(this.virtualMs / 1000).toFixed(1)} s; worst after heal: leader in ` +
-      `${this.worstLeaderTicks} ticks, commit in ${this.worstCommitTicks} ticks; wall ` +
+      `${this.worstLeaderTicks} ticks, commit in ${this.worstCommitTicks} ticks; writes in ` +
+      `flight: ${this.asyncWrites} in ${this.asyncSeeds} seeds, messages stepped during them ` +
+      `${this.stepsDuringWrite}, ticks ${this.ticksDuringWrite}, crashes ${this.crashesDuringWrite}` +
+      ` (torn ${this.tornWrites}); reads started ${this.readsStarted}, confirmed and checked ` +
+      `${this.readsConfirmed}, served ${this.readsServed}, abandoned ${this.readsAbandoned}; wall ` +
       `${(wallMs / 1000).toFixed(1)} s`;
   }
 }
@@ -483,4 +616,78 @@ if (onlySeed !== undefined) {
     }
     console.log(totals.line(performance.now() - started));
   });
+}
+
+/**
+ * Bugs injected on purpose, to show that the runs see them. Each replaces one
+ * core method for the duration of its search and gives it back afterwards.
+ */
+const MUTANTS: readonly {
+  readonly bug: string;
+  readonly property: string;
+  readonly inject: () => () => void;
+}[] = [
+  {
+    bug: "a read confirmed without a quorum",
+    property: "Linearizable Reads",
+    inject: () => {
+      const release = ReadOnly.prototype.release;
+      // Every pending read is confirmed at once, as if the leader's own ack were a quorum.
+      ReadOnly.prototype.release = function (this: ReadOnly): void {
+        for (const p of this.pending.splice(0)) {
+          this.ready.push({ requestId: p.requestId, index: p.index });
+        }
+      };
+      return () => {
+        ReadOnly.prototype.release = release;
+      };
+    },
+  },
+  {
+    bug: "a read that skips the wait for a current-term commit",
+    property: "Linearizable Reads",
+    inject: () => {
+      const readIndex = Raft.prototype.readIndex;
+      // A new leader's commit index may be behind what its predecessor committed
+      // (§6.4 step 1); registering the read at it anyway is the bug.
+      Raft.prototype.readIndex = function (this: Raft, requestId: number): void {
+        if (this.role !== "leader") throw new NotLeaderError(this.lead);
+        this.readOnly.add(requestId, this.log.committed);
+      };
+      return () => {
+        Raft.prototype.readIndex = readIndex;
+      };
+    },
+  },
+];
+
+/** How many seeds a mutant's search may take before the runs are judged blind to it. */
+const MUTANT_SEEDS = 300;
+
+if (onlySeed === undefined) {
+  for (const mutant of MUTANTS) {
+    Deno.test(`random raft: the runs catch ${mutant.bug}`, () => {
+      const restore = mutant.inject();
+      let caught: { seed: number; failure: SeedFailure } | undefined;
+      try {
+        for (let seed = 1; seed <= MUTANT_SEEDS && caught === undefined; seed++) {
+          try {
+            runSeed(seed, 200);
+          } catch (e) {
+            if (!(e instanceof SeedFailure)) throw e;
+            caught = { seed, failure: e };
+          }
+        }
+      } finally {
+        restore();
+      }
+      assert.ok(caught !== undefined, `no seed in 1..${MUTANT_SEEDS} caught ${mutant.bug}`);
+      const cause = caught.failure.cause;
+      assert.ok(
+        cause instanceof InvariantViolation && cause.property === mutant.property,
+        `seed ${caught.seed} failed, but not on ${mutant.property}:\n${caught.failure.report}`,
+      );
+      console.log(`caught at seed ${caught.seed}: ${cause.message}`);
+    });
+  }
 }

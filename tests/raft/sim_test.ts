@@ -467,3 +467,20 @@ Deno.test("invariants: the cluster reports a violation with the property named",
 });
 
 /** Ticks one at a time until `pred` holds; fails the test after `max` ticks. */
+
+Deno.test("sim: with write delays a node steps messages and ticks while its write is in flight, and reads are checked", () => {
+  const c = new SimCluster({ size: 3, seed: 7, writeDelay: { min: 20, max: 20 } });
+  const lead = (() => {
+    c.runUntil(() => c.stableLeader() !== undefined, 300);
+    return c.stableLeader()!;
+  })();
+  const { index } = c.propose(lead, new TextEncoder().encode("x"));
+  c.readIndex(lead);
+  c.runUntil(() => c.ids.every((id) => c.applied(id).some((e) => e.index === index)), 300);
+  assert.ok(c.ids.every((id) => c.applied(id).some((e) => e.index === index)));
+  assert.ok(c.stats.asyncWrites > 0, "writes took time");
+  assert.ok(c.stats.stepsDuringWrite > 0, "messages arrived while writes were in flight");
+  assert.ok(c.stats.ticksDuringWrite > 0, "ticks arrived while writes were in flight");
+  assert.equal(c.stats.readsConfirmed, 1);
+  assert.equal(c.stats.readsServed, 1);
+});

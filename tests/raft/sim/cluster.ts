@@ -10,6 +10,20 @@
  * calls `advance`. In checked mode the safety properties of `invariants.ts` are
  * checked after every one of those steps.
  *
+ * Writes take time, as in the runtime (`src/server/node.ts` awaits the WAL's
+ * fsync between sending `messages` and `persistedMessages`). With `writeDelay`,
+ * a Ready that persists something is finished only when its write completes, a
+ * random delay later; meanwhile the node keeps stepping messages, ticking, taking
+ * proposals and reads, exactly as the runtime does while its save is awaited, and
+ * takes no other Ready. A node that crashes with a write in flight keeps none of
+ * it, a prefix of its entries (the WAL cuts a torn save back to whole records;
+ * the hard state is written last), or all of it, as its disk PRNG decides.
+ *
+ * Reads: `readIndex` starts a ReadIndex read; when a Ready confirms it, the
+ * checker verifies its index against the highest index committed anywhere when
+ * it began (linearizability), and the read is served once the node has applied
+ * that index.
+ *
  * Restart semantics: a restarted node gets a new RawNode over a `clone()` of its
  * disk and an empty state machine, with `applied: 0`; the core hands back every
  * committed entry again and the state machine is rebuilt from index 1 (the
@@ -24,15 +38,21 @@
 
 import { NotLeaderError } from "../../../src/raft/errors.ts";
 import type { Logger } from "../../../src/raft/logger.ts";
-import { type Random, seededRandom } from "../../../src/raft/rand.ts";
+import { type Random, randomInt, seededRandom } from "../../../src/raft/rand.ts";
 import { RawNode, type Ready } from "../../../src/raft/raw_node.ts";
 import { MemoryStorage } from "../../../src/raft/storage.ts";
-import type { Message, NodeId, Role } from "../../../src/raft/types.ts";
-import { type AppliedEntry, InvariantChecker, showData } from "./invariants.ts";
+import type { Entry, Message, NodeId, Role } from "../../../src/raft/types.ts";
+import { type AppliedEntry, InvariantChecker, type LogView, showData } from "./invariants.ts";
 import { CLEAN_FAULTS, type NetworkFaults, SimNetwork } from "./network.ts";
 import { Trace } from "./trace.ts";
 
 export type { AppliedEntry } from "./invariants.ts";
+
+/** The range of a write's duration, in virtual ms (both inclusive). */
+export interface WriteDelay {
+  readonly min: number;
+  readonly max: number;
+}
 
 /** How a simulated cluster is built. */
 export interface SimClusterOptions {
@@ -50,6 +70,11 @@ export interface SimClusterOptions {
   readonly maxSizePerMsg?: number;
   readonly maxInflightMsgs?: number;
   readonly logger?: Logger;
+  /**
+   * How long a Ready's write takes (default: none, every Ready is handled at once,
+   * inside the step that produced it).
+   */
+  readonly writeDelay?: WriteDelay;
   /** Initial network knobs (default {@link CLEAN_FAULTS}). */
   readonly faults?: Partial<NetworkFaults>;
   /** Check the safety properties after every step (default true). */
@@ -74,6 +99,36 @@ export interface ClusterStats {
   crashes: number;
   crashesMidReady: number;
   restarts: number;
+  /** Readies whose write took time (the node ran on while it was in flight). */
+  asyncWrites: number;
+  /** Messages stepped, ticks, and proposals taken by a node while its write was in flight. */
+  stepsDuringWrite: number;
+  ticksDuringWrite: number;
+  proposalsDuringWrite: number;
+  /** Crashes with a write in flight, and of those, how many left a prefix of its entries. */
+  crashesDuringWrite: number;
+  tornWrites: number;
+  /** ReadIndex reads: started, refused (not leader), confirmed and checked, abandoned, lost in a crash, served. */
+  readsStarted: number;
+  readsRejected: number;
+  readsConfirmed: number;
+  readsAbandoned: number;
+  readsLost: number;
+  readsServed: number;
+}
+
+/** A Ready whose write is in flight. */
+interface PendingWrite {
+  readonly raw: RawNode;
+  readonly rd: Ready;
+  readonly doneAt: number;
+}
+
+/** A read the cluster started and has not seen confirmed or abandoned. */
+interface PendingRead {
+  readonly node: NodeId;
+  /** The highest index committed anywhere when the read began. */
+  readonly committedAtStart: number;
 }
 
 interface SimNode {
@@ -85,6 +140,12 @@ interface SimNode {
   crashAt: CrashPoint | undefined;
   /** The role last traced, to report role changes once. */
   role: Role;
+  /** The Ready whose write is in flight, if any. */
+  write: PendingWrite | undefined;
+  /** This node's disk's write durations, when they differ from the cluster's (a slow disk). */
+  writeDelay: WriteDelay | undefined;
+  /** Confirmed reads (request id -> index) waiting for the state machine to reach their index. */
+  confirmedReads: Map<number, number>;
 }
 
 /** A cluster of simulated nodes driven in virtual time. */
@@ -105,9 +166,25 @@ export class SimCluster {
     crashes: 0,
     crashesMidReady: 0,
     restarts: 0,
+    asyncWrites: 0,
+    stepsDuringWrite: 0,
+    ticksDuringWrite: 0,
+    proposalsDuringWrite: 0,
+    crashesDuringWrite: 0,
+    tornWrites: 0,
+    readsStarted: 0,
+    readsRejected: 0,
+    readsConfirmed: 0,
+    readsAbandoned: 0,
+    readsLost: 0,
+    readsServed: 0,
   };
   readonly #options: SimClusterOptions;
   readonly #nodes = new Map<NodeId, SimNode>();
+  /** Write durations and what a crash leaves of a write in flight. */
+  readonly #diskRandom: Random;
+  readonly #reads = new Map<number, PendingRead>();
+  #nextReadId = 1;
 
   constructor(options: SimClusterOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) {
@@ -118,6 +195,12 @@ export class SimCluster {
     this.tickMs = options.tickMs ?? 10;
     this.checked = options.checked ?? true;
     this.ids = Array.from({ length: options.size }, (_, i) => i + 1);
+    const wd = options.writeDelay;
+    if (wd !== undefined && !(Number.isInteger(wd.min) && wd.min >= 0 && wd.max >= wd.min)) {
+      throw new Error(`Cannot use write delays from ${wd.min} to ${wd.max} ms`);
+    }
+    // Nodes draw from seed*31+id (ids <= 5 here; the random runs use +29).
+    this.#diskRandom = seededRandom(options.seed * 31 + 13);
     this.trace = new Trace(options.traceCapacity ?? 2000);
     this.checker = new InvariantChecker();
     this.network = new SimNetwork(
@@ -137,6 +220,9 @@ export class SimCluster {
         applied: [],
         crashAt: undefined,
         role: "follower",
+        write: undefined,
+        writeDelay: undefined,
+        confirmedReads: new Map(),
       };
       this.#nodes.set(id, node);
       node.raw = this.#newRawNode(node);
@@ -215,7 +301,7 @@ export class SimCluster {
   }
 
   #tickOnce(): void {
-    this.network.advanceTo(this.network.now + this.tickMs, (m) => this.#deliver(m));
+    this.#advanceTo(this.network.now + this.tickMs);
     const count = this.ids.length;
     const start = this.stats.ticks % count;
     this.stats.ticks++;
@@ -224,6 +310,7 @@ export class SimCluster {
       if (node.raw === undefined) continue;
       node.raw.tick();
       this.stats.steps++;
+      if (node.write !== undefined) this.stats.ticksDuringWrite++;
       this.#settle(node);
     }
   }
@@ -240,11 +327,41 @@ export class SimCluster {
     return predicate();
   }
 
+  /**
+   * Moves virtual time to `time`, delivering messages and completing writes in
+   * the order they fall due (a message due at the same instant as a write first).
+   */
+  #advanceTo(time: number): void {
+    for (;;) {
+      let next: SimNode | undefined;
+      for (const node of this.#nodes.values()) {
+        const w = node.write;
+        if (
+          w !== undefined && w.doneAt <= time &&
+          (next === undefined || w.doneAt < next.write!.doneAt)
+        ) {
+          next = node;
+        }
+      }
+      const due = this.network.nextDue();
+      if (due !== undefined && due <= time && (next === undefined || due <= next.write!.doneAt)) {
+        // Messages due first go first: stepping them may start writes that end sooner.
+        this.network.advanceTo(due, (m) => this.#deliver(m));
+        continue;
+      }
+      if (next === undefined) break;
+      this.network.advanceTo(next.write!.doneAt, (m) => this.#deliver(m));
+      this.#completeWrite(next);
+    }
+    this.network.advanceTo(time, (m) => this.#deliver(m));
+  }
+
   #deliver(m: Message): void {
     const node = this.#node(m.to);
     if (node.raw === undefined) return; // The network checks first; defensive.
     node.raw.step(m);
     this.stats.steps++;
+    if (node.write !== undefined) this.stats.stepsDuringWrite++;
     this.#settle(node);
   }
 
@@ -268,8 +385,32 @@ export class SimCluster {
     }
     this.trace.add(this.now, `propose ${showData(data)} at ${id}: ${r.term}/${r.index}`);
     this.stats.steps++;
+    if (node.write !== undefined) this.stats.proposalsDuringWrite++;
     this.#settle(node);
     return r;
+  }
+
+  /**
+   * Starts a ReadIndex read at node `id` and returns its request id, or throws the
+   * core's NotLeaderError (counted). The checker verifies it when confirmed.
+   */
+  readIndex(id: NodeId): number {
+    const node = this.#node(id);
+    const raw = this.#up(id, "read at");
+    const requestId = this.#nextReadId++;
+    try {
+      raw.readIndex(requestId);
+    } catch (e) {
+      if (e instanceof NotLeaderError) this.stats.readsRejected++;
+      throw e;
+    }
+    this.stats.readsStarted++;
+    const committedAtStart = this.checker.stats().committed;
+    this.#reads.set(requestId, { node: id, committedAtStart });
+    this.trace.add(this.now, `read ${requestId} at ${id}: committed anywhere ${committedAtStart}`);
+    this.stats.steps++;
+    this.#settle(node);
+    return requestId;
   }
 
   /** Makes node `id` campaign now (a forced election). */
@@ -295,6 +436,44 @@ export class SimCluster {
     this.stats.crashes++;
     this.trace.add(this.now, `${how} ${node.id}`);
     this.checker.observeCrash(node.id);
+    const w = node.write;
+    node.write = undefined;
+    if (w !== undefined) this.#tearWrite(node, w.rd);
+    for (const [requestId, read] of this.#reads) {
+      if (read.node !== node.id) continue;
+      this.#reads.delete(requestId);
+      this.stats.readsLost++;
+    }
+    this.stats.readsLost += node.confirmedReads.size;
+    node.confirmedReads.clear();
+  }
+
+  /**
+   * Node crashed with `rd`'s write in flight. Like the WAL after a crash (records
+   * in order, hard state last, a torn tail cut back to whole records), its disk
+   * keeps none of the write, a prefix of its entries, or all of it.
+   */
+  #tearWrite(node: SimNode, rd: Ready): void {
+    this.stats.crashesDuringWrite++;
+    const x = this.#diskRandom();
+    let kept = 0;
+    let hard = false;
+    if (x < 0.25 && rd.entries.length > 0) {
+      kept = randomInt(this.#diskRandom, 1, rd.entries.length + 1);
+      this.stats.tornWrites++;
+    } else if (x >= 0.75) {
+      kept = rd.entries.length;
+      hard = true;
+    }
+    this.trace.add(
+      this.now,
+      `write of ${node.id} torn: kept ${kept} of ${rd.entries.length} entries` +
+        `${
+          rd.hardState === undefined ? "" : hard ? " and the hard state" : ", not the hard state"
+        }`,
+    );
+    if (kept > 0) this.#persistEntries(node, rd.entries.slice(0, kept));
+    if (hard && rd.hardState !== undefined) node.disk.setHardState(rd.hardState);
   }
 
   /**
@@ -310,6 +489,21 @@ export class SimCluster {
     this.trace.add(this.now, `arm crash ${at} at ${id}`);
   }
 
+  /**
+   * Gives node `id`'s disk its own write durations (a disk that stalls or slows
+   * down; it stays so across crashes), or back the cluster's with undefined.
+   */
+  setWriteDelay(id: NodeId, delay: WriteDelay | undefined): void {
+    const node = this.#node(id);
+    node.writeDelay = delay;
+    this.trace.add(
+      this.now,
+      delay === undefined
+        ? `disk of ${id} back to normal`
+        : `disk of ${id} slow: writes take ${delay.min}-${delay.max} ms`,
+    );
+  }
+
   /** Disarms a pending {@link crashMidReady} of node `id`. */
   cancelCrashMidReady(id: NodeId): void {
     const node = this.#node(id);
@@ -320,13 +514,15 @@ export class SimCluster {
 
   /**
    * Ends every fault: restores all links, makes the network clean (keeping
-   * messages in flight), disarms mid-Ready crashes and restarts every down node.
+   * messages in flight), disarms mid-Ready crashes, gives slow disks back their
+   * normal speed and restarts every down node.
    */
   recover(): void {
     this.network.heal();
     this.network.setFaults(CLEAN_FAULTS);
     for (const id of this.ids) {
       this.cancelCrashMidReady(id);
+      if (this.#node(id).writeDelay !== undefined) this.setWriteDelay(id, undefined);
       if (!this.isUp(id)) this.restart(id);
     }
   }
@@ -411,9 +607,16 @@ export class SimCluster {
     this.network.heal();
   }
 
-  /** Drains node's Readies, then checks the invariants. */
+  /**
+   * Drains node's Readies (up to the first whose write takes time), then checks
+   * the invariants.
+   */
   #settle(node: SimNode): void {
-    for (let guard = 0; node.raw !== undefined && node.raw.hasReady(); guard++) {
+    for (
+      let guard = 0;
+      node.raw !== undefined && node.write === undefined && node.raw.hasReady();
+      guard++
+    ) {
       if (guard >= 10_000) {
         throw new Error(
           `node ${node.id} still has a Ready after 10000 rounds: hasReady() is stuck`,
@@ -424,6 +627,7 @@ export class SimCluster {
     this.#check(node);
   }
 
+  /** Starts handling a Ready: sends `messages`, then writes (now, or later with a write delay). */
   #handleReady(node: SimNode, raw: RawNode, rd: Ready): void {
     this.stats.readies++;
     if (rd.softState !== undefined && rd.softState.role !== node.role) {
@@ -434,6 +638,14 @@ export class SimCluster {
       );
       node.role = rd.softState.role;
       if (this.checked) this.checker.observeRole(node.id, s.term, rd.softState.role);
+    }
+    if (this.checked) {
+      const durableTerm = node.disk.hardState().term;
+      for (const m of rd.messages) {
+        if (m.type === "app" || m.type === "heartbeat") {
+          this.checker.checkLeaderTermDurable(node.id, m.type, m.term, durableTerm);
+        }
+      }
     }
     for (const m of rd.messages) this.#send(node, m);
     const persists = rd.hardState !== undefined || rd.entries.length > 0;
@@ -450,11 +662,36 @@ export class SimCluster {
         rd.entries[0]?.index,
       );
     }
-    if (rd.entries.length > 0) {
-      const prior = node.disk.lastIndex();
-      node.disk.append(rd.entries);
-      if (this.checked) this.checker.observeAppend(node.id, rd.entries, node.disk, prior);
+    const wd = node.writeDelay ?? this.#options.writeDelay;
+    if (persists && wd !== undefined && wd.max > 0) {
+      const took = randomInt(this.#diskRandom, wd.min, wd.max + 1);
+      if (took > 0) {
+        node.write = { raw, rd, doneAt: this.now + took };
+        this.stats.asyncWrites++;
+        return;
+      }
     }
+    this.#finishReady(node, raw, rd);
+  }
+
+  /** Node's write is done: finish its Ready, then take the next ones. */
+  #completeWrite(node: SimNode): void {
+    const w = node.write!;
+    node.write = undefined;
+    this.#finishReady(node, w.raw, w.rd);
+    this.#settle(node);
+  }
+
+  #persistEntries(node: SimNode, entries: readonly Entry[]): void {
+    const prior = node.disk.lastIndex();
+    node.disk.append(entries);
+    if (this.checked) this.checker.observeAppend(node.id, entries, node.disk, prior);
+  }
+
+  /** The rest of a Ready once its write is durable: persisted messages, apply, reads, advance. */
+  #finishReady(node: SimNode, raw: RawNode, rd: Ready): void {
+    const persists = rd.hardState !== undefined || rd.entries.length > 0;
+    if (rd.entries.length > 0) this.#persistEntries(node, rd.entries);
     if (rd.hardState !== undefined) node.disk.setHardState(rd.hardState);
     if (persists && node.crashAt === "after_persist") {
       this.stats.crashesMidReady++;
@@ -470,7 +707,30 @@ export class SimCluster {
         node.applied.push(a);
       }
     }
+    for (const rs of rd.readStates) {
+      const read = this.#reads.get(rs.requestId);
+      if (read === undefined || read.node !== node.id) {
+        throw new Error(`node ${node.id} confirmed read ${rs.requestId}, which it never started`);
+      }
+      this.#reads.delete(rs.requestId);
+      this.stats.readsConfirmed++;
+      this.trace.add(this.now, `read ${rs.requestId} confirmed at ${node.id}: index ${rs.index}`);
+      if (this.checked) {
+        this.checker.checkReadConfirmed(node.id, rs.requestId, rs.index, read.committedAtStart);
+      }
+      node.confirmedReads.set(rs.requestId, rs.index);
+    }
+    for (const requestId of rd.abandonedReads) {
+      if (this.#reads.delete(requestId)) this.stats.readsAbandoned++;
+    }
     raw.advance(rd);
+    // Serve the reads whose index the state machine has reached (§6.4 step 4).
+    const applied = node.applied[node.applied.length - 1]?.index ?? 0;
+    for (const [requestId, index] of node.confirmedReads) {
+      if (index > applied) continue;
+      node.confirmedReads.delete(requestId);
+      this.stats.readsServed++;
+    }
   }
 
   #send(node: SimNode, m: Message): void {
@@ -485,9 +745,10 @@ export class SimCluster {
   #check(node: SimNode): void {
     if (!this.checked || node.raw === undefined) return;
     const s = node.raw.status();
+    const log = coreLog(node.raw);
     this.checker.observeRole(node.id, s.term, s.role);
-    this.checker.observeCommit(node.id, s.term, s.commit, node.disk);
-    if (s.role === "leader") this.checker.checkLeaderCompleteness(node.id, s.term, node.disk);
+    this.checker.observeCommit(node.id, s.term, s.commit, log);
+    if (s.role === "leader") this.checker.checkLeaderCompleteness(node.id, s.term, log);
   }
 
   /** A short, human summary of every node's state, for failure reports. */
@@ -502,11 +763,14 @@ export class SimCluster {
         lines.push(`node ${node.id}: DOWN; ${durable}; applied ${node.applied.length}`);
         continue;
       }
+      const writing = node.write === undefined
+        ? ""
+        : `; writing until ${node.write.doneAt} (${node.write.rd.entries.length} entries)`;
       const s = node.raw.status();
       lines.push(
         `node ${node.id}: ${s.role} term:${s.term} vote:${s.vote} lead:${s.lead}` +
           ` commit:${s.commit} applied:${s.applied} last:${s.lastIndex}; ${durable};` +
-          ` applied ${node.applied.length}`,
+          ` applied ${node.applied.length}${writing}`,
       );
       if (s.progress !== undefined) {
         const pr = [...s.progress].map(([id, p]) =>
@@ -517,4 +781,14 @@ export class SimCluster {
     }
     return lines.join("\n");
   }
+}
+
+/** The log as node `raw`'s core sees it: durable entries and the unstable tail. */
+function coreLog(raw: RawNode): LogView {
+  const log = raw.raft.log;
+  return {
+    lastIndex: () => log.lastIndex(),
+    term: (index) => log.term(index) ?? 0,
+    entries: (lo, hi) => log.slice(lo, hi),
+  };
 }

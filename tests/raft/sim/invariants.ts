@@ -19,6 +19,13 @@
  *   same index; each node applies in order, only entries of its durable log.
  * - Ready Contract: the entries a Ready hands out to apply were durable before
  *   that Ready; a commit index never goes back while a node is up.
+ * - Leader Term Durable: a leader sends appends and heartbeats of a term only
+ *   once that term is on its disk (etcd-io/raft's contract: nothing of a term
+ *   goes out before the HardState holding it is persisted). Otherwise a crash can
+ *   bring it back at an older term to lead the same term twice, with two logs.
+ * - Linearizable Reads (dissertation §6.4): a read confirmed by ReadIndex is
+ *   served at an index at least the highest index committed anywhere when the
+ *   read began, so it sees every write acknowledged before it.
  *
  * Violations throw {@link InvariantViolation}, naming the property, nodes, terms
  * and indexes.
@@ -205,8 +212,10 @@ export class InvariantChecker {
   }
 
   /**
-   * Node `id`, now at `term`, reports commit index `commit`; its durable log is
-   * `log`. Every newly covered entry is recorded as chosen at its index.
+   * Node `id`, now at `term`, reports commit index `commit`; `log` is its log as
+   * the core sees it, durable or not (a follower may learn that entries are
+   * committed while its own write of them is still in flight). Every newly
+   * covered entry is recorded as chosen at its index.
    */
   observeCommit(id: NodeId, term: number, commit: number, log: LogView): void {
     const prev = this.#commit.get(id) ?? 0;
@@ -220,7 +229,7 @@ export class InvariantChecker {
     if (commit > log.lastIndex()) {
       throw new InvariantViolation(
         "State Machine Safety",
-        `node ${id} reports commit index ${commit} beyond its durable log (last index` +
+        `node ${id} reports commit index ${commit} beyond its log (last index` +
           ` ${log.lastIndex()})`,
       );
     }
@@ -304,7 +313,36 @@ export class InvariantChecker {
   }
 
   /**
-   * Node `id` is leader of `term` with durable log `log` (Leader Completeness):
+   * Node `id` leads `term` and sent `type` of `term` while its disk held
+   * `durableTerm` (Leader Term Durable).
+   */
+  checkLeaderTermDurable(id: NodeId, type: string, term: number, durableTerm: number): void {
+    if (term > durableTerm) {
+      throw new InvariantViolation(
+        "Leader Term Durable",
+        `node ${id} sent ${type} of term ${term} while its disk held term ${durableTerm}:` +
+          ` a crash now would let it lead term ${term} again with another log`,
+      );
+    }
+  }
+
+  /**
+   * A ReadIndex read started at node `id` when `committedAtStart` was the highest
+   * index committed anywhere was confirmed at `index` (Linearizable Reads).
+   */
+  checkReadConfirmed(id: NodeId, requestId: number, index: number, committedAtStart: number): void {
+    if (index < committedAtStart) {
+      throw new InvariantViolation(
+        "Linearizable Reads",
+        `node ${id} confirmed read ${requestId} at index ${index}, but index` +
+          ` ${committedAtStart} was already committed when the read began: the read` +
+          ` would miss acknowledged writes`,
+      );
+    }
+  }
+
+  /**
+   * Node `id` is leader of `term` with log `log` (Leader Completeness):
    * every entry known committed in an earlier term must be in it. Each chosen
    * entry is checked once per leader term.
    */

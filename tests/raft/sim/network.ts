@@ -12,6 +12,16 @@
  * A link that is cut drops a message both when it is sent and when it would be
  * delivered: a partition also swallows what was in flight across it.
  *
+ * A message due at a node that is down is dropped, or, with probability
+ * `holdForDown`, kept and tried again later, until `maxHold` ms after it was
+ * sent: the runtime's transport keeps a queue per peer and a Send to a dead peer
+ * can hang for up to a second while more messages queue behind it, so a node that
+ * restarts quickly can receive messages addressed to its previous incarnation.
+ *
+ * A stalled link (a TCP connection that stops moving, then recovers within the
+ * retransmission timeout) loses nothing: what is sent on it, or due on it, waits,
+ * and arrives in one burst, in order, when the link is released.
+ *
  * @module
  */
 
@@ -33,6 +43,10 @@ export interface NetworkFaults {
   readonly reorder: number;
   /** The largest extra delay, in virtual ms (inclusive). */
   readonly maxExtraDelay: number;
+  /** Probability that a message due at a down node is kept for a later try instead of dropped. */
+  readonly holdForDown: number;
+  /** How long after sending a held message is given up, in virtual ms. */
+  readonly maxHold: number;
 }
 
 /** A clean network: delays of 1 to 10 ms, no faults. */
@@ -43,6 +57,8 @@ export const CLEAN_FAULTS: NetworkFaults = {
   duplicate: 0,
   reorder: 0,
   maxExtraDelay: 60,
+  holdForDown: 0,
+  maxHold: 1000,
 };
 
 /** Why a message did not arrive. */
@@ -55,12 +71,16 @@ export interface NetworkStats {
   dropped: number;
   duplicated: number;
   delayed: number;
+  /** Tries at a down node postponed (a message may be postponed several times). */
+  held: number;
 }
 
 interface Event {
   readonly time: number;
   readonly seq: number;
   readonly message: Message;
+  /** When the message was sent. */
+  readonly sentAt: number;
 }
 
 /** True when event `a` comes before event `b`: earlier time, then earlier send. */
@@ -131,10 +151,19 @@ export class SimNetwork {
   #seq = 0;
   #now = 0;
   #cut = new Set<number>();
+  /** Stalled links -> the messages waiting on them, in order. */
+  #stalled = new Map<number, Message[]>();
   #isUp: (id: NodeId) => boolean;
   #trace: Trace;
   /** Message counters (read-only for callers). */
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, delayed: 0 };
+  readonly stats: NetworkStats = {
+    sent: 0,
+    delivered: 0,
+    dropped: 0,
+    duplicated: 0,
+    delayed: 0,
+    held: 0,
+  };
   #taps = new Set<(m: Message) => void>();
 
   /**
@@ -158,6 +187,11 @@ export class SimNetwork {
     return this.#queue.size;
   }
 
+  /** The delivery time of the next message in flight, or undefined when none is. */
+  nextDue(): number | undefined {
+    return this.#queue.peek()?.time;
+  }
+
   /** The current fault knobs. */
   get faults(): NetworkFaults {
     return this.#faults;
@@ -171,13 +205,13 @@ export class SimNetwork {
         `Cannot use delays min ${f.minDelay} max ${f.maxDelay} extra ${f.maxExtraDelay}`,
       );
     }
-    for (const k of ["drop", "duplicate", "reorder"] as const) {
+    for (const k of ["drop", "duplicate", "reorder", "holdForDown"] as const) {
       if (!(f[k] >= 0 && f[k] <= 1)) throw new Error(`Cannot use ${k} probability ${f[k]}`);
     }
     this.#faults = f;
     this.#trace.add(
       this.#now,
-      `net faults drop:${f.drop} dup:${f.duplicate} reorder:${f.reorder}` +
+      `net faults drop:${f.drop} dup:${f.duplicate} reorder:${f.reorder} hold:${f.holdForDown}` +
         ` delay:${f.minDelay}-${f.maxDelay}+${f.maxExtraDelay}`,
     );
   }
@@ -218,9 +252,33 @@ export class SimNetwork {
     this.#trace.add(this.#now, `net isolate ${id}`);
   }
 
-  /** Restores every link (the probabilistic knobs are left as they are). */
+  /** Stalls the link from `from` to `to`: messages on it wait until {@link release}. */
+  stall(from: NodeId, to: NodeId): void {
+    const k = linkKey(from, to);
+    if (!this.#stalled.has(k)) this.#stalled.set(k, []);
+    this.#trace.add(this.#now, `net stall ${from}->${to}`);
+  }
+
+  /** Whether any link is stalled. */
+  get anyStalled(): boolean {
+    return this.#stalled.size > 0;
+  }
+
+  /** Releases every stalled link: what waited on each arrives 1 ms from now, in order. */
+  release(): void {
+    for (const held of this.#stalled.values()) {
+      for (const m of held) {
+        this.#queue.push({ time: this.#now + 1, seq: this.#seq++, message: m, sentAt: this.#now });
+      }
+    }
+    this.#stalled.clear();
+    this.#trace.add(this.#now, "net release stalled links");
+  }
+
+  /** Restores every link, releasing stalled ones (the probabilistic knobs are left as they are). */
   heal(): void {
     this.#cut.clear();
+    this.release();
     this.#trace.add(this.#now, "net heal");
   }
 
@@ -261,7 +319,7 @@ export class SimNetwork {
       this.stats.delayed++;
       delay += randomInt(this.#random, 0, f.maxExtraDelay + 1);
     }
-    this.#queue.push({ time: this.#now + delay, seq: this.#seq++, message: m });
+    this.#queue.push({ time: this.#now + delay, seq: this.#seq++, message: m, sentAt: this.#now });
   }
 
   #dropped(m: Message, reason: DropReason): void {
@@ -284,10 +342,22 @@ export class SimNetwork {
       this.#queue.pop();
       this.#now = next.time;
       const m = next.message;
-      if (!this.connected(m.from, m.to)) {
+      const stalled = this.#stalled.get(linkKey(m.from, m.to));
+      if (stalled !== undefined) {
+        stalled.push(m);
+      } else if (!this.connected(m.from, m.to)) {
         this.#dropped(m, "cut");
       } else if (!this.#isUp(m.to)) {
-        this.#dropped(m, "down");
+        const f = this.#faults;
+        const retryAt = this.#now + randomInt(this.#random, 10, 101);
+        if (
+          f.holdForDown > 0 && retryAt <= next.sentAt + f.maxHold && this.#random() < f.holdForDown
+        ) {
+          this.stats.held++;
+          this.#queue.push({ ...next, time: retryAt, seq: this.#seq++ });
+        } else {
+          this.#dropped(m, "down");
+        }
       } else {
         this.stats.delivered++;
         this.#trace.add(this.#now, "deliver", m);
