@@ -336,7 +336,8 @@ export function checkAgreement(results: readonly StatusResult[]): string[] {
   for (const [term, leaders] of [...leadersByTerm].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     if (leaders.length < 2) continue;
     reports.push(
-      `TWO LEADERS: ${nodeList(leaders)} all lead in term ${term}; one cluster has one leader ` +
+      `TWO LEADERS: ${nodeList(leaders)} ${leaders.length === 2 ? "both" : "all"} lead in ` +
+        `term ${term}; one cluster has one leader ` +
         `per term, so these nodes believe in different memberships (check each one's --peers)`,
     );
   }

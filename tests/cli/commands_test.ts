@@ -525,7 +525,7 @@ Deno.test("status says loudly when the nodes have diverged", async (t) => {
     assert.equal(out.exitCode, EXIT.DIVERGED);
     assert.equal(
       out.stderr,
-      "TWO LEADERS: nodes 1, 2 all lead in term 3; one cluster has one leader per term, so " +
+      "TWO LEADERS: nodes 1, 2 both lead in term 3; one cluster has one leader per term, so " +
         "these nodes believe in different memberships (check each one's --peers)\n",
     );
   });
