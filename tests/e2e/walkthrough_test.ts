@@ -301,7 +301,7 @@ Deno.test("the README's 3-node walkthrough prints what the README shows", async 
         const kill = /^kill -9 (\d+)$/.exec(readmeCommand);
         if (kill !== null) {
           // The README kills its example leader: find who leads here, and its pid.
-          const readmeId = Number(
+          const readmeId: number = Number(
             new RegExp(`\\[cluster\\] node (\\d+): .* pid ${kill[1]} `).exec(
               launcherSample.lines.join("\n"),
             )?.[1],
