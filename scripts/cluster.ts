@@ -4,11 +4,16 @@
  *
  * ```sh
  * deno task cluster [--nodes 3] [--base-port 7001] [--data-dir ./data/cluster] [--log-level info]
+ * deno task cluster --only 2     # node 2 of that cluster alone, to start a node you stopped
  * ```
  *
- * Ctrl-C (SIGINT) or SIGTERM stops every node with SIGTERM, waits for them to exit
- * (SIGKILL after 10 s, or at once on a second Ctrl-C) and exits 0. A node that
- * exits on its own is reported; the others keep running.
+ * Before starting anything it checks that every port it needs is free: a node left
+ * running on one (the quick start's `deno task node` listens on 7001) would
+ * otherwise be taken for a member of the new cluster. It prints each node's
+ * address, pid and data dir. Ctrl-C (SIGINT) or SIGTERM stops every node with
+ * SIGTERM, waits for them to exit (SIGKILL after 10 s, or at once on a second
+ * Ctrl-C) and exits 0. A node that exits on its own is reported, with the command
+ * that starts it again; the others keep running.
  *
  * @module
  */
@@ -26,6 +31,8 @@ export interface ClusterOptions {
   dataDir: string;
   /** Log level passed to every node. */
   logLevel: LogLevel;
+  /** Start only this node of the cluster (1..nodes); every node when absent. */
+  only?: number;
   /** True when --help was given; the other fields then hold defaults. */
   help: boolean;
 }
@@ -51,10 +58,15 @@ Flags:
   --base-port PORT     Port of node 1; node i listens on PORT+i-1 (default 7001)
   --data-dir DIR       Node i keeps its data in DIR/node<i> (default ./data/cluster)
   --log-level LEVEL    debug, info, warn or error (default info)
+  --only ID            Start only node ID of that cluster, e.g. to start again a node
+                       that was killed (the other flags must be those of the cluster)
   --help               Print this help
+
+Every port is checked first: if one is in use (by a node left running, say), nothing
+is started and the launcher exits 1.
 `;
 
-const FLAGS = ["nodes", "base-port", "data-dir", "log-level"] as const;
+const FLAGS = ["nodes", "base-port", "data-dir", "log-level", "only"] as const;
 type Flag = typeof FLAGS[number];
 
 /**
@@ -82,7 +94,7 @@ export function parseClusterFlags(args: readonly string[]): ClusterOptions {
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     const flag = FLAGS.find((f) => f === name);
     if (flag === undefined) {
-      throw new ClusterFlagError(`Cannot parse arguments: unknown flag "--${name}" (see --help)`);
+      throw new ClusterFlagError(`Cannot parse arguments: unknown flag "--${name}"`);
     }
     let value: string | undefined;
     if (eq >= 0) {
@@ -127,7 +139,16 @@ export function parseClusterFlags(args: readonly string[]): ClusterOptions {
         opts.logLevel = level;
         break;
       }
+      case "only":
+        opts.only = parseInteger(flag, value);
+        break;
     }
+  }
+  if (opts.only !== undefined && (opts.only < 1 || opts.only > opts.nodes)) {
+    throw new ClusterFlagError(
+      `Cannot parse --only: ${opts.only} is not a node of a ${opts.nodes}-node cluster ` +
+        `(1 to ${opts.nodes})`,
+    );
   }
   const last = opts.basePort + opts.nodes - 1;
   if (last > 65535) {
@@ -184,6 +205,49 @@ export function nodeCommandArgs(opts: ClusterOptions, id: number, mainPath: stri
   ];
 }
 
+/** The ids of the nodes this run starts: `--only`'s, or all of them. */
+export function nodeIds(opts: ClusterOptions): number[] {
+  if (opts.only !== undefined) return [opts.only];
+  return Array.from({ length: opts.nodes }, (_, k) => k + 1);
+}
+
+/**
+ * The command that starts node `id` of this cluster again by itself: `deno task
+ * cluster --only <id>` with every flag that differs from its default.
+ */
+export function restartCommand(opts: ClusterOptions, id: number): string {
+  const d = parseClusterFlags([]);
+  const flags: string[] = [];
+  if (opts.nodes !== d.nodes) flags.push("--nodes", String(opts.nodes));
+  if (opts.basePort !== d.basePort) flags.push("--base-port", String(opts.basePort));
+  if (opts.dataDir !== d.dataDir) flags.push("--data-dir", shellQuote(opts.dataDir));
+  if (opts.logLevel !== d.logLevel) flags.push("--log-level", opts.logLevel);
+  return ["deno task cluster", ...flags, "--only", String(id)].join(" ");
+}
+
+/** `s` as one shell word: bare when it is plain, else in single quotes. */
+function shellQuote(s: string): string {
+  return /^[\w./:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The ports among `ports` that cannot be listened on at 127.0.0.1 (something
+ * listens there already), in order. Checked before anything starts; a port taken
+ * between this check and a node's start still fails that node, which says so.
+ */
+export function portsInUse(ports: readonly number[]): number[] {
+  const taken: number[] = [];
+  for (const port of ports) {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port, transport: "tcp" }).close();
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+      taken.push(port);
+    }
+  }
+  return taken;
+}
+
 /** Writes text to a stream, one write chain per stream so lines never interleave. */
 class Output {
   #chain: Promise<void> = Promise.resolve();
@@ -233,9 +297,22 @@ async function run(opts: ClusterOptions): Promise<number> {
   const deno = Deno.execPath();
   const mainPath = fileURLToPath(new URL("../src/server/main.ts", import.meta.url));
 
+  const ids = nodeIds(opts);
+  const taken = portsInUse(ids.map((id) => opts.basePort + id - 1));
+  if (taken.length > 0) {
+    const which = taken.map((p) => `127.0.0.1:${p} (node ${p - opts.basePort + 1})`).join(", ");
+    await stderr.write(
+      `error: Cannot start the cluster: ${which} ${taken.length === 1 ? "is" : "are"} already ` +
+        `in use. A node left running there (the quick start's \`deno task node\` listens on ` +
+        `7001) would answer for the cluster: stop it first (Ctrl-C in its terminal), or use ` +
+        `other ports with --base-port.\n`,
+    );
+    return 1;
+  }
+
   let stopping = false;
   const nodes: Running[] = [];
-  for (let id = 1; id <= opts.nodes; id++) {
+  for (const id of ids) {
     await Deno.mkdir(nodeDataDir(opts, id), { recursive: true });
     const child = new Deno.Command(deno, {
       args: nodeCommandArgs(opts, id, mainPath),
@@ -256,16 +333,21 @@ async function run(opts: ClusterOptions): Promise<number> {
         const how = status.signal === null
           ? `with code ${status.code}`
           : `on signal ${status.signal}`;
-        await say(`node ${id} exited unexpectedly ${how}; the others keep running`);
+        const others = nodes.some((n) => !n.exited) ? "; the others keep running" : "";
+        await say(`node ${id} exited unexpectedly ${how}${others}`);
+        await say(`to start it again, in another terminal: ${restartCommand(opts, id)}`);
       }
       return status;
     });
     nodes.push(node);
-    await say(`node ${id}: ${nodeAddress(opts, id)}  data ${nodeDataDir(opts, id)}`);
+    await say(
+      `node ${id}: ${nodeAddress(opts, id)}  pid ${child.pid}  data ${nodeDataDir(opts, id)}`,
+    );
   }
-  const endpoints = nodes.map((n) => nodeAddress(opts, n.id)).join(",");
+  const endpoints = Array.from({ length: opts.nodes }, (_, k) => nodeAddress(opts, k + 1))
+    .join(",");
   await say(`try: deno task client --endpoints ${endpoints} status`);
-  await say("Ctrl-C stops every node");
+  await say(ids.length === 1 && opts.nodes > 1 ? "Ctrl-C stops it" : "Ctrl-C stops every node");
 
   const signal = (name: Deno.Signal): void => {
     for (const n of nodes) {
@@ -321,7 +403,7 @@ if (import.meta.main) {
     opts = parseClusterFlags(Deno.args);
   } catch (e) {
     if (!(e instanceof ClusterFlagError)) throw e;
-    console.error(`error: ${e.message}\n\n${CLUSTER_USAGE}`);
+    console.error(`error: ${e.message}\nRun "deno task cluster --help" for the flags.`);
     Deno.exit(2);
   }
   if (opts.help) {

@@ -65,6 +65,11 @@ export const EXIT = {
   USAGE: 2,
   /** The request failed: no leader reachable in time, or an error from the server. */
   FAILED: 3,
+  /**
+   * (`status`) The nodes disagree as no correct cluster can: different states at one
+   * applied index, or two leaders in one term. The cluster has forked.
+   */
+  DIVERGED: 4,
 } as const;
 
 const encoder = new TextEncoder();
@@ -159,8 +164,13 @@ const RETRYABLE: ReadonlySet<Code> = new Set([Code.Unavailable]);
  * starts over after a pause (50 ms, doubling up to 1 s) while the time budget
  * lasts, since an election may be under way. Any other error is final.
  *
- * @throws {ConnectError} the final error, or UNAVAILABLE naming every endpoint's
- *   last failure when the budget ran out
+ * A round in which no endpoint could even be connected to (connection refused,
+ * unknown host: known at once, unlike a silent host) ends the command at once:
+ * nothing is running at those addresses, or they are mistyped, and waiting out
+ * the budget would only hide that. One live node is enough to keep trying.
+ *
+ * @throws {ConnectError} the final error; UNAVAILABLE naming every endpoint's
+ *   failure when none could be connected to, or when the budget ran out
  */
 export async function callLeader<T>(
   opts: RunOptions,
@@ -172,6 +182,7 @@ export async function callLeader<T>(
   const last = new Map<string, string>();
   let pause = 50;
   for (;;) {
+    let unconnectable = 0;
     for (const endpoint of opts.endpoints) {
       const remaining = deadline - now();
       if (remaining <= 0) break;
@@ -185,7 +196,18 @@ export async function callLeader<T>(
             : err;
         }
         last.set(endpoint, shortReason(err));
+        if (cannotConnect(err)) unconnectable++;
       }
+    }
+    if (unconnectable === opts.endpoints.length) {
+      const reasons = opts.endpoints.map((ep) => `${ep}: ${last.get(ep)}`).join("; ");
+      throw new ConnectError(
+        opts.endpoints.length === 1
+          ? `cannot connect to ${reasons}; is a node running there? (check --endpoints)`
+          : `cannot connect to any endpoint (${reasons}); are the nodes running? ` +
+            `(check --endpoints)`,
+        Code.Unavailable,
+      );
     }
     if (now() + pause >= deadline) break;
     await sleep(pause);
@@ -257,13 +279,91 @@ export function renderStatus(results: readonly StatusResult[]): string {
   return renderTable(STATUS_HEADER, rows);
 }
 
+/** How many hex digits of a digest or chain a divergence report shows. */
+const FINGERPRINT_DIGITS = 16;
+
+/**
+ * What the answers show that no correct cluster can do, one report per problem
+ * (empty when nothing is wrong):
+ *
+ * - nodes at the same applied index with different `state_digest` or
+ *   `applied_chain`: they applied different entries at one index (State Machine
+ *   Safety, §5.4.3, is broken: the cluster has forked);
+ * - two nodes that lead in the same term (Election Safety, §5.2, is broken).
+ *
+ * Within one membership neither can happen; both follow when nodes believe in
+ * different memberships (one restarted with the wrong --peers, issue 16). Nodes at
+ * different applied indexes cannot be compared; a node answering on two endpoints
+ * counts once. A node that reports no fingerprints (an older version) is left out.
+ */
+export function checkAgreement(results: readonly StatusResult[]): string[] {
+  const byId = new Map<bigint, StatusResponse>();
+  for (const r of results) {
+    if ("status" in r && !byId.has(r.status.id)) byId.set(r.status.id, r.status);
+  }
+  const nodes = [...byId.values()];
+  const reports: string[] = [];
+
+  const byApplied = new Map<bigint, StatusResponse[]>();
+  for (const s of nodes) {
+    if (s.stateDigest === "" || s.appliedChain === "") continue;
+    byApplied.set(s.appliedIndex, [...(byApplied.get(s.appliedIndex) ?? []), s]);
+  }
+  for (const [applied, group] of [...byApplied].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const variants = new Map<string, StatusResponse[]>();
+    for (const s of group) {
+      const key = `${s.stateDigest}/${s.appliedChain}`;
+      variants.set(key, [...(variants.get(key) ?? []), s]);
+    }
+    if (variants.size < 2) continue;
+    const lines = [...variants.values()].map((v) => {
+      const s = v[0] as StatusResponse;
+      return `  ${nodeList(v)}: state_digest ${s.stateDigest.slice(0, FINGERPRINT_DIGITS)}…, ` +
+        `applied_chain ${s.appliedChain.slice(0, FINGERPRINT_DIGITS)}…`;
+    });
+    reports.push(
+      `DIVERGED: the nodes at applied index ${applied} hold different states: they applied ` +
+        `different entries, the cluster has forked (a node started with the wrong --peers?)\n` +
+        lines.join("\n"),
+    );
+  }
+
+  const leadersByTerm = new Map<bigint, StatusResponse[]>();
+  for (const s of nodes) {
+    if (s.role !== Role.LEADER) continue;
+    leadersByTerm.set(s.term, [...(leadersByTerm.get(s.term) ?? []), s]);
+  }
+  for (const [term, leaders] of [...leadersByTerm].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    if (leaders.length < 2) continue;
+    reports.push(
+      `TWO LEADERS: ${nodeList(leaders)} ${leaders.length === 2 ? "both" : "all"} lead in ` +
+        `term ${term}; one cluster has one leader ` +
+        `per term, so these nodes believe in different memberships (check each one's --peers)`,
+    );
+  }
+  return reports;
+}
+
+/** `node 1`, `nodes 2, 3`, in id order. */
+function nodeList(nodes: readonly StatusResponse[]): string {
+  const ids = nodes.map((s) => s.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return `${ids.length === 1 ? "node" : "nodes"} ${ids.join(", ")}`;
+}
+
 async function runStatus(opts: RunOptions): Promise<CommandOutput> {
   const results = await fetchStatuses(opts);
   const down = results.filter((r) => "error" in r).length;
+  const problems = checkAgreement(results);
   return {
     stdout: renderStatus(results) + "\n",
-    stderr: "",
-    exitCode: down === 0 ? EXIT.OK : down === results.length ? EXIT.FAILED : EXIT.NEGATIVE,
+    stderr: problems.map((p) => p + "\n").join(""),
+    exitCode: problems.length > 0
+      ? EXIT.DIVERGED
+      : down === 0
+      ? EXIT.OK
+      : down === results.length
+      ? EXIT.FAILED
+      : EXIT.NEGATIVE,
   };
 }
 
@@ -291,6 +391,33 @@ export function codeName(code: Code): string {
     : name.replace(/[a-z][A-Z]/g, (m) => `${m[0]}_${m[1]}`).toLowerCase();
 }
 
+/** The network failure behind `e` (`connection refused`, ...), if it is one. */
+function netReason(e: unknown): string | undefined {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    const code = (c as { code?: unknown }).code;
+    if (typeof code === "string" && Object.hasOwn(NET_REASONS, code)) return NET_REASONS[code];
+  }
+  return undefined;
+}
+
+/**
+ * Network errors that say at once, on connecting, that nothing serves at an
+ * address: no process listens there (refused), or the name or the route does not
+ * exist. A timeout is not one: the host may be slow or paused.
+ */
+const NOT_CONNECTABLE: ReadonlySet<string> = new Set([
+  "connection refused",
+  "unknown host",
+  "host unreachable",
+  "network unreachable",
+]);
+
+/** True when `e` says at once that nothing could be connected to. */
+export function cannotConnect(e: unknown): boolean {
+  const net = netReason(e);
+  return net !== undefined && NOT_CONNECTABLE.has(net);
+}
+
 const NET_REASONS: Readonly<Record<string, string>> = {
   ECONNREFUSED: "connection refused",
   ECONNRESET: "connection reset",
@@ -307,10 +434,8 @@ const NET_REASONS: Readonly<Record<string, string>> = {
  * else as `<code>: <first line of the message>`, at most 80 characters.
  */
 export function shortReason(e: unknown): string {
-  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
-    const code = (c as { code?: unknown }).code;
-    if (typeof code === "string" && code in NET_REASONS) return NET_REASONS[code] as string;
-  }
+  const net = netReason(e);
+  if (net !== undefined) return net;
   const err = ConnectError.from(e);
   if (err.code === Code.DeadlineExceeded) return "timed out";
   const first = err.rawMessage.split("\n", 1)[0] ?? "";

@@ -39,12 +39,19 @@ Options (before the command):
   --help                     Print this help
 
 KV commands go to the leader: endpoints are tried in order, skipping any that is
-unreachable or not the leader, and retried until the time budget runs out. Put
-"--" after the command to pass arguments that start with "--" (put -- --k --v).
+unreachable or not the leader, and retried until the time budget runs out; if none
+can be connected to at all (connection refused, unknown host), the command fails at
+once. Each write first opens a session (one log entry of its own), so that a retry
+is applied at most once. Put "--" after the command to pass arguments that start
+with "--" (put -- --k --v).
+
+status compares the nodes: nodes at the same applied index with different state
+digests or applied chains, or two leaders in one term, mean the cluster has forked;
+it says so on stderr and exits 4.
 
 Exit codes: 0 done; 1 key not found, comparison failed, or (status) some node down;
-2 bad usage; 3 request failed (no leader in time, error from the server, or (status)
-every node down).
+2 bad usage; 3 request failed (no leader in time, no endpoint reachable, error from
+the server, or (status) every node down); 4 (status) the nodes have diverged.
 `;
 
 /** The parsed command line. */
@@ -215,6 +222,11 @@ export function grpcClients(endpoint: string): EndpointClients {
   };
 }
 
+/** What a usage error prints: the one line that says what is wrong, and where help is. */
+export function usageError(message: string): string {
+  return `error: ${message}\nRun "deno task client --help" for the commands and options.\n`;
+}
+
 /** Runs the CLI with `args` and returns the exit code, writing to stdout and stderr. */
 export async function main(
   args: readonly string[],
@@ -225,7 +237,7 @@ export async function main(
     parsed = parseClientArgs(args, env);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    await writeAll(Deno.stderr, `error: ${e.message}\n\n${CLIENT_USAGE}`);
+    await writeAll(Deno.stderr, usageError(e.message));
     return EXIT.USAGE;
   }
   if (parsed.command.name === "help") {

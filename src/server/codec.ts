@@ -9,9 +9,10 @@
  * {@link MAX_TERM}, and of at least 1 on requests; a log term no greater than the
  * message term; entries only on `app`, consecutive from `index + 1`, with terms in
  * (0, term] that never decrease and start at or above `log_term`; a reject hint at
- * or below the rejected index; and entry data the state machine can apply (see
- * {@link checkEntryData}). A message that passes can still lie (a forged leader of
- * a higher term); that is outside Raft's fault model and no codec can see it.
+ * or below the rejected index; entry data the state machine can apply (see
+ * {@link checkEntryData}); and, for a batch, a membership of positive ids in
+ * ascending order. A message that passes can still lie (a forged leader of a
+ * higher term); that is outside Raft's fault model and no codec can see it.
  *
  * @module
  */
@@ -19,7 +20,7 @@
 import { create } from "@bufbuild/protobuf";
 import * as pb from "../gen/raftkv/v1/raft_pb.ts";
 import { decodeCommand } from "../kv/command.ts";
-import type { Entry, Message, MessageType } from "../raft/types.ts";
+import type { Entry, Message, MessageType, NodeId } from "../raft/types.ts";
 
 /** A peer sent something the core cannot take. */
 export class CodecError extends Error {
@@ -102,6 +103,33 @@ export function checkEntryData(index: number, data: Uint8Array): void {
       );
     }
   }
+}
+
+/**
+ * A membership as a SendRequest carries it: the member ids in ascending order
+ * (see `SendRequest.members` in raft.proto).
+ */
+export function membersToPb(ids: Iterable<NodeId>): bigint[] {
+  return [...ids].sort((a, b) => a - b).map(BigInt);
+}
+
+/**
+ * Decodes the membership a peer says it believes in: positive safe integers in
+ * strictly ascending order (what {@link membersToPb} writes), else a CodecError.
+ * Empty stays empty: the sender did not say.
+ */
+export function membersFromPb(values: readonly bigint[]): NodeId[] {
+  const ids: NodeId[] = [];
+  for (const v of values) {
+    const id = toSafeNumber(v, "members");
+    if (id === 0) throw new CodecError("Cannot decode members: node id 0 is not a node");
+    const prev = ids[ids.length - 1];
+    if (prev !== undefined && id <= prev) {
+      throw new CodecError(`Cannot decode members: ${id} after ${prev} (ascending, no repeats)`);
+    }
+    ids.push(id);
+  }
+  return ids;
 }
 
 export function messageToPb(m: Message): pb.Message {

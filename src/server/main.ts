@@ -8,7 +8,7 @@
  */
 
 import { WalCorruptionError } from "../wal/mod.ts";
-import { formatHostPort, NODE_ENV_VARS, parseNodeFlagsOrExit, readNodeEnv } from "./flags.ts";
+import { formatHostPort, parseNodeFlagsOrExit, readNodeEnv } from "./flags.ts";
 import { createLogger } from "./log.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
 import { serve } from "./server.ts";
@@ -54,13 +54,14 @@ async function main(): Promise<number> {
       return 1;
     }
     if (err instanceof Deno.errors.NotCapable) {
+      // A data dir the permissions do not grant is a usage error, like a bad flag:
+      // the command line asks for what it does not allow.
       console.error(
-        `error: Cannot use data dir ${opts.dataDir}: Deno's permissions do not allow it ` +
-          `(${err.message}). \`deno task node\` grants ./data only; for another directory run ` +
-          `deno run --allow-net --allow-read=DIR --allow-write=DIR ` +
-          `--allow-env=${NODE_ENV_VARS.join(",")} src/server/main.ts --data-dir DIR`,
+        `error: Cannot use data dir ${opts.dataDir}: Deno's permissions do not grant it ` +
+          `(\`deno task node\` grants ./data only); run with --allow-read=${opts.dataDir} ` +
+          `--allow-write=${opts.dataDir} instead (README.md, "Running a node")`,
       );
-      return 1;
+      return 2;
     }
     throw err;
   }

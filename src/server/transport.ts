@@ -7,7 +7,13 @@
  * retries). Per peer there is one queue and at most one Send in flight, which
  * keeps messages to a peer in order and lets everything queued meanwhile travel
  * in the next batch. A peer that cannot be reached is logged once when it goes
- * down and once when it comes back, not on every retry.
+ * down and once when it comes back, not on every retry; a peer that answers but
+ * refuses our messages (another cluster id, another membership: see
+ * raft_service.ts) is logged once per cause as "refused", a different trouble with
+ * a different fix, and once when it accepts them again.
+ *
+ * Every batch states the membership this node believes in, so that a peer that
+ * believes in another refuses it rather than counting our votes and appends.
  *
  * @module
  */
@@ -18,7 +24,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RaftService, SendRequestSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
-import { messageToPb } from "./codec.ts";
+import { membersToPb, messageToPb } from "./codec.ts";
 import { PeerErrorLatch } from "./log.ts";
 
 /** host:port of a peer. */
@@ -54,6 +60,51 @@ const MAX_QUEUED = 4096;
  */
 const MAX_BATCH_BYTES = 2 * 1024 * 1024;
 
+/**
+ * Codes with which a peer that received a batch refuses it: its RaftService ran
+ * and said no (another cluster or membership, a message it cannot take). Any
+ * other code means the batch did not get there, or not in time.
+ */
+const REFUSALS: ReadonlySet<Code> = new Set([
+  Code.FailedPrecondition,
+  Code.PermissionDenied,
+  Code.InvalidArgument,
+  Code.Unimplemented,
+  Code.ResourceExhausted,
+  Code.Unauthenticated,
+]);
+
+/**
+ * Refusals whose message is a fixed sentence (the identity checks of
+ * raft_service.ts): the latch tells them apart by message. Others are told apart by
+ * code alone, since their message may name an index that changes with every batch.
+ */
+const IDENTITY_REFUSALS: ReadonlySet<Code> = new Set([
+  Code.FailedPrecondition,
+  Code.PermissionDenied,
+]);
+
+/**
+ * How a failed Send is latched and logged: `refused` (the peer answered no) with a
+ * cause, or `unreachable`. A dead peer's errors alternate between codes
+ * (Unavailable, Canceled, Internal) as connections are made and cut, so all of
+ * them are one cause: each would otherwise look like news.
+ */
+export function classifySendError(
+  err: unknown,
+): { kind: "refused" | "unreachable"; cause: string } {
+  if (err instanceof ConnectError && REFUSALS.has(err.code)) {
+    const code = Code[err.code];
+    return {
+      kind: "refused",
+      cause: IDENTITY_REFUSALS.has(err.code)
+        ? `refused ${code}: ${err.rawMessage}`
+        : `refused ${code}`,
+    };
+  }
+  return { kind: "unreachable", cause: "unreachable" };
+}
+
 /** A generous estimate of a message's encoded size: its data plus framing per entry. */
 function encodedSize(m: Message): number {
   let n = 64;
@@ -83,6 +134,12 @@ export interface PeerTransportOptions {
 export class PeerTransport {
   readonly #peers = new Map<NodeId, Peer>();
   readonly #options: PeerTransportOptions;
+  /**
+   * The membership every batch states: today the ids of --peers, fixed at start.
+   * When membership can change at runtime, this must follow the configuration the
+   * core holds (see raft_service.ts on changes in flight).
+   */
+  readonly #members: bigint[];
   /** Which peers are failing, so each failure is logged once, not on every retry. */
   readonly #errors = new PeerErrorLatch();
   #closed = false;
@@ -91,6 +148,7 @@ export class PeerTransport {
 
   constructor(options: PeerTransportOptions) {
     this.#options = options;
+    this.#members = membersToPb(options.peers.keys());
     for (const [id, address] of options.peers) {
       if (id === options.selfId) continue;
       this.#peers.set(id, {
@@ -143,23 +201,26 @@ export class PeerTransport {
         create(SendRequestSchema, {
           clusterId: this.#options.clusterId,
           messages: batch.map(messageToPb),
+          members: this.#members,
         }),
         { timeoutMs: this.#options.timeoutMs },
       );
-      if (this.#errors.clear(peer.id)) log.info("peer reachable again", { peer: peer.id });
-    } catch (err) {
-      // Latch on "failing" alone: a dead peer's errors alternate between codes
-      // (Unavailable, Canceled, Internal) as connections are made and cut, and
-      // each would otherwise look like news.
-      const code = err instanceof ConnectError ? Code[err.code] : "error";
-      if (this.#errors.report(peer.id, "unreachable") && !this.#closed) {
-        log.warn("cannot reach peer", {
-          peer: peer.id,
-          address: `${peer.address.host}:${peer.address.port}`,
-          error: err instanceof ConnectError ? `${code}: ${err.rawMessage}` : String(err),
-          dropped: batch.length,
-        });
+      const was = this.#errors.errorOf(peer.id);
+      if (this.#errors.clear(peer.id)) {
+        if (was === "unreachable") log.info("peer reachable again", { peer: peer.id });
+        else log.info("peer accepted our messages again", { peer: peer.id });
       }
+    } catch (err) {
+      const { kind, cause } = classifySendError(err);
+      if (!this.#errors.report(peer.id, cause) || this.#closed) return;
+      const fields = {
+        peer: peer.id,
+        address: `${peer.address.host}:${peer.address.port}`,
+        error: err instanceof ConnectError ? `${Code[err.code]}: ${err.rawMessage}` : String(err),
+        dropped: batch.length,
+      };
+      if (kind === "refused") log.warn("peer refused our messages", fields);
+      else log.warn("cannot reach peer", fields);
     }
   }
 

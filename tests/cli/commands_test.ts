@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -16,6 +17,8 @@ import {
 } from "@connectrpc/connect";
 import {
   callLeader,
+  cannotConnect,
+  checkAgreement,
   codeName,
   type Command,
   type CommandOutput,
@@ -24,8 +27,14 @@ import {
   runCommand,
   type RunOptions,
   shortReason,
+  type StatusResult,
 } from "../../src/cli/commands.ts";
-import { ClusterService, Role } from "../../src/gen/raftkv/v1/cluster_pb.ts";
+import {
+  ClusterService,
+  Role,
+  type StatusResponse,
+  StatusResponseSchema,
+} from "../../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../../src/gen/raftkv/v1/kv_pb.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -44,6 +53,11 @@ class FakeCluster {
   readonly writeSessions: (bigint | undefined)[] = [];
   /** Error a leader answers every KV call with, when set. */
   leaderError: ConnectError | undefined;
+  /** Fields an endpoint's Status answers with instead of the defaults (a forged status). */
+  readonly statusOverrides = new Map<
+    string,
+    Partial<Omit<StatusResponse, "$typeName" | "$unknown">>
+  >();
 
   constructor(readonly behaviors: Map<string, Behavior>) {}
 
@@ -105,6 +119,9 @@ class FakeCluster {
           commitIndex: this.index,
           appliedIndex: this.index,
           lastLogIndex: this.index,
+          stateDigest: "d".repeat(64),
+          appliedChain: "c".repeat(64),
+          ...this.statusOverrides.get(endpoint),
         };
       },
     };
@@ -361,6 +378,31 @@ Deno.test("KV commands find the leader", async (t) => {
     assert.equal(cluster.calls.length, 10);
   });
 
+  await t.step("fails at once when no endpoint can be connected to", async () => {
+    const { cluster, opts, slept } = setup([["a:1", "down"], ["b:2", "down"]], 5000);
+    const out = await run({ name: "put", key: "k", value: "v" }, opts);
+    assert.deepEqual(out, {
+      stdout: "",
+      stderr: "error: unavailable: cannot connect to any endpoint (a:1: connection refused; " +
+        "b:2: connection refused); are the nodes running? (check --endpoints)\n",
+      exitCode: EXIT.FAILED,
+    });
+    // One round, no pause: a refused connection is known at once.
+    assert.deepEqual(cluster.calls, ["a:1 refused", "b:2 refused"]);
+    assert.deepEqual(slept, []);
+  });
+
+  await t.step("a single mistyped endpoint is named as such", async () => {
+    const { opts, slept } = setup([["a:1", "down"]], 5000);
+    assert.deepEqual(await run({ name: "get", key: "k" }, opts), {
+      stdout: "",
+      stderr: "error: unavailable: cannot connect to a:1: connection refused; is a node " +
+        "running there? (check --endpoints)\n",
+      exitCode: EXIT.FAILED,
+    });
+    assert.deepEqual(slept, []);
+  });
+
   await t.step("callLeader passes the remaining budget as the call's timeout", async () => {
     const { opts } = setup([["a:1", "leader"]], 1234);
     const seen: (number | undefined)[] = [];
@@ -431,12 +473,114 @@ Deno.test("status asks every endpoint and shows the down ones", async (t) => {
   });
 });
 
+Deno.test("status says loudly when the nodes have diverged", async (t) => {
+  const forked = (): ReturnType<typeof setup> => {
+    // The fork of issue 16: node 1 ran alone on a 3-node data dir, then rejoined.
+    // Every node is at applied index 34; node 1 applied other entries.
+    const s = setup([["a:1", "leader"], ["b:2", "follower"], ["c:3", "follower"]]);
+    s.cluster.index = 34n;
+    s.cluster.statusOverrides.set("a:1", {
+      stateDigest: "1".repeat(64),
+      appliedChain: "2".repeat(64),
+    });
+    return s;
+  };
+
+  await t.step("different digests at one applied index: a report, exit 4", async () => {
+    const out = await run({ name: "status" }, forked().opts);
+    assert.equal(out.exitCode, EXIT.DIVERGED);
+    assert.equal(
+      out.stderr,
+      "DIVERGED: the nodes at applied index 34 hold different states: they applied different " +
+        "entries, the cluster has forked (a node started with the wrong --peers?)\n" +
+        "  node 1: state_digest 1111111111111111…, applied_chain 2222222222222222…\n" +
+        "  nodes 2, 3: state_digest dddddddddddddddd…, applied_chain cccccccccccccccc…\n",
+    );
+    // The table is still printed, as it is.
+    assert.match(out.stdout, /^ENDPOINT +ID +ROLE/);
+    assert.equal(out.stdout.trimEnd().split("\n").length, 4);
+  });
+
+  await t.step("a differing applied chain alone is a divergence too", async () => {
+    const { cluster, opts } = setup([["a:1", "leader"], ["b:2", "follower"]]);
+    cluster.statusOverrides.set("b:2", { appliedChain: "e".repeat(64) });
+    const out = await run({ name: "status" }, opts);
+    assert.equal(out.exitCode, EXIT.DIVERGED);
+    assert.match(out.stderr, /^DIVERGED: the nodes at applied index 0/);
+  });
+
+  await t.step("nodes at different applied indexes are not compared", async () => {
+    const { cluster, opts } = setup([["a:1", "leader"], ["b:2", "follower"]]);
+    cluster.statusOverrides.set("b:2", { appliedIndex: 7n, stateDigest: "f".repeat(64) });
+    const out = await run({ name: "status" }, opts);
+    assert.equal(out.stderr, "");
+    assert.equal(out.exitCode, EXIT.OK);
+  });
+
+  await t.step("two leaders in one term: a report, exit 4", async () => {
+    const { cluster, opts } = setup([["a:1", "leader"], ["b:2", "leader"], ["c:3", "follower"]]);
+    cluster.statusOverrides.set("a:1", { term: 3n, leaderId: 1n });
+    cluster.statusOverrides.set("b:2", { term: 3n, leaderId: 2n });
+    const out = await run({ name: "status" }, opts);
+    assert.equal(out.exitCode, EXIT.DIVERGED);
+    assert.equal(
+      out.stderr,
+      "TWO LEADERS: nodes 1, 2 both lead in term 3; one cluster has one leader per term, so " +
+        "these nodes believe in different memberships (check each one's --peers)\n",
+    );
+  });
+
+  await t.step(
+    "two leaders in different terms are an election in progress, not a fork",
+    async () => {
+      const { cluster, opts } = setup([["a:1", "leader"], ["b:2", "leader"]]);
+      cluster.statusOverrides.set("a:1", { term: 3n });
+      cluster.statusOverrides.set("b:2", { term: 4n });
+      const out = await run({ name: "status" }, opts);
+      assert.equal(out.stderr, "");
+      assert.equal(out.exitCode, EXIT.OK);
+    },
+  );
+
+  await t.step("a divergence outranks a node down", async () => {
+    const s = forked();
+    s.cluster.behaviors.set("c:3", "down");
+    const out = await run({ name: "status" }, s.opts);
+    assert.equal(out.exitCode, EXIT.DIVERGED);
+    assert.match(out.stderr, /node 1: state_digest 1{16}…/);
+    assert.match(out.stderr, /node 2: state_digest d{16}…/);
+  });
+
+  await t.step("one node answering on two endpoints counts once", () => {
+    const leader = (endpoint: string, id: bigint): StatusResult => ({
+      endpoint,
+      status: create(StatusResponseSchema, { id, role: Role.LEADER, term: 2n }),
+    });
+    assert.deepEqual(checkAgreement([leader("127.0.0.1:1", 1n), leader("localhost:1", 1n)]), []);
+    assert.equal(checkAgreement([leader("h:1", 1n), leader("h:2", 2n)]).length, 1);
+  });
+
+  await t.step("nodes that report no fingerprints (older versions) are left out", async () => {
+    const { cluster, opts } = setup([["a:1", "leader"], ["b:2", "follower"]]);
+    cluster.statusOverrides.set("b:2", { stateDigest: "", appliedChain: "" });
+    assert.equal((await run({ name: "status" }, opts)).exitCode, EXIT.OK);
+  });
+});
+
 Deno.test("shortReason and codeName", async (t) => {
   await t.step("network failures by their Node error code", () => {
     assert.equal(shortReason(refused("h:1")), "connection refused");
     const notFound = new ConnectError("getaddrinfo ENOTFOUND h", Code.Unavailable);
     notFound.cause = Object.assign(new Error("getaddrinfo ENOTFOUND h"), { code: "ENOTFOUND" });
     assert.equal(shortReason(notFound), "unknown host");
+  });
+  await t.step("cannotConnect: refused and unknown hosts, not timeouts or resets", () => {
+    assert.equal(cannotConnect(refused("h:1")), true);
+    const reset = new ConnectError("read ECONNRESET", Code.Unavailable);
+    reset.cause = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    assert.equal(cannotConnect(reset), false);
+    assert.equal(cannotConnect(new ConnectError("x", Code.DeadlineExceeded)), false);
+    assert.equal(cannotConnect(new ConnectError("no leader is known", Code.Unavailable)), false);
   });
   await t.step("deadline as timed out; others as code: message, one line, bounded", () => {
     assert.equal(shortReason(new ConnectError("x", Code.DeadlineExceeded)), "timed out");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CLIENT_USAGE, parseClientArgs, UsageError } from "../../src/cli/main.ts";
+import { CLIENT_USAGE, parseClientArgs, UsageError, usageError } from "../../src/cli/main.ts";
 
 function rejects(args: string[], pattern: RegExp, env: Record<string, string> = {}): void {
   assert.throws(() => parseClientArgs(args, env), (e: unknown) => {
@@ -160,4 +160,46 @@ Deno.test("parseClientArgs rejects bad usage with a clear UsageError", async (t)
     rejects(["get", ""], /^Cannot parse get: KEY must not be empty$/);
     rejects(["cas", "--absent", "", "v"], /Cannot parse cas: KEY must not be empty/);
   });
+});
+
+/** Runs the CLI as `deno task client` does (same permissions) and collects what it printed. */
+async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-env=RAFTKV_ENDPOINTS", "src/cli/main.ts", ...args],
+    cwd: new URL("../../", import.meta.url),
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("a usage error prints its one line and where help is, not the whole help", async () => {
+  const r = await runCli(["--endpoints", "127.0.0.1:7001", "bogus"]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, "");
+  assert.equal(
+    r.stderr,
+    'error: Cannot parse arguments: unknown command "bogus" (expected put, get, delete, cas or ' +
+      'status)\nRun "deno task client --help" for the commands and options.\n',
+  );
+  assert.equal(
+    usageError("x"),
+    'error: x\nRun "deno task client --help" for the commands and options.\n',
+  );
+});
+
+Deno.test("a dead endpoint fails at once with connection refused, not at the end of the budget", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const endpoint = `127.0.0.1:${l.addr.port}`;
+  l.close();
+  // A budget of a minute: a CLI that waited it out would say "no leader answered
+  // within 60000 ms" instead (and take a minute); nothing here measures time.
+  const r = await runCli(["--endpoints", endpoint, "--timeout-ms", "60000", "put", "k", "v"]);
+  assert.equal(r.code, 3);
+  assert.equal(
+    r.stderr,
+    `error: unavailable: cannot connect to ${endpoint}: connection refused; is a node running ` +
+      "there? (check --endpoints)\n",
+  );
 });

@@ -1,15 +1,58 @@
 /**
- * The peer transport reports a peer that cannot be reached once, not on every
- * retry, and says so again only when it comes back.
+ * The peer transport reports trouble with a peer once, not on every retry: a
+ * peer that cannot be reached as "cannot reach", a peer that answers but refuses
+ * our messages as "refused" (with why), and each once more when it clears. Every
+ * batch states the membership this node believes in.
  */
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { RaftService, type SendRequest } from "../../src/gen/raftkv/v1/raft_pb.ts";
 import type { LogFields, Logger } from "../../src/raft/logger.ts";
 import { message } from "../../src/raft/types.ts";
-import { PeerTransport } from "../../src/server/transport.ts";
+import { classifySendError, PeerTransport } from "../../src/server/transport.ts";
 
 function recordingLogger(lines: string[]): Logger {
-  const add = (level: string) => (msg: string, _f?: LogFields) => lines.push(`${level} ${msg}`);
+  const add = (level: string) => (msg: string, f?: LogFields) =>
+    lines.push(`${level} ${msg}${f?.error === undefined ? "" : ` (${f.error})`}`);
   return { debug: () => {}, info: add("info"), warn: add("warn"), error: add("error") };
+}
+
+/** Polls `cond` every 10 ms for up to 10 s; fails naming `what`. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let k = 0; k < 1000; k++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** A RaftService on 127.0.0.1 whose answer to each Send the test chooses. */
+async function fakePeer(
+  answer: (req: SendRequest) => void,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http2.createServer(
+    {},
+    connectNodeAdapter({
+      routes: (r) => r.service(RaftService, { send: (req) => (answer(req), {}) }),
+    }),
+  );
+  const sessions = new Set<http2.Http2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sessions) s.destroy();
+      }),
+  };
 }
 
 Deno.test("an unreachable peer is logged once, however often sends to it fail", async () => {
@@ -37,5 +80,75 @@ Deno.test("an unreachable peer is logged once, however often sends to it fail", 
   } finally {
     await t.close();
   }
-  assert.deepEqual(lines.filter((l) => l.startsWith("warn")), ["warn cannot reach peer"]);
+  assert.deepEqual(lines.filter((l) => l.startsWith("warn")).map((l) => l.split(" (")[0]), [
+    "warn cannot reach peer",
+  ]);
+});
+
+Deno.test("a peer that refuses our messages is logged once as refused, and once when it accepts again", async () => {
+  const seen: SendRequest[] = [];
+  let refuse = true;
+  const refusal = "Cannot accept messages from node 1: it believes the members are {1,2,3}, " +
+    "node 2 believes they are {1,2}; one of the two was started with another --peers";
+  const peer = await fakePeer((req) => {
+    seen.push(req);
+    if (refuse) throw new ConnectError(refusal, Code.FailedPrecondition);
+  });
+  const lines: string[] = [];
+  const t = new PeerTransport({
+    selfId: 1,
+    clusterId: "test",
+    peers: new Map([
+      [3, { host: "127.0.0.1", port: 1 }],
+      [1, { host: "127.0.0.1", port: 1 }],
+      [2, { host: "127.0.0.1", port: peer.port }],
+    ]),
+    logger: recordingLogger(lines),
+    timeoutMs: 5000,
+  });
+  const heartbeat = () => t.send([message({ type: "heartbeat", from: 1, to: 2, term: 1 })]);
+  try {
+    // Forty heartbeats refused, one at a time, as a leader would send them.
+    for (let i = 1; i <= 40; i++) {
+      heartbeat();
+      await until(`send ${i} to be answered`, () => seen.length >= i);
+    }
+    refuse = false;
+    heartbeat();
+    await until("the peer to accept again", () => lines.some((l) => l.includes("again")));
+  } finally {
+    await t.close();
+    await peer.close();
+  }
+  assert.deepEqual(lines, [
+    `warn peer refused our messages (FailedPrecondition: ${refusal})`,
+    "info peer accepted our messages again",
+  ]);
+  // Every batch said which cluster and which members the sender believes in.
+  assert.ok(seen.every((r) => r.clusterId === "test" && r.members.join(",") === "1,2,3"));
+});
+
+Deno.test("refusals and unreachable peers are told apart by code; identity refusals also by message", () => {
+  const refused = (code: Code, msg: string) => classifySendError(new ConnectError(msg, code));
+  assert.deepEqual(refused(Code.FailedPrecondition, "cluster id"), {
+    kind: "refused",
+    cause: "refused FailedPrecondition: cluster id",
+  });
+  assert.notDeepEqual(
+    refused(Code.FailedPrecondition, "cluster id"),
+    refused(Code.FailedPrecondition, "members"),
+  );
+  assert.deepEqual(refused(Code.PermissionDenied, "node 1 is not a member").kind, "refused");
+  // A refusal naming an index is one cause whatever the index.
+  assert.deepEqual(
+    refused(Code.InvalidArgument, "acknowledges index 7"),
+    refused(Code.InvalidArgument, "acknowledges index 8"),
+  );
+  for (const code of [Code.Unavailable, Code.Canceled, Code.Internal, Code.DeadlineExceeded]) {
+    assert.deepEqual(refused(code, "x"), { kind: "unreachable", cause: "unreachable" });
+  }
+  assert.deepEqual(classifySendError(new Error("socket")), {
+    kind: "unreachable",
+    cause: "unreachable",
+  });
 });
