@@ -93,7 +93,18 @@ async function makeDir(dir: string, sync: SyncFn, result: MkdirResult): Promise<
     }
     const parent = dirname(dir);
     if (!(err instanceof Deno.errors.NotFound) || parent === dir) throw err;
-    await makeDir(parent, sync, result);
+    try {
+      await makeDir(parent, sync, result);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotCapable)) throw e;
+      // Deno's permissions cover `dir` but not the directories above it: create
+      // them all at once, as `mkdir -p` does (Deno checks only `dir` for that), and
+      // report that they could not be fsynced.
+      await Deno.mkdir(dir, { recursive: true, mode: DIR_MODE });
+      result.created.push(dir);
+      result.unsynced.push(parent);
+      return;
+    }
     await Deno.mkdir(dir, { mode: DIR_MODE });
   }
   result.created.push(dir);
