@@ -635,6 +635,15 @@ async function replaySegments(
     const problem = scan.problem;
     if (problem !== undefined) {
       if (problem.intact) throw corrupt(problem.offset, problem.reason);
+      const version = scan.header === undefined ? otherFormatVersion(bytes) : undefined;
+      if (version !== undefined) {
+        // Never taken for a torn header and cut: it is a whole log in another format.
+        throw corrupt(
+          0,
+          `the segment is in format version ${version}, which this version of raftkv cannot ` +
+            `read (it reads version ${FORMAT_VERSION})`,
+        );
+      }
       if (!isLast) {
         throw corrupt(problem.offset, `${problem.reason} in a segment that is not the last one`);
       }
@@ -669,6 +678,21 @@ async function replaySegments(
     tail = { id, path, size: scan.end, chain };
   }
   return { hardState, entries, warnings, tail };
+}
+
+/**
+ * The format version a segment's header names, if its first bytes are laid out as
+ * a segment header (length 24, type 1, reserved bytes zero) naming a version other
+ * than {@link FORMAT_VERSION}: a log written by another version of raftkv, whose
+ * CRCs this version does not compute the same way.
+ */
+function otherFormatVersion(bytes: Uint8Array): number | undefined {
+  if (bytes.length < frameSize(24)) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0, true) !== 24 || bytes[4] !== RecordType.segmentHeader) return undefined;
+  if (bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) return undefined;
+  const version = view.getUint32(16 + 20, true);
+  return version !== FORMAT_VERSION && version >= 1 && version <= 255 ? version : undefined;
 }
 
 /**

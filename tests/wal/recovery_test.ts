@@ -627,6 +627,30 @@ Deno.test("corruption: an intact save record that miscounts its records throws",
   });
 });
 
+Deno.test("a segment in another format version (an older raftkv's) is refused, never cut as a torn header", async () => {
+  await withWalDir(async (dir) => {
+    await (await Wal.create(dir)).close();
+    const name = "0000000000000000-0000000000000001.wal";
+    // Format 1: the same 16-byte header layout, a CRC of the whole frame where
+    // format 2 has its header CRC, and version 1 in the segment header.
+    const v1 = new Uint8Array(40 + 56);
+    const view = new DataView(v1.buffer);
+    view.setUint32(0, 24, true);
+    v1[4] = 1;
+    view.setUint32(12, 0xdeadbeef, true);
+    view.setUint32(16 + 20, 1, true);
+    view.setUint32(40, 40, true);
+    v1[44] = 2;
+    await Deno.writeFile(join(dir, name), v1);
+    await expectCorruption(
+      dir,
+      join(dir, name),
+      0,
+      /^the segment is in format version 1, which this version of raftkv cannot read \(it reads version 2\)$/,
+    );
+  });
+});
+
 Deno.test("a .wal file with a malformed name is an error, not something to skip", async () => {
   await withWalDir(async (dir) => {
     const wal = await Wal.create(dir);
