@@ -16,7 +16,8 @@ import type { Random } from "../raft/rand.ts";
 import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
 import { MemoryStorage } from "../raft/storage.ts";
 import { type Entry, type Message, type NodeId, NONE, type Role } from "../raft/types.ts";
-import { Wal } from "../wal/mod.ts";
+import type { Wal } from "../wal/mod.ts";
+import { DataDirError, openDataDir } from "./data_dir.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 
 /** Why a call could not be completed; the services map it to a gRPC status. */
@@ -150,29 +151,6 @@ function abortableWait<T>(
   });
 }
 
-/**
- * Runs one step of opening the data dir, turning an OS error (a file where the
- * directory should be, no permission, a read-only or full disk) into a NodeError
- * that names the directory, for main to print without a stack trace. WAL damage
- * and Deno's own permission refusals pass through: main explains those itself.
- */
-async function inDataDir<T>(dir: string, step: () => Promise<T>): Promise<T> {
-  try {
-    return await step();
-  } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code;
-    if (
-      !(err instanceof Error) || typeof code !== "string" || err instanceof Deno.errors.NotCapable
-    ) {
-      throw err;
-    }
-    const why = err instanceof Deno.errors.AlreadyExists || err instanceof Deno.errors.NotADirectory
-      ? `it, or a directory above it, is a file (${err.message})`
-      : err.message;
-    throw new NodeError("unavailable", `Cannot use data dir ${dir}: ${why}`);
-  }
-}
-
 /** One running raftkv node. */
 export class RaftKvNode {
   readonly id: NodeId;
@@ -228,35 +206,26 @@ export class RaftKvNode {
   }
 
   /**
-   * Opens the node's WAL (recovering term, vote and log), builds the core, and
-   * starts the Ready loop and the tick timer. Committed entries are replayed into
-   * the key-value store by the loop as it starts.
+   * Opens the node's data dir (see `data_dir.ts`: its lock, its identity checked
+   * against the options, its WAL recovering term, vote and log), builds the core,
+   * and starts the Ready loop and the tick timer. Committed entries are replayed
+   * into the key-value store by the loop as it starts. Throws a {@link NodeError}
+   * when the data dir cannot be used (main prints it and exits 1).
    */
   static async start(options: RaftKvNodeOptions): Promise<RaftKvNode> {
     const log = options.logger;
-    const dir = options.dataDir;
-    await inDataDir(dir, () => Deno.mkdir(dir, { recursive: true }));
-    // Two processes appending to one log would corrupt it: hold an exclusive
-    // lock on the data dir for as long as the node runs.
-    const lock = await inDataDir(
-      dir,
-      () => Deno.open(`${dir}/LOCK`, { create: true, write: true }),
-    );
-    if (!(await lock.tryLock(true))) {
-      lock.close();
-      throw new NodeError(
-        "unavailable",
-        `Cannot use data dir ${options.dataDir}: another process holds its lock`,
-      );
-    }
-    let wal: Wal;
-    let recovery;
+    let opened;
     try {
-      ({ wal, recovery } = await inDataDir(dir, () => Wal.open(`${dir}/wal`, { logger: log })));
+      opened = await openDataDir({
+        dir: options.dataDir,
+        identity: { nodeId: options.id, clusterId: options.clusterId, peers: options.peers },
+        logger: log,
+      });
     } catch (err) {
-      lock.close();
+      if (err instanceof DataDirError) throw new NodeError("unavailable", err.message);
       throw err;
     }
+    const { lock, wal, recovery } = opened;
     const storage = new MemoryStorage([...options.peers.keys()]);
     storage.append(recovery.entries);
     storage.setHardState(recovery.hardState);

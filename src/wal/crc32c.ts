@@ -36,11 +36,15 @@ const TABLES: Uint32Array = (() => {
  * ```
  */
 export function crc32c(bytes: Uint8Array, crc = 0): number {
+  return crc32cRange(bytes, 0, bytes.length, crc);
+}
+
+/** The CRC-32C of `bytes[start..end)`, continuing from `crc`; {@link crc32c} without a subarray. */
+export function crc32cRange(bytes: Uint8Array, start: number, end: number, crc = 0): number {
   const t = TABLES;
   let c = ~crc >>> 0;
-  let i = 0;
-  const n = bytes.length;
-  const end8 = n - (n % 8);
+  let i = start;
+  const end8 = end - ((end - start) % 8);
   for (; i < end8; i += 8) {
     const lo = (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) ^
       c;
@@ -53,6 +57,6 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
       t[1 * 256 + bytes[i + 6]!]! ^
       t[bytes[i + 7]!]!;
   }
-  for (; i < n; i++) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  for (; i < end; i++) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }

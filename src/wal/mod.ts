@@ -1,13 +1,15 @@
 /**
  * A durable write-ahead log for a Raft node, modelled on etcd's WAL: it persists
- * the hard state (term, vote, commit) and the log entries in CRC-chained,
- * 8-byte-aligned records across rolling segment files, and recovers them on open,
- * cutting off a torn tail and refusing to guess past any other damage.
+ * the hard state and the log entries in CRC-chained, 8-byte-aligned records, one
+ * save at a time, across rolling segment files, and recovers them on open, cutting
+ * off a torn last save and refusing to guess past any other damage.
  *
  * ```ts
  * import { Wal } from "./mod.ts";
  *
- * const { wal, recovery } = await Wal.open("/var/lib/raftkv/wal");
+ * const dir = "/var/lib/raftkv/wal";
+ * if (!(await Wal.exists(dir))) await (await Wal.create(dir)).close();
+ * const { wal, recovery } = await Wal.open(dir);
  * await wal.save({ term: 1, vote: 1, commit: 0 }, [
  *   { term: 1, index: recovery.entries.length + 1, type: "normal", data: new Uint8Array() },
  * ]);
@@ -18,6 +20,17 @@
  */
 
 export { crc32c } from "./crc32c.ts";
+export {
+  DIR_MODE,
+  exists,
+  FILE_MODE,
+  fsync,
+  mkdirDurable,
+  type MkdirResult,
+  syncDirectory,
+  type SyncFn,
+  writeFileAtomic,
+} from "./durable_fs.ts";
 export { FORMAT_VERSION, MAX_PAYLOAD_BYTES, RecordType, type RecordTypeCode } from "./record.ts";
 export { parseSegmentFileName, segmentFileName, type SegmentId } from "./segment.ts";
 export {

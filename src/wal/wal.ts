@@ -3,11 +3,18 @@
  * (`server/storage/wal/`): the hard state and the log entries, appended to
  * segment files and fsynced before {@link Wal.save} resolves.
  *
- * **Saves.** One save writes all of its records (entries first, then the hard
- * state, so a torn save never leaves a commit index beyond the entries it covers)
- * with one write and then issues one fsync. An entry whose index is at or below the
- * last saved index replaces the log from that index on; replay applies records in
- * order, so the recovered log is exactly what the last saves said.
+ * **Saves.** One save writes a save record, then all of its records (entries
+ * first, then the hard state), with one write, and then issues one fsync. It is
+ * recovered whole or not at all (see `record.ts`). An entry whose index is at or
+ * below the last saved index replaces the log from that index on; replay applies
+ * saves in order, so the recovered log is exactly what the last saves said.
+ *
+ * **Creation.** {@link Wal.create} builds the WAL the way etcd does: the first
+ * segment in `<dir>.tmp`, fsynced, the directory renamed to `<dir>`, the parent
+ * fsynced. So a WAL directory either exists complete, with its name durable, or
+ * not at all, and {@link Wal.open} treats a missing directory or one without
+ * segments as damage rather than as a new node (which would forget its term and
+ * vote). Files are 0600, directories 0700.
  *
  * **Segments.** When a save finds the current segment at or past `segmentBytes`,
  * it first starts a new one (written as a `.tmp` file, fsynced, renamed, then the
@@ -15,38 +22,42 @@
  * segment may exceed `segmentBytes` by up to one save. Rolling costs that save two
  * more fsyncs (the new file and the directory).
  *
- * **Recovery.** {@link Wal.open} replays every segment. Damage that only a crash
- * during a write can explain, a *torn tail*, is cut off with a warning: the last
- * segment ends in bytes that are not an intact frame, and no intact frame follows
- * them at any 8-byte-aligned offset (each frame carries a CRC of its own bytes
- * bound to its position, so this is decidable without the chain; see
- * `record.ts`). Anything else throws {@link WalCorruptionError}: damage in a
- * segment that is not the last, damage followed by an intact frame, a record
- * whose chain CRC does not follow its predecessor, an unknown record type, a
- * malformed payload, an entry index gap, a missing or misnamed segment.
+ * **Recovery.** {@link Wal.open} replays every segment. Damage inside the last save
+ * of the last segment, with nothing the WAL wrote after that save, is a *torn
+ * write* (a crash before the save's fsync finished): the save is cut off with a
+ * warning. Anything else throws {@link WalCorruptionError}: damage in a segment
+ * that is not the last, damage followed by a record of a later save, an intact
+ * record out of place or of an unknown type, a malformed payload, an entry index
+ * gap, a missing or misnamed segment (see `segment.ts`). Then open fsyncs the tail
+ * segment, the WAL directory and its parent: what it recovered may have been read
+ * from the page cache of a process that died before its fsync, and must be on disk
+ * before anything is promised on the strength of it.
  *
  * **Failures.** If a write, an fsync or a segment roll fails, `save()` rejects
- * and the WAL refuses every later save: its tail is then unknown (part of the
- * records may be on disk, and after a failed fsync the kernel may have dropped
- * dirty pages while reporting them clean). Close it and reopen the directory,
- * preferably from a restarted process, to recover what is really durable.
+ * and the WAL refuses every later save. It first cuts the segment back to its size
+ * before the save: after a failed fsync the kernel may have dropped the dirty
+ * pages while reporting them clean ("Can Applications Recover from fsync
+ * Failures?", ATC'20), and a restart would otherwise read the failed save back from
+ * the page cache and build on records the disk may not have. Reopen the directory,
+ * preferably from a restarted process, to go on.
  *
  * One process at a time: the WAL takes no lock on its directory.
  *
  * @module
  */
 
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { type Logger, SILENT_LOGGER } from "../raft/logger.ts";
 import { EMPTY_HARD_STATE, type Entry, type HardState } from "../raft/types.ts";
+import { DIR_MODE, exists, FILE_MODE, mkdirDurable, syncDirectory } from "./durable_fs.ts";
 import {
   decodeEntry,
   decodeHardState,
   decodeSegmentHeader,
   encodeEntry,
   encodeHardState,
+  encodeSaveHeader,
   encodeSegmentHeader,
-  expectedChainCrc,
   FORMAT_VERSION,
   frameSize,
   hex32,
@@ -69,16 +80,19 @@ export const DEFAULT_SEGMENT_BYTES: number = 64 * 1024 * 1024;
 
 /**
  * The file operations on the WAL's durability path. Injectable so that tests can
- * count fsyncs and simulate failing disks; the defaults are {@link DENO_WAL_IO}.
+ * count fsyncs, simulate failing disks and model what a power loss keeps; the
+ * defaults are {@link DENO_WAL_IO}. `path` names the file or directory.
  */
 export interface WalIo {
   /** Writes all of `bytes` at the end of `file`, or throws. */
-  write(file: Deno.FsFile, bytes: Uint8Array): Promise<void>;
-  /** Flushes `file` (a segment file or the WAL directory) to stable storage. */
-  sync(file: Deno.FsFile): Promise<void>;
+  write(file: Deno.FsFile, bytes: Uint8Array, path: string): Promise<void>;
+  /** Flushes `file` (a segment file or a directory) to stable storage. */
+  sync(file: Deno.FsFile, path: string): Promise<void>;
+  /** Cuts `file` (opened for writing) to `size` bytes. */
+  truncate(file: Deno.FsFile, size: number, path: string): Promise<void>;
 }
 
-/** The real file operations: a write loop and `fsync`. */
+/** The real file operations: a write loop, `fsync` and `ftruncate`. */
 export const DENO_WAL_IO: WalIo = {
   async write(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
     let done = 0;
@@ -91,9 +105,12 @@ export const DENO_WAL_IO: WalIo = {
   sync(file: Deno.FsFile): Promise<void> {
     return file.sync();
   },
+  truncate(file: Deno.FsFile, size: number): Promise<void> {
+    return file.truncate(size);
+  },
 };
 
-/** Options of {@link Wal.open}. */
+/** Options of {@link Wal.open} and {@link Wal.create}. */
 export interface WalOptions {
   /** Where torn-tail warnings (and debug/info lines) go; silent by default. */
   readonly logger?: Logger;
@@ -115,16 +132,19 @@ export interface WalRecovery {
 
 /** A WAL that cannot be replayed without losing or inventing data. Nothing was modified. */
 export class WalCorruptionError extends Error {
-  /** The path of the segment file at fault. */
+  /** The path of the segment file at fault (or of the WAL directory, if it is the directory). */
   readonly file: string;
   /** The byte offset in `file` of the first thing wrong. */
   readonly offset: number;
   /** What is wrong, without the file and offset. */
   readonly reason: string;
 
-  /** Builds the error; the message names the file's base name, the reason and the offset. */
-  constructor(file: string, offset: number, reason: string) {
-    super(`Cannot open WAL segment ${basename(file)}: ${reason} at offset ${offset}`);
+  /**
+   * Builds the error; the message names the file's base name, the reason and the
+   * offset, unless `message` is given.
+   */
+  constructor(file: string, offset: number, reason: string, message?: string) {
+    super(message ?? `Cannot open WAL segment ${basename(file)}: ${reason} at offset ${offset}`);
     this.name = "WalCorruptionError";
     this.file = file;
     this.offset = offset;
@@ -137,9 +157,29 @@ interface Tail {
   readonly id: SegmentId;
   readonly path: string;
   readonly file: Deno.FsFile;
+  /** Bytes known durable: everything up to the end of the last save that succeeded. */
   size: number;
   /** The chain CRC of the last frame. */
   chain: number;
+}
+
+function resolveIo(custom: Partial<WalIo> | undefined): WalIo {
+  // Bound, not spread: `io` may be a class instance whose methods live on its prototype.
+  return {
+    write: custom?.write?.bind(custom) ?? DENO_WAL_IO.write,
+    sync: custom?.sync?.bind(custom) ?? DENO_WAL_IO.sync,
+    truncate: custom?.truncate?.bind(custom) ?? DENO_WAL_IO.truncate,
+  };
+}
+
+function resolveSegmentBytes(dir: string, options: WalOptions): number {
+  const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes <= 0) {
+    throw new RangeError(
+      `Cannot open WAL in ${dir}: segmentBytes must be a positive integer, got ${segmentBytes}`,
+    );
+  }
+  return segmentBytes;
 }
 
 /** A durable, append-only log of Raft hard states and entries. */
@@ -171,42 +211,84 @@ export class Wal {
     this.#lastIndex = lastIndex;
   }
 
-  /** Opens (creating if absent) the WAL in `dir`, replays it, and returns the recovered state. */
+  /** Whether a WAL directory exists at `dir` (whatever its state). */
+  static exists(dir: string): Promise<boolean> {
+    return exists(dir);
+  }
+
+  /**
+   * Creates a new, empty WAL at `dir`, which must not exist: the first segment is
+   * built in `<dir>.tmp` (a leftover one is removed), fsynced, renamed to `dir`, and
+   * the parent fsynced; missing directories above `dir` are created (0700) with
+   * their parents fsynced too.
+   */
+  static async create(dir: string, options: WalOptions = {}): Promise<Wal> {
+    const logger = options.logger ?? SILENT_LOGGER;
+    const io = resolveIo(options.io);
+    const segmentBytes = resolveSegmentBytes(dir, options);
+    if (await exists(dir)) throw new Error(`Cannot create WAL in ${dir}: it already exists`);
+    const parent = dirname(dir);
+    await mkdirDurable(parent, io.sync);
+    const temp = `${dir}.tmp`;
+    // Left by a crash during an earlier create: it never held a save.
+    await Deno.remove(temp, { recursive: true }).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+    await Deno.mkdir(temp, { mode: DIR_MODE });
+    const id = { seq: 0, firstIndex: 1 };
+    const built = await writeSegment(temp, io, id, 0);
+    await syncDirectory(temp, io.sync);
+    await Deno.rename(temp, dir);
+    await syncDirectory(parent, io.sync);
+    const path = join(dir, segmentFileName(id));
+    const file = await Deno.open(path, { append: true });
+    logger.info("wal: created", { dir, segment: basename(path) });
+    return new Wal(dir, logger, io, segmentBytes, { id, path, file, ...built }, 0);
+  }
+
+  /**
+   * Opens the WAL in `dir`, replays it (cutting a torn tail), makes what it
+   * recovered durable, and returns the recovered state. Throws if `dir` does not
+   * exist (a new WAL is made with {@link Wal.create}) and
+   * {@link WalCorruptionError} if it cannot be replayed, including when it holds no
+   * segment at all.
+   */
   static async open(
     dir: string,
     options: WalOptions = {},
   ): Promise<{ wal: Wal; recovery: WalRecovery }> {
     const logger = options.logger ?? SILENT_LOGGER;
-    // Bound, not spread: `io` may be a class instance whose methods live on its prototype.
-    const custom = options.io;
-    const io: WalIo = {
-      write: custom?.write?.bind(custom) ?? DENO_WAL_IO.write,
-      sync: custom?.sync?.bind(custom) ?? DENO_WAL_IO.sync,
-    };
-    const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    if (!Number.isSafeInteger(segmentBytes) || segmentBytes <= 0) {
-      throw new RangeError(
-        `Cannot open WAL in ${dir}: segmentBytes must be a positive integer, got ${segmentBytes}`,
-      );
+    const io = resolveIo(options.io);
+    const segmentBytes = resolveSegmentBytes(dir, options);
+    if (!(await exists(dir))) {
+      throw new Error(`Cannot open WAL in ${dir}: it does not exist`);
     }
-    await Deno.mkdir(dir, { recursive: true });
     const segments = await listSegments(dir, logger);
+    if (segments.length === 0) {
+      const reason = "the WAL directory holds no segment files (they were deleted or lost)";
+      throw new WalCorruptionError(dir, 0, reason, `Cannot open WAL in ${dir}: ${reason}`);
+    }
     const replay = await replaySegments(dir, segments, logger, io);
 
     let tail: Tail;
     if (replay.tail === undefined) {
+      // The only segment was torn inside its header: start again from an empty one.
       tail = await createSegment(dir, io, { seq: 0, firstIndex: 1 }, 0);
-      logger.info("wal: created", { dir, segment: basename(tail.path) });
     } else {
       const { id, path, size, chain } = replay.tail;
       const file = await Deno.open(path, { append: true });
-      try {
-        if (replay.truncated) await io.sync(file);
-      } catch (err) {
-        file.close();
-        throw err;
-      }
       tail = { id, path, file, size, chain };
+    }
+    try {
+      // What was read may be only in the page cache (a process that died before
+      // its fsync): make it durable before anyone acts on it. The parent too, for
+      // WAL directories made before creation fsynced it.
+      await io.sync(tail.file, tail.path);
+      await syncDirectory(dir, io.sync);
+      await syncDirectory(dirname(dir), io.sync);
+    } catch (err) {
+      tail.file.close();
+      throw err;
     }
     const { hardState, entries, warnings } = replay;
     logger.info("wal: opened", {
@@ -227,14 +309,14 @@ export class Wal {
   }
 
   /**
-   * Appends a hard state (if given) and entries, then fsyncs once. Entries whose
-   * first index is <= the last saved index replace the saved suffix from that
-   * index on (a Raft follower overwriting a conflicting suffix). An entry that
-   * would leave a gap throws. Saves run one at a time, in call order.
+   * Appends a hard state (if given) and entries as one save, then fsyncs once.
+   * Entries whose first index is <= the last saved index replace the saved suffix
+   * from that index on (a Raft follower overwriting a conflicting suffix). An entry
+   * that would leave a gap throws. Saves run one at a time, in call order.
    *
    * Rejects if the WAL is closed, if an earlier save failed (see the module
    * documentation), or if this save's write or fsync fails; in the last case the
-   * WAL refuses all later saves.
+   * segment is cut back to where the save began and the WAL refuses all later saves.
    */
   save(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> {
     if (this.#closed) {
@@ -267,19 +349,22 @@ export class Wal {
     if (this.#tail.size >= this.#segmentBytes) await this.#roll();
 
     const tail = this.#tail;
-    let bytes = 0;
-    for (const [, payload] of records) bytes += frameSize(payload.length);
+    let body = 0;
+    for (const [, payload] of records) body += frameSize(payload.length);
+    const head = encodeSaveHeader({ bytes: body, records: records.length });
+    const bytes = frameSize(head.length) + body;
     const buf = new Uint8Array(bytes);
-    let at = 0;
-    let chain = tail.chain;
+    let chain = writeFrame(buf, 0, RecordType.save, head, tail.id.seq, tail.size, tail.chain);
+    let at = frameSize(head.length);
     for (const [type, payload] of records) {
       chain = writeFrame(buf, at, type, payload, tail.id.seq, tail.size + at, chain);
       at += frameSize(payload.length);
     }
     try {
-      await this.#io.write(tail.file, buf);
-      await this.#io.sync(tail.file);
+      await this.#io.write(tail.file, buf, tail.path);
+      await this.#io.sync(tail.file, tail.path);
     } catch (err) {
+      await this.#cutFailedSave(tail);
       throw this.#fail(
         err,
         `Cannot save to WAL segment ${basename(tail.path)} at offset ${tail.size}`,
@@ -294,6 +379,35 @@ export class Wal {
       hardState: hardState !== undefined,
       bytes,
       lastIndex: this.#lastIndex,
+    });
+  }
+
+  /**
+   * Cuts the segment back to the end of the last save that succeeded, so that no
+   * restart reads the failed save back from the page cache. Best effort: if even
+   * this fails (a file system gone read-only), it is logged, and the failed save
+   * may come back on reopen, whole (as if its fsync had worked) or torn.
+   */
+  async #cutFailedSave(tail: Tail): Promise<void> {
+    try {
+      await this.#io.truncate(tail.file, tail.size, tail.path);
+    } catch (err) {
+      this.#logger.error("wal: cannot cut the failed save off; it may be read back on reopen", {
+        segment: basename(tail.path),
+        offset: tail.size,
+        error: message(err),
+      });
+      return;
+    }
+    try {
+      await this.#io.sync(tail.file, tail.path);
+    } catch {
+      // The cut is in the page cache, which is what a restart reads; on disk, the
+      // failed save is at most a torn last save, which recovery cuts.
+    }
+    this.#logger.warn("wal: cut the failed save off", {
+      segment: basename(tail.path),
+      offset: tail.size,
     });
   }
 
@@ -426,8 +540,6 @@ interface Replay {
   warnings: string[];
   /** The segment to append to, or undefined if there is none left. */
   tail: { id: SegmentId; path: string; size: number; chain: number } | undefined;
-  /** True if the tail file was truncated (and so needs an fsync). */
-  truncated: boolean;
 }
 
 /** Replays `segments` in order; cuts a torn tail, throws on any other damage. */
@@ -442,7 +554,6 @@ async function replaySegments(
   const warnings: string[] = [];
   let chain = 0;
   let tail: Replay["tail"] = undefined;
-  let truncated = false;
 
   for (let i = 0; i < segments.length; i++) {
     const { id, path } = segments[i]!;
@@ -452,111 +563,161 @@ async function replaySegments(
     const corrupt = (offset: number, reason: string): WalCorruptionError =>
       new WalCorruptionError(path, offset, reason);
 
-    for (const f of scan.frames) {
-      if (f.offset === 0) {
-        if (f.type !== RecordType.segmentHeader) {
-          throw corrupt(0, `first record has type ${f.type}, expected a segment header`);
-        }
-        let h;
-        try {
-          h = decodeSegmentHeader(f.payload);
-        } catch (err) {
-          throw corrupt(0, `bad segment header: ${message(err)}`);
-        }
-        if (h.version !== FORMAT_VERSION) {
-          throw corrupt(0, `unsupported format version ${h.version}`);
-        }
-        if (h.seq !== id.seq || h.firstIndex !== id.firstIndex) {
-          throw corrupt(
-            0,
-            `segment header says ${segmentFileName(h)}, which does not match the file name`,
-          );
-        }
-        if (h.firstIndex !== entries.length + 1) {
-          throw corrupt(
-            0,
-            `segment starts at index ${h.firstIndex} but the log before it ends at ${entries.length}`,
-          );
-        }
-        if (h.prevCrc !== chain) {
-          throw corrupt(
-            0,
-            `segment header carries previous CRC ${hex32(h.prevCrc)} but the previous segment ` +
-              `ends with ${hex32(chain)}`,
-          );
-        }
+    if (scan.header !== undefined) {
+      let h;
+      try {
+        h = decodeSegmentHeader(scan.header.payload);
+      } catch (err) {
+        throw corrupt(0, `bad segment header: ${message(err)}`);
       }
-      const expected = expectedChainCrc(bytes, f, chain);
-      if (f.chainCrc !== expected) {
+      if (h.version !== FORMAT_VERSION) {
+        throw corrupt(0, `unsupported format version ${h.version} (expected ${FORMAT_VERSION})`);
+      }
+      if (h.seq !== id.seq || h.firstIndex !== id.firstIndex) {
         throw corrupt(
-          f.offset,
-          `chain CRC mismatch (stored ${hex32(f.chainCrc)}, expected ${hex32(expected)}): ` +
-            `the record does not follow the one before it`,
+          0,
+          `segment header says ${segmentFileName(h)}, which does not match the file name`,
         );
       }
-      chain = f.chainCrc;
-      switch (f.type) {
-        case RecordType.segmentHeader:
-          if (f.offset !== 0) throw corrupt(f.offset, "segment header in the middle of a segment");
-          break;
-        case RecordType.entry: {
-          let e: Entry;
-          try {
-            e = decodeEntry(f.payload);
-          } catch (err) {
-            throw corrupt(f.offset, `bad entry record: ${message(err)}`);
-          }
-          if (e.index < 1 || e.index > entries.length + 1) {
-            throw corrupt(
-              f.offset,
-              `entry index ${e.index} leaves a gap after last index ${entries.length}`,
-            );
-          }
-          entries.length = e.index - 1;
-          entries.push(e);
-          break;
-        }
-        case RecordType.hardState:
-          try {
-            hardState = decodeHardState(f.payload);
-          } catch (err) {
-            throw corrupt(f.offset, `bad hard state record: ${message(err)}`);
-          }
-          break;
-        default:
-          throw corrupt(f.offset, `unknown record type ${f.type}`);
+      if (h.firstIndex !== entries.length + 1) {
+        throw corrupt(
+          0,
+          `segment starts at index ${h.firstIndex} but the log before it ends at ${entries.length}`,
+        );
+      }
+      if (h.prevCrc !== chain) {
+        throw corrupt(
+          0,
+          `segment header carries previous CRC ${hex32(h.prevCrc)} but the previous segment ` +
+            `ends with ${hex32(chain)}`,
+        );
       }
     }
 
-    const damage = scan.damage;
-    if (damage !== undefined) {
-      if (!isLast) {
-        throw corrupt(damage.offset, `${damage.reason} in a segment that is not the last one`);
+    // Only complete saves come out of the scan, so applying record by record
+    // recovers each save whole; a bad record throws before anything is used.
+    for (const save of scan.saves) {
+      for (const f of save.records) {
+        switch (f.type) {
+          case RecordType.entry: {
+            let e: Entry;
+            try {
+              e = decodeEntry(f.payload);
+            } catch (err) {
+              throw corrupt(f.offset, `bad entry record: ${message(err)}`);
+            }
+            if (e.index < 1 || e.index > entries.length + 1) {
+              throw corrupt(
+                f.offset,
+                `entry index ${e.index} leaves a gap after last index ${entries.length}`,
+              );
+            }
+            entries.length = e.index - 1;
+            entries.push(e);
+            break;
+          }
+          case RecordType.hardState:
+            try {
+              hardState = decodeHardState(f.payload);
+            } catch (err) {
+              throw corrupt(f.offset, `bad hard state record: ${message(err)}`);
+            }
+            break;
+          case RecordType.segmentHeader:
+          case RecordType.save:
+            throw corrupt(f.offset, `record of type ${f.type} inside a save`);
+          default:
+            throw corrupt(f.offset, `unknown record type ${f.type}`);
+        }
       }
-      if (damage.nextIntactOffset !== undefined) {
+    }
+
+    const problem = scan.problem;
+    if (problem !== undefined) {
+      if (problem.intact) throw corrupt(problem.offset, problem.reason);
+      const version = scan.header === undefined ? otherFormatVersion(bytes) : undefined;
+      if (version !== undefined) {
+        // Never taken for a torn header and cut: it is a whole log in another format.
         throw corrupt(
-          damage.offset,
-          `${damage.reason}, followed by an intact record at offset ${damage.nextIntactOffset}`,
+          0,
+          `the segment is in format version ${version}, which this version of raftkv cannot ` +
+            `read (it reads version ${FORMAT_VERSION})`,
+        );
+      }
+      if (!isLast) {
+        throw corrupt(problem.offset, `${problem.reason} in a segment that is not the last one`);
+      }
+      if (problem.laterRecord !== undefined) {
+        throw corrupt(
+          problem.offset,
+          `${problem.reason}, followed by an intact record of a later save at offset ` +
+            problem.laterRecord,
         );
       }
       const cut = bytes.length - scan.end;
+      const where = problem.offset === scan.end ? "" : ` at offset ${problem.offset}`;
       const msg = `WAL segment ${basename(path)}: torn tail at offset ${scan.end} ` +
-        `(${damage.reason}); cut ${cut} bytes`;
+        `(${problem.reason}${where}); cut ${cut} bytes`;
       warnings.push(msg);
-      logger.warn(msg, { file: path, offset: scan.end, cut });
-      if (scan.frames.length === 0) {
+      logger.warn(msg, { file: path, offset: scan.end, damage: problem.offset, cut });
+      if (scan.header === undefined) {
         // Not even the header survived: drop the file; the previous segment (if
         // any) becomes the tail again.
         await Deno.remove(path);
-        await syncDirectory(dir, io);
+        await syncDirectory(dir, io.sync);
         break;
       }
-      await Deno.truncate(path, scan.end);
-      truncated = true;
+      const f = await Deno.open(path, { write: true });
+      try {
+        await io.truncate(f, scan.end, path);
+      } finally {
+        f.close();
+      }
     }
+    chain = scan.chain;
     tail = { id, path, size: scan.end, chain };
   }
-  return { hardState, entries, warnings, tail, truncated };
+  return { hardState, entries, warnings, tail };
+}
+
+/**
+ * The format version a segment's header names, if its first bytes are laid out as
+ * a segment header (length 24, type 1, reserved bytes zero) naming a version other
+ * than {@link FORMAT_VERSION}: a log written by another version of raftkv, whose
+ * CRCs this version does not compute the same way.
+ */
+function otherFormatVersion(bytes: Uint8Array): number | undefined {
+  if (bytes.length < frameSize(24)) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0, true) !== 24 || bytes[4] !== RecordType.segmentHeader) return undefined;
+  if (bytes[5] !== 0 || bytes[6] !== 0 || bytes[7] !== 0) return undefined;
+  const version = view.getUint32(16 + 20, true);
+  return version !== FORMAT_VERSION && version >= 1 && version <= 255 ? version : undefined;
+}
+
+/**
+ * Writes segment `id` holding only its header (seeded with `prevCrc`) to
+ * `<dir>/<name><suffix>` (mode 0600) and fsyncs it. Returns its size and chain CRC.
+ */
+async function writeSegment(
+  dir: string,
+  io: WalIo,
+  id: SegmentId,
+  prevCrc: number,
+  suffix = "",
+): Promise<{ size: number; chain: number }> {
+  const path = join(dir, segmentFileName(id) + suffix);
+  const header = encodeSegmentHeader({ ...id, prevCrc, version: FORMAT_VERSION });
+  const buf = new Uint8Array(frameSize(header.length));
+  const chain = writeFrame(buf, 0, RecordType.segmentHeader, header, id.seq, 0, prevCrc);
+  const f = await Deno.open(path, { write: true, create: true, truncate: true, mode: FILE_MODE });
+  try {
+    await io.write(f, buf, path);
+    await io.sync(f, path);
+  } finally {
+    f.close();
+  }
+  return { size: buf.length, chain };
 }
 
 /**
@@ -571,29 +732,9 @@ async function createSegment(
   prevCrc: number,
 ): Promise<Tail> {
   const path = join(dir, segmentFileName(id));
-  const temp = path + ".tmp";
-  const header = encodeSegmentHeader({ ...id, prevCrc, version: FORMAT_VERSION });
-  const buf = new Uint8Array(frameSize(header.length));
-  const chain = writeFrame(buf, 0, RecordType.segmentHeader, header, id.seq, 0, prevCrc);
-  const f = await Deno.open(temp, { write: true, create: true, truncate: true });
-  try {
-    await io.write(f, buf);
-    await io.sync(f);
-  } finally {
-    f.close();
-  }
-  await Deno.rename(temp, path);
-  await syncDirectory(dir, io);
+  const built = await writeSegment(dir, io, id, prevCrc, ".tmp");
+  await Deno.rename(path + ".tmp", path);
+  await syncDirectory(dir, io.sync);
   const file = await Deno.open(path, { append: true });
-  return { id, path, file, size: buf.length, chain };
-}
-
-/** Fsyncs a directory, so that files created, renamed or removed in it are durable. */
-async function syncDirectory(dir: string, io: WalIo): Promise<void> {
-  const d = await Deno.open(dir, { read: true });
-  try {
-    await io.sync(d);
-  } finally {
-    d.close();
-  }
+  return { id, path, file, ...built };
 }

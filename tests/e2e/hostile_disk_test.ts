@@ -56,8 +56,11 @@ interface Solo {
   exit: Deno.CommandStatus | undefined;
 }
 
-function startSolo(dataDir: string): Solo {
-  const port = freePort();
+/**
+ * Starts a one-node cluster on `dataDir`. A data dir remembers its members, this
+ * node's address included, so a restart on the same dir passes the same `port`.
+ */
+function startSolo(dataDir: string, port = freePort()): Solo {
   const lines: string[] = [];
   const proc = spawnNode([
     "--id",
@@ -178,7 +181,7 @@ Deno.test({
 
       // Room again: the same directory recovers every acknowledged write.
       assert.ok((await run("mount", "-o", "remount,size=8m", mnt)).ok);
-      const again = startSolo(dataDir);
+      const again = startSolo(dataDir, node.port);
       solos.push(again);
       assert.equal(await leadsOrExits(again), "leader", again.lines.join("\n"));
       for (const [key, value] of acked) {

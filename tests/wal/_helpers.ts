@@ -1,7 +1,7 @@
 /**
  * Shared fixtures for the WAL tests: temp dirs, entries, a model of what was
- * saved, an independent walk over the frames of a segment file, and an io that
- * counts (and can fail) writes and fsyncs.
+ * saved, an independent walk over the frames of a segment file, an io that
+ * counts (and can fail) writes and fsyncs, and a model of what a power loss keeps.
  *
  * @module
  */
@@ -19,6 +19,14 @@ export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<v
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * Runs `fn` with the path of a WAL directory that does not exist yet, inside a
+ * fresh temp dir (removed afterwards): where {@link Wal.create} makes a new WAL.
+ */
+export async function withWalDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  await withTempDir((root) => fn(join(root, "wal")));
 }
 
 const enc = new TextEncoder();
@@ -78,6 +86,15 @@ export interface FrameSpan {
   readonly end: number;
   readonly type: number;
 }
+
+/** Record types, as the format documents them (src/wal/record.ts). */
+export const SEGMENT_HEADER = 1;
+/** An entry record. */
+export const ENTRY = 2;
+/** A hard state record. */
+export const HARD_STATE = 3;
+/** The record that begins every save. */
+export const SAVE = 4;
 
 /**
  * Walks the frames of an undamaged segment file by their length fields alone:
@@ -140,43 +157,161 @@ export class RecordingLogger implements Logger {
 }
 
 /**
- * A {@link WalIo} that counts writes and fsyncs and fails on demand: set
- * `failWrite` to write that many bytes of the next write and then throw ENOSPC;
- * set `failSyncAt` to make the n-th next fsync (1 = the next one) throw EIO.
+ * A {@link WalIo} that counts writes, fsyncs and truncations and fails on demand:
+ * set `failWrite` to write that many bytes of the next write and then throw ENOSPC;
+ * set `failSyncAt` to make the n-th next fsync (1 = the next one) throw EIO. It
+ * records the path of every fsync, in order.
  */
 export class FaultyIo implements WalIo {
   writes = 0;
   syncs = 0;
+  truncates = 0;
+  readonly synced: string[] = [];
   failWrite: number | undefined = undefined;
   failSyncAt: number | undefined = undefined;
 
-  async write(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  async write(file: Deno.FsFile, bytes: Uint8Array, path: string): Promise<void> {
     this.writes++;
     const keep = this.failWrite;
     if (keep !== undefined) {
       this.failWrite = undefined;
-      await DENO_WAL_IO.write(file, bytes.subarray(0, keep));
+      await DENO_WAL_IO.write(file, bytes.subarray(0, keep), path);
       throw new Error("No space left on device (os error 28)");
     }
-    await DENO_WAL_IO.write(file, bytes);
+    await DENO_WAL_IO.write(file, bytes, path);
   }
 
-  async sync(file: Deno.FsFile): Promise<void> {
+  async sync(file: Deno.FsFile, path: string): Promise<void> {
     this.syncs++;
+    this.synced.push(path);
     if (this.failSyncAt !== undefined && --this.failSyncAt === 0) {
       this.failSyncAt = undefined;
       throw new Error("Input/output error (os error 5)");
     }
-    await DENO_WAL_IO.sync(file);
+    await DENO_WAL_IO.sync(file, path);
+  }
+
+  async truncate(file: Deno.FsFile, size: number, path: string): Promise<void> {
+    this.truncates++;
+    await DENO_WAL_IO.truncate(file, size, path);
   }
 }
 
-/** One frame of a built WAL, and which model record (if any: headers have none) it holds. */
+/**
+ * A model of what survives a power loss, as a {@link WalIo}: a file's contents as
+ * of its last fsync, and a directory's names as of its last fsync (files and
+ * directories are known by inode, so a rename keeps what was synced). Writes go
+ * to the real file (the page cache, which a restarted process reads); fsyncs
+ * record; {@link SimDisk.powerLoss} puts every file under `root` back to its
+ * durable contents and removes every name that was never fsynced into its
+ * directory. `root` itself is durable, with the names it holds when the model is made.
+ *
+ * Simplifications, each on the side of losing more: unsynced writes are lost
+ * whole (a real disk may keep some pages), and a file whose name is durable but
+ * whose contents were never fsynced comes back empty.
+ */
+export class SimDisk implements WalIo {
+  readonly root: string;
+  /** Durable contents of files, by inode. */
+  readonly #files = new Map<number, Uint8Array>();
+  /** Durable names in directories, by inode. */
+  readonly #dirs = new Map<number, Set<string>>();
+  /**
+   * While true, fsyncs succeed without making anything durable: the writes of a
+   * process that died before its fsync took effect.
+   */
+  forgetSyncs = false;
+  /** Makes the n-th next fsync (1 = the next one) throw EIO without making anything durable. */
+  failSyncAt: number | undefined = undefined;
+  /** Writes that many bytes of the next write, then throws ENOSPC. */
+  failWrite: number | undefined = undefined;
+
+  private constructor(root: string) {
+    this.root = root;
+  }
+
+  /** Models the disk under `root`, taking what is there now as durable. */
+  static async over(root: string): Promise<SimDisk> {
+    const disk = new SimDisk(root);
+    await disk.#record(root);
+    return disk;
+  }
+
+  async #record(path: string): Promise<void> {
+    const info = await Deno.stat(path);
+    if (info.isDirectory) {
+      const names = new Set<string>();
+      for await (const e of Deno.readDir(path)) {
+        names.add(e.name);
+        await this.#record(join(path, e.name));
+      }
+      this.#dirs.set(info.ino!, names);
+    } else {
+      this.#files.set(info.ino!, await Deno.readFile(path));
+    }
+  }
+
+  async write(file: Deno.FsFile, bytes: Uint8Array, path: string): Promise<void> {
+    const keep = this.failWrite;
+    if (keep !== undefined) {
+      this.failWrite = undefined;
+      await DENO_WAL_IO.write(file, bytes.subarray(0, keep), path);
+      throw new Error("No space left on device (os error 28)");
+    }
+    await DENO_WAL_IO.write(file, bytes, path);
+  }
+
+  async sync(file: Deno.FsFile, path: string): Promise<void> {
+    if (this.failSyncAt !== undefined && --this.failSyncAt === 0) {
+      this.failSyncAt = undefined;
+      throw new Error("Input/output error (os error 5)");
+    }
+    if (this.forgetSyncs) return;
+    const info = await file.stat();
+    if (info.isDirectory) {
+      const names = new Set<string>();
+      for await (const e of Deno.readDir(path)) names.add(e.name);
+      this.#dirs.set(info.ino!, names);
+    } else {
+      this.#files.set(info.ino!, await Deno.readFile(path));
+    }
+  }
+
+  async truncate(file: Deno.FsFile, size: number, path: string): Promise<void> {
+    await DENO_WAL_IO.truncate(file, size, path);
+  }
+
+  /** Loses everything not durable, as a power loss would. */
+  async powerLoss(): Promise<void> {
+    await this.#restore(this.root);
+  }
+
+  async #restore(dir: string): Promise<void> {
+    const durable = this.#dirs.get((await Deno.stat(dir)).ino!) ?? new Set<string>();
+    const entries: Deno.DirEntry[] = [];
+    for await (const e of Deno.readDir(dir)) entries.push(e);
+    for (const e of entries) {
+      const path = join(dir, e.name);
+      if (!durable.has(e.name)) {
+        await Deno.remove(path, { recursive: true });
+      } else if (e.isDirectory) {
+        await this.#restore(path);
+      } else {
+        const bytes = this.#files.get((await Deno.stat(path)).ino!) ?? new Uint8Array();
+        await Deno.writeFile(path, bytes);
+      }
+    }
+  }
+}
+
+/** One frame of a built WAL, and which model record (if any) and save it holds. */
 export interface LaidOutFrame extends FrameSpan {
   /** The segment file's name. */
   readonly name: string;
-  /** Index into {@link BuiltWal.records}, or undefined for a segment header. */
+  /** Index into {@link BuiltWal.records}, or undefined for segment headers and save records. */
   readonly record: number | undefined;
+  /** Index of the save (into {@link BuiltWal.afterSave}) the frame belongs to; undefined for segment headers. */
+  readonly save: number | undefined;
 }
 
 /** A WAL written by {@link buildWal}: its files, and the model of what it holds. */
@@ -189,6 +324,8 @@ export interface BuiltWal {
   readonly records: ModelRecord[];
   /** Every frame of every segment, in order. */
   readonly frames: LaidOutFrame[];
+  /** Where each save lies: its segment file, its first and end offsets, the records before it. */
+  readonly saves: { name: string; offset: number; end: number; recordsBefore: number }[];
   /** The hard state after each save, and the last index after it. */
   readonly afterSave: { hardState: HardState; lastIndex: number }[];
 }
@@ -196,13 +333,13 @@ export interface BuiltWal {
 /** The saves to perform: a hard state (or none) and entries, each. */
 export type Saves = readonly (readonly [HardState | undefined, readonly Entry[]])[];
 
-/** Performs `saves` on a fresh WAL in `dir` and describes the result. */
+/** Performs `saves` on a fresh WAL created at `dir` and describes the result. */
 export async function buildWal(
   dir: string,
   saves: Saves,
   segmentBytes?: number,
 ): Promise<BuiltWal> {
-  const { wal } = await Wal.open(dir, { segmentBytes });
+  const wal = await Wal.create(dir, { segmentBytes });
   const records: ModelRecord[] = [];
   const afterSave: { hardState: HardState; lastIndex: number }[] = [];
   for (const [hs, es] of saves) {
@@ -215,12 +352,18 @@ export async function buildWal(
   const names = await segmentNames(dir);
   const files = await readFiles(dir);
   const frames: LaidOutFrame[] = [];
+  const laid: BuiltWal["saves"] = [];
   let next = 0;
   for (const name of names) {
     for (const f of walkFrames(files.get(name)!)) {
-      frames.push({ ...f, name, record: f.type === 1 ? undefined : next++ });
+      if (f.type === SAVE) laid.push({ name, offset: f.offset, end: f.end, recordsBefore: next });
+      const save = f.type === SEGMENT_HEADER ? undefined : laid.length - 1;
+      const record = f.type === SEGMENT_HEADER || f.type === SAVE ? undefined : next++;
+      if (save !== undefined) laid[save]!.end = f.end;
+      frames.push({ ...f, name, record, save });
     }
   }
   if (next !== records.length) throw new Error(`buildWal: ${next} frames for ${records.length}`);
-  return { names, files, records, frames, afterSave };
+  if (laid.length !== saves.length) throw new Error(`buildWal: ${laid.length} saves`);
+  return { names, files, records, frames, saves: laid, afterSave };
 }

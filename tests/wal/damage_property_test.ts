@@ -1,10 +1,12 @@
 /**
  * Random damage, seeded: truncations, byte flips, zeroed runs and deleted
  * segments at random places of a multi-segment WAL. Whatever the damage, open()
- * either recovers a state that is a prefix of what was saved, at a record
- * boundary, or throws WalCorruptionError; never anything else, never wrong data.
- * Where the damage is simple enough to classify (one truncation, one flipped
- * byte) the outcome is pinned exactly.
+ * either recovers exactly the state after some save (saves are recovered whole),
+ * or throws WalCorruptionError; never anything else, never wrong data. Where the
+ * damage is simple enough to classify (one truncation, one flipped byte) the
+ * outcome is pinned exactly: a truncation of the last segment and a flip inside
+ * the last save are torn writes, a flip anywhere else is corruption at the record
+ * it hit.
  */
 
 import assert from "node:assert/strict";
@@ -57,14 +59,16 @@ function damage(built: BuiltWal, random: () => number): Damage {
   const pick = <T>(xs: readonly T[]): T => xs[randomInt(random, 0, xs.length)]!;
   const lastName = names.at(-1)!;
   const recordsBefore = (name: string, offset: number): number => {
-    // Records in frames that end at or before `offset` of `name`, plus all earlier segments.
+    // Records of the saves that end at or before `offset` of `name`, or in earlier segments.
     let kept = 0;
-    for (const f of built.frames) {
-      if (f.record === undefined) continue;
-      if (f.name < name || (f.name === name && f.end <= offset)) kept = f.record + 1;
+    for (const [k, save] of built.saves.entries()) {
+      if (save.name < name || (save.name === name && save.end <= offset)) {
+        kept = built.saves[k + 1]?.recordsBefore ?? built.records.length;
+      }
     }
     return kept;
   };
+  const lastSave = built.saves.length - 1;
   const kind = randomInt(random, 0, 6);
   switch (kind) {
     case 0: { // truncate the last segment: always a torn tail, so always recovers
@@ -77,7 +81,7 @@ function damage(built: BuiltWal, random: () => number): Damage {
         expect: { kind: "recovers", keptRecords: recordsBefore(lastName, cut) },
       };
     }
-    case 1: { // flip one byte: torn tail if in the last frame of the last segment, else corruption
+    case 1: { // flip one byte: torn tail if in the last save of the last segment, else corruption
       const name = pick(names);
       const bytes = files.get(name)!.slice();
       const at = randomInt(random, 0, bytes.length);
@@ -86,7 +90,7 @@ function damage(built: BuiltWal, random: () => number): Damage {
       const frames = built.frames.filter((f) => f.name === name);
       const hit = frames.find((f) => f.offset <= at && at < f.end)!;
       const what = `flip byte ${at} of ${name}`;
-      if (name === lastName && hit === frames.at(-1)) {
+      if (name === lastName && hit.save === lastSave) {
         return { what, files, expect: { kind: "recovers", keptRecords: recordsBefore(name, at) } };
       }
       return { what, files, expect: { kind: "corrupt", file: name, offset: hit.offset } };
@@ -129,11 +133,10 @@ function damage(built: BuiltWal, random: () => number): Damage {
 }
 
 /**
- * The invariant every successful recovery must satisfy: the hard state is one
- * that was saved (or the empty one), the entries are a prefix of the saved log,
- * and both come from the same prefix of the record sequence.
+ * The invariant every successful recovery must satisfy: saves come back whole, so
+ * the state is exactly the one after some save (or the empty one).
  */
-function assertPrefixConsistent(built: BuiltWal, r: WalRecovery, what: string): void {
+function assertSaveBoundary(built: BuiltWal, r: WalRecovery, what: string): void {
   const final = applyRecords(built.records).entries;
   assert.ok(r.entries.length <= final.length, what);
   assert.deepStrictEqual(r.entries, final.slice(0, r.entries.length), what);
@@ -142,20 +145,13 @@ function assertPrefixConsistent(built: BuiltWal, r: WalRecovery, what: string): 
   );
   if (k < 0) {
     assert.deepStrictEqual(r.hardState, EMPTY_HARD_STATE, `${what}: hard state never saved`);
-    assert.ok(r.entries.length <= built.afterSave[0]!.lastIndex, what);
+    assert.equal(r.entries.length, 0, `${what}: entries without their save's hard state`);
     return;
   }
-  // Entries are written before the hard state of their save, so the log holds all
-  // of save k and at most the entries of save k + 1.
-  assert.ok(
-    r.entries.length >= built.afterSave[k]!.lastIndex,
-    `${what}: entries behind hard state`,
-  );
-  const nextLast = built.afterSave[k + 1]?.lastIndex ?? built.afterSave[k]!.lastIndex;
-  assert.ok(r.entries.length <= nextLast, `${what}: entries beyond the next save`);
+  assert.equal(r.entries.length, built.afterSave[k]!.lastIndex, `${what}: not a save boundary`);
 }
 
-Deno.test("random damage (seeded, 200 trials): open recovers a consistent prefix or throws WalCorruptionError, never wrong data", async () => {
+Deno.test("random damage (seeded, 200 trials): open recovers the state after some save or throws WalCorruptionError, never wrong data", async () => {
   await withTempDir(async (root) => {
     const built = await buildWal(join(root, "base"), saves(), SEGMENT_BYTES);
     assert.ok(built.names.length >= 4, `only ${built.names.length} segments`);
@@ -183,7 +179,7 @@ Deno.test("random damage (seeded, 200 trials): open recovers a consistent prefix
       }
       assert.notEqual(d.expect.kind, "corrupt", `${what}: recovered`);
       const { wal, recovery } = result;
-      assertPrefixConsistent(built, recovery, what);
+      assertSaveBoundary(built, recovery, what);
       if (d.expect.kind === "recovers") {
         const exact = applyRecords(built.records.slice(0, d.expect.keptRecords));
         assert.deepStrictEqual(recovery.hardState, exact.hardState, what);

@@ -7,7 +7,7 @@ import {
   readFiles,
   RecordingLogger,
   segmentNames,
-  withTempDir,
+  withWalDir,
 } from "./_helpers.ts";
 
 Deno.test("segment file names are <seq>-<first index> in 16 hex digits, and parse back", () => {
@@ -20,9 +20,9 @@ Deno.test("segment file names are <seq>-<first index> in 16 hex digits, and pars
 });
 
 Deno.test("segments roll at a small segmentBytes, named by sequence and the next index", async () => {
-  await withTempDir(async (dir) => {
+  await withWalDir(async (dir) => {
     const log = new RecordingLogger();
-    const { wal } = await Wal.open(dir, { segmentBytes: 200, logger: log });
+    const wal = await Wal.create(dir, { segmentBytes: 200, logger: log });
     for (let i = 0; i < 6; i++) {
       await wal.save({ term: 1, vote: 1, commit: 3 * i }, entries(3 * i + 1, 3 * i + 3, 1));
     }
@@ -49,8 +49,8 @@ Deno.test("segments roll at a small segmentBytes, named by sequence and the next
 });
 
 Deno.test("a reopened WAL keeps appending across further segments, overwrites included", async () => {
-  await withTempDir(async (dir) => {
-    const first = await Wal.open(dir, { segmentBytes: 150 });
+  await withWalDir(async (dir) => {
+    const first = { wal: await Wal.create(dir, { segmentBytes: 150 }) };
     await first.wal.save(undefined, entries(1, 4, 1));
     await first.wal.save(undefined, entries(5, 8, 1));
     await first.wal.close();
@@ -72,8 +72,8 @@ Deno.test("a reopened WAL keeps appending across further segments, overwrites in
 });
 
 Deno.test("one save's records are never split across segments, even past segmentBytes", async () => {
-  await withTempDir(async (dir) => {
-    const { wal } = await Wal.open(dir, { segmentBytes: 64 });
+  await withWalDir(async (dir) => {
+    const wal = await Wal.create(dir, { segmentBytes: 64 });
     await wal.save(undefined, entries(1, 50, 1));
     await wal.save(undefined, entries(51, 52, 1));
     await wal.close();
@@ -85,9 +85,9 @@ Deno.test("one save's records are never split across segments, even past segment
 });
 
 Deno.test("a save that starts a segment costs two more fsyncs: the new file and the directory", async () => {
-  await withTempDir(async (dir) => {
+  await withWalDir(async (dir) => {
     const io = new FaultyIo();
-    const { wal } = await Wal.open(dir, { segmentBytes: 64, io });
+    const wal = await Wal.create(dir, { segmentBytes: 64, io });
     await wal.save(undefined, entries(1, 5, 1));
     io.syncs = 0;
     await wal.save(undefined, entries(6, 10, 1));
@@ -97,9 +97,9 @@ Deno.test("a save that starts a segment costs two more fsyncs: the new file and 
 });
 
 Deno.test("a failed segment roll rejects the save and the WAL refuses further saves; reopening recovers", async () => {
-  await withTempDir(async (dir) => {
+  await withWalDir(async (dir) => {
     const io = new FaultyIo();
-    const { wal } = await Wal.open(dir, { segmentBytes: 64, io });
+    const wal = await Wal.create(dir, { segmentBytes: 64, io });
     await wal.save(undefined, entries(1, 5, 1));
     io.failSyncAt = 1; // the fsync of the new segment file
     await assert.rejects(
@@ -123,7 +123,8 @@ Deno.test("a failed segment roll rejects the save and the WAL refuses further sa
 });
 
 Deno.test("files that are not segments are left alone", async () => {
-  await withTempDir(async (dir) => {
+  await withWalDir(async (dir) => {
+    await (await Wal.create(dir)).close();
     await Deno.writeTextFile(join(dir, "README"), "not a segment");
     const { wal, recovery } = await Wal.open(dir);
     assert.deepStrictEqual(recovery.entries, []);
