@@ -127,10 +127,12 @@ Deno.test("a node with another membership or cluster id is refused by its peers,
         `${lead} believes they are ${ours}`,
     );
 
-    // 2. Started again with the right members but another cluster id.
+    // 2. Started again with the right members but another cluster id (on another
+    // empty dir: the first one now remembers the impostor's cluster and refuses).
+    const fresh2 = await Deno.makeTempDir({ dir: c.rootDir, prefix: "wiped_" });
     const other = await impostor(
       f,
-      withFlags(c.args(f), { "--cluster-id": "another-cluster", "--data-dir": fresh }),
+      withFlags(c.args(f), { "--cluster-id": "another-cluster", "--data-dir": fresh2 }),
     );
     try {
       await putWithRetry(c, "during-other", "x");
