@@ -29,7 +29,7 @@ import { NotLeaderError } from "../../src/raft/errors.ts";
 import { Raft } from "../../src/raft/raft.ts";
 import { ReadOnly } from "../../src/raft/read_only.ts";
 import { type Random, randomInt, seededRandom } from "../../src/raft/rand.ts";
-import type { NodeId } from "../../src/raft/types.ts";
+import type { NodeId, Snapshot } from "../../src/raft/types.ts";
 import { type ClusterStats, SimCluster, type WriteDelay } from "./sim/cluster.ts";
 import {
   checkAppliedAgree,
@@ -718,6 +718,26 @@ const MUTANTS: readonly {
       };
       return () => {
         Raft.prototype.readIndex = readIndex;
+      };
+    },
+  },
+  {
+    bug: "a follower that keeps its log when it holds the snapshot's index, whatever the term",
+    property: "State Machine Safety",
+    inject: () => {
+      const restore = Raft.prototype.restore;
+      // Figure 13 step 6 keeps the log only if the entry at the snapshot's index
+      // has the snapshot's term; skipping the term check commits a stale entry.
+      Raft.prototype.restore = function (this: Raft, snap: Snapshot): boolean {
+        const { index } = snap.meta;
+        if (index > this.log.committed && index <= this.log.lastIndex()) {
+          this.log.commitTo(index);
+          return false;
+        }
+        return restore.call(this, snap);
+      };
+      return () => {
+        Raft.prototype.restore = restore;
       };
     },
   },
