@@ -1,16 +1,25 @@
 /**
  * One-line renderings of messages and entries, deterministic so that logs,
  * traces and test output can be compared and read: `1->2 app term:3 log:2/7
- * commit:6 entries:[3/8 3/9]`.
+ * commit:6 entries:[3/8 3/9]`, `1->2 snap term:3 snap:2/120 voters:[1,2,3] (16B)`.
  *
  * @module
  */
 
-import type { Entry, Message } from "./types.ts";
+import type { Entry, Message, Snapshot } from "./types.ts";
 
 /** `term/index`, the way Raft papers draw entries. */
 export function describeEntry(e: Entry): string {
   return `${e.term}/${e.index}${e.data.length === 0 ? "" : `(${e.data.length}B)`}`;
+}
+
+/**
+ * `term/index`, like an entry (the snapshot stands for the log up to it), then
+ * the voters and the data size: `2/120 voters:[1,2,3] (16B)`.
+ */
+export function describeSnapshot(s: Snapshot): string {
+  return `${s.meta.term}/${s.meta.index} voters:[${s.meta.conf.voters.join(",")}]` +
+    ` (${s.data.length}B)`;
 }
 
 /** A message on one line, showing only the fields its type uses. */
@@ -43,6 +52,9 @@ export function describeMessage(m: Message): string {
       break;
     case "heartbeat_resp":
       if (m.context !== 0) s += ` round:${m.context}`;
+      break;
+    case "snap":
+      s += m.snapshot === undefined ? " snap:none" : ` snap:${describeSnapshot(m.snapshot)}`;
       break;
   }
   return s;

@@ -20,3 +20,44 @@ export class NotLeaderError extends Error {
     );
   }
 }
+
+/**
+ * A log position below the compacted prefix was asked for: its entry (or its
+ * term) was discarded when a snapshot replaced it (§7). Only the term at the
+ * compaction point itself (`firstIndex - 1`) is still known. A caller that may ask
+ * this (a leader looking for what a follower lacks) sends the snapshot instead.
+ */
+export class CompactedError extends Error {
+  override name = "CompactedError";
+  constructor(
+    /** What was being read, e.g. "term of index 7" or "entries [3, 9)". */
+    readonly what: string,
+    /** The lowest index the log still holds an entry for. */
+    readonly firstIndex: number,
+  ) {
+    super(
+      `Cannot read ${what}: it is compacted (the log holds entries from index ${firstIndex}` +
+        ` on, and the term at index ${firstIndex - 1})`,
+    );
+  }
+}
+
+/**
+ * A snapshot older than (or, where stated, as old as) the one storage already
+ * holds was offered: taking it would move the log backwards (etcd's
+ * ErrSnapOutOfDate).
+ */
+export class SnapshotOutOfDateError extends Error {
+  override name = "SnapshotOutOfDateError";
+  constructor(
+    readonly what: string,
+    /** The index of the snapshot offered. */
+    readonly index: number,
+    /** The index of the snapshot storage holds. */
+    readonly current: number,
+  ) {
+    super(
+      `Cannot ${what} at index ${index}: storage already holds a snapshot at index ${current}`,
+    );
+  }
+}

@@ -1,18 +1,28 @@
 /**
  * The tail of the log that is not yet durable: entries a leader appended from
- * proposals or a follower received from its leader, waiting for the runtime to
- * persist them. Together with {@link Storage} it forms the whole log.
+ * proposals or a follower received from its leader, and a snapshot a follower
+ * received, waiting for the runtime to persist them. Together with
+ * {@link Storage} it forms the whole log.
  *
  * @module
  */
 
 import { invariant } from "./invariant.ts";
-import type { Entry } from "./types.ts";
+import type { Entry, Snapshot } from "./types.ts";
 
-/** Entries not yet on stable storage. */
+/** A snapshot and entries not yet on stable storage. */
 export class Unstable {
   /**
-   * The index of `entries[0]`. Everything below it is durable in storage.
+   * A snapshot received from the leader and restored, not yet durable (etcd's
+   * unstable snapshot). While it is here, it replaces the whole durable log: the
+   * log is this snapshot followed by `entries`, and nothing is applied until it is
+   * persisted and applied first.
+   * Invariant: when present, offset === snapshot.meta.index + 1.
+   */
+  snapshot: Snapshot | undefined;
+  /**
+   * The index of `entries[0]`. Everything below it is durable in storage (or, with
+   * a pending snapshot, covered by it).
    * Invariant: offset >= 1; entries[i].index === offset + i.
    */
   offset: number;
@@ -22,25 +32,49 @@ export class Unstable {
     this.offset = offset;
   }
 
-  /** The last index held here, if any. */
-  maybeLastIndex(): number | undefined {
-    return this.entries.length === 0 ? undefined : this.offset + this.entries.length - 1;
+  /** The first index of the log, when a pending snapshot decides it. */
+  maybeFirstIndex(): number | undefined {
+    return this.snapshot === undefined ? undefined : this.snapshot.meta.index + 1;
   }
 
-  /** The term at `index` if this tail holds it. */
+  /** The last index held here (an entry, or the pending snapshot's index), if any. */
+  maybeLastIndex(): number | undefined {
+    if (this.entries.length > 0) return this.offset + this.entries.length - 1;
+    return this.snapshot?.meta.index;
+  }
+
+  /** The term at `index` if this tail holds it (an entry, or the pending snapshot's index). */
   maybeTerm(index: number): number | undefined {
-    if (index < this.offset) return undefined;
+    if (index < this.offset) {
+      const s = this.snapshot;
+      return s !== undefined && s.meta.index === index ? s.meta.term : undefined;
+    }
     return this.entries[index - this.offset]?.term;
   }
 
   /**
    * Entries up to `index` became durable. Ignored when the entry at `index` was
-   * replaced by one of another term meanwhile (the write that finished is stale).
+   * replaced by one of another term meanwhile, or lies before this tail (a
+   * snapshot restored meanwhile superseded it): the write that finished is stale.
    */
   stableTo(index: number, term: number): void {
-    if (this.maybeTerm(index) !== term) return;
+    if (index < this.offset || this.entries[index - this.offset]?.term !== term) return;
     this.entries = this.entries.slice(index + 1 - this.offset);
     this.offset = index + 1;
+  }
+
+  /** The pending snapshot at `index` became durable. Ignored if another replaced it meanwhile. */
+  stableSnapTo(index: number): void {
+    if (this.snapshot !== undefined && this.snapshot.meta.index === index) {
+      this.snapshot = undefined;
+    }
+  }
+
+  /** Replaces the whole log with `snap` (§7: "discard the entire log"). */
+  restore(snap: Snapshot): void {
+    this.snapshot = snap;
+    this.offset = snap.meta.index + 1;
+    this.entries = [];
   }
 
   /**
@@ -55,6 +89,13 @@ export class Unstable {
     if (after === end) {
       this.entries.push(...ents);
     } else if (after <= this.offset) {
+      invariant(
+        this.snapshot === undefined || after > this.snapshot.meta.index,
+        () =>
+          `unstable: append at ${after} would rewrite the pending snapshot at index ${
+            this.snapshot!.meta.index
+          }`,
+      );
       this.offset = after;
       this.entries = [...ents];
     } else {

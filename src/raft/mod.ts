@@ -14,4 +14,10 @@ export * from "./errors.ts";
 export * from "./invariant.ts";
 export * from "./describe.ts";
 export type { ReadState } from "./read_only.ts";
-export { RawNode, type Ready, type SoftState, type Status } from "./raw_node.ts";
+export {
+  type ProgressStatus,
+  RawNode,
+  type Ready,
+  type SoftState,
+  type Status,
+} from "./raw_node.ts";

@@ -20,6 +20,7 @@ import { RaftLog } from "./raft_log.ts";
 import { ReadOnly } from "./read_only.ts";
 import type { Storage } from "./storage.ts";
 import { ProgressTracker } from "./tracker/tracker.ts";
+import type { Progress } from "./tracker/progress.ts";
 import {
   type Entry,
   type HardState,
@@ -30,6 +31,7 @@ import {
   type NodeId,
   NONE,
   type Role,
+  type Snapshot,
   voteResponseType,
 } from "./types.ts";
 
@@ -40,7 +42,8 @@ export class Raft {
   readonly id: NodeId;
   readonly config: Config;
   readonly log: RaftLog;
-  readonly trk: ProgressTracker;
+  /** Progress and votes over the current membership; replaced when a snapshot restores another. */
+  trk: ProgressTracker;
   readonly logger: Logger;
 
   // Persistent state (Figure 2), saved through the Ready's hard state.
@@ -85,11 +88,11 @@ export class Raft {
     this.config = validateConfig(config);
     this.id = this.config.id;
     this.logger = this.config.logger;
-    const { hardState, voters } = storage.initialState();
-    this.trk = new ProgressTracker(voters, this.config.maxInflightMsgs);
+    const { hardState, conf } = storage.initialState();
+    this.trk = new ProgressTracker(conf.voters, this.config.maxInflightMsgs);
     invariant(
       this.trk.isVoter(this.id),
-      () => `node ${this.id} is not among the voters [${voters.join(", ")}]`,
+      () => `node ${this.id} is not among the voters [${conf.voters.join(", ")}]`,
     );
     this.log = new RaftLog(storage, hardState.commit, this.config.applied);
     this.term = hardState.term;
@@ -100,7 +103,9 @@ export class Raft {
       vote: this.vote,
       commit: this.log.committed,
       applied: this.log.applied,
+      firstIndex: this.log.firstIndex(),
       lastIndex: this.log.lastIndex(),
+      snapshot: storage.snapshot().meta.index,
       voters: this.trk.voters.join(","),
     });
   }
@@ -158,6 +163,13 @@ export class Raft {
     this.#tick = () => this.tickHeartbeat();
     this.setLead(this.id);
     this.setRole("leader");
+    // A snapshot is pending only between its restore (as a follower) and the
+    // Ready that persists it, which also carries this node's vote; the win comes
+    // after that Ready, so a leader's log is never a pending snapshot.
+    invariant(
+      this.log.unstable.snapshot === undefined,
+      () => `node ${this.id} would lead term ${this.term} with a snapshot not yet durable`,
+    );
     // The leader's own progress starts at what it has made durable.
     const self = this.trk.get(this.id)!;
     self.match = this.log.stableIndex();
@@ -387,11 +399,13 @@ export class Raft {
           msgTerm: m.term,
           type: m.type,
         });
-        const lead = m.type === "app" || m.type === "heartbeat" ? m.from : NONE;
+        const lead = m.type === "app" || m.type === "heartbeat" || m.type === "snap"
+          ? m.from
+          : NONE;
         this.becomeFollower(m.term, lead);
       }
     } else if (m.term < this.term) {
-      if (m.type === "app" || m.type === "heartbeat") {
+      if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") {
         // A stale leader: answer so it learns the newer term and steps down.
         // Without this, a leader cut off by PreVote/CheckQuorum rules could go on
         // believing in itself (dissertation §9.6).
@@ -530,6 +544,87 @@ export class Raft {
     );
   }
 
+  /**
+   * InstallSnapshot receiver (§7, Figure 13). The answer is an `app_resp` with the
+   * index up to which this log now matches the leader's; it goes out only after
+   * the Ready that persists the snapshot (it promises durable state).
+   */
+  handleSnapshot(m: Message): void {
+    const snap = m.snapshot;
+    if (snap === undefined) {
+      this.logger.warn("ignoring snapshot message without a snapshot", {
+        term: this.term,
+        from: m.from,
+      });
+      return;
+    }
+    const { index, term } = snap.meta;
+    if (this.restore(snap)) {
+      this.logger.info("restored snapshot from leader", {
+        term: this.term,
+        from: m.from,
+        snapshot: `${term}/${index}`,
+        voters: this.trk.voters.join(","),
+      });
+      this.send(message({ type: "app_resp", from: this.id, to: m.from, index }));
+    } else {
+      // Stale, or already covered by our log: say how far we are committed, so
+      // the leader resumes from there.
+      this.send(
+        message({ type: "app_resp", from: this.id, to: m.from, index: this.log.committed }),
+      );
+    }
+  }
+
+  /**
+   * Restores `snap` unless it tells nothing new. Returns whether the log was
+   * replaced.
+   * - At or below our commit index, it is stale (a duplicate, or overtaken by
+   *   appends): ignored.
+   * - If our log holds the snapshot's last entry (same index and term), the log
+   *   up to it is the leader's (Log Matching): "retain log entries following it"
+   *   (Figure 13 step 6); only the commit index moves to it.
+   * - Otherwise the whole log is discarded and replaced by the snapshot (step 7),
+   *   which also brings its membership.
+   */
+  restore(snap: Snapshot): boolean {
+    const { index, term, conf } = snap.meta;
+    if (index <= this.log.committed) {
+      this.logger.debug("ignoring stale snapshot", {
+        term: this.term,
+        snapshot: `${term}/${index}`,
+        commit: this.log.committed,
+      });
+      return false;
+    }
+    invariant(
+      this.role === "follower",
+      () => `a ${this.role} of term ${this.term} would restore a snapshot`,
+    );
+    if (!conf.voters.includes(this.id)) {
+      // Membership change will make this reachable (a node removed meanwhile);
+      // until then it is a peer with another configuration: refuse, loudly.
+      this.logger.warn("ignoring snapshot whose membership excludes this node", {
+        term: this.term,
+        snapshot: `${term}/${index}`,
+        voters: conf.voters.join(","),
+      });
+      return false;
+    }
+    if (this.log.matchTerm(index, term)) {
+      this.logger.info("snapshot already covered by our log; fast-forwarding commit", {
+        term: this.term,
+        snapshot: `${term}/${index}`,
+        commit: this.log.committed,
+      });
+      this.log.commitTo(index);
+      return false;
+    }
+    this.log.restore(snap);
+    this.trk = new ProgressTracker(conf.voters, this.config.maxInflightMsgs);
+    return true;
+  }
+
   // ---------------------------------------------------------------------------
   // Messages out (leader).
 
@@ -555,6 +650,11 @@ export class Raft {
     const pr = this.trk.get(to)!;
     if (pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
+    if (prevIndex < this.log.firstIndex() - 1) {
+      // The entries this follower needs, or the term of the one before them,
+      // are compacted: only the snapshot can bring it up to date (§7).
+      return this.maybeSendSnapshot(to, pr);
+    }
     const prevTerm = this.log.term(prevIndex);
     invariant(
       prevTerm !== undefined,
@@ -584,6 +684,65 @@ export class Raft {
       });
     }
     return true;
+  }
+
+  /**
+   * Sends the follower this node's snapshot, and pauses appends to it until the
+   * runtime reports the send finished or failed ({@link reportSnapshot}) or the
+   * follower acknowledges an index the log covers (etcd's sendSnapshot).
+   */
+  private maybeSendSnapshot(to: NodeId, pr: Progress): boolean {
+    if (!pr.recentActive) {
+      // A snapshot is big; do not send one to a node not heard from lately
+      // (it is probably down). Its next answer to a heartbeat brings us back.
+      this.logger.debug("not sending snapshot to a follower not recently active", {
+        term: this.term,
+        to,
+      });
+      return false;
+    }
+    const snap = this.log.snapshot();
+    invariant(
+      snap.meta.index >= this.log.firstIndex() - 1 && snap.meta.index > 0,
+      () =>
+        `leader ${this.id} compacted its log up to ${this.log.firstIndex() - 1} but its ` +
+        `snapshot covers only up to ${snap.meta.index}`,
+    );
+    pr.becomeSnapshot(snap.meta.index);
+    this.logger.info("sending snapshot to follower behind the compacted log", {
+      term: this.term,
+      to,
+      snapshot: `${snap.meta.term}/${snap.meta.index}`,
+      match: pr.match,
+      firstIndex: this.log.firstIndex(),
+    });
+    this.send(message({ type: "snap", from: this.id, to, snapshot: snap }));
+    return true;
+  }
+
+  /**
+   * The runtime's report on a snapshot sent to `to` (RawNode.reportSnapshot):
+   * delivered (`finish`), or lost (`failure`). Either way the follower leaves the
+   * snapshot state and is probed again, paused until it answers (a heartbeat
+   * response at the latest): after a finish from just past the snapshot, after a
+   * failure from its last known match, from where the leader will find it still
+   * needs a snapshot and send another (etcd-io/raft's MsgSnapStatus).
+   */
+  reportSnapshot(to: NodeId, status: "finish" | "failure"): void {
+    if (this.role !== "leader") return;
+    const pr = this.trk.get(to);
+    if (pr === undefined || pr.state !== "snapshot") return;
+    const pending = pr.pendingSnapshot;
+    // On failure, forget the snapshot first, or the probe would start past it.
+    if (status === "failure") pr.pendingSnapshot = 0;
+    pr.becomeProbe();
+    pr.probeSent = true;
+    this.logger.info(
+      status === "finish"
+        ? "snapshot sent; probing follower after it"
+        : "snapshot send failed; probing follower again",
+      { term: this.term, to, snapshot: pending, next: pr.next },
+    );
   }
 
   /** Sends every follower what it lacks (or an empty append carrying the commit index). */
@@ -725,6 +884,11 @@ function stepFollower(r: Raft, m: Message): void {
       if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
       r.handleHeartbeat(m);
       return;
+    case "snap":
+      r.electionElapsed = 0;
+      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
+      r.handleSnapshot(m);
+      return;
     default:
       // Responses to a candidacy or leadership this node no longer holds.
       r.logger.debug("follower ignoring message", { term: r.term, msg: describeMessage(m) });
@@ -743,6 +907,10 @@ function stepCandidate(r: Raft, m: Message): void {
     case "heartbeat":
       r.becomeFollower(m.term, m.from);
       r.handleHeartbeat(m);
+      return;
+    case "snap":
+      r.becomeFollower(m.term, m.from);
+      r.handleSnapshot(m);
       return;
     case "vote_resp":
     case "pre_vote_resp":
@@ -805,6 +973,19 @@ function stepLeader(r: Raft, m: Message): void {
           follower: m.from,
           match: pr.match,
         });
+      } else if (pr.state === "snapshot") {
+        // Whatever snapshot got it there, once the log covers what comes after
+        // its match, the follower can be caught up from the log (etcd-io/raft).
+        if (pr.match + 1 >= r.log.firstIndex()) {
+          r.logger.debug("follower caught up past the snapshot; streaming appends", {
+            term: r.term,
+            follower: m.from,
+            match: pr.match,
+            snapshot: pr.pendingSnapshot,
+          });
+          pr.becomeProbe();
+          pr.becomeReplicate();
+        }
       } else {
         pr.inflights.freeLE(m.index);
       }

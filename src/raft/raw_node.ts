@@ -3,17 +3,44 @@
  *
  * The loop, as in etcd-io/raft's RawNode:
  * 1. feed the node: `tick()` on a timer, `step(m)` for each message received,
- *    `propose(data)` for each client command;
+ *    `propose(data)` for each client command, `reportSnapshot(to, status)` when
+ *    the transport finished (or failed) sending a `snap` message;
  * 2. while `hasReady()`: take `ready()`, then
  *    - send `messages` at once (they promise nothing about this node's disk),
- *    - persist `hardState` and `entries` (append, replacing any conflicting
- *      suffix) and make them durable,
+ *    - persist, in this order, and make durable: `snapshot` if present (it
+ *      replaces the whole log: `MemoryStorage.applySnapshot`), then `entries`
+ *      (append, replacing any conflicting suffix; they follow the snapshot), then
+ *      `hardState`,
  *    - then send `persistedMessages`,
+ *    - if `snapshot` is present, restore the state machine from `snapshot.data`
+ *      (replacing its whole state); the applied index becomes
+ *      `snapshot.meta.index`. It comes before anything applied after it; a Ready
+ *      with a snapshot has no `committedEntries`,
  *    - apply `committedEntries` in order,
  *    - call `advance(rd)`.
  *
  * The returned Ready must be handled and passed back through `advance()` before
  * the next one is taken.
+ *
+ * Snapshots and compaction (§7), the runtime's side:
+ * - Taking one: once the state machine has applied up to index `i`, serialize it
+ *   and call `MemoryStorage.createSnapshot(i, conf, data)` (after making the
+ *   snapshot durable in its own file), then `compact(j)` for some `j <= i` (keeping
+ *   `i - j` entries lets a follower slightly behind catch up from the log). The
+ *   core reads the storage afresh, so nothing needs to be told to the RawNode.
+ * - Sending one: a leader whose follower needs compacted entries emits a
+ *   `snap` message carrying `storage.snapshot()` (metadata and data). The
+ *   transport delivers it (it may be large: stream it) and calls
+ *   `reportSnapshot(to, "finish")` once the follower received it, or
+ *   `reportSnapshot(to, "failure")` if it could not. Until then the leader sends
+ *   that follower nothing else; a send that is never reported stalls the follower
+ *   until leadership changes.
+ * - Receiving one: the follower's core decides (Figure 13) and, when it takes
+ *   the snapshot, hands it back in `Ready.snapshot` as above. Its answer, an
+ *   `app_resp`, is in `persistedMessages` of that Ready.
+ * - Restarting: restore the state machine from `storage.snapshot()` (when its
+ *   index is not 0) and construct the RawNode with `applied` at least its index;
+ *   the core hands out the committed entries after it.
  *
  * @module
  */
@@ -23,7 +50,7 @@ import { invariant } from "./invariant.ts";
 import { Raft } from "./raft.ts";
 import type { ReadState } from "./read_only.ts";
 import type { Storage } from "./storage.ts";
-import type { Entry, HardState, Message, NodeId, Role } from "./types.ts";
+import type { Entry, HardState, Message, NodeId, Role, Snapshot } from "./types.ts";
 
 /** Volatile state a runtime may want to show or act on. */
 export interface SoftState {
@@ -37,11 +64,19 @@ export interface Ready {
   readonly softState?: SoftState;
   /** Present when term, vote or commit changed: persist it. */
   readonly hardState?: HardState;
-  /** Entries to persist. The first may replace a suffix already on disk. */
+  /**
+   * A snapshot received from the leader and taken by this node's core (§7). Persist
+   * it before `entries` (it replaces the whole log; `entries` follow it), and
+   * restore the state machine from it before applying anything after it: the
+   * applied index becomes `snapshot.meta.index`. When present, `committedEntries`
+   * is empty.
+   */
+  readonly snapshot?: Snapshot;
+  /** Entries to persist, after `snapshot` if any. The first may replace a suffix already on disk. */
   readonly entries: readonly Entry[];
   /** May be sent immediately, even before this Ready's write completes. */
   readonly messages: readonly Message[];
-  /** Must not be sent before `hardState` and `entries` are durable. */
+  /** Must not be sent before `snapshot`, `hardState` and `entries` are durable. */
   readonly persistedMessages: readonly Message[];
   /** Committed, durable entries to apply, in order. */
   readonly committedEntries: readonly Entry[];
@@ -60,9 +95,22 @@ export interface Status {
   readonly lead: NodeId;
   readonly commit: number;
   readonly applied: number;
+  /** The first index the log holds an entry for: entries below it are compacted. */
+  readonly firstIndex: number;
   readonly lastIndex: number;
-  /** On a leader: each voter's replication progress. */
-  readonly progress?: ReadonlyMap<NodeId, { match: number; next: number; state: string }>;
+  /**
+   * On a leader: each voter's replication progress; `pendingSnapshot` is the index
+   * of the snapshot in flight to it in state `snapshot`, else 0.
+   */
+  readonly progress?: ReadonlyMap<NodeId, ProgressStatus>;
+}
+
+/** One follower's replication progress, as a leader's {@link Status} shows it. */
+export interface ProgressStatus {
+  readonly match: number;
+  readonly next: number;
+  readonly state: "probe" | "replicate" | "snapshot";
+  readonly pendingSnapshot: number;
 }
 
 function sameHardState(a: HardState, b: HardState): boolean {
@@ -112,6 +160,17 @@ export class RawNode {
     this.raft.readIndex(requestId);
   }
 
+  /**
+   * The transport's report on a `snap` message this node sent to `to`:
+   * `finish` once the follower received it, `failure` if it could not be
+   * delivered. The leader resumes replicating to that follower (and sends a new
+   * snapshot if it still needs one). Ignored when this node no longer leads or no
+   * snapshot is pending for `to`.
+   */
+  reportSnapshot(to: NodeId, status: "finish" | "failure"): void {
+    this.raft.reportSnapshot(to, status);
+  }
+
   /** Starts an election now, as if the election timeout had elapsed. */
   campaign(): void {
     this.raft.hup();
@@ -130,6 +189,7 @@ export class RawNode {
       r.readOnly.ready.length > 0 || r.abandonedReads.length > 0 ||
       soft.lead !== this.#prevSoft.lead || soft.role !== this.#prevSoft.role ||
       !sameHardState(r.hardState(), this.#prevHard) ||
+      r.log.unstable.snapshot !== undefined ||
       r.log.unstable.entries.length > 0 ||
       r.msgs.length > 0 || r.msgsAfterAppend.length > 0 ||
       r.log.hasNextCommittedEntries();
@@ -144,12 +204,18 @@ export class RawNode {
     const soft = this.#softState();
     const hard = r.hardState();
     const committedEntries = r.log.nextCommittedEntries();
+    const snapshot = r.log.unstable.snapshot;
+    invariant(
+      snapshot === undefined || committedEntries.length === 0,
+      () => `a Ready would apply entries beside the snapshot at ${snapshot!.meta.index}`,
+    );
     const after = r.msgsAfterAppend;
     const rd: Ready = {
       softState: soft.lead !== this.#prevSoft.lead || soft.role !== this.#prevSoft.role
         ? soft
         : undefined,
       hardState: sameHardState(hard, this.#prevHard) ? undefined : hard,
+      ...(snapshot === undefined ? {} : { snapshot }),
       entries: r.log.unstableEntries(),
       messages: r.msgs,
       persistedMessages: after.filter((m) => m.to !== r.id),
@@ -162,6 +228,7 @@ export class RawNode {
     this.#selfMessages = after.filter((m) => m.to === r.id);
     r.msgs = [];
     r.msgsAfterAppend = [];
+    if (snapshot !== undefined) r.log.applyingSnapshot(snapshot);
     if (committedEntries.length > 0) {
       r.log.applyingTo(committedEntries[committedEntries.length - 1]!.index);
     }
@@ -172,13 +239,17 @@ export class RawNode {
   }
 
   /**
-   * The Ready was handled: its entries and hard state are durable, its messages
-   * sent, its committed entries applied.
+   * The Ready was handled: its snapshot, entries and hard state are durable, its
+   * messages sent, its snapshot and committed entries applied.
    */
   advance(rd: Ready): void {
     invariant(rd === this.#outstanding, () => "advance() called with a Ready not handed out last");
     this.#outstanding = undefined;
     const r = this.raft;
+    if (rd.snapshot !== undefined) {
+      r.log.stableSnapTo(rd.snapshot.meta.index);
+      r.log.appliedTo(rd.snapshot.meta.index);
+    }
     const last = rd.entries[rd.entries.length - 1];
     if (last !== undefined) r.log.stableTo(last.index, last.term);
     const applied = rd.committedEntries[rd.committedEntries.length - 1];
@@ -198,12 +269,18 @@ export class RawNode {
       lead: r.lead,
       commit: r.log.committed,
       applied: r.log.applied,
+      firstIndex: r.log.firstIndex(),
       lastIndex: r.log.lastIndex(),
     };
     if (r.role !== "leader") return base;
-    const progress = new Map<NodeId, { match: number; next: number; state: string }>();
+    const progress = new Map<NodeId, ProgressStatus>();
     for (const [id, pr] of r.trk.progress) {
-      progress.set(id, { match: pr.match, next: pr.next, state: pr.state });
+      progress.set(id, {
+        match: pr.match,
+        next: pr.next,
+        state: pr.state,
+        pendingSnapshot: pr.pendingSnapshot,
+      });
     }
     return { ...base, progress };
   }

@@ -1,6 +1,6 @@
 /**
  * The vocabulary of the Raft core: node ids, log entries, the persistent hard
- * state, and the one message type every protocol exchange uses.
+ * state, snapshots, and the one message type every protocol exchange uses.
  *
  * Terms and indexes are plain `number`s: they are safe up to 2^53, far beyond
  * any log this process will hold. The gRPC edge (protobuf `uint64`, which
@@ -44,6 +44,46 @@ export interface HardState {
 /** The hard state of a node that has never run. */
 export const EMPTY_HARD_STATE: HardState = { term: 0, vote: NONE, commit: 0 };
 
+/**
+ * A cluster membership (etcd-io/raft's `ConfState`): who votes. It is an object,
+ * not a bare list, so membership change can add learners and the outgoing half of
+ * a joint configuration (dissertation §4.3) without changing every signature.
+ * Voters are kept in ascending order.
+ */
+export interface ConfState {
+  readonly voters: readonly NodeId[];
+}
+
+/**
+ * What a snapshot stands for (§7): the log up to and including `index`, whose
+ * entry there had `term`, applied to the state machine, under membership `conf`.
+ * After it, the log need not hold any entry at or below `index`: only the term at
+ * `index` is remembered, for the consistency check of the entry after it.
+ */
+export interface SnapshotMeta {
+  /** The last index the snapshot covers (the paper's "last included index"). */
+  readonly index: number;
+  /** The term of the entry at `index` ("last included term"). */
+  readonly term: number;
+  /** The membership as of `index` (the paper's "latest configuration as of that index"). */
+  readonly conf: ConfState;
+}
+
+/**
+ * A state-machine snapshot: its metadata and the application's bytes. The core
+ * never looks inside `data`; the runtime produces it from its state machine
+ * (after applying up to `meta.index`) and restores the state machine from it.
+ */
+export interface Snapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+}
+
+/** True for the "no snapshot" value (index 0): nothing is compacted. */
+export function isEmptySnapshot(s: Snapshot): boolean {
+  return s.meta.index === 0;
+}
+
 /** A node's role (§5.1). `pre_candidate` is the PreVote phase (dissertation §9.6). */
 export type Role = "follower" | "pre_candidate" | "candidate" | "leader";
 
@@ -64,7 +104,13 @@ export type MessageType =
   | "pre_vote_resp"
   /** Heartbeat: an empty AppendEntries that asserts leadership and carries the commit index. */
   | "heartbeat"
-  | "heartbeat_resp";
+  | "heartbeat_resp"
+  /**
+   * InstallSnapshot request (§7, Figure 13): the leader no longer holds the
+   * entries this follower needs, so it sends its snapshot instead (etcd's MsgSnap).
+   * The follower answers with an `app_resp`.
+   */
+  | "snap";
 
 /**
  * One protocol message. Which fields mean what depends on `type`:
@@ -77,6 +123,9 @@ export type MessageType =
  * | *_resp (votes)  | unused                                   | reject                               |
  * | heartbeat       | unused                                   | commit (capped at the follower's match), context |
  * | heartbeat_resp  | unused                                   | context (echoed)                     |
+ * | snap            | unused                                   | snapshot                             |
+ *
+ * `snapshot` is set on `snap` messages only; every other type leaves it absent.
  */
 export interface Message {
   readonly type: MessageType;
@@ -100,9 +149,14 @@ export interface Message {
    * the follower (see read_only.ts).
    */
   readonly context: number;
+  /** On `snap`: the snapshot to install. Absent on every other type. */
+  readonly snapshot?: Snapshot;
 }
 
-/** Builds a message, defaulting every field the type does not use. */
+/**
+ * Builds a message, defaulting every field the type does not use. `snapshot` is
+ * left absent unless given (only `snap` messages carry one).
+ */
 export function message(
   fields: Pick<Message, "type" | "from" | "to"> & Partial<Message>,
 ): Message {

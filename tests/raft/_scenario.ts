@@ -118,7 +118,7 @@ export class MessageCounter {
 export interface RawHarness {
   readonly node: RawNode;
   readonly storage: MemoryStorage;
-  /** Takes a Ready, persists it, advances, and returns it. */
+  /** Takes a Ready, persists it (snapshot, entries, hard state), advances, and returns it. */
   handle(): Ready;
 }
 
@@ -131,8 +131,9 @@ export function rawNode(voters: readonly NodeId[]): RawHarness {
     storage,
     handle(): Ready {
       const rd = node.ready();
-      if (rd.hardState !== undefined) storage.setHardState(rd.hardState);
+      if (rd.snapshot !== undefined) storage.applySnapshot(rd.snapshot);
       storage.append(rd.entries);
+      if (rd.hardState !== undefined) storage.setHardState(rd.hardState);
       node.advance(rd);
       return rd;
     },

@@ -47,6 +47,30 @@ Deno.test("a rejection at or below match in replicate state is stale", () => {
   assert.equal(pr.next, 6, "falls back to match + 1");
 });
 
+Deno.test("a follower being sent a snapshot gets nothing else until the send is settled", () => {
+  const pr = new Progress(3, 4);
+  pr.match = 2;
+  pr.becomeSnapshot(10);
+  assert.equal(pr.state, "snapshot");
+  assert.equal(pr.pendingSnapshot, 10);
+  assert.equal(pr.isPaused(), true);
+  pr.probeSent = false; // a heartbeat answer does not unpause it
+  assert.equal(pr.isPaused(), true);
+  assert.equal(pr.maybeDecrTo(pr.next - 1, 0), false, "rejections of older appends are stale");
+  // Delivered: probe from just past the snapshot.
+  pr.becomeProbe();
+  assert.deepEqual([pr.state, pr.next, pr.pendingSnapshot], ["probe", 11, 0]);
+});
+
+Deno.test("a failed snapshot send probes again from the match", () => {
+  const pr = new Progress(3, 4);
+  pr.match = 2;
+  pr.becomeSnapshot(10);
+  pr.pendingSnapshot = 0; // what the leader does on a failure report, before probing
+  pr.becomeProbe();
+  assert.deepEqual([pr.state, pr.next], ["probe", 3]);
+});
+
 Deno.test("inflights free everything acknowledged and refuse to overflow", () => {
   const inf = new Inflights(3);
   inf.add(2);

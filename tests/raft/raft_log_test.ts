@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { RaftLog } from "../../src/raft/raft_log.ts";
-import { type Entry, MemoryStorage } from "../../src/raft/mod.ts";
+import { CompactedError, type Entry, MemoryStorage } from "../../src/raft/mod.ts";
 
 /** Entries with the given terms at indexes 1, 2, ... */
 function ents(terms: number[], from = 1): Entry[] {
@@ -107,4 +107,56 @@ Deno.test("slice respects the byte limit but always returns one entry", () => {
   assert.equal(log.slice(1, 4, 1).length, 1);
   assert.equal(log.slice(1, 4, 20).length, 2);
   assert.equal(log.slice(1, 4).length, 3);
+});
+
+/** A log whose storage holds terms [1,1,2,2,3,3,3,3] with a snapshot at 5, compacted at `point`. */
+function compactedLog(point: number): RaftLog {
+  const s = new MemoryStorage([1]);
+  s.append(ents([1, 1, 2, 2, 3, 3, 3, 3]));
+  s.createSnapshot(5, { voters: [1] }, new Uint8Array());
+  s.compact(point);
+  return new RaftLog(s, 5, 5);
+}
+
+Deno.test("the term of a compacted entry is a CompactedError, except at the compaction point", () => {
+  const log = compactedLog(4);
+  assert.equal(log.firstIndex(), 5);
+  assert.equal(log.term(4), 2);
+  assert.throws(() => log.term(3), CompactedError);
+  assert.throws(() => log.term(3), /Cannot read term of index 3: it is compacted/);
+  assert.equal(log.term(9), undefined, "past the end is simply absent");
+  assert.equal(log.matchTerm(3, 2), false, "a compacted index matches nothing");
+  assert.equal(log.matchTerm(4, 2), true);
+  assert.throws(() => log.slice(3, 6), CompactedError);
+  assert.deepEqual(log.slice(5, 9).map((e) => e.index), [5, 6, 7, 8]);
+});
+
+Deno.test("fast back-up stops at the compacted prefix and says the term there is unknown", () => {
+  const log = compactedLog(4);
+  assert.deepEqual(log.findConflictByTerm(8, 2), [4, 2], "the compaction point's term is known");
+  assert.deepEqual(log.findConflictByTerm(8, 1), [3, 0], "below it: unknown");
+});
+
+Deno.test("a restored snapshot is the whole log until it is durable, and nothing is applied before it", () => {
+  const log = logWith([1, 1, 2, 2], 2);
+  const snap = { meta: { index: 10, term: 4, conf: { voters: [1] } }, data: new Uint8Array() };
+  log.restore(snap);
+  assert.equal(log.committed, 10);
+  assert.equal(log.firstIndex(), 11);
+  assert.equal(log.lastIndex(), 10);
+  assert.equal(log.term(10), 4);
+  assert.throws(() => log.term(4), CompactedError, "the durable log no longer counts");
+  assert.equal(log.hasNextCommittedEntries(), false);
+  assert.deepEqual(log.nextCommittedEntries(), []);
+  // Entries after it append to the pending snapshot.
+  log.append(ents([4, 4], 11));
+  log.commitTo(12);
+  assert.equal(log.hasNextCommittedEntries(), false, "still waiting for the snapshot");
+  assert.throws(() => log.append(ents([5], 10)), /cannot overwrite committed entry 10/);
+});
+
+Deno.test("a stale restore, at or below the commit index, is an invariant violation", () => {
+  const log = logWith([1, 1, 2, 2], 3);
+  const snap = { meta: { index: 3, term: 2, conf: { voters: [1] } }, data: new Uint8Array() };
+  assert.throws(() => log.restore(snap), /would move the commit index back/);
 });

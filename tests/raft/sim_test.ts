@@ -18,6 +18,7 @@ import {
   InvariantViolation,
 } from "./sim/invariants.ts";
 import { SimNetwork } from "./sim/network.ts";
+import { applyEntry, decodeState, encodeState, INITIAL_STATE } from "./sim/state_machine.ts";
 import { Trace } from "./sim/trace.ts";
 
 const enc = new TextEncoder();
@@ -483,4 +484,82 @@ Deno.test("sim: with write delays a node steps messages and ticks while its writ
   assert.ok(c.stats.ticksDuringWrite > 0, "ticks arrived while writes were in flight");
   assert.equal(c.stats.readsConfirmed, 1);
   assert.equal(c.stats.readsServed, 1);
+});
+
+Deno.test("network: drop hooks see every lost message, once per copy", () => {
+  const down = new Set<NodeId>([3]);
+  const { net } = testNetwork(1, (id) => !down.has(id));
+  const lost: string[] = [];
+  const stop = net.onDrop((m, reason) => lost.push(`${m.from}->${m.to} ${reason}`));
+  net.cut(1, 2);
+  net.send(hb(1, 2));
+  net.send(hb(1, 3));
+  net.send(hb(2, 1));
+  net.advanceTo(net.now + 100, () => {});
+  net.heal();
+  net.send(hb(2, 1));
+  net.clearInFlight();
+  stop();
+  net.setFaults({ drop: 1 });
+  net.send(hb(2, 1));
+  assert.deepEqual(lost, ["1->2 cut", "1->3 down", "2->1 cleared"]);
+});
+
+Deno.test("state machine: the hash chain tells histories apart and survives a snapshot round trip", () => {
+  const a = applyEntry(applyEntry(INITIAL_STATE, entry(1, 1, "x")), entry(1, 2, "y"));
+  const b = applyEntry(applyEntry(INITIAL_STATE, entry(1, 1, "x")), entry(2, 2, "y"));
+  const c = applyEntry(applyEntry(INITIAL_STATE, entry(1, 1, "x")), entry(1, 2, "z"));
+  assert.equal(a.index, 2);
+  assert.notEqual(a.hash, b.hash, "another term");
+  assert.notEqual(a.hash, c.hash, "other data");
+  assert.deepEqual(decodeState(encodeState(a)), a);
+  assert.throws(() => decodeState(new Uint8Array(3)), /of 3 bytes/);
+  assert.throws(
+    () => applyEntry(a, entry(1, 4)),
+    /Cannot apply index 4 to a state machine at index 2/,
+  );
+});
+
+Deno.test("invariants: State Machine Safety catches a restored state that differs from one applied at its index", () => {
+  const ck = new InvariantChecker();
+  ck.observeState(1, 5, 111, "applied");
+  ck.observeRestore(2, 5, 111);
+  throwsViolation("State Machine Safety", () => ck.observeRestore(3, 5, 222));
+  throwsViolation("State Machine Safety", () => ck.observeState(2, 5, 333, "applied"));
+  // A state machine never goes back: restoring below what it applied.
+  const log = storageWith([entry(1, 1), entry(1, 2)]);
+  ck.observeApply(4, 1, { index: 1, term: 1, data: new Uint8Array() }, log);
+  ck.observeApply(4, 1, { index: 2, term: 1, data: new Uint8Array() }, log);
+  throwsViolation("State Machine Safety", () => ck.observeRestore(4, 1, 0));
+  // After a restore, entries continue from the snapshot's index.
+  ck.observeRestore(4, 5, 111);
+  throwsViolation(
+    "State Machine Safety",
+    () => ck.observeApply(4, 1, { index: 3, term: 1, data: new Uint8Array() }, log),
+  );
+});
+
+Deno.test("sim: a crash while a node writes its snapshot keeps the old snapshot or the new one", () => {
+  const outcomes = new Set<string>();
+  for (let seed = 1; seed <= 12; seed++) {
+    const c = new SimCluster({ size: 3, seed, writeDelay: { min: 30, max: 30 } });
+    assert.ok(c.runUntil(() => c.stableLeader() !== undefined, 300));
+    const lead = c.stableLeader()!;
+    for (let i = 0; i < 5; i++) c.propose(lead, enc.encode(`v${i}`));
+    assert.ok(c.runUntil(() => c.ids.every((id) => c.machineState(id).index === 6), 300));
+    const x = c.ids.find((id) => id !== lead)!;
+    assert.ok(c.compact(x, 0));
+    assert.deepEqual(c.snapshotting(), [x]);
+    assert.equal(c.compact(x, 0), false, "one snapshot write at a time");
+    c.crash(x);
+    const disk = c.disk(x);
+    const snap = disk.snapshot().meta.index;
+    assert.ok(snap === 0 || snap === 6, `snapshot at ${snap}`);
+    assert.equal(disk.firstIndex(), snap + 1, "compacted exactly when the snapshot is there");
+    outcomes.add(snap === 0 ? "old" : "new");
+    c.restart(x);
+    assert.ok(c.runUntil(() => c.machineState(x).index === 6, 100));
+    assert.equal(c.stats.crashesDuringSnapshotTake, 1);
+  }
+  assert.deepEqual([...outcomes].sort(), ["new", "old"]);
 });

@@ -1,14 +1,16 @@
 /**
  * A deterministic simulated Raft cluster: N {@link RawNode}s on a
  * {@link SimNetwork} with a virtual clock, each with its own "disk" (a
- * `MemoryStorage` that holds only what was persisted) and state machine (the
- * list of entries it applied, in order).
+ * `MemoryStorage` that holds only what was persisted) and state machine (a hash
+ * chain over what it applied, see state_machine.ts, and the entries it applied
+ * since it was last restored).
  *
  * The driver follows the Ready contract: after every tick, message or proposal,
- * while the node has a Ready, it sends `messages` at once, persists `entries` and
- * `hardState`, then sends `persistedMessages`, applies `committedEntries` and
- * calls `advance`. In checked mode the safety properties of `invariants.ts` are
- * checked after every one of those steps.
+ * while the node has a Ready, it sends `messages` at once, persists `snapshot`,
+ * `entries` and `hardState`, then sends `persistedMessages`, restores its state
+ * machine from `snapshot`, applies `committedEntries` and calls `advance`. In
+ * checked mode the safety properties of `invariants.ts` are checked after every
+ * one of those steps.
  *
  * Writes take time, as in the runtime (`src/server/node.ts` awaits the WAL's
  * fsync between sending `messages` and `persistedMessages`). With `writeDelay`,
@@ -24,10 +26,24 @@
  * it began (linearizability), and the read is served once the node has applied
  * that index.
  *
+ * Snapshots (§7): `compact(id, keep)` makes a node snapshot its state machine at
+ * its applied index and compact its disk's log up to `keep` entries behind it.
+ * Taking the snapshot is a write of its own, beside the Ready writes: it takes
+ * time when writes do, and a crash in the middle keeps the old snapshot or the
+ * new one, never a mix (the runtime writes snapshot files atomically). A leader
+ * whose follower needs compacted entries sends a `snap` message, which the
+ * network treats like any other; when it is delivered the cluster reports
+ * `finish` to the sender, and `failure` when it is lost, as the runtime's
+ * transport will. A follower that takes it gets it in a Ready, persists it (a
+ * crash while that write is in flight keeps none of the Ready, the snapshot and a
+ * prefix of the entries after it, or all of it) and restores its state machine.
+ *
  * Restart semantics: a restarted node gets a new RawNode over a `clone()` of its
- * disk and an empty state machine, with `applied: 0`; the core hands back every
- * committed entry again and the state machine is rebuilt from index 1 (the
- * checker verifies the replay matches what was applied before).
+ * disk. With no snapshot on its disk its state machine starts empty, with
+ * `applied: 0`: the core hands back every committed entry again and the state
+ * machine is rebuilt from index 1 (the checker verifies the replay matches what
+ * was applied before). With one, the state machine is restored from it and the
+ * core starts at `applied` = its index, handing back the committed entries after it.
  *
  * Everything random comes from PRNGs derived from the cluster seed (the network's
  * from `seed * 31`, node `id`'s from `seed * 31 + id`), so a run is a function of
@@ -41,9 +57,17 @@ import type { Logger } from "../../../src/raft/logger.ts";
 import { type Random, randomInt, seededRandom } from "../../../src/raft/rand.ts";
 import { RawNode, type Ready } from "../../../src/raft/raw_node.ts";
 import { MemoryStorage } from "../../../src/raft/storage.ts";
-import type { Entry, Message, NodeId, Role } from "../../../src/raft/types.ts";
+import type { ConfState, Entry, Message, NodeId, Role, Snapshot } from "../../../src/raft/types.ts";
 import { type AppliedEntry, InvariantChecker, type LogView, showData } from "./invariants.ts";
 import { CLEAN_FAULTS, type NetworkFaults, SimNetwork } from "./network.ts";
+import {
+  applyEntry,
+  decodeState,
+  encodeState,
+  INITIAL_STATE,
+  type MachineState,
+  showHash,
+} from "./state_machine.ts";
 import { Trace } from "./trace.ts";
 
 export type { AppliedEntry } from "./invariants.ts";
@@ -115,6 +139,20 @@ export interface ClusterStats {
   readsAbandoned: number;
   readsLost: number;
   readsServed: number;
+  /** Snapshots nodes took of their own state (and compacted after), and those discarded. */
+  snapshotsTaken: number;
+  snapshotsDiscarded: number;
+  /** `snap` messages sent by leaders, and the cluster's reports on them. */
+  snapshotsSent: number;
+  snapshotsReportedFinished: number;
+  snapshotsReportedFailed: number;
+  /** Snapshots a follower took from its leader and restored its state machine from. */
+  snapshotsInstalled: number;
+  /** Restarts whose state machine came back from a snapshot on disk. */
+  restartsFromSnapshot: number;
+  /** Crashes with a snapshot write in flight: taking one, or installing one from the leader. */
+  crashesDuringSnapshotTake: number;
+  crashesDuringSnapshotInstall: number;
 }
 
 /** A Ready whose write is in flight. */
@@ -122,6 +160,28 @@ interface PendingWrite {
   readonly raw: RawNode;
   readonly rd: Ready;
   readonly doneAt: number;
+}
+
+/** A snapshot of a node's own state machine being written (then the log compacted). */
+interface PendingSnapshot {
+  readonly state: MachineState;
+  readonly conf: ConfState;
+  readonly keep: number;
+  readonly doneAt: number;
+}
+
+/** The state machine of one node. */
+interface Machine {
+  state: MachineState;
+  /** The entries applied since it was last restored (from nothing, or from a snapshot). */
+  entries: AppliedEntry[];
+}
+
+/** A report to a leader on a `snap` message it sent. */
+interface SnapshotReport {
+  readonly leader: NodeId;
+  readonly to: NodeId;
+  readonly status: "finish" | "failure";
 }
 
 /** A read the cluster started and has not seen confirmed or abandoned. */
@@ -136,12 +196,14 @@ interface SimNode {
   readonly random: Random;
   raw: RawNode | undefined;
   disk: MemoryStorage;
-  applied: AppliedEntry[];
+  machine: Machine;
   crashAt: CrashPoint | undefined;
   /** The role last traced, to report role changes once. */
   role: Role;
   /** The Ready whose write is in flight, if any. */
   write: PendingWrite | undefined;
+  /** The snapshot of its own state being written, if any. */
+  snapshotWrite: PendingSnapshot | undefined;
   /** This node's disk's write durations, when they differ from the cluster's (a slow disk). */
   writeDelay: WriteDelay | undefined;
   /** Confirmed reads (request id -> index) waiting for the state machine to reach their index. */
@@ -178,6 +240,15 @@ export class SimCluster {
     readsAbandoned: 0,
     readsLost: 0,
     readsServed: 0,
+    snapshotsTaken: 0,
+    snapshotsDiscarded: 0,
+    snapshotsSent: 0,
+    snapshotsReportedFinished: 0,
+    snapshotsReportedFailed: 0,
+    snapshotsInstalled: 0,
+    restartsFromSnapshot: 0,
+    crashesDuringSnapshotTake: 0,
+    crashesDuringSnapshotInstall: 0,
   };
   readonly #options: SimClusterOptions;
   readonly #nodes = new Map<NodeId, SimNode>();
@@ -185,6 +256,8 @@ export class SimCluster {
   readonly #diskRandom: Random;
   readonly #reads = new Map<number, PendingRead>();
   #nextReadId = 1;
+  /** Reports on `snap` messages, handed to their senders at the next event. */
+  #reports: SnapshotReport[] = [];
 
   constructor(options: SimClusterOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) {
@@ -211,16 +284,21 @@ export class SimCluster {
     if (options.faults !== undefined) {
       this.network.setFaults({ ...CLEAN_FAULTS, ...options.faults });
     }
+    // The transport's side of snapshot sending: a lost `snap` is a failed send.
+    this.network.onDrop((m) => {
+      if (m.type === "snap") this.#reports.push({ leader: m.from, to: m.to, status: "failure" });
+    });
     for (const id of this.ids) {
       const node: SimNode = {
         id,
         random: seededRandom(options.seed * 31 + id),
         raw: undefined,
         disk: new MemoryStorage(this.ids),
-        applied: [],
+        machine: { state: INITIAL_STATE, entries: [] },
         crashAt: undefined,
         role: "follower",
         write: undefined,
+        snapshotWrite: undefined,
         writeDelay: undefined,
         confirmedReads: new Map(),
       };
@@ -236,7 +314,7 @@ export class SimCluster {
       {
         id: node.id,
         random: node.random,
-        applied: 0,
+        applied: node.machine.state.index,
         ...(o.electionTick === undefined ? {} : { electionTick: o.electionTick }),
         ...(o.heartbeatTick === undefined ? {} : { heartbeatTick: o.heartbeatTick }),
         ...(o.preVote === undefined ? {} : { preVote: o.preVote }),
@@ -271,6 +349,18 @@ export class SimCluster {
     return this.#nodes.get(id)?.raw !== undefined;
   }
 
+  /**
+   * The running nodes with a snapshot write in flight: taking one of their own
+   * state, or installing one from the leader (a Ready carrying it).
+   */
+  snapshotting(): NodeId[] {
+    return this.ids.filter((id) => {
+      const n = this.#node(id);
+      return n.raw !== undefined &&
+        (n.snapshotWrite !== undefined || n.write?.rd.snapshot !== undefined);
+    });
+  }
+
   /** The ids of the running nodes. */
   upIds(): NodeId[] {
     return this.ids.filter((id) => this.isUp(id));
@@ -281,9 +371,17 @@ export class SimCluster {
     return this.#node(id).raw?.status();
   }
 
-  /** The state machine of node `id`: the entries it applied since it (re)started, in order. */
+  /**
+   * The entries node `id`'s state machine applied since it was last restored, in
+   * order: from index 1 if from nothing, else from just after the snapshot.
+   */
   applied(id: NodeId): readonly AppliedEntry[] {
-    return this.#node(id).applied;
+    return this.#node(id).machine.entries;
+  }
+
+  /** The state of node `id`'s state machine: the index it applied last and its hash chain. */
+  machineState(id: NodeId): MachineState {
+    return this.#node(id).machine.state;
   }
 
   /** The durable storage of node `id` (survives crashes). */
@@ -302,6 +400,7 @@ export class SimCluster {
 
   #tickOnce(): void {
     this.#advanceTo(this.network.now + this.tickMs);
+    this.#flushReports();
     const count = this.ids.length;
     const start = this.stats.ticks % count;
     this.stats.ticks++;
@@ -329,31 +428,42 @@ export class SimCluster {
 
   /**
    * Moves virtual time to `time`, delivering messages and completing writes in
-   * the order they fall due (a message due at the same instant as a write first).
+   * the order they fall due (a message due at the same instant as a write first;
+   * a Ready's write before a snapshot's at the same instant).
    */
   #advanceTo(time: number): void {
     for (;;) {
+      this.#flushReports();
       let next: SimNode | undefined;
+      let nextAt = Infinity;
+      let snapshotWrite = false;
       for (const node of this.#nodes.values()) {
         const w = node.write;
-        if (
-          w !== undefined && w.doneAt <= time &&
-          (next === undefined || w.doneAt < next.write!.doneAt)
-        ) {
+        if (w !== undefined && w.doneAt <= time && w.doneAt < nextAt) {
           next = node;
+          nextAt = w.doneAt;
+          snapshotWrite = false;
+        }
+        const sw = node.snapshotWrite;
+        if (sw !== undefined && sw.doneAt <= time && sw.doneAt < nextAt) {
+          next = node;
+          nextAt = sw.doneAt;
+          snapshotWrite = true;
         }
       }
       const due = this.network.nextDue();
-      if (due !== undefined && due <= time && (next === undefined || due <= next.write!.doneAt)) {
+      if (due !== undefined && due <= time && (next === undefined || due <= nextAt)) {
         // Messages due first go first: stepping them may start writes that end sooner.
         this.network.advanceTo(due, (m) => this.#deliver(m));
         continue;
       }
       if (next === undefined) break;
-      this.network.advanceTo(next.write!.doneAt, (m) => this.#deliver(m));
-      this.#completeWrite(next);
+      this.network.advanceTo(nextAt, (m) => this.#deliver(m));
+      if (snapshotWrite) this.#completeSnapshotWrite(next);
+      else this.#completeWrite(next);
     }
     this.network.advanceTo(time, (m) => this.#deliver(m));
+    this.#flushReports();
   }
 
   #deliver(m: Message): void {
@@ -363,6 +473,30 @@ export class SimCluster {
     this.stats.steps++;
     if (node.write !== undefined) this.stats.stepsDuringWrite++;
     this.#settle(node);
+    if (m.type === "snap") {
+      // The transport handed the whole snapshot over: the send finished.
+      this.#reports.push({ leader: m.from, to: m.to, status: "finish" });
+      this.#flushReports();
+    }
+  }
+
+  /**
+   * Hands the queued snapshot reports to their senders, if they are up (a report
+   * for an earlier incarnation, or for a node no longer leading, is ignored by
+   * the core).
+   */
+  #flushReports(): void {
+    while (this.#reports.length > 0) {
+      const r = this.#reports.shift()!;
+      if (r.status === "finish") this.stats.snapshotsReportedFinished++;
+      else this.stats.snapshotsReportedFailed++;
+      const node = this.#node(r.leader);
+      if (node.raw === undefined) continue;
+      this.trace.add(this.now, `report snapshot to ${r.to} at ${r.leader}: ${r.status}`);
+      node.raw.reportSnapshot(r.to, r.status);
+      this.stats.steps++;
+      this.#settle(node);
+    }
   }
 
   /**
@@ -422,6 +556,69 @@ export class SimCluster {
     this.#settle(this.#node(id));
   }
 
+  /**
+   * Makes node `id` snapshot its state machine at the index it applied last and
+   * compact its disk's log to `keep` entries behind it (fewer if it is already
+   * compacted further). The snapshot is written like a Ready: at once, or a write
+   * delay later while the node runs on. Returns false when there is nothing new
+   * to snapshot, or a snapshot is already being written.
+   */
+  compact(id: NodeId, keep = 0): boolean {
+    const node = this.#node(id);
+    const raw = this.#up(id, "compact at");
+    if (!Number.isInteger(keep) || keep < 0) {
+      throw new Error(`Cannot keep ${keep} entries behind a snapshot`);
+    }
+    const state = node.machine.state;
+    if (node.snapshotWrite !== undefined || state.index <= node.disk.snapshot().meta.index) {
+      return false;
+    }
+    const conf: ConfState = { voters: [...raw.raft.trk.voters] };
+    const wd = node.writeDelay ?? this.#options.writeDelay;
+    const took = wd !== undefined && wd.max > 0
+      ? randomInt(this.#diskRandom, wd.min, wd.max + 1)
+      : 0;
+    this.trace.add(
+      this.now,
+      `snapshot ${id} at ${state.index} (state ${showHash(state.hash)}), keep ${keep}` +
+        (took > 0 ? `, writing for ${took} ms` : ""),
+    );
+    const pending: PendingSnapshot = { state, conf, keep, doneAt: this.now + took };
+    if (took > 0) node.snapshotWrite = pending;
+    else this.#takeSnapshot(node, pending);
+    return true;
+  }
+
+  /** The snapshot write is durable: record it in storage, then compact the log. */
+  #takeSnapshot(node: SimNode, p: PendingSnapshot): void {
+    const disk = node.disk;
+    const current = disk.snapshot().meta.index;
+    if (p.state.index < current) {
+      // A newer snapshot from the leader was installed meanwhile: this one is
+      // obsolete (the runtime's snapshotter discards it the same way).
+      this.stats.snapshotsDiscarded++;
+      this.trace.add(
+        this.now,
+        `snapshot ${node.id} at ${p.state.index} discarded: disk has ${current}`,
+      );
+      return;
+    }
+    disk.createSnapshot(p.state.index, p.conf, encodeState(p.state));
+    disk.compact(Math.max(p.state.index - p.keep, disk.firstIndex() - 1));
+    this.stats.snapshotsTaken++;
+    this.trace.add(
+      this.now,
+      `snapshot ${node.id} at ${p.state.index} durable; log from ${disk.firstIndex()}`,
+    );
+  }
+
+  #completeSnapshotWrite(node: SimNode): void {
+    const p = node.snapshotWrite!;
+    node.snapshotWrite = undefined;
+    this.#takeSnapshot(node, p);
+    this.#settle(node);
+  }
+
   /** Crashes node `id` now: its volatile state is gone, its disk stays. */
   crash(id: NodeId): void {
     const node = this.#node(id);
@@ -439,6 +636,20 @@ export class SimCluster {
     const w = node.write;
     node.write = undefined;
     if (w !== undefined) this.#tearWrite(node, w.rd);
+    const sw = node.snapshotWrite;
+    node.snapshotWrite = undefined;
+    if (sw !== undefined) {
+      // Snapshot files are written whole, then renamed: the old one or the new one.
+      this.stats.crashesDuringSnapshotTake++;
+      const kept = this.#diskRandom() < 0.5;
+      this.trace.add(
+        this.now,
+        `snapshot write of ${node.id} at ${sw.state.index} cut by the crash: ${
+          kept ? "new snapshot kept" : "old snapshot kept"
+        }`,
+      );
+      if (kept) this.#takeSnapshot(node, sw);
+    }
     for (const [requestId, read] of this.#reads) {
       if (read.node !== node.id) continue;
       this.#reads.delete(requestId);
@@ -450,29 +661,37 @@ export class SimCluster {
 
   /**
    * Node crashed with `rd`'s write in flight. Like the WAL after a crash (records
-   * in order, hard state last, a torn tail cut back to whole records), its disk
-   * keeps none of the write, a prefix of its entries, or all of it.
+   * in order: the snapshot first, then entries, the hard state last; a torn tail
+   * cut back to whole records), its disk keeps none of the write, a prefix of its
+   * records (the snapshot is one, kept whole or not at all), or all of it.
    */
   #tearWrite(node: SimNode, rd: Ready): void {
     this.stats.crashesDuringWrite++;
+    if (rd.snapshot !== undefined) this.stats.crashesDuringSnapshotInstall++;
+    const records = (rd.snapshot === undefined ? 0 : 1) + rd.entries.length;
     const x = this.#diskRandom();
     let kept = 0;
     let hard = false;
-    if (x < 0.25 && rd.entries.length > 0) {
-      kept = randomInt(this.#diskRandom, 1, rd.entries.length + 1);
+    if (x < 0.25 && records > 0) {
+      kept = randomInt(this.#diskRandom, 1, records + 1);
       this.stats.tornWrites++;
     } else if (x >= 0.75) {
-      kept = rd.entries.length;
+      kept = records;
       hard = true;
     }
+    const snap = rd.snapshot !== undefined && kept > 0;
+    const entries = kept - (rd.snapshot === undefined ? 0 : Math.min(kept, 1));
     this.trace.add(
       this.now,
-      `write of ${node.id} torn: kept ${kept} of ${rd.entries.length} entries` +
+      `write of ${node.id} torn: kept ${
+        rd.snapshot === undefined ? "" : snap ? "the snapshot, " : "not the snapshot, "
+      }${entries} of ${rd.entries.length} entries` +
         `${
           rd.hardState === undefined ? "" : hard ? " and the hard state" : ", not the hard state"
         }`,
     );
-    if (kept > 0) this.#persistEntries(node, rd.entries.slice(0, kept));
+    if (snap) node.disk.applySnapshot(rd.snapshot!);
+    if (entries > 0) this.#persistEntries(node, rd.entries.slice(0, entries));
     if (hard && rd.hardState !== undefined) node.disk.setHardState(rd.hardState);
   }
 
@@ -528,24 +747,48 @@ export class SimCluster {
   }
 
   /**
-   * Restarts node `id` from its disk, with an empty state machine that the core
-   * refills from index 1 (`applied: 0`).
+   * Restarts node `id` from its disk: its state machine restored from the disk's
+   * snapshot if there is one, else empty, and the core refills it from there
+   * (`applied` = the snapshot's index, or 0).
    */
   restart(id: NodeId): void {
     const node = this.#node(id);
     if (node.raw !== undefined) throw new Error(`Cannot restart node ${id}: it is up`);
     node.disk = node.disk.clone();
-    node.applied = [];
+    const snap = node.disk.snapshot();
+    node.machine = { state: INITIAL_STATE, entries: [] };
     this.stats.restarts++;
     const hs = node.disk.hardState();
     this.trace.add(
       this.now,
       `restart ${id} term:${hs.term} vote:${hs.vote} commit:${hs.commit}` +
+        ` snapshot:${snap.meta.term}/${snap.meta.index} first:${node.disk.firstIndex()}` +
         ` last:${node.disk.lastIndex()}`,
     );
     this.checker.observeRestart(id);
+    if (snap.meta.index > 0) {
+      this.stats.restartsFromSnapshot++;
+      this.#restoreMachine(node, snap);
+    }
     node.raw = this.#newRawNode(node);
     this.#settle(node);
+  }
+
+  /** Replaces node's state machine with the state in `snap`. */
+  #restoreMachine(node: SimNode, snap: Snapshot): void {
+    const state = decodeState(snap.data);
+    if (state.index !== snap.meta.index) {
+      throw new Error(
+        `node ${node.id} got a snapshot at index ${snap.meta.index} whose state is at index` +
+          ` ${state.index}`,
+      );
+    }
+    if (this.checked) this.checker.observeRestore(node.id, state.index, state.hash);
+    node.machine = { state, entries: [] };
+    this.trace.add(
+      this.now,
+      `state machine of ${node.id} restored at ${state.index} (state ${showHash(state.hash)})`,
+    );
   }
 
   /**
@@ -642,13 +885,14 @@ export class SimCluster {
     if (this.checked) {
       const durableTerm = node.disk.hardState().term;
       for (const m of rd.messages) {
-        if (m.type === "app" || m.type === "heartbeat") {
+        if (m.type === "app" || m.type === "heartbeat" || m.type === "snap") {
           this.checker.checkLeaderTermDurable(node.id, m.type, m.term, durableTerm);
         }
       }
     }
     for (const m of rd.messages) this.#send(node, m);
-    const persists = rd.hardState !== undefined || rd.entries.length > 0;
+    const persists = rd.hardState !== undefined || rd.entries.length > 0 ||
+      rd.snapshot !== undefined;
     if (persists && node.crashAt === "before_persist") {
       this.stats.crashesMidReady++;
       this.#crash(node, "crash before persist");
@@ -690,7 +934,15 @@ export class SimCluster {
 
   /** The rest of a Ready once its write is durable: persisted messages, apply, reads, advance. */
   #finishReady(node: SimNode, raw: RawNode, rd: Ready): void {
-    const persists = rd.hardState !== undefined || rd.entries.length > 0;
+    const persists = rd.hardState !== undefined || rd.entries.length > 0 ||
+      rd.snapshot !== undefined;
+    if (rd.snapshot !== undefined) {
+      node.disk.applySnapshot(rd.snapshot);
+      this.trace.add(
+        this.now,
+        `snapshot ${rd.snapshot.meta.term}/${rd.snapshot.meta.index} durable at ${node.id}`,
+      );
+    }
     if (rd.entries.length > 0) this.#persistEntries(node, rd.entries);
     if (rd.hardState !== undefined) node.disk.setHardState(rd.hardState);
     if (persists && node.crashAt === "after_persist") {
@@ -699,12 +951,19 @@ export class SimCluster {
       return;
     }
     for (const m of rd.persistedMessages) this.#send(node, m);
+    if (rd.snapshot !== undefined) {
+      this.#restoreMachine(node, rd.snapshot);
+      this.stats.snapshotsInstalled++;
+    }
     if (rd.committedEntries.length > 0) {
       const term = this.checked ? raw.status().term : 0;
+      const m = node.machine;
       for (const e of rd.committedEntries) {
         const a: AppliedEntry = { index: e.index, term: e.term, data: e.data };
         if (this.checked) this.checker.observeApply(node.id, term, a, node.disk);
-        node.applied.push(a);
+        m.state = applyEntry(m.state, a);
+        if (this.checked) this.checker.observeState(node.id, a.index, m.state.hash, "applied");
+        m.entries.push(a);
       }
     }
     for (const rs of rd.readStates) {
@@ -725,7 +984,7 @@ export class SimCluster {
     }
     raw.advance(rd);
     // Serve the reads whose index the state machine has reached (§6.4 step 4).
-    const applied = node.applied[node.applied.length - 1]?.index ?? 0;
+    const applied = node.machine.state.index;
     for (const [requestId, index] of node.confirmedReads) {
       if (index > applied) continue;
       node.confirmedReads.delete(requestId);
@@ -739,6 +998,7 @@ export class SimCluster {
         `node ${node.id} emitted a misaddressed message: from ${m.from} to ${m.to} (${m.type})`,
       );
     }
+    if (m.type === "snap") this.stats.snapshotsSent++;
     this.network.send(m);
   }
 
@@ -757,10 +1017,17 @@ export class SimCluster {
     for (const node of this.#nodes.values()) {
       const disk = node.disk;
       const hs = disk.hardState();
+      const snap = disk.snapshot().meta;
       const durable = `disk term:${hs.term} vote:${hs.vote} commit:${hs.commit}` +
+        ` snapshot:${snap.term}/${snap.index} first:${disk.firstIndex()}` +
         ` last:${disk.lastIndex()}/${disk.term(disk.lastIndex())}`;
+      const sm = node.machine.state;
+      const machine = `state machine at ${sm.index} (${showHash(sm.hash)})` +
+        (node.snapshotWrite === undefined
+          ? ""
+          : `; snapshot at ${node.snapshotWrite.state.index} writing until ${node.snapshotWrite.doneAt}`);
       if (node.raw === undefined) {
-        lines.push(`node ${node.id}: DOWN; ${durable}; applied ${node.applied.length}`);
+        lines.push(`node ${node.id}: DOWN; ${durable}; ${machine}`);
         continue;
       }
       const writing = node.write === undefined
@@ -769,12 +1036,13 @@ export class SimCluster {
       const s = node.raw.status();
       lines.push(
         `node ${node.id}: ${s.role} term:${s.term} vote:${s.vote} lead:${s.lead}` +
-          ` commit:${s.commit} applied:${s.applied} last:${s.lastIndex}; ${durable};` +
-          ` applied ${node.applied.length}${writing}`,
+          ` commit:${s.commit} applied:${s.applied} first:${s.firstIndex} last:${s.lastIndex};` +
+          ` ${durable}; ${machine}${writing}`,
       );
       if (s.progress !== undefined) {
         const pr = [...s.progress].map(([id, p]) =>
-          `${id}:${p.state} match:${p.match} next:${p.next}`
+          `${id}:${p.state} match:${p.match} next:${p.next}` +
+          (p.state === "snapshot" ? ` snap:${p.pendingSnapshot}` : "")
         );
         lines.push(`  progress ${pr.join(", ")}`);
       }
@@ -787,6 +1055,7 @@ export class SimCluster {
 function coreLog(raw: RawNode): LogView {
   const log = raw.raft.log;
   return {
+    firstIndex: () => log.firstIndex(),
     lastIndex: () => log.lastIndex(),
     term: (index) => log.term(index) ?? 0,
     entries: (lo, hi) => log.slice(lo, hi),

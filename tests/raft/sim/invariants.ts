@@ -16,7 +16,11 @@
  *   upper bound (the term of the node through which it first saw the entry
  *   committed), so it never raises a false alarm.
  * - State Machine Safety: no two nodes commit or apply different entries at the
- *   same index; each node applies in order, only entries of its durable log.
+ *   same index; each node applies in order, only entries of its durable log. And
+ *   over snapshots: the state machine's state at each index (a hash chain over
+ *   everything applied up to it, see state_machine.ts) is the same on every node
+ *   that reaches that index, whether by applying entries or by restoring a
+ *   snapshot (its own on restart, or one a leader sent).
  * - Ready Contract: the entries a Ready hands out to apply were durable before
  *   that Ready; a commit index never goes back while a node is up.
  * - Leader Term Durable: a leader sends appends and heartbeats of a term only
@@ -27,6 +31,10 @@
  *   served at an index at least the highest index committed anywhere when the
  *   read began, so it sees every write acknowledged before it.
  *
+ * Logs may be compacted (§7): the checks that read a log read only what it still
+ * holds, from `firstIndex()` on; what a snapshot replaced is checked through the
+ * state hashes.
+ *
  * Violations throw {@link InvariantViolation}, naming the property, nodes, terms
  * and indexes.
  *
@@ -35,13 +43,16 @@
 
 import type { Role } from "../../../src/raft/types.ts";
 import type { Entry, NodeId } from "../../../src/raft/types.ts";
+import { showHash } from "./state_machine.ts";
 
 /** The read side of a node's durable log (what `MemoryStorage` offers). */
 export interface LogView {
+  /** The first index the log holds an entry for (1 unless compacted). */
+  firstIndex(): number;
   lastIndex(): number;
-  /** The term at `index`, for index in [0, lastIndex]. */
+  /** The term at `index`, for index in [firstIndex - 1, lastIndex]. */
   term(index: number): number;
-  /** Entries in [lo, hi). */
+  /** Entries in [lo, hi), lo >= firstIndex. */
   entries(lo: number, hi: number): Entry[];
 }
 
@@ -93,12 +104,20 @@ interface Chosen {
   readonly how: "committed" | "applied";
 }
 
+interface StateRecord {
+  readonly hash: number;
+  readonly node: NodeId;
+  readonly how: "applied" | "restored";
+}
+
 /** What a checker counted, for summaries. */
 export interface CheckerStats {
   /** Distinct terms that had a leader. */
   leaderTerms: number;
   /** Highest index known committed. */
   committed: number;
+  /** Entries known committed that carry a command (not a leader's no-op). */
+  commands: number;
 }
 
 /** Incremental checker of the Raft safety properties over one run. */
@@ -117,10 +136,17 @@ export class InvariantChecker {
   #commit = new Map<NodeId, number>();
   /** node -> the index it applied last since (re)start. */
   #applied = new Map<NodeId, number>();
+  /** index -> the state machine's hash there, the first time any node reached it. */
+  #states = new Map<number, StateRecord>();
+  #commands = 0;
 
   /** Counts for summaries. */
   stats(): CheckerStats {
-    return { leaderTerms: this.#leaders.size, committed: this.#chosen.length - 1 };
+    return {
+      leaderTerms: this.#leaders.size,
+      committed: this.#chosen.length - 1,
+      commands: this.#commands,
+    };
   }
 
   /** The leader seen in `term`, if any. */
@@ -151,11 +177,51 @@ export class InvariantChecker {
     this.#commit.delete(id);
   }
 
-  /** Node `id` restarted with an empty state machine that will be replayed from index 1. */
+  /**
+   * Node `id` restarted with an empty state machine that will be replayed from
+   * index 1 (or restored from its snapshot: {@link observeRestore} follows).
+   */
   observeRestart(id: NodeId): void {
     this.#leading.delete(id);
     this.#commit.delete(id);
     this.#applied.set(id, 0);
+  }
+
+  /**
+   * Node `id`'s state machine reached `index` with hash `hash`, by applying the
+   * entry there or by restoring a snapshot (State Machine Safety over snapshots).
+   */
+  observeState(id: NodeId, index: number, hash: number, how: StateRecord["how"]): void {
+    const seen = this.#states.get(index);
+    if (seen === undefined) {
+      this.#states.set(index, { hash, node: id, how });
+      return;
+    }
+    if (seen.hash !== hash) {
+      throw new InvariantViolation(
+        "State Machine Safety",
+        `at index ${index} node ${seen.node}'s state machine (${seen.how}) has state` +
+          ` ${showHash(seen.hash)} but node ${id}'s (${how}) has ${showHash(hash)}: they applied` +
+          " different histories",
+      );
+    }
+  }
+
+  /**
+   * Node `id` replaced its state machine with a snapshot's state at `index`
+   * (installed from a leader, or its own on restart); entries are applied after it.
+   */
+  observeRestore(id: NodeId, index: number, hash: number): void {
+    const last = this.#applied.get(id) ?? 0;
+    if (index < last) {
+      throw new InvariantViolation(
+        "State Machine Safety",
+        `node ${id} restored a snapshot at index ${index} after applying up to index ${last}:` +
+          " a state machine never goes back",
+      );
+    }
+    this.observeState(id, index, hash, "restored");
+    this.#applied.set(id, index);
   }
 
   /**
@@ -233,7 +299,9 @@ export class InvariantChecker {
           ` ${log.lastIndex()})`,
       );
     }
-    const entries = log.entries(prev + 1, commit + 1);
+    // A snapshot may stand for the start of the range (its state is checked apart).
+    const lo = Math.max(prev + 1, log.firstIndex());
+    const entries = lo <= commit ? log.entries(lo, commit + 1) : [];
     for (const e of entries) this.#choose(id, term, e, "committed");
     this.#commit.set(id, commit);
   }
@@ -300,6 +368,7 @@ export class InvariantChecker {
     if (seen === undefined) {
       while (this.#chosen.length < e.index) this.#chosen.push(undefined);
       this.#chosen[e.index] = { term: e.term, data, bound: Math.max(term, e.term), node: id, how };
+      if (e.data.length > 0) this.#commands++;
       return;
     }
     if (seen.term !== e.term || seen.data !== data) {
@@ -349,7 +418,22 @@ export class InvariantChecker {
   checkLeaderCompleteness(id: NodeId, term: number, log: LogView): void {
     const from = (this.#completenessCursor.get(term) ?? 0) + 1;
     const to = this.#chosen.length - 1;
-    for (let i = from; i <= to; i++) {
+    // Below firstIndex the leader's log is a snapshot of applied, hence
+    // committed, entries; its state is checked by hash, and the term at the
+    // compaction point must still match.
+    const first = log.firstIndex();
+    const point = first - 1;
+    if (point >= from && point <= to) {
+      const c = this.#chosen[point];
+      if (c !== undefined && c.bound < term && log.term(point) !== c.term) {
+        throw new InvariantViolation(
+          "Leader Completeness",
+          `node ${id} is leader of term ${term} but its log was compacted at index ${point}` +
+            ` with term ${log.term(point)}, where ${c.term}/${point} is committed`,
+        );
+      }
+    }
+    for (let i = Math.max(from, first); i <= to; i++) {
       const c = this.#chosen[i];
       if (c === undefined || c.bound >= term) continue;
       const has = i <= log.lastIndex() ? log.term(i) : undefined;
@@ -386,25 +470,28 @@ export function checkLogsMatch(logs: ReadonlyMap<NodeId, LogView>): void {
       const la = logs.get(ids[a]!)!;
       const lb = logs.get(ids[b]!)!;
       const n = Math.min(la.lastIndex(), lb.lastIndex());
+      // Compare only what both logs still hold (terms from the compaction points).
+      const first = Math.max(la.firstIndex(), lb.firstIndex());
       let shared = 0;
-      for (let i = n; i >= 1; i--) {
+      for (let i = n; i >= Math.max(1, first - 1); i--) {
         if (la.term(i) === lb.term(i)) {
           shared = i;
           break;
         }
       }
-      if (shared === 0) continue;
-      const ea = la.entries(1, shared + 1);
-      const eb = lb.entries(1, shared + 1);
-      for (let i = 0; i < shared; i++) {
-        const x = ea[i]!;
-        const y = eb[i]!;
+      if (shared < first) continue;
+      const ea = la.entries(first, shared + 1);
+      const eb = lb.entries(first, shared + 1);
+      for (let k = 0; k < ea.length; k++) {
+        const x = ea[k]!;
+        const y = eb[k]!;
+        const i = first + k;
         if (x.term !== y.term || dataKey(x.data) !== dataKey(y.data)) {
           throw new InvariantViolation(
             "Log Matching",
             `nodes ${ids[a]} and ${ids[b]} both hold an entry of term ${la.term(shared)} at` +
-              ` index ${shared} but differ at index ${i + 1}: ${x.term}/${i + 1}` +
-              ` ${showData(x.data)} vs ${y.term}/${i + 1} ${showData(y.data)}`,
+              ` index ${shared} but differ at index ${i}: ${x.term}/${i}` +
+              ` ${showData(x.data)} vs ${y.term}/${i} ${showData(y.data)}`,
           );
         }
       }
@@ -414,28 +501,33 @@ export function checkLogsMatch(logs: ReadonlyMap<NodeId, LogView>): void {
 
 /**
  * A full comparison of state machines: every two applied lists agree on every
- * index both reached (State Machine Safety), and each is in order from index 1.
+ * index both hold (State Machine Safety), and each is consecutive. A list starts
+ * at index 1, or right after the snapshot its state machine was restored from.
  */
 export function checkAppliedAgree(applied: ReadonlyMap<NodeId, readonly AppliedEntry[]>): void {
-  const ref: AppliedEntry[] = [];
-  const owner: NodeId[] = [];
+  const ref = new Map<number, AppliedEntry>();
+  const owner = new Map<number, NodeId>();
   for (const [id, list] of applied) {
+    const start = list[0]?.index ?? 1;
     for (let k = 0; k < list.length; k++) {
       const e = list[k]!;
-      if (e.index !== k + 1) {
+      if (e.index !== start + k) {
         throw new InvariantViolation(
           "State Machine Safety",
-          `node ${id} applied index ${e.index} at position ${k + 1} of its state machine`,
+          `node ${id} applied index ${e.index} at position ${k + 1} of its state machine,` +
+            ` which starts at index ${start}`,
         );
       }
-      const r = ref[k];
+      const r = ref.get(e.index);
       if (r === undefined) {
-        ref[k] = e;
-        owner[k] = id;
+        ref.set(e.index, e);
+        owner.set(e.index, id);
       } else if (r.term !== e.term || dataKey(r.data) !== dataKey(e.data)) {
         throw new InvariantViolation(
           "State Machine Safety",
-          `at index ${e.index} node ${owner[k]} applied ${r.term}/${r.index} ${showData(r.data)}` +
+          `at index ${e.index} node ${owner.get(e.index)} applied ${r.term}/${r.index} ${
+            showData(r.data)
+          }` +
             ` but node ${id} applied ${e.term}/${e.index} ${showData(e.data)}`,
         );
       }

@@ -22,6 +22,10 @@
  * retransmission timeout) loses nothing: what is sent on it, or due on it, waits,
  * and arrives in one burst, in order, when the link is released.
  *
+ * Every message that is lost, for whatever reason, is shown to the drop hooks
+ * ({@link SimNetwork.onDrop}): the cluster tells a leader that its snapshot did
+ * not arrive, as the runtime's transport will.
+ *
  * @module
  */
 
@@ -62,7 +66,7 @@ export const CLEAN_FAULTS: NetworkFaults = {
 };
 
 /** Why a message did not arrive. */
-export type DropReason = "random" | "cut" | "down";
+export type DropReason = "random" | "cut" | "down" | "cleared";
 
 /** How many messages met each fate, since the network was made. */
 export interface NetworkStats {
@@ -165,6 +169,7 @@ export class SimNetwork {
     held: 0,
   };
   #taps = new Set<(m: Message) => void>();
+  #dropHooks = new Set<(m: Message, reason: DropReason) => void>();
 
   /**
    * @param random the network's own PRNG: delays and faults come only from it
@@ -291,6 +296,16 @@ export class SimNetwork {
     return () => this.#taps.delete(fn);
   }
 
+  /**
+   * Calls `fn` with every message lost from now on (dropped at random, by a cut,
+   * at a down node, or discarded in flight), once per copy. Returns a function
+   * that stops it. `fn` must not send on this network.
+   */
+  onDrop(fn: (m: Message, reason: DropReason) => void): () => void {
+    this.#dropHooks.add(fn);
+    return () => this.#dropHooks.delete(fn);
+  }
+
   /** Hands a message to the network: it is dropped, or scheduled once or twice. */
   send(m: Message): void {
     this.stats.sent++;
@@ -325,6 +340,7 @@ export class SimNetwork {
   #dropped(m: Message, reason: DropReason): void {
     this.stats.dropped++;
     this.#trace.add(this.#now, `drop(${reason})`, m);
+    for (const fn of this.#dropHooks) fn(m, reason);
   }
 
   /**
@@ -369,8 +385,9 @@ export class SimNetwork {
 
   /** Forgets every message in flight (counted as dropped). */
   clearInFlight(): void {
-    this.stats.dropped += this.#queue.size;
-    this.#queue.clear();
     this.#trace.add(this.#now, "net in-flight messages discarded");
+    for (let e = this.#queue.pop(); e !== undefined; e = this.#queue.pop()) {
+      this.#dropped(e.message, "cleared");
+    }
   }
 }

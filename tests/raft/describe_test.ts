@@ -1,0 +1,44 @@
+/**
+ * One-line renderings of messages: deterministic, showing only what each type uses.
+ */
+import assert from "node:assert/strict";
+import { describeMessage } from "../../src/raft/describe.ts";
+import { message } from "../../src/raft/types.ts";
+
+Deno.test("messages render on one line with the fields their type uses", () => {
+  const data = new TextEncoder().encode("x");
+  assert.equal(
+    describeMessage(
+      message({
+        type: "app",
+        from: 1,
+        to: 2,
+        term: 3,
+        index: 7,
+        logTerm: 2,
+        commit: 6,
+        entries: [{ term: 3, index: 8, type: "normal", data }],
+      }),
+    ),
+    "1->2 app term:3 log:2/7 commit:6 entries:[3/8(1B)]",
+  );
+  assert.equal(
+    describeMessage(message({ type: "app_resp", from: 2, to: 1, term: 3, index: 8 })),
+    "2->1 app_resp term:3 index:8",
+  );
+});
+
+Deno.test("a snap message shows the snapshot's last term/index, membership and size", () => {
+  const snapshot = {
+    meta: { index: 120, term: 2, conf: { voters: [1, 2, 3] } },
+    data: new Uint8Array(16),
+  };
+  assert.equal(
+    describeMessage(message({ type: "snap", from: 1, to: 2, term: 3, snapshot })),
+    "1->2 snap term:3 snap:2/120 voters:[1,2,3] (16B)",
+  );
+  assert.equal(
+    describeMessage(message({ type: "snap", from: 1, to: 2, term: 3 })),
+    "1->2 snap term:3 snap:none",
+  );
+});
