@@ -1,0 +1,155 @@
+/**
+ * The snapshot file format: one file holds one {@link Snapshot} (§7 of the Raft
+ * paper: the state machine's state as of `meta.index`, with the term there and the
+ * membership in force). The same bytes are what a node writes to its data dir, what
+ * a leader streams to a follower that fell behind the compacted log, and what
+ * `deno task client snapshot save` writes for a backup, so one decoder checks all
+ * three.
+ *
+ * Layout (all integers little-endian):
+ *
+ * | offset | size | field                                                        |
+ * |--------|------|--------------------------------------------------------------|
+ * | 0      | 8    | magic `RKVSNAP1`                                             |
+ * | 8      | 4    | format version (1)                                           |
+ * | 12     | 4    | header length H                                              |
+ * | 16     | H    | header: UTF-8 JSON `{"index","term","conf":{"voters"},"dataLength"}` |
+ * | 16+H   | D    | the state machine's bytes (opaque here)                      |
+ * | 16+H+D | 4    | CRC-32C of every byte before it                              |
+ *
+ * The header is JSON so that the membership can grow fields (learners, joint
+ * configurations) without a new version; its `dataLength` and the trailing
+ * checksum let a reader tell a truncated or damaged file from a good one before
+ * it trusts a single byte of state.
+ *
+ * @module
+ */
+
+import type { NodeId, Snapshot, SnapshotMeta } from "../raft/types.ts";
+import { crc32c } from "../wal/crc32c.ts";
+
+/** The first eight bytes of every snapshot file. */
+export const SNAPSHOT_MAGIC: Uint8Array = new TextEncoder().encode("RKVSNAP1");
+/** The version this code writes and reads. */
+export const SNAPSHOT_FORMAT_VERSION = 1;
+/** The largest header accepted: a membership is small; anything bigger is damage. */
+const MAX_HEADER_BYTES = 1 << 20;
+const FIXED_BYTES = 16;
+const TRAILER_BYTES = 4;
+
+/** A snapshot file that cannot be trusted: truncated, damaged, or not a snapshot. */
+export class SnapshotCorruptionError extends Error {
+  override name = "SnapshotCorruptionError";
+  /** Where the bytes came from (a file path, or "stream from node 2"). */
+  readonly source: string;
+
+  constructor(source: string, reason: string) {
+    super(`Cannot read snapshot ${source}: ${reason}`);
+    this.source = source;
+  }
+}
+
+interface Header {
+  readonly index: number;
+  readonly term: number;
+  readonly conf: { readonly voters: readonly NodeId[] };
+  readonly dataLength: number;
+}
+
+/** The bytes of a snapshot file holding `snapshot`. */
+export function encodeSnapshotFile(snapshot: Snapshot): Uint8Array {
+  const { meta, data } = snapshot;
+  const header: Header = {
+    index: meta.index,
+    term: meta.term,
+    conf: { voters: [...meta.conf.voters] },
+    dataLength: data.length,
+  };
+  const h = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(FIXED_BYTES + h.length + data.length + TRAILER_BYTES);
+  const view = new DataView(out.buffer);
+  out.set(SNAPSHOT_MAGIC, 0);
+  view.setUint32(8, SNAPSHOT_FORMAT_VERSION, true);
+  view.setUint32(12, h.length, true);
+  out.set(h, FIXED_BYTES);
+  out.set(data, FIXED_BYTES + h.length);
+  const end = out.length - TRAILER_BYTES;
+  view.setUint32(end, crc32c(out.subarray(0, end)), true);
+  return out;
+}
+
+function isNodeId(x: unknown): x is NodeId {
+  return typeof x === "number" && Number.isSafeInteger(x) && x > 0;
+}
+
+function isIndex(x: unknown): x is number {
+  return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+}
+
+/**
+ * Decodes and checks a snapshot file. Throws {@link SnapshotCorruptionError},
+ * naming `source` and what is wrong, unless every check passes: magic, version,
+ * lengths, checksum, and a header that makes sense (a snapshot at index i > 0
+ * has a term > 0 and at least one voter).
+ */
+export function decodeSnapshotFile(bytes: Uint8Array, source: string): Snapshot {
+  const bad = (reason: string) => new SnapshotCorruptionError(source, reason);
+  if (bytes.length < FIXED_BYTES + TRAILER_BYTES) {
+    throw bad(`it is ${bytes.length} bytes, shorter than any snapshot file`);
+  }
+  for (let i = 0; i < SNAPSHOT_MAGIC.length; i++) {
+    if (bytes[i] !== SNAPSHOT_MAGIC[i]) throw bad("it does not start with RKVSNAP1");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint32(8, true);
+  if (version !== SNAPSHOT_FORMAT_VERSION) {
+    throw bad(`format version ${version}; this node reads version ${SNAPSHOT_FORMAT_VERSION}`);
+  }
+  const headerLength = view.getUint32(12, true);
+  if (
+    headerLength > MAX_HEADER_BYTES || FIXED_BYTES + headerLength + TRAILER_BYTES > bytes.length
+  ) {
+    throw bad(`header length ${headerLength} does not fit in ${bytes.length} bytes (truncated?)`);
+  }
+  const end = bytes.length - TRAILER_BYTES;
+  const want = view.getUint32(end, true);
+  const got = crc32c(bytes.subarray(0, end));
+  if (want !== got) {
+    throw bad(
+      `checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)}): ` +
+        "the file is truncated or damaged",
+    );
+  }
+  let header: Partial<Header>;
+  try {
+    header = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(
+        bytes.subarray(FIXED_BYTES, FIXED_BYTES + headerLength),
+      ),
+    );
+  } catch (e) {
+    throw bad(`header is not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const { index, term, conf, dataLength } = header ?? {};
+  const voters = conf?.voters;
+  if (!isIndex(index) || !isIndex(term) || !isIndex(dataLength) || !Array.isArray(voters)) {
+    throw bad("header lacks index, term, conf.voters or dataLength");
+  }
+  if (!voters.every(isNodeId) || new Set(voters).size !== voters.length) {
+    throw bad(`voters ${JSON.stringify(voters)} are not distinct positive ids`);
+  }
+  if (index > 0 && (term === 0 || voters.length === 0)) {
+    throw bad(`a snapshot at index ${index} needs a term and at least one voter`);
+  }
+  if (FIXED_BYTES + headerLength + dataLength !== end) {
+    throw bad(
+      `header says ${dataLength} bytes of state, the file holds ${
+        end - FIXED_BYTES - headerLength
+      }`,
+    );
+  }
+  const meta: SnapshotMeta = { index, term, conf: { voters: [...voters] } };
+  // A copy: the caller may reuse or free `bytes`.
+  const data = bytes.slice(FIXED_BYTES + headerLength, end);
+  return { meta, data };
+}
