@@ -202,6 +202,12 @@ export class RaftKvNode {
       peers: options.peers,
       logger: options.logger,
       timeoutMs: Math.max(options.electionMs, 1000),
+      // The core sends a follower nothing more until it hears how its snapshot went (§7).
+      onSnapshotReport: (to, failed) => {
+        if (this.#stopping || this.#fatal !== undefined) return;
+        this.#raw.reportSnapshot(to, failed ? "failure" : "finish");
+        this.#kicker.kick();
+      },
     });
   }
 
