@@ -26,12 +26,22 @@
  * @module
  */
 
+export { AppliedChain, CHAIN_LINK_BYTES } from "./applied_chain.ts";
 export { type Command, decodeCommand, encodeCommand } from "./command.ts";
+export {
+  decodeKvState,
+  encodeKvState,
+  encodeKvStateInSteps,
+  KV_STATE_VERSION,
+  type KvSnapshotState,
+  KvStateCodecError,
+} from "./state_codec.ts";
 export {
   type ApplyResult,
   type CasResult,
   type DeleteResult,
   KvStore,
+  type KvStoreState,
   type NoopResult,
   type PutResult,
 } from "./store.ts";

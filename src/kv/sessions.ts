@@ -35,6 +35,11 @@ export interface SessionState {
   lastActiveMs: number;
 }
 
+/** One session as a snapshot holds it: its id and what the table remembers of it. */
+export interface SessionImage extends Readonly<SessionState> {
+  readonly id: number;
+}
+
 /** The sessions of a store, in least-recently-used order. */
 export class SessionTable {
   // Insertion order is use order: a session is re-inserted when used, so the
@@ -82,6 +87,39 @@ export class SessionTable {
       lastResult: result,
       lastActiveMs: this.#nowMs,
     });
+  }
+
+  /**
+   * The table's sessions in its own order, idlest first, for a snapshot. The order
+   * is part of the state: expiry and eviction pop from the front, so a table rebuilt
+   * in another order would drop different sessions than its peers. Results are
+   * shared, not copied: the table never mutates a recorded result.
+   */
+  export(): SessionImage[] {
+    return Array.from(this.#sessions, ([id, s]) => ({ id, ...s }));
+  }
+
+  /**
+   * A table holding `sessions` in the given order (as {@link export} listed them)
+   * with its clock at `nowMs`.
+   *
+   * @throws {Error} if an id repeats or there are more than {@link MAX_SESSIONS}.
+   */
+  static fromImage(nowMs: number, sessions: readonly SessionImage[]): SessionTable {
+    if (sessions.length > MAX_SESSIONS) {
+      throw new Error(
+        `Cannot restore sessions: ${sessions.length} is more than the ${MAX_SESSIONS} a table keeps`,
+      );
+    }
+    const table = new SessionTable();
+    table.#nowMs = nowMs;
+    for (const { id, lastSequence, lastResult, lastActiveMs } of sessions) {
+      if (table.#sessions.has(id)) {
+        throw new Error(`Cannot restore sessions: session ${id} appears twice`);
+      }
+      table.#sessions.set(id, { lastSequence, lastResult, lastActiveMs });
+    }
+    return table;
   }
 
   /** Feeds the table into a digest, in id order, so equal tables hash equally. */

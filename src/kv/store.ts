@@ -42,7 +42,7 @@
 import { createHash } from "node:crypto";
 import type { Command } from "../gen/raftkv/v1/raft_pb.ts";
 import { decodeCommand } from "./command.ts";
-import { SessionTable } from "./sessions.ts";
+import { type SessionImage, SessionTable } from "./sessions.ts";
 
 /** The result of applying a put: it always succeeds. */
 export interface PutResult {
@@ -109,6 +109,22 @@ export type ApplyResult =
   | SessionOpenedResult
   | SessionErrorResult;
 
+/**
+ * The whole state of a {@link KvStore} at its applied index, as {@link KvStore.exportState}
+ * takes it and {@link KvStore.fromState} rebuilds it (`state_codec.ts` turns it into
+ * bytes for a snapshot).
+ */
+export interface KvStoreState {
+  /** The index of the last entry applied. */
+  readonly appliedIndex: number;
+  /** The session table's clock (log time, see `sessions.ts`). */
+  readonly sessionsNowMs: number;
+  /** The sessions, idlest first (their order is part of the state). */
+  readonly sessions: readonly SessionImage[];
+  /** Every key and its value, in the store's insertion order. */
+  readonly entries: readonly (readonly [string, Uint8Array])[];
+}
+
 const NOOP: NoopResult = Object.freeze({ kind: "noop" });
 const DIGEST_DOMAIN = new TextEncoder().encode("raftkv.kv.digest.v1\n");
 
@@ -120,8 +136,60 @@ const DIGEST_DOMAIN = new TextEncoder().encode("raftkv.kv.digest.v1\n");
 export class KvStore {
   #data = new Map<string, Uint8Array>();
   #appliedIndex = 0;
-  readonly #sessions = new SessionTable();
+  #sessions = new SessionTable();
   #digest: { index: number; hex: string } | undefined;
+
+  /**
+   * The store's whole state, taken at once (a few milliseconds for 100,000 keys:
+   * it copies references, not values). Values and results are shared with the store,
+   * which is safe because the store never mutates a buffer it holds: a put replaces
+   * the value, it does not overwrite it. So the state stays as of this applied index
+   * while the store moves on, and can be encoded later, off the apply path.
+   */
+  exportState(): KvStoreState {
+    return {
+      appliedIndex: this.#appliedIndex,
+      sessionsNowMs: this.#sessions.nowMs,
+      sessions: this.#sessions.export(),
+      entries: [...this.#data],
+    };
+  }
+
+  /**
+   * A store holding `state` (as {@link exportState} took it, or a snapshot decoded):
+   * the same keys and values, sessions (so retries stay exactly-once) and applied
+   * index, and so the same {@link digest}. Values are copied in.
+   *
+   * @throws {Error} if a key repeats or a session cannot be restored.
+   */
+  static fromState(state: KvStoreState): KvStore {
+    if (!Number.isSafeInteger(state.appliedIndex) || state.appliedIndex < 0) {
+      throw new Error(`Cannot restore a store: applied index ${state.appliedIndex} is invalid`);
+    }
+    const store = new KvStore();
+    for (const [key, value] of state.entries) {
+      if (store.#data.has(key)) {
+        throw new Error(`Cannot restore a store: key ${JSON.stringify(key)} appears twice`);
+      }
+      store.#data.set(key, value.slice());
+    }
+    store.#sessions = SessionTable.fromImage(state.sessionsNowMs, state.sessions);
+    store.#appliedIndex = state.appliedIndex;
+    return store;
+  }
+
+  /**
+   * Replaces this store's whole state with `state` (a snapshot installed from the
+   * leader, §7), keeping the object that services hold. Builds the new state first,
+   * so a bad `state` throws with this store unchanged.
+   */
+  restore(state: KvStoreState): void {
+    const fresh = KvStore.fromState(state);
+    this.#data = fresh.#data;
+    this.#sessions = fresh.#sessions;
+    this.#appliedIndex = fresh.#appliedIndex;
+    this.#digest = undefined;
+  }
 
   /** The index of the last entry applied; 0 before any. */
   get appliedIndex(): number {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { AppliedChain } from "../kv/applied_chain.ts";
 import { decodeCommand } from "../kv/command.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
 import { NotLeaderError } from "../raft/errors.ts";
@@ -71,23 +71,6 @@ interface Waiter<T> {
 
 interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> {
   readonly term: number;
-}
-
-/** A hash chain over applied entries: link = SHA-256(previous link, index, term, data). */
-class AppliedChain {
-  #link: Uint8Array = new Uint8Array(32);
-
-  add(e: Entry): void {
-    const header = new DataView(new ArrayBuffer(16));
-    header.setFloat64(0, e.index);
-    header.setFloat64(8, e.term);
-    this.#link = createHash("sha256").update(this.#link).update(new Uint8Array(header.buffer))
-      .update(e.data).digest();
-  }
-
-  hex(): string {
-    return Array.from(this.#link, (b) => b.toString(16).padStart(2, "0")).join("");
-  }
 }
 
 /** A confirmed read waiting for the state machine to apply `index`. */

@@ -1,0 +1,363 @@
+/**
+ * The key-value state codec: the bytes of a snapshot's state (`Snapshot.data` in the
+ * core, the middle of a snapshot file, see `src/snapshot/file.ts`). They hold all a
+ * node needs to go on from the snapshot's index as if it had applied every entry up
+ * to it (§7 of the Raft paper): the keys and values, the client sessions (so a retry
+ * of a write applied before the snapshot is still answered once, dissertation §6.3),
+ * the applied index and term, and the applied chain's link (`applied_chain.ts`).
+ *
+ * Layout, integers little-endian, u64 limited to 2^53 - 1:
+ *
+ * ```
+ * magic "RKVSTATE" | u32 version (1)
+ * u64 applied index | u64 applied term | 32 bytes applied-chain link
+ * u64 sessions' clock (ms) | u32 session count
+ *   per session, idlest first: u64 id | u64 last sequence | u64 last active (ms) | result
+ * u32 key count
+ *   per key, in the store's order: u32 key length | key (UTF-8) | u32 value length | value
+ * ```
+ *
+ * A result is a u8 tag and its fields: 0 none; 1 put (u64 index); 2 delete (u8
+ * deleted); 3 compare-and-swap (u8 succeeded, u8 found, u32 length, value); 4 no-op;
+ * 5 session opened (u64 id); 6 session error (u32 length, UTF-8 message).
+ *
+ * The encoding is deterministic: nodes that applied the same entries hold their keys
+ * and sessions in the same order (the order comes only from the applied commands),
+ * so they encode the same bytes. Keys are not sorted: that would cost the apply path
+ * time for nothing the state machine needs. The snapshot file around these bytes
+ * carries the checksum; this decoder still checks every length, so bad bytes fail
+ * with a {@link KvStateCodecError} naming the offset, never a crash or a wrong store.
+ *
+ * @module
+ */
+
+import { CHAIN_LINK_BYTES } from "./applied_chain.ts";
+import type { SessionImage } from "./sessions.ts";
+import type { ApplyResult, KvStoreState } from "./store.ts";
+
+/** The first eight bytes of an encoded state. */
+const MAGIC = new TextEncoder().encode("RKVSTATE");
+/** The version this code writes and reads. */
+export const KV_STATE_VERSION = 1;
+
+/** Everything a snapshot's state holds: the store, and where the node's log stood. */
+export interface KvSnapshotState {
+  /** The store's state (its applied index is the snapshot's index). */
+  readonly store: KvStoreState;
+  /** The term of the entry at the applied index (0 before any entry). */
+  readonly appliedTerm: number;
+  /** The applied chain's link after the entry at the applied index. */
+  readonly chainLink: Uint8Array;
+}
+
+/** Bytes that are not an encoded key-value state of this version. */
+export class KvStateCodecError extends Error {
+  override name = "KvStateCodecError";
+  constructor(reason: string) {
+    super(`Cannot decode key-value state: ${reason}`);
+  }
+}
+
+const enum Tag {
+  None = 0,
+  Put = 1,
+  Delete = 2,
+  Cas = 3,
+  Noop = 4,
+  SessionOpened = 5,
+  SessionError = 6,
+}
+
+const utf8 = new TextEncoder();
+
+/** The encoded bytes of `state`. */
+export function encodeKvState(state: KvSnapshotState): Uint8Array {
+  const steps = encodeKvStateInSteps(state, Infinity);
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
+
+/**
+ * Encodes `state` a slice at a time: the generator yields after roughly every
+ * `bytesPerStep` bytes of keys and values and returns the encoded bytes, so a caller
+ * on the event loop can let other work run between slices (the node takes snapshots
+ * without stalling its Ready loop). The result equals {@link encodeKvState}'s.
+ * `state` must not change meanwhile; {@link KvStore.exportState} gives one that does not.
+ */
+export function* encodeKvStateInSteps(
+  state: KvSnapshotState,
+  bytesPerStep = 1 << 20,
+): Generator<void, Uint8Array> {
+  const { store, appliedTerm, chainLink } = state;
+  if (chainLink.length !== CHAIN_LINK_BYTES) {
+    throw new Error(`Cannot encode key-value state: the chain link is ${chainLink.length} bytes`);
+  }
+  const sessions = store.sessions.map((s) => ({ s, result: encodeResult(s.lastResult) }));
+  // Sizes first, so the output is allocated once.
+  let size = MAGIC.length + 4 + 8 + 8 + CHAIN_LINK_BYTES + 8 + 4 + 4;
+  for (const { result } of sessions) size += 24 + result.length;
+  const keys: Uint8Array[] = new Array(store.entries.length);
+  for (let i = 0; i < store.entries.length; i++) {
+    const [key, value] = store.entries[i]!;
+    const k = utf8.encode(key);
+    keys[i] = k;
+    size += 8 + k.length + value.length;
+  }
+  yield;
+  const out = new Uint8Array(size);
+  const w = new Writer(out);
+  w.bytes(MAGIC);
+  w.u32(KV_STATE_VERSION);
+  w.u64(store.appliedIndex);
+  w.u64(appliedTerm);
+  w.bytes(chainLink);
+  w.u64(store.sessionsNowMs);
+  w.u32(sessions.length);
+  for (const { s, result } of sessions) {
+    w.u64(s.id);
+    w.u64(s.lastSequence);
+    w.u64(s.lastActiveMs);
+    w.bytes(result);
+  }
+  w.u32(store.entries.length);
+  let sinceYield = 0;
+  for (let i = 0; i < store.entries.length; i++) {
+    const value = store.entries[i]![1];
+    const k = keys[i]!;
+    w.u32(k.length);
+    w.bytes(k);
+    w.u32(value.length);
+    w.bytes(value);
+    sinceYield += k.length + value.length;
+    if (sinceYield >= bytesPerStep) {
+      sinceYield = 0;
+      yield;
+    }
+  }
+  if (w.offset !== size) {
+    throw new Error(`Invariant: encoded ${w.offset} bytes of state, sized ${size}`);
+  }
+  return out;
+}
+
+/**
+ * Decodes bytes written by {@link encodeKvState}. Values are copied out, so the
+ * caller may reuse `bytes`.
+ *
+ * @throws {KvStateCodecError} naming what is wrong and where: another magic or
+ * version, a length past the end, an unknown result tag, a repeated key or session,
+ * bytes left over.
+ */
+export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
+  const r = new Reader(bytes);
+  const magic = r.bytes(MAGIC.length, "the magic");
+  if (!magic.every((b, i) => b === MAGIC[i])) {
+    throw new KvStateCodecError("it does not start with RKVSTATE");
+  }
+  const version = r.u32("the version");
+  if (version !== KV_STATE_VERSION) {
+    throw new KvStateCodecError(
+      `version ${version}; this node reads version ${KV_STATE_VERSION}`,
+    );
+  }
+  const appliedIndex = r.u64("the applied index");
+  const appliedTerm = r.u64("the applied term");
+  const chainLink = r.bytes(CHAIN_LINK_BYTES, "the chain link").slice();
+  const sessionsNowMs = r.u64("the sessions' clock");
+  const sessionCount = r.u32("the session count");
+  const sessions: SessionImage[] = [];
+  const ids = new Set<number>();
+  for (let i = 0; i < sessionCount; i++) {
+    const id = r.u64(`session ${i}'s id`);
+    if (ids.has(id)) throw new KvStateCodecError(`session ${id} appears twice`);
+    ids.add(id);
+    const lastSequence = r.u64(`session ${id}'s sequence`);
+    const lastActiveMs = r.u64(`session ${id}'s last activity`);
+    const lastResult = decodeResult(r, `session ${id}'s result`);
+    sessions.push({ id, lastSequence, lastActiveMs, lastResult });
+  }
+  const keyCount = r.u32("the key count");
+  const entries: [string, Uint8Array][] = new Array(keyCount);
+  const seen = new Set<string>();
+  const text = new TextDecoder("utf-8", { fatal: true });
+  for (let i = 0; i < keyCount; i++) {
+    const keyBytes = r.bytes(r.u32(`key ${i}'s length`), `key ${i}`);
+    let key: string;
+    try {
+      key = text.decode(keyBytes);
+    } catch {
+      throw new KvStateCodecError(`key ${i} at offset ${r.offset} is not UTF-8`);
+    }
+    if (seen.has(key)) throw new KvStateCodecError(`key ${JSON.stringify(key)} appears twice`);
+    seen.add(key);
+    const value = r.bytes(r.u32(`key ${i}'s value length`), `key ${i}'s value`).slice();
+    entries[i] = [key, value];
+  }
+  if (r.offset !== bytes.length) {
+    throw new KvStateCodecError(
+      `${bytes.length - r.offset} bytes left over after the last key at offset ${r.offset}`,
+    );
+  }
+  if (appliedIndex > 0 && appliedTerm === 0) {
+    throw new KvStateCodecError(`applied index ${appliedIndex} has no term`);
+  }
+  return {
+    store: { appliedIndex, sessionsNowMs, sessions, entries },
+    appliedTerm,
+    chainLink,
+  };
+}
+
+function encodeResult(result: ApplyResult | undefined): Uint8Array {
+  if (result === undefined) return Uint8Array.of(Tag.None);
+  switch (result.kind) {
+    case "put": {
+      const w = new Writer(new Uint8Array(9));
+      w.u8(Tag.Put);
+      w.u64(result.index);
+      return w.out;
+    }
+    case "delete":
+      return Uint8Array.of(Tag.Delete, result.deleted ? 1 : 0);
+    case "cas": {
+      const w = new Writer(new Uint8Array(7 + result.value.length));
+      w.u8(Tag.Cas);
+      w.u8(result.succeeded ? 1 : 0);
+      w.u8(result.found ? 1 : 0);
+      w.u32(result.value.length);
+      w.bytes(result.value);
+      return w.out;
+    }
+    case "noop":
+      return Uint8Array.of(Tag.Noop);
+    case "session_opened": {
+      const w = new Writer(new Uint8Array(9));
+      w.u8(Tag.SessionOpened);
+      w.u64(result.id);
+      return w.out;
+    }
+    case "session_error": {
+      const m = utf8.encode(result.message);
+      const w = new Writer(new Uint8Array(5 + m.length));
+      w.u8(Tag.SessionError);
+      w.u32(m.length);
+      w.bytes(m);
+      return w.out;
+    }
+  }
+}
+
+function decodeResult(r: Reader, what: string): ApplyResult | undefined {
+  const tag = r.u8(what);
+  switch (tag) {
+    case Tag.None:
+      return undefined;
+    case Tag.Put:
+      return { kind: "put", index: r.u64(what) };
+    case Tag.Delete:
+      return { kind: "delete", deleted: r.bool(what) };
+    case Tag.Cas: {
+      const succeeded = r.bool(what);
+      const found = r.bool(what);
+      const value = r.bytes(r.u32(what), what).slice();
+      return { kind: "cas", succeeded, found, value };
+    }
+    case Tag.Noop:
+      return { kind: "noop" };
+    case Tag.SessionOpened:
+      return { kind: "session_opened", id: r.u64(what) };
+    case Tag.SessionError: {
+      const m = r.bytes(r.u32(what), what);
+      try {
+        return {
+          kind: "session_error",
+          message: new TextDecoder("utf-8", { fatal: true }).decode(m),
+        };
+      } catch {
+        throw new KvStateCodecError(`${what} holds a message that is not UTF-8`);
+      }
+    }
+    default:
+      throw new KvStateCodecError(`${what} has unknown tag ${tag} at offset ${r.offset - 1}`);
+  }
+}
+
+class Writer {
+  readonly #view: DataView;
+  offset = 0;
+  constructor(readonly out: Uint8Array) {
+    this.#view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  }
+  u8(n: number): void {
+    this.#view.setUint8(this.offset, n);
+    this.offset += 1;
+  }
+  u32(n: number): void {
+    this.#view.setUint32(this.offset, n, true);
+    this.offset += 4;
+  }
+  u64(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new Error(`Cannot encode key-value state: ${n} is not an integer in 0..2^53-1`);
+    }
+    this.#view.setUint32(this.offset, n % 0x1_0000_0000, true);
+    this.#view.setUint32(this.offset + 4, Math.floor(n / 0x1_0000_0000), true);
+    this.offset += 8;
+  }
+  bytes(b: Uint8Array): void {
+    this.out.set(b, this.offset);
+    this.offset += b.length;
+  }
+}
+
+class Reader {
+  readonly #bytes: Uint8Array;
+  readonly #view: DataView;
+  offset = 0;
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  #need(n: number, what: string): void {
+    if (this.offset + n > this.#bytes.length) {
+      throw new KvStateCodecError(
+        `${what} at offset ${this.offset} needs ${n} bytes, only ${
+          this.#bytes.length - this.offset
+        } remain (truncated?)`,
+      );
+    }
+  }
+  u8(what: string): number {
+    this.#need(1, what);
+    return this.#view.getUint8(this.offset++);
+  }
+  bool(what: string): boolean {
+    const b = this.u8(what);
+    if (b > 1) throw new KvStateCodecError(`${what} has ${b} where a boolean (0 or 1) belongs`);
+    return b === 1;
+  }
+  u32(what: string): number {
+    this.#need(4, what);
+    const n = this.#view.getUint32(this.offset, true);
+    this.offset += 4;
+    return n;
+  }
+  u64(what: string): number {
+    this.#need(8, what);
+    const lo = this.#view.getUint32(this.offset, true);
+    const hi = this.#view.getUint32(this.offset + 4, true);
+    if (hi >= 1 << 21) {
+      throw new KvStateCodecError(`${what} at offset ${this.offset} is above 2^53 - 1`);
+    }
+    this.offset += 8;
+    return hi * 0x1_0000_0000 + lo;
+  }
+  bytes(n: number, what: string): Uint8Array {
+    this.#need(n, what);
+    const b = this.#bytes.subarray(this.offset, this.offset + n);
+    this.offset += n;
+    return b;
+  }
+}
