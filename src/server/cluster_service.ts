@@ -1,5 +1,7 @@
 /**
- * `raftkv.v1.ClusterService`: what an operator asks a node about itself.
+ * `raftkv.v1.ClusterService`: what an operator asks a node about itself, and a
+ * backup of its state (SnapshotSave: the snapshot file format of
+ * src/snapshot/file.ts, in chunks of at most 1 MiB).
  *
  * @module
  */
@@ -10,10 +12,14 @@ import {
   ClusterService,
   PeerProgressSchema,
   Role,
+  SnapshotSaveResponseSchema,
   StatusResponseSchema,
 } from "../gen/raftkv/v1/cluster_pb.ts";
 import type { Role as CoreRole } from "../raft/types.ts";
+import { encodeSnapshotFile } from "../snapshot/file.ts";
 import type { RaftKvNode } from "./node.ts";
+import { toConnectError } from "./route.ts";
+import { MAX_SNAPSHOT_CHUNK_BYTES } from "./snapshot_receiver.ts";
 
 const ROLE: Record<CoreRole, Role> = {
   follower: Role.FOLLOWER,
@@ -23,8 +29,33 @@ const ROLE: Record<CoreRole, Role> = {
 };
 
 /** The ClusterService implementation for one node. */
-export function clusterService(node: RaftKvNode): ServiceImpl<typeof ClusterService> {
+export function clusterService(
+  node: Pick<RaftKvNode, "status" | "fingerprints" | "backupSnapshot">,
+): ServiceImpl<typeof ClusterService> {
   return {
+    async *snapshotSave() {
+      let snapshot;
+      try {
+        snapshot = await node.backupSnapshot();
+      } catch (err) {
+        throw toConnectError(err);
+      }
+      const file = encodeSnapshotFile(snapshot);
+      for (let off = 0; off < file.length; off += MAX_SNAPSHOT_CHUNK_BYTES) {
+        const chunk = file.subarray(off, off + MAX_SNAPSHOT_CHUNK_BYTES);
+        yield create(
+          SnapshotSaveResponseSchema,
+          off === 0
+            ? {
+              index: BigInt(snapshot.meta.index),
+              term: BigInt(snapshot.meta.term),
+              size: BigInt(file.length),
+              chunk,
+            }
+            : { chunk },
+        );
+      }
+    },
     status() {
       const s = node.status();
       const fingerprints = node.fingerprints();

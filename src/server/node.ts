@@ -8,6 +8,7 @@
  */
 
 import { AppliedChain } from "../kv/applied_chain.ts";
+import { encodeKvStateInSteps } from "../kv/state_codec.ts";
 import { decodeCommand } from "../kv/command.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
 import { NotLeaderError } from "../raft/errors.ts";
@@ -15,7 +16,14 @@ import type { Logger } from "../raft/logger.ts";
 import type { Random } from "../raft/rand.ts";
 import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
 import { MemoryStorage } from "../raft/storage.ts";
-import { type Entry, type Message, type NodeId, NONE, type Role } from "../raft/types.ts";
+import {
+  type Entry,
+  type Message,
+  type NodeId,
+  NONE,
+  type Role,
+  type Snapshot,
+} from "../raft/types.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir } from "./data_dir.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
@@ -526,6 +534,31 @@ export class RaftKvNode {
    */
   fingerprints(): { state: string; chain: string } {
     return { state: this.kv.digest(), chain: this.#chain.hex() };
+  }
+
+  /**
+   * A snapshot of the state this node has applied, as of one index: a backup
+   * (ClusterService/SnapshotSave, etcd's `snapshot save`). The state is taken at
+   * one instant (KvStore.exportState shares the values, it does not copy them) and
+   * then encoded a slice at a time, letting the Ready loop run between slices. Its
+   * membership is the one the core runs with. Throws a NodeError before the node
+   * has applied anything (a snapshot at index 0 stands for nothing).
+   */
+  async backupSnapshot(): Promise<Snapshot> {
+    this.#checkRunning();
+    const store = this.kv.exportState();
+    const index = store.appliedIndex;
+    if (index === 0) {
+      throw new NodeError("unavailable", `node ${this.id} has applied nothing yet; try again`);
+    }
+    const term = this.#storage.term(index);
+    const voters = [...this.#raw.raft.trk.voters].sort((a, b) => a - b);
+    const steps = encodeKvStateInSteps({ store, appliedTerm: term, chainLink: this.#chain.link });
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return { meta: { index, term, conf: { voters } }, data: step.value };
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
   }
 
   /**
