@@ -199,7 +199,7 @@ async function openLocked(
     throw err;
   }
   logger.info("bootstrapped a new data dir", { dir, identity: describeIdentity(identity) });
-  return { wal, recovery: { hardState: EMPTY_HARD_STATE, entries: [], warnings: [] } };
+  return { wal, recovery: { hardState: EMPTY_HARD_STATE, entries: [], firstIndex: 1, warnings: [] } };
 }
 
 /**

@@ -39,6 +39,10 @@ export interface NodeOptions {
   electionMs: number;
   /** Name of the cluster; nodes reject Raft traffic that carries another. */
   clusterId: string;
+  /** A snapshot of the state machine is taken every this many applied entries. */
+  snapshotEntries: number;
+  /** Entries kept in the log behind a snapshot, for followers a little behind. */
+  snapshotCatchupEntries: number;
   /**
    * True when `--help` was given. The other fields then hold defaults and must
    * not be used: print {@link NODE_USAGE} and exit 0.
@@ -79,6 +83,11 @@ Flags:
                          [RAFTKV_ELECTION_MS] (default 1000)
   --cluster-id NAME      Cluster name; nodes ignore peers with another [RAFTKV_CLUSTER_ID]
                          (default raftkv)
+  --snapshot-entries N   Take a snapshot every N applied entries, then compact the log
+                         [RAFTKV_SNAPSHOT_ENTRIES] (default 10000)
+  --snapshot-catchup-entries N
+                         Entries kept behind a snapshot for followers a little behind
+                         [RAFTKV_SNAPSHOT_CATCHUP_ENTRIES] (default 5000)
   --help                 Print this help and exit
 
 Both --flag VALUE and --flag=VALUE work.
@@ -97,6 +106,9 @@ export const MAX_HEARTBEAT_MS = 60_000;
 /** The largest --election-ms: ten minutes (peer calls time out after it, too). */
 export const MAX_ELECTION_MS = 600_000;
 
+/** The largest --snapshot-entries and --snapshot-catchup-entries: a billion entries. */
+export const MAX_SNAPSHOT_ENTRIES = 1_000_000_000;
+
 const LOG_FORMATS: readonly NodeOptions["logFormat"][] = ["text", "json"];
 
 /** The flags that take a value, in usage order. */
@@ -110,6 +122,8 @@ const VALUE_FLAGS = [
   "heartbeat-ms",
   "election-ms",
   "cluster-id",
+  "snapshot-entries",
+  "snapshot-catchup-entries",
 ] as const;
 
 type ValueFlag = typeof VALUE_FLAGS[number];
@@ -226,6 +240,14 @@ export function parseNodeFlags(
   if (/\s/.test(clusterId)) {
     throw new FlagError(`Cannot parse ${clusterIdRaw?.source}: "${clusterId}" contains whitespace`);
   }
+  const snapshotEntries = optional(
+    raw("snapshot-entries"),
+    (r) => parseInteger(r, 1, MAX_SNAPSHOT_ENTRIES),
+  ) ?? defaults.snapshotEntries;
+  const snapshotCatchupEntries = optional(
+    raw("snapshot-catchup-entries"),
+    (r) => parseInteger(r, 0, MAX_SNAPSHOT_ENTRIES),
+  ) ?? defaults.snapshotCatchupEntries;
 
   return {
     id,
@@ -237,6 +259,8 @@ export function parseNodeFlags(
     heartbeatMs,
     electionMs,
     clusterId,
+    snapshotEntries,
+    snapshotCatchupEntries,
     help: false,
   };
 }
@@ -303,6 +327,8 @@ function defaultOptions(): NodeOptions {
     heartbeatMs: 100,
     electionMs: 1000,
     clusterId: "raftkv",
+    snapshotEntries: 10_000,
+    snapshotCatchupEntries: 5_000,
     help: false,
   };
 }

@@ -41,6 +41,18 @@
  * the page cache and build on records the disk may not have. Reopen the directory,
  * preferably from a restarted process, to go on.
  *
+ * **Compaction.** Once a snapshot is durable, the segments wholly below the first
+ * entry the node keeps are deleted ({@link Wal.releaseBefore}, etcd's
+ * `ReleaseLockTo` and `purgeFile`), oldest first, so that what is left is always a
+ * run of consecutive segments. The latest hard state is saved again into the tail
+ * segment first, so no deleted segment held the only copy. A node that installs a
+ * snapshot from its leader starts a segment at the entry after it and deletes all
+ * before ({@link Wal.resetTo}). {@link Wal.open} is told the index of the snapshot
+ * the node holds ({@link WalOptions.snapshotIndex}): the first segment left may then
+ * begin after index 1, as long as it begins at or before the entry after the
+ * snapshot; a segment missing in the middle, or a gap between the snapshot and the
+ * first entry left, is damage.
+ *
  * One process at a time: the WAL takes no lock on its directory.
  *
  * @module
@@ -118,14 +130,26 @@ export interface WalOptions {
   readonly segmentBytes?: number;
   /** Replaces some file operations, for tests; {@link DENO_WAL_IO} by default. */
   readonly io?: Partial<WalIo>;
+  /**
+   * The index of the snapshot the node holds (0, the default, for none). Entries
+   * at or below it may have been released: {@link Wal.open} accepts a first
+   * segment that starts after index 1, or a segment started by {@link Wal.resetTo},
+   * only when it starts at or before `snapshotIndex + 1`.
+   */
+  readonly snapshotIndex?: number;
 }
 
 /** What {@link Wal.open} found on disk. */
 export interface WalRecovery {
   /** The last hard state saved, or {@link EMPTY_HARD_STATE}. */
   hardState: HardState;
-  /** The log after replay: contiguous from index 1. */
+  /**
+   * The log after replay: contiguous from {@link firstIndex}. Entries at or below
+   * the snapshot's index may be among them (the ones kept for slow followers).
+   */
   entries: Entry[];
+  /** The index of `entries[0]`; with no entries, the index the next entry will have. */
+  firstIndex: number;
   /** One line per repair made (a torn tail cut off), also sent to the logger. */
   warnings: string[];
 }
@@ -190,7 +214,16 @@ export class Wal {
   readonly #io: WalIo;
   readonly #segmentBytes: number;
   #tail: Tail;
+  /** Every segment on disk, in order; the last one is the tail. */
+  #segments: FoundSegment[];
   #lastIndex: number;
+  /**
+   * No entry at or below this index may be saved: a replay starts the log after
+   * it (the index before the first segment, or a reset's snapshot).
+   */
+  #floor: number;
+  /** The last hard state saved (or recovered), saved again before segments are deleted. */
+  #hardState: HardState;
   #failure: Error | undefined;
   #closed = false;
   #queue: Promise<void> = Promise.resolve();
@@ -201,14 +234,20 @@ export class Wal {
     io: WalIo,
     segmentBytes: number,
     tail: Tail,
+    segments: FoundSegment[],
     lastIndex: number,
+    hardState: HardState,
+    floor: number,
   ) {
     this.dir = dir;
     this.#logger = logger;
     this.#io = io;
     this.#segmentBytes = segmentBytes;
     this.#tail = tail;
+    this.#segments = segments;
     this.#lastIndex = lastIndex;
+    this.#hardState = hardState;
+    this.#floor = floor;
   }
 
   /** Whether a WAL directory exists at `dir` (whatever its state). */
@@ -243,7 +282,17 @@ export class Wal {
     const path = join(dir, segmentFileName(id));
     const file = await Deno.open(path, { append: true });
     logger.info("wal: created", { dir, segment: basename(path) });
-    return new Wal(dir, logger, io, segmentBytes, { id, path, file, ...built }, 0);
+    return new Wal(
+      dir,
+      logger,
+      io,
+      segmentBytes,
+      { id, path, file, ...built },
+      [{ id, path }],
+      0,
+      EMPTY_HARD_STATE,
+      0,
+    );
   }
 
   /**
@@ -263,17 +312,27 @@ export class Wal {
     if (!(await exists(dir))) {
       throw new Error(`Cannot open WAL in ${dir}: it does not exist`);
     }
-    const segments = await listSegments(dir, logger);
+    const snapshotIndex = options.snapshotIndex ?? 0;
+    if (!Number.isSafeInteger(snapshotIndex) || snapshotIndex < 0) {
+      throw new RangeError(
+        `Cannot open WAL in ${dir}: snapshotIndex must be an index, got ${snapshotIndex}`,
+      );
+    }
+    const segments = await listSegments(dir, logger, snapshotIndex);
     if (segments.length === 0) {
       const reason = "the WAL directory holds no segment files (they were deleted or lost)";
       throw new WalCorruptionError(dir, 0, reason, `Cannot open WAL in ${dir}: ${reason}`);
     }
-    const replay = await replaySegments(dir, segments, logger, io);
+    const replay = await replaySegments(dir, segments, logger, io, snapshotIndex);
 
     let tail: Tail;
+    let kept = segments.filter((s) => replay.tail !== undefined && s.id.seq <= replay.tail.id.seq);
     if (replay.tail === undefined) {
-      // The only segment was torn inside its header: start again from an empty one.
-      tail = await createSegment(dir, io, { seq: 0, firstIndex: 1 }, 0);
+      // The only segment was torn inside its header: start again from an empty one
+      // in its place (its predecessors, if any, were released).
+      const id = segments[0]!.id;
+      tail = await createSegment(dir, io, id, 0);
+      kept = [{ id, path: tail.path }];
     } else {
       const { id, path, size, chain } = replay.tail;
       const file = await Deno.open(path, { append: true });
@@ -290,17 +349,19 @@ export class Wal {
       tail.file.close();
       throw err;
     }
-    const { hardState, entries, warnings } = replay;
+    const { hardState, entries, warnings, base } = replay;
+    const lastIndex = base + entries.length;
     logger.info("wal: opened", {
       dir,
-      segments: segments.length,
-      lastIndex: entries.length,
+      segments: kept.length,
+      firstIndex: base + 1,
+      lastIndex,
       term: hardState.term,
       commit: hardState.commit,
       warnings: warnings.length,
     });
-    const wal = new Wal(dir, logger, io, segmentBytes, tail, entries.length);
-    return { wal, recovery: { hardState, entries, warnings } };
+    const wal = new Wal(dir, logger, io, segmentBytes, tail, kept, lastIndex, hardState, base);
+    return { wal, recovery: { hardState, entries, firstIndex: base + 1, warnings } };
   }
 
   /** The index of the last entry saved (0 for an empty log). */
@@ -322,9 +383,102 @@ export class Wal {
     if (this.#closed) {
       return Promise.reject(new Error(`Cannot save to WAL in ${this.dir}: it is closed`));
     }
-    const run = this.#queue.then(() => this.#save(hardState, entries));
-    this.#queue = run.catch(() => {});
+    return this.#enqueue(() => this.#save(hardState, entries));
+  }
+
+  /** The index the first segment on disk starts at: no entry below it is held. */
+  get firstSegmentIndex(): number {
+    return this.#segments[0]!.id.firstIndex;
+  }
+
+  /** How many segment files the WAL holds. */
+  get segmentCount(): number {
+    return this.#segments.length;
+  }
+
+  /**
+   * Deletes the segments wholly below `index`, the first entry the node keeps
+   * (a segment is wholly below it when the next segment starts at or before
+   * `index`); the tail segment is never deleted. Call it only once a snapshot at
+   * or beyond `index - 1` is durable. The latest hard state is saved into the tail
+   * first, so that it survives; segments go oldest first, then the directory is
+   * fsynced. Runs in turn with saves. Resolves with the number of segments deleted.
+   */
+  releaseBefore(index: number): Promise<number> {
+    return this.#enqueue(() => this.#release(index));
+  }
+
+  /**
+   * Starts the log over after a snapshot installed from the leader (§7): a new
+   * segment beginning at `snapshotIndex + 1` takes the following saves, the
+   * latest hard state is saved into it, and every older segment is deleted (the
+   * snapshot replaces all they held). Call it only once the snapshot is durable;
+   * a later {@link open} must then be given that snapshot's index.
+   */
+  resetTo(snapshotIndex: number): Promise<void> {
+    return this.#enqueue(async () => {
+      this.#checkUsable("reset");
+      this.#lastIndex = snapshotIndex;
+      this.#floor = snapshotIndex;
+      await this.#roll();
+      await this.#save(this.#hardState, []);
+      await this.#deleteSegments(this.#segments.length - 1);
+    });
+  }
+
+  #enqueue<T>(step: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new Error(`Cannot use WAL in ${this.dir}: it is closed`));
+    }
+    const run = this.#queue.then(step);
+    this.#queue = run.then(() => {}, () => {});
     return run;
+  }
+
+  #checkUsable(what: string): void {
+    if (this.#failure !== undefined) {
+      throw new Error(
+        `Cannot ${what} WAL in ${this.dir}: an earlier write failed (${this.#failure.message}); ` +
+          `reopen the WAL to recover`,
+        { cause: this.#failure },
+      );
+    }
+  }
+
+  async #release(index: number): Promise<number> {
+    this.#checkUsable("release segments of");
+    const whollyBelow = () => {
+      let n = 0;
+      while (n + 1 < this.#segments.length && this.#segments[n + 1]!.id.firstIndex <= index) n++;
+      return n;
+    };
+    if (whollyBelow() === 0) return 0;
+    // This save may start a new segment, which can release one more.
+    await this.#save(this.#hardState, []);
+    const n = whollyBelow();
+    await this.#deleteSegments(n);
+    this.#floor = Math.max(this.#floor, this.firstSegmentIndex - 1);
+    return n;
+  }
+
+  /** Deletes the first `n` segments, oldest first, then fsyncs the directory. */
+  async #deleteSegments(n: number): Promise<void> {
+    if (n <= 0) return;
+    const gone = this.#segments.slice(0, n);
+    try {
+      for (const s of gone) {
+        await Deno.remove(s.path);
+        this.#segments.shift();
+      }
+      await syncDirectory(this.dir, this.#io.sync);
+    } catch (err) {
+      throw this.#fail(err, `Cannot delete released WAL segments in ${this.dir}`);
+    }
+    this.#logger.info("wal: released segments", {
+      deleted: gone.length,
+      through: basename(gone[gone.length - 1]!.path),
+      firstIndex: this.firstSegmentIndex,
+    });
   }
 
   /** Waits for pending saves, then closes the segment file. Idempotent. */
@@ -374,6 +528,7 @@ export class Wal {
     tail.chain = chain;
     const last = entries[entries.length - 1];
     if (last !== undefined) this.#lastIndex = last.index;
+    if (hardState !== undefined) this.#hardState = hardState;
     this.#logger.debug("wal: saved", {
       entries: entries.length,
       hardState: hardState !== undefined,
@@ -421,6 +576,11 @@ export class Wal {
     try {
       if (first !== undefined) {
         if (!(first.index >= 1)) throw new RangeError(`entry index ${first.index} is below 1`);
+        if (first.index <= this.#floor) {
+          throw new RangeError(
+            `entry ${first.index} would rewrite the log below its first index ${this.#floor + 1}`,
+          );
+        }
         if (!(first.index <= this.#lastIndex + 1)) {
           throw new RangeError(
             `entry ${first.index} would leave a gap after last index ${this.#lastIndex}`,
@@ -460,6 +620,7 @@ export class Wal {
     } catch (err) {
       throw this.#fail(err, `Cannot create WAL segment ${segmentFileName(id)}`);
     }
+    this.#segments.push({ id, path: this.#tail.path });
     old.file.close();
     this.#logger.info("wal: started segment", {
       segment: basename(this.#tail.path),
@@ -493,10 +654,15 @@ interface FoundSegment {
 
 /**
  * Lists the segments of `dir` in sequence order, deleting leftover `.tmp` files.
- * Throws {@link WalCorruptionError} for a `.wal` file with a malformed name and for
- * a sequence that does not run 0, 1, 2, … without gaps.
+ * Throws {@link WalCorruptionError} for a `.wal` file with a malformed name, for a
+ * sequence with a gap, and for a first segment after 0 (its predecessors released)
+ * that starts beyond `snapshotIndex + 1`: the entries in between are lost.
  */
-async function listSegments(dir: string, logger: Logger): Promise<FoundSegment[]> {
+async function listSegments(
+  dir: string,
+  logger: Logger,
+  snapshotIndex: number,
+): Promise<FoundSegment[]> {
   const found: FoundSegment[] = [];
   for await (const e of Deno.readDir(dir)) {
     const path = join(dir, e.name);
@@ -518,15 +684,30 @@ async function listSegments(dir: string, logger: Logger): Promise<FoundSegment[]
     found.push({ id, path });
   }
   found.sort((a, b) => a.id.seq - b.id.seq);
+  const first = found[0];
+  if (first !== undefined && first.id.seq !== 0 && first.id.firstIndex > snapshotIndex + 1) {
+    const covered = snapshotIndex === 0
+      ? "there is no snapshot"
+      : `the snapshot covers up to index ${snapshotIndex}`;
+    throw new WalCorruptionError(
+      first.path,
+      0,
+      `the first segment left starts at index ${first.id.firstIndex}, but ${covered}: ` +
+        `entries ${snapshotIndex + 1} to ${first.id.firstIndex - 1} are in neither ` +
+        `(segment ${first.id.seq - 1} is missing)`,
+    );
+  }
+  const start = first?.id.seq ?? 0;
   for (let i = 0; i < found.length; i++) {
     const s = found[i]!;
-    if (s.id.seq !== i) {
+    if (s.id.seq !== start + i) {
       const after = i === 0 ? "" : ` after ${basename(found[i - 1]!.path)}`;
-      const what = s.id.seq < i ? "is duplicated" : "is missing";
+      const what = s.id.seq < start + i ? "is duplicated" : "is missing";
       throw new WalCorruptionError(
         s.path,
         0,
-        `sequence number ${s.id.seq} found where ${i} was expected${after} (segment ${i} ${what})`,
+        `sequence number ${s.id.seq} found where ${start + i} was expected${after} ` +
+          `(segment ${start + i} ${what})`,
       );
     }
   }
@@ -537,6 +718,8 @@ async function listSegments(dir: string, logger: Logger): Promise<FoundSegment[]
 interface Replay {
   hardState: HardState;
   entries: Entry[];
+  /** The index before `entries[0]`. */
+  base: number;
   warnings: string[];
   /** The segment to append to, or undefined if there is none left. */
   tail: { id: SegmentId; path: string; size: number; chain: number } | undefined;
@@ -548,11 +731,16 @@ async function replaySegments(
   segments: readonly FoundSegment[],
   logger: Logger,
   io: WalIo,
+  snapshotIndex: number,
 ): Promise<Replay> {
   let hardState = EMPTY_HARD_STATE;
-  const entries: Entry[] = [];
+  let entries: Entry[] = [];
+  // The index before entries[0]: 0, unless the segments before the first were released.
+  let base = segments[0]!.id.firstIndex - 1;
   const warnings: string[] = [];
-  let chain = 0;
+  // The first segment's predecessor was released: its chain CRC is taken on trust
+  // from the header (the segment's own CRCs still check every record in it).
+  let chain: number | undefined = segments[0]!.id.seq === 0 ? 0 : undefined;
   let tail: Replay["tail"] = undefined;
 
   for (let i = 0; i < segments.length; i++) {
@@ -579,12 +767,21 @@ async function replaySegments(
           `segment header says ${segmentFileName(h)}, which does not match the file name`,
         );
       }
-      if (h.firstIndex !== entries.length + 1) {
-        throw corrupt(
-          0,
-          `segment starts at index ${h.firstIndex} but the log before it ends at ${entries.length}`,
-        );
+      const lastIndex = base + entries.length;
+      if (h.firstIndex !== lastIndex + 1) {
+        if (i === 0 || h.firstIndex > snapshotIndex + 1) {
+          throw corrupt(
+            0,
+            `segment starts at index ${h.firstIndex} but the log before it ends at ${lastIndex}` +
+              (i === 0 ? "" : ` and the snapshot covers only up to index ${snapshotIndex}`),
+          );
+        }
+        // A segment Wal.resetTo started after a snapshot from the leader: the log
+        // starts over after it (the snapshot replaces every entry before).
+        entries = [];
+        base = h.firstIndex - 1;
       }
+      chain ??= h.prevCrc;
       if (h.prevCrc !== chain) {
         throw corrupt(
           0,
@@ -606,13 +803,19 @@ async function replaySegments(
             } catch (err) {
               throw corrupt(f.offset, `bad entry record: ${message(err)}`);
             }
-            if (e.index < 1 || e.index > entries.length + 1) {
+            if (e.index <= base) {
               throw corrupt(
                 f.offset,
-                `entry index ${e.index} leaves a gap after last index ${entries.length}`,
+                `entry index ${e.index} rewrites the log below its first index ${base + 1}`,
               );
             }
-            entries.length = e.index - 1;
+            if (e.index > base + entries.length + 1) {
+              throw corrupt(
+                f.offset,
+                `entry index ${e.index} leaves a gap after last index ${base + entries.length}`,
+              );
+            }
+            entries.length = e.index - 1 - base;
             entries.push(e);
             break;
           }
@@ -677,7 +880,7 @@ async function replaySegments(
     chain = scan.chain;
     tail = { id, path, size: scan.end, chain };
   }
-  return { hardState, entries, warnings, tail };
+  return { hardState, entries, base, warnings, tail };
 }
 
 /**

@@ -301,3 +301,18 @@ Deno.test("parseHostPort", async (t) => {
     assert.equal(formatHostPort({ host: "h", port: 1 }), "h:1");
   });
 });
+
+Deno.test("parseNodeFlags: snapshot flags, their variables, defaults and bounds", () => {
+  const d = parse([]);
+  assert.equal(d.snapshotEntries, 10_000);
+  assert.equal(d.snapshotCatchupEntries, 5_000);
+  const o = parse(["--snapshot-entries", "50", "--snapshot-catchup-entries=0"]);
+  assert.equal(o.snapshotEntries, 50);
+  assert.equal(o.snapshotCatchupEntries, 0);
+  const e = parse([], { RAFTKV_SNAPSHOT_ENTRIES: "300", RAFTKV_SNAPSHOT_CATCHUP_ENTRIES: "20" });
+  assert.equal(e.snapshotEntries, 300);
+  assert.equal(e.snapshotCatchupEntries, 20);
+  rejects(["--snapshot-entries", "0"], /--snapshot-entries/);
+  rejects(["--snapshot-catchup-entries", "-1"], /--snapshot-catchup-entries/);
+  rejects([], /RAFTKV_SNAPSHOT_ENTRIES/, { RAFTKV_SNAPSHOT_ENTRIES: "many" });
+});

@@ -30,6 +30,7 @@ Deno.test("open makes what it recovered durable: records a dead process wrote bu
     const recovered = {
       hardState: { term: 2, vote: 3, commit: 2 },
       entries: [...entries(1, 2, 1), ...entries(3, 4, 2)],
+      firstIndex: 1,
       warnings: [],
     };
     assert.deepStrictEqual(reopened.recovery, recovered);
@@ -68,6 +69,7 @@ Deno.test("a save whose fsync fails is cut back to the last durable size: neithe
     const before = {
       hardState: { term: 1, vote: 1, commit: 0 },
       entries: entries(1, 2, 1),
+      firstIndex: 1,
       warnings: [],
     };
     const restarted = await Wal.open(dir, { io: disk });

@@ -166,6 +166,7 @@ Deno.test("torn tail: cut at every offset inside the last two saves, the WAL rec
       assert.deepStrictEqual(again.recovery, {
         hardState: hs,
         entries: [...expected.entries, more],
+        firstIndex: 1,
         warnings: [],
       });
       await again.wal.close();

@@ -20,7 +20,12 @@ Deno.test("create makes a fresh WAL, and the directories above it: it reopens em
     await wal.close();
     assert.deepStrictEqual(await segmentNames(dir), ["0000000000000000-0000000000000001.wal"]);
     const { wal: again, recovery } = await Wal.open(dir);
-    assert.deepStrictEqual(recovery, { hardState: EMPTY_HARD_STATE, entries: [], warnings: [] });
+    assert.deepStrictEqual(recovery, {
+      hardState: EMPTY_HARD_STATE,
+      entries: [],
+      firstIndex: 1,
+      warnings: [],
+    });
     await again.close();
   });
 });
@@ -49,6 +54,7 @@ Deno.test("round trip: hard states and entries saved over several saves are reco
     const expected = {
       hardState: { term: 2, vote: 3, commit: 5 },
       entries: [...entries(1, 4, 1), big, empty],
+      firstIndex: 1,
       warnings: [],
     };
     const reopened = await Wal.open(dir);
@@ -223,6 +229,7 @@ Deno.test("a write that fails (ENOSPC) rejects the save; the WAL cuts its partia
     assert.deepStrictEqual(recovery, {
       hardState: { term: 1, vote: 1, commit: 2 },
       entries: entries(1, 3, 1),
+      firstIndex: 1,
       warnings: [],
     });
     await again.save(undefined, entries(4, 5, 1));
