@@ -258,16 +258,21 @@ export const STATUS_HEADER: readonly string[] = [
   "COMMIT",
   "APPLIED",
   "LAST",
+  "SNAPSHOT",
+  "FIRST",
 ];
 
 /**
  * Renders the `status` table: one row per endpoint; a node that did not answer
  * shows `down`, dashes, and the reason in parentheses after the last column.
- * LEADER is `-` when the node knows of none.
+ * LEADER is `-` when the node knows of none. SNAPSHOT is the index of the node's
+ * newest snapshot (0 for none) and FIRST the first index its log still holds.
  */
 export function renderStatus(results: readonly StatusResult[]): string {
   const rows = results.map((r): string[] => {
-    if ("error" in r) return [r.endpoint, "-", "down", "-", "-", "-", "-", "-", `(${r.error})`];
+    if ("error" in r) {
+      return [r.endpoint, "-", "down", "-", "-", "-", "-", "-", "-", "-", `(${r.error})`];
+    }
     const s = r.status;
     return [
       r.endpoint,
@@ -278,6 +283,8 @@ export function renderStatus(results: readonly StatusResult[]): string {
       String(s.commitIndex),
       String(s.appliedIndex),
       String(s.lastLogIndex),
+      String(s.snapshotIndex),
+      String(s.firstIndex),
     ];
   });
   return renderTable(STATUS_HEADER, rows);

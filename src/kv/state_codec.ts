@@ -98,12 +98,23 @@ export function* encodeKvStateInSteps(
   // Sizes first, so the output is allocated once.
   let size = MAGIC.length + 4 + 8 + 8 + CHAIN_LINK_BYTES + 8 + 4 + 4;
   for (const { result } of sessions) size += 24 + result.length;
-  const keys: Uint8Array[] = new Array(store.entries.length);
-  for (let i = 0; i < store.entries.length; i++) {
-    const [key, value] = store.entries[i]!;
-    const k = utf8.encode(key);
+  if (store.keys.length !== store.values.length) {
+    throw new Error(
+      `Cannot encode key-value state: ${store.keys.length} keys but ${store.values.length} values`,
+    );
+  }
+  const n = store.keys.length;
+  const keys: Uint8Array[] = new Array(n);
+  let sinceYield = 0;
+  for (let i = 0; i < n; i++) {
+    const k = utf8.encode(store.keys[i]!);
     keys[i] = k;
-    size += 8 + k.length + value.length;
+    size += 8 + k.length + store.values[i]!.length;
+    sinceYield += k.length;
+    if (sinceYield >= bytesPerStep / 4) {
+      sinceYield = 0;
+      yield;
+    }
   }
   yield;
   const out = new Uint8Array(size);
@@ -121,10 +132,10 @@ export function* encodeKvStateInSteps(
     w.u64(s.lastActiveMs);
     w.bytes(result);
   }
-  w.u32(store.entries.length);
-  let sinceYield = 0;
-  for (let i = 0; i < store.entries.length; i++) {
-    const value = store.entries[i]![1];
+  w.u32(n);
+  sinceYield = 0;
+  for (let i = 0; i < n; i++) {
+    const value = store.values[i]!;
     const k = keys[i]!;
     w.u32(k.length);
     w.bytes(k);
@@ -179,7 +190,8 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     sessions.push({ id, lastSequence, lastActiveMs, lastResult });
   }
   const keyCount = r.u32("the key count");
-  const entries: [string, Uint8Array][] = new Array(keyCount);
+  const keys: string[] = new Array(keyCount);
+  const values: Uint8Array[] = new Array(keyCount);
   const seen = new Set<string>();
   const text = new TextDecoder("utf-8", { fatal: true });
   for (let i = 0; i < keyCount; i++) {
@@ -193,7 +205,8 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     if (seen.has(key)) throw new KvStateCodecError(`key ${JSON.stringify(key)} appears twice`);
     seen.add(key);
     const value = r.bytes(r.u32(`key ${i}'s value length`), `key ${i}'s value`).slice();
-    entries[i] = [key, value];
+    keys[i] = key;
+    values[i] = value;
   }
   if (r.offset !== bytes.length) {
     throw new KvStateCodecError(
@@ -204,7 +217,7 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     throw new KvStateCodecError(`applied index ${appliedIndex} has no term`);
   }
   return {
-    store: { appliedIndex, sessionsNowMs, sessions, entries },
+    store: { appliedIndex, sessionsNowMs, sessions, keys, values },
     appliedTerm,
     chainLink,
   };

@@ -69,6 +69,8 @@ export function clusterService(
         lastLogIndex: BigInt(s.lastIndex),
         stateDigest: fingerprints.state,
         appliedChain: fingerprints.chain,
+        snapshotIndex: BigInt(s.snapshotIndex),
+        firstIndex: BigInt(s.firstIndex),
         peers: [...(s.progress ?? new Map()).entries()].filter(([id]) => id !== s.id).map((
           [id, p],
         ) =>

@@ -6,7 +6,17 @@
  * <data-dir>/LOCK           locked (flock) while a node runs on the directory; 0600
  * <data-dir>/identity.json  node id, cluster id and members it was bootstrapped with; 0600
  * <data-dir>/wal/           the write-ahead log (src/wal/); 0700
+ * <data-dir>/snap/          snapshots of the state machine (src/snapshot/store.ts); 0700
  * ```
+ *
+ * **Snapshots.** The WAL holds only the entries after (or a little before) the
+ * newest snapshot, so the two are opened together: the newest snapshot that passes
+ * its checks is loaded first, and the WAL is opened knowing its index (the WAL
+ * refuses a gap between the snapshot and its first entry). A damaged newest
+ * snapshot is set aside (renamed `.broken`) and an older one used only when the
+ * WAL still holds every entry after the older one; otherwise the node refuses to
+ * start, naming the damaged file and its damage. It never runs on a state that
+ * silently lacks entries.
  *
  * **Identity.** A data dir belongs to one member of one cluster. etcd records the
  * member and cluster ids in its WAL and, once data exists, refuses or ignores the
@@ -37,9 +47,10 @@
  * @module
  */
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Logger } from "../raft/logger.ts";
-import { EMPTY_HARD_STATE, type NodeId } from "../raft/types.ts";
+import { EMPTY_HARD_STATE, type NodeId, type Snapshot } from "../raft/types.ts";
+import { SNAP_DIR, SnapshotStore } from "../snapshot/store.ts";
 import {
   exists,
   FILE_MODE,
@@ -47,6 +58,7 @@ import {
   mkdirDurable,
   type SyncFn,
   Wal,
+  WalCorruptionError,
   type WalIo,
   type WalRecovery,
   writeFileAtomic,
@@ -97,12 +109,25 @@ export interface OpenDataDirOptions {
   readonly io?: Partial<WalIo>;
 }
 
-/** A data dir in use: its lock (held until closed), its WAL and what the WAL recovered. */
+/**
+ * A data dir in use: its lock (held until closed), its WAL and what the WAL
+ * recovered, its snapshot directory and the snapshot to start from.
+ */
 export interface OpenedDataDir {
   /** The locked LOCK file; closing it releases the data dir. */
   readonly lock: Deno.FsFile;
   readonly wal: Wal;
   readonly recovery: WalRecovery;
+  readonly snapshots: SnapshotStore;
+  /** The newest valid snapshot, which the WAL continues; undefined if there is none. */
+  readonly snapshot: Snapshot | undefined;
+}
+
+interface OpenedStorage {
+  wal: Wal;
+  recovery: WalRecovery;
+  snapshots: SnapshotStore;
+  snapshot: Snapshot | undefined;
 }
 
 /**
@@ -134,8 +159,8 @@ export async function openDataDir(options: OpenDataDirOptions): Promise<OpenedDa
     if (!(await lock.tryLock(true))) {
       throw new DataDirError(`Cannot use data dir ${dir}: another process holds its lock`);
     }
-    const { wal, recovery } = await inDataDir(dir, () => openLocked(options, sync));
-    return { lock, wal, recovery };
+    const opened = await inDataDir(dir, () => openLocked(options, sync));
+    return { lock, ...opened };
   } catch (err) {
     lock.close();
     throw err;
@@ -145,11 +170,12 @@ export async function openDataDir(options: OpenDataDirOptions): Promise<OpenedDa
 async function openLocked(
   options: OpenDataDirOptions,
   sync: SyncFn,
-): Promise<{ wal: Wal; recovery: WalRecovery }> {
+): Promise<OpenedStorage> {
   const { dir, identity, logger } = options;
   const identityPath = join(dir, IDENTITY_FILE);
   const walDir = join(dir, WAL_DIR);
   const walOptions = { logger, io: options.io };
+  const snapshots = await SnapshotStore.open(join(dir, SNAP_DIR), { logger, sync });
   // A temp file is what a crash during an atomic write leaves; the real file is intact.
   await Deno.remove(`${identityPath}.tmp`).catch((err) => {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
@@ -171,12 +197,12 @@ async function openLocked(
           `dir, ${IDENTITY_FILE} included, then start the node with its usual flags)`,
       );
     }
-    return await Wal.open(walDir, walOptions);
+    return await openWithSnapshot(dir, walDir, walOptions, snapshots, logger);
   }
 
   if (hasWal) {
     // Open first: a damaged WAL is refused before anything is written.
-    const opened = await Wal.open(walDir, walOptions);
+    const opened = await openWithSnapshot(dir, walDir, walOptions, snapshots, logger);
     try {
       await writeFileAtomic(identityPath, encodeIdentity(identity), sync);
     } catch (err) {
@@ -199,7 +225,54 @@ async function openLocked(
     throw err;
   }
   logger.info("bootstrapped a new data dir", { dir, identity: describeIdentity(identity) });
-  return { wal, recovery: { hardState: EMPTY_HARD_STATE, entries: [], firstIndex: 1, warnings: [] } };
+  return {
+    wal,
+    recovery: { hardState: EMPTY_HARD_STATE, entries: [], firstIndex: 1, warnings: [] },
+    snapshots,
+    snapshot: undefined,
+  };
+}
+
+/**
+ * Loads the newest valid snapshot and opens the WAL after it. A damaged newer
+ * snapshot is set aside only if the WAL covers the gap down to the snapshot used
+ * (or to index 1); otherwise this refuses with a {@link DataDirError} naming the
+ * damaged file, its damage and the WAL's gap.
+ */
+async function openWithSnapshot(
+  dir: string,
+  walDir: string,
+  walOptions: { logger: Logger; io: Partial<WalIo> | undefined },
+  snapshots: SnapshotStore,
+  logger: Logger,
+): Promise<OpenedStorage> {
+  const loaded = await snapshots.loadNewest();
+  const snapshotIndex = loaded.snapshot?.meta.index ?? 0;
+  let opened;
+  try {
+    opened = await Wal.open(walDir, { ...walOptions, snapshotIndex });
+  } catch (err) {
+    const newest = loaded.damaged[0];
+    if (!(err instanceof WalCorruptionError) || newest === undefined) throw err;
+    const fallback = loaded.path === undefined
+      ? "no older snapshot is valid"
+      : `the older snapshot ${basename(loaded.path)} is at index ${snapshotIndex}`;
+    throw new DataDirError(
+      `Cannot use data dir ${dir}: ${newest.error.message}; ${fallback}, and the WAL does not ` +
+        `hold every entry after it (${err.message}). The node cannot rebuild its state. ` +
+        `Restore the data dir from a backup, or replace the disk as deploy/README.md says ` +
+        `(the node then catches up from the leader)`,
+    );
+  }
+  for (const d of loaded.damaged) {
+    logger.warn("a snapshot is damaged; starting from an older one, which the WAL continues", {
+      file: d.path,
+      damage: d.error.message,
+      using: loaded.path ?? "none (the WAL from index 1)",
+    });
+    await snapshots.markBroken(d.path);
+  }
+  return { ...opened, snapshots, snapshot: loaded.snapshot };
 }
 
 /**

@@ -48,6 +48,8 @@ async function main(): Promise<number> {
       dataDir: opts.dataDir,
       heartbeatMs: opts.heartbeatMs,
       electionMs: opts.electionMs,
+      snapshotEntries: opts.snapshotEntries,
+      snapshotCatchupEntries: opts.snapshotCatchupEntries,
       logger,
       random: Math.random,
     });

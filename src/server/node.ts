@@ -8,8 +8,8 @@
  */
 
 import { AppliedChain } from "../kv/applied_chain.ts";
-import { encodeKvStateInSteps } from "../kv/state_codec.ts";
 import { decodeCommand } from "../kv/command.ts";
+import { decodeKvState, encodeKvStateInSteps } from "../kv/state_codec.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
 import { NotLeaderError } from "../raft/errors.ts";
 import type { Logger } from "../raft/logger.ts";
@@ -18,14 +18,17 @@ import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
 import { MemoryStorage } from "../raft/storage.ts";
 import {
   type Entry,
+  type HardState,
   type Message,
   type NodeId,
   NONE,
   type Role,
   type Snapshot,
 } from "../raft/types.ts";
+import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir } from "./data_dir.ts";
+import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 
 /** Why a call could not be completed; the services map it to a gRPC status. */
@@ -69,7 +72,16 @@ export interface RaftKvNodeOptions {
   readonly logger: Logger;
   /** Randomness for election timeouts. */
   readonly random: Random;
+  /** A snapshot is taken every this many applied entries (`--snapshot-entries`). */
+  readonly snapshotEntries?: number;
+  /** Entries kept behind a snapshot for slow followers (`--snapshot-catchup-entries`). */
+  readonly snapshotCatchupEntries?: number;
 }
+
+/** `--snapshot-entries` by default, etcd's `--snapshot-count` of late. */
+export const DEFAULT_SNAPSHOT_ENTRIES = 10_000;
+/** `--snapshot-catchup-entries` by default, etcd's `SnapshotCatchUpEntries`. */
+export const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES = 5_000;
 
 /** A promise that settles once, with its resolvers at hand. */
 interface Waiter<T> {
@@ -147,7 +159,12 @@ export class RaftKvNode {
   readonly id: NodeId;
   readonly options: RaftKvNodeOptions;
   readonly kv = new KvStore();
-  readonly #chain = new AppliedChain();
+  #chain = new AppliedChain();
+  /** The term of the entry at the applied index (what a snapshot taken now records). */
+  #appliedTerm = 0;
+  readonly #snapshots: SnapshotStore;
+  readonly #snapshotter: Snapshotter;
+  readonly #catchupEntries: number;
   readonly #log: Logger;
   readonly #raw: RawNode;
   readonly #storage: MemoryStorage;
@@ -179,8 +196,18 @@ export class RaftKvNode {
     storage: MemoryStorage,
     wal: Wal,
     lock: Deno.FsFile,
+    snapshots: SnapshotStore,
   ) {
     this.#lock = lock;
+    this.#snapshots = snapshots;
+    this.#catchupEntries = options.snapshotCatchupEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES;
+    this.#snapshotter = new Snapshotter({
+      store: snapshots,
+      logger: options.logger,
+      everyEntries: options.snapshotEntries ?? DEFAULT_SNAPSHOT_ENTRIES,
+      startIndex: storage.snapshot().meta.index,
+      onFinished: () => this.#kicker.kick(),
+    });
     this.id = options.id;
     this.options = options;
     this.#log = options.logger;
@@ -222,15 +249,50 @@ export class RaftKvNode {
       if (err instanceof DataDirError) throw new NodeError("unavailable", err.message);
       throw err;
     }
-    const { lock, wal, recovery } = opened;
+    const { lock, wal, recovery, snapshots, snapshot } = opened;
     const storage = new MemoryStorage([...options.peers.keys()]);
-    storage.append(recovery.entries);
-    storage.setHardState(recovery.hardState);
-    log.info("recovered from the write-ahead log", {
-      term: recovery.hardState.term,
-      vote: recovery.hardState.vote,
-      commit: recovery.hardState.commit,
-      entries: recovery.entries.length,
+    let hardState = recovery.hardState;
+    let entries = recovery.entries;
+    let restored: ReturnType<typeof decodeKvState> | undefined;
+    try {
+      if (snapshot !== undefined) {
+        restored = RaftKvNode.#decodeSnapshot(snapshot, "the snapshot in the data dir");
+        storage.applySnapshot(snapshot);
+        const s = snapshot.meta;
+        // Only the entries after the snapshot: those at or below it are in it.
+        entries = entries.filter((e) => e.index > s.index);
+        if (wal.lastIndex < s.index) {
+          // The snapshot came from the leader and the node stopped before its WAL
+          // started over after it: the snapshot holds committed state, so the log
+          // starts over after it now (as Wal.resetTo does when installing it).
+          log.warn(
+            "the newest snapshot is newer than the write-ahead log; the log starts after it",
+            {
+              snapshot: s.index,
+              walLastIndex: wal.lastIndex,
+            },
+          );
+          hardState = catchUpHardState(hardState, s.index, s.term);
+          await wal.resetTo(s.index);
+          await wal.save(hardState, []);
+        } else {
+          hardState = catchUpHardState(hardState, s.index, s.term);
+        }
+      }
+      storage.append(entries);
+      storage.setHardState(hardState);
+    } catch (err) {
+      await wal.close();
+      lock.close();
+      throw err;
+    }
+    log.info("recovered from the snapshot and the write-ahead log", {
+      snapshot: snapshot?.meta.index ?? 0,
+      term: hardState.term,
+      vote: hardState.vote,
+      commit: hardState.commit,
+      firstIndex: storage.firstIndex(),
+      lastIndex: storage.lastIndex(),
     });
     const electionTick = Math.max(2, Math.round(options.electionMs / options.heartbeatMs));
     const raw = new RawNode(
@@ -240,11 +302,14 @@ export class RaftKvNode {
         electionTick,
         heartbeatTick: 1,
         logger: log,
-        applied: 0,
+        // Restarting (see raw_node.ts): the state machine holds the snapshot, so
+        // the core hands out only the committed entries after it.
+        applied: snapshot?.meta.index ?? 0,
       },
       storage,
     );
-    const node = new RaftKvNode(options, raw, storage, wal, lock);
+    const node = new RaftKvNode(options, raw, storage, wal, lock, snapshots);
+    if (snapshot !== undefined && restored !== undefined) node.#restore(snapshot, restored);
     node.#loop = node.#run();
     node.#ticker = setInterval(() => {
       node.#raw.tick();
@@ -259,6 +324,8 @@ export class RaftKvNode {
   async #run(): Promise<void> {
     try {
       while (!this.#stopping && this.#fatal === undefined) {
+        const finished = this.#snapshotter.takeFinished();
+        if (finished !== undefined) this.#compact(finished);
         if (!this.#raw.hasReady()) {
           await this.#kicker.wait();
           continue;
@@ -285,6 +352,7 @@ export class RaftKvNode {
   async #handle(rd: Ready): Promise<void> {
     // The leader's appends go out while its own write runs (dissertation §10.2.1).
     this.#transport.send(rd.messages);
+    if (rd.snapshot !== undefined) await this.#install(rd.snapshot);
     if (rd.hardState !== undefined || rd.entries.length > 0) {
       await this.#wal.save(rd.hardState, rd.entries);
       if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
@@ -293,6 +361,7 @@ export class RaftKvNode {
     // Votes and acknowledgements promise what is now durable (§5.1).
     this.#transport.send(rd.persistedMessages);
     for (const e of rd.committedEntries) this.#apply(e);
+    this.#maybeSnapshot();
     for (const rs of rd.readStates) {
       const w = this.#reads.get(rs.requestId);
       this.#reads.delete(rs.requestId);
@@ -310,8 +379,99 @@ export class RaftKvNode {
     this.#releaseReads();
   }
 
+  /**
+   * Installs a snapshot from the leader (§7, a Ready's `snapshot`): its file is
+   * made durable first, then the WAL starts over after it, then the storage and
+   * the state machine take it, all before anything after it is persisted or
+   * applied. A crash after the file is durable restarts from the file.
+   */
+  async #install(snapshot: Snapshot): Promise<void> {
+    const { index, term } = snapshot.meta;
+    const state = RaftKvNode.#decodeSnapshot(snapshot, `the snapshot from the leader`);
+    await this.#snapshotter.idle(); // one snapshot file written at a time
+    this.#snapshotter.takeFinished(); // older than this one: nothing to compact to
+    const path = await this.#snapshots.save(snapshot);
+    await this.#wal.resetTo(index);
+    this.#storage.applySnapshot(snapshot);
+    this.#restore(snapshot, state);
+    this.#snapshotter.noteInstalled(index);
+    this.#log.info("installed a snapshot from the leader", { index, term, file: path });
+  }
+
+  /** Replaces the state machine and the applied chain with a snapshot's. */
+  #restore(snapshot: Snapshot, state: ReturnType<typeof decodeKvState>): void {
+    this.kv.restore(state.store);
+    this.#chain = new AppliedChain(state.chainLink);
+    this.#appliedTerm = snapshot.meta.term;
+  }
+
+  /** The state a snapshot's data holds, checked against its metadata. */
+  static #decodeSnapshot(
+    snapshot: Snapshot,
+    what: string,
+  ): ReturnType<typeof decodeKvState> {
+    const { index, term } = snapshot.meta;
+    let state;
+    try {
+      state = decodeKvState(snapshot.data);
+    } catch (err) {
+      throw new NodeError(
+        "unavailable",
+        `Cannot restore ${what} at index ${index}: ${(err as Error).message}`,
+      );
+    }
+    if (state.store.appliedIndex !== index || state.appliedTerm !== term) {
+      throw new NodeError(
+        "unavailable",
+        `Cannot restore ${what}: it is labelled index ${index} term ${term} but holds the state ` +
+          `at index ${state.store.appliedIndex} term ${state.appliedTerm}`,
+      );
+    }
+    return state;
+  }
+
+  /**
+   * Every `--snapshot-entries` applied entries, captures the state at the applied
+   * index (synchronously, cheaply) and lets the snapshotter write it in the
+   * background; see `snapshotter.ts`.
+   */
+  #maybeSnapshot(): void {
+    const applied = this.kv.appliedIndex;
+    if (!this.#snapshotter.due(applied)) return;
+    const conf = this.#storage.snapshot().meta.index > 0
+      ? this.#storage.snapshot().meta.conf
+      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
+    this.#snapshotter.start(
+      { index: applied, term: this.#appliedTerm, conf },
+      { store: this.kv.exportState(), appliedTerm: this.#appliedTerm, chainLink: this.#chain.link },
+    );
+  }
+
+  /**
+   * A snapshot's file is durable: record it in the storage, compact the log
+   * behind it keeping `--snapshot-catchup-entries` entries for followers a
+   * little behind (etcd keeps 5,000), and release the WAL segments below.
+   * Runs between two Readies, so the core sees the storage change at once.
+   */
+  #compact(finished: FinishedSnapshot): void {
+    const { meta, data } = finished.snapshot;
+    if (meta.index <= this.#storage.snapshot().meta.index) return; // one was installed meanwhile
+    this.#storage.createSnapshot(meta.index, meta.conf, data);
+    const keepAfter = Math.max(this.#storage.firstIndex() - 1, meta.index - this.#catchupEntries);
+    this.#storage.compact(keepAfter);
+    this.#wal.releaseBefore(keepAfter + 1).catch((err) => this.#fail(err));
+    this.#log.info("took a snapshot", {
+      index: meta.index,
+      term: meta.term,
+      bytes: data.length,
+      ms: Math.round(finished.tookMs),
+      firstIndex: this.#storage.firstIndex(),
+    });
+  }
+
   #apply(e: Entry): void {
     this.#chain.add(e);
+    this.#appliedTerm = e.term;
     let result: ApplyResult;
     if (e.data.length === 0) {
       result = this.kv.applyCommand(e.index, undefined);
@@ -521,9 +681,23 @@ export class RaftKvNode {
     return () => this.#leaderListeners.delete(listener);
   }
 
-  /** The core's status plus the state machine's applied index. */
-  status(): Status & { kvApplied: number } {
-    return { ...this.#raw.status(), kvApplied: this.kv.appliedIndex };
+  /**
+   * The core's status plus the state machine's applied index, the index of the
+   * newest snapshot and the first index the log holds.
+   */
+  status(): Status & {
+    kvApplied: number;
+    snapshotIndex: number;
+    firstIndex: number;
+    snapshotsTaken: number;
+  } {
+    return {
+      ...this.#raw.status(),
+      kvApplied: this.kv.appliedIndex,
+      snapshotIndex: this.#storage.snapshot().meta.index,
+      firstIndex: this.#storage.firstIndex(),
+      snapshotsTaken: this.#snapshotter.taken,
+    };
   }
 
   /**
@@ -551,12 +725,16 @@ export class RaftKvNode {
     if (index === 0) {
       throw new NodeError("unavailable", `node ${this.id} has applied nothing yet; try again`);
     }
-    const term = this.#storage.term(index);
-    const voters = [...this.#raw.raft.trk.voters].sort((a, b) => a - b);
+    // Taken with the state, before the first await: all as of `index`. The
+    // membership as #maybeSnapshot takes it.
+    const term = this.#appliedTerm;
+    const conf = this.#storage.snapshot().meta.index > 0
+      ? this.#storage.snapshot().meta.conf
+      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
     const steps = encodeKvStateInSteps({ store, appliedTerm: term, chainLink: this.#chain.link });
     for (;;) {
       const step = steps.next();
-      if (step.done) return { meta: { index, term, conf: { voters } }, data: step.value };
+      if (step.done) return { meta: { index, term, conf }, data: step.value };
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
@@ -578,8 +756,20 @@ export class RaftKvNode {
     this.#failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
     this.#reportLeader(NONE, true);
     await this.#transport.close();
+    await this.#snapshotter.idle();
     await this.#wal.close();
     this.#lock.close();
     this.#log.info("node stopped", {});
   }
+}
+
+/**
+ * The hard state to go on with from a snapshot at `index` in `term`: its entries
+ * are committed, so the commit index is at least `index`; a term below the
+ * snapshot's (a node that stopped before saving the Ready that carried it) moves
+ * up to it, with no vote in that term.
+ */
+function catchUpHardState(hs: HardState, index: number, term: number): HardState {
+  const commit = Math.max(hs.commit, index);
+  return hs.term >= term ? { ...hs, commit } : { term, vote: NONE, commit };
 }

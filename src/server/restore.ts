@@ -30,7 +30,7 @@ import { decodeKvState, KvStateCodecError } from "../kv/state_codec.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { NodeId, Snapshot, SnapshotMeta } from "../raft/types.ts";
 import { decodeSnapshotFile, SnapshotCorruptionError } from "../snapshot/file.ts";
-import { SNAP_DIR, SnapshotStore } from "../snapshot/store.ts";
+import { SNAP_DIR } from "../snapshot/store.ts";
 import { exists, mkdirDurable, syncDirectory, writeFileAtomic } from "../wal/durable_fs.ts";
 import { type DataDirIdentity, IDENTITY_FILE, openDataDir, WAL_DIR } from "./data_dir.ts";
 
@@ -137,8 +137,7 @@ export async function restoreDataDir(options: RestoreOptions): Promise<SnapshotM
   await writeFileAtomic(marker, new TextEncoder().encode(`restoring from ${file}\n`));
   const opened = await openDataDir({ dir: dataDir, identity, logger });
   try {
-    const store = await SnapshotStore.open(join(dataDir, SNAP_DIR), { logger });
-    await store.save(snapshot);
+    await opened.snapshots.save(snapshot);
     const { index, term } = snapshot.meta;
     // As a follower after installing a snapshot: the log starts after it, and what
     // the snapshot holds is committed (its term is the newest this node has seen).

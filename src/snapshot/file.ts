@@ -26,7 +26,7 @@
  */
 
 import type { NodeId, Snapshot, SnapshotMeta } from "../raft/types.ts";
-import { crc32c } from "../wal/crc32c.ts";
+import { crc32c, crc32cRange } from "../wal/crc32c.ts";
 
 /** The first eight bytes of every snapshot file. */
 export const SNAPSHOT_MAGIC: Uint8Array = new TextEncoder().encode("RKVSNAP1");
@@ -58,6 +58,30 @@ interface Header {
 
 /** The bytes of a snapshot file holding `snapshot`. */
 export function encodeSnapshotFile(snapshot: Snapshot): Uint8Array {
+  const steps = encodeSnapshotFileInSteps(snapshot, Infinity);
+  let next = steps.next();
+  while (!next.done) next = steps.next();
+  const parts = next.value;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * The snapshot file holding `snapshot` as parts (the fixed fields and header, the
+ * state itself, uncopied, and the checksum) whose concatenation is
+ * {@link encodeSnapshotFile}'s result. The checksum is computed a slice of about
+ * `bytesPerStep` bytes at a time, yielding between slices, so a node writing a
+ * snapshot of many megabytes can let its Ready loop run meanwhile.
+ */
+export function* encodeSnapshotFileInSteps(
+  snapshot: Snapshot,
+  bytesPerStep = 1 << 20,
+): Generator<void, Uint8Array[]> {
   const { meta, data } = snapshot;
   const header: Header = {
     index: meta.index,
@@ -66,16 +90,20 @@ export function encodeSnapshotFile(snapshot: Snapshot): Uint8Array {
     dataLength: data.length,
   };
   const h = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(FIXED_BYTES + h.length + data.length + TRAILER_BYTES);
-  const view = new DataView(out.buffer);
-  out.set(SNAPSHOT_MAGIC, 0);
+  const head = new Uint8Array(FIXED_BYTES + h.length);
+  const view = new DataView(head.buffer);
+  head.set(SNAPSHOT_MAGIC, 0);
   view.setUint32(8, SNAPSHOT_FORMAT_VERSION, true);
   view.setUint32(12, h.length, true);
-  out.set(h, FIXED_BYTES);
-  out.set(data, FIXED_BYTES + h.length);
-  const end = out.length - TRAILER_BYTES;
-  view.setUint32(end, crc32c(out.subarray(0, end)), true);
-  return out;
+  head.set(h, FIXED_BYTES);
+  let crc = crc32c(head);
+  for (let at = 0; at < data.length; at += bytesPerStep) {
+    crc = crc32cRange(data, at, Math.min(data.length, at + bytesPerStep), crc);
+    if (at + bytesPerStep < data.length) yield;
+  }
+  const trailer = new Uint8Array(TRAILER_BYTES);
+  new DataView(trailer.buffer).setUint32(0, crc, true);
+  return [head, data, trailer];
 }
 
 function isNodeId(x: unknown): x is NodeId {

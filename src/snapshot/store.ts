@@ -25,8 +25,7 @@
 import { basename, join } from "node:path";
 import { type Logger, SILENT_LOGGER } from "../raft/logger.ts";
 import type { Snapshot } from "../raft/types.ts";
-import { mkdirDurable, syncDirectory, type SyncFn, writeFileAtomic } from "../wal/durable_fs.ts";
-import { fsync } from "../wal/durable_fs.ts";
+import { FILE_MODE, fsync, mkdirDurable, syncDirectory, type SyncFn } from "../wal/durable_fs.ts";
 import { decodeSnapshotFile, encodeSnapshotFile, SnapshotCorruptionError } from "./file.ts";
 
 /** The name of the snapshot directory in a data dir. */
@@ -151,25 +150,45 @@ export class SnapshotStore {
    * (the caller takes one snapshot at a time).
    */
   async save(snapshot: Snapshot): Promise<string> {
-    return await this.saveBytes(
-      snapshot.meta.term,
-      snapshot.meta.index,
-      () => encodeSnapshotFile(snapshot),
-    );
+    return await this.saveParts(snapshot.meta.term, snapshot.meta.index, [
+      encodeSnapshotFile(snapshot),
+    ]);
   }
 
   /**
-   * {@link save} for a file already encoded in the snapshot file format
-   * (`encode` is called once, synchronously, before any I/O).
+   * {@link save} for a file already encoded in the snapshot file format, as parts
+   * written one after the other (see `encodeSnapshotFileInSteps`), so that the
+   * state is never copied into one buffer with its header.
    */
-  async saveBytes(term: number, index: number, encode: () => Uint8Array): Promise<string> {
+  async saveParts(term: number, index: number, parts: readonly Uint8Array[]): Promise<string> {
     if (this.#saving) {
       throw new Error(`Cannot save snapshot ${index}: another save is under way in ${this.dir}`);
     }
     this.#saving = true;
     try {
       const path = join(this.dir, snapshotFileName(term, index));
-      await writeFileAtomic(path, encode(), this.#sync);
+      const temp = path + TEMP_SUFFIX;
+      const f = await Deno.open(temp, {
+        write: true,
+        create: true,
+        truncate: true,
+        mode: FILE_MODE,
+      });
+      try {
+        for (const part of parts) {
+          let done = 0;
+          while (done < part.length) {
+            const n = await f.write(part.subarray(done));
+            if (n <= 0) throw new Deno.errors.WriteZero(`wrote 0 of ${part.length - done} bytes`);
+            done += n;
+          }
+        }
+        await this.#sync(f, temp);
+      } finally {
+        f.close();
+      }
+      await Deno.rename(temp, path);
+      await syncDirectory(this.dir, this.#sync);
       this.#logger.info("snapshot: saved", { file: basename(path), index, term });
       await this.prune();
       return path;

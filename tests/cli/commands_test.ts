@@ -423,9 +423,9 @@ Deno.test("status asks every endpoint and shows the down ones", async (t) => {
     assert.equal(
       out.stdout,
       [
-        "ENDPOINT  ID  ROLE      TERM  LEADER  COMMIT  APPLIED  LAST",
-        "a:1       1   leader    5     1       0       0        0",
-        "b:2       2   follower  5     1       0       0        0",
+        "ENDPOINT  ID  ROLE      TERM  LEADER  COMMIT  APPLIED  LAST  SNAPSHOT  FIRST",
+        "a:1       1   leader    5     1       0       0        0     0         0",
+        "b:2       2   follower  5     1       0       0        0     0         0",
         "",
       ].join("\n"),
     );
@@ -436,7 +436,7 @@ Deno.test("status asks every endpoint and shows the down ones", async (t) => {
     assert.equal(out.exitCode, EXIT.NEGATIVE);
     const lines = out.stdout.split("\n");
     assert.equal(lines.length, 5);
-    assert.match(lines[2] ?? "", /^b:2 +- +down +- +- +- +- +- +\(connection refused\)$/);
+    assert.match(lines[2] ?? "", /^b:2 +- +down +- +- +- +- +- +- +- +\(connection refused\)$/);
     assert.match(lines[3] ?? "", /^c:3 +3 +follower/);
   });
   await t.step("all down: exit 3", async () => {

@@ -31,6 +31,8 @@ Deno.test("renderStatus shows every node, a down node with its reason", () => {
         commitIndex: 42n,
         appliedIndex: 42n,
         lastLogIndex: 43n,
+        snapshotIndex: 40n,
+        firstIndex: 21n,
       }),
     },
     {
@@ -50,10 +52,10 @@ Deno.test("renderStatus shows every node, a down node with its reason", () => {
   assert.equal(
     renderStatus(results),
     [
-      "ENDPOINT        ID  ROLE           TERM  LEADER  COMMIT  APPLIED  LAST",
-      "127.0.0.1:7001  1   leader         3     1       42      42       43",
-      "127.0.0.1:7002  2   pre-candidate  2     -       7       6        9",
-      "127.0.0.1:7003  -   down           -     -       -       -        -     (connection refused)",
+      "ENDPOINT        ID  ROLE           TERM  LEADER  COMMIT  APPLIED  LAST  SNAPSHOT  FIRST",
+      "127.0.0.1:7001  1   leader         3     1       42      42       43    40        21",
+      "127.0.0.1:7002  2   pre-candidate  2     -       7       6        9     0         0",
+      "127.0.0.1:7003  -   down           -     -       -       -        -     -         -      (connection refused)",
     ].join("\n"),
   );
 });

@@ -320,6 +320,8 @@ export interface ClusterOptions {
   logLevel?: "debug" | "info" | "warn" | "error";
   /** `--cluster-id`; raftkv-e2e by default. */
   clusterId?: string;
+  /** More flags for every node (e.g. `--snapshot-entries 50`). */
+  extraArgs?: readonly string[];
   /**
    * Called with every line of every node's log as it arrives (harness markers
    * included), e.g. to keep the logs in files; the in-memory {@link NodeLog} is kept too.
@@ -399,6 +401,7 @@ export class Cluster {
         String(opts.electionMs ?? 500),
         "--cluster-id",
         opts.clusterId ?? "raftkv-e2e",
+        ...(opts.extraArgs ?? []),
       ];
       c.#members.set(id, {
         id,

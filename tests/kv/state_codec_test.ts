@@ -211,7 +211,11 @@ Deno.test("bad bytes are refused by name: magic, version, tag, leftovers, repeat
   const twice = new KvStore();
   twice.apply(1, put("k", "v"));
   const state = twice.exportState();
-  const doubled = { ...state, entries: [...state.entries, ...state.entries] };
+  const doubled = {
+    ...state,
+    keys: [...state.keys, ...state.keys],
+    values: [...state.values, ...state.values],
+  };
   const encoded = encodeKvState({ store: doubled, appliedTerm: 1, chainLink: new Uint8Array(32) });
   assert.throws(() => decodeKvState(encoded), /key "k" appears twice/);
 });

@@ -77,8 +77,13 @@ Deno.test("a restored data dir holds the backup as the new cluster's snapshot, c
     assert.deepEqual(recovery.entries, []);
     assert.equal(recovery.firstIndex, 21);
     assert.equal(await Deno.stat(join(dataDir, RESTORING_FILE)).catch(() => "gone"), "gone");
-    const identity = JSON.parse(await Deno.readTextFile(join(dataDir, "identity.json")));
-    assert.deepEqual([identity.nodeId, identity.clusterId], [2, "new"]);
+    // The data dir is now node 2's of cluster "new": it opens with those flags, from
+    // the snapshot.
+    const opened = await openDataDir({ dir: dataDir, identity: IDENTITY, logger: SILENT_LOGGER });
+    await opened.wal.close();
+    opened.lock.close();
+    assert.deepEqual(opened.snapshot, { meta, data: snap.data });
+    assert.deepEqual(opened.recovery.hardState, { term: 3, vote: 0, commit: 20 });
   });
 });
 
@@ -92,9 +97,9 @@ Deno.test("a data dir that holds a node's state is not restored over", async () 
     opened.lock.close();
     await rejects(
       restoreDataDir({ file, dataDir, identity: IDENTITY, logger: SILENT_LOGGER }),
-      /^Cannot restore into data dir .*node2: it holds a node's state \(identity\.json, wal\); a restore starts a new cluster on empty data dirs/,
+      /^Cannot restore into data dir .*node2: it holds a node's state \(identity\.json, wal, snap\); a restore starts a new cluster on empty data dirs/,
     );
-    assert.equal(await Deno.stat(join(dataDir, SNAP_DIR)).catch(() => "none"), "none");
+    assert.deepEqual([...Deno.readDirSync(join(dataDir, SNAP_DIR))], []);
   });
 });
 

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   decodeSnapshotFile,
   encodeSnapshotFile,
+  encodeSnapshotFileInSteps,
   SnapshotCorruptionError,
 } from "../../src/snapshot/file.ts";
 import type { Snapshot } from "../../src/raft/types.ts";
@@ -69,4 +70,25 @@ Deno.test("snapshot file: damage in the middle is named as a checksum mismatch",
   const b = encodeSnapshotFile(snap);
   b[b.length - 10]! ^= 0xff;
   refuses(b, /checksum mismatch/);
+});
+
+Deno.test("snapshot file: encoded in steps, the parts are the same bytes, and it yields", () => {
+  const big: Snapshot = { meta: snap.meta, data: new Uint8Array(10_000).map((_, i) => i % 251) };
+  const steps = encodeSnapshotFileInSteps(big, 1000);
+  let yields = 0;
+  let next = steps.next();
+  while (!next.done) {
+    yields++;
+    next = steps.next();
+  }
+  assert.equal(yields, 9);
+  const parts = next.value;
+  const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    joined.set(p, at);
+    at += p.length;
+  }
+  assert.deepEqual(joined, encodeSnapshotFile(big));
+  assert.deepEqual(decodeSnapshotFile(joined, "x"), big);
 });

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/cluster.proto.
  */
 export const file_raftkv_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("ChdyYWZ0a3YvdjEvY2x1c3Rlci5wcm90bxIJcmFmdGt2LnYxIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiUAoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIMCgRzaXplGAMgASgEEg0KBWNodW5rGAQgASgMIg8KDVN0YXR1c1JlcXVlc3Qi9gEKDlN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgEEh0KBHJvbGUYAiABKA4yDy5yYWZ0a3YudjEuUm9sZRIMCgR0ZXJtGAMgASgEEhEKCWxlYWRlcl9pZBgEIAEoBBIUCgxjb21taXRfaW5kZXgYBSABKAQSFQoNYXBwbGllZF9pbmRleBgGIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgHIAEoBBImCgVwZWVycxgIIAMoCzIXLnJhZnRrdi52MS5QZWVyUHJvZ3Jlc3MSFAoMc3RhdGVfZGlnZXN0GAkgASgJEhUKDWFwcGxpZWRfY2hhaW4YCiABKAkiQwoMUGVlclByb2dyZXNzEgoKAmlkGAEgASgEEhMKC21hdGNoX2luZGV4GAIgASgEEhIKCm5leHRfaW5kZXgYAyABKAQqbAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9GT0xMT1dFUhABEhYKElJPTEVfUFJFX0NBTkRJREFURRACEhIKDlJPTEVfQ0FORElEQVRFEAMSDwoLUk9MRV9MRUFERVIQBDKiAQoOQ2x1c3RlclNlcnZpY2USPQoGU3RhdHVzEhgucmFmdGt2LnYxLlN0YXR1c1JlcXVlc3QaGS5yYWZ0a3YudjEuU3RhdHVzUmVzcG9uc2USUQoMU25hcHNob3RTYXZlEh4ucmFmdGt2LnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaHy5yYWZ0a3YudjEuU25hcHNob3RTYXZlUmVzcG9uc2UwAWIGcHJvdG8z");
+  fileDesc("ChdyYWZ0a3YvdjEvY2x1c3Rlci5wcm90bxIJcmFmdGt2LnYxIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiUAoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIMCgRzaXplGAMgASgEEg0KBWNodW5rGAQgASgMIg8KDVN0YXR1c1JlcXVlc3QiowIKDlN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgEEh0KBHJvbGUYAiABKA4yDy5yYWZ0a3YudjEuUm9sZRIMCgR0ZXJtGAMgASgEEhEKCWxlYWRlcl9pZBgEIAEoBBIUCgxjb21taXRfaW5kZXgYBSABKAQSFQoNYXBwbGllZF9pbmRleBgGIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgHIAEoBBImCgVwZWVycxgIIAMoCzIXLnJhZnRrdi52MS5QZWVyUHJvZ3Jlc3MSFAoMc3RhdGVfZGlnZXN0GAkgASgJEhUKDWFwcGxpZWRfY2hhaW4YCiABKAkSFgoOc25hcHNob3RfaW5kZXgYCyABKAQSEwoLZmlyc3RfaW5kZXgYDCABKAQiQwoMUGVlclByb2dyZXNzEgoKAmlkGAEgASgEEhMKC21hdGNoX2luZGV4GAIgASgEEhIKCm5leHRfaW5kZXgYAyABKAQqbAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9GT0xMT1dFUhABEhYKElJPTEVfUFJFX0NBTkRJREFURRACEhIKDlJPTEVfQ0FORElEQVRFEAMSDwoLUk9MRV9MRUFERVIQBDKiAQoOQ2x1c3RlclNlcnZpY2USPQoGU3RhdHVzEhgucmFmdGt2LnYxLlN0YXR1c1JlcXVlc3QaGS5yYWZ0a3YudjEuU3RhdHVzUmVzcG9uc2USUQoMU25hcHNob3RTYXZlEh4ucmFmdGt2LnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaHy5yYWZ0a3YudjEuU25hcHNob3RTYXZlUmVzcG9uc2UwAWIGcHJvdG8z");
 
 /**
  * SnapshotSaveRequest has no fields.
@@ -167,6 +167,23 @@ export type StatusResponse = Message<"raftkv.v1.StatusResponse"> & {
    * @generated from field: string applied_chain = 10;
    */
   appliedChain: string;
+
+  /**
+   * The index of the newest snapshot this node holds (taken by itself or installed from
+   * the leader), or 0 if none: its log and key-value state before it are compacted.
+   *
+   * @generated from field: uint64 snapshot_index = 11;
+   */
+  snapshotIndex: bigint;
+
+  /**
+   * The index of the first entry this node's log still holds: `snapshot_index` minus the
+   * entries kept for slow followers, plus one (1 while nothing is compacted). A follower
+   * that needs an entry below it is sent a snapshot.
+   *
+   * @generated from field: uint64 first_index = 12;
+   */
+  firstIndex: bigint;
 };
 
 /**
