@@ -37,7 +37,7 @@ import {
 } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
-import { encodeSnapshotFile } from "../snapshot/file.ts";
+import { encodeSnapshotFileInSteps } from "../snapshot/file.ts";
 import { invariant } from "../raft/invariant.ts";
 import { MAX_SNAPSHOT_CHUNK_BYTES } from "./snapshot_receiver.ts";
 
@@ -57,6 +57,44 @@ export interface SnapshotSenderOptions {
   readonly report: (to: NodeId, failed: boolean) => void;
   /** The size of each chunk, at most (and by default) 1 MiB; tests choose smaller. */
   readonly chunkBytes?: number;
+}
+
+/**
+ * Bytes held as consecutive parts (a snapshot file's head, state and checksum),
+ * read by range without joining the parts: a range within one part is a view of
+ * it, one across parts a copy of just that range.
+ */
+export class ChunkedBytes {
+  readonly #parts: readonly Uint8Array[];
+  readonly length: number;
+
+  constructor(parts: readonly Uint8Array[]) {
+    this.#parts = parts;
+    this.length = parts.reduce((n, p) => n + p.length, 0);
+  }
+
+  /** The bytes from `start` to `end` (exclusive), `0 <= start <= end <= length`. */
+  slice(start: number, end: number): Uint8Array {
+    invariant(
+      0 <= start && start <= end && end <= this.length,
+      () => `range [${start}, ${end}) outside [0, ${this.length})`,
+    );
+    let base = 0;
+    for (const p of this.#parts) {
+      if (start >= base && end <= base + p.length) return p.subarray(start - base, end - base);
+      if (start < base + p.length) break;
+      base += p.length;
+    }
+    const out = new Uint8Array(end - start);
+    base = 0;
+    for (const p of this.#parts) {
+      const from = Math.max(start, base);
+      const to = Math.min(end, base + p.length);
+      if (from < to) out.set(p.subarray(from - base, to - base), from - start);
+      base += p.length;
+    }
+    return out;
+  }
 }
 
 /** One snapshot transfer under way. */
@@ -119,7 +157,15 @@ export class SnapshotSender {
   ): Promise<void> {
     const log = this.#options.logger;
     const started = performance.now();
-    const file = encodeSnapshotFile(m.snapshot!);
+    // The checksum a slice at a time, letting the Ready loop run between slices (a
+    // state of many megabytes would stall it otherwise), and the state not copied.
+    const steps = encodeSnapshotFileInSteps(m.snapshot!);
+    let step = steps.next();
+    while (!step.done) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      step = steps.next();
+    }
+    const file = new ChunkedBytes(step.value);
     log.info("sending snapshot", { to: m.to, snapshot: label, bytes: file.length });
     let sent = 0;
     let stall: ReturnType<typeof setTimeout> | undefined;
@@ -150,7 +196,7 @@ export class SnapshotSender {
       progress();
       yield create(InstallSnapshotRequestSchema, { part: { case: "header", value: header } });
       for (let off = 0; off < file.length; off += chunkBytes) {
-        const chunk = file.subarray(off, Math.min(off + chunkBytes, file.length));
+        const chunk = file.slice(off, Math.min(off + chunkBytes, file.length));
         progress();
         yield create(InstallSnapshotRequestSchema, { part: { case: "chunk", value: chunk } });
         sent = off + chunk.length;
