@@ -16,10 +16,9 @@ import {
   StatusResponseSchema,
 } from "../gen/raftkv/v1/cluster_pb.ts";
 import type { Role as CoreRole } from "../raft/types.ts";
-import { encodeSnapshotFile } from "../snapshot/file.ts";
 import type { RaftKvNode } from "./node.ts";
 import { toConnectError } from "./route.ts";
-import { MAX_SNAPSHOT_CHUNK_BYTES } from "./snapshot_receiver.ts";
+import { encodeSnapshotChunks } from "./snapshot_chunks.ts";
 
 const ROLE: Record<CoreRole, Role> = {
   follower: Role.FOLLOWER,
@@ -40,12 +39,12 @@ export function clusterService(
       } catch (err) {
         throw toConnectError(err);
       }
-      const file = encodeSnapshotFile(snapshot);
-      for (let off = 0; off < file.length; off += MAX_SNAPSHOT_CHUNK_BYTES) {
-        const chunk = file.subarray(off, off + MAX_SNAPSHOT_CHUNK_BYTES);
+      const file = await encodeSnapshotChunks(snapshot);
+      let first = true;
+      for (const chunk of file.chunks()) {
         yield create(
           SnapshotSaveResponseSchema,
-          off === 0
+          first
             ? {
               index: BigInt(snapshot.meta.index),
               term: BigInt(snapshot.meta.term),
@@ -54,6 +53,7 @@ export function clusterService(
             }
             : { chunk },
         );
+        first = false;
       }
     },
     status() {

@@ -30,9 +30,7 @@ import type { InstallSnapshotHeader, InstallSnapshotRequest } from "../gen/raftk
 import type { Snapshot } from "../raft/types.ts";
 import { decodeSnapshotFile, SnapshotCorruptionError } from "../snapshot/file.ts";
 import { CodecError, toSafeNumber } from "./codec.ts";
-
-/** The most bytes one chunk of an InstallSnapshot (or SnapshotSave) stream carries: 1 MiB. */
-export const MAX_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+import { MAX_SNAPSHOT_CHUNK_BYTES } from "./snapshot_chunks.ts";
 
 /**
  * The largest snapshot file a node accepts by default: 1 GiB. The whole state

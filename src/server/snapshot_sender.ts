@@ -37,9 +37,8 @@ import {
 } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
-import { encodeSnapshotFileInSteps } from "../snapshot/file.ts";
 import { invariant } from "../raft/invariant.ts";
-import { MAX_SNAPSHOT_CHUNK_BYTES } from "./snapshot_receiver.ts";
+import { encodeSnapshotChunks, MAX_SNAPSHOT_CHUNK_BYTES } from "./snapshot_chunks.ts";
 
 /** Options of a {@link SnapshotSender}. */
 export interface SnapshotSenderOptions {
@@ -57,44 +56,6 @@ export interface SnapshotSenderOptions {
   readonly report: (to: NodeId, failed: boolean) => void;
   /** The size of each chunk, at most (and by default) 1 MiB; tests choose smaller. */
   readonly chunkBytes?: number;
-}
-
-/**
- * Bytes held as consecutive parts (a snapshot file's head, state and checksum),
- * read by range without joining the parts: a range within one part is a view of
- * it, one across parts a copy of just that range.
- */
-export class ChunkedBytes {
-  readonly #parts: readonly Uint8Array[];
-  readonly length: number;
-
-  constructor(parts: readonly Uint8Array[]) {
-    this.#parts = parts;
-    this.length = parts.reduce((n, p) => n + p.length, 0);
-  }
-
-  /** The bytes from `start` to `end` (exclusive), `0 <= start <= end <= length`. */
-  slice(start: number, end: number): Uint8Array {
-    invariant(
-      0 <= start && start <= end && end <= this.length,
-      () => `range [${start}, ${end}) outside [0, ${this.length})`,
-    );
-    let base = 0;
-    for (const p of this.#parts) {
-      if (start >= base && end <= base + p.length) return p.subarray(start - base, end - base);
-      if (start < base + p.length) break;
-      base += p.length;
-    }
-    const out = new Uint8Array(end - start);
-    base = 0;
-    for (const p of this.#parts) {
-      const from = Math.max(start, base);
-      const to = Math.min(end, base + p.length);
-      if (from < to) out.set(p.subarray(from - base, to - base), from - start);
-      base += p.length;
-    }
-    return out;
-  }
 }
 
 /** One snapshot transfer under way. */
@@ -149,6 +110,7 @@ export class SnapshotSender {
     this.#inflight.set(m.to, { abort, done });
   }
 
+  /** Streams one snapshot and reports how it ended, whatever happens. */
   async #transfer(
     client: Client<typeof RaftService>,
     m: Message,
@@ -157,30 +119,74 @@ export class SnapshotSender {
   ): Promise<void> {
     const log = this.#options.logger;
     const started = performance.now();
-    // The checksum a slice at a time, letting the Ready loop run between slices (a
-    // state of many megabytes would stall it otherwise), and the state not copied.
-    const steps = encodeSnapshotFileInSteps(m.snapshot!);
-    let step = steps.next();
-    while (!step.done) {
-      await new Promise((resolve) => setTimeout(resolve, 0));
-      step = steps.next();
+    const progress = { bytes: 0, sent: 0 };
+    let failed = true;
+    try {
+      await this.#stream(client, m, label, abort, progress);
+      failed = false;
+      log.info("snapshot sent", {
+        to: m.to,
+        snapshot: label,
+        bytes: progress.bytes,
+        ms: Math.round(performance.now() - started),
+      });
+    } catch (err) {
+      const reason = abort.signal.reason instanceof ConnectError ? abort.signal.reason : err;
+      if (!this.#closed) {
+        log.warn("snapshot send failed; the leader will retry", {
+          to: m.to,
+          snapshot: label,
+          bytes: progress.bytes,
+          sent: progress.sent,
+          ms: Math.round(performance.now() - started),
+          error: reason instanceof ConnectError
+            ? `${Code[reason.code]}: ${reason.rawMessage}`
+            : String(reason),
+        });
+      }
     }
-    const file = new ChunkedBytes(step.value);
-    log.info("sending snapshot", { to: m.to, snapshot: label, bytes: file.length });
-    let sent = 0;
+    try {
+      this.#options.report(m.to, failed);
+    } catch (err) {
+      log.error("reporting a snapshot's outcome to the core failed", {
+        to: m.to,
+        error: String(err),
+      });
+    }
+  }
+
+  /**
+   * Encodes `m`'s snapshot and streams it: the header, then the chunks. Cancels the
+   * call when it makes no progress for the stall timeout. Throws on any failure.
+   */
+  async #stream(
+    client: Client<typeof RaftService>,
+    m: Message,
+    label: string,
+    abort: AbortController,
+    progress: { bytes: number; sent: number },
+  ): Promise<void> {
+    // Letting the Ready loop run while the file is encoded (snapshot_chunks.ts).
+    const file = await encodeSnapshotChunks(m.snapshot!);
+    progress.bytes = file.length;
+    this.#options.logger.info("sending snapshot", {
+      to: m.to,
+      snapshot: label,
+      bytes: file.length,
+    });
+    const stallMs = this.#options.stallTimeoutMs;
     let stall: ReturnType<typeof setTimeout> | undefined;
-    const progress = () => {
+    const moved = () => {
       clearTimeout(stall);
       stall = setTimeout(
         () =>
           abort.abort(
             new ConnectError(
-              `no progress for ${this.#options.stallTimeoutMs} ms after ${sent} of ` +
-                `${file.length} bytes`,
+              `no progress for ${stallMs} ms after ${progress.sent} of ${file.length} bytes`,
               Code.DeadlineExceeded,
             ),
           ),
-        this.#options.stallTimeoutMs,
+        stallMs,
       );
     };
     const chunkBytes = this.#chunkBytes;
@@ -193,45 +199,21 @@ export class SnapshotSender {
       size: BigInt(file.length),
     };
     async function* requests(): AsyncGenerator<InstallSnapshotRequest> {
-      progress();
+      moved();
       yield create(InstallSnapshotRequestSchema, { part: { case: "header", value: header } });
-      for (let off = 0; off < file.length; off += chunkBytes) {
-        const chunk = file.slice(off, Math.min(off + chunkBytes, file.length));
-        progress();
+      for (const chunk of file.chunks(chunkBytes)) {
+        moved();
         yield create(InstallSnapshotRequestSchema, { part: { case: "chunk", value: chunk } });
-        sent = off + chunk.length;
+        progress.sent += chunk.length;
       }
       // The last chunk is taken: now the answer must come within the stall timeout.
-      progress();
+      moved();
     }
-    let failed = true;
     try {
       await client.installSnapshot(requests(), { signal: abort.signal });
-      failed = false;
-      log.info("snapshot sent", {
-        to: m.to,
-        snapshot: label,
-        bytes: file.length,
-        ms: Math.round(performance.now() - started),
-      });
-    } catch (err) {
-      const reason = abort.signal.reason instanceof ConnectError ? abort.signal.reason : err;
-      if (!this.#closed) {
-        log.warn("snapshot send failed; the leader will retry", {
-          to: m.to,
-          snapshot: label,
-          bytes: file.length,
-          sent,
-          ms: Math.round(performance.now() - started),
-          error: reason instanceof ConnectError
-            ? `${Code[reason.code]}: ${reason.rawMessage}`
-            : String(reason),
-        });
-      }
     } finally {
       clearTimeout(stall);
     }
-    this.#options.report(m.to, failed);
   }
 
   /** Cancels every transfer under way and waits for them to end (each reports failure). */

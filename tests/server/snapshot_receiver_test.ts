@@ -22,7 +22,7 @@ import {
 import type { Message, Snapshot } from "../../src/raft/types.ts";
 import { encodeSnapshotFile } from "../../src/snapshot/file.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
-import { MAX_SNAPSHOT_CHUNK_BYTES } from "../../src/server/snapshot_receiver.ts";
+import { MAX_SNAPSHOT_CHUNK_BYTES } from "../../src/server/snapshot_chunks.ts";
 import type { LogFields } from "../../src/raft/logger.ts";
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));

@@ -22,7 +22,7 @@ import type { LogFields, Logger } from "../../src/raft/logger.ts";
 import { type Message, message, type Snapshot } from "../../src/raft/types.ts";
 import { encodeSnapshotFile } from "../../src/snapshot/file.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
-import { ChunkedBytes, SnapshotSender } from "../../src/server/snapshot_sender.ts";
+import { SnapshotSender } from "../../src/server/snapshot_sender.ts";
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
@@ -227,24 +227,4 @@ Deno.test("closing cancels transfers under way; each is reported once", async ()
   s.send(client, snap(2, snapshotOf(100)));
   assert.deepEqual(reports, ["2 failure"]);
   assert.deepEqual(lines.filter((l) => l.startsWith("warn")), []);
-});
-
-Deno.test("ChunkedBytes reads any range of its parts as one byte string", () => {
-  const parts = [
-    new Uint8Array([1, 2, 3]),
-    new Uint8Array([]),
-    new Uint8Array([4, 5]),
-    new Uint8Array([6]),
-  ];
-  const whole = [1, 2, 3, 4, 5, 6];
-  const b = new ChunkedBytes(parts);
-  assert.equal(b.length, 6);
-  for (let start = 0; start <= 6; start++) {
-    for (let end = start; end <= 6; end++) {
-      assert.deepEqual([...b.slice(start, end)], whole.slice(start, end), `[${start}, ${end})`);
-    }
-  }
-  // Within one part: a view, no copy.
-  assert.equal(b.slice(3, 5).buffer, parts[2]!.buffer);
-  assert.throws(() => b.slice(2, 7), /range \[2, 7\) outside \[0, 6\)/);
 });
