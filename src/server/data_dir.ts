@@ -175,7 +175,7 @@ async function openLocked(
   const identityPath = join(dir, IDENTITY_FILE);
   const walDir = join(dir, WAL_DIR);
   const walOptions = { logger, io: options.io };
-  const snapshots = await SnapshotStore.open(join(dir, SNAP_DIR), { logger, sync });
+  const openSnapshots = () => SnapshotStore.open(join(dir, SNAP_DIR), { logger, sync });
   // A temp file is what a crash during an atomic write leaves; the real file is intact.
   await Deno.remove(`${identityPath}.tmp`).catch((err) => {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
@@ -197,12 +197,12 @@ async function openLocked(
           `dir, ${IDENTITY_FILE} included, then start the node with its usual flags)`,
       );
     }
-    return await openWithSnapshot(dir, walDir, walOptions, snapshots, logger);
+    return await openWithSnapshot(dir, walDir, walOptions, await openSnapshots(), logger);
   }
 
   if (hasWal) {
     // Open first: a damaged WAL is refused before anything is written.
-    const opened = await openWithSnapshot(dir, walDir, walOptions, snapshots, logger);
+    const opened = await openWithSnapshot(dir, walDir, walOptions, await openSnapshots(), logger);
     try {
       await writeFileAtomic(identityPath, encodeIdentity(identity), sync);
     } catch (err) {
@@ -218,8 +218,10 @@ async function openLocked(
   }
 
   const wal = await Wal.create(walDir, walOptions);
+  let snapshots;
   try {
     await writeFileAtomic(identityPath, encodeIdentity(identity), sync);
+    snapshots = await openSnapshots();
   } catch (err) {
     await wal.close();
     throw err;
