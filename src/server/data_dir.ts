@@ -121,6 +121,8 @@ export interface OpenedDataDir {
   readonly snapshots: SnapshotStore;
   /** The newest valid snapshot, which the WAL continues; undefined if there is none. */
   readonly snapshot: Snapshot | undefined;
+  /** Its file. */
+  readonly snapshotPath: string | undefined;
 }
 
 interface OpenedStorage {
@@ -128,6 +130,7 @@ interface OpenedStorage {
   recovery: WalRecovery;
   snapshots: SnapshotStore;
   snapshot: Snapshot | undefined;
+  snapshotPath: string | undefined;
 }
 
 /**
@@ -232,6 +235,7 @@ async function openLocked(
     recovery: { hardState: EMPTY_HARD_STATE, entries: [], firstIndex: 1, warnings: [] },
     snapshots,
     snapshot: undefined,
+    snapshotPath: undefined,
   };
 }
 
@@ -274,7 +278,7 @@ async function openWithSnapshot(
     });
     await snapshots.markBroken(d.path);
   }
-  return { ...opened, snapshots, snapshot: loaded.snapshot };
+  return { ...opened, snapshots, snapshot: loaded.snapshot, snapshotPath: loaded.path };
 }
 
 /**
