@@ -69,6 +69,8 @@ const enum Tag {
 }
 
 const utf8 = new TextEncoder();
+/** Keys whose UTF-8 form one step computes, while sizing the output. */
+const KEYS_PER_STEP = 4096;
 
 /** The encoded bytes of `state`. */
 export function encodeKvState(state: KvSnapshotState): Uint8Array {
@@ -80,8 +82,9 @@ export function encodeKvState(state: KvSnapshotState): Uint8Array {
 }
 
 /**
- * Encodes `state` a slice at a time: the generator yields after roughly every
- * `bytesPerStep` bytes of keys and values and returns the encoded bytes, so a caller
+ * Encodes `state` a slice at a time: the generator yields after every few
+ * thousand keys while sizing the output, then after roughly every `bytesPerStep`
+ * bytes of keys and values (plus 64 per key), and returns the encoded bytes, so a caller
  * on the event loop can let other work run between slices (the node takes snapshots
  * without stalling its Ready loop). The result equals {@link encodeKvState}'s.
  * `state` must not change meanwhile; {@link KvStore.exportState} gives one that does not.
@@ -110,8 +113,8 @@ export function* encodeKvStateInSteps(
     const k = utf8.encode(store.keys[i]!);
     keys[i] = k;
     size += 8 + k.length + store.values[i]!.length;
-    sinceYield += k.length;
-    if (sinceYield >= bytesPerStep / 4) {
+    // Encoding keys allocates: a slice of keys per step keeps each one short.
+    if (++sinceYield >= KEYS_PER_STEP) {
       sinceYield = 0;
       yield;
     }
@@ -141,7 +144,7 @@ export function* encodeKvStateInSteps(
     w.bytes(k);
     w.u32(value.length);
     w.bytes(value);
-    sinceYield += k.length + value.length;
+    sinceYield += 64 + k.length + value.length;
     if (sinceYield >= bytesPerStep) {
       sinceYield = 0;
       yield;

@@ -121,6 +121,8 @@ export interface OpenedDataDir {
   readonly snapshots: SnapshotStore;
   /** The newest valid snapshot, which the WAL continues; undefined if there is none. */
   readonly snapshot: Snapshot | undefined;
+  /** Its file. */
+  readonly snapshotPath: string | undefined;
 }
 
 interface OpenedStorage {
@@ -128,6 +130,7 @@ interface OpenedStorage {
   recovery: WalRecovery;
   snapshots: SnapshotStore;
   snapshot: Snapshot | undefined;
+  snapshotPath: string | undefined;
 }
 
 /**
@@ -175,7 +178,7 @@ async function openLocked(
   const identityPath = join(dir, IDENTITY_FILE);
   const walDir = join(dir, WAL_DIR);
   const walOptions = { logger, io: options.io };
-  const snapshots = await SnapshotStore.open(join(dir, SNAP_DIR), { logger, sync });
+  const openSnapshots = () => SnapshotStore.open(join(dir, SNAP_DIR), { logger, sync });
   // A temp file is what a crash during an atomic write leaves; the real file is intact.
   await Deno.remove(`${identityPath}.tmp`).catch((err) => {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
@@ -197,12 +200,12 @@ async function openLocked(
           `dir, ${IDENTITY_FILE} included, then start the node with its usual flags)`,
       );
     }
-    return await openWithSnapshot(dir, walDir, walOptions, snapshots, logger);
+    return await openWithSnapshot(dir, walDir, walOptions, await openSnapshots(), logger);
   }
 
   if (hasWal) {
     // Open first: a damaged WAL is refused before anything is written.
-    const opened = await openWithSnapshot(dir, walDir, walOptions, snapshots, logger);
+    const opened = await openWithSnapshot(dir, walDir, walOptions, await openSnapshots(), logger);
     try {
       await writeFileAtomic(identityPath, encodeIdentity(identity), sync);
     } catch (err) {
@@ -218,8 +221,10 @@ async function openLocked(
   }
 
   const wal = await Wal.create(walDir, walOptions);
+  let snapshots;
   try {
     await writeFileAtomic(identityPath, encodeIdentity(identity), sync);
+    snapshots = await openSnapshots();
   } catch (err) {
     await wal.close();
     throw err;
@@ -230,6 +235,7 @@ async function openLocked(
     recovery: { hardState: EMPTY_HARD_STATE, entries: [], firstIndex: 1, warnings: [] },
     snapshots,
     snapshot: undefined,
+    snapshotPath: undefined,
   };
 }
 
@@ -272,7 +278,7 @@ async function openWithSnapshot(
     });
     await snapshots.markBroken(d.path);
   }
-  return { ...opened, snapshots, snapshot: loaded.snapshot };
+  return { ...opened, snapshots, snapshot: loaded.snapshot, snapshotPath: loaded.path };
 }
 
 /**

@@ -249,14 +249,14 @@ export class RaftKvNode {
       if (err instanceof DataDirError) throw new NodeError("unavailable", err.message);
       throw err;
     }
-    const { lock, wal, recovery, snapshots, snapshot } = opened;
+    const { lock, wal, recovery, snapshots, snapshot, snapshotPath } = opened;
     const storage = new MemoryStorage([...options.peers.keys()]);
     let hardState = recovery.hardState;
     let entries = recovery.entries;
     let restored: ReturnType<typeof decodeKvState> | undefined;
     try {
       if (snapshot !== undefined) {
-        restored = RaftKvNode.#decodeSnapshot(snapshot, "the snapshot in the data dir");
+        restored = RaftKvNode.#decodeSnapshot(snapshot, `snapshot ${snapshotPath}`);
         storage.applySnapshot(snapshot);
         const s = snapshot.meta;
         // Only the entries after the snapshot: those at or below it are in it.

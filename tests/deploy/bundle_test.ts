@@ -124,9 +124,10 @@ Deno.test("deno task bundle: nodes run from the single file as the image runs th
         const status = await p.done;
         assert.equal(status.code, 0, `exit code on SIGTERM; output:\n${p.lines.join("\n")}`);
         assert.ok(p.lines.some((l) => /shutting down.*SIGTERM/.test(l)), p.lines.join("\n"));
-        // What the node wrote is its data dir's: the write-ahead log, its identity and the lock file.
+        // What the node wrote is its data dir's: the write-ahead log, its snapshots, its
+        // identity and the lock file.
         const entries = [...Deno.readDirSync(place.data)].map((e) => e.name).sort();
-        assert.deepEqual(entries, ["LOCK", "identity.json", "wal"]);
+        assert.deepEqual(entries, ["LOCK", "identity.json", "snap", "wal"]);
       },
     );
 

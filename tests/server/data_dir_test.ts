@@ -19,7 +19,9 @@ import {
 } from "../../src/server/data_dir.ts";
 import type { PeerAddress } from "../../src/server/transport.ts";
 import { Wal } from "../../src/wal/mod.ts";
-import { entries, readFiles, RecordingLogger, SimDisk, withTempDir } from "../wal/_helpers.ts";
+import type { Snapshot } from "../../src/raft/types.ts";
+import { SnapshotStore } from "../../src/snapshot/store.ts";
+import { entries, RecordingLogger, SimDisk, withTempDir } from "../wal/_helpers.ts";
 
 function identity(
   nodeId: NodeId,
@@ -63,12 +65,21 @@ async function refused(dir: string, id: DataDirIdentity): Promise<string> {
 /** Every file under `dir` (LOCK aside) with its bytes, keyed by relative path. */
 async function snapshot(dir: string): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
-  for (const [name, bytes] of await readFiles(dir).catch(() => new Map())) {
-    if (name !== "wal" && name !== "LOCK") out.set(name, bytes);
-  }
-  for (const [name, bytes] of await readFiles(join(dir, "wal")).catch(() => new Map())) {
-    out.set(`wal/${name}`, bytes);
-  }
+  const walk = async (sub: string) => {
+    const at = join(dir, sub);
+    let listing: Deno.DirEntry[];
+    try {
+      listing = await Array.fromAsync(Deno.readDir(at));
+    } catch {
+      return;
+    }
+    for (const e of listing) {
+      const name = sub === "" ? e.name : `${sub}/${e.name}`;
+      if (e.isDirectory) await walk(name);
+      else if (name !== "LOCK") out.set(name, await Deno.readFile(join(dir, name)));
+    }
+  };
+  await walk("");
   return out;
 }
 
@@ -279,5 +290,99 @@ Deno.test("a leftover identity.json.tmp (a crash while writing it) is removed; t
     await Deno.writeTextFile(join(dir, `${IDENTITY_FILE}.tmp`), "{ half");
     await close(await open(dir, THREE));
     await assert.rejects(Deno.stat(join(dir, `${IDENTITY_FILE}.tmp`)), Deno.errors.NotFound);
+  });
+});
+
+// ---- snapshots ------------------------------------------------------------------------------------
+
+function snap(index: number): Snapshot {
+  return {
+    meta: { index, term: 1, conf: { voters: [1, 2, 3] } },
+    data: new TextEncoder().encode(`state at ${index}`),
+  };
+}
+
+/** A data dir whose WAL holds entries 1..30 (small segments, the first `releaseBefore` released). */
+async function dataDirWithLog(dir: string, releaseBefore = 0): Promise<void> {
+  await close(await open(dir, THREE));
+  const { wal } = await Wal.open(join(dir, "wal"), { segmentBytes: 300 });
+  await wal.save({ term: 1, vote: 1, commit: 30 }, entries(1, 30, 1));
+  for (let i = 31; i <= 40; i++) await wal.save(undefined, entries(i, i, 1));
+  if (releaseBefore > 0) await wal.releaseBefore(releaseBefore);
+  await wal.close();
+}
+
+async function flipLastByte(path: string): Promise<void> {
+  const bytes = await Deno.readFile(path);
+  bytes[bytes.length - 1]! ^= 0x10;
+  await Deno.writeFile(path, bytes);
+}
+
+Deno.test("the newest valid snapshot is loaded and the WAL opened after it", async () => {
+  await withTempDir(async (root) => {
+    const dir = join(root, "n1");
+    await dataDirWithLog(dir, 33);
+    const store = await SnapshotStore.open(join(dir, "snap"));
+    await store.save(snap(20));
+    await store.save(snap(35));
+    const d = await open(dir, THREE);
+    assert.equal(d.snapshot?.meta.index, 35);
+    assert.ok(d.recovery.firstIndex <= 33 && d.recovery.firstIndex > 1);
+    assert.equal(d.recovery.entries.at(-1)?.index, 40);
+    await close(d);
+  });
+});
+
+Deno.test("a damaged newest snapshot falls back to an older one when the WAL covers the gap", async () => {
+  await withTempDir(async (root) => {
+    const dir = join(root, "n1");
+    await dataDirWithLog(dir); // nothing released: the WAL holds 1..40
+    const store = await SnapshotStore.open(join(dir, "snap"));
+    await store.save(snap(20));
+    const newest = await store.save(snap(35));
+    await flipLastByte(newest);
+    const log = new RecordingLogger();
+    const d = await open(dir, THREE, log);
+    assert.equal(d.snapshot?.meta.index, 20);
+    assert.equal(d.recovery.firstIndex, 1);
+    const warning = log.lines.find((l) => l.msg.startsWith("a snapshot is damaged"));
+    assert.ok(warning, "no warning about the damaged snapshot");
+    assert.equal(warning.fields?.file, newest);
+    assert.match(String(warning.fields?.damage), /checksum mismatch/);
+    assert.ok((await Deno.stat(`${newest}.broken`)).isFile, "the damaged file was not set aside");
+    await close(d);
+  });
+});
+
+Deno.test("a damaged newest snapshot with the WAL released past the older one is refused, naming the file", async () => {
+  await withTempDir(async (root) => {
+    const dir = join(root, "n1");
+    await dataDirWithLog(dir, 33);
+    const store = await SnapshotStore.open(join(dir, "snap"));
+    await store.save(snap(20));
+    const newest = await store.save(snap(35));
+    await flipLastByte(newest);
+    const message = await refused(dir, THREE);
+    assert.ok(message.includes(newest), message);
+    assert.match(message, /checksum mismatch/);
+    assert.match(
+      message,
+      /the older snapshot 0000000000000001-0000000000000014\.snap is at index 20/,
+    );
+    assert.match(message, /the WAL does not hold every entry after it/);
+  });
+});
+
+Deno.test("a damaged only snapshot with the WAL released is refused: no snapshot covers the start", async () => {
+  await withTempDir(async (root) => {
+    const dir = join(root, "n1");
+    await dataDirWithLog(dir, 33);
+    const store = await SnapshotStore.open(join(dir, "snap"));
+    const only = await store.save(snap(35));
+    const bytes = await Deno.readFile(only);
+    await Deno.writeFile(only, bytes.subarray(0, bytes.length - 5)); // truncated
+    const message = await refused(dir, THREE);
+    assert.ok(message.includes(only), message);
+    assert.match(message, /no older snapshot is valid/);
   });
 });
