@@ -45,7 +45,7 @@ export interface NodeOptions {
   snapshotCatchupEntries: number;
   /**
    * A backup file (`deno task client snapshot save`) to seed the empty data dir
-   * from before starting (restore.ts), or undefined. A command-line flag only, with
+   * from before starting (restore_backup.ts), or undefined. A command-line flag only, with
    * no environment variable: it is a one-time action, not configuration; a variable
    * left set would make every later start refuse (the data dir is no longer empty).
    */

@@ -12,7 +12,7 @@ import { formatHostPort, parseNodeFlagsOrExit, readNodeEnv } from "./flags.ts";
 import { createLogger } from "./log.ts";
 import { DataDirError } from "./data_dir.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
-import { checkNotRestoring, restoreDataDir, RestoreError } from "./restore.ts";
+import { checkNotRestoring, restoreDataDir, RestoreError } from "./restore_backup.ts";
 import { serve } from "./server.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 

@@ -25,7 +25,7 @@ import {
   restoreDataDir,
   RestoreError,
   RESTORING_FILE,
-} from "../../src/server/restore.ts";
+} from "../../src/server/restore_backup.ts";
 import { bytes, put } from "../kv/helpers.ts";
 
 /** A backup of an old cluster {7,8,9}: 20 keys applied at indexes 1..20 in term 3. */
