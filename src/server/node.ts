@@ -9,16 +9,15 @@
 
 import { AppliedChain } from "../kv/applied_chain.ts";
 import { decodeCommand } from "../kv/command.ts";
-import { decodeKvState, encodeKvStateInSteps } from "../kv/state_codec.ts";
+import { encodeKvStateInSteps, type KvSnapshotState } from "../kv/state_codec.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
 import { NotLeaderError } from "../raft/errors.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { Random } from "../raft/rand.ts";
 import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
-import { MemoryStorage } from "../raft/storage.ts";
+import type { MemoryStorage } from "../raft/storage.ts";
 import {
   type Entry,
-  type HardState,
   type Message,
   type NodeId,
   NONE,
@@ -28,6 +27,7 @@ import {
 import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir } from "./data_dir.ts";
+import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 
@@ -250,44 +250,25 @@ export class RaftKvNode {
       throw err;
     }
     const { lock, wal, recovery, snapshots, snapshot, snapshotPath } = opened;
-    const storage = new MemoryStorage([...options.peers.keys()]);
-    let hardState = recovery.hardState;
-    let entries = recovery.entries;
-    let restored: ReturnType<typeof decodeKvState> | undefined;
+    let restored;
     try {
-      if (snapshot !== undefined) {
-        restored = RaftKvNode.#decodeSnapshot(snapshot, `snapshot ${snapshotPath}`);
-        storage.applySnapshot(snapshot);
-        const s = snapshot.meta;
-        // Only the entries after the snapshot: those at or below it are in it.
-        entries = entries.filter((e) => e.index > s.index);
-        if (wal.lastIndex < s.index) {
-          // The snapshot came from the leader and the node stopped before its WAL
-          // started over after it: the snapshot holds committed state, so the log
-          // starts over after it now (as Wal.resetTo does when installing it).
-          log.warn(
-            "the newest snapshot is newer than the write-ahead log; the log starts after it",
-            {
-              snapshot: s.index,
-              walLastIndex: wal.lastIndex,
-            },
-          );
-          hardState = catchUpHardState(hardState, s.index, s.term);
-          await wal.resetTo(s.index);
-          await wal.save(hardState, []);
-        } else {
-          hardState = catchUpHardState(hardState, s.index, s.term);
-        }
-      }
-      storage.append(entries);
-      storage.setHardState(hardState);
+      restored = await restoreStorage(
+        [...options.peers.keys()],
+        snapshot,
+        snapshotPath,
+        wal,
+        recovery,
+        log,
+      );
     } catch (err) {
       await wal.close();
       lock.close();
+      if (err instanceof SnapshotRestoreError) throw new NodeError("unavailable", err.message);
       throw err;
     }
+    const { storage, hardState } = restored;
     log.info("recovered from the snapshot and the write-ahead log", {
-      snapshot: snapshot?.meta.index ?? 0,
+      snapshot: restored.applied,
       term: hardState.term,
       vote: hardState.vote,
       commit: hardState.commit,
@@ -304,12 +285,14 @@ export class RaftKvNode {
         logger: log,
         // Restarting (see raw_node.ts): the state machine holds the snapshot, so
         // the core hands out only the committed entries after it.
-        applied: snapshot?.meta.index ?? 0,
+        applied: restored.applied,
       },
       storage,
     );
     const node = new RaftKvNode(options, raw, storage, wal, lock, snapshots);
-    if (snapshot !== undefined && restored !== undefined) node.#restore(snapshot, restored);
+    if (snapshot !== undefined && restored.state !== undefined) {
+      node.#restore(snapshot, restored.state);
+    }
     node.#loop = node.#run();
     node.#ticker = setInterval(() => {
       node.#raw.tick();
@@ -387,7 +370,7 @@ export class RaftKvNode {
    */
   async #install(snapshot: Snapshot): Promise<void> {
     const { index, term } = snapshot.meta;
-    const state = RaftKvNode.#decodeSnapshot(snapshot, `the snapshot from the leader`);
+    const state = decodeSnapshotState(snapshot, "the snapshot from the leader");
     await this.#snapshotter.idle(); // one snapshot file written at a time
     this.#snapshotter.takeFinished(); // older than this one: nothing to compact to
     const path = await this.#snapshots.save(snapshot);
@@ -399,35 +382,10 @@ export class RaftKvNode {
   }
 
   /** Replaces the state machine and the applied chain with a snapshot's. */
-  #restore(snapshot: Snapshot, state: ReturnType<typeof decodeKvState>): void {
+  #restore(snapshot: Snapshot, state: KvSnapshotState): void {
     this.kv.restore(state.store);
     this.#chain = new AppliedChain(state.chainLink);
     this.#appliedTerm = snapshot.meta.term;
-  }
-
-  /** The state a snapshot's data holds, checked against its metadata. */
-  static #decodeSnapshot(
-    snapshot: Snapshot,
-    what: string,
-  ): ReturnType<typeof decodeKvState> {
-    const { index, term } = snapshot.meta;
-    let state;
-    try {
-      state = decodeKvState(snapshot.data);
-    } catch (err) {
-      throw new NodeError(
-        "unavailable",
-        `Cannot restore ${what} at index ${index}: ${(err as Error).message}`,
-      );
-    }
-    if (state.store.appliedIndex !== index || state.appliedTerm !== term) {
-      throw new NodeError(
-        "unavailable",
-        `Cannot restore ${what}: it is labelled index ${index} term ${term} but holds the state ` +
-          `at index ${state.store.appliedIndex} term ${state.appliedTerm}`,
-      );
-    }
-    return state;
   }
 
   /**
@@ -761,15 +719,4 @@ export class RaftKvNode {
     this.#lock.close();
     this.#log.info("node stopped", {});
   }
-}
-
-/**
- * The hard state to go on with from a snapshot at `index` in `term`: its entries
- * are committed, so the commit index is at least `index`; a term below the
- * snapshot's (a node that stopped before saving the Ready that carried it) moves
- * up to it, with no vote in that term.
- */
-function catchUpHardState(hs: HardState, index: number, term: number): HardState {
-  const commit = Math.max(hs.commit, index);
-  return hs.term >= term ? { ...hs, commit } : { term, vote: NONE, commit };
 }

@@ -1,0 +1,223 @@
+/**
+ * `deno task bench:longrun`: what a node costs after a long life (issue 9's
+ * figures). Starts a 3-node cluster of real processes, stops one follower,
+ * writes `--puts` values of `--value-bytes` over `--keys` keys through the
+ * leader, then prints:
+ *
+ * - each running node's resident memory (VmRSS) and the size of its data dir,
+ *   beside the size of the key-value state itself;
+ * - how long the stopped follower, started again `--puts` entries behind, takes
+ *   to apply everything the leader had committed;
+ * - how long the whole cluster, stopped and started again, takes to serve a write.
+ *
+ * It prints figures; it asserts nothing. Flags after `--` go to every node
+ * (for example `-- --snapshot-entries 10000`).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { create } from "@bufbuild/protobuf";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
+import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
+import { type ClusterOptions, nodeAddress, nodeCommandArgs, nodeDataDir } from "./cluster.ts";
+
+const dash = Deno.args.indexOf("--");
+const ours = dash < 0 ? Deno.args : Deno.args.slice(0, dash);
+const nodeFlags = dash < 0 ? [] : Deno.args.slice(dash + 1);
+const { values } = parseArgs({
+  args: ours,
+  options: {
+    puts: { type: "string", default: "100000" },
+    keys: { type: "string", default: "10000" },
+    "value-bytes": { type: "string", default: "256" },
+    clients: { type: "string", default: "32" },
+    "base-port": { type: "string", default: "7501" },
+  },
+  strict: true,
+});
+
+function positive(name: keyof typeof values): number {
+  const v = Number(values[name]);
+  if (!Number.isInteger(v) || v <= 0) {
+    console.error(`error: --${name} takes a positive integer, not "${values[name]}"`);
+    Deno.exit(2);
+  }
+  return v;
+}
+
+const puts = positive("puts");
+const keys = positive("keys");
+const valueBytes = positive("value-bytes");
+const clients = positive("clients");
+const dataDir = await Deno.makeTempDir({ prefix: "raftkv-longrun-" });
+const opts: ClusterOptions = {
+  nodes: 3,
+  basePort: positive("base-port"),
+  dataDir,
+  logLevel: "warn",
+  help: false,
+};
+const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
+
+function cluster(id: number): Client<typeof ClusterService> {
+  return createClient(
+    ClusterService,
+    createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
+  );
+}
+
+function kv(id: number): Client<typeof KVService> {
+  return createClient(
+    KVService,
+    createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
+  );
+}
+
+const running = new Map<number, Deno.ChildProcess>();
+
+function start(id: number): void {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...nodeCommandArgs(opts, id, mainPath), ...nodeFlags],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  running.set(id, child);
+}
+
+async function stop(id: number, signal: Deno.Signal): Promise<void> {
+  const child = running.get(id);
+  if (child === undefined) return;
+  running.delete(id);
+  try {
+    child.kill(signal);
+  } catch {
+    // already gone
+  }
+  await child.status;
+}
+
+/** Polls `probe` until it returns a value, or throws after `ms`. */
+async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch {
+      // not yet
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${what}: not within ${ms / 1000} s`);
+}
+
+async function leader(ids: readonly number[]): Promise<number> {
+  return await until("a leader", 60_000, async () => {
+    for (const id of ids) {
+      const s = await cluster(id).status({}, { timeoutMs: 500 }).catch(() => undefined);
+      if (s?.role === Role.LEADER) return id;
+    }
+    return undefined;
+  });
+}
+
+/** Resident memory of a process, in MB, as `ps` reports it (reading /proc needs --allow-all). */
+async function rssMb(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
+}
+
+async function duMb(path: string): Promise<number> {
+  let bytes = 0;
+  for await (const e of Deno.readDir(path)) {
+    const p = `${path}/${e.name}`;
+    if (e.isDirectory) bytes += (await duMb(p)) * 1024 * 1024;
+    else if (e.isFile) bytes += (await Deno.stat(p)).size;
+  }
+  return bytes / 1024 / 1024;
+}
+
+async function report(what: string): Promise<void> {
+  for (const [id, child] of [...running].sort((a, b) => a[0] - b[0])) {
+    console.log(
+      `  ${what}: node ${id}: RSS ${(await rssMb(child.pid)).toFixed(0)} MB, data dir ${
+        (await duMb(nodeDataDir(opts, id))).toFixed(1)
+      } MB`,
+    );
+  }
+}
+
+try {
+  console.log(
+    `raftkv longrun: 3 nodes, ${puts} puts of ${valueBytes} B over ${keys} keys, ` +
+      `${clients} clients, node flags [${nodeFlags.join(" ")}], Deno ${Deno.version.deno}`,
+  );
+  for (const id of [1, 2, 3]) start(id);
+  const lead = await leader([1, 2, 3]);
+  const behind = lead === 3 ? 2 : 3;
+  const baseline = await rssMb(running.get(lead)!.pid);
+  console.log(`leader ${lead}; RSS at start ${baseline.toFixed(0)} MB; stopping node ${behind}`);
+  await stop(behind, "SIGKILL");
+
+  const value = new Uint8Array(valueBytes).fill(120);
+  const conns = Array.from({ length: clients }, () => kv(lead));
+  let next = 0;
+  let lastShown = 0;
+  const t0 = performance.now();
+  await Promise.all(conns.map(async (c) => {
+    for (let i = next++; i < puts; i = next++) {
+      await c.put(create(PutRequestSchema, { key: `key${i % keys}`, value }), {
+        timeoutMs: 30_000,
+      });
+      if (i - lastShown >= puts / 10) {
+        lastShown = i;
+        console.log(`  ${i} puts, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      }
+    }
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  const stateMb = Math.min(keys, puts) * (valueBytes + `key${keys}`.length) / 1024 / 1024;
+  console.log(
+    `${puts} puts in ${seconds.toFixed(1)} s (${(puts / seconds).toFixed(0)}/s); ` +
+      `the state is about ${stateMb.toFixed(1)} MB`,
+  );
+  await report("after the puts");
+
+  const target = (await cluster(lead).status({})).commitIndex;
+  const t1 = performance.now();
+  start(behind);
+  await until(`node ${behind} catching up`, 600_000, async () => {
+    const s = await cluster(behind).status({}, { timeoutMs: 1000 });
+    return s.appliedIndex >= target ? true : undefined;
+  });
+  console.log(
+    `node ${behind}, ${puts} entries behind, applied them ${
+      ((performance.now() - t1) / 1000).toFixed(2)
+    } s after it was started`,
+  );
+  await report("after the catch-up");
+
+  for (const id of [1, 2, 3]) await stop(id, "SIGTERM");
+  const t2 = performance.now();
+  for (const id of [1, 2, 3]) start(id);
+  await until("a write after a full restart", 600_000, async () => {
+    const l = await leader([1, 2, 3]);
+    await kv(l).put(create(PutRequestSchema, { key: "after-restart", value }), {
+      timeoutMs: 2000,
+    });
+    return true;
+  });
+  console.log(
+    `full restart: the cluster served a write ${
+      ((performance.now() - t2) / 1000).toFixed(2)
+    } s after the three nodes were started`,
+  );
+  await report("after the restart");
+} finally {
+  for (const id of [...running.keys()]) await stop(id, "SIGTERM");
+  await Deno.remove(dataDir, { recursive: true });
+}
