@@ -55,12 +55,19 @@ export interface RestoreOptions {
 
 /** Refuses a data dir that holds a restore interrupted by a crash. */
 export async function checkNotRestoring(dataDir: string): Promise<void> {
-  if (await exists(join(dataDir, RESTORING_FILE))) {
-    throw new RestoreError(
-      `Cannot use data dir ${dataDir}: a restore into it was interrupted (${RESTORING_FILE} is ` +
-        "there), so it may hold half a restore; delete the data dir and run the restore again",
-    );
+  try {
+    await Deno.lstat(join(dataDir, RESTORING_FILE));
+  } catch (err) {
+    // No marker, or no data dir to hold one. A data dir that cannot be used at all
+    // (a file, unreadable) is for opening it to explain (data_dir.ts); one the
+    // permissions do not grant is main's to explain.
+    if (err instanceof Deno.errors.NotCapable) throw err;
+    return;
   }
+  throw new RestoreError(
+    `Cannot use data dir ${dataDir}: a restore into it was interrupted (${RESTORING_FILE} is ` +
+      "there), so it may hold half a restore; delete the data dir and run the restore again",
+  );
 }
 
 /** Reads and checks the backup `file`, with its membership replaced by `voters`. */

@@ -143,3 +143,11 @@ Deno.test("a restore cut short leaves a marker on which no node starts", async (
     );
   });
 });
+
+Deno.test("the restore marker check leaves a data dir that is missing or not a directory to the open", async () => {
+  await withDir(async (dir) => {
+    await checkNotRestoring(join(dir, "missing"));
+    await Deno.writeTextFile(join(dir, "a-file"), "");
+    await checkNotRestoring(join(dir, "a-file"));
+  });
+});
