@@ -59,7 +59,7 @@ async function refusesToStart(c: Cluster): Promise<string> {
 }
 
 Deno.test("a bit-flipped newest snapshot: the node falls back to the older one and the WAL after it", async () => {
-  // The WAL keeps every entry (segments are 64 MiB), so the older snapshot is covered.
+  // The WAL keeps every entry (5 KB of log in a 4 MiB segment), so the older snapshot is covered.
   await withCluster(
     { nodes: 1, extraArgs: ["--snapshot-entries", "20", "--snapshot-catchup-entries", "5"] },
     async (c) => {
@@ -96,13 +96,13 @@ Deno.test("a bit-flipped newest snapshot: the node falls back to the older one a
 });
 
 Deno.test("a WAL released past the older snapshot: a truncated newest snapshot or a missing segment is refused by name", async (t) => {
-  // 1 MB values fill a 64 MiB segment in about 65 entries; snapshots every 50
-  // entries keeping 5 behind release the first segment once the second is in use.
+  // 1 MB values fill a 4 MiB segment every 4 entries; snapshots every 50 entries
+  // keeping 5 behind release the segments below the 5 entries kept.
   await withCluster(
     { nodes: 1, extraArgs: ["--snapshot-entries", "50", "--snapshot-catchup-entries", "5"] },
     async (c) => {
       await c.leader();
-      const last = await putMany(c, 140, 1_000_000);
+      const last = await putMany(c, 110, 1_000_000);
       await waitApplied(c, 1, last);
       await waitFor("a WAL segment to be released", () => {
         const wal = walFiles(c, 1);
@@ -131,13 +131,37 @@ Deno.test("a WAL released past the older snapshot: a truncated newest snapshot o
         await Deno.remove(c.dataDir(1), { recursive: true });
         await Deno.mkdir(c.dataDir(1));
         await copyDir(pristine, c.dataDir(1));
+        // A segment holding entries after the snapshot, not the last one.
         const wal = walFiles(c, 1);
-        assert.ok(wal.length >= 2, `${wal}`);
-        await Deno.remove(join(c.walDir(1), wal[0]!));
+        assert.ok(wal.length >= 3, `${wal}`);
+        const victim = wal[wal.length - 2]!;
+        const firstIndex = parseInt(victim.split("-")[1]!, 16);
+        assert.ok(
+          BigInt(firstIndex) > status.snapshotIndex + 1n,
+          `${victim}: ${status.snapshotIndex}`,
+        );
+        await Deno.remove(join(c.walDir(1), victim));
         const out = await refusesToStart(c);
         assert.match(out, /^error: Cannot open WAL segment [0-9a-f-]+\.wal: /m);
-        assert.match(out, /entries \d+ to \d+ are in neither/);
+        assert.match(out, /segment \d+ is missing/);
       });
+
+      await t.step(
+        "a segment holding only entries the snapshot covers may go: the node starts",
+        async () => {
+          await Deno.remove(c.dataDir(1), { recursive: true });
+          await Deno.mkdir(c.dataDir(1));
+          await copyDir(pristine, c.dataDir(1));
+          const wal = walFiles(c, 1);
+          const second = parseInt(wal[1]!.split("-")[1]!, 16);
+          assert.ok(BigInt(second) <= status.snapshotIndex + 1n, `${wal}: ${status.snapshotIndex}`);
+          await Deno.remove(join(c.walDir(1), wal[0]!));
+          c.spawn(1);
+          await c.waitServing(1);
+          await waitApplied(c, 1, last);
+          await c.stop(1);
+        },
+      );
 
       await t.step("untouched, the same data dir starts and holds the same state", async () => {
         await Deno.remove(c.dataDir(1), { recursive: true });
