@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { NODE_ENV_VARS } from "../../src/server/flags.ts";
 import {
   checkReads,
   REPO_ROOT,
@@ -116,4 +117,42 @@ Deno.test("save a backup, wipe every node, restore each from it: every key reads
       await c.restart(1);
     },
   );
+});
+
+Deno.test("a backup outside what Deno's permissions grant is refused, saying how to grant it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "raftkv_restore_grant_" });
+  try {
+    const file = join(root, "backup.snap");
+    await Deno.writeFile(file, new Uint8Array(64));
+    const data = join(root, "data");
+    // The permissions of `deno task node`, with ./data at `data`: the backup is outside it.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        `--allow-read=${data}`,
+        `--allow-write=${data}`,
+        `--allow-env=${NODE_ENV_VARS.join(",")}`,
+        "src/server/main.ts",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        join(data, "n1"),
+        "--restore",
+        file,
+      ],
+      cwd: REPO_ROOT,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    assert.match(
+      stderr,
+      /error: Cannot restore from .*backup\.snap: Deno's permissions do not grant reading it \(`deno task node` reads under \.\/data only: put the file there, or run with --allow-read=\.\/data,.*backup\.snap/,
+    );
+    assert.equal(await Deno.stat(join(data, "n1")).catch(() => "none"), "none");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
