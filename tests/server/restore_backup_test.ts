@@ -151,3 +151,18 @@ Deno.test("the restore marker check leaves a data dir that is missing or not a d
     await checkNotRestoring(join(dir, "a-file"));
   });
 });
+
+Deno.test("the backup may wait in the data dir it restores (the one place a node may read)", async () => {
+  await withDir(async (dir) => {
+    const dataDir = join(dir, "node2");
+    await Deno.mkdir(dataDir);
+    const file = join(dataDir, "backup.snap");
+    await Deno.writeFile(file, encodeSnapshotFile(backup()));
+    const meta = await restoreDataDir({ file, dataDir, identity: IDENTITY, logger: SILENT_LOGGER });
+    assert.equal(meta.index, 20);
+    const opened = await openDataDir({ dir: dataDir, identity: IDENTITY, logger: SILENT_LOGGER });
+    await opened.wal.close();
+    opened.lock.close();
+    assert.equal(opened.snapshot?.meta.index, 20);
+  });
+});
