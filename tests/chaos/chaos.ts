@@ -64,6 +64,14 @@ export interface ChaosOptions {
   readonly faults?: readonly FaultKind[];
   /** Kill and restart every node at once before the final checks (default true). */
   readonly finalRestart?: boolean;
+  /**
+   * Node `--snapshot-entries` (default 300, far below the node's own default): snapshots
+   * are taken, logs compacted and snapshots sent to lagging followers while faults
+   * strike, so restores and installs are checked for linearizability and convergence.
+   */
+  readonly snapshotEntries?: number;
+  /** Node `--snapshot-catchup-entries` (default 100): a follower further behind gets a snapshot. */
+  readonly snapshotCatchupEntries?: number;
   /** Deliberately broken client 1 (stale reads with this probability): proves the checker bites. */
   readonly injectStaleReads?: number;
   /** Progress lines during the run (default: none). */
@@ -111,6 +119,28 @@ export interface ChaosResult {
   readonly history: readonly HistoryOp[];
   /** The command that replays the run (not exactly: timing differs). */
   readonly replay: string;
+  /** What the nodes logged of snapshots during the run. */
+  readonly snapshots: SnapshotCounts;
+}
+
+/** Snapshot work the nodes logged during a run, counted from their log lines. */
+export interface SnapshotCounts {
+  /** "took a snapshot": a node wrote its state and compacted its log. */
+  taken: number;
+  /** "snapshot sent": a leader streamed a snapshot to a follower to the end. */
+  sent: number;
+  /** "snapshot send failed": a transfer cut short (the leader retries from the start). */
+  sendFailed: number;
+  /** "installed a snapshot from the leader": a follower replaced its state with one. */
+  installed: number;
+}
+
+/** Counts the snapshot events of one node log line into `counts`. */
+export function countSnapshotLine(counts: SnapshotCounts, line: string): void {
+  if (line.includes("took a snapshot")) counts.taken++;
+  else if (line.includes("snapshot sent")) counts.sent++;
+  else if (line.includes("snapshot send failed")) counts.sendFailed++;
+  else if (line.includes("installed a snapshot from the leader")) counts.installed++;
 }
 
 // ---------------------------------------------------------------------------------
@@ -570,6 +600,7 @@ export interface RunFacts {
   readonly clients: readonly ChaosClient[];
   readonly convergences: readonly { label: string; result: Convergence }[];
   readonly cpu: string;
+  readonly snapshots: SnapshotCounts;
 }
 
 function pad(s: string | number, n: number): string {
@@ -665,6 +696,12 @@ export function formatSummary(
       `convergence (${label}): ${result.ok ? "" : "FAILED: "}${result.detail.split("\n")[0]}`,
     );
   }
+  const sn = facts.snapshots;
+  out.push(
+    `snapshots: ${sn.taken} taken, ${sn.sent} sent to followers (${sn.sendFailed} cut short), ` +
+      `${sn.installed} installed (every ${o.snapshotEntries ?? 300} entries, keeping ` +
+      `${o.snapshotCatchupEntries ?? 100})`,
+  );
   out.push(`cpu: ${facts.cpu}`);
   out.push(
     `linearizability: ${s.operations} ops on ${s.keys} keys, ${s.checked} checked, ` +
@@ -729,6 +766,10 @@ export function replayCommand(o: ChaosOptions): string {
   if (o.heartbeatMs !== undefined) parts.push(`--heartbeat-ms ${o.heartbeatMs}`);
   if (o.electionMs !== undefined) parts.push(`--election-ms ${o.electionMs}`);
   if (o.finalRestart === false) parts.push("--no-final-restart");
+  if (o.snapshotEntries !== undefined) parts.push(`--snapshot-entries ${o.snapshotEntries}`);
+  if (o.snapshotCatchupEntries !== undefined) {
+    parts.push(`--snapshot-catchup-entries ${o.snapshotCatchupEntries}`);
+  }
   if (o.injectStaleReads !== undefined) parts.push(`--inject-stale-reads ${o.injectStaleReads}`);
   return parts.join(" ");
 }
@@ -770,6 +811,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     } s; artifacts in ${outDir}`,
   );
 
+  const snapshots: SnapshotCounts = { taken: 0, sent: 0, sendFailed: 0, installed: 0 };
   const cpu0 = machineTicks();
   const self0 = process.cpuUsage();
   let cluster: Cluster;
@@ -780,7 +822,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       heartbeatMs: o.heartbeatMs ?? 100,
       electionMs,
       clusterId: "raftkv-chaos",
-      onLogLine: (id, line) => sink.append(`node${id}.log`, line),
+      extraArgs: [
+        "--snapshot-entries",
+        String(o.snapshotEntries ?? 300),
+        "--snapshot-catchup-entries",
+        String(o.snapshotCatchupEntries ?? 100),
+      ],
+      onLogLine: (id, line) => {
+        countSnapshotLine(snapshots, line);
+        sink.append(`node${id}.log`, line);
+      },
     });
   } catch (err) {
     sink.close();
@@ -944,12 +995,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         clients,
         convergences,
         cpu,
+        snapshots,
       },
       outDir,
       replay,
     );
     await Deno.writeTextFile(`${outDir}/summary.txt`, summary + "\n");
-    return { options: o, verdict, summary, outDir, history: h.ops, replay };
+    return { options: o, verdict, summary, outDir, history: h.ops, replay, snapshots };
   } finally {
     o.signal?.removeEventListener("abort", thaw);
     stopMonitor.abort();

@@ -28,6 +28,15 @@ Deno.test("chaos: seeded runs with every fault kind are linearizable and converg
       const outDir = await Deno.makeTempDir({ prefix: "raftkv_chaos_ci_" });
       const result = await runChaos({ ...run, durationMs: SECONDS * 1000, outDir });
       console.log(result.summary);
+      // Snapshots every 300 entries (the chaos default): a run that committed more
+      // than twice that many writes has taken some, under faults.
+      const writes = result.history.filter((op) => op.kind !== "get" && op.outcome === "ok");
+      if (writes.length > 600) {
+        assert.ok(
+          result.snapshots.taken > 0,
+          `${writes.length} writes acknowledged but no node logged "took a snapshot"`,
+        );
+      }
       if (result.verdict.pass) {
         await Deno.remove(outDir, { recursive: true });
       } else {
@@ -147,6 +156,7 @@ Deno.test("the verdict: a stale read is FAIL, with its failing window and a time
         clients: [],
         convergences: [],
         cpu: "n/a",
+        snapshots: { taken: 0, sent: 0, sendFailed: 0, installed: 0 },
       },
       dir,
       "deno task chaos --seed 42 --seconds 5 --nodes 3",

@@ -35,6 +35,9 @@ const USAGE = `usage: deno task chaos [options]
                          ${FAULT_KINDS.join(", ")})
   --heartbeat-ms H       node heartbeat (default 100)
   --election-ms E        node election timeout (default 1000, randomized up to 2x)
+  --snapshot-entries N   node --snapshot-entries (default 300, so snapshots happen under faults)
+  --snapshot-catchup-entries N
+                         node --snapshot-catchup-entries (default 100)
   --timeout-ms T         deadline of one client call (default 2500)
   --think-ms T           mean pause between a client's calls (default 10)
   --no-final-restart     skip killing and restarting every node before the final checks
@@ -72,6 +75,8 @@ async function main(): Promise<number> {
         "heartbeat-ms": { type: "string" },
         "election-ms": { type: "string" },
         "timeout-ms": { type: "string" },
+        "snapshot-entries": { type: "string" },
+        "snapshot-catchup-entries": { type: "string" },
         "think-ms": { type: "string" },
         "no-final-restart": { type: "boolean" },
         "inject-stale-reads": { type: "string" },
@@ -135,6 +140,12 @@ async function main(): Promise<number> {
       heartbeatMs: int("heartbeat-ms", values["heartbeat-ms"], 1),
       electionMs: int("election-ms", values["election-ms"], 1),
       opTimeoutMs: int("timeout-ms", values["timeout-ms"], 1),
+      snapshotEntries: int("snapshot-entries", values["snapshot-entries"], 1),
+      snapshotCatchupEntries: int(
+        "snapshot-catchup-entries",
+        values["snapshot-catchup-entries"],
+        0,
+      ),
       thinkMs: int("think-ms", values["think-ms"], 0),
       finalRestart: !values["no-final-restart"],
       injectStaleReads: stale,
