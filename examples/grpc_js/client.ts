@@ -49,15 +49,17 @@ export function methodPath(method: { parent: DescService; name: string }): strin
 
 /**
  * A grpc-js {@link grpc.ServiceDefinition} for the unary methods of generated
- * services, keyed by each method's local name (`put`, `status`, ...).
+ * services, keyed by each method's local name (`put`, `status`, ...). Streaming
+ * methods (ClusterService/SnapshotSave) are left out: this client makes unary calls
+ * only.
  *
- * @throws {Error} if a method is not unary or two services share a method name
+ * @throws {Error} if two services share a method name
  */
 export function serviceDefinition(...services: DescService[]): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const service of services) {
     for (const m of service.methods) {
-      if (m.methodKind !== "unary") throw new Error(`${methodPath(m)} is not unary`);
+      if (m.methodKind !== "unary") continue;
       if (def[m.localName] !== undefined) throw new Error(`method name ${m.localName} is taken`);
       const input = codec(m.input);
       const output = codec(m.output);

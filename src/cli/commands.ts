@@ -9,6 +9,7 @@
 import { type CallOptions, type Client, Code, ConnectError } from "@connectrpc/connect";
 import { ClusterService, Role, type StatusResponse } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
+import { runSnapshotSave } from "./snapshot_save.ts";
 import { renderTable } from "./table.ts";
 
 /** A client of `raftkv.v1.KVService`. */
@@ -29,7 +30,9 @@ export type Command =
   | { name: "delete"; key: string }
   /** `expected` undefined: the key must be absent. */
   | { name: "cas"; key: string; expected: string | undefined; value: string }
-  | { name: "status" };
+  | { name: "status" }
+  /** Save a backup of a node's state into `file`. */
+  | { name: "snapshot_save"; file: string };
 
 /** How to reach the cluster. */
 export interface RunOptions {
@@ -78,6 +81,7 @@ const decoder = new TextDecoder();
 /** Runs one command and returns its output; never throws for RPC errors. */
 export async function runCommand(cmd: Command, opts: RunOptions): Promise<CommandOutput> {
   if (cmd.name === "status") return await runStatus(opts);
+  if (cmd.name === "snapshot_save") return await runSnapshotSave(cmd.file, opts);
   try {
     return await runKV(cmd, opts);
   } catch (e) {
@@ -86,7 +90,7 @@ export async function runCommand(cmd: Command, opts: RunOptions): Promise<Comman
 }
 
 async function runKV(
-  cmd: Exclude<Command, { name: "status" }>,
+  cmd: Exclude<Command, { name: "status" | "snapshot_save" }>,
   opts: RunOptions,
 ): Promise<CommandOutput> {
   switch (cmd.name) {

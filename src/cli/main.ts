@@ -31,6 +31,9 @@ Commands:
   cas --absent KEY NEW     Store NEW under KEY only if KEY does not exist
                            A failed comparison prints the current value on stderr, exits 1
   status                   Ask every endpoint for its Raft state; prints a table
+  snapshot save FILE       Save a backup of a node's state (the first endpoint that
+                           serves one) into FILE, verified; prints its index, term
+                           and size. Restore with deno task node --restore FILE
 
 Options (before the command):
   --endpoints HOST:PORT,...  Nodes to talk to, in order [RAFTKV_ENDPOINTS]
@@ -79,6 +82,7 @@ const ARITY: Readonly<Record<string, readonly string[]>> = {
   delete: ["KEY"],
   cas: ["KEY", "EXPECTED", "NEW"],
   status: [],
+  snapshot: ["save", "FILE"],
 };
 
 /**
@@ -144,7 +148,8 @@ export function parseClientArgs(
   if (name === undefined) throw new UsageError("Cannot parse arguments: missing command");
   if (!Object.hasOwn(ARITY, name)) {
     throw new UsageError(
-      `Cannot parse arguments: unknown command "${name}" (expected put, get, delete, cas or status)`,
+      `Cannot parse arguments: unknown command "${name}" ` +
+        "(expected put, get, delete, cas, status or snapshot)",
     );
   }
   const params = ARITY[name] as readonly string[];
@@ -182,6 +187,15 @@ export function parseClientArgs(
       command = absent
         ? { name, key: arg(0), expected: undefined, value: arg(1) }
         : { name, key: arg(0), expected: arg(1), value: arg(2) };
+      break;
+    case "snapshot":
+      if (arg(0) !== "save") {
+        throw new UsageError(
+          `Cannot parse snapshot: unknown subcommand "${arg(0)}" (expected snapshot save FILE)`,
+        );
+      }
+      if (arg(1) === "") throw new UsageError("Cannot parse snapshot save: FILE must not be empty");
+      command = { name: "snapshot_save", file: arg(1) };
       break;
     default:
       command = { name: "status" };

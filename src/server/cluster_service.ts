@@ -1,5 +1,7 @@
 /**
- * `raftkv.v1.ClusterService`: what an operator asks a node about itself.
+ * `raftkv.v1.ClusterService`: what an operator asks a node about itself, and a
+ * backup of its state (SnapshotSave: the snapshot file format of
+ * src/snapshot/file.ts, in chunks of at most 1 MiB).
  *
  * @module
  */
@@ -10,10 +12,13 @@ import {
   ClusterService,
   PeerProgressSchema,
   Role,
+  SnapshotSaveResponseSchema,
   StatusResponseSchema,
 } from "../gen/raftkv/v1/cluster_pb.ts";
 import type { Role as CoreRole } from "../raft/types.ts";
 import type { RaftKvNode } from "./node.ts";
+import { toConnectError } from "./route.ts";
+import { encodeSnapshotChunks } from "./snapshot_chunks.ts";
 
 const ROLE: Record<CoreRole, Role> = {
   follower: Role.FOLLOWER,
@@ -23,8 +28,34 @@ const ROLE: Record<CoreRole, Role> = {
 };
 
 /** The ClusterService implementation for one node. */
-export function clusterService(node: RaftKvNode): ServiceImpl<typeof ClusterService> {
+export function clusterService(
+  node: Pick<RaftKvNode, "status" | "fingerprints" | "backupSnapshot">,
+): ServiceImpl<typeof ClusterService> {
   return {
+    async *snapshotSave() {
+      let snapshot;
+      try {
+        snapshot = await node.backupSnapshot();
+      } catch (err) {
+        throw toConnectError(err);
+      }
+      const file = await encodeSnapshotChunks(snapshot);
+      let first = true;
+      for (const chunk of file.chunks()) {
+        yield create(
+          SnapshotSaveResponseSchema,
+          first
+            ? {
+              index: BigInt(snapshot.meta.index),
+              term: BigInt(snapshot.meta.term),
+              size: BigInt(file.length),
+              chunk,
+            }
+            : { chunk },
+        );
+        first = false;
+      }
+    },
     status() {
       const s = node.status();
       const fingerprints = node.fingerprints();

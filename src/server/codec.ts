@@ -27,8 +27,9 @@ export class CodecError extends Error {
   override name = "CodecError";
 }
 
-// `snap` (InstallSnapshot) has no wire form yet: the runtime does not compact
-// its log, so its core never sends one. Snapshot transfer will add it.
+// `snap` (InstallSnapshot) has no form inside a Send batch: it travels on its own
+// call, RaftService/InstallSnapshot, streamed by snapshot_sender.ts and read by
+// snapshot_receiver.ts (a snapshot can be far larger than a batch).
 const TYPE_TO_PB: Record<Exclude<MessageType, "snap">, pb.MessageType> = {
   app: pb.MessageType.APP,
   app_resp: pb.MessageType.APP_RESP,
@@ -136,7 +137,10 @@ export function membersFromPb(values: readonly bigint[]): NodeId[] {
 
 export function messageToPb(m: Message): pb.Message {
   if (m.type === "snap") {
-    throw new CodecError("Cannot encode snap message: snapshot transfer is not implemented yet");
+    throw new CodecError(
+      "Cannot encode snap message in a Send batch: snapshots travel on InstallSnapshot " +
+        "(snapshot_sender.ts)",
+    );
   }
   return create(pb.MessageSchema, {
     type: TYPE_TO_PB[m.type],

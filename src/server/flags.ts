@@ -44,6 +44,13 @@ export interface NodeOptions {
   /** Entries kept in the log behind a snapshot, for followers a little behind. */
   snapshotCatchupEntries: number;
   /**
+   * A backup file (`deno task client snapshot save`) to seed the empty data dir
+   * from before starting (restore_backup.ts), or undefined. A command-line flag only, with
+   * no environment variable: it is a one-time action, not configuration; a variable
+   * left set would make every later start refuse (the data dir is no longer empty).
+   */
+  restore: string | undefined;
+  /**
    * True when `--help` was given. The other fields then hold defaults and must
    * not be used: print {@link NODE_USAGE} and exit 0.
    */
@@ -88,6 +95,10 @@ Flags:
   --snapshot-catchup-entries N
                          Entries kept behind a snapshot for followers a little behind
                          [RAFTKV_SNAPSHOT_CATCHUP_ENTRIES] (default 5000)
+  --restore FILE         Before starting, seed the empty data dir from FILE, a backup that
+                         "deno task client snapshot save" wrote, as a member of the cluster
+                         the other flags describe (README, "Backup and restore"); no
+                         environment variable: a one-time action
   --help                 Print this help and exit
 
 Both --flag VALUE and --flag=VALUE work.
@@ -168,6 +179,7 @@ export function parseNodeFlags(
 ): NodeOptions {
   if (args.some((a) => a === "--help" || a === "-h")) return { ...defaultOptions(), help: true };
   const fromArgs = new Map<ValueFlag, Raw>();
+  let restore: string | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
     if (!arg.startsWith("--") || arg === "--") {
@@ -177,7 +189,7 @@ export function parseNodeFlags(
     }
     const eq = arg.indexOf("=");
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    if (!isValueFlag(name)) {
+    if (!isValueFlag(name) && name !== "restore") {
       throw new FlagError(`Cannot parse arguments: unknown flag "--${name}" (see --help)`);
     }
     let value: string;
@@ -190,6 +202,14 @@ export function parseNodeFlags(
       }
       value = next;
       i++;
+    }
+    if (name === "restore") {
+      if (restore !== undefined) {
+        throw new FlagError("Cannot parse --restore: given more than once");
+      }
+      if (value === "") throw new FlagError("Cannot parse --restore: missing value");
+      restore = value;
+      continue;
     }
     if (fromArgs.has(name)) {
       throw new FlagError(`Cannot parse --${name}: given more than once`);
@@ -261,6 +281,7 @@ export function parseNodeFlags(
     clusterId,
     snapshotEntries,
     snapshotCatchupEntries,
+    restore,
     help: false,
   };
 }
@@ -329,6 +350,7 @@ function defaultOptions(): NodeOptions {
     clusterId: "raftkv",
     snapshotEntries: 10_000,
     snapshotCatchupEntries: 5_000,
+    restore: undefined,
     help: false,
   };
 }

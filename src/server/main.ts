@@ -10,7 +10,9 @@
 import { WalCorruptionError } from "../wal/mod.ts";
 import { formatHostPort, parseNodeFlagsOrExit, readNodeEnv } from "./flags.ts";
 import { createLogger } from "./log.ts";
+import { DataDirError } from "./data_dir.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
+import { checkNotRestoring, restoreDataDir, RestoreError } from "./restore_backup.ts";
 import { serve } from "./server.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 
@@ -29,6 +31,16 @@ async function main(): Promise<number> {
   guardStrayNetworkErrors(logger);
 
   try {
+    // A restore cut short by a crash leaves half a data dir: never start on it.
+    await checkNotRestoring(opts.dataDir);
+    if (opts.restore !== undefined) {
+      await restoreDataDir({
+        file: opts.restore,
+        dataDir: opts.dataDir,
+        identity: { nodeId: opts.id, clusterId: opts.clusterId, peers: opts.peers },
+        logger,
+      });
+    }
     node = await RaftKvNode.start({
       id: opts.id,
       clusterId: opts.clusterId,
@@ -51,7 +63,7 @@ async function main(): Promise<number> {
       console.error(`error: ${err.message} (file ${err.file})`);
       return 1;
     }
-    if (err instanceof NodeError) {
+    if (err instanceof NodeError || err instanceof RestoreError || err instanceof DataDirError) {
       console.error(`error: ${err.message}`);
       return 1;
     }

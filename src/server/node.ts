@@ -9,7 +9,7 @@
 
 import { AppliedChain } from "../kv/applied_chain.ts";
 import { decodeCommand } from "../kv/command.ts";
-import type { KvSnapshotState } from "../kv/state_codec.ts";
+import { encodeKvStateInSteps, type KvSnapshotState } from "../kv/state_codec.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
 import { NotLeaderError } from "../raft/errors.ts";
 import type { Logger } from "../raft/logger.ts";
@@ -220,6 +220,12 @@ export class RaftKvNode {
       peers: options.peers,
       logger: options.logger,
       timeoutMs: Math.max(options.electionMs, 1000),
+      // The core sends a follower nothing more until it hears how its snapshot went (§7).
+      onSnapshotReport: (to, failed) => {
+        if (this.#stopping || this.#fatal !== undefined) return;
+        this.#raw.reportSnapshot(to, failed ? "failure" : "finish");
+        this.#kicker.kick();
+      },
     });
   }
 
@@ -660,6 +666,35 @@ export class RaftKvNode {
    */
   fingerprints(): { state: string; chain: string } {
     return { state: this.kv.digest(), chain: this.#chain.hex() };
+  }
+
+  /**
+   * A snapshot of the state this node has applied, as of one index: a backup
+   * (ClusterService/SnapshotSave, etcd's `snapshot save`). The state is taken at
+   * one instant (KvStore.exportState shares the values, it does not copy them) and
+   * then encoded a slice at a time, letting the Ready loop run between slices. Its
+   * membership is the one the core runs with. Throws a NodeError before the node
+   * has applied anything (a snapshot at index 0 stands for nothing).
+   */
+  async backupSnapshot(): Promise<Snapshot> {
+    this.#checkRunning();
+    const store = this.kv.exportState();
+    const index = store.appliedIndex;
+    if (index === 0) {
+      throw new NodeError("unavailable", `node ${this.id} has applied nothing yet; try again`);
+    }
+    // Taken with the state, before the first await: all as of `index`. The
+    // membership as #maybeSnapshot takes it.
+    const term = this.#appliedTerm;
+    const conf = this.#storage.snapshot().meta.index > 0
+      ? this.#storage.snapshot().meta.conf
+      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
+    const steps = encodeKvStateInSteps({ store, appliedTerm: term, chainLink: this.#chain.link });
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return { meta: { index, term, conf }, data: step.value };
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
   }
 
   /**

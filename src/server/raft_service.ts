@@ -16,15 +16,30 @@
  * stepped; a batch refused at that point has had its earlier messages stepped,
  * which Raft takes like any partial delivery.
  *
+ * InstallSnapshot checks its header the same way (cluster id, membership, addressee,
+ * sender), then reads the snapshot file (snapshot_receiver.ts) and steps it into the
+ * core as a `snap` message only when it arrived whole and intact.
+ *
  * @module
  */
 
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { RaftService, SendResponseSchema } from "../gen/raftkv/v1/raft_pb.ts";
-import type { Message, NodeId } from "../raft/types.ts";
-import { CodecError, membersFromPb, messageFromPb } from "./codec.ts";
+import {
+  InstallSnapshotResponseSchema,
+  RaftService,
+  SendResponseSchema,
+} from "../gen/raftkv/v1/raft_pb.ts";
+import { type Message, message, type NodeId, type Snapshot } from "../raft/types.ts";
+import { CodecError, MAX_TERM, membersFromPb, messageFromPb, toSafeNumber } from "./codec.ts";
 import type { RaftKvNode } from "./node.ts";
+import {
+  checkSnapshotSize,
+  DEFAULT_MAX_SNAPSHOT_BYTES,
+  readSnapshotFile,
+  readSnapshotHeader,
+  type SnapshotReceiveLimits,
+} from "./snapshot_receiver.ts";
 
 /**
  * The most messages one Send may carry: what a sender queues for one peer at most
@@ -76,9 +91,15 @@ export function refusedByMembership(
     `one of the two was started with another --peers (compare their --peers and data dirs)`;
 }
 
+/** What RaftService needs of a node: who it is, and where received messages go. */
+export type RaftServiceNode = Pick<RaftKvNode, "options" | "status" | "receive">;
+
 /** The RaftService implementation for one node. */
-export function raftService(node: RaftKvNode): ServiceImpl<typeof RaftService> {
-  const { id, clusterId, peers } = node.options;
+export function raftService(
+  node: RaftServiceNode,
+  limits: SnapshotReceiveLimits = { maxBytes: DEFAULT_MAX_SNAPSHOT_BYTES },
+): ServiceImpl<typeof RaftService> {
+  const { id, clusterId, peers, logger } = node.options;
   // The membership this node believes in. Today it is fixed at start from --peers
   // (which the data dir's identity check holds to the membership the cluster was
   // bootstrapped with). When membership can change at runtime, this must become the
@@ -87,30 +108,55 @@ export function raftService(node: RaftKvNode): ServiceImpl<typeof RaftService> {
   // follower that has not yet received it believe in different sets for a while):
   // compare configurations as of a log index, not merely the latest ones.
   const members = [...peers.keys()].sort((a, b) => a - b);
+  /**
+   * Senders with an InstallSnapshot stream under way, one each, and how to cancel
+   * it. A newer stream from the same sender supersedes the one under way: the
+   * sender has given up on it (its stall timeout, a leader's retry after a failure)
+   * even if this side never saw the stream end (a connection that died silently).
+   * Refusing the newer one instead would block that sender's snapshots for as long
+   * as the dead stream looks alive.
+   */
+  const receiving = new Map<NodeId, AbortController>();
+
+  /** Refuses a sender of another cluster, or one that believes in another membership. */
+  const checkIdentity = (sender: string, theirCluster: string, theirMembers: bigint[]) => {
+    if (theirCluster !== clusterId) {
+      throw new ConnectError(
+        `Cannot accept messages from ${sender}: cluster id "${theirCluster}" does not match ` +
+          `this node's "${clusterId}"`,
+        Code.FailedPrecondition,
+      );
+    }
+    // An empty list comes from a sender that predates the field (a rolling upgrade):
+    // its messages are still checked one by one, as before.
+    if (theirMembers.length > 0) {
+      let theirs: NodeId[];
+      try {
+        theirs = membersFromPb(theirMembers);
+      } catch (err) {
+        if (err instanceof CodecError) throw new ConnectError(err.message, Code.InvalidArgument);
+        throw err;
+      }
+      const refused = refusedByMembership(sender, theirs, id, members);
+      if (refused !== undefined) throw new ConnectError(refused, Code.FailedPrecondition);
+    }
+  };
+
+  /** Refuses a message not addressed to this node, or not from another member. */
+  const checkEnds = (from: number, to: number) => {
+    if (to !== id) {
+      throw new ConnectError(`message for node ${to} sent to node ${id}`, Code.InvalidArgument);
+    }
+    if (from === id || !peers.has(from)) {
+      throw new ConnectError(`node ${from} is not a member of this cluster`, Code.PermissionDenied);
+    }
+  };
+
   return {
     send(req) {
       const first = req.messages[0]?.from;
       const sender = first === undefined ? "the sender" : `node ${first}`;
-      if (req.clusterId !== clusterId) {
-        throw new ConnectError(
-          `Cannot accept messages from ${sender}: cluster id "${req.clusterId}" does not match ` +
-            `this node's "${clusterId}"`,
-          Code.FailedPrecondition,
-        );
-      }
-      // An empty list comes from a sender that predates the field (a rolling upgrade):
-      // its messages are still checked one by one below, as before.
-      if (req.members.length > 0) {
-        let theirs: NodeId[];
-        try {
-          theirs = membersFromPb(req.members);
-        } catch (err) {
-          if (err instanceof CodecError) throw new ConnectError(err.message, Code.InvalidArgument);
-          throw err;
-        }
-        const refused = refusedByMembership(sender, theirs, id, members);
-        if (refused !== undefined) throw new ConnectError(refused, Code.FailedPrecondition);
-      }
+      checkIdentity(sender, req.clusterId, req.members);
       if (req.messages.length > MAX_MESSAGES_PER_SEND) {
         throw new ConnectError(
           `a batch of ${req.messages.length} messages is over the limit of ${MAX_MESSAGES_PER_SEND}`,
@@ -126,18 +172,7 @@ export function raftService(node: RaftKvNode): ServiceImpl<typeof RaftService> {
           if (err instanceof CodecError) throw new ConnectError(err.message, Code.InvalidArgument);
           throw err;
         }
-        if (m.to !== id) {
-          throw new ConnectError(
-            `message for node ${m.to} sent to node ${id}`,
-            Code.InvalidArgument,
-          );
-        }
-        if (m.from === id || !peers.has(m.from)) {
-          throw new ConnectError(
-            `node ${m.from} is not a member of this cluster`,
-            Code.PermissionDenied,
-          );
-        }
+        checkEnds(m.from, m.to);
         messages.push(m);
       }
       for (const m of messages) {
@@ -148,6 +183,83 @@ export function raftService(node: RaftKvNode): ServiceImpl<typeof RaftService> {
         node.receive([m]);
       }
       return create(SendResponseSchema, {});
+    },
+
+    async installSnapshot(requests, ctx) {
+      const started = performance.now();
+      const it = requests[Symbol.asyncIterator]();
+      const header = await readSnapshotHeader(it);
+      let from: number, to: number, term: number;
+      try {
+        from = toSafeNumber(header.from, "header.from");
+        to = toSafeNumber(header.to, "header.to");
+        term = toSafeNumber(header.term, "header.term");
+      } catch (err) {
+        if (err instanceof CodecError) throw new ConnectError(err.message, Code.InvalidArgument);
+        throw err;
+      }
+      const sender = `node ${from}`;
+      checkIdentity(sender, header.clusterId, header.members);
+      if (header.members.length === 0) {
+        // Unlike Send, no sender predates this call: every one states its membership.
+        throw new ConnectError(
+          `Cannot install snapshot from ${sender}: its header names no members`,
+          Code.InvalidArgument,
+        );
+      }
+      checkEnds(from, to);
+      if (term === 0 || term > MAX_TERM) {
+        throw new ConnectError(
+          `Cannot install snapshot from ${sender}: term ${term} is outside [1, 2^53 - 2]`,
+          Code.InvalidArgument,
+        );
+      }
+      const size = checkSnapshotSize(header.size, limits);
+      receiving.get(from)?.abort(
+        new ConnectError(
+          `Cannot install snapshot from ${sender}: superseded by a newer transfer from it`,
+          Code.Aborted,
+        ),
+      );
+      const mine = new AbortController();
+      receiving.set(from, mine);
+      logger.info("receiving snapshot", { from, bytes: size });
+      let snapshot: Snapshot;
+      try {
+        snapshot = await readSnapshotFile(
+          it,
+          size,
+          `stream from ${sender}`,
+          AbortSignal.any([mine.signal, ctx.signal]),
+        );
+      } catch (err) {
+        logger.warn("refused a snapshot", {
+          from,
+          bytes: size,
+          error: err instanceof ConnectError ? `${Code[err.code]}: ${err.rawMessage}` : String(err),
+        });
+        throw err;
+      } finally {
+        if (receiving.get(from) === mine) receiving.delete(from);
+      }
+      const { index, term: snapTerm } = snapshot.meta;
+      // As for the log terms of any message (codec.ts): no leader holds an entry of a
+      // term later than its own, and a snapshot at index 0 stands for nothing.
+      if (index === 0 || snapTerm > term) {
+        throw new ConnectError(
+          `Cannot install snapshot from ${sender}: a snapshot at ${snapTerm}/${index} sent ` +
+            `in term ${term} (the index must be at least 1, the term at most the sender's)`,
+          Code.InvalidArgument,
+        );
+      }
+      logger.info("received snapshot", {
+        from,
+        snapshot: `${snapTerm}/${index}`,
+        bytes: size,
+        ms: Math.round(performance.now() - started),
+      });
+      node.receive([message({ type: "snap", from, to, term, snapshot })]);
+      return create(InstallSnapshotResponseSchema, {});
     },
   };
 }

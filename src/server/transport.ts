@@ -26,6 +26,7 @@ import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { membersToPb, messageToPb } from "./codec.ts";
 import { PeerErrorLatch } from "./log.ts";
+import { SnapshotSender } from "./snapshot_sender.ts";
 
 /** host:port of a peer. */
 export interface PeerAddress {
@@ -128,6 +129,17 @@ export interface PeerTransportOptions {
   readonly logger: Logger;
   /** How long one Send may take before it is abandoned. */
   readonly timeoutMs: number;
+  /**
+   * How a snapshot sent to a peer ended (see snapshot_sender.ts): node.ts passes
+   * it on to `RawNode.reportSnapshot`. Called once for every `snap` message that is
+   * sent; a `snap` to a peer that has one in flight is dropped unreported.
+   */
+  readonly onSnapshotReport: (to: NodeId, failed: boolean) => void;
+  /**
+   * How long a snapshot transfer may make no progress before it is cancelled
+   * (default: 4 × timeoutMs, at least 10 s).
+   */
+  readonly snapshotStallTimeoutMs?: number;
 }
 
 /** Sends Raft messages to peers, batched per peer, in order, best effort. */
@@ -145,10 +157,19 @@ export class PeerTransport {
   #closed = false;
   /** Sends under way, so close() can wait for them. */
   readonly #inflight = new Set<Promise<void>>();
+  /** Snapshots travel on their own call, one at a time per peer. */
+  readonly #snapshots: SnapshotSender;
 
   constructor(options: PeerTransportOptions) {
     this.#options = options;
     this.#members = membersToPb(options.peers.keys());
+    this.#snapshots = new SnapshotSender({
+      clusterId: options.clusterId,
+      members: this.#members,
+      logger: options.logger,
+      stallTimeoutMs: options.snapshotStallTimeoutMs ?? Math.max(4 * options.timeoutMs, 10_000),
+      report: options.onSnapshotReport,
+    });
     for (const [id, address] of options.peers) {
       if (id === options.selfId) continue;
       this.#peers.set(id, {
@@ -161,13 +182,20 @@ export class PeerTransport {
     }
   }
 
-  /** Queues messages for their peers and starts sending. */
+  /**
+   * Queues messages for their peers and starts sending. A `snap` message goes on
+   * its own InstallSnapshot stream (snapshot_sender.ts), never in a Send batch.
+   */
   send(messages: readonly Message[]): void {
     if (this.#closed) return;
     for (const m of messages) {
       const peer = this.#peers.get(m.to);
       if (peer === undefined) {
         this.#options.logger.error("dropping message to unknown peer", { to: m.to });
+        continue;
+      }
+      if (m.type === "snap") {
+        this.#snapshots.send(peer.client, m);
         continue;
       }
       peer.queue.push(m);
@@ -224,9 +252,9 @@ export class PeerTransport {
     }
   }
 
-  /** Stops sending and waits for Sends under way. */
+  /** Stops sending, cancels snapshot transfers, and waits for Sends under way. */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#inflight]);
+    await Promise.allSettled([...this.#inflight, this.#snapshots.close()]);
   }
 }

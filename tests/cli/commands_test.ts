@@ -105,7 +105,7 @@ class FakeCluster {
     };
   }
 
-  clusterImpl(endpoint: string): ServiceImpl<typeof ClusterService> {
+  clusterImpl(endpoint: string): Partial<ServiceImpl<typeof ClusterService>> {
     const id = BigInt([...this.behaviors.keys()].indexOf(endpoint) + 1);
     return {
       status: () => {
@@ -455,6 +455,7 @@ Deno.test("status asks every endpoint and shows the down ones", async (t) => {
       return {
         kv: c.kv,
         cluster: {
+          snapshotSave: c.cluster.snapshotSave,
           status: async (req, options) => {
             inFlight++;
             maxInFlight = Math.max(maxInFlight, inFlight);

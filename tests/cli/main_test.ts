@@ -165,7 +165,15 @@ Deno.test("parseClientArgs rejects bad usage with a clear UsageError", async (t)
 /** Runs the CLI as `deno task client` does (same permissions) and collects what it printed. */
 async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-env=RAFTKV_ENDPOINTS", "src/cli/main.ts", ...args],
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env=RAFTKV_ENDPOINTS",
+      "--allow-read",
+      "--allow-write",
+      "src/cli/main.ts",
+      ...args,
+    ],
     cwd: new URL("../../", import.meta.url),
     env: { NO_COLOR: "1" },
     stdin: "null",
@@ -180,8 +188,8 @@ Deno.test("a usage error prints its one line and where help is, not the whole he
   assert.equal(r.stdout, "");
   assert.equal(
     r.stderr,
-    'error: Cannot parse arguments: unknown command "bogus" (expected put, get, delete, cas or ' +
-      'status)\nRun "deno task client --help" for the commands and options.\n',
+    'error: Cannot parse arguments: unknown command "bogus" (expected put, get, delete, cas, ' +
+      'status or snapshot)\nRun "deno task client --help" for the commands and options.\n',
   );
   assert.equal(
     usageError("x"),

@@ -523,12 +523,15 @@ export class Cluster {
     return this.clients(id).cluster.status({}, { timeoutMs });
   }
 
-  /** Spawns node `id` (which must not be running); does not wait for it to serve. */
-  spawn(id: number): void {
+  /**
+   * Spawns node `id` (which must not be running), with `extraArgs` after its usual
+   * flags this once (e.g. `--restore FILE`); does not wait for it to serve.
+   */
+  spawn(id: number, extraArgs: readonly string[] = []): void {
     const m = this.#member(id);
     if (m.proc !== undefined) throw new Error(`node ${id} is already running`);
     m.log.push(`--- e2e harness: starting node ${id} ---`);
-    const proc = spawnNode(m.args, (l) => m.log.push(l));
+    const proc = spawnNode([...m.args, ...extraArgs], (l) => m.log.push(l));
     m.proc = proc;
     m.paused = false;
     m.exited = undefined;

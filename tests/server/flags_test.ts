@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   FlagError,
   formatHostPort,
+  NODE_ENV_VARS,
   NODE_USAGE,
   type NodeOptions,
   parseHostPort,
@@ -315,4 +316,17 @@ Deno.test("parseNodeFlags: snapshot flags, their variables, defaults and bounds"
   rejects(["--snapshot-entries", "0"], /--snapshot-entries/);
   rejects(["--snapshot-catchup-entries", "-1"], /--snapshot-catchup-entries/);
   rejects([], /RAFTKV_SNAPSHOT_ENTRIES/, { RAFTKV_SNAPSHOT_ENTRIES: "many" });
+});
+
+Deno.test("parseNodeFlags: --restore is a command-line flag only, given once", () => {
+  assert.equal(parse([]).restore, undefined);
+  assert.equal(parse(["--restore", "./data/backup.snap"]).restore, "./data/backup.snap");
+  assert.equal(parse(["--restore=b.snap"]).restore, "b.snap");
+  // A variable left set would make every later start refuse: there is none.
+  assert.equal(parse([], { RAFTKV_RESTORE: "b.snap" }).restore, undefined);
+  assert.ok(!NODE_ENV_VARS.includes("RAFTKV_RESTORE"));
+  rejects(["--restore", "a", "--restore", "b"], /^Cannot parse --restore: given more than once$/);
+  rejects(["--restore="], /^Cannot parse --restore: missing value$/);
+  rejects(["--restore"], /^Cannot parse --restore: missing value$/);
+  assert.match(NODE_USAGE, /--restore FILE/);
 });

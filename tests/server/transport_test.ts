@@ -2,17 +2,22 @@
  * The peer transport reports trouble with a peer once, not on every retry: a
  * peer that cannot be reached as "cannot reach", a peer that answers but refuses
  * our messages as "refused" (with why), and each once more when it clears. Every
- * batch states the membership this node believes in.
+ * batch states the membership this node believes in. A snapshot goes on its own
+ * call, never in a batch.
  */
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { RaftService, type SendRequest } from "../../src/gen/raftkv/v1/raft_pb.ts";
+import { MessageType, RaftService, type SendRequest } from "../../src/gen/raftkv/v1/raft_pb.ts";
 import type { LogFields, Logger } from "../../src/raft/logger.ts";
-import { message } from "../../src/raft/types.ts";
+import { type Message, message } from "../../src/raft/types.ts";
+import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
+import { MAX_REQUEST_BYTES, PROTOCOLS } from "../../src/server/server.ts";
 import { classifySendError, PeerTransport } from "../../src/server/transport.ts";
+
+const PEERS3 = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
 function recordingLogger(lines: string[]): Logger {
   const add = (level: string) => (msg: string, f?: LogFields) =>
@@ -67,6 +72,7 @@ Deno.test("an unreachable peer is logged once, however often sends to it fail", 
     peers: new Map([[1, { host: "127.0.0.1", port: 1 }], [2, { host: "127.0.0.1", port }]]),
     logger: recordingLogger(lines),
     timeoutMs: 1000,
+    onSnapshotReport: () => {},
   });
   try {
     for (let i = 0; i < 5; i++) {
@@ -105,6 +111,7 @@ Deno.test("a peer that refuses our messages is logged once as refused, and once 
     ]),
     logger: recordingLogger(lines),
     timeoutMs: 5000,
+    onSnapshotReport: () => {},
   });
   const heartbeat = () => t.send([message({ type: "heartbeat", from: 1, to: 2, term: 1 })]);
   try {
@@ -151,4 +158,73 @@ Deno.test("refusals and unreachable peers are told apart by code; identity refus
     kind: "unreachable",
     cause: "unreachable",
   });
+});
+
+Deno.test("a snap message travels on InstallSnapshot over HTTP/2, never in a Send batch, and is reported", async () => {
+  const stepped: Message[] = [];
+  const batches: string[][] = [];
+  const node: RaftServiceNode = {
+    options: {
+      id: 2,
+      clusterId: "test",
+      peers: PEERS3,
+      logger: recordingLogger([]),
+    } as unknown as RaftServiceNode["options"],
+    status: () =>
+      ({ role: "follower", term: 4, lastIndex: 0 }) as ReturnType<
+        RaftServiceNode["status"]
+      >,
+    receive: (ms: readonly Message[]) => void stepped.push(...ms),
+  };
+  const real = raftService(node);
+  // The node's real RaftService behind the server's own request limit, recording batches.
+  const server = http2.createServer(
+    {},
+    connectNodeAdapter({
+      ...PROTOCOLS,
+      readMaxBytes: MAX_REQUEST_BYTES,
+      routes: (r) =>
+        r.service(RaftService, {
+          ...real,
+          send: (req, ctx) => {
+            batches.push(req.messages.map((m) => MessageType[m.type]));
+            return real.send(req, ctx);
+          },
+        }),
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const reports: string[] = [];
+  const t = new PeerTransport({
+    selfId: 1,
+    clusterId: "test",
+    peers: new Map([[1, { host: "127.0.0.1", port: 1 }], [2, { host: "127.0.0.1", port }], [3, {
+      host: "127.0.0.1",
+      port: 1,
+    }]]),
+    logger: recordingLogger([]),
+    timeoutMs: 5000,
+    onSnapshotReport: (to, failed) => reports.push(`${to} ${failed ? "failure" : "finish"}`),
+  });
+  // 3.5 MB of state: four chunks of at most 1 MiB, under the server's 4 MiB request limit.
+  const data = new Uint8Array(3_500_000).map((_, i) => i & 0xff);
+  const snapshot = { meta: { index: 900, term: 4, conf: { voters: [1, 2, 3] } }, data };
+  try {
+    t.send([
+      message({ type: "heartbeat", from: 1, to: 2, term: 4 }),
+      message({ type: "snap", from: 1, to: 2, term: 4, snapshot }),
+      message({ type: "heartbeat", from: 1, to: 2, term: 4 }),
+    ]);
+    await until("the snapshot's report", () => reports.length > 0);
+    await until("both heartbeats", () => batches.flat().length === 2);
+  } finally {
+    await t.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+  assert.deepEqual(reports, ["2 finish"]);
+  assert.deepEqual(batches.flat(), ["HEARTBEAT", "HEARTBEAT"]);
+  const snaps = stepped.filter((m) => m.type === "snap");
+  assert.equal(snaps.length, 1);
+  assert.deepEqual(snaps[0]?.snapshot, snapshot);
 });

@@ -13,7 +13,65 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/cluster.proto.
  */
 export const file_raftkv_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("ChdyYWZ0a3YvdjEvY2x1c3Rlci5wcm90bxIJcmFmdGt2LnYxIg8KDVN0YXR1c1JlcXVlc3QiowIKDlN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgEEh0KBHJvbGUYAiABKA4yDy5yYWZ0a3YudjEuUm9sZRIMCgR0ZXJtGAMgASgEEhEKCWxlYWRlcl9pZBgEIAEoBBIUCgxjb21taXRfaW5kZXgYBSABKAQSFQoNYXBwbGllZF9pbmRleBgGIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgHIAEoBBImCgVwZWVycxgIIAMoCzIXLnJhZnRrdi52MS5QZWVyUHJvZ3Jlc3MSFAoMc3RhdGVfZGlnZXN0GAkgASgJEhUKDWFwcGxpZWRfY2hhaW4YCiABKAkSFgoOc25hcHNob3RfaW5kZXgYCyABKAQSEwoLZmlyc3RfaW5kZXgYDCABKAQiQwoMUGVlclByb2dyZXNzEgoKAmlkGAEgASgEEhMKC21hdGNoX2luZGV4GAIgASgEEhIKCm5leHRfaW5kZXgYAyABKAQqbAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9GT0xMT1dFUhABEhYKElJPTEVfUFJFX0NBTkRJREFURRACEhIKDlJPTEVfQ0FORElEQVRFEAMSDwoLUk9MRV9MRUFERVIQBDJPCg5DbHVzdGVyU2VydmljZRI9CgZTdGF0dXMSGC5yYWZ0a3YudjEuU3RhdHVzUmVxdWVzdBoZLnJhZnRrdi52MS5TdGF0dXNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChdyYWZ0a3YvdjEvY2x1c3Rlci5wcm90bxIJcmFmdGt2LnYxIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiUAoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIMCgRzaXplGAMgASgEEg0KBWNodW5rGAQgASgMIg8KDVN0YXR1c1JlcXVlc3QiowIKDlN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgEEh0KBHJvbGUYAiABKA4yDy5yYWZ0a3YudjEuUm9sZRIMCgR0ZXJtGAMgASgEEhEKCWxlYWRlcl9pZBgEIAEoBBIUCgxjb21taXRfaW5kZXgYBSABKAQSFQoNYXBwbGllZF9pbmRleBgGIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgHIAEoBBImCgVwZWVycxgIIAMoCzIXLnJhZnRrdi52MS5QZWVyUHJvZ3Jlc3MSFAoMc3RhdGVfZGlnZXN0GAkgASgJEhUKDWFwcGxpZWRfY2hhaW4YCiABKAkSFgoOc25hcHNob3RfaW5kZXgYCyABKAQSEwoLZmlyc3RfaW5kZXgYDCABKAQiQwoMUGVlclByb2dyZXNzEgoKAmlkGAEgASgEEhMKC21hdGNoX2luZGV4GAIgASgEEhIKCm5leHRfaW5kZXgYAyABKAQqbAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9GT0xMT1dFUhABEhYKElJPTEVfUFJFX0NBTkRJREFURRACEhIKDlJPTEVfQ0FORElEQVRFEAMSDwoLUk9MRV9MRUFERVIQBDKiAQoOQ2x1c3RlclNlcnZpY2USPQoGU3RhdHVzEhgucmFmdGt2LnYxLlN0YXR1c1JlcXVlc3QaGS5yYWZ0a3YudjEuU3RhdHVzUmVzcG9uc2USUQoMU25hcHNob3RTYXZlEh4ucmFmdGt2LnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaHy5yYWZ0a3YudjEuU25hcHNob3RTYXZlUmVzcG9uc2UwAWIGcHJvdG8z");
+
+/**
+ * SnapshotSaveRequest has no fields.
+ *
+ * @generated from message raftkv.v1.SnapshotSaveRequest
+ */
+export type SnapshotSaveRequest = Message<"raftkv.v1.SnapshotSaveRequest"> & {
+};
+
+/**
+ * Describes the message raftkv.v1.SnapshotSaveRequest.
+ * Use `create(SnapshotSaveRequestSchema)` to create a new message.
+ */
+export const SnapshotSaveRequestSchema: GenMessage<SnapshotSaveRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 0);
+
+/**
+ * SnapshotSaveResponse is one part of a SnapshotSave stream.
+ *
+ * @generated from message raftkv.v1.SnapshotSaveResponse
+ */
+export type SnapshotSaveResponse = Message<"raftkv.v1.SnapshotSaveResponse"> & {
+  /**
+   * The last log index the state includes (the snapshot's index). Set on the first
+   * response, 0 on the others.
+   *
+   * @generated from field: uint64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * The term of the entry at `index`. Set on the first response, 0 on the others.
+   *
+   * @generated from field: uint64 term = 2;
+   */
+  term: bigint;
+
+  /**
+   * The size in bytes of the whole file. Set on the first response, 0 on the others.
+   *
+   * @generated from field: uint64 size = 3;
+   */
+  size: bigint;
+
+  /**
+   * The next bytes of the file, at most 1 MiB, in order.
+   *
+   * @generated from field: bytes chunk = 4;
+   */
+  chunk: Uint8Array;
+};
+
+/**
+ * Describes the message raftkv.v1.SnapshotSaveResponse.
+ * Use `create(SnapshotSaveResponseSchema)` to create a new message.
+ */
+export const SnapshotSaveResponseSchema: GenMessage<SnapshotSaveResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 1);
 
 /**
  * StatusRequest has no fields.
@@ -28,7 +86,7 @@ export type StatusRequest = Message<"raftkv.v1.StatusRequest"> & {
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_cluster, 0);
+  messageDesc(file_raftkv_v1_cluster, 2);
 
 /**
  * StatusResponse is a snapshot of one node's Raft state, taken at one instant.
@@ -133,7 +191,7 @@ export type StatusResponse = Message<"raftkv.v1.StatusResponse"> & {
  * Use `create(StatusResponseSchema)` to create a new message.
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_cluster, 1);
+  messageDesc(file_raftkv_v1_cluster, 3);
 
 /**
  * PeerProgress is the leader's view of how far one follower's log is replicated.
@@ -168,7 +226,7 @@ export type PeerProgress = Message<"raftkv.v1.PeerProgress"> & {
  * Use `create(PeerProgressSchema)` to create a new message.
  */
 export const PeerProgressSchema: GenMessage<PeerProgress> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_cluster, 2);
+  messageDesc(file_raftkv_v1_cluster, 4);
 
 /**
  * Role is a node's role in the Raft protocol (§5.1).
@@ -235,6 +293,22 @@ export const ClusterService: GenService<{
     methodKind: "unary";
     input: typeof StatusRequestSchema;
     output: typeof StatusResponseSchema;
+  },
+  /**
+   * SnapshotSave streams a backup of the node's key-value state (etcd's `snapshot
+   * save`): a snapshot file (the format of src/snapshot/file.ts) of the state as this
+   * node has applied it, at one index, taken at one instant. The first response
+   * carries the file's index, term and size, every response a chunk of at most 1 MiB;
+   * together they are exactly `size` bytes. A follower's state may lag its leader's:
+   * save from the leader for the newest. `deno task node --restore FILE` starts a new
+   * cluster from such a file (README, "Backup and restore").
+   *
+   * @generated from rpc raftkv.v1.ClusterService.SnapshotSave
+   */
+  snapshotSave: {
+    methodKind: "server_streaming";
+    input: typeof SnapshotSaveRequestSchema;
+    output: typeof SnapshotSaveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_cluster, 0);
