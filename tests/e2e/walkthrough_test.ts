@@ -170,7 +170,7 @@ function parseTable(lines: readonly string[]): { header: string; rows: string[][
     header,
     rows: rows.map((r) => {
       const cols = r.split(/ {2,}|(?<=\S) (?=\S)/);
-      return cols.length > 8 ? [...cols.slice(0, 8), cols.slice(8).join(" ")] : cols;
+      return cols.length > 10 ? [...cols.slice(0, 10), cols.slice(10).join(" ")] : cols;
     }),
   };
 }
@@ -203,15 +203,17 @@ function statusMismatch(
   for (const [k, r] of got.rows.entries()) {
     if (r[0] !== want.rows[k]![0]) return `endpoint ${r[0]} in row ${k + 1}`;
     if (r[2] === "down") {
-      if (r.slice(1).join("|") !== "-|down|-|-|-|-|-|(connection refused)") return `row ${r}`;
+      if (r.slice(1).join("|") !== "-|down|-|-|-|-|-|-|-|(connection refused)") return `row ${r}`;
       continue;
     }
     if (r[1] !== String(nodeOf(r[0]!))) return `node ${r[0]} says it is ${r[1]}`;
     if (r[4] !== leader?.[1]) return `node ${r[1]} follows ${r[4]}`;
     if (r[3] !== leader?.[3]) return `node ${r[1]} in term ${r[3]}`;
-    const indexes = r.slice(5, 8).join(" ");
-    const wanted = wantUp[0]!.slice(5, 8).join(" ");
-    if (indexes !== wanted) return `node ${r[1]} at commit/applied/last ${indexes}, not ${wanted}`;
+    const indexes = r.slice(5, 10).join(" ");
+    const wanted = wantUp[0]!.slice(5, 10).join(" ");
+    if (indexes !== wanted) {
+      return `node ${r[1]} at commit/applied/last/snapshot/first ${indexes}, not ${wanted}`;
+    }
   }
   return undefined;
 }
