@@ -1,0 +1,149 @@
+/**
+ * Puts the limits of `limits.ts` on a `node:http2` server, for what the HTTP/2
+ * layer does not enforce itself: connections in total and per address, the
+ * node-wide stream budget, the request timeout and the idle timeout. (Streams per
+ * connection, header list size and session memory are HTTP/2 settings: see
+ * {@link http2ServerOptions}.) Each limit hit is logged once per source through
+ * {@link LimitLog}.
+ *
+ * Use: build the server with `http2ServerOptions(limits)` and
+ * `guard.wrap(handler)` as its request handler, then `guard.install(server)`.
+ *
+ * @module
+ */
+
+import * as http2 from "node:http2";
+import type { Logger } from "../raft/logger.ts";
+import { ConnectionGate } from "./connection_gate.ts";
+import { LimitLog } from "./limit_log.ts";
+import { GUARANTEED_STREAMS_PER_CONNECTION, type Http2Limits } from "./limits.ts";
+import { StreamBudget, type StreamShare } from "./stream_budget.ts";
+
+/** What the guard knows of one admitted connection. */
+interface SessionState extends StreamShare {
+  readonly address: string;
+  idleTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** A request handler of `node:http2`'s compatibility API. */
+export type Http2Handler = (
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+) => void;
+
+/** How long a session asked to close (GOAWAY) may take before it is destroyed. */
+const CLOSE_GRACE_MS = 2_000;
+
+/** The limits of one server, enforced. */
+export class Http2Guard {
+  readonly limits: Http2Limits;
+  readonly #log: LimitLog;
+  readonly #gate: ConnectionGate;
+  readonly #budget: StreamBudget;
+  readonly #sessions = new WeakMap<http2.Http2Session, SessionState>();
+
+  constructor(limits: Http2Limits, logger: Logger) {
+    this.limits = limits;
+    this.#log = new LimitLog(logger);
+    this.#gate = new ConnectionGate(limits.maxConnections, limits.maxConnectionsPerAddress);
+    this.#budget = new StreamBudget(limits.maxStreams, GUARANTEED_STREAMS_PER_CONNECTION);
+  }
+
+  /** Open connections admitted, in total (for tests and status). */
+  get connections(): number {
+    return this.#gate.total;
+  }
+
+  /** Admits or refuses every new connection of `server` and keeps its idle timer. */
+  install(server: http2.Http2Server): void {
+    server.on("session", (session: http2.ServerHttp2Session) => this.#onSession(session));
+  }
+
+  #onSession(session: http2.ServerHttp2Session): void {
+    // Heard so that a connection error does not become an uncaught one.
+    session.on("error", () => {});
+    const address = session.socket?.remoteAddress ?? "unknown";
+    const refusal = this.#gate.admit(address);
+    if (refusal !== undefined) {
+      this.#log.hit(refusal, address, {
+        limit: refusal === "connections"
+          ? this.limits.maxConnections
+          : this.limits.maxConnectionsPerAddress,
+      });
+      session.destroy();
+      return;
+    }
+    const state: SessionState = { address, open: 0, idleTimer: undefined };
+    this.#sessions.set(session, state);
+    session.once("close", () => {
+      clearTimeout(state.idleTimer);
+      this.#gate.release(address);
+    });
+    this.#armIdle(session, state);
+  }
+
+  /**
+   * (Re)starts the idle timer of a session with no open stream. Also what closes a
+   * connection that never completes a stream: a bare preface, a header block sent
+   * a byte at a time (the HTTP/2 layer only reports a stream once its headers end).
+   */
+  #armIdle(session: http2.ServerHttp2Session, state: SessionState): void {
+    clearTimeout(state.idleTimer);
+    state.idleTimer = setTimeout(() => {
+      state.idleTimer = undefined;
+      if (state.open > 0 || session.closed || session.destroyed) return;
+      session.close();
+      // A client that ignores GOAWAY and keeps the socket open is cut off.
+      setTimeout(() => {
+        if (!session.destroyed) session.destroy();
+      }, CLOSE_GRACE_MS).unref?.();
+    }, this.limits.idleTimeoutMs);
+  }
+
+  /**
+   * Wraps a request handler: a stream past the node-wide budget is refused
+   * (REFUSED_STREAM, which clients may retry: RFC 9113 §8.7) before `handler`
+   * sees it; an admitted one whose request body has not ended within the request
+   * timeout is reset (CANCEL).
+   */
+  wrap(handler: Http2Handler): Http2Handler {
+    return (req, res) => {
+      const stream = req.stream;
+      const session = stream.session as http2.ServerHttp2Session | undefined;
+      const state = session === undefined ? undefined : this.#sessions.get(session);
+      if (state === undefined) {
+        // A stream of a session the guard refused or never saw: nothing to serve it on.
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      if (!this.#budget.open(state)) {
+        this.#log.hit("streams", state.address, { limit: this.limits.maxStreams });
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      clearTimeout(state.idleTimer);
+      state.idleTimer = undefined;
+      let requestTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+        requestTimer = undefined;
+        if (stream.closed || stream.destroyed) return;
+        this.#log.hit("request timeout", state.address, {
+          timeoutMs: this.limits.requestTimeoutMs,
+        });
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      }, this.limits.requestTimeoutMs);
+      const requestDone = () => {
+        clearTimeout(requestTimer);
+        requestTimer = undefined;
+      };
+      stream.once("end", requestDone);
+      stream.once("close", () => {
+        requestDone();
+        this.#budget.close(state);
+        if (state.open === 0 && session !== undefined && !session.destroyed) {
+          this.#armIdle(session, state);
+        }
+      });
+      handler(req, res);
+    };
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The attacks the tests and `measure.ts` lay to a node, by name, each bounded by
+ * the time it is given.
+ *
+ * @module
+ */
+
+import {
+  type AttackReport,
+  continuationFlood,
+  controlFlood,
+  hpackBomb,
+  hugePrefixTrickle,
+  rapidReset,
+  slowHeaders,
+  unfinishedStreams,
+} from "./_attacker.ts";
+
+/** One named attack. */
+export interface Attack {
+  readonly name: string;
+  readonly run: (port: number, durationMs: number) => Promise<AttackReport>;
+}
+
+/** Every attack, in the order of issue 15. */
+export const ATTACKS: readonly Attack[] = [
+  {
+    name: "unfinished streams, 1 connection",
+    run: (port, durationMs) =>
+      unfinishedStreams({ port, durationMs, maxStreamsPerConnection: 100_000 }),
+  },
+  {
+    name: "unfinished streams, 4 connections",
+    run: (port, durationMs) =>
+      unfinishedStreams({ port, durationMs, connections: 4, maxStreamsPerConnection: 50_000 }),
+  },
+  { name: "rapid reset", run: (port, durationMs) => rapidReset({ port, durationMs }) },
+  {
+    name: "CONTINUATION flood",
+    run: (port, durationMs) => continuationFlood({ port, durationMs }),
+  },
+  { name: "HPACK bomb", run: (port, durationMs) => hpackBomb({ port, durationMs }) },
+  {
+    name: "SETTINGS flood",
+    run: (port, durationMs) => controlFlood("settings", { port, durationMs }),
+  },
+  { name: "PING flood", run: (port, durationMs) => controlFlood("ping", { port, durationMs }) },
+  {
+    name: "WINDOW_UPDATE flood",
+    run: (port, durationMs) => controlFlood("window-update", { port, durationMs }),
+  },
+  {
+    name: "huge length prefix, trickle",
+    run: (port, durationMs) => hugePrefixTrickle({ port, durationMs, connections: 4 }),
+  },
+  {
+    name: "slow headers (slowloris)",
+    run: (port, durationMs) => slowHeaders({ port, durationMs, connections: 50 }),
+  },
+];
