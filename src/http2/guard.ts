@@ -16,13 +16,19 @@ import * as http2 from "node:http2";
 import type { Logger } from "../raft/logger.ts";
 import { ConnectionGate } from "./connection_gate.ts";
 import { LimitLog } from "./limit_log.ts";
-import { GUARANTEED_STREAMS_PER_CONNECTION, type Http2Limits } from "./limits.ts";
+import {
+  GUARANTEED_STREAMS_PER_CONNECTION,
+  type Http2Limits,
+  MAX_UNSERVED_STREAMS,
+} from "./limits.ts";
 import { StreamBudget, type StreamShare } from "./stream_budget.ts";
 
 /** What the guard knows of one admitted connection. */
 interface SessionState extends StreamShare {
   readonly address: string;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Streams the handler saw (served or refused here). */
+  seen: number;
 }
 
 /** A request handler of `node:http2`'s compatibility API. */
@@ -34,13 +40,17 @@ export type Http2Handler = (
 /** How long a session asked to close (GOAWAY) may take before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
+/** How often sessions are checked for streams the HTTP/2 layer refused. */
+const UNSERVED_CHECK_MS = 100;
+
 /** The limits of one server, enforced. */
 export class Http2Guard {
   readonly limits: Http2Limits;
   readonly #log: LimitLog;
   readonly #gate: ConnectionGate;
   readonly #budget: StreamBudget;
-  readonly #sessions = new WeakMap<http2.Http2Session, SessionState>();
+  readonly #sessions = new Map<http2.Http2Session, SessionState>();
+  #checker: ReturnType<typeof setInterval> | undefined;
 
   constructor(limits: Http2Limits, logger: Logger) {
     this.limits = limits;
@@ -73,13 +83,43 @@ export class Http2Guard {
       session.destroy();
       return;
     }
-    const state: SessionState = { address, open: 0, idleTimer: undefined };
+    const state: SessionState = { address, open: 0, idleTimer: undefined, seen: 0 };
     this.#sessions.set(session, state);
     session.once("close", () => {
       clearTimeout(state.idleTimer);
       this.#gate.release(address);
+      this.#sessions.delete(session);
+      if (this.#sessions.size === 0) {
+        clearInterval(this.#checker);
+        this.#checker = undefined;
+      }
     });
     this.#armIdle(session, state);
+    this.#checker ??= setInterval(() => this.#checkUnserved(), UNSERVED_CHECK_MS);
+  }
+
+  /**
+   * Cuts connections on which the HTTP/2 layer refused or reset more than
+   * {@link MAX_UNSERVED_STREAMS} streams the handler never saw. Deno 2.9.3 reports
+   * such streams to nobody, but counts every stream id it processed
+   * (`session.state.lastProcStreamID`; a client's ids are odd and consecutive),
+   * so the difference from the streams the handler saw is what it refused. Each
+   * can cost memory that Deno does not give back (see MAX_HEADER_FIELDS).
+   */
+  #checkUnserved(): void {
+    for (const [session, state] of this.#sessions) {
+      if (session.destroyed) continue;
+      const last = session.state?.lastProcStreamID;
+      if (typeof last !== "number") continue;
+      const unserved = Math.floor((last + 1) / 2) - state.seen;
+      if (unserved > MAX_UNSERVED_STREAMS) {
+        this.#log.hit("streams refused by the HTTP/2 layer", state.address, {
+          limit: MAX_UNSERVED_STREAMS,
+          unserved,
+        });
+        session.destroy();
+      }
+    }
   }
 
   /**
@@ -116,6 +156,7 @@ export class Http2Guard {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
+      state.seen++;
       if (!this.#budget.open(state)) {
         this.#log.hit("streams", state.address, { limit: this.limits.maxStreams });
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);

@@ -83,10 +83,34 @@ export const MAX_HEADER_LIST_BYTES = 16 * 1024;
  */
 export const MAX_SESSION_MEMORY_MB = 10;
 
+/**
+ * The most header fields a request may carry (Node's `maxHeaderListPairs`,
+ * default 128). A gRPC request has about ten (pseudo-headers, content-type, te,
+ * user-agent, grpc-timeout, grpc-accept-encoding) plus its metadata. Deno 2.9.3
+ * enforces the header list limits only by resetting the stream once the block
+ * is decoded, and keeps, per stream so reset, the fields it collected up to this
+ * count (measured: about 0.5 MB per HPACK-bomb block at 128, 26 KB at 16): a
+ * lower count makes each such stream cost less until the connection is cut (see
+ * {@link MAX_UNSERVED_STREAMS}).
+ */
+export const MAX_HEADER_FIELDS = 32;
+
+/**
+ * Streams the HTTP/2 layer may refuse or reset on one connection before the
+ * request handler sees them (past maxStreamsPerConnection, header limits, resets
+ * before serving) before the node cuts the connection. Clients that honour
+ * SETTINGS_MAX_CONCURRENT_STREAMS queue their calls instead and never come near
+ * it; Node's `maxSessionRejectedStreams` defaults to the same 100, which Deno
+ * 2.9.3 does not enforce (measured: 1,000 HPACK-bomb blocks on one connection, each
+ * reset, and the connection left open).
+ */
+export const MAX_UNSERVED_STREAMS = 100;
+
 /** The `node:http2` server options that carry the limits the HTTP/2 layer enforces. */
 export function http2ServerOptions(limits: Http2Limits): {
   settings: { maxConcurrentStreams: number; maxHeaderListSize: number };
   maxSessionMemory: number;
+  maxHeaderListPairs: number;
 } {
   return {
     settings: {
@@ -94,5 +118,6 @@ export function http2ServerOptions(limits: Http2Limits): {
       maxHeaderListSize: MAX_HEADER_LIST_BYTES,
     },
     maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    maxHeaderListPairs: MAX_HEADER_FIELDS,
   };
 }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { DEFAULT_HTTP2_LIMITS, type Http2Limits } from "../http2/limits.ts";
 import { LOG_LEVELS, type LogLevel } from "../raft/logger.ts";
 
 /** A network address: `host` without IPv6 brackets, `port` in 0..65535. */
@@ -39,6 +40,8 @@ export interface NodeOptions {
   electionMs: number;
   /** Name of the cluster; nodes reject Raft traffic that carries another. */
   clusterId: string;
+  /** Resource limits of the gRPC server's HTTP/2 layer (src/http2/limits.ts). */
+  http2: Http2Limits;
   /**
    * True when `--help` was given. The other fields then hold defaults and must
    * not be used: print {@link NODE_USAGE} and exit 0.
@@ -79,6 +82,22 @@ Flags:
                          [RAFTKV_ELECTION_MS] (default 1000)
   --cluster-id NAME      Cluster name; nodes ignore peers with another [RAFTKV_CLUSTER_ID]
                          (default raftkv)
+
+HTTP/2 limits (what one client or connection can make the node hold; README, "Limits"):
+  --max-streams-per-connection N
+                         Concurrent calls per connection, advertised to clients, which
+                         queue past it [RAFTKV_MAX_STREAMS_PER_CONNECTION] (default 100)
+  --max-streams N        Open calls in the node beyond the first 8 of each connection
+                         [RAFTKV_MAX_STREAMS] (default 1000)
+  --max-connections N    Open connections in the node [RAFTKV_MAX_CONNECTIONS] (default 512)
+  --max-connections-per-address N
+                         Open connections from one remote address
+                         [RAFTKV_MAX_CONNECTIONS_PER_ADDRESS] (default 64)
+  --request-timeout-ms N A request must arrive whole within this of its headers, or it
+                         is reset [RAFTKV_REQUEST_TIMEOUT_MS] (default 10000)
+  --idle-timeout-ms N    A connection with no call open this long is closed
+                         [RAFTKV_IDLE_TIMEOUT_MS] (default 300000)
+
   --help                 Print this help and exit
 
 Both --flag VALUE and --flag=VALUE work.
@@ -110,6 +129,12 @@ const VALUE_FLAGS = [
   "heartbeat-ms",
   "election-ms",
   "cluster-id",
+  "max-streams-per-connection",
+  "max-streams",
+  "max-connections",
+  "max-connections-per-address",
+  "request-timeout-ms",
+  "idle-timeout-ms",
 ] as const;
 
 type ValueFlag = typeof VALUE_FLAGS[number];
@@ -227,6 +252,27 @@ export function parseNodeFlags(
     throw new FlagError(`Cannot parse ${clusterIdRaw?.source}: "${clusterId}" contains whitespace`);
   }
 
+  const limit = (flag: ValueFlag, fallback: number, max: number): number =>
+    optional(raw(flag), (r) => parseInteger(r, 1, max)) ?? fallback;
+  const d = defaults.http2;
+  const http2: Http2Limits = {
+    // 2^31 - 1: the largest stream id, and the longest a timer can wait.
+    maxStreamsPerConnection: limit(
+      "max-streams-per-connection",
+      d.maxStreamsPerConnection,
+      2 ** 31 - 1,
+    ),
+    maxStreams: limit("max-streams", d.maxStreams, 2 ** 31 - 1),
+    maxConnections: limit("max-connections", d.maxConnections, 2 ** 31 - 1),
+    maxConnectionsPerAddress: limit(
+      "max-connections-per-address",
+      d.maxConnectionsPerAddress,
+      2 ** 31 - 1,
+    ),
+    requestTimeoutMs: limit("request-timeout-ms", d.requestTimeoutMs, 2 ** 31 - 1),
+    idleTimeoutMs: limit("idle-timeout-ms", d.idleTimeoutMs, 2 ** 31 - 1),
+  };
+
   return {
     id,
     listen,
@@ -237,6 +283,7 @@ export function parseNodeFlags(
     heartbeatMs,
     electionMs,
     clusterId,
+    http2,
     help: false,
   };
 }
@@ -303,6 +350,7 @@ function defaultOptions(): NodeOptions {
     heartbeatMs: 100,
     electionMs: 1000,
     clusterId: "raftkv",
+    http2: DEFAULT_HTTP2_LIMITS,
     help: false,
   };
 }

@@ -25,6 +25,21 @@ export interface Attack {
 /** Every attack, in the order of issue 15. */
 export const ATTACKS: readonly Attack[] = [
   {
+    name: "none (the normal client alone)",
+    run: async (_port, durationMs) => {
+      await new Promise((r) => setTimeout(r, durationMs));
+      return {
+        sent: 0,
+        unit: "",
+        connections: 0,
+        closedByServer: 0,
+        goaways: 0,
+        resets: new Map(),
+        serverSettings: undefined,
+      };
+    },
+  },
+  {
     name: "unfinished streams, 1 connection",
     run: (port, durationMs) =>
       unfinishedStreams({ port, durationMs, maxStreamsPerConnection: 100_000 }),

@@ -210,11 +210,21 @@ export function describeSiege(name: string, r: SiegeResult): string {
 export async function siege(
   node: SiegedNode,
   attack: () => Promise<AttackReport>,
-  opts: { settleBelowKiB?: (baselineKiB: number) => number; settleMs?: number } = {},
+  opts: {
+    settleBelowKiB?: (baselineKiB: number) => number;
+    settleMs?: number;
+    warmupCalls?: number;
+  } = {},
 ): Promise<SiegeResult> {
   const client = normalClient(node.endpoint);
   await client.ready;
-  // The baseline: with the normal client's connection open and warmed up.
+  // The baseline: with the normal client's connection open and warmed up, its
+  // calls having grown the heap to its working size (V8 grows it lazily and does
+  // not hand memory back at once: a cold baseline would charge that to the attack).
+  const warmup = opts.warmupCalls ?? 3000;
+  await waitFor("the normal client to warm up", () => client.record.calls >= warmup, {
+    timeoutMs: 60_000,
+  });
   const baselineKiB = await rssKiB(node.pid);
   let peakKiB = baselineKiB;
   let sampling = true;
