@@ -39,7 +39,7 @@ export const FRAME = {
 export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
 
 /** Error codes (§7). */
-export const ERROR = { NO_ERROR: 0x0, CANCEL: 0x8, REFUSED_STREAM: 0x7 } as const;
+export const ERROR = { NO_ERROR: 0x0, REFUSED_STREAM: 0x7, CANCEL: 0x8 } as const;
 
 /** The client connection preface (§3.4). */
 export const PREFACE: Buffer = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -287,6 +287,8 @@ export interface AttackReport {
   /** Connections the server closed (GOAWAY or a closed socket). */
   closedByServer: number;
   goaways: number;
+  /** The error codes of the GOAWAYs, distinct, ascending. */
+  goawayCodes: number[];
   resets: Map<number, number>;
   /** The first connection's view of the server's SETTINGS. */
   serverSettings: Map<number, number> | undefined;
@@ -304,6 +306,7 @@ function report(conns: readonly RawH2Conn[], sent: number, unit: string): Attack
     closedByServer: conns.filter((c) => c.stats.closedBy === "server" || c.stats.goaways.length > 0)
       .length,
     goaways: conns.reduce((n, c) => n + c.stats.goaways.length, 0),
+    goawayCodes: [...new Set(conns.flatMap((c) => c.stats.goaways))].sort((a, b) => a - b),
     resets,
     serverSettings: conns[0]?.stats.serverSettings,
   };
@@ -313,7 +316,9 @@ function report(conns: readonly RawH2Conn[], sent: number, unit: string): Attack
 export function describeReport(r: AttackReport): string {
   const resets = [...r.resets].map(([code, n]) => `${n}×code ${code}`).join(", ") || "none";
   return `${r.sent} ${r.unit} on ${r.connections} connection(s); ${r.closedByServer} closed by ` +
-    `the server; ${r.goaways} GOAWAY; RST_STREAM: ${resets}`;
+    `the server; ${r.goaways} GOAWAY${
+      r.goawayCodes.length > 0 ? ` (code ${r.goawayCodes.join(", ")})` : ""
+    }; RST_STREAM: ${resets}`;
 }
 
 /** Options common to every attack. */

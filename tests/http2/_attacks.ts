@@ -34,6 +34,7 @@ export const ATTACKS: readonly Attack[] = [
         connections: 0,
         closedByServer: 0,
         goaways: 0,
+        goawayCodes: [],
         resets: new Map(),
         serverSettings: undefined,
       };
