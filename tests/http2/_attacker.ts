@@ -189,8 +189,17 @@ export class RawH2Conn {
   #buf: Buffer = Buffer.alloc(0);
   #destroyedByUs = false;
 
-  constructor(port: number, host = "127.0.0.1", opts: { read?: boolean } = {}) {
-    this.socket = net.connect({ host, port });
+  /**
+   * Connects to `host:port`; `read: false` never reads what the server sends;
+   * `localAddress` picks the source address (any of 127.0.0.0/8 on Linux), to
+   * come from another address than the test's other clients.
+   */
+  constructor(
+    port: number,
+    host = "127.0.0.1",
+    opts: { read?: boolean; localAddress?: string } = {},
+  ) {
+    this.socket = net.connect({ host, port, localAddress: opts.localAddress });
     this.socket.on("error", () => {});
     this.connected = new Promise<void>((resolve, reject) => {
       this.socket.once("connect", () => resolve());
