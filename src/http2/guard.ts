@@ -17,15 +17,20 @@ import type { Logger } from "../raft/logger.ts";
 import { ConnectionGate } from "./connection_gate.ts";
 import { LimitLog } from "./limit_log.ts";
 import {
+  GUARANTEED_REQUEST_BYTES_PER_CONNECTION,
   GUARANTEED_STREAMS_PER_CONNECTION,
   type Http2Limits,
   MAX_UNSERVED_STREAMS,
 } from "./limits.ts";
-import { StreamBudget, type StreamShare } from "./stream_budget.ts";
+import { type Share, SharedBudget } from "./shared_budget.ts";
 
 /** What the guard knows of one admitted connection. */
-interface SessionState extends StreamShare {
+interface SessionState {
   readonly address: string;
+  /** Its open streams, in the node-wide stream budget. */
+  readonly streams: Share;
+  /** Request body bytes received on its open streams, in the node-wide byte budget. */
+  readonly bytes: Share;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Streams the handler saw (served or refused here). */
   seen: number;
@@ -41,14 +46,15 @@ export type Http2Handler = (
 const CLOSE_GRACE_MS = 2_000;
 
 /** How often sessions are checked for streams the HTTP/2 layer refused. */
-const UNSERVED_CHECK_MS = 100;
+const UNSERVED_CHECK_MS = 50;
 
 /** The limits of one server, enforced. */
 export class Http2Guard {
   readonly limits: Http2Limits;
   readonly #log: LimitLog;
   readonly #gate: ConnectionGate;
-  readonly #budget: StreamBudget;
+  readonly #streams: SharedBudget;
+  readonly #bytes: SharedBudget;
   readonly #sessions = new Map<http2.Http2Session, SessionState>();
   #checker: ReturnType<typeof setInterval> | undefined;
 
@@ -56,7 +62,11 @@ export class Http2Guard {
     this.limits = limits;
     this.#log = new LimitLog(logger);
     this.#gate = new ConnectionGate(limits.maxConnections, limits.maxConnectionsPerAddress);
-    this.#budget = new StreamBudget(limits.maxStreams, GUARANTEED_STREAMS_PER_CONNECTION);
+    this.#streams = new SharedBudget(limits.maxStreams, GUARANTEED_STREAMS_PER_CONNECTION);
+    this.#bytes = new SharedBudget(
+      limits.maxRequestBufferMiB * 1024 * 1024,
+      GUARANTEED_REQUEST_BYTES_PER_CONNECTION,
+    );
   }
 
   /** Open connections admitted, in total (for tests and status). */
@@ -83,7 +93,13 @@ export class Http2Guard {
       session.destroy();
       return;
     }
-    const state: SessionState = { address, open: 0, idleTimer: undefined, seen: 0 };
+    const state: SessionState = {
+      address,
+      streams: { held: 0 },
+      bytes: { held: 0 },
+      idleTimer: undefined,
+      seen: 0,
+    };
     this.#sessions.set(session, state);
     session.once("close", () => {
       clearTimeout(state.idleTimer);
@@ -131,7 +147,7 @@ export class Http2Guard {
     clearTimeout(state.idleTimer);
     state.idleTimer = setTimeout(() => {
       state.idleTimer = undefined;
-      if (state.open > 0 || session.closed || session.destroyed) return;
+      if (state.streams.held > 0 || session.closed || session.destroyed) return;
       session.close();
       // A client that ignores GOAWAY and keeps the socket open is cut off.
       setTimeout(() => {
@@ -141,10 +157,13 @@ export class Http2Guard {
   }
 
   /**
-   * Wraps a request handler: a stream past the node-wide budget is refused
+   * Wraps a request handler: a stream past the node-wide stream budget is refused
    * (REFUSED_STREAM, which clients may retry: RFC 9113 §8.7) before `handler`
    * sees it; an admitted one whose request body has not ended within the request
-   * timeout is reset (CANCEL).
+   * timeout is reset (CANCEL), and so is one whose body would take the request
+   * bytes held past the byte budget (ENHANCE_YOUR_CALM, which gRPC clients report
+   * as RESOURCE_EXHAUSTED). The bytes of a stream count until it closes: the
+   * handler holds the request until it answers.
    */
   wrap(handler: Http2Handler): Http2Handler {
     return (req, res) => {
@@ -157,7 +176,7 @@ export class Http2Guard {
         return;
       }
       state.seen++;
-      if (!this.#budget.open(state)) {
+      if (!this.#streams.take(state.streams)) {
         this.#log.hit("streams", state.address, { limit: this.limits.maxStreams });
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
@@ -177,10 +196,35 @@ export class Http2Guard {
         requestTimer = undefined;
       };
       stream.once("end", requestDone);
+      // Counts the body's bytes as the handler reads them: Connect reads a request
+      // through `req.iterator()` and holds what it read until it answers. (A "data"
+      // listener would switch the request to flowing mode and take chunks from
+      // under the iterator: measured, calls then fail "missing input message".)
+      let received = 0;
+      const iterate = req.iterator.bind(req);
+      req.iterator = (options) => {
+        const chunks = iterate(options);
+        return (async function* (guard: Http2Guard): AsyncGenerator<unknown, undefined> {
+          for await (const chunk of chunks) {
+            const n = (chunk as Uint8Array).length;
+            if (!guard.#bytes.take(state.bytes, n)) {
+              guard.#log.hit("request bytes", state.address, {
+                limitMiB: guard.limits.maxRequestBufferMiB,
+              });
+              stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+              throw new Error("the node holds too many request bytes");
+            }
+            received += n;
+            yield chunk;
+          }
+          return undefined;
+        })(this);
+      };
       stream.once("close", () => {
         requestDone();
-        this.#budget.close(state);
-        if (state.open === 0 && session !== undefined && !session.destroyed) {
+        this.#bytes.give(state.bytes, received);
+        this.#streams.give(state.streams);
+        if (state.streams.held === 0 && session !== undefined && !session.destroyed) {
           this.#armIdle(session, state);
         }
       });

@@ -39,7 +39,12 @@ export const FRAME = {
 export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
 
 /** Error codes (§7). */
-export const ERROR = { NO_ERROR: 0x0, REFUSED_STREAM: 0x7, CANCEL: 0x8 } as const;
+export const ERROR = {
+  NO_ERROR: 0x0,
+  REFUSED_STREAM: 0x7,
+  CANCEL: 0x8,
+  ENHANCE_YOUR_CALM: 0xb,
+} as const;
 
 /** The client connection preface (§3.4). */
 export const PREFACE: Buffer = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -188,6 +193,11 @@ export class RawH2Conn {
   readonly closed: Promise<void>;
   #buf: Buffer = Buffer.alloc(0);
   #destroyedByUs = false;
+  /** Flow control (RFC 9113 §6.9): what the server lets us send, on the connection and per stream. */
+  #connWindow = 65_535;
+  #initialStreamWindow = 65_535;
+  readonly #streamWindows = new Map<number, number>();
+  #windowWaiters: (() => void)[] = [];
 
   /**
    * Connects to `host:port`; `read: false` never reads what the server sends;
@@ -215,6 +225,44 @@ export class RawH2Conn {
     if (opts.read === false) this.socket.pause();
     else this.socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     this.socket.on("end", () => this.socket.destroy());
+    this.socket.once("close", () => this.#wakeWindowWaiters());
+  }
+
+  #wakeWindowWaiters(): void {
+    const w = this.#windowWaiters;
+    this.#windowWaiters = [];
+    for (const f of w) f();
+  }
+
+  /**
+   * Sends `bytes` as DATA on stream `id` (END_STREAM never set), within the flow
+   * control windows the server grants, waiting for WINDOW_UPDATEs as needed, until
+   * all is sent, the connection closes or `live()` turns false. Returns bytes sent.
+   */
+  async sendData(id: number, bytes: Uint8Array, live: () => boolean): Promise<number> {
+    let off = 0;
+    while (off < bytes.length && live()) {
+      const window = Math.min(
+        this.#connWindow,
+        this.#streamWindows.get(id) ?? this.#initialStreamWindow,
+      );
+      if (window <= 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 100);
+          this.#windowWaiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        continue;
+      }
+      const n = Math.min(window, 16_384, bytes.length - off);
+      this.#connWindow -= n;
+      this.#streamWindows.set(id, (this.#streamWindows.get(id) ?? this.#initialStreamWindow) - n);
+      await this.write(frame(FRAME.DATA, 0, id, bytes.subarray(off, off + n)));
+      off += n;
+    }
+    return off;
   }
 
   #onData(chunk: Buffer): void {
@@ -227,6 +275,18 @@ export class RawH2Conn {
       const flags = this.#buf[4]!;
       const payload = this.#buf.subarray(9, 9 + len);
       if (type === FRAME.GOAWAY && len >= 8) this.stats.goaways.push(payload.readUInt32BE(4));
+      if (type === FRAME.WINDOW_UPDATE && len >= 4) {
+        const id = this.#buf.readUInt32BE(5) & 0x7fffffff;
+        const inc = payload.readUInt32BE(0) & 0x7fffffff;
+        if (id === 0) this.#connWindow += inc;
+        else {
+          this.#streamWindows.set(
+            id,
+            (this.#streamWindows.get(id) ?? this.#initialStreamWindow) + inc,
+          );
+        }
+        this.#wakeWindowWaiters();
+      }
       if (type === FRAME.RST_STREAM && len >= 4) {
         const code = payload.readUInt32BE(0);
         this.stats.resets.set(code, (this.stats.resets.get(code) ?? 0) + 1);
@@ -240,6 +300,8 @@ export class RawH2Conn {
           s.set(payload.readUInt16BE(i), payload.readUInt32BE(i + 2));
         }
         this.stats.serverSettings = s;
+        const initial = s.get(0x4);
+        if (initial !== undefined) this.#initialStreamWindow = initial;
       }
       this.#buf = this.#buf.subarray(9 + len);
     }
@@ -528,5 +590,30 @@ export function slowHeaders(
       await pause(opts.trickleMs ?? 50);
     }
     return off;
+  });
+}
+
+/**
+ * Big unfinished uploads: on each connection, `streams` Puts whose gRPC prefix
+ * declares a message just under the node's 4 MiB request limit, then as much of
+ * it as flow control allows, never the last bytes and never END_STREAM.
+ */
+export function bigUnfinishedBodies(
+  opts: AttackOptions & { streams?: number },
+): Promise<AttackReport> {
+  const streams = opts.streams ?? 50;
+  const declared = 4 * 1024 * 1024 - 1024;
+  const body = Buffer.alloc(declared - 1);
+  const block = grpcRequestBlock(PUT_PATH);
+  return onConnections(opts, "body bytes", async (c, live) => {
+    const ids = Array.from({ length: streams }, (_, i) => 2 * i + 1);
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(declared, 1);
+    await c.write(Buffer.concat(ids.flatMap((id) => [openStream(id, block)])));
+    const sent = await Promise.all(ids.map(async (id) => {
+      await c.sendData(id, prefix, live);
+      return 5 + await c.sendData(id, body, live);
+    }));
+    return sent.reduce((a, b) => a + b, 0);
   });
 }

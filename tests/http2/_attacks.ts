@@ -7,6 +7,7 @@
 
 import {
   type AttackReport,
+  bigUnfinishedBodies,
   continuationFlood,
   controlFlood,
   hpackBomb,
@@ -68,6 +69,10 @@ export const ATTACKS: readonly Attack[] = [
   {
     name: "huge length prefix, trickle",
     run: (port, durationMs) => hugePrefixTrickle({ port, durationMs, connections: 4 }),
+  },
+  {
+    name: "big unfinished uploads, 4 connections",
+    run: (port, durationMs) => bigUnfinishedBodies({ port, durationMs, connections: 4 }),
   },
   {
     name: "slow headers (slowloris)",

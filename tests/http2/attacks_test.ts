@@ -13,8 +13,8 @@
  * (/work/notes/issue15_numbers.md has every attack, before and after).
  *
  * The node runs with short request and idle timeouts (1.5 s) so that the
- * slow-headers connections are closed within the test; every other limit is at
- * its default.
+ * slow-headers connections are closed within the test, and a request byte budget
+ * of 8 MiB that the big uploads hit; every other limit is at its default.
  *
  * @module
  */
@@ -32,6 +32,8 @@ const PEAK_BOUND_MIB = 256;
 const AFTER_BOUND_MIB = 64;
 /** The timeouts the node runs with here (ms): short, so that the test sees them act. */
 const TIMEOUT_MS = 1_500;
+/** The request byte budget here (MiB): small, so that the big uploads hit it. */
+const REQUEST_BUFFER_MIB = 8;
 
 function limitLines(n: SiegedNode): string[] {
   return n.log.filter((l) => l.includes("HTTP/2 limit hit"));
@@ -80,6 +82,17 @@ async function withstands(n: SiegedNode, attack: Attack): Promise<void> {
     // ENHANCE_YOUR_CALM (11) and closes the connection; the node cuts it itself
     // (and logs it) when it sees more than 100 first.
     assert.equal(rep.closedByServer, rep.connections, "the node cuts the connections");
+  }
+  if (attack.name.startsWith("big unfinished uploads")) {
+    // Reset by the byte budget or by the request timeout, whichever comes first
+    // (limits_test.ts tests the budget alone).
+    const reset = (rep.resets.get(ERROR.ENHANCE_YOUR_CALM) ?? 0) +
+      (rep.resets.get(ERROR.CANCEL) ?? 0);
+    assert.ok(reset > 0, "the unfinished uploads are reset");
+    assert.ok(
+      kinds.includes("request bytes") || kinds.includes("request timeout"),
+      `the limit is logged:\n${newLines.join("\n")}`,
+    );
   }
   if (attack.name.startsWith("HPACK bomb")) {
     assert.equal(rep.closedByServer, 1, "the node cuts the connection");

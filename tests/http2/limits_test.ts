@@ -104,6 +104,33 @@ Deno.test("request timeout: a request whose body does not come within 1 s is res
   });
 });
 
+Deno.test("request byte budget: uploads that would take the bytes held past 1 MiB (beyond 64 KiB per connection) are reset with ENHANCE_YOUR_CALM, logged once; small calls go on", async () => {
+  await withNode(["--max-request-buffer-mib", "1"], async (n) => {
+    const client = normalClient(n.endpoint);
+    await client.ready;
+    const c = new RawH2Conn(n.port);
+    try {
+      await c.start();
+      // Four Puts declaring 1 MiB each, of which 600 KiB come: 2.4 MiB in all.
+      const ids = [1, 3, 5, 7];
+      await c.write(Buffer.concat(ids.map((id) => openStream(id))));
+      const prefix = Buffer.from([0, 0, 0x10, 0, 0]);
+      await Promise.all(ids.map(async (id) => {
+        await c.sendData(id, prefix, () => true);
+        await c.sendData(id, Buffer.alloc(600 * 1024), () => c.open && !c.stats.resets.size);
+      }));
+      await waitFor("the node to reset an upload", () => {
+        return (c.stats.resets.get(ERROR.ENHANCE_YOUR_CALM) ?? 0) > 0;
+      }, { timeoutMs: 10_000 });
+      assert.equal(limitLines(n, "request bytes").length, 1);
+    } finally {
+      await c.close();
+      await client.stop();
+    }
+    assert.deepEqual(client.record.failures, []);
+  });
+});
+
 Deno.test("idle timeout: a connection that opens no stream for 1 s is closed with GOAWAY", async () => {
   await withNode(["--idle-timeout-ms", "1000"], async (n) => {
     const c = new RawH2Conn(n.port);

@@ -1,6 +1,6 @@
 /**
  * The bookkeeping behind the HTTP/2 limits, without sockets: the connection
- * gate, the node-wide stream budget with its guaranteed share per connection,
+ * gate, the node-wide budgets (streams, bytes) with a guaranteed share per connection,
  * and the once-per-source limit log.
  *
  * @module
@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { ConnectionGate } from "../../src/http2/connection_gate.ts";
 import { LimitLog, QUIET_MS } from "../../src/http2/limit_log.ts";
-import { StreamBudget } from "../../src/http2/stream_budget.ts";
+import { SharedBudget } from "../../src/http2/shared_budget.ts";
 import type { LogFields, Logger } from "../../src/raft/logger.ts";
 
 Deno.test("connection gate: refuses past the per-address limit, then past the total, and admits again once connections close", () => {
@@ -26,24 +26,38 @@ Deno.test("connection gate: refuses past the per-address limit, then past the to
   assert.throws(() => gate.release("d"), /no connection/);
 });
 
-Deno.test("stream budget: each connection keeps its guaranteed streams when others filled the budget", () => {
-  const budget = new StreamBudget(2, 1);
-  const attacker = { open: 0 };
-  const peer = { open: 0 };
-  assert.ok(budget.open(attacker)); // guaranteed
-  assert.ok(budget.open(attacker)); // budget 1/2
-  assert.ok(budget.open(attacker)); // budget 2/2
-  assert.equal(budget.open(attacker), false, "past the budget");
+Deno.test("shared budget: each connection keeps its guaranteed share when others filled the budget", () => {
+  const budget = new SharedBudget(2, 1);
+  const attacker = { held: 0 };
+  const peer = { held: 0 };
+  assert.ok(budget.take(attacker)); // guaranteed
+  assert.ok(budget.take(attacker)); // budget 1/2
+  assert.ok(budget.take(attacker)); // budget 2/2
+  assert.equal(budget.take(attacker), false, "past the budget");
   assert.equal(budget.beyond, 2);
-  assert.ok(budget.open(peer), "the peer's first stream is its guaranteed one");
-  assert.equal(budget.open(peer), false, "its second needs the budget, which is full");
-  budget.close(attacker);
+  assert.ok(budget.take(peer), "the peer's first unit is its guaranteed one");
+  assert.equal(budget.take(peer), false, "its second needs the budget, which is full");
+  budget.give(attacker);
   assert.equal(budget.beyond, 1);
-  assert.ok(budget.open(peer));
-  for (let i = 0; i < 2; i++) budget.close(peer);
-  for (let i = 0; i < 2; i++) budget.close(attacker);
+  assert.ok(budget.take(peer));
+  budget.give(peer, 2);
+  budget.give(attacker, 2);
   assert.equal(budget.beyond, 0);
-  assert.throws(() => budget.close(peer), /without an open stream/);
+  assert.throws(() => budget.give(peer), /holds 0/);
+});
+
+Deno.test("shared budget: bytes are taken all or nothing, the guaranteed part free", () => {
+  const budget = new SharedBudget(100, 64);
+  const a = { held: 0 };
+  assert.ok(budget.take(a, 50));
+  assert.equal(budget.beyond, 0);
+  assert.ok(budget.take(a, 100)); // 150 held: 86 beyond
+  assert.equal(budget.beyond, 86);
+  assert.equal(budget.take(a, 15), false, "86 + 15 > 100");
+  assert.equal(a.held, 150, "a refused take holds nothing more");
+  assert.ok(budget.take(a, 14));
+  budget.give(a, 164);
+  assert.equal(budget.beyond, 0);
 });
 
 function recordingLogger(): { logger: Logger; lines: [string, LogFields | undefined][] } {
