@@ -13,7 +13,17 @@ import { Buffer } from "node:buffer";
 import { ClusterService } from "../../src/gen/raftkv/v1/cluster_pb.ts";
 import { EndpointClients, waitFor } from "../e2e/_harness.ts";
 import { GrpcJsClient } from "../e2e/_grpc_js_client.ts";
-import { ERROR, FRAME, frame, openStream, RawH2Conn } from "./_attacker.ts";
+import {
+  ERROR,
+  FLAG,
+  FRAME,
+  frame,
+  grpcRequestBlock,
+  hpackLiteral,
+  openStream,
+  PUT_PATH,
+  RawH2Conn,
+} from "./_attacker.ts";
 import { normalClient, SiegedNode } from "./_siege.ts";
 
 function limitLines(n: SiegedNode, limit: string): string[] {
@@ -128,6 +138,30 @@ Deno.test("request byte budget: uploads that would take the bytes held past 1 Mi
       await client.stop();
     }
     assert.deepEqual(client.record.failures, []);
+  });
+});
+
+Deno.test("header list size: a request with 20 KB of headers (the limit is 16 KiB) is reset with ENHANCE_YOUR_CALM, logged once; the connection serves on", async () => {
+  await withNode([], async (n) => {
+    const c = new RawH2Conn(n.port);
+    try {
+      await c.start();
+      const big = Buffer.concat([
+        grpcRequestBlock(PUT_PATH),
+        Buffer.from(hpackLiteral("x-big", "b".repeat(20_000))),
+      ]);
+      for (const id of [1, 3]) {
+        await c.write(frame(FRAME.HEADERS, 0, id, big.subarray(0, 16_000)));
+        await c.write(frame(FRAME.CONTINUATION, FLAG.END_HEADERS, id, big.subarray(16_000)));
+      }
+      await waitFor("the node to reset both streams", () => {
+        return (c.stats.resets.get(ERROR.ENHANCE_YOUR_CALM) ?? 0) === 2;
+      }, { timeoutMs: 10_000 });
+      assert.equal(limitLines(n, "header list size").length, 1);
+      assert.equal(c.open, true);
+    } finally {
+      await c.close();
+    }
   });
 });
 
