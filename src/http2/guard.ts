@@ -223,12 +223,18 @@ export class Http2Guard {
       // listener would switch the request to flowing mode and take chunks from
       // under the iterator: measured, calls then fail "missing input message".)
       let received = 0;
+      let released = false;
       const iterate = req.iterator.bind(req);
       req.iterator = (options) => {
         const chunks = iterate(options);
         return (async function* (guard: Http2Guard): AsyncGenerator<unknown, undefined> {
           for await (const chunk of chunks) {
             const n = (chunk as Uint8Array).length;
+            // After the answer the bytes are given back: nothing more is counted.
+            if (released) {
+              yield chunk;
+              continue;
+            }
             if (!guard.#bytes.take(state.bytes, n)) {
               guard.#log.hit("request bytes", state.address, {
                 limitMiB: guard.limits.maxRequestBufferMiB,
@@ -242,14 +248,24 @@ export class Http2Guard {
           return undefined;
         })(this);
       };
-      stream.once("close", () => {
+      // The stream and its bytes are given back when the answer is sent or the
+      // stream closes, whichever comes first: a stream whose answer is sent may
+      // close only later (Connect resets it after the trailers, on a later turn of a
+      // busy event loop), and a client calling one call after another must not find
+      // its guaranteed share held by calls that are over (measured under rapid reset:
+      // a sequential client refused).
+      const release = () => {
         requestDone();
+        if (released) return;
+        released = true;
         this.#bytes.give(state.bytes, received);
         this.#streams.give(state.streams);
         if (state.streams.held === 0 && session !== undefined && !session.destroyed) {
           this.#armIdle(session, state);
         }
-      });
+      };
+      res.once("finish", release);
+      stream.once("close", release);
       handler(req, res);
     };
   }
