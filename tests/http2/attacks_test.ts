@@ -28,8 +28,14 @@ import { describeSiege, mib, siege, SiegedNode } from "./_siege.ts";
 const ATTACK_MS = 2_000;
 /** RSS during an attack may rise this much over the baseline (MiB). */
 const PEAK_BOUND_MIB = 256;
-/** RSS once the attack is over must come back under the baseline plus this (MiB). */
-const AFTER_BOUND_MIB = 64;
+/**
+ * RSS once the attack is over must come back under the baseline plus this (MiB).
+ * Most attacks leave under 20 MiB; rapid reset leaves 10 to 100 MiB, varying run to
+ * run (V8 and Deno's HTTP/2 layer keep what they grew while the connection lasted;
+ * Deno cuts it after some ten thousand streams), so the bound is set above that.
+ * Main before the limits left 450 to 1,300 MiB after the unfinished streams.
+ */
+const AFTER_BOUND_MIB = 128;
 /** The timeouts the node runs with here (ms): short, so that the test sees them act. */
 const TIMEOUT_MS = 1_500;
 /** The request byte budget here (MiB): small, so that the big uploads hit it. */
