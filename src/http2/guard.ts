@@ -1,10 +1,11 @@
 /**
  * Puts the limits of `limits.ts` on a `node:http2` server, for what the HTTP/2
  * layer does not enforce itself: connections in total and per address, the
- * node-wide stream budget, the request timeout and the idle timeout. (Streams per
- * connection, header list size and session memory are HTTP/2 settings: see
- * {@link http2ServerOptions}.) Each limit hit is logged once per source through
- * {@link LimitLog}.
+ * node-wide stream and request byte budgets, the header list size, the request
+ * and idle timeouts, and a cut for connections whose streams the HTTP/2 layer
+ * keeps refusing. (Streams per connection and header fields per request are
+ * HTTP/2 settings that Deno 2.9.3 enforces: see `http2ServerOptions`.) Each limit
+ * hit is logged once per source through {@link LimitLog}.
  *
  * Use: build the server with `http2ServerOptions(limits)` and
  * `guard.wrap(handler)` as its request handler, then `guard.install(server)`.
@@ -49,13 +50,15 @@ const CLOSE_GRACE_MS = 2_000;
 /** How often sessions are checked for streams the HTTP/2 layer refused. */
 const UNSERVED_CHECK_MS = 50;
 
+const UTF8 = new TextEncoder();
+
 /**
  * The size of a header list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113
  * §6.5.2): each field's name and value in bytes, plus 32.
  */
 export function headerListSize(rawHeaders: readonly string[]): number {
   let n = 0;
-  for (const h of rawHeaders) n += new TextEncoder().encode(h).length;
+  for (const h of rawHeaders) n += UTF8.encode(h).length;
   return n + 32 * (rawHeaders.length / 2);
 }
 
@@ -78,11 +81,6 @@ export class Http2Guard {
       limits.maxRequestBufferMiB * 1024 * 1024,
       GUARANTEED_REQUEST_BYTES_PER_CONNECTION,
     );
-  }
-
-  /** Open connections admitted, in total (for tests and status). */
-  get connections(): number {
-    return this.#gate.total;
   }
 
   /** Admits or refuses every new connection of `server` and keeps its idle timer. */
@@ -173,8 +171,8 @@ export class Http2Guard {
    * sees it; an admitted one whose request body has not ended within the request
    * timeout is reset (CANCEL), and so is one whose body would take the request
    * bytes held past the byte budget (ENHANCE_YOUR_CALM, which gRPC clients report
-   * as RESOURCE_EXHAUSTED). The bytes of a stream count until it closes: the
-   * handler holds the request until it answers.
+   * as RESOURCE_EXHAUSTED). A stream and its bytes count until its answer is sent
+   * or it closes: the handler holds the request until it answers.
    */
   wrap(handler: Http2Handler): Http2Handler {
     return (req, res) => {

@@ -26,8 +26,8 @@
  *   tests/e2e/hostile_flood_test.ts.) Per address 64 leaves room for many clients
  *   behind one NAT and for local clusters where every node and client is
  *   127.0.0.1, while one source cannot take all of them.
- * - `maxRequestBufferMiB` (256): request body bytes the node holds (received on
- *   streams not yet closed) beyond the first {@link GUARANTEED_REQUEST_BYTES_PER_CONNECTION}
+ * - `maxRequestBufferMiB` (256): request body bytes the node holds (read by the
+ *   handler on streams not yet answered or closed) beyond the first {@link GUARANTEED_REQUEST_BYTES_PER_CONNECTION}
  *   of each connection. A request may be 4 MiB (MAX_REQUEST_BYTES), so without it
  *   one connection's 100 streams could make the node hold 400 MiB of unfinished
  *   uploads. 256 MiB lets 64 requests of the largest size be under way at once.
@@ -37,8 +37,10 @@
  *   most 4 MiB: 10 s allows a 400 KB/s link.
  * - `idleTimeoutMs` (300,000): a connection with no open stream for this long is
  *   closed (GOAWAY). It also bounds connections that never complete a stream
- *   (a slow header block, a bare preface). Clients reconnect on demand; peers
- *   send heartbeats many times a second and are never idle.
+ *   (a slow header block, a bare preface). It is longer than clients' own idle
+ *   timeouts (the peer transport's is 60 s), so that clients close first and do
+ *   not race a GOAWAY with a new call; peers send heartbeats many times a second
+ *   and are never idle.
  *
  * @module
  */
