@@ -120,7 +120,9 @@ export const MAX_HEADER_FIELDS = 32;
  * request handler sees them (past maxStreamsPerConnection, header limits, resets
  * before serving) before the node cuts the connection. Clients that honour
  * SETTINGS_MAX_CONCURRENT_STREAMS queue their calls instead and never come near
- * it; Node's `maxSessionRejectedStreams` defaults to the same 100, which Deno
+ * it (before the node's SETTINGS arrive, nghttp2-based clients assume 100, so
+ * with --max-streams-per-connection under 100 a burst at connect may be refused
+ * up to the difference, under this count); Node's `maxSessionRejectedStreams` defaults to the same 100, which Deno
  * 2.9.3 does not enforce (measured: 1,000 HPACK-bomb blocks on one connection, each
  * reset, and the connection left open).
  */
