@@ -122,9 +122,9 @@ export const MAX_HEADER_FIELDS = 32;
  * SETTINGS_MAX_CONCURRENT_STREAMS queue their calls instead and never come near
  * it (before the node's SETTINGS arrive, nghttp2-based clients assume 100, so
  * with --max-streams-per-connection under 100 a burst at connect may be refused
- * up to the difference, under this count); Node's `maxSessionRejectedStreams` defaults to the same 100, which Deno
- * 2.9.3 does not enforce (measured: 1,000 HPACK-bomb blocks on one connection, each
- * reset, and the connection left open).
+ * up to the difference, under this count). Node's `maxSessionRejectedStreams`
+ * defaults to the same 100, which Deno 2.9.3 does not enforce (measured: 1,000
+ * HPACK-bomb blocks on one connection, each reset, and the connection left open).
  */
 export const MAX_UNSERVED_STREAMS = 100;
 
