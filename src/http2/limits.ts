@@ -27,8 +27,8 @@
  *   behind one NAT and for local clusters where every node and client is
  *   127.0.0.1, while one source cannot take all of them.
  * - `maxRequestBufferMiB` (256): request body bytes the node holds (read by the
- *   handler on streams not yet answered or closed) beyond the first {@link GUARANTEED_REQUEST_BYTES_PER_CONNECTION}
- *   of each connection. A request may be 4 MiB (MAX_REQUEST_BYTES), so without it
+ *   handler on streams not yet answered or closed) beyond the first
+ *   {@link GUARANTEED_REQUEST_BYTES_PER_CONNECTION} of each connection. A request may be 4 MiB (MAX_REQUEST_BYTES), so without it
  *   one connection's 100 streams could make the node hold 400 MiB of unfinished
  *   uploads. 256 MiB lets 64 requests of the largest size be under way at once.
  * - `requestTimeoutMs` (10,000): a request whose body has not ended this long
