@@ -18,7 +18,7 @@ import type { Logger } from "../raft/logger.ts";
 import { ConnectionGate } from "./connection_gate.ts";
 import { LimitLog } from "./limit_log.ts";
 import {
-  GUARANTEED_REQUEST_BYTES_PER_CONNECTION,
+  GUARANTEED_CALL_BYTES_PER_CONNECTION,
   GUARANTEED_STREAMS_PER_CONNECTION,
   type Http2Limits,
   MAX_HEADER_LIST_BYTES,
@@ -31,7 +31,7 @@ interface SessionState {
   readonly address: string;
   /** Its open streams, in the node-wide stream budget. */
   readonly streams: Share;
-  /** Request body bytes received on its open streams, in the node-wide byte budget. */
+  /** Call bytes its open streams hold (requests read, answers not taken), node-wide budget. */
   readonly bytes: Share;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Streams the handler saw (served or refused here). */
@@ -78,8 +78,8 @@ export class Http2Guard {
     this.#gate = new ConnectionGate(limits.maxConnections, limits.maxConnectionsPerAddress);
     this.#streams = new SharedBudget(limits.maxStreams, GUARANTEED_STREAMS_PER_CONNECTION);
     this.#bytes = new SharedBudget(
-      limits.maxRequestBufferMiB * 1024 * 1024,
-      GUARANTEED_REQUEST_BYTES_PER_CONNECTION,
+      limits.maxCallBufferMiB * 1024 * 1024,
+      GUARANTEED_CALL_BYTES_PER_CONNECTION,
     );
   }
 
@@ -169,10 +169,12 @@ export class Http2Guard {
    * Wraps a request handler: a stream past the node-wide stream budget is refused
    * (REFUSED_STREAM, which clients may retry: RFC 9113 §8.7) before `handler`
    * sees it; an admitted one whose request body has not ended within the request
-   * timeout is reset (CANCEL), and so is one whose body would take the request
-   * bytes held past the byte budget (ENHANCE_YOUR_CALM, which gRPC clients report
-   * as RESOURCE_EXHAUSTED). A stream and its bytes count until its answer is sent
-   * or it closes: the handler holds the request until it answers.
+   * timeout is reset (CANCEL), and so is one whose request or answer would take
+   * the call bytes held past the byte budget (ENHANCE_YOUR_CALM, which gRPC
+   * clients report as RESOURCE_EXHAUSTED). A stream and its request bytes count
+   * until its answer is written or it closes (the handler holds the request until
+   * it answers); its answer's bytes count until it closes (an answer the client
+   * does not read stays in memory until then).
    */
   wrap(handler: Http2Handler): Http2Handler {
     return (req, res) => {
@@ -234,11 +236,11 @@ export class Http2Guard {
               continue;
             }
             if (!guard.#bytes.take(state.bytes, n)) {
-              guard.#log.hit("request bytes", state.address, {
-                limitMiB: guard.limits.maxRequestBufferMiB,
+              guard.#log.hit("call bytes", state.address, {
+                limitMiB: guard.limits.maxCallBufferMiB,
               });
               stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-              throw new Error("the node holds too many request bytes");
+              throw new Error("the node holds too many call bytes");
             }
             received += n;
             yield chunk;
@@ -246,7 +248,30 @@ export class Http2Guard {
           return undefined;
         })(this);
       };
-      // The stream and its bytes are given back when the answer is sent or the
+      // Counts the answer's bytes as the handler writes them, until the stream
+      // closes: a client that never opens its flow control window leaves them all
+      // in the node's memory.
+      let answered = 0;
+      const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      (res as { write: unknown }).write = (chunk: unknown, ...rest: unknown[]): boolean => {
+        const n = chunk instanceof Uint8Array
+          ? chunk.length
+          : typeof chunk === "string"
+          ? UTF8.encode(chunk).length
+          : 0;
+        if (!this.#bytes.take(state.bytes, n)) {
+          this.#log.hit("call bytes", state.address, {
+            limitMiB: this.limits.maxCallBufferMiB,
+          });
+          stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+          // Passed on all the same, so that the write fails on the closed stream
+          // through its callback and the handler sees the failure, not a hang.
+          return write(chunk, ...rest);
+        }
+        answered += n;
+        return write(chunk, ...rest);
+      };
+      // The stream and its request bytes are given back when the answer is sent or the
       // stream closes, whichever comes first: a stream whose answer is sent may
       // close only later (Connect resets it after the trailers, on a later turn of a
       // busy event loop), and a client calling one call after another must not find
@@ -263,7 +288,11 @@ export class Http2Guard {
         }
       };
       res.once("finish", release);
-      stream.once("close", release);
+      stream.once("close", () => {
+        release();
+        this.#bytes.give(state.bytes, answered);
+        answered = 0;
+      });
       handler(req, res);
     };
   }

@@ -89,9 +89,9 @@ HTTP/2 limits (what one client or connection can make the node hold; README, "Li
                          queue past it [RAFTKV_MAX_STREAMS_PER_CONNECTION] (default 100)
   --max-streams N        Open calls in the node beyond the first 8 of each connection
                          [RAFTKV_MAX_STREAMS] (default 1000)
-  --max-request-buffer-mib N
-                         Request bytes held in the node beyond the first 64 KiB of each
-                         connection [RAFTKV_MAX_REQUEST_BUFFER_MIB] (default 256)
+  --max-call-buffer-mib N
+                         Bytes held for calls (requests, answers not yet read) beyond the
+                         first 64 KiB of each connection [RAFTKV_MAX_CALL_BUFFER_MIB] (default 64)
   --max-connections N    Open connections in the node [RAFTKV_MAX_CONNECTIONS] (default 512)
   --max-connections-per-address N
                          Open connections from one remote address
@@ -134,7 +134,7 @@ const VALUE_FLAGS = [
   "cluster-id",
   "max-streams-per-connection",
   "max-streams",
-  "max-request-buffer-mib",
+  "max-call-buffer-mib",
   "max-connections",
   "max-connections-per-address",
   "request-timeout-ms",
@@ -268,7 +268,7 @@ export function parseNodeFlags(
     ),
     maxStreams: limit("max-streams", d.maxStreams, 2 ** 31 - 1),
     // 2^20 MiB (1 TiB): far beyond any machine, and exact in bytes as a number.
-    maxRequestBufferMiB: limit("max-request-buffer-mib", d.maxRequestBufferMiB, 2 ** 20),
+    maxCallBufferMiB: limit("max-call-buffer-mib", d.maxCallBufferMiB, 2 ** 20),
     maxConnections: limit("max-connections", d.maxConnections, 2 ** 31 - 1),
     maxConnectionsPerAddress: limit(
       "max-connections-per-address",

@@ -174,6 +174,8 @@ export interface ConnStats {
   serverSettings: Map<number, number> | undefined;
   /** Whether the socket closed, and who closed it. */
   closedBy: "server" | "us" | undefined;
+  /** Streams the server ended (a HEADERS or DATA frame with END_STREAM). */
+  ended: Set<number>;
 }
 
 /**
@@ -188,6 +190,7 @@ export class RawH2Conn {
     resets: new Map(),
     serverSettings: undefined,
     closedBy: undefined,
+    ended: new Set(),
   };
   readonly connected: Promise<void>;
   readonly closed: Promise<void>;
@@ -275,6 +278,9 @@ export class RawH2Conn {
       const flags = this.#buf[4]!;
       const payload = this.#buf.subarray(9, 9 + len);
       if (type === FRAME.GOAWAY && len >= 8) this.stats.goaways.push(payload.readUInt32BE(4));
+      if ((type === FRAME.HEADERS || type === FRAME.DATA) && (flags & FLAG.END_STREAM) !== 0) {
+        this.stats.ended.add(this.#buf.readUInt32BE(5) & 0x7fffffff);
+      }
       if (type === FRAME.WINDOW_UPDATE && len >= 4) {
         const id = this.#buf.readUInt32BE(5) & 0x7fffffff;
         const inc = payload.readUInt32BE(0) & 0x7fffffff;
@@ -615,5 +621,74 @@ export function bigUnfinishedBodies(
       return 5 + await c.sendData(id, body, live);
     }));
     return sent.reduce((a, b) => a + b, 0);
+  });
+}
+
+/** A protobuf length-delimited field (wire type 2). */
+function pbBytes(field: number, bytes: Uint8Array): Buffer {
+  return Buffer.from([...hpackVarint((field << 3) | 2), ...hpackVarint(bytes.length), ...bytes]);
+}
+
+/** A protobuf varint (the same base-128 groups as HPACK's integer continuation). */
+function hpackVarint(v: number): number[] {
+  const out: number[] = [];
+  while (v >= 128) {
+    out.push((v % 128) + 128);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return out;
+}
+
+/** A gRPC message frame: flag 0 and a 4-byte length. */
+function grpcMessage(payload: Uint8Array): Buffer {
+  const b = Buffer.alloc(5 + payload.length);
+  b.writeUInt32BE(payload.length, 1);
+  b.set(payload, 5);
+  return b;
+}
+
+/**
+ * Unread responses: Puts a value of `valueBytes` under a key (a complete call),
+ * then on each connection asks for it on `streams` streams and never reads: no
+ * WINDOW_UPDATE is ever sent, so the node can send 64 KiB per connection and
+ * must hold the rest of every answer.
+ */
+export function unreadResponses(
+  opts: AttackOptions & { streams?: number; valueBytes?: number },
+): Promise<AttackReport> {
+  const streams = opts.streams ?? 100;
+  const key = Buffer.from("issue15-unread");
+  const value = Buffer.alloc(opts.valueBytes ?? 1024 * 1024, 0x76);
+  const getBlock = grpcRequestBlock("/raftkv.v1.KVService/Get");
+  const get = grpcMessage(pbBytes(1, key));
+  let put: Promise<void> | undefined;
+  return onConnections(opts, "Gets never read", async (c, live) => {
+    // One connection writes the value first (its answer is read: the connection
+    // reads what comes, it only never opens the flow control window).
+    put ??= (async () => {
+      const setup = new RawH2Conn(opts.port);
+      try {
+        await setup.start();
+        await setup.write(openStream(1));
+        const body = grpcMessage(Buffer.concat([pbBytes(1, key), pbBytes(2, value)]));
+        await setup.sendData(1, body, () => setup.open);
+        await setup.write(frame(FRAME.DATA, FLAG.END_STREAM, 1, new Uint8Array(0)));
+        const deadline = Date.now() + 10_000;
+        while (!setup.stats.ended.has(1) && setup.open && Date.now() < deadline) await pause(20);
+      } finally {
+        await setup.close();
+      }
+    })();
+    await put;
+    let n = 0;
+    for (let id = 1; n < streams && live(); id += 2, n++) {
+      await c.write(Buffer.concat([
+        openStream(id, getBlock),
+        frame(FRAME.DATA, FLAG.END_STREAM, id, get),
+      ]));
+    }
+    while (live()) await pause(50);
+    return n;
   });
 }

@@ -19,7 +19,7 @@ Deno.test("HTTP/2 limit flags: each set by its flag or its variable, the flag wi
     "--max-streams-per-connection",
     "10",
     "--max-streams=20",
-    "--max-request-buffer-mib",
+    "--max-call-buffer-mib",
     "30",
     "--max-connections",
     "40",
@@ -33,7 +33,7 @@ Deno.test("HTTP/2 limit flags: each set by its flag or its variable, the flag wi
   assert.deepEqual(opts.http2, {
     maxStreamsPerConnection: 10,
     maxStreams: 20,
-    maxRequestBufferMiB: 30,
+    maxCallBufferMiB: 30,
     maxConnections: 40,
     maxConnectionsPerAddress: 50,
     requestTimeoutMs: 60,
@@ -49,7 +49,7 @@ Deno.test("HTTP/2 limit flags: each set by its flag or its variable, the flag wi
     const v of [
       "RAFTKV_MAX_STREAMS_PER_CONNECTION",
       "RAFTKV_MAX_STREAMS",
-      "RAFTKV_MAX_REQUEST_BUFFER_MIB",
+      "RAFTKV_MAX_CALL_BUFFER_MIB",
       "RAFTKV_MAX_CONNECTIONS",
       "RAFTKV_MAX_CONNECTIONS_PER_ADDRESS",
       "RAFTKV_REQUEST_TIMEOUT_MS",
@@ -64,7 +64,7 @@ Deno.test("HTTP/2 limit flags: zero, negative, fractional or out of range is ref
     [["--max-connections", "-1"], /--max-connections: "-1" is not an integer/],
     [["--request-timeout-ms", "1.5"], /--request-timeout-ms: "1.5" is not an integer/],
     [["--idle-timeout-ms", "2147483648"], /--idle-timeout-ms: 2147483648 is more than/],
-    [["--max-request-buffer-mib", "1048577"], /--max-request-buffer-mib: 1048577 is more than/],
+    [["--max-call-buffer-mib", "1048577"], /--max-call-buffer-mib: 1048577 is more than/],
   ];
   for (const [args, want] of cases) {
     assert.throws(

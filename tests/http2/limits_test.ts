@@ -14,6 +14,7 @@ import { ClusterService } from "../../src/gen/raftkv/v1/cluster_pb.ts";
 import { EndpointClients, waitFor } from "../e2e/_harness.ts";
 import { GrpcJsClient } from "../e2e/_grpc_js_client.ts";
 import {
+  describeReport,
   ERROR,
   FLAG,
   FRAME,
@@ -23,11 +24,20 @@ import {
   openStream,
   PUT_PATH,
   RawH2Conn,
+  unreadResponses,
 } from "./_attacker.ts";
 import { normalClient, SiegedNode } from "./_siege.ts";
 
 function limitLines(n: SiegedNode, limit: string): string[] {
   return n.log.filter((l) => l.includes(`HTTP/2 limit hit: ${limit} source=`));
+}
+
+/** Waits for the node to log `limit` (its log arrives through a pipe) and checks it did once. */
+async function loggedOnce(n: SiegedNode, limit: string): Promise<string> {
+  await waitFor(`the node to log "${limit}"`, () => limitLines(n, limit).length > 0);
+  const lines = limitLines(n, limit);
+  assert.equal(lines.length, 1, `logged more than once:\n${lines.join("\n")}`);
+  return lines[0]!;
 }
 
 async function withNode(args: string[], fn: (n: SiegedNode) => Promise<void>): Promise<void> {
@@ -62,8 +72,8 @@ Deno.test("connection limits: past 2 per address or 4 in total, new connections 
         return closed.filter(Boolean).length === 3 ? closed : false;
       }, { timeoutMs: 10_000 });
       assert.deepEqual(closed, [false, true, true, false, false, true]);
-      assert.equal(limitLines(n, "connections per address").length, 1);
-      assert.equal(limitLines(n, "connections").length, 1);
+      await loggedOnce(n, "connections per address");
+      await loggedOnce(n, "connections");
       assert.ok(limitLines(n, "connections per address")[0]!.includes("source=127.0.0.1"));
       assert.ok(limitLines(n, "connections")[0]!.includes("source=127.0.0.2"));
       // Closing two makes room again: a new client gets in.
@@ -101,7 +111,7 @@ Deno.test("request timeout: a request whose body does not come within 1 s is res
         return (c.stats.resets.get(ERROR.CANCEL) ?? 0) === 5;
       }, { timeoutMs: 10_000 });
       assert.equal(c.open, true, "the connection itself stays open");
-      assert.equal(limitLines(n, "request timeout").length, 1);
+      await loggedOnce(n, "request timeout");
       const clients = new EndpointClients(n.endpoint);
       try {
         assert.equal((await clients.cluster.status({}, { timeoutMs: 5_000 })).id, 1n);
@@ -114,8 +124,8 @@ Deno.test("request timeout: a request whose body does not come within 1 s is res
   });
 });
 
-Deno.test("request byte budget: uploads that would take the bytes held past 1 MiB (beyond 64 KiB per connection) are reset with ENHANCE_YOUR_CALM, logged once; small calls go on", async () => {
-  await withNode(["--max-request-buffer-mib", "1"], async (n) => {
+Deno.test("call byte budget: uploads that would take the bytes held past 1 MiB (beyond 64 KiB per connection) are reset with ENHANCE_YOUR_CALM, logged once; small calls go on", async () => {
+  await withNode(["--max-call-buffer-mib", "1"], async (n) => {
     const client = normalClient(n.endpoint);
     await client.ready;
     const c = new RawH2Conn(n.port);
@@ -132,12 +142,33 @@ Deno.test("request byte budget: uploads that would take the bytes held past 1 Mi
       await waitFor("the node to reset an upload", () => {
         return (c.stats.resets.get(ERROR.ENHANCE_YOUR_CALM) ?? 0) > 0;
       }, { timeoutMs: 10_000 });
-      assert.equal(limitLines(n, "request bytes").length, 1);
+      await loggedOnce(n, "call bytes");
     } finally {
       await c.close();
       await client.stop();
     }
     assert.deepEqual(client.record.failures, []);
+  });
+});
+
+Deno.test("call byte budget: answers a client never reads are counted until their stream closes; past 1 MiB (beyond 64 KiB per connection) they are reset with ENHANCE_YOUR_CALM, logged once", async () => {
+  await withNode(["--max-call-buffer-mib", "1"], async (n) => {
+    // Six Gets of a 512 KiB value on a connection that never opens its flow
+    // control window: 3 MiB of answers the node would hold.
+    const rep = await unreadResponses({
+      port: n.port,
+      durationMs: 3_000,
+      streams: 6,
+      valueBytes: 512 * 1024,
+    });
+    assert.ok((rep.resets.get(ERROR.ENHANCE_YOUR_CALM) ?? 0) > 0, describeReport(rep));
+    await loggedOnce(n, "call bytes");
+    const clients = new EndpointClients(n.endpoint);
+    try {
+      assert.equal((await clients.cluster.status({}, { timeoutMs: 5_000 })).id, 1n);
+    } finally {
+      await clients.close();
+    }
   });
 });
 
@@ -157,7 +188,7 @@ Deno.test("header list size: a request with 20 KB of headers (the limit is 16 Ki
       await waitFor("the node to reset both streams", () => {
         return (c.stats.resets.get(ERROR.ENHANCE_YOUR_CALM) ?? 0) === 2;
       }, { timeoutMs: 10_000 });
-      assert.equal(limitLines(n, "header list size").length, 1);
+      await loggedOnce(n, "header list size");
       assert.equal(c.open, true);
     } finally {
       await c.close();
