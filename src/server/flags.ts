@@ -11,6 +11,7 @@
  * @module
  */
 
+import { DEFAULT_HTTP2_LIMITS, type Http2Limits } from "../http2/limits.ts";
 import { LOG_LEVELS, type LogLevel } from "../raft/logger.ts";
 
 /** A network address: `host` without IPv6 brackets, `port` in 0..65535. */
@@ -50,6 +51,8 @@ export interface NodeOptions {
    * left set would make every later start refuse (the data dir is no longer empty).
    */
   restore: string | undefined;
+  /** Resource limits of the gRPC server's HTTP/2 layer (src/http2/limits.ts). */
+  http2: Http2Limits;
   /**
    * True when `--help` was given. The other fields then hold defaults and must
    * not be used: print {@link NODE_USAGE} and exit 0.
@@ -99,6 +102,25 @@ Flags:
                          "deno task client snapshot save" wrote, as a member of the cluster
                          the other flags describe (README, "Backup and restore"); no
                          environment variable: a one-time action
+
+HTTP/2 limits (what one client or connection can make the node hold; README, "Limits"):
+  --max-streams-per-connection N
+                         Concurrent calls per connection, advertised to clients, which
+                         queue past it [RAFTKV_MAX_STREAMS_PER_CONNECTION] (default 100)
+  --max-streams N        Open calls in the node beyond the first 8 of each connection
+                         [RAFTKV_MAX_STREAMS] (default 1000)
+  --max-call-buffer-mib N
+                         Bytes held for calls (requests, answers not yet read) beyond the
+                         first 64 KiB of each connection [RAFTKV_MAX_CALL_BUFFER_MIB] (default 64)
+  --max-connections N    Open connections in the node [RAFTKV_MAX_CONNECTIONS] (default 512)
+  --max-connections-per-address N
+                         Open connections from one remote address
+                         [RAFTKV_MAX_CONNECTIONS_PER_ADDRESS] (default 64)
+  --request-timeout-ms N A request must arrive whole within this of its headers, or it
+                         is reset [RAFTKV_REQUEST_TIMEOUT_MS] (default 10000)
+  --idle-timeout-ms N    A connection with no call open this long is closed
+                         [RAFTKV_IDLE_TIMEOUT_MS] (default 300000)
+
   --help                 Print this help and exit
 
 Both --flag VALUE and --flag=VALUE work.
@@ -135,6 +157,13 @@ const VALUE_FLAGS = [
   "cluster-id",
   "snapshot-entries",
   "snapshot-catchup-entries",
+  "max-streams-per-connection",
+  "max-streams",
+  "max-call-buffer-mib",
+  "max-connections",
+  "max-connections-per-address",
+  "request-timeout-ms",
+  "idle-timeout-ms",
 ] as const;
 
 type ValueFlag = typeof VALUE_FLAGS[number];
@@ -269,6 +298,29 @@ export function parseNodeFlags(
     (r) => parseInteger(r, 0, MAX_SNAPSHOT_ENTRIES),
   ) ?? defaults.snapshotCatchupEntries;
 
+  const limit = (flag: ValueFlag, fallback: number, max: number): number =>
+    optional(raw(flag), (r) => parseInteger(r, 1, max)) ?? fallback;
+  const d = defaults.http2;
+  const http2: Http2Limits = {
+    // 2^31 - 1: the largest stream id, and the longest a timer can wait.
+    maxStreamsPerConnection: limit(
+      "max-streams-per-connection",
+      d.maxStreamsPerConnection,
+      2 ** 31 - 1,
+    ),
+    maxStreams: limit("max-streams", d.maxStreams, 2 ** 31 - 1),
+    // 2^20 MiB (1 TiB): far beyond any machine, and exact in bytes as a number.
+    maxCallBufferMiB: limit("max-call-buffer-mib", d.maxCallBufferMiB, 2 ** 20),
+    maxConnections: limit("max-connections", d.maxConnections, 2 ** 31 - 1),
+    maxConnectionsPerAddress: limit(
+      "max-connections-per-address",
+      d.maxConnectionsPerAddress,
+      2 ** 31 - 1,
+    ),
+    requestTimeoutMs: limit("request-timeout-ms", d.requestTimeoutMs, 2 ** 31 - 1),
+    idleTimeoutMs: limit("idle-timeout-ms", d.idleTimeoutMs, 2 ** 31 - 1),
+  };
+
   return {
     id,
     listen,
@@ -282,6 +334,7 @@ export function parseNodeFlags(
     snapshotEntries,
     snapshotCatchupEntries,
     restore,
+    http2,
     help: false,
   };
 }
@@ -351,6 +404,7 @@ function defaultOptions(): NodeOptions {
     snapshotEntries: 10_000,
     snapshotCatchupEntries: 5_000,
     restore: undefined,
+    http2: DEFAULT_HTTP2_LIMITS,
     help: false,
   };
 }

@@ -82,7 +82,7 @@ async function main(): Promise<number> {
 
   let server;
   try {
-    server = await serve(node, opts.listen.host, opts.listen.port);
+    server = await serve(node, opts.listen.host, opts.listen.port, opts.http2);
   } catch (err) {
     console.error(
       `error: cannot listen on ${formatHostPort(opts.listen)}: ${(err as Error).message}`,

@@ -9,6 +9,8 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Http2Guard } from "../http2/guard.ts";
+import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../http2/limits.ts";
 import { Health } from "../gen/health/v1/health_pb.ts";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
@@ -49,8 +51,17 @@ export interface GrpcServer {
   close(): Promise<void>;
 }
 
-/** Serves the node's services on host:port (port 0 picks a free one). */
-export async function serve(node: RaftKvNode, host: string, port: number): Promise<GrpcServer> {
+/**
+ * Serves the node's services on host:port (port 0 picks a free one), within the
+ * HTTP/2 resource `limits` (see src/http2/limits.ts): streams per connection and in
+ * the node, connections in total and per address, request and idle timeouts.
+ */
+export async function serve(
+  node: RaftKvNode,
+  host: string,
+  port: number,
+  limits: Http2Limits = DEFAULT_HTTP2_LIMITS,
+): Promise<GrpcServer> {
   const router = new Router(node);
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
@@ -65,7 +76,9 @@ export async function serve(node: RaftKvNode, host: string, port: number): Promi
       registerReflection(r);
     },
   });
-  const server = http2.createServer({}, handler);
+  const guard = new Http2Guard(limits, node.options.logger);
+  const server = http2.createServer(http2ServerOptions(limits), guard.wrap(handler));
+  guard.install(server);
   const sessions = new Set<http2.Http2Session>();
   server.on("session", (s) => {
     sessions.add(s);

@@ -8,12 +8,12 @@
  * (not left to pile up); and once the test closes what is left, the node still
  * serves and every socket the test opened is closed.
  *
- * Known limit, not tested here: connections the node has accepted stay open for as
- * long as the client keeps them (an HTTP/2 server has no idle timeout), so enough
- * idle connections exhaust the process's file descriptors. In Deno 2.9.3 a node
- * whose accept() fails with EMFILE stops accepting for good, even once descriptors
- * are free again (nothing is logged, the process stays up). Deployments raise the
- * limit (deploy/systemd: LimitNOFILE=65536); the fix belongs in Deno's node:net.
+ * Known limit: in Deno 2.9.3 a node whose accept() fails with EMFILE stops
+ * accepting for good, even once descriptors are free again (nothing is logged, the
+ * process stays up). The node bounds its connections (--max-connections 512, 64 per
+ * address, idle ones closed after --idle-timeout-ms: tests/http2/), under the common
+ * soft limit of 1024 descriptors; deployments raise the limit too
+ * (deploy/systemd: LimitNOFILE=65536); the fix belongs in Deno's node:net.
  *
  * Seeded: the seed is printed on failure; replay with `RAFTKV_FLOOD_SEED=<seed>`.
  *
