@@ -126,7 +126,13 @@ export const MAX_SESSION_MEMORY_MB = 10;
  * is decoded, and keeps, per stream so reset, the fields it collected up to this
  * count (measured: about 0.5 MB per HPACK-bomb block at 128, 26 KB at 16): a
  * lower count makes each such stream cost less until the connection is cut (see
- * {@link MAX_UNSERVED_STREAMS}).
+ * {@link MAX_UNSERVED_STREAMS}; measured at 16: still about 9 MiB per HPACK-bomb
+ * connection cut, against 15 MiB at 32, so not worth refusing real clients'
+ * metadata for). Raising it so that Deno does not reset such streams, and leaving
+ * the header list size to guard.ts, is worse: Deno then decodes the whole list,
+ * 64 MB per bomb block (measured: +2.5 GB after one connection, and the node died
+ * on the next). What one address can do over and over is bounded by the abuse
+ * cooldown (abuse_cooldown.ts).
  */
 export const MAX_HEADER_FIELDS = 32;
 
