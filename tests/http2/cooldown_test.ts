@@ -75,7 +75,7 @@ Deno.test("abuse cooldown: an address cut 3 times for HPACK bombs is refused new
     assert.ok(waited >= COOLDOWN_MS / 2, `served again after only ${waited.toFixed(0)} ms`);
     const lines = cooldownLines(n);
     assert.equal(lines.length, 1, `logged more than once:\n${lines.join("\n")}`);
-    assert.ok(lines[0]!.includes("source=127.0.0.1"), lines[0]);
+    assert.ok(lines[0]!.includes("source=127.0.0.1"), lines[0]!);
   } catch (err) {
     console.error(`node log ends:\n${n.log.slice(-15).join("\n")}`);
     throw err;
