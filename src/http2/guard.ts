@@ -4,9 +4,10 @@
  * node-wide stream and request byte budgets, the header list size, the request
  * and idle timeouts, and a cut for connections whose streams the HTTP/2 layer
  * keeps refusing, and a cooldown for an address whose connections were cut so
- * three times in a minute (abuse_cooldown.ts). (Streams per connection and header fields per request are
- * HTTP/2 settings that Deno 2.9.3 enforces: see `http2ServerOptions`.) Each limit
- * hit is logged once per source through {@link LimitLog}.
+ * three times in a minute (abuse_cooldown.ts). (Streams per connection and header
+ * fields per request are HTTP/2 settings that Deno 2.9.3 enforces: see
+ * `http2ServerOptions`.) Each limit hit is logged once per source through
+ * {@link LimitLog}.
  *
  * Use: build the server with `http2ServerOptions(limits)` and
  * `guard.wrap(handler)` as its request handler, then `guard.install(server)`.
