@@ -10,7 +10,16 @@
 
 import assert from "node:assert/strict";
 import { EndpointClients, waitFor } from "../e2e/_harness.ts";
-import { describeReport, hpackBomb, RawH2Conn } from "./_attacker.ts";
+import {
+  describeReport,
+  FLAG,
+  FRAME,
+  frame,
+  grpcRequestBlock,
+  hpackBomb,
+  openStream,
+  RawH2Conn,
+} from "./_attacker.ts";
 import { normalClient, SiegedNode } from "./_siege.ts";
 
 const COOLDOWN_MS = 3_000;
@@ -19,14 +28,24 @@ function cooldownLines(n: SiegedNode): string[] {
   return n.log.filter((l) => l.includes("HTTP/2 limit hit: abuse cooldown source="));
 }
 
-/** Opens a raw connection from `from` and says whether the node closed it before its SETTINGS. */
+/** A gRPC Status call's path. */
+const STATUS_PATH = "/raftkv.v1.ClusterService/Status";
+
+/**
+ * Makes a Status call on a raw connection from `from` and says whether the node
+ * closed the connection without answering it. (The HTTP/2 layer sends its SETTINGS
+ * before the node sees the connection, so SETTINGS alone do not tell.)
+ */
 async function refused(n: SiegedNode, from: string): Promise<boolean> {
   const c = new RawH2Conn(n.port, "127.0.0.1", { localAddress: from });
   try {
     await c.start().catch(() => {});
+    await c.write(openStream(1, grpcRequestBlock(STATUS_PATH)));
+    // An empty StatusRequest: a gRPC message of length 0.
+    await c.write(frame(FRAME.DATA, FLAG.END_STREAM, 1, new Uint8Array(5)));
     return await waitFor(`the node to answer or close a connection from ${from}`, () => {
+      if (c.stats.ended.has(1)) return "answered";
       if (c.stats.closedBy === "server") return "refused";
-      if (c.stats.serverSettings !== undefined) return "admitted";
       return false;
     }, { timeoutMs: 5_000 }) === "refused";
   } finally {
@@ -56,16 +75,15 @@ Deno.test("abuse cooldown: an address cut 3 times for HPACK bombs is refused new
     assert.equal(await refused(n, "127.0.0.2"), false, "127.0.0.2 is not refused");
     const callsBefore = client.record.calls;
     await waitFor("the open client to make more calls", () => client.record.calls > callsBefore);
-    // Served again once the cooldown is over (each refused try is no cut: no longer cooldown).
+    // Served again once the cooldown is over (each refused try is no cut: no longer
+    // cooldown). Polled with raw connections: a Connect client whose connection the
+    // node closes at once can fail with an EPIPE nobody catches (seen once, Deno 2.9.3).
+    await waitFor("a new connection from 127.0.0.1 to be admitted", async () => {
+      return !(await refused(n, "127.0.0.1"));
+    }, { timeoutMs: 4 * COOLDOWN_MS, intervalMs: 200 });
     const late = new EndpointClients(n.endpoint);
     try {
-      await waitFor("a new client from 127.0.0.1 to be served", async () => {
-        try {
-          return (await late.cluster.status({}, { timeoutMs: 1_000 })).id === 1n;
-        } catch {
-          return false;
-        }
-      }, { timeoutMs: 4 * COOLDOWN_MS, intervalMs: 200 });
+      assert.equal((await late.cluster.status({}, { timeoutMs: 5_000 })).id, 1n);
     } finally {
       await late.close();
     }
