@@ -3,9 +3,11 @@
  * layer does not enforce itself: connections in total and per address, the
  * node-wide stream and request byte budgets, the header list size, the request
  * and idle timeouts, and a cut for connections whose streams the HTTP/2 layer
- * keeps refusing. (Streams per connection and header fields per request are
- * HTTP/2 settings that Deno 2.9.3 enforces: see `http2ServerOptions`.) Each limit
- * hit is logged once per source through {@link LimitLog}.
+ * keeps refusing, and a cooldown for an address whose connections were cut so
+ * three times in a minute (abuse_cooldown.ts). (Streams per connection and header
+ * fields per request are HTTP/2 settings that Deno 2.9.3 enforces: see
+ * `http2ServerOptions`.) Each limit hit is logged once per source through
+ * {@link LimitLog}.
  *
  * Use: build the server with `http2ServerOptions(limits)` and
  * `guard.wrap(handler)` as its request handler, then `guard.install(server)`.
@@ -15,6 +17,7 @@
 
 import * as http2 from "node:http2";
 import type { Logger } from "../raft/logger.ts";
+import { AbuseCooldown, COOLDOWN_STRIKES, COOLDOWN_WINDOW_MS } from "./abuse_cooldown.ts";
 import { ConnectionGate } from "./connection_gate.ts";
 import { LimitLog } from "./limit_log.ts";
 import {
@@ -67,6 +70,7 @@ export class Http2Guard {
   readonly limits: Http2Limits;
   readonly #log: LimitLog;
   readonly #gate: ConnectionGate;
+  readonly #cooldown: AbuseCooldown;
   readonly #streams: SharedBudget;
   readonly #bytes: SharedBudget;
   readonly #sessions = new Map<http2.Http2Session, SessionState>();
@@ -76,6 +80,7 @@ export class Http2Guard {
     this.limits = limits;
     this.#log = new LimitLog(logger);
     this.#gate = new ConnectionGate(limits.maxConnections, limits.maxConnectionsPerAddress);
+    this.#cooldown = new AbuseCooldown(limits.abuseCooldownMs);
     this.#streams = new SharedBudget(limits.maxStreams, GUARANTEED_STREAMS_PER_CONNECTION);
     this.#bytes = new SharedBudget(
       limits.maxCallBufferMiB * 1024 * 1024,
@@ -92,6 +97,12 @@ export class Http2Guard {
     // Heard so that a connection error does not become an uncaught one.
     session.on("error", () => {});
     const address = session.socket?.remoteAddress ?? "unknown";
+    if (this.#cooldown.refuses(address)) {
+      // The same (source, limit) as the line that started the cooldown: once per source.
+      this.#log.hit("abuse cooldown", address, { refused: "new connection" });
+      session.destroy();
+      return;
+    }
     const refusal = this.#gate.admit(address);
     if (refusal !== undefined) {
       this.#log.hit(refusal, address, {
@@ -143,8 +154,23 @@ export class Http2Guard {
           unserved,
         });
         session.destroy();
+        this.#cutForAbuse(state.address);
       }
     }
+  }
+
+  /**
+   * Counts a connection from `address` cut for abuse toward a cooldown of the
+   * address (abuse_cooldown.ts), and logs a cooldown it starts.
+   */
+  #cutForAbuse(address: string): void {
+    const ms = this.#cooldown.cut(address);
+    if (ms === undefined) return;
+    this.#log.hit("abuse cooldown", address, {
+      cuts: COOLDOWN_STRIKES,
+      withinMs: COOLDOWN_WINDOW_MS,
+      cooldownMs: ms,
+    });
   }
 
   /**

@@ -44,6 +44,15 @@
  *   timeouts (the peer transport's is 60 s), so that clients close first and do
  *   not race a GOAWAY with a new call; peers send heartbeats many times a second
  *   and are never idle.
+ * - `abuseCooldownMs` (60,000; 0 disables): an address whose connections the
+ *   node cut for abuse 3 times within a minute is refused new connections this
+ *   long, doubling for a repeat offender up to 10 minutes (abuse_cooldown.ts).
+ *   A cut bounds one connection; an attacker who reconnects after each cut is
+ *   bounded only by this (measured: 30 HPACK-bomb connections one after another,
+ *   +243 MiB of RSS without it). A minute makes a reconnecting attacker's cost to
+ *   the node three connections a minute, and is short enough that a buggy client
+ *   behind the same address (or NAT) is back soon; connections already open are
+ *   never refused, so peers and clients connected before keep working.
  *
  * @module
  */
@@ -64,6 +73,8 @@ export interface Http2Limits {
   readonly requestTimeoutMs: number;
   /** A connection without open streams for this many ms is closed. */
   readonly idleTimeoutMs: number;
+  /** New connections from an address cut for abuse repeatedly are refused this long (0: never). */
+  readonly abuseCooldownMs: number;
 }
 
 /** The defaults; see the module comment for the reasons. */
@@ -75,6 +86,7 @@ export const DEFAULT_HTTP2_LIMITS: Http2Limits = {
   maxConnectionsPerAddress: 64,
   requestTimeoutMs: 10_000,
   idleTimeoutMs: 300_000,
+  abuseCooldownMs: 60_000,
 };
 
 /**
@@ -114,7 +126,13 @@ export const MAX_SESSION_MEMORY_MB = 10;
  * is decoded, and keeps, per stream so reset, the fields it collected up to this
  * count (measured: about 0.5 MB per HPACK-bomb block at 128, 26 KB at 16): a
  * lower count makes each such stream cost less until the connection is cut (see
- * {@link MAX_UNSERVED_STREAMS}).
+ * {@link MAX_UNSERVED_STREAMS}; measured at 16: still about 9 MiB per HPACK-bomb
+ * connection cut, against 15 MiB at 32, so not worth refusing real clients'
+ * metadata for). Raising it so that Deno does not reset such streams, and leaving
+ * the header list size to guard.ts, is worse: Deno then decodes the whole list,
+ * 64 MB per bomb block (measured: +2.5 GB after one connection, and the node died
+ * on the next). What one address can do over and over is bounded by the abuse
+ * cooldown (abuse_cooldown.ts).
  */
 export const MAX_HEADER_FIELDS = 32;
 

@@ -120,6 +120,10 @@ HTTP/2 limits (what one client or connection can make the node hold; README, "Li
                          is reset [RAFTKV_REQUEST_TIMEOUT_MS] (default 10000)
   --idle-timeout-ms N    A connection with no call open this long is closed
                          [RAFTKV_IDLE_TIMEOUT_MS] (default 300000)
+  --abuse-cooldown-ms N  An address whose connections were cut for abuse 3 times in a
+                         minute is refused new connections this long, doubling up to
+                         10 min if it goes on; 0 never refuses [RAFTKV_ABUSE_COOLDOWN_MS]
+                         (default 60000)
 
   --help                 Print this help and exit
 
@@ -164,6 +168,7 @@ const VALUE_FLAGS = [
   "max-connections-per-address",
   "request-timeout-ms",
   "idle-timeout-ms",
+  "abuse-cooldown-ms",
 ] as const;
 
 type ValueFlag = typeof VALUE_FLAGS[number];
@@ -319,6 +324,10 @@ export function parseNodeFlags(
     ),
     requestTimeoutMs: limit("request-timeout-ms", d.requestTimeoutMs, 2 ** 31 - 1),
     idleTimeoutMs: limit("idle-timeout-ms", d.idleTimeoutMs, 2 ** 31 - 1),
+    // 0 turns the cooldown off (the tests that attack a node from the address
+    // their own clients use).
+    abuseCooldownMs: optional(raw("abuse-cooldown-ms"), (r) => parseInteger(r, 0, 2 ** 31 - 1)) ??
+      d.abuseCooldownMs,
   };
 
   return {

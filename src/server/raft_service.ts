@@ -43,7 +43,7 @@ import {
 
 /**
  * The most messages one Send may carry: what a sender queues for one peer at most
- * (`MAX_QUEUED` in transport.ts), so a correct peer never sends more. A larger
+ * (`MAX_QUEUED` in peer_queue.ts), so a correct peer never sends more. A larger
  * batch (a 4 MiB request holds some 300,000 empty messages) is refused before any
  * is stepped.
  */

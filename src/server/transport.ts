@@ -26,6 +26,7 @@ import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { membersToPb, messageToPb } from "./codec.ts";
 import { PeerErrorLatch } from "./log.ts";
+import { MAX_QUEUED, MAX_QUEUED_BYTES, PeerQueue } from "./peer_queue.ts";
 import { SnapshotSender } from "./snapshot_sender.ts";
 
 /** host:port of a peer. */
@@ -52,8 +53,6 @@ export function grpcTransportTo(address: PeerAddress): ReturnType<typeof createG
   });
 }
 
-/** The most messages waiting for one peer; older ones are dropped past it (Raft resends). */
-const MAX_QUEUED = 4096;
 /**
  * The most bytes one Send may carry beyond its first message, well under the
  * peer's request limit (MAX_REQUEST_BYTES, 4 MiB): one message holds at most
@@ -106,19 +105,15 @@ export function classifySendError(
   return { kind: "unreachable", cause: "unreachable" };
 }
 
-/** A generous estimate of a message's encoded size: its data plus framing per entry. */
-function encodedSize(m: Message): number {
-  let n = 64;
-  for (const e of m.entries) n += e.data.length + 32;
-  return n;
-}
-
 interface Peer {
   readonly id: NodeId;
   readonly address: PeerAddress;
   readonly client: Client<typeof RaftService>;
-  queue: Message[];
+  /** Bounded in count and bytes, oldest dropped past them (peer_queue.ts). */
+  readonly queue: PeerQueue;
   sending: boolean;
+  /** Whether the queue has dropped messages since it was last empty (logged once then). */
+  dropping: boolean;
 }
 
 /** Options of a {@link PeerTransport}. */
@@ -176,8 +171,9 @@ export class PeerTransport {
         id,
         address,
         client: createClient(RaftService, grpcTransportTo(address)),
-        queue: [],
+        queue: new PeerQueue(),
         sending: false,
+        dropping: false,
       });
     }
   }
@@ -198,21 +194,24 @@ export class PeerTransport {
         this.#snapshots.send(peer.client, m);
         continue;
       }
-      peer.queue.push(m);
-      if (peer.queue.length > MAX_QUEUED) peer.queue.splice(0, peer.queue.length - MAX_QUEUED);
+      const dropped = peer.queue.push(m);
+      if (dropped > 0 && !peer.dropping) {
+        peer.dropping = true;
+        this.#options.logger.warn("peer queue full: dropping its oldest messages", {
+          peer: peer.id,
+          dropped,
+          maxMessages: MAX_QUEUED,
+          maxBytes: MAX_QUEUED_BYTES,
+        });
+      }
     }
     for (const peer of this.#peers.values()) this.#pump(peer);
   }
 
   #pump(peer: Peer): void {
+    if (peer.queue.length === 0) peer.dropping = false;
     if (peer.sending || peer.queue.length === 0 || this.#closed) return;
-    let bytes = 0;
-    let n = 0;
-    for (; n < peer.queue.length; n++) {
-      bytes += encodedSize(peer.queue[n]!);
-      if (n > 0 && bytes > MAX_BATCH_BYTES) break;
-    }
-    const batch = peer.queue.splice(0, n);
+    const batch = peer.queue.take(MAX_BATCH_BYTES);
     peer.sending = true;
     const p = this.#deliver(peer, batch).finally(() => {
       peer.sending = false;

@@ -29,6 +29,8 @@ Deno.test("HTTP/2 limit flags: each set by its flag or its variable, the flag wi
     "60",
     "--idle-timeout-ms",
     "70",
+    "--abuse-cooldown-ms",
+    "0",
   ], { RAFTKV_MAX_STREAMS: "999", RAFTKV_IDLE_TIMEOUT_MS: "" });
   assert.deepEqual(opts.http2, {
     maxStreamsPerConnection: 10,
@@ -38,6 +40,7 @@ Deno.test("HTTP/2 limit flags: each set by its flag or its variable, the flag wi
     maxConnectionsPerAddress: 50,
     requestTimeoutMs: 60,
     idleTimeoutMs: 70,
+    abuseCooldownMs: 0,
   });
   const fromEnv = parseNodeFlags([], {
     RAFTKV_MAX_CONNECTIONS_PER_ADDRESS: "3",
@@ -54,6 +57,7 @@ Deno.test("HTTP/2 limit flags: each set by its flag or its variable, the flag wi
       "RAFTKV_MAX_CONNECTIONS_PER_ADDRESS",
       "RAFTKV_REQUEST_TIMEOUT_MS",
       "RAFTKV_IDLE_TIMEOUT_MS",
+      "RAFTKV_ABUSE_COOLDOWN_MS",
     ]
   ) assert.ok(NODE_ENV_VARS.includes(v), `${v} is read`);
 });
@@ -65,6 +69,7 @@ Deno.test("HTTP/2 limit flags: zero, negative, fractional or out of range is ref
     [["--request-timeout-ms", "1.5"], /--request-timeout-ms: "1.5" is not an integer/],
     [["--idle-timeout-ms", "2147483648"], /--idle-timeout-ms: 2147483648 is more than/],
     [["--max-call-buffer-mib", "1048577"], /--max-call-buffer-mib: 1048577 is more than/],
+    [["--abuse-cooldown-ms", "-1"], /--abuse-cooldown-ms: "-1" is not an integer/],
   ];
   for (const [args, want] of cases) {
     assert.throws(

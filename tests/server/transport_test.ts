@@ -91,6 +91,43 @@ Deno.test("an unreachable peer is logged once, however often sends to it fail", 
   ]);
 });
 
+Deno.test("a peer's queue past 64 MiB drops its oldest messages, logged once when it starts dropping", async () => {
+  // A port with nothing listening: the messages wait in the queue meanwhile.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  const lines: string[] = [];
+  const t = new PeerTransport({
+    selfId: 1,
+    clusterId: "test",
+    peers: new Map([[1, { host: "127.0.0.1", port: 1 }], [2, { host: "127.0.0.1", port }]]),
+    logger: recordingLogger(lines),
+    timeoutMs: 1000,
+    onSnapshotReport: () => {},
+  });
+  // 100 appends of 1 MiB each (one buffer, shared), in two sends: one queue's worth and more.
+  const data = new Uint8Array(1024 * 1024);
+  const append = (i: number) =>
+    message({
+      type: "app",
+      from: 1,
+      to: 2,
+      term: 1,
+      index: i,
+      entries: [{ term: 1, index: i + 1, type: "normal", data }],
+    });
+  try {
+    t.send(Array.from({ length: 50 }, (_, i) => append(i)));
+    t.send(Array.from({ length: 50 }, (_, i) => append(50 + i)));
+  } finally {
+    await t.close();
+  }
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith("warn peer queue full")),
+    ["warn peer queue full: dropping its oldest messages"],
+  );
+});
+
 Deno.test("a peer that refuses our messages is logged once as refused, and once when it accepts again", async () => {
   const seen: SendRequest[] = [];
   let refuse = true;
