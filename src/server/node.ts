@@ -187,6 +187,8 @@ export class RaftKvNode {
   #reportedLeader: NodeId = NONE;
   #leaderFinal = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
+  /** Ticks of the timer so far: with no leader heard from, the core's election clock. */
+  #ticksSinceStart = 0;
   #loop: Promise<void> | undefined;
   #stopping = false;
   /** Set when the loop died: the node can no longer make progress. */
@@ -300,6 +302,7 @@ export class RaftKvNode {
     }
     node.#loop = node.#run();
     node.#ticker = setInterval(() => {
+      node.#ticksSinceStart++;
       node.#raw.tick();
       node.#kicker.kick();
     }, options.heartbeatMs);
@@ -313,10 +316,11 @@ export class RaftKvNode {
    * need not sit out a whole election timeout (1 to 2 × --election-ms) first. Once a
    * quorum answers (this node and enough peers that an election could be won:
    * campaigning before that only loses the round and costs another timeout), it
-   * ticks electionTick - 2 times at once, leaving at least 2 ticks for a leader's
-   * heartbeat to arrive, and campaigns after 2 to electionTick + 2 ticks: the
-   * randomized spread that avoids split votes (§5.2) is kept whole. A one-node
-   * cluster advances electionTick - 1 at once.
+   * brings its election clock to electionTick - 2 ticks (less the ticks that
+   * passed while it waited), leaving at least 2 ticks for a leader's heartbeat to
+   * arrive, and campaigns after 2 to electionTick + 2 ticks: the randomized spread
+   * that avoids split votes (§5.2) is kept whole. A one-node cluster advances
+   * electionTick - 1 ticks at once.
    *
    * Safety never rests on timing (§5.2: it must not depend on it); this changes
    * only when the first campaign starts. Nor does it disrupt a running cluster: a
@@ -336,11 +340,12 @@ export class RaftKvNode {
         s.lead === NONE;
     };
     let advance = others === 0 ? ticks - 1 : 0;
-    while (advance === 0 && noLeaderYet() && performance.now() < deadline) {
+    while (others > 0 && noLeaderYet() && performance.now() < deadline) {
       const started = performance.now();
       const reachable = await this.#transport.reachablePeers(this.options.heartbeatMs * 2);
       if (reachable.length + 1 >= quorum) {
-        advance = ticks - 2;
+        // No leader heard from: the core's election clock has run since start.
+        advance = Math.max(0, ticks - 2 - this.#ticksSinceStart);
         break;
       }
       // Refused connections answer at once: wait out a heartbeat before asking again.
