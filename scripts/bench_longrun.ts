@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { LOG_LEVELS, type LogLevel } from "../src/raft/logger.ts";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs, nodeDataDir } from "./cluster.ts";
@@ -35,6 +36,9 @@ const { values } = parseArgs({
     "value-bytes": { type: "string", default: "256" },
     clients: { type: "string", default: "32" },
     "base-port": { type: "string", default: "7501" },
+    // The nodes' --log-level: `info` or `debug` shows where a restart's time goes
+    // (each line has a timestamp; the phases below print theirs).
+    "log-level": { type: "string", default: "warn" },
   },
   strict: true,
 });
@@ -52,12 +56,17 @@ const puts = positive("puts");
 const keys = positive("keys");
 const valueBytes = positive("value-bytes");
 const clients = positive("clients");
+const logLevel = values["log-level"] as LogLevel;
+if (!LOG_LEVELS.includes(logLevel)) {
+  console.error(`error: --log-level takes one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
+  Deno.exit(2);
+}
 const dataDir = await Deno.makeTempDir({ prefix: "raftkv-longrun-" });
 const opts: ClusterOptions = {
   nodes: 3,
   basePort: positive("base-port"),
   dataDir,
-  logLevel: "warn",
+  logLevel,
   help: false,
 };
 const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
@@ -203,6 +212,7 @@ try {
 
   for (const id of [1, 2, 3]) await stop(id, "SIGTERM");
   const t2 = performance.now();
+  console.log(`${new Date().toISOString()} starting the three nodes again`);
   for (const id of [1, 2, 3]) start(id);
   await until("a write after a full restart", 600_000, async () => {
     const l = await leader([1, 2, 3]);
@@ -214,7 +224,7 @@ try {
   console.log(
     `full restart: the cluster served a write ${
       ((performance.now() - t2) / 1000).toFixed(2)
-    } s after the three nodes were started`,
+    } s after the three nodes were started (${new Date().toISOString()})`,
   );
   await report("after the restart");
 } finally {

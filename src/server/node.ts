@@ -83,6 +83,11 @@ export const DEFAULT_SNAPSHOT_ENTRIES = 10_000;
 /** `--snapshot-catchup-entries` by default, etcd's `SnapshotCatchUpEntries`. */
 export const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES = 5_000;
 
+/** The election timeout in ticks of --heartbeat-ms (the core's electionTick). */
+function electionTicks(options: RaftKvNodeOptions): number {
+  return Math.max(2, Math.round(options.electionMs / options.heartbeatMs));
+}
+
 /** A promise that settles once, with its resolvers at hand. */
 interface Waiter<T> {
   resolve(value: T): void;
@@ -182,6 +187,8 @@ export class RaftKvNode {
   #reportedLeader: NodeId = NONE;
   #leaderFinal = false;
   #ticker: ReturnType<typeof setInterval> | undefined;
+  /** Ticks of the timer so far: with no leader heard from, the core's election clock. */
+  #ticksSinceStart = 0;
   #loop: Promise<void> | undefined;
   #stopping = false;
   /** Set when the loop died: the node can no longer make progress. */
@@ -275,7 +282,7 @@ export class RaftKvNode {
       firstIndex: storage.firstIndex(),
       lastIndex: storage.lastIndex(),
     });
-    const electionTick = Math.max(2, Math.round(options.electionMs / options.heartbeatMs));
+    const electionTick = electionTicks(options);
     const raw = new RawNode(
       {
         id: options.id,
@@ -295,10 +302,63 @@ export class RaftKvNode {
     }
     node.#loop = node.#run();
     node.#ticker = setInterval(() => {
+      node.#ticksSinceStart++;
       node.#raw.tick();
       node.#kicker.kick();
     }, options.heartbeatMs);
+    void node.#advanceElectionAtBoot();
     return node;
+  }
+
+  /**
+   * etcd's initial election tick advance (`--initial-election-tick-advance`, on by
+   * default; `EtcdServer.adjustTicks`): a node that boots with no leader in sight
+   * need not sit out a whole election timeout (1 to 2 × --election-ms) first. Once a
+   * quorum answers (this node and enough peers that an election could be won:
+   * campaigning before that only loses the round and costs another timeout), it
+   * brings its election clock to electionTick - 2 ticks (less the ticks that
+   * passed while it waited), leaving at least 2 ticks for a leader's heartbeat to
+   * arrive, and campaigns after 2 to electionTick + 2 ticks: the randomized spread
+   * that avoids split votes (§5.2) is kept whole. A one-node cluster advances
+   * electionTick - 1 ticks at once.
+   *
+   * Safety never rests on timing (§5.2: it must not depend on it); this changes
+   * only when the first campaign starts. Nor does it disrupt a running cluster: a
+   * node that hears from a leader before the quorum answers does not advance, and
+   * one that campaigns anyway starts with PreVote, which followers that heard from
+   * their leader within an election timeout reject (CheckQuorum's lease,
+   * dissertation §9.6), so no term changes.
+   */
+  async #advanceElectionAtBoot(): Promise<void> {
+    const ticks = electionTicks(this.options);
+    const others = this.options.peers.size - 1;
+    const quorum = Math.floor(this.options.peers.size / 2) + 1;
+    const deadline = performance.now() + this.options.electionMs;
+    const noLeaderYet = () => {
+      const s = this.#raw.status();
+      return !this.#stopping && this.#fatal === undefined && s.role === "follower" &&
+        s.lead === NONE;
+    };
+    let advance = others === 0 ? ticks - 1 : 0;
+    while (others > 0 && noLeaderYet() && performance.now() < deadline) {
+      const started = performance.now();
+      const reachable = await this.#transport.reachablePeers(this.options.heartbeatMs * 2);
+      if (reachable.length + 1 >= quorum) {
+        // No leader heard from: the core's election clock has run since start.
+        advance = Math.max(0, ticks - 2 - this.#ticksSinceStart);
+        break;
+      }
+      // Refused connections answer at once: wait out a heartbeat before asking again.
+      const left = this.options.heartbeatMs - (performance.now() - started);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+    }
+    if (advance <= 0 || !noLeaderYet()) return;
+    this.#log.info("no leader yet and a quorum is reachable: advancing election ticks", {
+      ticks: advance,
+      of: ticks,
+    });
+    for (let i = 0; i < advance; i++) this.#raw.tick();
+    this.#kicker.kick();
   }
 
   // ---------------------------------------------------------------------------

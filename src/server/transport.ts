@@ -251,6 +251,36 @@ export class PeerTransport {
     }
   }
 
+  /**
+   * The peers that answer an empty Send now (no messages: only our cluster id and
+   * membership, which they check as for any batch), like etcd's
+   * `Transport.ActivePeers`: node.ts asks at boot whether an election could
+   * already be won before it shortens its first election timeout.
+   */
+  async reachablePeers(timeoutMs: number): Promise<NodeId[]> {
+    if (this.#closed) return [];
+    const peers = [...this.#peers.values()];
+    const probe = Promise.all(peers.map(async (peer) => {
+      try {
+        await peer.client.send(
+          create(SendRequestSchema, {
+            clusterId: this.#options.clusterId,
+            messages: [],
+            members: this.#members,
+          }),
+          { timeoutMs },
+        );
+        return true;
+      } catch {
+        return false;
+      }
+    }));
+    const done = probe.then(() => {});
+    this.#inflight.add(done);
+    const answered = await probe.finally(() => this.#inflight.delete(done));
+    return peers.filter((_, i) => answered[i]).map((p) => p.id);
+  }
+
   /** Stops sending, cancels snapshot transfers, and waits for Sends under way. */
   async close(): Promise<void> {
     this.#closed = true;

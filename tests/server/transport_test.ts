@@ -265,3 +265,35 @@ Deno.test("a snap message travels on InstallSnapshot over HTTP/2, never in a Sen
   assert.equal(snaps.length, 1);
   assert.deepEqual(snaps[0]?.snapshot, snapshot);
 });
+
+Deno.test("reachablePeers names the peers that answer an empty Send, stating our cluster and members", async () => {
+  // Node 2 answers; node 3's port has nothing listening.
+  const seen: SendRequest[] = [];
+  const peer2 = await fakePeer((req) => seen.push(req));
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = l.addr.port;
+  l.close();
+  const t = new PeerTransport({
+    selfId: 1,
+    clusterId: "test",
+    peers: new Map([
+      [1, { host: "127.0.0.1", port: 1 }],
+      [2, { host: "127.0.0.1", port: peer2.port }],
+      [3, { host: "127.0.0.1", port: deadPort }],
+    ]),
+    logger: recordingLogger([]),
+    timeoutMs: 1000,
+    onSnapshotReport: () => {},
+  });
+  try {
+    assert.deepEqual(await t.reachablePeers(1000), [2]);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.clusterId, "test");
+    assert.equal(seen[0]!.messages.length, 0);
+    assert.deepEqual(seen[0]!.members, [1n, 2n, 3n]);
+  } finally {
+    await t.close();
+    await peer2.close();
+  }
+  assert.deepEqual(await t.reachablePeers(1000), [], "a closed transport reaches no one");
+});
