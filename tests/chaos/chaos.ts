@@ -65,12 +65,12 @@ export interface ChaosOptions {
   /** Kill and restart every node at once before the final checks (default true). */
   readonly finalRestart?: boolean;
   /**
-   * Node `--snapshot-entries` (default 300, far below the node's own default): snapshots
+   * Node `--snapshot-entries` (default 100, far below the node's own default): snapshots
    * are taken, logs compacted and snapshots sent to lagging followers while faults
    * strike, so restores and installs are checked for linearizability and convergence.
    */
   readonly snapshotEntries?: number;
-  /** Node `--snapshot-catchup-entries` (default 100): a follower further behind gets a snapshot. */
+  /** Node `--snapshot-catchup-entries` (default 10): a follower further behind gets a snapshot. */
   readonly snapshotCatchupEntries?: number;
   /** Deliberately broken client 1 (stale reads with this probability): proves the checker bites. */
   readonly injectStaleReads?: number;
@@ -699,8 +699,8 @@ export function formatSummary(
   const sn = facts.snapshots;
   out.push(
     `snapshots: ${sn.taken} taken, ${sn.sent} sent to followers (${sn.sendFailed} cut short), ` +
-      `${sn.installed} installed (every ${o.snapshotEntries ?? 300} entries, keeping ` +
-      `${o.snapshotCatchupEntries ?? 100})`,
+      `${sn.installed} installed (every ${o.snapshotEntries ?? 100} entries, keeping ` +
+      `${o.snapshotCatchupEntries ?? 10})`,
   );
   out.push(`cpu: ${facts.cpu}`);
   out.push(
@@ -824,9 +824,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       clusterId: "raftkv-chaos",
       extraArgs: [
         "--snapshot-entries",
-        String(o.snapshotEntries ?? 300),
+        String(o.snapshotEntries ?? 100),
         "--snapshot-catchup-entries",
-        String(o.snapshotCatchupEntries ?? 100),
+        String(o.snapshotCatchupEntries ?? 10),
       ],
       onLogLine: (id, line) => {
         countSnapshotLine(snapshots, line);

@@ -28,10 +28,10 @@ Deno.test("chaos: seeded runs with every fault kind are linearizable and converg
       const outDir = await Deno.makeTempDir({ prefix: "raftkv_chaos_ci_" });
       const result = await runChaos({ ...run, durationMs: SECONDS * 1000, outDir });
       console.log(result.summary);
-      // Snapshots every 300 entries (the chaos default): a run that committed more
+      // Snapshots every 100 entries (the chaos default): a run that committed more
       // than twice that many writes has taken some, under faults.
       const writes = result.history.filter((op) => op.kind !== "get" && op.outcome === "ok");
-      if (writes.length > 600) {
+      if (writes.length > 200) {
         assert.ok(
           result.snapshots.taken > 0,
           `${writes.length} writes acknowledged but no node logged "took a snapshot"`,

@@ -35,9 +35,9 @@ const USAGE = `usage: deno task chaos [options]
                          ${FAULT_KINDS.join(", ")})
   --heartbeat-ms H       node heartbeat (default 100)
   --election-ms E        node election timeout (default 1000, randomized up to 2x)
-  --snapshot-entries N   node --snapshot-entries (default 300, so snapshots happen under faults)
+  --snapshot-entries N   node --snapshot-entries (default 100, so snapshots happen under faults)
   --snapshot-catchup-entries N
-                         node --snapshot-catchup-entries (default 100)
+                         node --snapshot-catchup-entries (default 10)
   --timeout-ms T         deadline of one client call (default 2500)
   --think-ms T           mean pause between a client's calls (default 10)
   --no-final-restart     skip killing and restarting every node before the final checks
