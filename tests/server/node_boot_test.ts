@@ -13,6 +13,7 @@ import type { LogFields, Logger } from "../../src/raft/logger.ts";
 import { NONE } from "../../src/raft/types.ts";
 import { RaftKvNode } from "../../src/server/node.ts";
 import { type GrpcServer, serve } from "../../src/server/server.ts";
+import { waitFor } from "../e2e/_harness.ts";
 
 const ELECTION_MS = 30_000;
 const HEARTBEAT_MS = 100;
@@ -22,14 +23,6 @@ function freePort(): number {
   const port = l.addr.port;
   l.close();
   return port;
-}
-
-async function until(what: string, probe: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function recording(lines: string[]): Logger {
@@ -72,7 +65,7 @@ Deno.test("a cluster booted together elects before its election timeout, and a n
   };
   try {
     for (const id of [1, 2, 3]) await boot(id);
-    await until("node 1 leading", () => running.get(1)!.node.status().role === "leader");
+    await waitFor("node 1 leading", () => running.get(1)!.node.status().role === "leader");
     assert.ok(
       running.get(1)!.lines.includes(
         "no leader yet and a quorum is reachable: advancing election ticks",
@@ -83,10 +76,10 @@ Deno.test("a cluster booted together elects before its election timeout, and a n
     // Node 2 boots again while node 1 leads: it follows, and the term stays.
     await halt(2);
     await boot(2);
-    await until("node 2 following node 1", () => running.get(2)!.node.status().lead === 1);
+    await waitFor("node 2 following node 1", () => running.get(2)!.node.status().lead === 1);
     // Past the two ticks an advanced node would wait before campaigning.
     const ticksLater = Date.now() + 5 * HEARTBEAT_MS;
-    await until("a few ticks", () => Date.now() >= ticksLater);
+    await waitFor("a few ticks", () => Date.now() >= ticksLater);
     for (const [id, r] of running) {
       assert.equal(r.node.status().term, term, `node ${id}'s term`);
       assert.notEqual(r.node.status().lead, NONE, `node ${id} knows the leader`);

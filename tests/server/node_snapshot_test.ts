@@ -15,6 +15,7 @@ import { KvStore } from "../../src/kv/store.ts";
 import { SILENT_LOGGER } from "../../src/raft/logger.ts";
 import { type Entry, message, type Snapshot } from "../../src/raft/types.ts";
 import { RaftKvNode } from "../../src/server/node.ts";
+import { waitFor } from "../e2e/_harness.ts";
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 1 }]));
 const TERM = 5;
@@ -31,14 +32,6 @@ function start(dataDir: string): Promise<RaftKvNode> {
     logger: SILENT_LOGGER,
     random: () => 0.5,
   });
-}
-
-async function until(what: string, probe: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** The leader's side: a store and chain that applied `entries`. */
@@ -77,7 +70,7 @@ Deno.test("a follower installs the leader's snapshot, applies what follows, and 
     };
     node.receive([message({ type: "snap", from: 2, to: 1, term: TERM, snapshot })]);
     const n1 = node;
-    await until("the snapshot to be installed", () => n1.status().kvApplied === 100);
+    await waitFor("the snapshot to be installed", () => n1.status().kvApplied === 100);
     assert.equal(node.status().snapshotIndex, 100);
     assert.equal(node.status().firstIndex, 101);
     assert.deepEqual(node.fingerprints(), {
@@ -106,7 +99,7 @@ Deno.test("a follower installs the leader's snapshot, applies what follows, and 
       leader.store.apply(e.index, e.data);
       leader.chain.add(e);
     }
-    await until("entries 101 and 102 to be applied", () => n1.status().kvApplied === 102);
+    await waitFor("entries 101 and 102 to be applied", () => n1.status().kvApplied === 102);
     const fingerprints = { state: leader.store.digest(), chain: leader.chain.hex() };
     assert.deepEqual(node.fingerprints(), fingerprints);
     assert.deepEqual(node.kv.get("k1"), new TextEncoder().encode("after"));
@@ -115,7 +108,7 @@ Deno.test("a follower installs the leader's snapshot, applies what follows, and 
     await node.stop();
     node = await start(dir);
     const n2 = node;
-    await until("the restarted node to apply 102", () => n2.status().kvApplied === 102);
+    await waitFor("the restarted node to apply 102", () => n2.status().kvApplied === 102);
     assert.equal(node.status().snapshotIndex, 100);
     assert.deepEqual(node.fingerprints(), fingerprints);
   } finally {

@@ -24,6 +24,7 @@ import { encodeSnapshotFile } from "../../src/snapshot/file.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
 import { MAX_SNAPSHOT_CHUNK_BYTES } from "../../src/server/snapshot_chunks.ts";
 import type { LogFields } from "../../src/raft/logger.ts";
+import { waitFor } from "../e2e/_harness.ts";
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
@@ -99,15 +100,6 @@ function stream(
 
 async function* iterate(requests: InstallSnapshotRequest[]) {
   for (const r of requests) yield r;
-}
-
-/** Polls `cond` every 10 ms for up to 10 s; fails naming `what`. */
-async function until(what: string, cond: () => boolean): Promise<void> {
-  for (let k = 0; k < 1000; k++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 async function refusal(p: Promise<unknown>): Promise<ConnectError> {
@@ -292,7 +284,7 @@ Deno.test("a newer transfer from a sender supersedes its one under way; others a
   }
   const first = client.installSnapshot(stuck());
   await started;
-  await until("node 2's transfer to begin", () => lines.some((l) => l.includes("receiving")));
+  await waitFor("node 2's transfer to begin", () => lines.some((l) => l.includes("receiving")));
   // Node 3 is not held up by node 2's transfer.
   await client.installSnapshot(iterate(stream(file, 1000, { from: 3n })));
   assert.deepEqual(stepped.map((m) => m.from), [3]);

@@ -23,6 +23,7 @@ import { type Message, message, type Snapshot } from "../../src/raft/types.ts";
 import { encodeSnapshotFile } from "../../src/snapshot/file.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
 import { SnapshotSender } from "../../src/server/snapshot_sender.ts";
+import { waitFor } from "../e2e/_harness.ts";
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
@@ -30,15 +31,6 @@ function recordingLogger(lines: string[]): Logger {
   const add = (level: string) => (msg: string, f?: LogFields) =>
     lines.push(`${level} ${msg} ${JSON.stringify(f ?? {})}`);
   return { debug: add("debug"), info: add("info"), warn: add("warn"), error: add("error") };
-}
-
-/** Polls `cond` every 10 ms for up to 10 s; fails naming `what`. */
-async function until(what: string, cond: () => boolean): Promise<void> {
-  for (let k = 0; k < 1000; k++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 function snapshotOf(dataBytes: number): Snapshot {
@@ -113,7 +105,7 @@ Deno.test("a snapshot goes out as a header and chunks of at most 1 MiB, and arri
   const reports: string[] = [];
   const s = sender(lines, reports);
   s.send(client, snap(2, snapshot));
-  await until("the report", () => reports.length > 0);
+  await waitFor("the report", () => reports.length > 0);
   assert.deepEqual(reports, ["2 finish"]);
   const [head, ...chunks] = requests;
   assert.equal(head?.part.case, "header");
@@ -145,7 +137,7 @@ Deno.test("a follower that refuses the snapshot gets it reported as failed, with
   const reports: string[] = [];
   const s = sender(lines, reports);
   s.send(client, snap(2, snapshotOf(1000)));
-  await until("the report", () => reports.length > 0);
+  await waitFor("the report", () => reports.length > 0);
   assert.deepEqual(reports, ["2 failure"]);
   const warn = lines.filter((l) => l.startsWith("warn"));
   assert.equal(warn.length, 1);
@@ -166,7 +158,7 @@ Deno.test("a transfer that stops moving is cancelled and reported as failed", as
   const reports: string[] = [];
   const s = sender(lines, reports, 200);
   s.send(client, snap(3, snapshotOf(3_000_000)));
-  await until("the report", () => reports.length > 0);
+  await waitFor("the report", () => reports.length > 0);
   assert.deepEqual(reports, ["3 failure"]);
   assert.ok(
     lines.some((l) =>
@@ -175,7 +167,7 @@ Deno.test("a transfer that stops moving is cancelled and reported as failed", as
     ),
     lines.join("\n"),
   );
-  await until("the follower to see the cancel", () => cancelled);
+  await waitFor("the follower to see the cancel", () => cancelled);
 });
 
 Deno.test("one snapshot in flight per follower; another follower is not held up", async () => {
@@ -193,22 +185,22 @@ Deno.test("one snapshot in flight per follower; another follower is not held up"
   const reports: string[] = [];
   const s = sender(lines, reports);
   s.send(slow, snap(2, snapshotOf(100)));
-  await until("the first transfer to start", () => calls === 1);
+  await waitFor("the first transfer to start", () => calls === 1);
   // The core asks again (say, after a leadership change): dropped, unreported.
   s.send(slow, snap(2, snapshotOf(200)));
   assert.ok(s.sending(2));
   s.send(follower(3, stepped), snap(3, snapshotOf(100)));
-  await until("node 3's report", () => reports.length > 0);
+  await waitFor("node 3's report", () => reports.length > 0);
   assert.deepEqual(reports, ["3 finish"]);
   assert.equal(stepped.length, 1);
   release();
-  await until("node 2's report", () => reports.length > 1);
+  await waitFor("node 2's report", () => reports.length > 1);
   assert.deepEqual(reports, ["3 finish", "2 finish"]);
   assert.equal(calls, 1);
   assert.ok(!s.sending(2));
   // Now a new one to node 2 goes out.
   s.send(slow, snap(2, snapshotOf(100)));
-  await until("the third report", () => reports.length > 2);
+  await waitFor("the third report", () => reports.length > 2);
   assert.equal(calls, 2);
 });
 

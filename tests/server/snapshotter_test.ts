@@ -8,6 +8,7 @@ import { SnapshotStore } from "../../src/snapshot/store.ts";
 import { Snapshotter } from "../../src/server/snapshotter.ts";
 import { put } from "../kv/helpers.ts";
 import { RecordingLogger, withTempDir } from "../wal/_helpers.ts";
+import { waitFor } from "../e2e/_harness.ts";
 
 const CONF = { voters: [1, 2, 3] };
 
@@ -15,14 +16,6 @@ function storeAt(index: number): KvStore {
   const s = new KvStore();
   for (let i = 1; i <= index; i++) s.apply(i, put(`k${i % 7}`, `v${i}`));
   return s;
-}
-
-async function until(probe: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!probe()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 Deno.test("a snapshot is due every N entries, one at a time, and what it wrote is the state taken", async () => {
@@ -48,7 +41,7 @@ Deno.test("a snapshot is due every N entries, one at a time, and what it wrote i
     // The store moves on while the snapshot is written; one at a time.
     kv.apply(11, put("k1", "later"));
     assert.equal(s.due(25), false);
-    await until(() => kicks === 1);
+    await waitFor("the loop to be kicked", () => kicks === 1);
     const done = s.takeFinished()!;
     assert.equal(done.snapshot.meta.index, 10);
     assert.equal(s.taken, 1);
