@@ -24,6 +24,13 @@ import { LOG_LEVELS, type LogLevel } from "../src/raft/logger.ts";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs, nodeDataDir } from "./cluster.ts";
+import { createLogger } from "../src/server/log.ts";
+import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
+
+// Polling a node that is still starting can make node:http2 emit `write EPIPE` with
+// no listener attached (see stray_errors.ts); the call fails and is retried, but the
+// uncaught error would end this run (it ended a 30,000-put run in its catch-up).
+guardStrayNetworkErrors(createLogger({ level: "error", format: "text", context: () => ({}) }));
 
 const dash = Deno.args.indexOf("--");
 const ours = dash < 0 ? Deno.args : Deno.args.slice(0, dash);
