@@ -78,14 +78,31 @@ const opts: ClusterOptions = {
 };
 const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
 
+// One transport per node, kept for the whole run (it reconnects after a restart):
+// a new one per probe opened a connection every 20 ms and closed none, and a node
+// refuses more than 64 connections from one address (RAFTKV_MAX_CONNECTIONS_PER_ADDRESS),
+// which once held a catch-up's polling off for 300 s.
+const transports = new Map<number, ReturnType<typeof createGrpcTransport>>();
+
+function transport(id: number): ReturnType<typeof createGrpcTransport> {
+  let t = transports.get(id);
+  if (t === undefined) {
+    t = createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` });
+    transports.set(id, t);
+  }
+  return t;
+}
+
 function cluster(id: number): Client<typeof ClusterService> {
-  return createClient(
-    ClusterService,
-    createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
-  );
+  return createClient(ClusterService, transport(id));
 }
 
 function kv(id: number): Client<typeof KVService> {
+  return createClient(KVService, transport(id));
+}
+
+/** A transport of its own (its own connection), for each of the put clients. */
+function kvOwnConnection(id: number): Client<typeof KVService> {
   return createClient(
     KVService,
     createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
@@ -180,7 +197,7 @@ try {
   await stop(behind, "SIGKILL");
 
   const value = new Uint8Array(valueBytes).fill(120);
-  const conns = Array.from({ length: clients }, () => kv(lead));
+  const conns = Array.from({ length: clients }, () => kvOwnConnection(lead));
   let next = 0;
   let lastShown = 0;
   const t0 = performance.now();
