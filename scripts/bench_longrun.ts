@@ -164,6 +164,16 @@ async function rssMb(pid: number): Promise<number> {
   return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
 }
 
+/**
+ * CPU time (user + system) a process has used, in seconds, as `ps` reports it: on
+ * a machine shared with other work, CPU per put compares settings better than puts
+ * per second.
+ */
+async function cpuSeconds(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-o", "times=", "-p", String(pid)] }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+
 async function duMb(path: string): Promise<number> {
   let bytes = 0;
   for await (const e of Deno.readDir(path)) {
@@ -179,7 +189,7 @@ async function report(what: string): Promise<void> {
     console.log(
       `  ${what}: node ${id}: RSS ${(await rssMb(child.pid)).toFixed(0)} MB, data dir ${
         (await duMb(nodeDataDir(opts, id))).toFixed(1)
-      } MB`,
+      } MB, CPU ${await cpuSeconds(child.pid)} s`,
     );
   }
 }
