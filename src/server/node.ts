@@ -778,7 +778,7 @@ export class RaftKvNode {
     const { meta, state } = this.#captureSnapshot();
     try {
       const finished = await this.#snapshotter.writeNow(meta, state);
-      this.#log.info("took a snapshot on stopping", {
+      this.#log.info("snapshotted the applied state on stopping", {
         index: meta.index,
         bytes: finished.snapshot.data.length,
         ms: Math.round(finished.tookMs),

@@ -107,7 +107,10 @@ Deno.test("a clean stop snapshots the applied state, so the next start replays n
     await c.kill(killed);
     for (const id of stopped) await c.stop(id);
     for (const id of stopped) {
-      assert.match(c.log(id).all(), new RegExp(`took a snapshot on stopping index=${last} `));
+      assert.match(
+        c.log(id).all(),
+        new RegExp(`snapshotted the applied state on stopping index=${last} `),
+      );
       const snaps = [...Deno.readDirSync(join(c.dataDir(id), "snap"))].map((e) => e.name);
       assert.deepEqual(snaps, [
         `${before[0]!.term.toString(16).padStart(16, "0")}-${
@@ -115,7 +118,7 @@ Deno.test("a clean stop snapshots the applied state, so the next start replays n
         }.snap`,
       ]);
     }
-    assert.doesNotMatch(c.log(killed).all(), /took a snapshot on stopping/);
+    assert.doesNotMatch(c.log(killed).all(), /snapshotted the applied state on stopping/);
 
     for (const id of c.ids) c.spawn(id);
     await Promise.all(c.ids.map((id) => c.waitServing(id)));
