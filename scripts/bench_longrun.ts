@@ -24,6 +24,13 @@ import { LOG_LEVELS, type LogLevel } from "../src/raft/logger.ts";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs, nodeDataDir } from "./cluster.ts";
+import { createLogger } from "../src/server/log.ts";
+import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
+
+// Polling a node that is still starting can make node:http2 emit `write EPIPE` with
+// no listener attached (see stray_errors.ts); the call fails and is retried, but the
+// uncaught error would end this run (it ended a 30,000-put run in its catch-up).
+guardStrayNetworkErrors(createLogger({ level: "error", format: "text", context: () => ({}) }));
 
 const dash = Deno.args.indexOf("--");
 const ours = dash < 0 ? Deno.args : Deno.args.slice(0, dash);
@@ -71,14 +78,31 @@ const opts: ClusterOptions = {
 };
 const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
 
+// One transport per node, kept for the whole run (it reconnects after a restart):
+// a new one per probe opened a connection every 20 ms and closed none, and a node
+// refuses more than 64 connections from one address (RAFTKV_MAX_CONNECTIONS_PER_ADDRESS),
+// which once held a catch-up's polling off for 300 s.
+const transports = new Map<number, ReturnType<typeof createGrpcTransport>>();
+
+function transport(id: number): ReturnType<typeof createGrpcTransport> {
+  let t = transports.get(id);
+  if (t === undefined) {
+    t = createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` });
+    transports.set(id, t);
+  }
+  return t;
+}
+
 function cluster(id: number): Client<typeof ClusterService> {
-  return createClient(
-    ClusterService,
-    createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
-  );
+  return createClient(ClusterService, transport(id));
 }
 
 function kv(id: number): Client<typeof KVService> {
+  return createClient(KVService, transport(id));
+}
+
+/** A transport of its own (its own connection), for each of the put clients. */
+function kvOwnConnection(id: number): Client<typeof KVService> {
   return createClient(
     KVService,
     createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
@@ -140,6 +164,16 @@ async function rssMb(pid: number): Promise<number> {
   return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
 }
 
+/**
+ * CPU time (user + system) a process has used, in seconds, as `ps` reports it: on
+ * a machine shared with other work, CPU per put compares settings better than puts
+ * per second.
+ */
+async function cpuSeconds(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", { args: ["-o", "times=", "-p", String(pid)] }).output();
+  return Number(new TextDecoder().decode(out.stdout).trim());
+}
+
 async function duMb(path: string): Promise<number> {
   let bytes = 0;
   for await (const e of Deno.readDir(path)) {
@@ -155,7 +189,7 @@ async function report(what: string): Promise<void> {
     console.log(
       `  ${what}: node ${id}: RSS ${(await rssMb(child.pid)).toFixed(0)} MB, data dir ${
         (await duMb(nodeDataDir(opts, id))).toFixed(1)
-      } MB`,
+      } MB, CPU ${await cpuSeconds(child.pid)} s`,
     );
   }
 }
@@ -173,7 +207,7 @@ try {
   await stop(behind, "SIGKILL");
 
   const value = new Uint8Array(valueBytes).fill(120);
-  const conns = Array.from({ length: clients }, () => kv(lead));
+  const conns = Array.from({ length: clients }, () => kvOwnConnection(lead));
   let next = 0;
   let lastShown = 0;
   const t0 = performance.now();
@@ -184,7 +218,10 @@ try {
       });
       if (i - lastShown >= puts / 10) {
         lastShown = i;
-        console.log(`  ${i} puts, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+        // RSS and data dirs along the way too: a long run cut short still tells.
+        const secs = (performance.now() - t0) / 1000;
+        console.log(`  ${i} puts, ${secs.toFixed(0)} s (${(i / secs).toFixed(0)}/s)`);
+        void report(`at ${i} puts`);
       }
     }
   }));
@@ -210,7 +247,13 @@ try {
   );
   await report("after the catch-up");
 
-  for (const id of [1, 2, 3]) await stop(id, "SIGTERM");
+  // A clean stop snapshots each node's applied state (node.ts) so that the start
+  // replays next to nothing: how long the stops took is part of the story.
+  const tStop = performance.now();
+  await Promise.all([1, 2, 3].map((id) => stop(id, "SIGTERM")));
+  console.log(
+    `stopped the three nodes (SIGTERM) in ${((performance.now() - tStop) / 1000).toFixed(2)} s`,
+  );
   const t2 = performance.now();
   console.log(`${new Date().toISOString()} starting the three nodes again`);
   for (const id of [1, 2, 3]) start(id);

@@ -149,6 +149,41 @@ export class Snapshotter {
     return f;
   }
 
+  /** True when `applied` is past the newest snapshot taken, installed or under way. */
+  behind(applied: number): boolean {
+    return applied > this.#lastIndex;
+  }
+
+  /**
+   * Writes a snapshot of `state`, captured at `meta.index`, now, and resolves when
+   * its file is durable (a node stopping cleanly: see node.ts `stop`). Waits for a
+   * snapshot under way first; one at a time, as always. Unlike {@link start} it
+   * throws when the write fails, and nothing is left for {@link takeFinished}: the
+   * node is stopping and compacts nothing more.
+   */
+  async writeNow(meta: SnapshotMeta, state: KvSnapshotState): Promise<FinishedSnapshot> {
+    await this.idle();
+    if (state.store.appliedIndex !== meta.index) {
+      throw new Error(
+        `Invariant: a snapshot at ${meta.index} holds state applied to ${state.store.appliedIndex}`,
+      );
+    }
+    if (meta.index <= this.#lastIndex) {
+      throw new Error(
+        `Invariant: a snapshot at ${meta.index} is not past the newest one, at ${this.#lastIndex}`,
+      );
+    }
+    this.#lastIndex = meta.index;
+    const started = performance.now();
+    const written = await this.#write(meta, state);
+    this.#taken++;
+    return {
+      snapshot: { meta, data: written.data },
+      path: written.path,
+      tookMs: performance.now() - started,
+    };
+  }
+
   /** Records a snapshot installed from the leader: the next is due `everyEntries` after it. */
   noteInstalled(index: number): void {
     this.#lastIndex = Math.max(this.#lastIndex, index);

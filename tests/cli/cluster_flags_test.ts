@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   CLUSTER_USAGE,
   ClusterFlagError,
+  NODE_V8_FLAGS,
   nodeCommandArgs,
   nodeDataDir,
   nodeIds,
@@ -90,6 +91,7 @@ Deno.test("node command lines", () => {
   assert.equal(nodeDataDir(opts, 2), "d/node2");
   assert.deepEqual(nodeCommandArgs(opts, 2, "/repo/src/server/main.ts"), [
     "run",
+    NODE_V8_FLAGS,
     "--allow-net",
     "--allow-read",
     "--allow-write",
@@ -178,4 +180,10 @@ Deno.test("the launcher refuses to start while one of its ports is taken, and st
     stray.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the scripts' nodes run with the V8 flags of `deno task node`", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
+  const command: string = config.tasks.node.command;
+  assert.ok(command.startsWith(`deno run ${NODE_V8_FLAGS} `), command);
 });

@@ -687,6 +687,15 @@ export class Cluster {
     this.#link(from, to).unblock();
   }
 
+  /**
+   * Resets, once, the first connection of the directed peer link `from`→`to` that
+   * carries more than `bytes` bytes from now on (see `TcpProxy.cutOnceAfter`); the
+   * promise resolves when the cut is made. Needs `proxied`.
+   */
+  cutLinkOnceAfter(from: number, to: number, bytes: number): Promise<number> {
+    return this.#link(from, to).cutOnceAfter(bytes);
+  }
+
   /** How the directed peer link `from`→`to` is cut, or undefined if it is not. */
   linkBlocked(from: number, to: number): BlockMode | undefined {
     return this.#link(from, to).blocked;

@@ -25,6 +25,14 @@ interface Pipe {
   closed: boolean;
   /** Set while blackholed: bytes read from either side are dropped. */
   dropping: boolean;
+  /** Bytes forwarded toward the target since {@link TcpProxy.cutOnceAfter} was called. */
+  sentSinceArmed: number;
+}
+
+/** An armed {@link TcpProxy.cutOnceAfter}. */
+interface Trip {
+  readonly bytes: number;
+  readonly fired: PromiseWithResolvers<number>;
 }
 
 const BUFFER_BYTES = 64 * 1024;
@@ -72,6 +80,7 @@ export class TcpProxy {
   readonly #tasks = new Set<Promise<void>>();
   readonly #acceptLoop: Promise<void>;
   #blocked: BlockMode | undefined;
+  #trip: Trip | undefined;
   #closed = false;
 
   private constructor(listener: Deno.TcpListener, targetPort: number) {
@@ -107,6 +116,19 @@ export class TcpProxy {
     for (const p of this.#pipes) {
       if (p.dropping) closePipe(p);
     }
+  }
+
+  /**
+   * Resets the first connection that forwards more than `bytes` bytes toward the
+   * target from now on (counted per connection), once; the connections stay as they
+   * are otherwise, and later ones pass. The promise resolves, with the bytes that
+   * connection had carried, when the cut is made.
+   */
+  cutOnceAfter(bytes: number): Promise<number> {
+    const trip: Trip = { bytes, fired: Promise.withResolvers<number>() };
+    this.#trip = trip;
+    for (const p of this.#pipes) p.sentSinceArmed = 0;
+    return trip.fired.promise;
   }
 
   /** Stops listening, closes every connection and waits for the copy loops to end. */
@@ -145,6 +167,7 @@ export class TcpProxy {
         upstream: undefined,
         closed: false,
         dropping: this.#blocked === "blackhole",
+        sentSinceArmed: 0,
       };
       this.#pipes.add(pipe);
       const task = this.#serve(pipe).finally(() => {
@@ -182,6 +205,20 @@ export class TcpProxy {
     ]);
   }
 
+  /**
+   * Counts `n` more bytes toward the target on `pipe`; true (and the trip is spent)
+   * when that takes it past an armed {@link cutOnceAfter}: the caller drops the bytes
+   * and the pipe is closed.
+   */
+  #tripped(pipe: Pipe, n: number): boolean {
+    pipe.sentSinceArmed += n;
+    const trip = this.#trip;
+    if (trip === undefined || pipe.sentSinceArmed <= trip.bytes) return false;
+    this.#trip = undefined;
+    trip.fired.resolve(pipe.sentSinceArmed - n);
+    return true;
+  }
+
   /** Copies `from` to `to` (or drops what `from` sends while the pipe is dropping). */
   async #copy(pipe: Pipe, from: Deno.Conn, to: Deno.Conn | undefined): Promise<void> {
     const buf = new Uint8Array(BUFFER_BYTES);
@@ -189,6 +226,7 @@ export class TcpProxy {
       for (;;) {
         const n = await from.read(buf);
         if (n === null || pipe.closed) return;
+        if (from === pipe.client && this.#tripped(pipe, n)) return;
         if (!pipe.dropping && to !== undefined) await writeAll(to, buf.subarray(0, n));
       }
     } catch {

@@ -80,3 +80,66 @@ Deno.test("restart from snapshot plus WAL: same keys, same state_digest and appl
     },
   );
 });
+
+Deno.test("a clean stop snapshots the applied state, so the next start replays nothing; a kill does not", async () => {
+  // The default --snapshot-entries (10,000): no snapshot is due in this test but
+  // the ones taken on stopping.
+  await withCluster({ nodes: 3 }, async (c) => {
+    await c.leader();
+    const expected = new Map<string, string>();
+    let last = 0n;
+    for (let i = 0; i < 60; i++) {
+      const key = `k${i % 20}`;
+      last = (await c.kv(c.ids[i % 3]!).put({ key, value: utf8(`v${i}`) }, { timeoutMs: 10_000 }))
+        .index;
+      expected.set(key, `v${i}`);
+    }
+    const before = await Promise.all(c.ids.map(async (id) => {
+      await waitApplied(c, id, last);
+      return await waitFor(`node ${id} to apply exactly ${last}`, async () => {
+        const s = await c.status(id);
+        if (s.appliedIndex !== last) throw new Error(`applied ${s.appliedIndex}`);
+        assert.equal(s.snapshotIndex, 0n, "a snapshot was due before stopping");
+        return s;
+      });
+    }));
+    const [killed, ...stopped] = c.ids as [number, ...number[]];
+    await c.kill(killed);
+    for (const id of stopped) await c.stop(id);
+    for (const id of stopped) {
+      assert.match(
+        c.log(id).all(),
+        new RegExp(`snapshotted the applied state on stopping index=${last} `),
+      );
+      const snaps = [...Deno.readDirSync(join(c.dataDir(id), "snap"))].map((e) => e.name);
+      assert.deepEqual(snaps, [
+        `${before[0]!.term.toString(16).padStart(16, "0")}-${
+          last.toString(16).padStart(16, "0")
+        }.snap`,
+      ]);
+    }
+    assert.doesNotMatch(c.log(killed).all(), /snapshotted the applied state on stopping/);
+
+    for (const id of c.ids) c.spawn(id);
+    await Promise.all(c.ids.map((id) => c.waitServing(id)));
+    for (const id of stopped) {
+      // Started from the stop's snapshot: nothing of the log left to apply.
+      assert.match(
+        c.log(id).all(),
+        new RegExp(`recovered from the snapshot and the write-ahead log snapshot=${last} `),
+      );
+      const s = await c.status(id);
+      assert.equal(s.snapshotIndex, last);
+      assert.equal(s.stateDigest, before[c.ids.indexOf(id)]!.stateDigest);
+      assert.equal(s.appliedChain, before[c.ids.indexOf(id)]!.appliedChain);
+    }
+    assert.match(
+      c.log(killed).all(),
+      /recovered from the snapshot and the write-ahead log snapshot=0 /,
+    );
+    for (const id of c.ids) {
+      await waitApplied(c, id, last);
+      assert.deepEqual(await checkReads(c, id, expected), []);
+    }
+  });
+});

@@ -88,3 +88,47 @@ Deno.test("a snapshot that cannot be written is logged, and the next is tried N 
     assert.equal(s.due(20), true);
   });
 });
+
+Deno.test("a snapshot written now (a clean stop) waits for the one under way and is durable when it resolves", async () => {
+  await withTempDir(async (root) => {
+    const store = await SnapshotStore.open(join(root, "snap"));
+    const s = new Snapshotter({
+      store,
+      logger: new RecordingLogger(),
+      everyEntries: 10,
+      startIndex: 0,
+      onFinished: () => {},
+    });
+    const kv = storeAt(10);
+    s.start({ index: 10, term: 1, conf: CONF }, {
+      store: kv.exportState(),
+      appliedTerm: 1,
+      chainLink: new Uint8Array(32),
+    });
+    for (let i = 11; i <= 13; i++) kv.apply(i, put(`k${i % 7}`, `v${i}`));
+    assert.equal(s.behind(13), true);
+    const now = await s.writeNow({ index: 13, term: 2, conf: CONF }, {
+      store: kv.exportState(),
+      appliedTerm: 2,
+      chainLink: new Uint8Array(32).fill(1),
+    });
+    assert.equal(now.snapshot.meta.index, 13);
+    assert.equal(s.taken, 2);
+    assert.equal(s.behind(13), false);
+    const newest = await store.loadNewest();
+    assert.deepEqual(newest.snapshot, now.snapshot);
+    assert.equal(
+      KvStore.fromState(decodeKvState(newest.snapshot!.data).store).digest(),
+      kv.digest(),
+    );
+    // Not one past the newest: refused before anything is written.
+    await assert.rejects(
+      s.writeNow({ index: 13, term: 2, conf: CONF }, {
+        store: kv.exportState(),
+        appliedTerm: 2,
+        chainLink: new Uint8Array(32),
+      }),
+      /not past the newest one, at 13/,
+    );
+  });
+});
