@@ -42,8 +42,12 @@ export function proposeConfChange(r: Raft, cc: ConfChange): { index: number; ter
         `(applied ${r.log.applied}); retry once it is`,
     );
   }
-  const next = validateConfChange(r.trk.confState(), cc);
-  const index = r.appendEntries([{ type: "conf_change", data: encodeConfChange(cc) }]);
+  const base = r.trk.confState();
+  const next = validateConfChange(base, cc);
+  const index = r.appendEntries([{
+    type: "conf_change",
+    data: encodeConfChange({ ...cc, base }),
+  }]);
   r.pendingConfIndex = index;
   r.logger.info("proposed membership change", {
     term: r.term,
@@ -64,8 +68,13 @@ export function proposeConfChange(r: Raft, cc: ConfChange): { index: number; ter
  */
 export function applyConfChange(r: Raft, cc: ConfChange): ConfState {
   let cs: ConfState;
+  // A node that joined with an empty configuration replays changes made before
+  // it knew any: it takes the one the leader validated against (carried in the
+  // entry). Every other node's own configuration equals that base.
+  let current = r.trk.confState();
+  if (isEmptyConf(current) && cc.base !== undefined) current = cc.base;
   try {
-    cs = nextConfState(r.trk.confState(), cc);
+    cs = nextConfState(current, cc);
   } catch (e) {
     if (!(e instanceof ConfChangeRejected)) throw e;
     r.logger.warn("ignoring committed membership change that cannot be made", {
@@ -118,7 +127,10 @@ export function switchToConfig(r: Raft, cs: ConfState): void {
 export function maybeAutoLeave(r: Raft): void {
   if (r.role !== "leader" || !r.trk.autoLeave || r.leadTransferee !== NONE) return;
   if (r.log.applied < r.pendingConfIndex) return;
-  const index = r.appendEntries([{ type: "conf_change", data: encodeConfChange(LEAVE_JOINT) }]);
+  const index = r.appendEntries([{
+    type: "conf_change",
+    data: encodeConfChange({ ...LEAVE_JOINT, base: r.trk.confState() }),
+  }]);
   r.pendingConfIndex = index;
   r.logger.info("leaving joint configuration automatically", { term: r.term, index });
 }
@@ -140,4 +152,8 @@ export function campaignBlocker(r: Raft): string | undefined {
     return "a committed membership change is not applied yet";
   }
   return undefined;
+}
+
+function isEmptyConf(cs: ConfState): boolean {
+  return cs.voters.length === 0 && cs.votersOutgoing.length === 0 && cs.learners.length === 0;
 }
