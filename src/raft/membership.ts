@@ -14,7 +14,12 @@
  * @module
  */
 
-import { describeConfChange, encodeConfChange, LEAVE_JOINT } from "./confchange/codec.ts";
+import {
+  decodeConfChange,
+  describeConfChange,
+  encodeConfChange,
+  LEAVE_JOINT,
+} from "./confchange/codec.ts";
 import { nextConfState, validateConfChange } from "./confchange/changer.ts";
 import { ConfChangeRejected, NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { abortLeaderTransfer } from "./leader_transfer.ts";
@@ -49,6 +54,7 @@ export function proposeConfChange(r: Raft, cc: ConfChange): { index: number; ter
     data: encodeConfChange({ ...cc, base }),
   }]);
   r.pendingConfIndex = index;
+  noteSelfRemoval(r, next);
   r.logger.info("proposed membership change", {
     term: r.term,
     index,
@@ -132,7 +138,48 @@ export function maybeAutoLeave(r: Raft): void {
     data: encodeConfChange({ ...LEAVE_JOINT, base: r.trk.confState() }),
   }]);
   r.pendingConfIndex = index;
+  noteSelfRemoval(r, nextConfState(r.trk.confState(), LEAVE_JOINT));
   r.logger.info("leaving joint configuration automatically", { term: r.term, index });
+}
+
+/**
+ * A leader whose log holds a change that takes its vote away (removal, or
+ * demotion to learner) stops appending anything after it. Once the change is
+ * applied it steps down, and a voter of the new configuration must be elected
+ * with the votes of nodes that may not have applied the change yet, this node
+ * among them: entries after the change that only this node holds would make
+ * every such candidate's log "less up to date" than this one's and cost the
+ * cluster its vote (a two-voter cluster demoting its leader would never elect
+ * again). With nothing after it, every voter that acknowledged the change is as
+ * up to date as this node.
+ */
+function noteSelfRemoval(r: Raft, next: ConfState): void {
+  if (next.voters.includes(r.id) || next.votersOutgoing.includes(r.id)) return;
+  r.selfRemovalPending = true;
+  r.logger.info("this node's removal is pending: refusing proposals until it steps down", {
+    term: r.term,
+  });
+}
+
+/**
+ * A new leader checks whether the (at most one) unapplied change in its log
+ * takes its vote away; see {@link noteSelfRemoval}.
+ */
+export function checkPendingSelfRemoval(r: Raft): void {
+  const lo = r.log.applied + 1;
+  const hi = r.log.lastIndex() + 1;
+  if (lo >= hi) return;
+  let cs = r.trk.confState();
+  for (const e of r.log.slice(lo, hi)) {
+    if (e.type !== "conf_change") continue;
+    const cc = decodeConfChange(e.data);
+    try {
+      cs = nextConfState(isEmptyConf(cs) && cc.base !== undefined ? cc.base : cs, cc);
+    } catch (err) {
+      if (!(err instanceof ConfChangeRejected)) throw err;
+    }
+  }
+  noteSelfRemoval(r, cs);
 }
 
 /**

@@ -175,6 +175,8 @@ export interface ClusterStats {
   /** Crashes with a snapshot write in flight: taking one, or installing one from the leader. */
   crashesDuringSnapshotTake: number;
   crashesDuringSnapshotInstall: number;
+  /** Conf change entries applied, on any node (each node counts its own). */
+  confChangesApplied: number;
 }
 
 /** A Ready whose write is in flight. */
@@ -236,8 +238,8 @@ interface SimNode {
   writeDelay: WriteDelay | undefined;
   /** Confirmed reads (request id -> index) waiting for the state machine to reach their index. */
   confirmedReads: Map<number, number>;
-  /** The leader's `term/commit` last checked by the commit quorum check. */
-  checkedCommit?: string;
+  /** The leader's term and commit index last seen by the commit quorum check. */
+  checkedCommit?: { term: number; commit: number };
 }
 
 /** A cluster of simulated nodes driven in virtual time. */
@@ -279,6 +281,7 @@ export class SimCluster {
     restartsFromSnapshot: 0,
     crashesDuringSnapshotTake: 0,
     crashesDuringSnapshotInstall: 0,
+    confChangesApplied: 0,
   };
   readonly #options: SimClusterOptions;
   readonly #nodes = new Map<NodeId, SimNode>();
@@ -1062,6 +1065,7 @@ export class SimCluster {
           if (this.checked) this.#checkCommitQuorum(node);
           const cc = decodeConfChange(e.data);
           m.conf = raw.applyConfChange(cc);
+          this.stats.confChangesApplied++;
           this.trace.add(
             this.now,
             `conf change ${describeConfChange(cc)} applied at ${node.id} (${e.term}/${e.index}):` +
@@ -1130,9 +1134,11 @@ export class SimCluster {
     const raw = node.raw;
     if (raw === undefined || raw.raft.role !== "leader") return;
     const s = raw.status();
-    const key = `${s.term}/${s.commit}`;
-    if (node.checkedCommit === key) return;
-    node.checkedCommit = key;
+    const last = node.checkedCommit;
+    node.checkedCommit = { term: s.term, commit: s.commit };
+    // What it knew committed when it won was decided under earlier
+    // configurations; only what it commits itself is counted under its own.
+    if (last === undefined || last.term !== s.term || last.commit >= s.commit) return;
     const commit = s.commit;
     const term = raw.raft.log.term(commit);
     if (term === undefined || commit === 0) return;
