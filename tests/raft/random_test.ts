@@ -33,6 +33,8 @@ import {
 } from "../../src/raft/errors.ts";
 import { Raft } from "../../src/raft/raft.ts";
 import { ReadOnly } from "../../src/raft/read_only.ts";
+import { jointCommittedIndex } from "../../src/raft/quorum/joint.ts";
+import { ProgressTracker } from "../../src/raft/tracker/tracker.ts";
 import { type Random, randomInt, seededRandom } from "../../src/raft/rand.ts";
 import type { ConfChangeSingle, ConfState, NodeId, Snapshot } from "../../src/raft/types.ts";
 import { type ClusterStats, SimCluster, type WriteDelay } from "./sim/cluster.ts";
@@ -917,6 +919,24 @@ const MUTANTS: readonly {
       };
       return () => {
         Raft.prototype.restore = restore;
+      };
+    },
+  },
+  {
+    bug: "a joint configuration that commits on a majority of its incoming half alone",
+    property: "Configuration Safety",
+    inject: () => {
+      const committed = ProgressTracker.prototype.committed;
+      // Dissertation §4.3: under joint consensus agreement needs a majority of
+      // C_old AND of C_new; counting C_new alone lets C_new decide by itself.
+      ProgressTracker.prototype.committed = function (this: ProgressTracker): number {
+        return jointCommittedIndex(
+          { incoming: this.config.incoming, outgoing: [] },
+          (id) => this.progress.get(id)?.match ?? 0,
+        );
+      };
+      return () => {
+        ProgressTracker.prototype.committed = committed;
       };
     },
   },
