@@ -17,20 +17,14 @@ import { invariant, InvariantError } from "./invariant.ts";
 import type { Logger } from "./logger.ts";
 import { randomInt } from "./rand.ts";
 import { RaftLog } from "./raft_log.ts";
-import {
-  abortLeaderTransfer,
-  CAMPAIGN_TRANSFER,
-  handleTimeoutNow,
-  maybeSendTimeoutNow,
-  stepTransferLeader,
-} from "./leader_transfer.ts";
+import { abortLeaderTransfer, CAMPAIGN_TRANSFER } from "./leader_transfer.ts";
 import { campaignBlocker, checkPendingSelfRemoval } from "./membership.ts";
 import { ReadOnly } from "./read_only.ts";
+import { maybeSendSnapshot, reportSnapshot, restoreSnapshot } from "./snapshot.ts";
+import { stepCandidate, stepFollower, stepLeader } from "./step.ts";
 import type { Storage } from "./storage.ts";
 import { ProgressTracker } from "./tracker/tracker.ts";
-import type { Progress } from "./tracker/progress.ts";
 import {
-  confMembers,
   type Entry,
   type EntryType,
   type HardState,
@@ -612,89 +606,16 @@ export class Raft {
   }
 
   /**
-   * InstallSnapshot receiver (§7, Figure 13). The answer is an `app_resp` with the
-   * index up to which this log now matches the leader's; it goes out only after
-   * the Ready that persists the snapshot (it promises durable state).
-   */
-  handleSnapshot(m: Message): void {
-    const snap = m.snapshot;
-    if (snap === undefined) {
-      this.logger.warn("ignoring snapshot message without a snapshot", {
-        term: this.term,
-        from: m.from,
-      });
-      return;
-    }
-    const { index, term } = snap.meta;
-    if (this.restore(snap)) {
-      this.logger.info("restored snapshot from leader", {
-        term: this.term,
-        from: m.from,
-        snapshot: `${term}/${index}`,
-        voters: this.trk.voters.join(","),
-      });
-      this.send(message({ type: "app_resp", from: this.id, to: m.from, index }));
-    } else {
-      // Stale, or already covered by our log: say how far we are committed, so
-      // the leader resumes from there.
-      this.send(
-        message({ type: "app_resp", from: this.id, to: m.from, index: this.log.committed }),
-      );
-    }
-  }
-
-  /**
-   * Restores `snap` unless it tells nothing new. Returns whether the log was
-   * replaced.
-   * - At or below our commit index, it is stale (a duplicate, or overtaken by
-   *   appends): ignored.
-   * - If our log holds the snapshot's last entry (same index and term), the log
-   *   up to it is the leader's (Log Matching): "retain log entries following it"
-   *   (Figure 13 step 6); only the commit index moves to it.
-   * - Otherwise the whole log is discarded and replaced by the snapshot (step 7),
-   *   which also brings its membership (possibly one from before this node
-   *   joined: the entries after it add the node).
+   * Restores `snap` unless it tells nothing new; returns whether the log was
+   * replaced (see snapshot.ts). A method so tests can replace it.
    */
   restore(snap: Snapshot): boolean {
-    const { index, term, conf } = snap.meta;
-    if (index <= this.log.committed) {
-      this.logger.debug("ignoring stale snapshot", {
-        term: this.term,
-        snapshot: `${term}/${index}`,
-        commit: this.log.committed,
-      });
-      return false;
-    }
-    invariant(
-      this.role === "follower",
-      () => `a ${this.role} of term ${this.term} would restore a snapshot`,
-    );
-    if (!confMembers(conf).includes(this.id)) {
-      // A snapshot taken before this node was added (or added back): the leader
-      // sends it only to members of its configuration, so the entries after it
-      // will add this node. It restores a configuration without itself, under
-      // which it never campaigns, until it applies that change. (etcd-io/raft
-      // refuses these; raftkv's runtime snapshots seldom, so a node it adds
-      // would otherwise wait for the next one.)
-      this.logger.info("restoring a snapshot from before this node joined", {
-        term: this.term,
-        snapshot: `${term}/${index}`,
-        voters: conf.voters.join(","),
-        learners: conf.learners.join(","),
-      });
-    }
-    if (this.log.matchTerm(index, term)) {
-      this.logger.info("snapshot already covered by our log; fast-forwarding commit", {
-        term: this.term,
-        snapshot: `${term}/${index}`,
-        commit: this.log.committed,
-      });
-      this.log.commitTo(index);
-      return false;
-    }
-    this.log.restore(snap);
-    this.trk = new ProgressTracker(conf, this.config.maxInflightMsgs);
-    return true;
+    return restoreSnapshot(this, snap);
+  }
+
+  /** The runtime's report on a snapshot sent to `to` (see snapshot.ts). */
+  reportSnapshot(to: NodeId, status: "finish" | "failure"): void {
+    reportSnapshot(this, to, status);
   }
 
   // ---------------------------------------------------------------------------
@@ -725,7 +646,7 @@ export class Raft {
     if (prevIndex < this.log.firstIndex() - 1) {
       // The entries this follower needs, or the term of the one before them,
       // are compacted: only the snapshot can bring it up to date (§7).
-      return this.maybeSendSnapshot(to, pr);
+      return maybeSendSnapshot(this, to, pr);
     }
     const prevTerm = this.log.term(prevIndex);
     invariant(
@@ -756,65 +677,6 @@ export class Raft {
       });
     }
     return true;
-  }
-
-  /**
-   * Sends the follower this node's snapshot, and pauses appends to it until the
-   * runtime reports the send finished or failed ({@link reportSnapshot}) or the
-   * follower acknowledges an index the log covers (etcd's sendSnapshot).
-   */
-  private maybeSendSnapshot(to: NodeId, pr: Progress): boolean {
-    if (!pr.recentActive) {
-      // A snapshot is big; do not send one to a node not heard from lately
-      // (it is probably down). Its next answer to a heartbeat brings us back.
-      this.logger.debug("not sending snapshot to a follower not recently active", {
-        term: this.term,
-        to,
-      });
-      return false;
-    }
-    const snap = this.log.snapshot();
-    invariant(
-      snap.meta.index >= this.log.firstIndex() - 1 && snap.meta.index > 0,
-      () =>
-        `leader ${this.id} compacted its log up to ${this.log.firstIndex() - 1} but its ` +
-        `snapshot covers only up to ${snap.meta.index}`,
-    );
-    pr.becomeSnapshot(snap.meta.index);
-    this.logger.info("sending snapshot to follower behind the compacted log", {
-      term: this.term,
-      to,
-      snapshot: `${snap.meta.term}/${snap.meta.index}`,
-      match: pr.match,
-      firstIndex: this.log.firstIndex(),
-    });
-    this.send(message({ type: "snap", from: this.id, to, snapshot: snap }));
-    return true;
-  }
-
-  /**
-   * The runtime's report on a snapshot sent to `to` (RawNode.reportSnapshot):
-   * delivered (`finish`), or lost (`failure`). Either way the follower leaves the
-   * snapshot state and is probed again, paused until it answers (a heartbeat
-   * response at the latest): after a finish from just past the snapshot, after a
-   * failure from its last known match, from where the leader will find it still
-   * needs a snapshot and send another (etcd-io/raft's MsgSnapStatus).
-   */
-  reportSnapshot(to: NodeId, status: "finish" | "failure"): void {
-    if (this.role !== "leader") return;
-    const pr = this.trk.get(to);
-    if (pr === undefined || pr.state !== "snapshot") return;
-    const pending = pr.pendingSnapshot;
-    // On failure, forget the snapshot first, or the probe would start past it.
-    if (status === "failure") pr.pendingSnapshot = 0;
-    pr.becomeProbe();
-    pr.probeSent = true;
-    this.logger.info(
-      status === "finish"
-        ? "snapshot sent; probing follower after it"
-        : "snapshot send failed; probing follower again",
-      { term: this.term, to, snapshot: pending, next: pr.next },
-    );
   }
 
   /**
@@ -955,164 +817,5 @@ export class Raft {
   countsAsVote(type: MessageType): boolean {
     return (this.role === "pre_candidate" && type === "pre_vote_resp") ||
       (this.role === "candidate" && type === "vote_resp");
-  }
-}
-
-// -----------------------------------------------------------------------------
-// Step functions, one per role. Terms are already reconciled by Raft.step.
-
-function stepFollower(r: Raft, m: Message): void {
-  r.assertRole(["follower"], m);
-  switch (m.type) {
-    case "app":
-      r.electionElapsed = 0;
-      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
-      r.handleAppendEntries(m);
-      return;
-    case "heartbeat":
-      r.electionElapsed = 0;
-      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
-      r.handleHeartbeat(m);
-      return;
-    case "snap":
-      r.electionElapsed = 0;
-      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
-      r.handleSnapshot(m);
-      return;
-    case "timeout_now":
-      handleTimeoutNow(r, m);
-      return;
-    case "transfer_leader":
-      stepTransferLeader(r, m);
-      return;
-    default:
-      // Responses to a candidacy or leadership this node no longer holds.
-      r.logger.debug("follower ignoring message", { term: r.term, msg: describeMessage(m) });
-  }
-}
-
-function stepCandidate(r: Raft, m: Message): void {
-  r.assertRole(["pre_candidate", "candidate"], m);
-  switch (m.type) {
-    case "app":
-      // A leader of our term exists (§5.2: "the candidate recognizes the leader
-      // as legitimate and returns to follower state").
-      r.becomeFollower(m.term, m.from);
-      r.handleAppendEntries(m);
-      return;
-    case "heartbeat":
-      r.becomeFollower(m.term, m.from);
-      r.handleHeartbeat(m);
-      return;
-    case "snap":
-      r.becomeFollower(m.term, m.from);
-      r.handleSnapshot(m);
-      return;
-    case "vote_resp":
-    case "pre_vote_resp":
-      if (r.countsAsVote(m.type)) r.pollVotes(m);
-      return;
-    default:
-      r.logger.debug("candidate ignoring message", { term: r.term, msg: describeMessage(m) });
-  }
-}
-
-function stepLeader(r: Raft, m: Message): void {
-  r.assertRole(["leader"], m);
-  const pr = r.trk.get(m.from);
-  if (pr === undefined) {
-    r.logger.warn("leader ignoring message from unknown node", { term: r.term, from: m.from });
-    return;
-  }
-  switch (m.type) {
-    case "app_resp": {
-      if (!m.reject && m.index > r.log.lastIndex()) {
-        // No follower can hold what this leader never sent; acting on it would
-        // corrupt the progress (the runtime's codec rejects these first).
-        r.logger.warn("ignoring acknowledgement past the end of the log", {
-          term: r.term,
-          from: m.from,
-          index: m.index,
-          lastIndex: r.log.lastIndex(),
-        });
-        return;
-      }
-      pr.recentActive = true;
-      if (m.from === r.id) {
-        // Our own write is durable: our copy now counts toward a majority.
-        if (pr.maybeUpdate(m.index) && r.maybeCommit()) r.bcastAppend();
-        return;
-      }
-      if (m.reject) {
-        // Fast back-up (§5.3): jump over a whole conflicting term at a time
-        // rather than one entry per round trip.
-        let next = m.rejectHint;
-        if (m.logTerm > 0) next = r.log.findConflictByTerm(m.rejectHint, m.logTerm)[0];
-        if (pr.maybeDecrTo(m.index, next)) {
-          r.logger.debug("follower rejected append; backing up", {
-            term: r.term,
-            from: m.from,
-            rejected: m.index,
-            hint: `${m.logTerm}/${m.rejectHint}`,
-            next: pr.next,
-          });
-          if (pr.state === "replicate") pr.becomeProbe();
-          r.maybeSendAppend(m.from, true);
-        }
-        return;
-      }
-      if (!pr.maybeUpdate(m.index)) return;
-      if (pr.state === "probe") {
-        pr.becomeReplicate();
-        r.logger.debug("follower caught up to a match; streaming appends", {
-          term: r.term,
-          follower: m.from,
-          match: pr.match,
-        });
-      } else if (pr.state === "snapshot") {
-        // Whatever snapshot got it there, once the log covers what comes after
-        // its match, the follower can be caught up from the log (etcd-io/raft).
-        if (pr.match + 1 >= r.log.firstIndex()) {
-          r.logger.debug("follower caught up past the snapshot; streaming appends", {
-            term: r.term,
-            follower: m.from,
-            match: pr.match,
-            snapshot: pr.pendingSnapshot,
-          });
-          pr.becomeProbe();
-          pr.becomeReplicate();
-        }
-      } else {
-        pr.inflights.freeLE(m.index);
-      }
-      r.logger.debug("replication progress", {
-        term: r.term,
-        follower: m.from,
-        match: pr.match,
-        lastIndex: r.log.lastIndex(),
-      });
-      if (r.maybeCommit()) r.bcastAppend();
-      // Keep the pipe full while the window allows (dissertation §10.2.1).
-      while (r.maybeSendAppend(m.from, false)) { /* fill the in-flight window */ }
-      maybeSendTimeoutNow(r, m.from);
-      return;
-    }
-    case "heartbeat_resp":
-      pr.recentActive = true;
-      pr.probeSent = false;
-      // The follower is alive but its window is still full: an append (or its
-      // answer) was probably lost. Free the oldest slot so one more append goes
-      // out; if something is missing, the follower rejects it and the leader
-      // falls back to probing from the follower's match.
-      if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
-      r.readOnly.ack(m.from, m.context);
-      r.readOnly.release(r.id, (valueOf) => r.trk.quorumIndex(valueOf));
-      if (pr.match < r.log.lastIndex()) r.maybeSendAppend(m.from, true);
-      return;
-    case "transfer_leader":
-      stepTransferLeader(r, m);
-      return;
-    default:
-      r.logger.debug("leader ignoring message", { term: r.term, msg: describeMessage(m) });
   }
 }
