@@ -25,7 +25,7 @@ import { ConfChangeRejected, NotLeaderError, ProposalDroppedError } from "./erro
 import { abortLeaderTransfer } from "./leader_transfer.ts";
 import type { Raft } from "./raft.ts";
 import { ProgressTracker } from "./tracker/tracker.ts";
-import { type ConfChange, type ConfState, NONE } from "./types.ts";
+import { type ConfChange, type ConfState, message, NONE } from "./types.ts";
 
 /**
  * RawNode.proposeConfChange: appends `cc` on the leader. Throws
@@ -109,7 +109,14 @@ export function switchToConfig(r: Raft, cs: ConfState): void {
   if (!r.trk.isVoter(r.id)) {
     // Removed (or demoted): it led the configuration that included it until
     // now, and the change is committed (§4.2.2); the others elect a leader.
-    r.logger.info("stepping down: this node is no longer a voter", { term: r.term });
+    // A voter of the new configuration that holds the whole log is told to
+    // campaign at once (as a leadership transfer does, §3.10), so the cluster
+    // need not wait an election timeout; if it cannot yet (it has not applied
+    // the change), the election timeout elects someone all the same.
+    const last = r.log.lastIndex();
+    const heir = r.trk.config.incoming.find((id) => r.trk.get(id)?.match === last);
+    r.logger.info("stepping down: this node is no longer a voter", { term: r.term, heir });
+    if (heir !== undefined) r.send(message({ type: "timeout_now", from: r.id, to: heir }));
     r.becomeFollower(r.term, NONE);
     return;
   }
