@@ -14,6 +14,10 @@ import {
 } from "../../src/raft/errors.ts";
 import type { ConfChange, ConfChangeSingle, NodeId } from "../../src/raft/types.ts";
 import { confStateOf } from "../../src/raft/types.ts";
+import { decodeConfChange, encodeConfChange } from "../../src/raft/confchange/codec.ts";
+import { seededRandom } from "../../src/raft/rand.ts";
+import { RawNode } from "../../src/raft/raw_node.ts";
+import { MemoryStorage } from "../../src/raft/storage.ts";
 import type { SimCluster } from "./sim/cluster.ts";
 import { appliedCommands, cluster, electLeader, enc, tickUntil } from "./_scenario.ts";
 
@@ -166,4 +170,44 @@ Deno.test("a transfer to a node that is down gives up after an election timeout"
   tickUntil(c, "transfer aborted", () => c.status(lead)!.leadTransferee === 0, 25);
   assert.equal(c.status(lead)!.role, "leader");
   c.propose(lead, enc.encode("after"));
+});
+
+Deno.test("a follower forwards a transfer request to its leader", () => {
+  const c = cluster(3);
+  const lead = electLeader(c);
+  const [f, to] = [1, 2, 3].filter((id) => id !== lead);
+  c.transferLeader(f!, to!);
+  tickUntil(c, `node ${to} leads`, () => c.stableLeader() === to, 30);
+});
+
+Deno.test("a node with a committed membership change not yet applied does not campaign", () => {
+  // Restarted with the change committed but not applied (applied 0): campaigning
+  // now would count votes under a configuration no longer in force.
+  const storage = new MemoryStorage([1, 2, 3]);
+  storage.append([
+    { term: 1, index: 1, type: "normal", data: new Uint8Array() },
+    {
+      term: 1,
+      index: 2,
+      type: "conf_change",
+      data: encodeConfChange(cc([{ type: "remove", nodeId: 3 }])),
+    },
+  ]);
+  storage.setHardState({ term: 1, vote: 1, commit: 2 });
+  const node = new RawNode({ id: 1, random: seededRandom(1), preVote: false }, storage);
+  node.campaign();
+  assert.equal(node.status().role, "follower");
+  // The runtime applies the committed entries, the change among them...
+  const rd = node.ready();
+  assert.deepEqual(rd.committedEntries.map((e) => e.type), ["normal", "conf_change"]);
+  assert.deepEqual(
+    node.applyConfChange(decodeConfChange(rd.committedEntries[1]!.data)),
+    confStateOf([1, 2]),
+  );
+  node.advance(rd);
+  // ...and now it may campaign, under {1, 2}.
+  node.campaign();
+  assert.equal(node.status().role, "candidate");
+  const votes = node.ready().messages.filter((m) => m.type === "vote").map((m) => m.to);
+  assert.deepEqual(votes, [2]);
 });

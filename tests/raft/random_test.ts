@@ -6,7 +6,14 @@
  * one-way partitions, isolation, crashes and restarts, crashes in the middle of a
  * Ready, several at once, and log compaction at random points on any node, so
  * that followers behind get snapshots, with crashes while a node takes or
- * installs one) with proposals and ReadIndex reads throughout,
+ * installs one) with proposals and ReadIndex reads throughout, and membership
+ * changes at random points (learners added and promoted, voters added, removed
+ * and demoted, joint changes left automatically or explicitly, leadership
+ * transfers; two spare nodes start with an empty configuration, as joining nodes
+ * do, and removed nodes keep running with their disks), applied as the runtime
+ * applies them (applyConfChange in log order, the configuration kept with the
+ * state machine and its snapshots, restored after a crash), every commit checked
+ * against a quorum of the configuration in force,
  * checking the Raft safety properties after every step and every confirmed read
  * against the history (linearizability), and the state each node applied (or
  * restored from a snapshot) against every other's at the same index. Most seeds
@@ -14,8 +21,9 @@
  * the runtime's fsync has: nodes go on stepping messages and ticking while a
  * write is in flight, and crash in that window too. Then every fault ends and the
  * run must be live:
- * a leader all nodes follow within {@link LEADER_BOUND_TICKS}, and a new command
- * applied on every node within {@link COMMIT_BOUND_TICKS} more.
+ * a leader all members of its configuration follow within
+ * {@link LEADER_BOUND_TICKS}, and a new command applied on every member within
+ * {@link COMMIT_BOUND_TICKS} more.
  *
  * Environment:
  * - `RAFT_SEED=123` runs only seed 123 and prints its full trace;
