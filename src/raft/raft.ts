@@ -12,17 +12,21 @@
 
 import { type Config, validateConfig } from "./config.ts";
 import { describeMessage } from "./describe.ts";
-import { NotLeaderError } from "./errors.ts";
+import { NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { invariant, InvariantError } from "./invariant.ts";
 import type { Logger } from "./logger.ts";
 import { randomInt } from "./rand.ts";
 import { RaftLog } from "./raft_log.ts";
+import { abortLeaderTransfer, CAMPAIGN_TRANSFER } from "./leader_transfer.ts";
+import { campaignBlocker, checkPendingSelfRemoval } from "./membership.ts";
 import { ReadOnly } from "./read_only.ts";
+import { maybeSendSnapshot, reportSnapshot, restoreSnapshot } from "./snapshot.ts";
+import { stepCandidate, stepFollower, stepLeader } from "./step.ts";
 import type { Storage } from "./storage.ts";
 import { ProgressTracker } from "./tracker/tracker.ts";
-import type { Progress } from "./tracker/progress.ts";
 import {
   type Entry,
+  type EntryType,
   type HardState,
   isVoteRequest,
   type Message,
@@ -42,7 +46,10 @@ export class Raft {
   readonly id: NodeId;
   readonly config: Config;
   readonly log: RaftLog;
-  /** Progress and votes over the current membership; replaced when a snapshot restores another. */
+  /**
+   * Progress and votes over the configuration in force; replaced when a
+   * membership change is applied or a snapshot restores another.
+   */
   trk: ProgressTracker;
   readonly logger: Logger;
 
@@ -76,6 +83,24 @@ export class Raft {
   /** Proposals appended since the last broadcast; RawNode flushes them in one append per follower. */
   pendingBroadcast = false;
 
+  /**
+   * The index of the last membership change this leader appended, or of its
+   * last entry when it was elected (any change in its log before it). No new
+   * change is accepted until the application has applied up to it: at most one
+   * unapplied change is in the log (etcd-io/raft's pendingConfIndex).
+   */
+  pendingConfIndex = 0;
+  /**
+   * The node leadership is being transferred to (dissertation §3.10), or
+   * {@link NONE}. Proposals are refused meanwhile. See leader_transfer.ts.
+   */
+  leadTransferee: NodeId = NONE;
+  /**
+   * Leader only: a change in its log removes or demotes this node; it appends
+   * nothing more and steps down once the change is applied (membership.ts).
+   */
+  selfRemovalPending = false;
+
   /** ReadIndex reads in flight (leader only). */
   readOnly = new ReadOnly();
   /** Reads dropped because leadership changed before they were confirmed. */
@@ -89,11 +114,10 @@ export class Raft {
     this.id = this.config.id;
     this.logger = this.config.logger;
     const { hardState, conf } = storage.initialState();
-    this.trk = new ProgressTracker(conf.voters, this.config.maxInflightMsgs);
-    invariant(
-      this.trk.isVoter(this.id),
-      () => `node ${this.id} is not among the voters [${conf.voters.join(", ")}]`,
-    );
+    // A node started to join a running cluster has an empty configuration: it
+    // never campaigns (it is no voter) and learns the configuration from the
+    // leader's snapshot or the conf changes it applies.
+    this.trk = new ProgressTracker(conf, this.config.maxInflightMsgs);
     this.log = new RaftLog(storage, hardState.commit, this.config.applied);
     this.term = hardState.term;
     this.vote = hardState.vote;
@@ -107,6 +131,7 @@ export class Raft {
       lastIndex: this.log.lastIndex(),
       snapshot: storage.snapshot().meta.index,
       voters: this.trk.voters.join(","),
+      learners: this.trk.learners.join(","),
     });
   }
 
@@ -170,6 +195,9 @@ export class Raft {
       this.log.unstable.snapshot === undefined,
       () => `node ${this.id} would lead term ${this.term} with a snapshot not yet durable`,
     );
+    // Any membership change in the log before this term's no-op must be applied
+    // before this leader accepts another (see pendingConfIndex).
+    this.pendingConfIndex = this.log.lastIndex();
     // The leader's own progress starts at what it has made durable.
     const self = this.trk.get(this.id)!;
     self.match = this.log.stableIndex();
@@ -177,7 +205,8 @@ export class Raft {
     // A no-op entry of the new term (§8): once it commits, every entry before it
     // is committed too, which a leader could never conclude by counting replicas
     // of older-term entries (§5.4.2).
-    this.appendEntries([new Uint8Array()]);
+    this.appendEntries([{ type: "normal", data: new Uint8Array() }]);
+    checkPendingSelfRemoval(this);
     this.logger.info("became leader", { term: this.term, lastIndex: this.log.lastIndex() });
   }
 
@@ -199,6 +228,8 @@ export class Raft {
     this.trk.resetVotes();
     this.trk.resetProgress(this.log.lastIndex() + 1);
     this.pendingBroadcast = false;
+    this.leadTransferee = NONE;
+    this.selfRemovalPending = false;
     // Unconfirmed reads cannot survive a change of leadership: this node may no
     // longer be the leader they need. Confirmed ones stay valid.
     const ro = this.readOnly;
@@ -233,7 +264,14 @@ export class Raft {
   /** Followers and candidates: campaign when no leader was heard from in time (§5.2). */
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // A node that may not campaign (a learner, a removed or joining node) lets
+    // the time run on rather than restart it: its lease on the leader it last
+    // heard from must expire, or it would ignore the votes of the next one
+    // forever (etcd-io/raft: promotable() && pastElectionTimeout()).
+    if (
+      this.electionElapsed >= this.randomizedElectionTimeout &&
+      campaignBlocker(this) === undefined
+    ) {
       this.electionElapsed = 0;
       this.logger.info("election timeout elapsed", {
         term: this.term,
@@ -250,6 +288,9 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTick) {
       this.electionElapsed = 0;
+      // A transfer not done within an election timeout has failed (the
+      // transferee is down or cut off): accept proposals again (§3.10).
+      if (this.leadTransferee !== NONE) abortLeaderTransfer(this, "it timed out");
       if (this.config.checkQuorum) {
         // §6.2 / dissertation §6.2: a leader that cannot reach a majority steps
         // down, so clients stop waiting on it and the majority side can elect.
@@ -272,16 +313,25 @@ export class Raft {
   // ---------------------------------------------------------------------------
   // Elections.
 
-  /** Starts an election (or a pre-election) now, unless this node leads already. */
-  hup(): void {
+  /**
+   * Starts an election (or a pre-election) now, unless this node leads already
+   * or may not campaign (see membership.ts's campaignBlocker). A leadership
+   * transfer's campaign (`transfer`) skips PreVote: the leader asked for it.
+   */
+  hup(transfer = false): void {
     if (this.role === "leader") {
       this.logger.debug("ignoring campaign: already leader", { term: this.term });
       return;
     }
-    this.campaign(this.config.preVote ? "pre_vote" : "vote");
+    const blocker = campaignBlocker(this);
+    if (blocker !== undefined) {
+      this.logger.debug("not campaigning", { term: this.term, reason: blocker });
+      return;
+    }
+    this.campaign(this.config.preVote && !transfer ? "pre_vote" : "vote", transfer);
   }
 
-  private campaign(kind: "pre_vote" | "vote"): void {
+  private campaign(kind: "pre_vote" | "vote", transfer = false): void {
     let term: number;
     if (kind === "pre_vote") {
       this.becomePreCandidate();
@@ -310,7 +360,15 @@ export class Raft {
         to: id,
       });
       this.send(
-        message({ type: kind, from: this.id, to: id, term, index: lastIndex, logTerm: lastTerm }),
+        message({
+          type: kind,
+          from: this.id,
+          to: id,
+          term,
+          index: lastIndex,
+          logTerm: lastTerm,
+          context: transfer ? CAMPAIGN_TRANSFER : 0,
+        }),
       );
     }
   }
@@ -375,7 +433,10 @@ export class Raft {
         // Dissertation §4.2.3 / §9.6: a node that heard from a leader within the
         // minimum election timeout ignores vote requests, so a partitioned node
         // that comes back with a high term cannot depose a working leader.
-        const inLease = this.config.checkQuorum && this.lead !== NONE &&
+        // A campaign the leader itself asked for (leadership transfer, §3.10)
+        // is the exception: it must depose the leader.
+        const force = m.type === "vote" && m.context === CAMPAIGN_TRANSFER;
+        const inLease = !force && this.config.checkQuorum && this.lead !== NONE &&
           this.electionElapsed < this.config.electionTick;
         if (inLease) {
           this.logger.info("ignoring vote request: leader lease still valid", {
@@ -545,84 +606,16 @@ export class Raft {
   }
 
   /**
-   * InstallSnapshot receiver (§7, Figure 13). The answer is an `app_resp` with the
-   * index up to which this log now matches the leader's; it goes out only after
-   * the Ready that persists the snapshot (it promises durable state).
-   */
-  handleSnapshot(m: Message): void {
-    const snap = m.snapshot;
-    if (snap === undefined) {
-      this.logger.warn("ignoring snapshot message without a snapshot", {
-        term: this.term,
-        from: m.from,
-      });
-      return;
-    }
-    const { index, term } = snap.meta;
-    if (this.restore(snap)) {
-      this.logger.info("restored snapshot from leader", {
-        term: this.term,
-        from: m.from,
-        snapshot: `${term}/${index}`,
-        voters: this.trk.voters.join(","),
-      });
-      this.send(message({ type: "app_resp", from: this.id, to: m.from, index }));
-    } else {
-      // Stale, or already covered by our log: say how far we are committed, so
-      // the leader resumes from there.
-      this.send(
-        message({ type: "app_resp", from: this.id, to: m.from, index: this.log.committed }),
-      );
-    }
-  }
-
-  /**
-   * Restores `snap` unless it tells nothing new. Returns whether the log was
-   * replaced.
-   * - At or below our commit index, it is stale (a duplicate, or overtaken by
-   *   appends): ignored.
-   * - If our log holds the snapshot's last entry (same index and term), the log
-   *   up to it is the leader's (Log Matching): "retain log entries following it"
-   *   (Figure 13 step 6); only the commit index moves to it.
-   * - Otherwise the whole log is discarded and replaced by the snapshot (step 7),
-   *   which also brings its membership.
+   * Restores `snap` unless it tells nothing new; returns whether the log was
+   * replaced (see snapshot.ts). A method so tests can replace it.
    */
   restore(snap: Snapshot): boolean {
-    const { index, term, conf } = snap.meta;
-    if (index <= this.log.committed) {
-      this.logger.debug("ignoring stale snapshot", {
-        term: this.term,
-        snapshot: `${term}/${index}`,
-        commit: this.log.committed,
-      });
-      return false;
-    }
-    invariant(
-      this.role === "follower",
-      () => `a ${this.role} of term ${this.term} would restore a snapshot`,
-    );
-    if (!conf.voters.includes(this.id)) {
-      // Membership change will make this reachable (a node removed meanwhile);
-      // until then it is a peer with another configuration: refuse, loudly.
-      this.logger.warn("ignoring snapshot whose membership excludes this node", {
-        term: this.term,
-        snapshot: `${term}/${index}`,
-        voters: conf.voters.join(","),
-      });
-      return false;
-    }
-    if (this.log.matchTerm(index, term)) {
-      this.logger.info("snapshot already covered by our log; fast-forwarding commit", {
-        term: this.term,
-        snapshot: `${term}/${index}`,
-        commit: this.log.committed,
-      });
-      this.log.commitTo(index);
-      return false;
-    }
-    this.log.restore(snap);
-    this.trk = new ProgressTracker(conf.voters, this.config.maxInflightMsgs);
-    return true;
+    return restoreSnapshot(this, snap);
+  }
+
+  /** The runtime's report on a snapshot sent to `to` (see snapshot.ts). */
+  reportSnapshot(to: NodeId, status: "finish" | "failure"): void {
+    reportSnapshot(this, to, status);
   }
 
   // ---------------------------------------------------------------------------
@@ -653,7 +646,7 @@ export class Raft {
     if (prevIndex < this.log.firstIndex() - 1) {
       // The entries this follower needs, or the term of the one before them,
       // are compacted: only the snapshot can bring it up to date (§7).
-      return this.maybeSendSnapshot(to, pr);
+      return maybeSendSnapshot(this, to, pr);
     }
     const prevTerm = this.log.term(prevIndex);
     invariant(
@@ -687,74 +680,20 @@ export class Raft {
   }
 
   /**
-   * Sends the follower this node's snapshot, and pauses appends to it until the
-   * runtime reports the send finished or failed ({@link reportSnapshot}) or the
-   * follower acknowledges an index the log covers (etcd's sendSnapshot).
+   * Sends every follower (learners included) what it lacks, or an empty append
+   * carrying the commit index.
    */
-  private maybeSendSnapshot(to: NodeId, pr: Progress): boolean {
-    if (!pr.recentActive) {
-      // A snapshot is big; do not send one to a node not heard from lately
-      // (it is probably down). Its next answer to a heartbeat brings us back.
-      this.logger.debug("not sending snapshot to a follower not recently active", {
-        term: this.term,
-        to,
-      });
-      return false;
-    }
-    const snap = this.log.snapshot();
-    invariant(
-      snap.meta.index >= this.log.firstIndex() - 1 && snap.meta.index > 0,
-      () =>
-        `leader ${this.id} compacted its log up to ${this.log.firstIndex() - 1} but its ` +
-        `snapshot covers only up to ${snap.meta.index}`,
-    );
-    pr.becomeSnapshot(snap.meta.index);
-    this.logger.info("sending snapshot to follower behind the compacted log", {
-      term: this.term,
-      to,
-      snapshot: `${snap.meta.term}/${snap.meta.index}`,
-      match: pr.match,
-      firstIndex: this.log.firstIndex(),
-    });
-    this.send(message({ type: "snap", from: this.id, to, snapshot: snap }));
-    return true;
-  }
-
-  /**
-   * The runtime's report on a snapshot sent to `to` (RawNode.reportSnapshot):
-   * delivered (`finish`), or lost (`failure`). Either way the follower leaves the
-   * snapshot state and is probed again, paused until it answers (a heartbeat
-   * response at the latest): after a finish from just past the snapshot, after a
-   * failure from its last known match, from where the leader will find it still
-   * needs a snapshot and send another (etcd-io/raft's MsgSnapStatus).
-   */
-  reportSnapshot(to: NodeId, status: "finish" | "failure"): void {
-    if (this.role !== "leader") return;
-    const pr = this.trk.get(to);
-    if (pr === undefined || pr.state !== "snapshot") return;
-    const pending = pr.pendingSnapshot;
-    // On failure, forget the snapshot first, or the probe would start past it.
-    if (status === "failure") pr.pendingSnapshot = 0;
-    pr.becomeProbe();
-    pr.probeSent = true;
-    this.logger.info(
-      status === "finish"
-        ? "snapshot sent; probing follower after it"
-        : "snapshot send failed; probing follower again",
-      { term: this.term, to, snapshot: pending, next: pr.next },
-    );
-  }
-
-  /** Sends every follower what it lacks (or an empty append carrying the commit index). */
   bcastAppend(): void {
-    for (const id of this.trk.voters) if (id !== this.id) this.maybeSendAppend(id, true);
+    for (const id of this.trk.progress.keys()) if (id !== this.id) this.maybeSendAppend(id, true);
     this.pendingBroadcast = false;
   }
 
-  /** Sends new entries to every follower that can take them. */
+  /** Sends new entries to every follower (learners included) that can take them. */
   flushAppends(): void {
     if (!this.pendingBroadcast) return;
-    for (const id of this.trk.voters) if (id !== this.id) this.maybeSendAppend(id, false);
+    for (const id of this.trk.progress.keys()) {
+      if (id !== this.id) this.maybeSendAppend(id, false);
+    }
     this.pendingBroadcast = false;
   }
 
@@ -765,9 +704,8 @@ export class Raft {
       commit: this.log.committed,
       round,
     });
-    for (const id of this.trk.voters) {
+    for (const [id, pr] of this.trk.progress) {
       if (id === this.id) continue;
-      const pr = this.trk.get(id)!;
       // Never tell a follower to commit past what it is known to hold: its log
       // beyond `match` may still differ from ours.
       this.send(
@@ -788,13 +726,13 @@ export class Raft {
    * to itself goes out after the write, while replication to followers runs beside
    * it (dissertation §10.2.1).
    */
-  appendEntries(datas: readonly Uint8Array[]): number {
+  appendEntries(items: readonly { type: EntryType; data: Uint8Array }[]): number {
     invariant(this.role === "leader", () => `appendEntries on a ${this.role}`);
     let index = this.log.lastIndex();
-    const ents: Entry[] = datas.map((data) => ({
+    const ents: Entry[] = items.map(({ type, data }) => ({
       term: this.term,
       index: ++index,
-      type: "normal" as const,
+      type,
       data,
     }));
     const last = this.log.append(ents);
@@ -803,10 +741,24 @@ export class Raft {
     return last;
   }
 
-  /** A client's command (§5.3). Only a leader accepts; others say whom to ask. */
+  /**
+   * A client's command (§5.3). Only a leader accepts; others say whom to ask. A
+   * leader transferring its leadership refuses (§3.10: the transfer would
+   * otherwise chase a log that keeps growing).
+   */
   propose(data: Uint8Array): { index: number; term: number } {
     if (this.role !== "leader") throw new NotLeaderError(this.lead);
-    const index = this.appendEntries([data]);
+    if (this.leadTransferee !== NONE) {
+      throw new ProposalDroppedError(
+        `leadership is being transferred to node ${this.leadTransferee}`,
+      );
+    }
+    if (this.selfRemovalPending) {
+      throw new ProposalDroppedError(
+        "this leader is being removed from the configuration; propose at the next leader",
+      );
+    }
+    const index = this.appendEntries([{ type: "normal", data }]);
     return { index, term: this.term };
   }
 
@@ -849,7 +801,7 @@ export class Raft {
     if (this.role !== "leader" || !this.readOnly.needsBroadcast()) return;
     this.readOnly.round++;
     this.bcastHeartbeat();
-    this.readOnly.release(this.id, this.trk.voters);
+    this.readOnly.release(this.id, (valueOf) => this.trk.quorumIndex(valueOf));
   }
 
   /** Makes sure a stepped function is of the right role (a bug otherwise). */
@@ -865,154 +817,5 @@ export class Raft {
   countsAsVote(type: MessageType): boolean {
     return (this.role === "pre_candidate" && type === "pre_vote_resp") ||
       (this.role === "candidate" && type === "vote_resp");
-  }
-}
-
-// -----------------------------------------------------------------------------
-// Step functions, one per role. Terms are already reconciled by Raft.step.
-
-function stepFollower(r: Raft, m: Message): void {
-  r.assertRole(["follower"], m);
-  switch (m.type) {
-    case "app":
-      r.electionElapsed = 0;
-      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
-      r.handleAppendEntries(m);
-      return;
-    case "heartbeat":
-      r.electionElapsed = 0;
-      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
-      r.handleHeartbeat(m);
-      return;
-    case "snap":
-      r.electionElapsed = 0;
-      if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
-      r.handleSnapshot(m);
-      return;
-    default:
-      // Responses to a candidacy or leadership this node no longer holds.
-      r.logger.debug("follower ignoring message", { term: r.term, msg: describeMessage(m) });
-  }
-}
-
-function stepCandidate(r: Raft, m: Message): void {
-  r.assertRole(["pre_candidate", "candidate"], m);
-  switch (m.type) {
-    case "app":
-      // A leader of our term exists (§5.2: "the candidate recognizes the leader
-      // as legitimate and returns to follower state").
-      r.becomeFollower(m.term, m.from);
-      r.handleAppendEntries(m);
-      return;
-    case "heartbeat":
-      r.becomeFollower(m.term, m.from);
-      r.handleHeartbeat(m);
-      return;
-    case "snap":
-      r.becomeFollower(m.term, m.from);
-      r.handleSnapshot(m);
-      return;
-    case "vote_resp":
-    case "pre_vote_resp":
-      if (r.countsAsVote(m.type)) r.pollVotes(m);
-      return;
-    default:
-      r.logger.debug("candidate ignoring message", { term: r.term, msg: describeMessage(m) });
-  }
-}
-
-function stepLeader(r: Raft, m: Message): void {
-  r.assertRole(["leader"], m);
-  const pr = r.trk.get(m.from);
-  if (pr === undefined) {
-    r.logger.warn("leader ignoring message from unknown node", { term: r.term, from: m.from });
-    return;
-  }
-  switch (m.type) {
-    case "app_resp": {
-      if (!m.reject && m.index > r.log.lastIndex()) {
-        // No follower can hold what this leader never sent; acting on it would
-        // corrupt the progress (the runtime's codec rejects these first).
-        r.logger.warn("ignoring acknowledgement past the end of the log", {
-          term: r.term,
-          from: m.from,
-          index: m.index,
-          lastIndex: r.log.lastIndex(),
-        });
-        return;
-      }
-      pr.recentActive = true;
-      if (m.from === r.id) {
-        // Our own write is durable: our copy now counts toward a majority.
-        if (pr.maybeUpdate(m.index) && r.maybeCommit()) r.bcastAppend();
-        return;
-      }
-      if (m.reject) {
-        // Fast back-up (§5.3): jump over a whole conflicting term at a time
-        // rather than one entry per round trip.
-        let next = m.rejectHint;
-        if (m.logTerm > 0) next = r.log.findConflictByTerm(m.rejectHint, m.logTerm)[0];
-        if (pr.maybeDecrTo(m.index, next)) {
-          r.logger.debug("follower rejected append; backing up", {
-            term: r.term,
-            from: m.from,
-            rejected: m.index,
-            hint: `${m.logTerm}/${m.rejectHint}`,
-            next: pr.next,
-          });
-          if (pr.state === "replicate") pr.becomeProbe();
-          r.maybeSendAppend(m.from, true);
-        }
-        return;
-      }
-      if (!pr.maybeUpdate(m.index)) return;
-      if (pr.state === "probe") {
-        pr.becomeReplicate();
-        r.logger.debug("follower caught up to a match; streaming appends", {
-          term: r.term,
-          follower: m.from,
-          match: pr.match,
-        });
-      } else if (pr.state === "snapshot") {
-        // Whatever snapshot got it there, once the log covers what comes after
-        // its match, the follower can be caught up from the log (etcd-io/raft).
-        if (pr.match + 1 >= r.log.firstIndex()) {
-          r.logger.debug("follower caught up past the snapshot; streaming appends", {
-            term: r.term,
-            follower: m.from,
-            match: pr.match,
-            snapshot: pr.pendingSnapshot,
-          });
-          pr.becomeProbe();
-          pr.becomeReplicate();
-        }
-      } else {
-        pr.inflights.freeLE(m.index);
-      }
-      r.logger.debug("replication progress", {
-        term: r.term,
-        follower: m.from,
-        match: pr.match,
-        lastIndex: r.log.lastIndex(),
-      });
-      if (r.maybeCommit()) r.bcastAppend();
-      // Keep the pipe full while the window allows (dissertation §10.2.1).
-      while (r.maybeSendAppend(m.from, false)) { /* fill the in-flight window */ }
-      return;
-    }
-    case "heartbeat_resp":
-      pr.recentActive = true;
-      pr.probeSent = false;
-      // The follower is alive but its window is still full: an append (or its
-      // answer) was probably lost. Free the oldest slot so one more append goes
-      // out; if something is missing, the follower rejects it and the leader
-      // falls back to probing from the follower's match.
-      if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
-      r.readOnly.ack(m.from, m.context);
-      r.readOnly.release(r.id, r.trk.voters);
-      if (pr.match < r.log.lastIndex()) r.maybeSendAppend(m.from, true);
-      return;
-    default:
-      r.logger.debug("leader ignoring message", { term: r.term, msg: describeMessage(m) });
   }
 }

@@ -31,6 +31,7 @@ import { DataDirError, openDataDir } from "./data_dir.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
+import { confStateOf } from "../raft/types.ts";
 
 /** Why a call could not be completed; the services map it to a gRPC status. */
 export class NodeError extends Error {
@@ -464,7 +465,7 @@ export class RaftKvNode {
   #captureSnapshot(): { meta: SnapshotMeta; state: KvSnapshotState } {
     const conf = this.#storage.snapshot().meta.index > 0
       ? this.#storage.snapshot().meta.conf
-      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
+      : confStateOf([...this.options.peers.keys()]);
     const store = this.kv.exportState();
     return {
       meta: { index: store.appliedIndex, term: this.#appliedTerm, conf },
@@ -755,7 +756,7 @@ export class RaftKvNode {
     const term = this.#appliedTerm;
     const conf = this.#storage.snapshot().meta.index > 0
       ? this.#storage.snapshot().meta.conf
-      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
+      : confStateOf([...this.options.peers.keys()]);
     const steps = encodeKvStateInSteps({ store, appliedTerm: term, chainLink: this.#chain.link });
     for (;;) {
       const step = steps.next();
