@@ -10,6 +10,8 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
   ClusterService,
+  ListMembersResponseSchema,
+  MemberSchema,
   PeerProgressSchema,
   Role,
   SnapshotSaveResponseSchema,
@@ -29,9 +31,17 @@ const ROLE: Record<CoreRole, Role> = {
 
 /** The ClusterService implementation for one node. */
 export function clusterService(
-  node: Pick<RaftKvNode, "status" | "fingerprints" | "backupSnapshot">,
-): ServiceImpl<typeof ClusterService> {
+  node: Pick<RaftKvNode, "status" | "fingerprints" | "backupSnapshot" | "membership">,
+): Partial<ServiceImpl<typeof ClusterService>> {
   return {
+    listMembers() {
+      const { members } = node.membership();
+      return create(ListMembersResponseSchema, {
+        members: members.map((m) =>
+          create(MemberSchema, { id: BigInt(m.id), peerAddress: m.peerAddress, learner: m.learner })
+        ),
+      });
+    },
     async *snapshotSave() {
       let snapshot;
       try {
@@ -59,6 +69,7 @@ export function clusterService(
     status() {
       const s = node.status();
       const fingerprints = node.fingerprints();
+      const { conf } = node.membership();
       return create(StatusResponseSchema, {
         id: BigInt(s.id),
         role: ROLE[s.role],
@@ -71,6 +82,9 @@ export function clusterService(
         appliedChain: fingerprints.chain,
         snapshotIndex: BigInt(s.snapshotIndex),
         firstIndex: BigInt(s.firstIndex),
+        voters: conf.voters.map(BigInt),
+        learners: conf.learners.map(BigInt),
+        votersOutgoing: (conf.votersOutgoing ?? []).map(BigInt),
         peers: [...(s.progress ?? new Map()).entries()].filter(([id]) => id !== s.id).map((
           [id, p],
         ) =>
@@ -78,6 +92,7 @@ export function clusterService(
             id: BigInt(id),
             matchIndex: BigInt(p.match),
             nextIndex: BigInt(p.next),
+            learner: conf.learners.includes(id),
           })
         ),
       });

@@ -9,6 +9,7 @@
 
 import { AppliedChain } from "../kv/applied_chain.ts";
 import { decodeCommand } from "../kv/command.ts";
+import { type MemberRecord, MemberRegistry } from "../kv/members.ts";
 import { encodeKvStateInSteps, type KvSnapshotState } from "../kv/state_codec.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
 import { NotLeaderError } from "../raft/errors.ts";
@@ -28,6 +29,7 @@ import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir } from "./data_dir.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
+import { type ConfView, listMembers } from "./membership.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 
@@ -165,6 +167,8 @@ export class RaftKvNode {
   readonly options: RaftKvNodeOptions;
   readonly kv = new KvStore();
   #chain = new AppliedChain();
+  /** Addresses of the members added through the log (members.ts): replicated state. */
+  #members = new MemberRegistry();
   /** The term of the entry at the applied index (what a snapshot taken now records). */
   #appliedTerm = 0;
   readonly #snapshots: SnapshotStore;
@@ -445,6 +449,7 @@ export class RaftKvNode {
   #restore(snapshot: Snapshot, state: KvSnapshotState): void {
     this.kv.restore(state.store);
     this.#chain = new AppliedChain(state.chainLink);
+    this.#members = new MemberRegistry(state.members);
     this.#appliedTerm = snapshot.meta.term;
   }
 
@@ -461,7 +466,12 @@ export class RaftKvNode {
       : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
     this.#snapshotter.start(
       { index: applied, term: this.#appliedTerm, conf },
-      { store: this.kv.exportState(), appliedTerm: this.#appliedTerm, chainLink: this.#chain.link },
+      {
+        store: this.kv.exportState(),
+        appliedTerm: this.#appliedTerm,
+        chainLink: this.#chain.link,
+        members: this.#members.list(),
+      },
     );
   }
 
@@ -749,12 +759,33 @@ export class RaftKvNode {
     const conf = this.#storage.snapshot().meta.index > 0
       ? this.#storage.snapshot().meta.conf
       : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
-    const steps = encodeKvStateInSteps({ store, appliedTerm: term, chainLink: this.#chain.link });
+    const steps = encodeKvStateInSteps({
+      store,
+      appliedTerm: term,
+      chainLink: this.#chain.link,
+      members: this.#members.list(),
+    });
     for (;;) {
       const step = steps.next();
       if (step.done) return { meta: { index, term, conf }, data: step.value };
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
+  }
+
+  /** The configuration this node has applied. */
+  #conf(): ConfView {
+    return this.#storage.snapshot().meta.index > 0
+      ? { learners: [], ...this.#storage.snapshot().meta.conf }
+      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b), learners: [] };
+  }
+
+  /**
+   * The membership as this node has applied it: the configuration and every member
+   * with the address this node dials it at (ClusterService/ListMembers).
+   */
+  membership(): { conf: ConfView; members: MemberRecord[] } {
+    const conf = this.#conf();
+    return { conf, members: listMembers(conf, this.#members, this.options.peers) };
   }
 
   /**

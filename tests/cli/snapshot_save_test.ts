@@ -42,6 +42,9 @@ function node(backup: () => Promise<Snapshot>): Endpoint {
     },
     fingerprints: () => ({ state: "", chain: "" }),
     backupSnapshot: backup,
+    membership: () => {
+      throw new Error("not used");
+    },
   });
   return { snapshotSave: impl.snapshotSave };
 }
