@@ -29,7 +29,8 @@ import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir } from "./data_dir.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
-import { type ConfView, listMembers } from "./membership.ts";
+import { type ConfView, listMembers, peerAddressOf } from "./membership.ts";
+import { parseHostPort } from "./flags.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 
@@ -786,6 +787,17 @@ export class RaftKvNode {
   membership(): { conf: ConfView; members: MemberRecord[] } {
     const conf = this.#conf();
     return { conf, members: listMembers(conf, this.#members, this.options.peers) };
+  }
+
+  /**
+   * Where this node dials member `id`: its `--peers` entry, else the address the log
+   * recorded when the member was added; undefined if neither names it.
+   */
+  peerAddress(id: NodeId): PeerAddress | undefined {
+    const own = this.options.peers.get(id);
+    if (own !== undefined) return own;
+    const text = peerAddressOf(id, this.#members, this.options.peers);
+    return text === undefined ? undefined : parseHostPort(text, `member ${id}'s address`);
   }
 
   /**
