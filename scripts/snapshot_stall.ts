@@ -19,6 +19,7 @@ import { SILENT_LOGGER } from "../src/raft/logger.ts";
 import { encodeSnapshotFile } from "../src/snapshot/file.ts";
 import { SnapshotStore } from "../src/snapshot/store.ts";
 import { Snapshotter } from "../src/server/snapshotter.ts";
+import { confStateOf } from "../src/raft/types.ts";
 
 const keys = Number(Deno.args[0] ?? 100_000);
 const valueBytes = Number(Deno.args[1] ?? 256);
@@ -48,7 +49,7 @@ try {
 
   // The Ready loop's side: capture (synchronous, inside the loop) ...
   const t0 = performance.now();
-  const meta = { index, term: 1, conf: { voters: [1, 2, 3] } };
+  const meta = { index, term: 1, conf: confStateOf([1, 2, 3]) };
   snapshotter.start(meta, {
     store: store.exportState(),
     appliedTerm: 1,

@@ -6,11 +6,12 @@
  * @module
  */
 
-import type { Entry, Message, Snapshot } from "./types.ts";
+import type { ConfState, Entry, Message, Snapshot } from "./types.ts";
 
 /** `term/index`, the way Raft papers draw entries. */
 export function describeEntry(e: Entry): string {
-  return `${e.term}/${e.index}${e.data.length === 0 ? "" : `(${e.data.length}B)`}`;
+  const conf = e.type === "conf_change" ? "conf" : "";
+  return `${e.term}/${e.index}${conf}${e.data.length === 0 ? "" : `(${e.data.length}B)`}`;
 }
 
 /**
@@ -18,8 +19,21 @@ export function describeEntry(e: Entry): string {
  * the voters and the data size: `2/120 voters:[1,2,3] (16B)`.
  */
 export function describeSnapshot(s: Snapshot): string {
-  return `${s.meta.term}/${s.meta.index} voters:[${s.meta.conf.voters.join(",")}]` +
+  return `${s.meta.term}/${s.meta.index} ${describeConfState(s.meta.conf)}` +
     ` (${s.data.length}B)`;
+}
+
+/**
+ * `voters:[1,2,3]`, then only what is set: `voters:[1,2,4] outgoing:[1,2,3]
+ * learners:[5] learnersNext:[3] autoLeave`.
+ */
+export function describeConfState(cs: ConfState): string {
+  let s = `voters:[${cs.voters.join(",")}]`;
+  if (cs.votersOutgoing.length > 0) s += ` outgoing:[${cs.votersOutgoing.join(",")}]`;
+  if (cs.learners.length > 0) s += ` learners:[${cs.learners.join(",")}]`;
+  if (cs.learnersNext.length > 0) s += ` learnersNext:[${cs.learnersNext.join(",")}]`;
+  if (cs.autoLeave) s += " autoLeave";
+  return s;
 }
 
 /** A message on one line, showing only the fields its type uses. */
@@ -41,6 +55,7 @@ export function describeMessage(m: Message): string {
     case "vote":
     case "pre_vote":
       s += ` last:${m.logTerm}/${m.index}`;
+      if (m.context !== 0) s += " transfer";
       break;
     case "vote_resp":
     case "pre_vote_resp":
@@ -55,6 +70,9 @@ export function describeMessage(m: Message): string {
       break;
     case "snap":
       s += m.snapshot === undefined ? " snap:none" : ` snap:${describeSnapshot(m.snapshot)}`;
+      break;
+    case "transfer_leader":
+      s += ` transferee:${m.context}`;
       break;
   }
   return s;

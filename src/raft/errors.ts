@@ -61,3 +61,38 @@ export class SnapshotOutOfDateError extends Error {
     );
   }
 }
+
+/**
+ * A proposal the leader refused for a reason that may pass (a leadership
+ * transfer under way, a membership change not yet applied): the caller may retry
+ * later, here or at the new leader (etcd's ErrProposalDropped).
+ */
+export class ProposalDroppedError extends Error {
+  override name = "ProposalDroppedError";
+  constructor(reason: string) {
+    super(`Cannot propose: ${reason}`);
+  }
+}
+
+/**
+ * A membership change that is invalid against the configuration in force
+ * (removing the last voter, adding a member in the role it already has, leaving a
+ * joint configuration that is not joint, ...). Retrying it as it is cannot succeed.
+ */
+export class ConfChangeRejected extends Error {
+  override name = "ConfChangeRejected";
+  constructor(reason: string) {
+    super(`Cannot change membership: ${reason}`);
+  }
+}
+
+/**
+ * A leadership transfer that cannot be made: to the leader itself, to a
+ * learner, or to a node that is not a member (dissertation §3.10).
+ */
+export class LeaderTransferRefused extends Error {
+  override name = "LeaderTransferRefused";
+  constructor(reason: string) {
+    super(`Cannot transfer leadership: ${reason}`);
+  }
+}

@@ -13,6 +13,8 @@ export * from "./storage.ts";
 export * from "./errors.ts";
 export * from "./invariant.ts";
 export * from "./describe.ts";
+export * from "./confchange/codec.ts";
+export { nextConfState, validateConfChange } from "./confchange/changer.ts";
 export type { ReadState } from "./read_only.ts";
 export {
   type ProgressStatus,

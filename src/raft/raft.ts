@@ -12,17 +12,27 @@
 
 import { type Config, validateConfig } from "./config.ts";
 import { describeMessage } from "./describe.ts";
-import { NotLeaderError } from "./errors.ts";
+import { NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { invariant, InvariantError } from "./invariant.ts";
 import type { Logger } from "./logger.ts";
 import { randomInt } from "./rand.ts";
 import { RaftLog } from "./raft_log.ts";
+import {
+  abortLeaderTransfer,
+  CAMPAIGN_TRANSFER,
+  handleTimeoutNow,
+  maybeSendTimeoutNow,
+  stepTransferLeader,
+} from "./leader_transfer.ts";
+import { campaignBlocker } from "./membership.ts";
 import { ReadOnly } from "./read_only.ts";
 import type { Storage } from "./storage.ts";
 import { ProgressTracker } from "./tracker/tracker.ts";
 import type { Progress } from "./tracker/progress.ts";
 import {
+  confMembers,
   type Entry,
+  type EntryType,
   type HardState,
   isVoteRequest,
   type Message,
@@ -42,7 +52,10 @@ export class Raft {
   readonly id: NodeId;
   readonly config: Config;
   readonly log: RaftLog;
-  /** Progress and votes over the current membership; replaced when a snapshot restores another. */
+  /**
+   * Progress and votes over the configuration in force; replaced when a
+   * membership change is applied or a snapshot restores another.
+   */
   trk: ProgressTracker;
   readonly logger: Logger;
 
@@ -76,6 +89,19 @@ export class Raft {
   /** Proposals appended since the last broadcast; RawNode flushes them in one append per follower. */
   pendingBroadcast = false;
 
+  /**
+   * The index of the last membership change this leader appended, or of its
+   * last entry when it was elected (any change in its log before it). No new
+   * change is accepted until the application has applied up to it: at most one
+   * unapplied change is in the log (etcd-io/raft's pendingConfIndex).
+   */
+  pendingConfIndex = 0;
+  /**
+   * The node leadership is being transferred to (dissertation §3.10), or
+   * {@link NONE}. Proposals are refused meanwhile. See leader_transfer.ts.
+   */
+  leadTransferee: NodeId = NONE;
+
   /** ReadIndex reads in flight (leader only). */
   readOnly = new ReadOnly();
   /** Reads dropped because leadership changed before they were confirmed. */
@@ -89,11 +115,10 @@ export class Raft {
     this.id = this.config.id;
     this.logger = this.config.logger;
     const { hardState, conf } = storage.initialState();
-    this.trk = new ProgressTracker(conf.voters, this.config.maxInflightMsgs);
-    invariant(
-      this.trk.isVoter(this.id),
-      () => `node ${this.id} is not among the voters [${conf.voters.join(", ")}]`,
-    );
+    // A node started to join a running cluster has an empty configuration: it
+    // never campaigns (it is no voter) and learns the configuration from the
+    // leader's snapshot or the conf changes it applies.
+    this.trk = new ProgressTracker(conf, this.config.maxInflightMsgs);
     this.log = new RaftLog(storage, hardState.commit, this.config.applied);
     this.term = hardState.term;
     this.vote = hardState.vote;
@@ -107,6 +132,7 @@ export class Raft {
       lastIndex: this.log.lastIndex(),
       snapshot: storage.snapshot().meta.index,
       voters: this.trk.voters.join(","),
+      learners: this.trk.learners.join(","),
     });
   }
 
@@ -170,6 +196,9 @@ export class Raft {
       this.log.unstable.snapshot === undefined,
       () => `node ${this.id} would lead term ${this.term} with a snapshot not yet durable`,
     );
+    // Any membership change in the log before this term's no-op must be applied
+    // before this leader accepts another (see pendingConfIndex).
+    this.pendingConfIndex = this.log.lastIndex();
     // The leader's own progress starts at what it has made durable.
     const self = this.trk.get(this.id)!;
     self.match = this.log.stableIndex();
@@ -177,7 +206,7 @@ export class Raft {
     // A no-op entry of the new term (§8): once it commits, every entry before it
     // is committed too, which a leader could never conclude by counting replicas
     // of older-term entries (§5.4.2).
-    this.appendEntries([new Uint8Array()]);
+    this.appendEntries([{ type: "normal", data: new Uint8Array() }]);
     this.logger.info("became leader", { term: this.term, lastIndex: this.log.lastIndex() });
   }
 
@@ -199,6 +228,7 @@ export class Raft {
     this.trk.resetVotes();
     this.trk.resetProgress(this.log.lastIndex() + 1);
     this.pendingBroadcast = false;
+    this.leadTransferee = NONE;
     // Unconfirmed reads cannot survive a change of leadership: this node may no
     // longer be the leader they need. Confirmed ones stay valid.
     const ro = this.readOnly;
@@ -250,6 +280,9 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.config.electionTick) {
       this.electionElapsed = 0;
+      // A transfer not done within an election timeout has failed (the
+      // transferee is down or cut off): accept proposals again (§3.10).
+      if (this.leadTransferee !== NONE) abortLeaderTransfer(this, "it timed out");
       if (this.config.checkQuorum) {
         // §6.2 / dissertation §6.2: a leader that cannot reach a majority steps
         // down, so clients stop waiting on it and the majority side can elect.
@@ -272,16 +305,25 @@ export class Raft {
   // ---------------------------------------------------------------------------
   // Elections.
 
-  /** Starts an election (or a pre-election) now, unless this node leads already. */
-  hup(): void {
+  /**
+   * Starts an election (or a pre-election) now, unless this node leads already
+   * or may not campaign (see membership.ts's campaignBlocker). A leadership
+   * transfer's campaign (`transfer`) skips PreVote: the leader asked for it.
+   */
+  hup(transfer = false): void {
     if (this.role === "leader") {
       this.logger.debug("ignoring campaign: already leader", { term: this.term });
       return;
     }
-    this.campaign(this.config.preVote ? "pre_vote" : "vote");
+    const blocker = campaignBlocker(this);
+    if (blocker !== undefined) {
+      this.logger.debug("not campaigning", { term: this.term, reason: blocker });
+      return;
+    }
+    this.campaign(this.config.preVote && !transfer ? "pre_vote" : "vote", transfer);
   }
 
-  private campaign(kind: "pre_vote" | "vote"): void {
+  private campaign(kind: "pre_vote" | "vote", transfer = false): void {
     let term: number;
     if (kind === "pre_vote") {
       this.becomePreCandidate();
@@ -310,7 +352,15 @@ export class Raft {
         to: id,
       });
       this.send(
-        message({ type: kind, from: this.id, to: id, term, index: lastIndex, logTerm: lastTerm }),
+        message({
+          type: kind,
+          from: this.id,
+          to: id,
+          term,
+          index: lastIndex,
+          logTerm: lastTerm,
+          context: transfer ? CAMPAIGN_TRANSFER : 0,
+        }),
       );
     }
   }
@@ -375,7 +425,10 @@ export class Raft {
         // Dissertation §4.2.3 / §9.6: a node that heard from a leader within the
         // minimum election timeout ignores vote requests, so a partitioned node
         // that comes back with a high term cannot depose a working leader.
-        const inLease = this.config.checkQuorum && this.lead !== NONE &&
+        // A campaign the leader itself asked for (leadership transfer, §3.10)
+        // is the exception: it must depose the leader.
+        const force = m.type === "vote" && m.context === CAMPAIGN_TRANSFER;
+        const inLease = !force && this.config.checkQuorum && this.lead !== NONE &&
           this.electionElapsed < this.config.electionTick;
         if (inLease) {
           this.logger.info("ignoring vote request: leader lease still valid", {
@@ -601,13 +654,14 @@ export class Raft {
       this.role === "follower",
       () => `a ${this.role} of term ${this.term} would restore a snapshot`,
     );
-    if (!conf.voters.includes(this.id)) {
-      // Membership change will make this reachable (a node removed meanwhile);
-      // until then it is a peer with another configuration: refuse, loudly.
+    if (!confMembers(conf).includes(this.id)) {
+      // A snapshot taken after this node was removed (etcd-io/raft refuses these
+      // too): taking it would leave a node that is in no configuration.
       this.logger.warn("ignoring snapshot whose membership excludes this node", {
         term: this.term,
         snapshot: `${term}/${index}`,
         voters: conf.voters.join(","),
+        learners: conf.learners.join(","),
       });
       return false;
     }
@@ -621,7 +675,7 @@ export class Raft {
       return false;
     }
     this.log.restore(snap);
-    this.trk = new ProgressTracker(conf.voters, this.config.maxInflightMsgs);
+    this.trk = new ProgressTracker(conf, this.config.maxInflightMsgs);
     return true;
   }
 
@@ -745,16 +799,21 @@ export class Raft {
     );
   }
 
-  /** Sends every follower what it lacks (or an empty append carrying the commit index). */
+  /**
+   * Sends every follower (learners included) what it lacks, or an empty append
+   * carrying the commit index.
+   */
   bcastAppend(): void {
-    for (const id of this.trk.voters) if (id !== this.id) this.maybeSendAppend(id, true);
+    for (const id of this.trk.progress.keys()) if (id !== this.id) this.maybeSendAppend(id, true);
     this.pendingBroadcast = false;
   }
 
-  /** Sends new entries to every follower that can take them. */
+  /** Sends new entries to every follower (learners included) that can take them. */
   flushAppends(): void {
     if (!this.pendingBroadcast) return;
-    for (const id of this.trk.voters) if (id !== this.id) this.maybeSendAppend(id, false);
+    for (const id of this.trk.progress.keys()) {
+      if (id !== this.id) this.maybeSendAppend(id, false);
+    }
     this.pendingBroadcast = false;
   }
 
@@ -765,9 +824,8 @@ export class Raft {
       commit: this.log.committed,
       round,
     });
-    for (const id of this.trk.voters) {
+    for (const [id, pr] of this.trk.progress) {
       if (id === this.id) continue;
-      const pr = this.trk.get(id)!;
       // Never tell a follower to commit past what it is known to hold: its log
       // beyond `match` may still differ from ours.
       this.send(
@@ -788,13 +846,13 @@ export class Raft {
    * to itself goes out after the write, while replication to followers runs beside
    * it (dissertation §10.2.1).
    */
-  appendEntries(datas: readonly Uint8Array[]): number {
+  appendEntries(items: readonly { type: EntryType; data: Uint8Array }[]): number {
     invariant(this.role === "leader", () => `appendEntries on a ${this.role}`);
     let index = this.log.lastIndex();
-    const ents: Entry[] = datas.map((data) => ({
+    const ents: Entry[] = items.map(({ type, data }) => ({
       term: this.term,
       index: ++index,
-      type: "normal" as const,
+      type,
       data,
     }));
     const last = this.log.append(ents);
@@ -803,10 +861,19 @@ export class Raft {
     return last;
   }
 
-  /** A client's command (§5.3). Only a leader accepts; others say whom to ask. */
+  /**
+   * A client's command (§5.3). Only a leader accepts; others say whom to ask. A
+   * leader transferring its leadership refuses (§3.10: the transfer would
+   * otherwise chase a log that keeps growing).
+   */
   propose(data: Uint8Array): { index: number; term: number } {
     if (this.role !== "leader") throw new NotLeaderError(this.lead);
-    const index = this.appendEntries([data]);
+    if (this.leadTransferee !== NONE) {
+      throw new ProposalDroppedError(
+        `leadership is being transferred to node ${this.leadTransferee}`,
+      );
+    }
+    const index = this.appendEntries([{ type: "normal", data }]);
     return { index, term: this.term };
   }
 
@@ -849,7 +916,7 @@ export class Raft {
     if (this.role !== "leader" || !this.readOnly.needsBroadcast()) return;
     this.readOnly.round++;
     this.bcastHeartbeat();
-    this.readOnly.release(this.id, this.trk.voters);
+    this.readOnly.release(this.id, (valueOf) => this.trk.quorumIndex(valueOf));
   }
 
   /** Makes sure a stepped function is of the right role (a bug otherwise). */
@@ -888,6 +955,12 @@ function stepFollower(r: Raft, m: Message): void {
       r.electionElapsed = 0;
       if (r.lead !== m.from) r.becomeFollower(r.term, m.from);
       r.handleSnapshot(m);
+      return;
+    case "timeout_now":
+      handleTimeoutNow(r, m);
+      return;
+    case "transfer_leader":
+      stepTransferLeader(r, m);
       return;
     default:
       // Responses to a candidacy or leadership this node no longer holds.
@@ -998,6 +1071,7 @@ function stepLeader(r: Raft, m: Message): void {
       if (r.maybeCommit()) r.bcastAppend();
       // Keep the pipe full while the window allows (dissertation §10.2.1).
       while (r.maybeSendAppend(m.from, false)) { /* fill the in-flight window */ }
+      maybeSendTimeoutNow(r, m.from);
       return;
     }
     case "heartbeat_resp":
@@ -1009,8 +1083,11 @@ function stepLeader(r: Raft, m: Message): void {
       // falls back to probing from the follower's match.
       if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
       r.readOnly.ack(m.from, m.context);
-      r.readOnly.release(r.id, r.trk.voters);
+      r.readOnly.release(r.id, (valueOf) => r.trk.quorumIndex(valueOf));
       if (pr.match < r.log.lastIndex()) r.maybeSendAppend(m.from, true);
+      return;
+    case "transfer_leader":
+      stepTransferLeader(r, m);
       return;
     default:
       r.logger.debug("leader ignoring message", { term: r.term, msg: describeMessage(m) });

@@ -47,10 +47,21 @@
 
 import type { Config } from "./config.ts";
 import { invariant } from "./invariant.ts";
+import { transferLeader } from "./leader_transfer.ts";
+import { applyConfChange, maybeAutoLeave, proposeConfChange } from "./membership.ts";
 import { Raft } from "./raft.ts";
 import type { ReadState } from "./read_only.ts";
 import type { Storage } from "./storage.ts";
-import type { Entry, HardState, Message, NodeId, Role, Snapshot } from "./types.ts";
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  Role,
+  Snapshot,
+} from "./types.ts";
 
 /** Volatile state a runtime may want to show or act on. */
 export interface SoftState {
@@ -98,9 +109,14 @@ export interface Status {
   /** The first index the log holds an entry for: entries below it are compacted. */
   readonly firstIndex: number;
   readonly lastIndex: number;
+  /** The configuration in force: the last one applied (or restored from a snapshot). */
+  readonly conf: ConfState;
+  /** On a leader: the node leadership is being transferred to, else {@link NONE}. */
+  readonly leadTransferee: NodeId;
   /**
-   * On a leader: each voter's replication progress; `pendingSnapshot` is the index
-   * of the snapshot in flight to it in state `snapshot`, else 0.
+   * On a leader: each member's replication progress (learners included);
+   * `pendingSnapshot` is the index of the snapshot in flight to it in state
+   * `snapshot`, else 0.
    */
   readonly progress?: ReadonlyMap<NodeId, ProgressStatus>;
 }
@@ -111,6 +127,8 @@ export interface ProgressStatus {
   readonly next: number;
   readonly state: "probe" | "replicate" | "snapshot";
   readonly pendingSnapshot: number;
+  /** A learner: replicated to, but it neither votes nor counts for commitment. */
+  readonly isLearner: boolean;
 }
 
 function sameHardState(a: HardState, b: HardState): boolean {
@@ -150,6 +168,44 @@ export class RawNode {
    */
   propose(data: Uint8Array): { index: number; term: number } {
     return this.raft.propose(data);
+  }
+
+  /**
+   * Proposes a membership change (see membership.ts). On the leader it is
+   * appended as a `conf_change` entry; it takes effect on each node when the
+   * application applies that entry and calls {@link applyConfChange}. Throws
+   * NotLeaderError off the leader, ProposalDroppedError while a leadership
+   * transfer is under way or another change is not applied yet, and
+   * ConfChangeRejected for a change invalid against the configuration in force
+   * (removing the last voter, adding a member in the role it has, leaving a joint
+   * configuration that is not joint, ...).
+   */
+  proposeConfChange(cc: ConfChange): { index: number; term: number } {
+    return proposeConfChange(this.raft, cc);
+  }
+
+  /**
+   * Puts a committed membership change in force. Call it when applying a
+   * committed `conf_change` entry (decodeConfChange of its data), in log order,
+   * also when applying it again after a restart. Returns the configuration now in
+   * force: keep it with the applied state (a snapshot taken at or after this
+   * entry carries it in its meta). When a leader applies its own removal it steps
+   * down; when it applies the entry of an automatic joint change, it proposes
+   * leaving the joint configuration at the next {@link advance}.
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    return applyConfChange(this.raft, cc);
+  }
+
+  /**
+   * Transfers leadership to `to` (dissertation §3.10). On the leader: stops
+   * accepting proposals, brings `to` up to date, then tells it to campaign; gives
+   * up after an election timeout. Elsewhere the request is forwarded to the
+   * leader. Throws LeaderTransferRefused for self, a learner or a non-member, and
+   * NotLeaderError on a node that knows no leader.
+   */
+  transferLeader(to: NodeId): void {
+    transferLeader(this.raft, to);
   }
 
   /**
@@ -254,6 +310,7 @@ export class RawNode {
     if (last !== undefined) r.log.stableTo(last.index, last.term);
     const applied = rd.committedEntries[rd.committedEntries.length - 1];
     if (applied !== undefined) r.log.appliedTo(applied.index);
+    maybeAutoLeave(r);
     const self = this.#selfMessages;
     this.#selfMessages = [];
     for (const m of self) r.step(m);
@@ -271,6 +328,8 @@ export class RawNode {
       applied: r.log.applied,
       firstIndex: r.log.firstIndex(),
       lastIndex: r.log.lastIndex(),
+      conf: r.trk.confState(),
+      leadTransferee: r.leadTransferee,
     };
     if (r.role !== "leader") return base;
     const progress = new Map<NodeId, ProgressStatus>();
@@ -280,6 +339,7 @@ export class RawNode {
         next: pr.next,
         state: pr.state,
         pendingSnapshot: pr.pendingSnapshot,
+        isLearner: pr.isLearner,
       });
     }
     return { ...base, progress };

@@ -15,7 +15,6 @@
  * @module
  */
 
-import { quorumSize } from "./quorum/majority.ts";
 import type { NodeId } from "./types.ts";
 
 /** A read that may be served once the state machine has applied `index`. */
@@ -64,14 +63,17 @@ export class ReadOnly {
     if (round > (this.#acked.get(from) ?? 0)) this.#acked.set(from, round);
   }
 
-  /** Moves every read whose round a quorum (the leader included) confirmed to `ready`. */
-  release(self: NodeId, voters: readonly NodeId[]): void {
+  /**
+   * Moves every read whose round a quorum (the leader included) confirmed to
+   * `ready`. `quorumIndex` gives the largest value a quorum of the configuration
+   * in force has reached (a majority of each half while joint), given each
+   * voter's value; learners' echoes never count.
+   */
+  release(self: NodeId, quorumIndex: (valueOf: (id: NodeId) => number) => number): void {
     if (this.pending.length === 0) return;
     // The highest round confirmed by a quorum: the leader confirms every round it
-    // broadcast; sort the others' echoes and take the quorum-th largest.
-    const rounds = voters.map((id) => id === self ? this.round : this.#acked.get(id) ?? 0)
-      .sort((a, b) => b - a);
-    const confirmed = rounds[quorumSize(voters.length) - 1]!;
+    // broadcast, the others the highest round they echoed.
+    const confirmed = quorumIndex((id) => id === self ? this.round : this.#acked.get(id) ?? 0);
     let n = 0;
     while (n < this.pending.length && this.pending[n]!.round <= confirmed) n++;
     for (const p of this.pending.splice(0, n)) {

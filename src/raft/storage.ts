@@ -25,6 +25,7 @@
 import { CompactedError, SnapshotOutOfDateError } from "./errors.ts";
 import {
   type ConfState,
+  confStateOf,
   EMPTY_HARD_STATE,
   type Entry,
   type HardState,
@@ -81,10 +82,19 @@ export function limitSize(entries: Entry[], maxBytes: number | undefined): Entry
 }
 
 /** The snapshot of a storage that has none yet: index 0, term 0, the bootstrap membership. */
-function emptySnapshot(voters: readonly NodeId[]): Snapshot {
+function emptySnapshot(conf: ConfState): Snapshot {
+  return { meta: { index: 0, term: 0, conf: sortedConf(conf) }, data: new Uint8Array() };
+}
+
+/** A copy of `cs` with every list in ascending order. */
+function sortedConf(cs: ConfState): ConfState {
+  const asc = (ids: readonly NodeId[]) => [...ids].sort((a, b) => a - b);
   return {
-    meta: { index: 0, term: 0, conf: { voters: [...voters].sort((a, b) => a - b) } },
-    data: new Uint8Array(),
+    voters: asc(cs.voters),
+    learners: asc(cs.learners),
+    votersOutgoing: asc(cs.votersOutgoing),
+    learnersNext: asc(cs.learnersNext),
+    autoLeave: cs.autoLeave,
   };
 }
 
@@ -107,9 +117,13 @@ export class MemoryStorage implements Storage {
   // Invariant: #entries[i].index === #offset + 1 + i, terms never decrease.
   #entries: Entry[] = [];
 
-  /** A storage with no log, whose membership is `voters` until a snapshot says otherwise. */
-  constructor(voters: readonly NodeId[]) {
-    this.#snapshot = emptySnapshot(voters);
+  /**
+   * A storage with no log, whose membership is `conf` (or these voters) until a
+   * snapshot says otherwise. An empty membership is a node that joins a running
+   * cluster: it learns the membership from the leader.
+   */
+  constructor(conf: readonly NodeId[] | ConfState) {
+    this.#snapshot = emptySnapshot(isConfState(conf) ? conf : confStateOf(conf));
   }
 
   initialState(): InitialState {
@@ -231,7 +245,7 @@ export class MemoryStorage implements Storage {
       meta: {
         index,
         term: this.term(index),
-        conf: { voters: [...conf.voters].sort((a, b) => a - b) },
+        conf: sortedConf(conf),
       },
       data,
     };
@@ -274,4 +288,8 @@ export class MemoryStorage implements Storage {
     c.#entries = [...this.#entries];
     return c;
   }
+}
+
+function isConfState(c: readonly NodeId[] | ConfState): c is ConfState {
+  return !Array.isArray(c);
 }

@@ -15,8 +15,13 @@ export type NodeId = number;
 /** The absence of a node id (no leader known, no vote cast). */
 export const NONE: NodeId = 0;
 
-/** What an entry carries. Only `normal` exists now; `conf_change` is reserved for membership change. */
-export type EntryType = "normal";
+/**
+ * What an entry carries: a command for the state machine (`normal`), or a
+ * membership change (`conf_change`, whose data is `encodeConfChange(cc)`, see
+ * confchange/codec.ts). A conf change takes effect when the application applies
+ * its entry and calls `RawNode.applyConfChange` (etcd-io/raft's design).
+ */
+export type EntryType = "normal" | "conf_change";
 
 /** One slot of the replicated log (Figure 2: "log[]"). */
 export interface Entry {
@@ -45,13 +50,66 @@ export interface HardState {
 export const EMPTY_HARD_STATE: HardState = { term: 0, vote: NONE, commit: 0 };
 
 /**
- * A cluster membership (etcd-io/raft's `ConfState`): who votes. It is an object,
- * not a bare list, so membership change can add learners and the outgoing half of
- * a joint configuration (dissertation §4.3) without changing every signature.
- * Voters are kept in ascending order.
+ * A cluster membership (etcd-io/raft's `ConfState`): who votes, who only
+ * learns. While a joint configuration is in force (dissertation §4.3), decisions
+ * need a majority of `voters` (the incoming configuration) AND of
+ * `votersOutgoing`. Every list is in ascending order; an id is in at most one of
+ * `voters` and `learners`, and every id of `learnersNext` is in `votersOutgoing`.
  */
 export interface ConfState {
+  /** The incoming (or only) majority configuration. */
   readonly voters: readonly NodeId[];
+  /** Members that receive the log and snapshots but never vote or count (etcd's Learners). */
+  readonly learners: readonly NodeId[];
+  /** The outgoing majority configuration; non-empty only while joint. */
+  readonly votersOutgoing: readonly NodeId[];
+  /** Voters being demoted to learners: they become learners when the joint state is left. */
+  readonly learnersNext: readonly NodeId[];
+  /** Leave the joint state automatically once it is applied (etcd's AutoLeave). */
+  readonly autoLeave: boolean;
+}
+
+/** A simple (not joint) configuration of `voters` and `learners`, each sorted. */
+export function confStateOf(
+  voters: readonly NodeId[],
+  learners: readonly NodeId[] = [],
+): ConfState {
+  return {
+    voters: [...voters].sort((a, b) => a - b),
+    learners: [...learners].sort((a, b) => a - b),
+    votersOutgoing: [],
+    learnersNext: [],
+    autoLeave: false,
+  };
+}
+
+/** Every member of `cs` (voters of either half and learners), ascending, without repeats. */
+export function confMembers(cs: ConfState): NodeId[] {
+  return [...new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext])]
+    .sort((a, b) => a - b);
+}
+
+/** What one step of a membership change does to one node. */
+export type ConfChangeType = "add_voter" | "add_learner" | "remove";
+
+/** One node's part of a {@link ConfChange}. */
+export interface ConfChangeSingle {
+  readonly type: ConfChangeType;
+  readonly nodeId: NodeId;
+}
+
+/**
+ * A membership change (etcd-io/raft's ConfChangeV2). With `transition: "auto"`,
+ * a single change is made directly (one voter at a time is safe, §4.1) and
+ * several enter a joint configuration that is left automatically once applied;
+ * with `"explicit"` the joint configuration stays until a change with no
+ * `changes` (the "leave joint" change) is applied.
+ */
+export interface ConfChange {
+  readonly changes: readonly ConfChangeSingle[];
+  readonly transition: "auto" | "explicit";
+  /** Opaque to the core; the runtime puts the member's address etc. here. */
+  readonly context: Uint8Array;
 }
 
 /**
@@ -110,7 +168,17 @@ export type MessageType =
    * entries this follower needs, so it sends its snapshot instead (etcd's MsgSnap).
    * The follower answers with an `app_resp`.
    */
-  | "snap";
+  | "snap"
+  /**
+   * Leadership transfer (dissertation §3.10): the leader tells the transferee,
+   * whose log it has brought up to date, to campaign now (etcd's MsgTimeoutNow).
+   */
+  | "timeout_now"
+  /**
+   * A request to transfer leadership to node `context` (etcd's
+   * MsgTransferLeader), forwarded by a follower to its leader.
+   */
+  | "transfer_leader";
 
 /**
  * One protocol message. Which fields mean what depends on `type`:
@@ -119,11 +187,13 @@ export type MessageType =
  * |-----------------|------------------------------------------|--------------------------------------|
  * | app             | prevLogIndex / prevLogTerm               | entries, commit                      |
  * | app_resp        | accepted: last index matched; rejected: the rejected prevLogIndex | reject, rejectHint, logTerm (hint term) |
- * | vote, pre_vote  | candidate's lastLogIndex / lastLogTerm   |                                      |
+ * | vote, pre_vote  | candidate's lastLogIndex / lastLogTerm   | context: 1 on a leadership transfer's campaign |
  * | *_resp (votes)  | unused                                   | reject                               |
  * | heartbeat       | unused                                   | commit (capped at the follower's match), context |
  * | heartbeat_resp  | unused                                   | context (echoed)                     |
  * | snap            | unused                                   | snapshot                             |
+ * | timeout_now     | unused                                   |                                      |
+ * | transfer_leader | unused                                   | context: the transferee              |
  *
  * `snapshot` is set on `snap` messages only; every other type leaves it absent.
  */

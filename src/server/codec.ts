@@ -20,7 +20,8 @@
 import { create } from "@bufbuild/protobuf";
 import * as pb from "../gen/raftkv/v1/raft_pb.ts";
 import { decodeCommand } from "../kv/command.ts";
-import type { Entry, Message, MessageType, NodeId } from "../raft/types.ts";
+import { decodeConfChange } from "../raft/confchange/codec.ts";
+import type { Entry, EntryType, Message, MessageType, NodeId } from "../raft/types.ts";
 
 /** A peer sent something the core cannot take. */
 export class CodecError extends Error {
@@ -39,6 +40,8 @@ const TYPE_TO_PB: Record<Exclude<MessageType, "snap">, pb.MessageType> = {
   pre_vote_resp: pb.MessageType.PRE_VOTE_RESP,
   heartbeat: pb.MessageType.HEARTBEAT,
   heartbeat_resp: pb.MessageType.HEARTBEAT_RESP,
+  timeout_now: pb.MessageType.TIMEOUT_NOW,
+  transfer_leader: pb.MessageType.TRANSFER_LEADER,
 };
 
 const TYPE_FROM_PB = new Map<pb.MessageType, MessageType>(
@@ -53,25 +56,42 @@ export function toSafeNumber(value: bigint, field: string): number {
   return Number(value);
 }
 
+const ENTRY_TYPE_TO_PB: Record<EntryType, pb.EntryType> = {
+  normal: pb.EntryType.NORMAL,
+  conf_change: pb.EntryType.CONF_CHANGE,
+};
+
 export function entryToPb(e: Entry): pb.Entry {
   return create(pb.EntrySchema, {
     term: BigInt(e.term),
     index: BigInt(e.index),
-    type: pb.EntryType.NORMAL,
+    type: ENTRY_TYPE_TO_PB[e.type],
     data: e.data,
   });
 }
 
 export function entryFromPb(e: pb.Entry): Entry {
-  if (e.type !== pb.EntryType.NORMAL) {
+  const index = toSafeNumber(e.index, "entry.index");
+  let type: EntryType;
+  if (e.type === pb.EntryType.NORMAL) {
+    type = "normal";
+    checkEntryData(index, e.data);
+  } else if (e.type === pb.EntryType.CONF_CHANGE) {
+    type = "conf_change";
+    // Every node decodes it when applying; bytes no node can decode would stop
+    // them all once committed.
+    try {
+      decodeConfChange(e.data);
+    } catch (err) {
+      throw new CodecError(`Cannot decode entry ${index}: ${(err as Error).message}`);
+    }
+  } else {
     throw new CodecError(`Cannot decode entry: unknown entry type ${e.type}`);
   }
-  const index = toSafeNumber(e.index, "entry.index");
-  checkEntryData(index, e.data);
   return {
     term: toSafeNumber(e.term, "entry.term"),
     index,
-    type: "normal",
+    type,
     data: e.data,
   };
 }

@@ -33,6 +33,7 @@ import { type ConfView, listMembers, peerAddressOf } from "./membership.ts";
 import { parseHostPort } from "./flags.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
+import { confStateOf } from "../raft/types.ts";
 
 /** Why a call could not be completed; the services map it to a gRPC status. */
 export class NodeError extends Error {
@@ -464,7 +465,7 @@ export class RaftKvNode {
     if (!this.#snapshotter.due(applied)) return;
     const conf = this.#storage.snapshot().meta.index > 0
       ? this.#storage.snapshot().meta.conf
-      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
+      : confStateOf([...this.options.peers.keys()]);
     this.#snapshotter.start(
       { index: applied, term: this.#appliedTerm, conf },
       {
@@ -759,7 +760,7 @@ export class RaftKvNode {
     const term = this.#appliedTerm;
     const conf = this.#storage.snapshot().meta.index > 0
       ? this.#storage.snapshot().meta.conf
-      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b) };
+      : confStateOf([...this.options.peers.keys()]);
     const steps = encodeKvStateInSteps({
       store,
       appliedTerm: term,
@@ -773,11 +774,9 @@ export class RaftKvNode {
     }
   }
 
-  /** The configuration this node has applied. */
+  /** The configuration in force: the last one this node applied (the core's). */
   #conf(): ConfView {
-    return this.#storage.snapshot().meta.index > 0
-      ? { learners: [], ...this.#storage.snapshot().meta.conf }
-      : { voters: [...this.options.peers.keys()].sort((a, b) => a - b), learners: [] };
+    return this.#raw.status().conf;
   }
 
   /**

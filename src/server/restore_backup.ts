@@ -33,6 +33,7 @@ import { decodeSnapshotFile, SnapshotCorruptionError } from "../snapshot/file.ts
 import { SNAP_DIR } from "../snapshot/store.ts";
 import { exists, mkdirDurable, syncDirectory, writeFileAtomic } from "../wal/durable_fs.ts";
 import { type DataDirIdentity, IDENTITY_FILE, openDataDir, WAL_DIR } from "./data_dir.ts";
+import { confStateOf } from "../raft/types.ts";
 
 /** The marker of a restore under way (see the module documentation). */
 export const RESTORING_FILE = "RESTORING";
@@ -114,7 +115,7 @@ export async function readBackup(file: string, voters: readonly NodeId[]): Promi
     }
     throw err;
   }
-  const meta: SnapshotMeta = { index, term, conf: { voters: [...voters].sort((a, b) => a - b) } };
+  const meta: SnapshotMeta = { index, term, conf: confStateOf(voters) };
   return { meta, data: snapshot.data };
 }
 

@@ -13,19 +13,22 @@
  * | 0      | 8    | magic `RKVSNAP1`                                             |
  * | 8      | 4    | format version (1)                                           |
  * | 12     | 4    | header length H                                              |
- * | 16     | H    | header: UTF-8 JSON `{"index","term","conf":{"voters"},"dataLength"}` |
+ * | 16     | H    | header: UTF-8 JSON `{"index","term","conf":{"voters",...},"dataLength"}` |
  * | 16+H   | D    | the state machine's bytes (opaque here)                      |
  * | 16+H+D | 4    | CRC-32C of every byte before it                              |
  *
  * The header is JSON so that the membership can grow fields (learners, joint
  * configurations) without a new version; its `dataLength` and the trailing
  * checksum let a reader tell a truncated or damaged file from a good one before
- * it trusts a single byte of state.
+ * it trusts a single byte of state. `conf` always has `voters`; `learners`,
+ * `votersOutgoing`, `learnersNext` and `autoLeave` are written only when not
+ * empty (false), so a file of a simple configuration is byte for byte what
+ * versions before membership change wrote, and a missing field reads as empty.
  *
  * @module
  */
 
-import type { NodeId, Snapshot, SnapshotMeta } from "../raft/types.ts";
+import type { ConfState, NodeId, Snapshot, SnapshotMeta } from "../raft/types.ts";
 import { crc32c, crc32cRange } from "../wal/crc32c.ts";
 
 /** The first eight bytes of every snapshot file. */
@@ -52,7 +55,13 @@ export class SnapshotCorruptionError extends Error {
 interface Header {
   readonly index: number;
   readonly term: number;
-  readonly conf: { readonly voters: readonly NodeId[] };
+  readonly conf: {
+    readonly voters: readonly NodeId[];
+    readonly learners?: readonly NodeId[];
+    readonly votersOutgoing?: readonly NodeId[];
+    readonly learnersNext?: readonly NodeId[];
+    readonly autoLeave?: boolean;
+  };
   readonly dataLength: number;
 }
 
@@ -86,7 +95,7 @@ export function* encodeSnapshotFileInSteps(
   const header: Header = {
     index: meta.index,
     term: meta.term,
-    conf: { voters: [...meta.conf.voters] },
+    conf: confHeader(meta.conf),
     dataLength: data.length,
   };
   const h = new TextEncoder().encode(JSON.stringify(header));
@@ -163,9 +172,19 @@ export function decodeSnapshotFile(bytes: Uint8Array, source: string): Snapshot 
   if (!isIndex(index) || !isIndex(term) || !isIndex(dataLength) || !Array.isArray(voters)) {
     throw bad("header lacks index, term, conf.voters or dataLength");
   }
-  if (!voters.every(isNodeId) || new Set(voters).size !== voters.length) {
-    throw bad(`voters ${JSON.stringify(voters)} are not distinct positive ids`);
+  const lists = {
+    voters,
+    learners: conf?.learners ?? [],
+    votersOutgoing: conf?.votersOutgoing ?? [],
+    learnersNext: conf?.learnersNext ?? [],
+  };
+  for (const [what, ids] of Object.entries(lists)) {
+    if (!Array.isArray(ids) || !ids.every(isNodeId) || new Set(ids).size !== ids.length) {
+      throw bad(`${what} ${JSON.stringify(ids)} are not distinct positive ids`);
+    }
   }
+  const autoLeave = conf?.autoLeave ?? false;
+  if (typeof autoLeave !== "boolean") throw bad(`autoLeave ${JSON.stringify(autoLeave)}`);
   if (index > 0 && (term === 0 || voters.length === 0)) {
     throw bad(`a snapshot at index ${index} needs a term and at least one voter`);
   }
@@ -176,8 +195,30 @@ export function decodeSnapshotFile(bytes: Uint8Array, source: string): Snapshot 
       }`,
     );
   }
-  const meta: SnapshotMeta = { index, term, conf: { voters: [...voters] } };
+  const asc = (ids: readonly NodeId[]) => [...ids].sort((a, b) => a - b);
+  const meta: SnapshotMeta = {
+    index,
+    term,
+    conf: {
+      voters: asc(lists.voters),
+      learners: asc(lists.learners),
+      votersOutgoing: asc(lists.votersOutgoing),
+      learnersNext: asc(lists.learnersNext),
+      autoLeave,
+    },
+  };
   // A copy: the caller may reuse or free `bytes`.
   const data = bytes.slice(FIXED_BYTES + headerLength, end);
   return { meta, data };
+}
+
+/** The header's form of `cs`: voters, and the other fields only when set. */
+function confHeader(cs: ConfState): Header["conf"] {
+  return {
+    voters: [...cs.voters],
+    ...(cs.learners.length > 0 ? { learners: [...cs.learners] } : {}),
+    ...(cs.votersOutgoing.length > 0 ? { votersOutgoing: [...cs.votersOutgoing] } : {}),
+    ...(cs.learnersNext.length > 0 ? { learnersNext: [...cs.learnersNext] } : {}),
+    ...(cs.autoLeave ? { autoLeave: true } : {}),
+  };
 }

@@ -278,7 +278,7 @@ export function hex32(n: number): string {
 
 // ---- payload codecs ----------------------------------------------------------------------------
 
-const ENTRY_TYPES: readonly EntryType[] = ["normal"];
+const ENTRY_TYPES: readonly EntryType[] = ["normal", "conf_change"];
 const HARD_STATE_BYTES = 24;
 const SEGMENT_HEADER_BYTES = 24;
 const SAVE_HEADER_BYTES = 16;
@@ -309,7 +309,7 @@ function viewOf(payload: Uint8Array): DataView {
   return new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
 }
 
-/** Encodes an entry: index (u64), term (u64), type (u8: 0 normal), then the data. */
+/** Encodes an entry: index (u64), term (u64), type (u8: 0 normal, 1 conf_change), then the data. */
 export function encodeEntry(entry: Entry): Uint8Array {
   checkU64(entry.index, "entry index");
   checkU64(entry.term, "entry term");

@@ -26,10 +26,11 @@ import type { Snapshot } from "../../src/raft/types.ts";
 import { decodeSnapshotFile, encodeSnapshotFile } from "../../src/snapshot/file.ts";
 import { clusterService } from "../../src/server/cluster_service.ts";
 import { NodeError } from "../../src/server/node.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 function snapshotOf(dataBytes: number): Snapshot {
   const data = new Uint8Array(dataBytes).map((_, i) => (i * 7 + 1) & 0xff);
-  return { meta: { index: 1234, term: 5, conf: { voters: [1, 2, 3] } }, data };
+  return { meta: { index: 1234, term: 5, conf: confStateOf([1, 2, 3]) }, data };
 }
 
 type Endpoint = Partial<ServiceImpl<typeof ClusterService>>;

@@ -20,6 +20,7 @@ import {
 } from "../../src/gen/raftkv/v1/raft_pb.ts";
 import { encodeSnapshotFile } from "../../src/snapshot/file.ts";
 import { utf8, withCluster } from "./_harness.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 function header(term: bigint, size: number | bigint): InstallSnapshotRequest {
   const value = create(InstallSnapshotHeaderSchema, {
@@ -51,7 +52,7 @@ Deno.test("hostile InstallSnapshot streams get a clear status; the node serves o
     const termBefore = (await c.status(1)).term;
     const term = termBefore + 1000n;
     const file = encodeSnapshotFile({
-      meta: { index: 5, term: 1, conf: { voters: [1, 2, 3] } },
+      meta: { index: 5, term: 1, conf: confStateOf([1, 2, 3]) },
       data: utf8("x".repeat(3000)),
     });
     const flipped = file.slice();

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describeMessage } from "../../src/raft/describe.ts";
 import { message } from "../../src/raft/types.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 Deno.test("messages render on one line with the fields their type uses", () => {
   const data = new TextEncoder().encode("x");
@@ -30,7 +31,7 @@ Deno.test("messages render on one line with the fields their type uses", () => {
 
 Deno.test("a snap message shows the snapshot's last term/index, membership and size", () => {
   const snapshot = {
-    meta: { index: 120, term: 2, conf: { voters: [1, 2, 3] } },
+    meta: { index: 120, term: 2, conf: confStateOf([1, 2, 3]) },
     data: new Uint8Array(16),
   };
   assert.equal(

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { RaftLog } from "../../src/raft/raft_log.ts";
 import { CompactedError, type Entry, MemoryStorage } from "../../src/raft/mod.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 /** Entries with the given terms at indexes 1, 2, ... */
 function ents(terms: number[], from = 1): Entry[] {
@@ -113,7 +114,7 @@ Deno.test("slice respects the byte limit but always returns one entry", () => {
 function compactedLog(point: number): RaftLog {
   const s = new MemoryStorage([1]);
   s.append(ents([1, 1, 2, 2, 3, 3, 3, 3]));
-  s.createSnapshot(5, { voters: [1] }, new Uint8Array());
+  s.createSnapshot(5, confStateOf([1]), new Uint8Array());
   s.compact(point);
   return new RaftLog(s, 5, 5);
 }
@@ -139,7 +140,7 @@ Deno.test("fast back-up stops at the compacted prefix and says the term there is
 
 Deno.test("a restored snapshot is the whole log until it is durable, and nothing is applied before it", () => {
   const log = logWith([1, 1, 2, 2], 2);
-  const snap = { meta: { index: 10, term: 4, conf: { voters: [1] } }, data: new Uint8Array() };
+  const snap = { meta: { index: 10, term: 4, conf: confStateOf([1]) }, data: new Uint8Array() };
   log.restore(snap);
   assert.equal(log.committed, 10);
   assert.equal(log.firstIndex(), 11);
@@ -157,6 +158,6 @@ Deno.test("a restored snapshot is the whole log until it is durable, and nothing
 
 Deno.test("a stale restore, at or below the commit index, is an invariant violation", () => {
   const log = logWith([1, 1, 2, 2], 3);
-  const snap = { meta: { index: 3, term: 2, conf: { voters: [1] } }, data: new Uint8Array() };
+  const snap = { meta: { index: 3, term: 2, conf: confStateOf([1]) }, data: new Uint8Array() };
   assert.throws(() => log.restore(snap), /would move the commit index back/);
 });

@@ -24,9 +24,10 @@ import {
   rawNode,
   tickUntil,
 } from "./_scenario.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 function snapshot(index: number, term: number, voters: NodeId[] = [1, 2, 3]): Snapshot {
-  return { meta: { index, term, conf: { voters } }, data: enc.encode(`state@${index}`) };
+  return { meta: { index, term, conf: confStateOf(voters) }, data: enc.encode(`state@${index}`) };
 }
 
 /** Handles Readies until there are none; returns every message they sent. */
@@ -112,7 +113,7 @@ Deno.test("a leader sends one snapshot at a time and holds appends to that follo
   h.node.step(message({ type: "app_resp", from: 3, to: 1, term: 1, index: 11 }));
   drain(h);
   assert.equal(h.node.status().applied, 11);
-  h.storage.createSnapshot(11, { voters: [1, 2, 3] }, enc.encode("state@11"));
+  h.storage.createSnapshot(11, confStateOf([1, 2, 3]), enc.encode("state@11"));
   h.storage.compact(11);
 
   // Node 2's heartbeat answer draws an append at 11, which it rejects: everything
@@ -133,12 +134,13 @@ Deno.test("a leader sends one snapshot at a time and holds appends to that follo
   );
   const sent = drain(h).filter((m) => m.to === 2);
   assert.deepEqual(sent.map((m) => m.type), ["snap"]);
-  assert.deepEqual(sent[0]!.snapshot!.meta, { index: 11, term: 1, conf: { voters: [1, 2, 3] } });
+  assert.deepEqual(sent[0]!.snapshot!.meta, { index: 11, term: 1, conf: confStateOf([1, 2, 3]) });
   assert.deepEqual(h.node.status().progress!.get(2), {
     match: 1,
     next: 12,
     state: "snapshot",
     pendingSnapshot: 11,
+    isLearner: false,
   });
 
   // While it is in flight: no append, no second snapshot, whatever happens.
@@ -167,7 +169,7 @@ Deno.test("a failed snapshot send is retried once the follower answers again", (
   drain(h);
   h.node.step(message({ type: "app_resp", from: 3, to: 1, term: 1, index: 6 }));
   drain(h);
-  h.storage.createSnapshot(6, { voters: [1, 2, 3] }, enc.encode("state@6"));
+  h.storage.createSnapshot(6, confStateOf([1, 2, 3]), enc.encode("state@6"));
   h.storage.compact(6);
   h.node.step(
     message({ type: "app_resp", from: 2, to: 1, term: 1, index: 6, reject: true, rejectHint: 1 }),
@@ -183,6 +185,7 @@ Deno.test("a failed snapshot send is retried once the follower answers again", (
     next: 2,
     state: "probe",
     pendingSnapshot: 0,
+    isLearner: false,
   });
   // A report for a snapshot no longer pending changes nothing.
   h.node.reportSnapshot(2, "finish");
@@ -326,7 +329,7 @@ Deno.test("a RawNode restarted from storage with a snapshot must start at or pas
   const storage = new MemoryStorage([1, 2, 3]);
   storage.append(entriesWithTerms([1, 1, 1, 1, 1, 1]));
   storage.setHardState({ term: 1, vote: 2, commit: 6 });
-  storage.createSnapshot(4, { voters: [1, 2, 3] }, enc.encode("state@4"));
+  storage.createSnapshot(4, confStateOf([1, 2, 3]), enc.encode("state@4"));
   storage.compact(4);
   assert.throws(
     () => new RawNode({ id: 1, random: seededRandom(1), applied: 0 }, storage),

@@ -7,6 +7,7 @@ import { CompactedError, SnapshotOutOfDateError } from "../../src/raft/errors.ts
 import { MemoryStorage } from "../../src/raft/storage.ts";
 import type { Snapshot } from "../../src/raft/types.ts";
 import { enc, entriesWithTerms } from "./_scenario.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 /** Entries of terms 1,1,2,2,3,3,3,3 at indexes 1..8. */
 function storage(): MemoryStorage {
@@ -27,13 +28,13 @@ Deno.test("storage: with no snapshot, the log starts at 1 and the snapshot is em
   const s = storage();
   assert.equal(s.firstIndex(), 1);
   assert.equal(s.term(0), 0, "the sentinel");
-  assert.deepEqual(s.snapshot().meta, { index: 0, term: 0, conf: { voters: [1, 2, 3] } });
-  assert.deepEqual(s.initialState().conf, { voters: [1, 2, 3] });
+  assert.deepEqual(s.snapshot().meta, { index: 0, term: 0, conf: confStateOf([1, 2, 3]) });
+  assert.deepEqual(s.initialState().conf, confStateOf([1, 2, 3]));
 });
 
 Deno.test("storage: compacting keeps the term at the compaction point, and reading below it is a CompactedError", () => {
   const s = storage();
-  s.createSnapshot(5, { voters: [1, 2, 3] }, enc.encode("state@5"));
+  s.createSnapshot(5, confStateOf([1, 2, 3]), enc.encode("state@5"));
   s.compact(4);
   assert.equal(s.firstIndex(), 5);
   assert.equal(s.lastIndex(), 8);
@@ -54,7 +55,7 @@ Deno.test("storage: compaction may not pass the snapshot, nor go back", () => {
     () => s.compact(3),
     /Cannot compact to index 3: the latest snapshot covers only up to index 0/,
   );
-  s.createSnapshot(6, { voters: [1, 2, 3] }, enc.encode("state@6"));
+  s.createSnapshot(6, confStateOf([1, 2, 3]), enc.encode("state@6"));
   s.compact(6);
   assert.equal(s.firstIndex(), 7);
   s.compact(6); // again: nothing to do
@@ -64,26 +65,26 @@ Deno.test("storage: compaction may not pass the snapshot, nor go back", () => {
 
 Deno.test("storage: a snapshot is created only at or past the one held, within the log", () => {
   const s = storage();
-  const snap = s.createSnapshot(5, { voters: [2, 1, 3] }, enc.encode("state@5"));
-  assert.deepEqual(snap.meta, { index: 5, term: 3, conf: { voters: [1, 2, 3] } });
+  const snap = s.createSnapshot(5, confStateOf([2, 1, 3]), enc.encode("state@5"));
+  assert.deepEqual(snap.meta, { index: 5, term: 3, conf: confStateOf([1, 2, 3]) });
   assert.equal(s.snapshot(), snap);
   assert.equal(s.firstIndex(), 1, "creating a snapshot compacts nothing by itself");
   assert.throws(
-    () => s.createSnapshot(4, { voters: [1, 2, 3] }, new Uint8Array()),
+    () => s.createSnapshot(4, confStateOf([1, 2, 3]), new Uint8Array()),
     (e: unknown) => e instanceof SnapshotOutOfDateError && e.index === 4 && e.current === 5,
   );
   assert.throws(
-    () => s.createSnapshot(9, { voters: [1, 2, 3] }, new Uint8Array()),
+    () => s.createSnapshot(9, confStateOf([1, 2, 3]), new Uint8Array()),
     /Cannot create a snapshot at index 9: the log ends at index 8/,
   );
-  s.createSnapshot(5, { voters: [1, 2, 3] }, enc.encode("state@5")); // the same index: allowed
+  s.createSnapshot(5, confStateOf([1, 2, 3]), enc.encode("state@5")); // the same index: allowed
 });
 
 Deno.test("storage: applying a leader's snapshot replaces the log; an older one is refused", () => {
   const s = storage();
   s.setHardState({ term: 3, vote: 1, commit: 4 });
   const snap: Snapshot = {
-    meta: { index: 12, term: 4, conf: { voters: [1, 2, 3, 4] } },
+    meta: { index: 12, term: 4, conf: confStateOf([1, 2, 3, 4]) },
     data: enc.encode("state@12"),
   };
   s.applySnapshot(snap);
@@ -91,7 +92,11 @@ Deno.test("storage: applying a leader's snapshot replaces the log; an older one 
   assert.equal(s.lastIndex(), 12, "the log is the snapshot");
   assert.equal(s.term(12), 4);
   assert.throws(() => s.term(8), isCompacted(13));
-  assert.deepEqual(s.initialState().conf, { voters: [1, 2, 3, 4] }, "membership from the snapshot");
+  assert.deepEqual(
+    s.initialState().conf,
+    confStateOf([1, 2, 3, 4]),
+    "membership from the snapshot",
+  );
   assert.deepEqual(s.hardState(), { term: 3, vote: 1, commit: 4 }, "the hard state is the Ready's");
   assert.throws(
     () => s.applySnapshot(snap),
@@ -104,7 +109,7 @@ Deno.test("storage: applying a leader's snapshot replaces the log; an older one 
 
 Deno.test("storage: appends may not rewrite the compacted prefix or what the snapshot covers", () => {
   const s = storage();
-  s.createSnapshot(6, { voters: [1, 2, 3] }, enc.encode("state@6"));
+  s.createSnapshot(6, confStateOf([1, 2, 3]), enc.encode("state@6"));
   s.compact(3);
   assert.throws(
     () => s.append([{ term: 4, index: 3, type: "normal", data: new Uint8Array() }]),
@@ -121,7 +126,7 @@ Deno.test("storage: appends may not rewrite the compacted prefix or what the sna
 
 Deno.test("storage: a clone carries the snapshot and the compaction point", () => {
   const s = storage();
-  s.createSnapshot(5, { voters: [1, 2, 3] }, enc.encode("state@5"));
+  s.createSnapshot(5, confStateOf([1, 2, 3]), enc.encode("state@5"));
   s.compact(5);
   const c = s.clone();
   assert.equal(c.snapshot(), s.snapshot());

@@ -22,6 +22,7 @@ import { Wal } from "../../src/wal/mod.ts";
 import type { Snapshot } from "../../src/raft/types.ts";
 import { SnapshotStore } from "../../src/snapshot/store.ts";
 import { entries, RecordingLogger, SimDisk, withTempDir } from "../wal/_helpers.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 function identity(
   nodeId: NodeId,
@@ -297,7 +298,7 @@ Deno.test("a leftover identity.json.tmp (a crash while writing it) is removed; t
 
 function snap(index: number): Snapshot {
   return {
-    meta: { index, term: 1, conf: { voters: [1, 2, 3] } },
+    meta: { index, term: 1, conf: confStateOf([1, 2, 3]) },
     data: new TextEncoder().encode(`state at ${index}`),
   };
 }

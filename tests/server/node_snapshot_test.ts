@@ -16,6 +16,7 @@ import { SILENT_LOGGER } from "../../src/raft/logger.ts";
 import { type Entry, message, type Snapshot } from "../../src/raft/types.ts";
 import { RaftKvNode } from "../../src/server/node.ts";
 import { waitFor } from "../e2e/_harness.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 1 }]));
 const TERM = 5;
@@ -61,7 +62,7 @@ Deno.test("a follower installs the leader's snapshot, applies what follows, and 
     for (let i = 1; i <= 100; i++) log.push(put(i, `k${i % 17}`, `v${i}`));
     const leader = leaderState(log);
     const snapshot: Snapshot = {
-      meta: { index: 100, term: TERM, conf: { voters: [1, 2, 3] } },
+      meta: { index: 100, term: TERM, conf: confStateOf([1, 2, 3]) },
       data: encodeKvState({
         store: leader.store.exportState(),
         appliedTerm: TERM,

@@ -27,6 +27,7 @@ import {
   RESTORING_FILE,
 } from "../../src/server/restore_backup.ts";
 import { bytes, put } from "../kv/helpers.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 /** A backup of an old cluster {7,8,9}: 20 keys applied at indexes 1..20 in term 3. */
 function backup(): Snapshot {
@@ -38,7 +39,7 @@ function backup(): Snapshot {
     chain.add({ index: i, term: 3, data });
   }
   const data = encodeKvState({ store: store.exportState(), appliedTerm: 3, chainLink: chain.link });
-  return { meta: { index: 20, term: 3, conf: { voters: [7, 8, 9] } }, data };
+  return { meta: { index: 20, term: 3, conf: confStateOf([7, 8, 9]) }, data };
 }
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
@@ -68,7 +69,7 @@ Deno.test("a restored data dir holds the backup as the new cluster's snapshot, c
     await Deno.writeFile(file, encodeSnapshotFile(snap));
     const dataDir = join(dir, "node2");
     const meta = await restoreDataDir({ file, dataDir, identity: IDENTITY, logger: SILENT_LOGGER });
-    assert.deepEqual(meta, { index: 20, term: 3, conf: { voters: [1, 2, 3] } });
+    assert.deepEqual(meta, { index: 20, term: 3, conf: confStateOf([1, 2, 3]) });
     const loaded = await (await SnapshotStore.open(join(dataDir, SNAP_DIR))).loadNewest();
     assert.deepEqual(loaded.snapshot, { meta, data: snap.data });
     const { wal, recovery } = await Wal.open(join(dataDir, "wal"), { snapshotIndex: 20 });

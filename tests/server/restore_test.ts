@@ -15,6 +15,7 @@ import {
 import { Wal } from "../../src/wal/mod.ts";
 import { entries, withTempDir } from "../wal/_helpers.ts";
 import { put } from "../kv/helpers.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 /** A snapshot at `index` in `term` of a store that applied puts 1..index. */
 function snapshotAt(index: number, term: number, labelled = index): Snapshot {
@@ -25,7 +26,7 @@ function snapshotAt(index: number, term: number, labelled = index): Snapshot {
     appliedTerm: term,
     chainLink: new Uint8Array(32),
   });
-  return { meta: { index: labelled, term, conf: { voters: [1, 2, 3] } }, data };
+  return { meta: { index: labelled, term, conf: confStateOf([1, 2, 3]) }, data };
 }
 
 Deno.test("the commit index reaches the snapshot's; a lower term moves up to it with no vote", () => {

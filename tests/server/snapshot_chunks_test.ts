@@ -14,6 +14,7 @@ import {
   encodeSnapshotChunks,
   MAX_SNAPSHOT_CHUNK_BYTES,
 } from "../../src/server/snapshot_chunks.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 function join(chunks: Iterable<Uint8Array>): Uint8Array {
   const all = [...chunks];
@@ -29,7 +30,7 @@ function join(chunks: Iterable<Uint8Array>): Uint8Array {
 Deno.test("encoded in steps and read in chunks, a snapshot file is the file encodeSnapshotFile writes", async () => {
   for (const size of [0, 1, MAX_SNAPSHOT_CHUNK_BYTES - 40, 2_500_000]) {
     const data = new Uint8Array(size).map((_, i) => (i * 17 + 3) & 0xff);
-    const snapshot: Snapshot = { meta: { index: 9, term: 2, conf: { voters: [1, 2, 3] } }, data };
+    const snapshot: Snapshot = { meta: { index: 9, term: 2, conf: confStateOf([1, 2, 3]) }, data };
     const file = await encodeSnapshotChunks(snapshot);
     const chunks = [...file.chunks()];
     assert.ok(chunks.every((c) => c.length > 0 && c.length <= MAX_SNAPSHOT_CHUNK_BYTES));

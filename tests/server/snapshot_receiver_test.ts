@@ -25,6 +25,7 @@ import { raftService, type RaftServiceNode } from "../../src/server/raft_service
 import { MAX_SNAPSHOT_CHUNK_BYTES } from "../../src/server/snapshot_chunks.ts";
 import type { LogFields } from "../../src/raft/logger.ts";
 import { waitFor } from "../e2e/_harness.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
@@ -58,7 +59,7 @@ function setup(maxBytes = 64 * 1024 * 1024) {
 function snapshotOf(dataBytes: number): Snapshot {
   const data = new Uint8Array(dataBytes);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
-  return { meta: { index: 40, term: 2, conf: { voters: [1, 2, 3] } }, data };
+  return { meta: { index: 40, term: 2, conf: confStateOf([1, 2, 3]) }, data };
 }
 
 /** Header fields a test overrides. */

@@ -24,6 +24,7 @@ import { encodeSnapshotFile } from "../../src/snapshot/file.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
 import { SnapshotSender } from "../../src/server/snapshot_sender.ts";
 import { waitFor } from "../e2e/_harness.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
@@ -36,7 +37,7 @@ function recordingLogger(lines: string[]): Logger {
 function snapshotOf(dataBytes: number): Snapshot {
   const data = new Uint8Array(dataBytes);
   for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 5) & 0xff;
-  return { meta: { index: 500, term: 3, conf: { voters: [1, 2, 3] } }, data };
+  return { meta: { index: 500, term: 3, conf: confStateOf([1, 2, 3]) }, data };
 }
 
 /** The leader's (node 1's) snap message to `to` in term 4. */

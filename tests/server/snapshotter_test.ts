@@ -9,8 +9,9 @@ import { Snapshotter } from "../../src/server/snapshotter.ts";
 import { put } from "../kv/helpers.ts";
 import { RecordingLogger, withTempDir } from "../wal/_helpers.ts";
 import { waitFor } from "../e2e/_harness.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
-const CONF = { voters: [1, 2, 3] };
+const CONF = confStateOf([1, 2, 3]);
 
 function storeAt(index: number): KvStore {
   const s = new KvStore();

@@ -16,6 +16,7 @@ import { type Message, message } from "../../src/raft/types.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
 import { MAX_REQUEST_BYTES, PROTOCOLS } from "../../src/server/server.ts";
 import { classifySendError, PeerTransport } from "../../src/server/transport.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 const PEERS3 = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
@@ -246,7 +247,7 @@ Deno.test("a snap message travels on InstallSnapshot over HTTP/2, never in a Sen
   });
   // 3.5 MB of state: four chunks of at most 1 MiB, under the server's 4 MiB request limit.
   const data = new Uint8Array(3_500_000).map((_, i) => i & 0xff);
-  const snapshot = { meta: { index: 900, term: 4, conf: { voters: [1, 2, 3] } }, data };
+  const snapshot = { meta: { index: 900, term: 4, conf: confStateOf([1, 2, 3]) }, data };
   try {
     t.send([
       message({ type: "heartbeat", from: 1, to: 2, term: 4 }),

@@ -7,9 +7,10 @@ import {
   SnapshotCorruptionError,
 } from "../../src/snapshot/file.ts";
 import type { Snapshot } from "../../src/raft/types.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 const snap: Snapshot = {
-  meta: { index: 120, term: 3, conf: { voters: [1, 2, 3] } },
+  meta: { index: 120, term: 3, conf: confStateOf([1, 2, 3]) },
   data: new TextEncoder().encode("the state machine's bytes"),
 };
 
@@ -33,7 +34,7 @@ Deno.test("snapshot file: what is written is read back, state and membership ali
 
 Deno.test("snapshot file: an empty state round-trips", () => {
   const empty: Snapshot = {
-    meta: { index: 1, term: 1, conf: { voters: [1] } },
+    meta: { index: 1, term: 1, conf: confStateOf([1]) },
     data: new Uint8Array(),
   };
   assert.deepEqual(decodeSnapshotFile(encodeSnapshotFile(empty), "x"), empty);

@@ -12,10 +12,11 @@ import {
   snapshotFileName,
   SnapshotStore,
 } from "../../src/snapshot/store.ts";
+import { confStateOf } from "../../src/raft/types.ts";
 
 function snap(index: number, term = 2, text = `state at ${index}`): Snapshot {
   return {
-    meta: { index, term, conf: { voters: [1, 2, 3] } },
+    meta: { index, term, conf: confStateOf([1, 2, 3]) },
     data: new TextEncoder().encode(text),
   };
 }

@@ -152,8 +152,8 @@ Deno.test("codecs refuse unsafe numbers, unknown entry types and malformed paylo
   );
   assert.throws(() => encodeEntry({ ...entry(1, 1), index: 1.5 }), /entry index must be/);
   assert.throws(
-    () => encodeEntry({ ...entry(1, 1), type: "conf_change" as "normal" }),
-    /unknown entry type "conf_change"/,
+    () => encodeEntry({ ...entry(1, 1), type: "joint" as "normal" }),
+    /unknown entry type "joint"/,
   );
   assert.throws(() => encodeHardState({ term: 1, vote: -1, commit: 0 }), /hard state vote must be/);
   assert.throws(

@@ -1,6 +1,7 @@
 /**
- * Majority math: the only place that knows what "a quorum" means. Joint
- * consensus (§6, membership change) will add a second configuration here.
+ * Majority math: what "a quorum" of one configuration means. A joint
+ * configuration (membership change, dissertation §4.3) combines two of these in
+ * joint.ts.
  *
  * @module
  */

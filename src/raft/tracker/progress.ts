@@ -33,6 +33,8 @@ export class Progress {
   probeSent = false;
   /** Heard from since the last CheckQuorum round (§6.2). */
   recentActive = false;
+  /** A learner: replicated to like any follower, but never votes nor counts for a quorum. */
+  isLearner = false;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number) {

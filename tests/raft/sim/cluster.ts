@@ -69,6 +69,7 @@ import {
   showHash,
 } from "./state_machine.ts";
 import { Trace } from "./trace.ts";
+import { confStateOf } from "../../../src/raft/types.ts";
 
 export type { AppliedEntry } from "./invariants.ts";
 
@@ -573,7 +574,7 @@ export class SimCluster {
     if (node.snapshotWrite !== undefined || state.index <= node.disk.snapshot().meta.index) {
       return false;
     }
-    const conf: ConfState = { voters: [...raw.raft.trk.voters] };
+    const conf: ConfState = confStateOf(raw.raft.trk.voters);
     const wd = node.writeDelay ?? this.#options.writeDelay;
     const took = wd !== undefined && wd.max > 0
       ? randomInt(this.#diskRandom, wd.min, wd.max + 1)

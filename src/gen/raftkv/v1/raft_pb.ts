@@ -17,7 +17,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/raft.proto.
  */
 export const file_raftkv_v1_raft: GenFile = /*@__PURE__*/
-  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxImUKFkluc3RhbGxTbmFwc2hvdFJlcXVlc3QSMgoGaGVhZGVyGAEgASgLMiAucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJyChVJbnN0YWxsU25hcHNob3RIZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoCRIPCgdtZW1iZXJzGAIgAygEEgwKBGZyb20YAyABKAQSCgoCdG8YBCABKAQSDAoEdGVybRgFIAEoBBIMCgRzaXplGAYgASgEIhkKF0luc3RhbGxTbmFwc2hvdFJlc3BvbnNlIlgKC1NlbmRSZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkSJAoIbWVzc2FnZXMYAiADKAsyEi5yYWZ0a3YudjEuTWVzc2FnZRIPCgdtZW1iZXJzGAMgAygEIg4KDFNlbmRSZXNwb25zZSLhAQoHTWVzc2FnZRIkCgR0eXBlGAEgASgOMhYucmFmdGt2LnYxLk1lc3NhZ2VUeXBlEgwKBGZyb20YAiABKAQSCgoCdG8YAyABKAQSDAoEdGVybRgEIAEoBBINCgVpbmRleBgFIAEoBBIQCghsb2dfdGVybRgGIAEoBBIhCgdlbnRyaWVzGAcgAygLMhAucmFmdGt2LnYxLkVudHJ5Eg4KBmNvbW1pdBgIIAEoBBIOCgZyZWplY3QYCSABKAgSEwoLcmVqZWN0X2hpbnQYCiABKAQSDwoHY29udGV4dBgLIAEoBCJWCgVFbnRyeRIMCgR0ZXJtGAEgASgEEg0KBWluZGV4GAIgASgEEiIKBHR5cGUYAyABKA4yFC5yYWZ0a3YudjEuRW50cnlUeXBlEgwKBGRhdGEYBCABKAwiNwoJSGFyZFN0YXRlEgwKBHRlcm0YASABKAQSDAoEdm90ZRgCIAEoBBIOCgZjb21taXQYAyABKAQiiwIKB0NvbW1hbmQSEgoKc2Vzc2lvbl9pZBgCIAEoBBIQCghzZXF1ZW5jZRgDIAEoBBIPCgd0aW1lX21zGAQgASgEEh8KA3B1dBgKIAEoCzIQLnJhZnRrdi52MS5QdXRPcEgAEiUKBmRlbGV0ZRgLIAEoCzITLnJhZnRrdi52MS5EZWxldGVPcEgAEjcKEGNvbXBhcmVfYW5kX3N3YXAYDCABKAsyGy5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBPcEgAEjAKDG9wZW5fc2Vzc2lvbhgNIAEoCzIYLnJhZnRrdi52MS5PcGVuU2Vzc2lvbk9wSABCBAoCb3BKBAgBEAJSCnJlcXVlc3RfaWQiDwoNT3BlblNlc3Npb25PcCIjCgVQdXRPcBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwiFwoIRGVsZXRlT3ASCwoDa2V5GAEgASgJIlIKEENvbXBhcmVBbmRTd2FwT3ASCwoDa2V5GAEgASgJEhUKCGV4cGVjdGVkGAIgASgMSACIAQESDQoFdmFsdWUYAyABKAxCCwoJX2V4cGVjdGVkKocCCgtNZXNzYWdlVHlwZRIcChhNRVNTQUdFX1RZUEVfVU5TUEVDSUZJRUQQABIUChBNRVNTQUdFX1RZUEVfQVBQEAESGQoVTUVTU0FHRV9UWVBFX0FQUF9SRVNQEAISFQoRTUVTU0FHRV9UWVBFX1ZPVEUQAxIaChZNRVNTQUdFX1RZUEVfVk9URV9SRVNQEAQSGQoVTUVTU0FHRV9UWVBFX1BSRV9WT1RFEAUSHgoaTUVTU0FHRV9UWVBFX1BSRV9WT1RFX1JFU1AQBhIaChZNRVNTQUdFX1RZUEVfSEVBUlRCRUFUEAcSHwobTUVTU0FHRV9UWVBFX0hFQVJUQkVBVF9SRVNQEAgqPgoJRW50cnlUeXBlEhoKFkVOVFJZX1RZUEVfVU5TUEVDSUZJRUQQABIVChFFTlRSWV9UWVBFX05PUk1BTBABMqIBCgtSYWZ0U2VydmljZRI3CgRTZW5kEhYucmFmdGt2LnYxLlNlbmRSZXF1ZXN0GhcucmFmdGt2LnYxLlNlbmRSZXNwb25zZRJaCg9JbnN0YWxsU25hcHNob3QSIS5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90UmVxdWVzdBoiLnJhZnRrdi52MS5JbnN0YWxsU25hcHNob3RSZXNwb25zZSgBYgZwcm90bzM");
+  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxImUKFkluc3RhbGxTbmFwc2hvdFJlcXVlc3QSMgoGaGVhZGVyGAEgASgLMiAucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJyChVJbnN0YWxsU25hcHNob3RIZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoCRIPCgdtZW1iZXJzGAIgAygEEgwKBGZyb20YAyABKAQSCgoCdG8YBCABKAQSDAoEdGVybRgFIAEoBBIMCgRzaXplGAYgASgEIhkKF0luc3RhbGxTbmFwc2hvdFJlc3BvbnNlIlgKC1NlbmRSZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkSJAoIbWVzc2FnZXMYAiADKAsyEi5yYWZ0a3YudjEuTWVzc2FnZRIPCgdtZW1iZXJzGAMgAygEIg4KDFNlbmRSZXNwb25zZSLhAQoHTWVzc2FnZRIkCgR0eXBlGAEgASgOMhYucmFmdGt2LnYxLk1lc3NhZ2VUeXBlEgwKBGZyb20YAiABKAQSCgoCdG8YAyABKAQSDAoEdGVybRgEIAEoBBINCgVpbmRleBgFIAEoBBIQCghsb2dfdGVybRgGIAEoBBIhCgdlbnRyaWVzGAcgAygLMhAucmFmdGt2LnYxLkVudHJ5Eg4KBmNvbW1pdBgIIAEoBBIOCgZyZWplY3QYCSABKAgSEwoLcmVqZWN0X2hpbnQYCiABKAQSDwoHY29udGV4dBgLIAEoBCJWCgVFbnRyeRIMCgR0ZXJtGAEgASgEEg0KBWluZGV4GAIgASgEEiIKBHR5cGUYAyABKA4yFC5yYWZ0a3YudjEuRW50cnlUeXBlEgwKBGRhdGEYBCABKAwiNwoJSGFyZFN0YXRlEgwKBHRlcm0YASABKAQSDAoEdm90ZRgCIAEoBBIOCgZjb21taXQYAyABKAQiiwIKB0NvbW1hbmQSEgoKc2Vzc2lvbl9pZBgCIAEoBBIQCghzZXF1ZW5jZRgDIAEoBBIPCgd0aW1lX21zGAQgASgEEh8KA3B1dBgKIAEoCzIQLnJhZnRrdi52MS5QdXRPcEgAEiUKBmRlbGV0ZRgLIAEoCzITLnJhZnRrdi52MS5EZWxldGVPcEgAEjcKEGNvbXBhcmVfYW5kX3N3YXAYDCABKAsyGy5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBPcEgAEjAKDG9wZW5fc2Vzc2lvbhgNIAEoCzIYLnJhZnRrdi52MS5PcGVuU2Vzc2lvbk9wSABCBAoCb3BKBAgBEAJSCnJlcXVlc3RfaWQiDwoNT3BlblNlc3Npb25PcCIjCgVQdXRPcBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwiFwoIRGVsZXRlT3ASCwoDa2V5GAEgASgJIlIKEENvbXBhcmVBbmRTd2FwT3ASCwoDa2V5GAEgASgJEhUKCGV4cGVjdGVkGAIgASgMSACIAQESDQoFdmFsdWUYAyABKAxCCwoJX2V4cGVjdGVkKscCCgtNZXNzYWdlVHlwZRIcChhNRVNTQUdFX1RZUEVfVU5TUEVDSUZJRUQQABIUChBNRVNTQUdFX1RZUEVfQVBQEAESGQoVTUVTU0FHRV9UWVBFX0FQUF9SRVNQEAISFQoRTUVTU0FHRV9UWVBFX1ZPVEUQAxIaChZNRVNTQUdFX1RZUEVfVk9URV9SRVNQEAQSGQoVTUVTU0FHRV9UWVBFX1BSRV9WT1RFEAUSHgoaTUVTU0FHRV9UWVBFX1BSRV9WT1RFX1JFU1AQBhIaChZNRVNTQUdFX1RZUEVfSEVBUlRCRUFUEAcSHwobTUVTU0FHRV9UWVBFX0hFQVJUQkVBVF9SRVNQEAgSHAoYTUVTU0FHRV9UWVBFX1RJTUVPVVRfTk9XEAkSIAocTUVTU0FHRV9UWVBFX1RSQU5TRkVSX0xFQURFUhAKKloKCUVudHJ5VHlwZRIaChZFTlRSWV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRU5UUllfVFlQRV9OT1JNQUwQARIaChZFTlRSWV9UWVBFX0NPTkZfQ0hBTkdFEAIyogEKC1JhZnRTZXJ2aWNlEjcKBFNlbmQSFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QaFy5yYWZ0a3YudjEuU2VuZFJlc3BvbnNlEloKD0luc3RhbGxTbmFwc2hvdBIhLnJhZnRrdi52MS5JbnN0YWxsU25hcHNob3RSZXF1ZXN0GiIucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlc3BvbnNlKAFiBnByb3RvMw");
 
 /**
  * InstallSnapshotRequest is one part of an InstallSnapshot stream: the header first,
@@ -199,11 +199,15 @@ export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
  *   APP               prevLogIndex / prevLogTerm             entries, commit
  *   APP_RESP          accepted: last index matched;          reject, reject_hint,
  *                     rejected: the rejected prevLogIndex    log_term (hint term)
- *   VOTE, PRE_VOTE    candidate's lastLogIndex / lastLogTerm
+ *   VOTE, PRE_VOTE    candidate's lastLogIndex / lastLogTerm   context: 1 when a leadership
+ *                                                            transfer's campaign (voters grant
+ *                                                            it despite a leader lease)
  *   *_RESP (votes)    unused                                 reject
  *   HEARTBEAT         unused                                 commit (capped at the follower's match),
  *                                                            context (read round)
  *   HEARTBEAT_RESP    unused                                 context (echoed)
+ *   TIMEOUT_NOW       unused
+ *   TRANSFER_LEADER   unused                                 context (the transferee)
  *
  * Unused fields are zero.
  *
@@ -326,7 +330,8 @@ export type Entry = Message$1<"raftkv.v1.Entry"> & {
   type: EntryType;
 
   /**
-   * The payload: for ENTRY_TYPE_NORMAL a serialized Command, empty for a no-op.
+   * The payload: for ENTRY_TYPE_NORMAL a serialized Command, empty for a no-op; for
+   * ENTRY_TYPE_CONF_CHANGE an encoded ConfChange.
    *
    * @generated from field: bytes data = 4;
    */
@@ -624,6 +629,22 @@ export enum MessageType {
    * @generated from enum value: MESSAGE_TYPE_HEARTBEAT_RESP = 8;
    */
   HEARTBEAT_RESP = 8,
+
+  /**
+   * Leadership transfer (dissertation §3.10): the leader, having brought the receiver's
+   * log up to date, tells it to campaign now, skipping PreVote.
+   *
+   * @generated from enum value: MESSAGE_TYPE_TIMEOUT_NOW = 9;
+   */
+  TIMEOUT_NOW = 9,
+
+  /**
+   * A request to transfer leadership to node `context`, forwarded by a follower to its
+   * leader.
+   *
+   * @generated from enum value: MESSAGE_TYPE_TRANSFER_LEADER = 10;
+   */
+  TRANSFER_LEADER = 10,
 }
 
 /**
@@ -652,6 +673,14 @@ export enum EntryType {
    * @generated from enum value: ENTRY_TYPE_NORMAL = 1;
    */
   NORMAL = 1,
+
+  /**
+   * A membership change: the data is the core's encoding of a ConfChange
+   * (src/raft/confchange/codec.ts). It takes effect when a node applies it.
+   *
+   * @generated from enum value: ENTRY_TYPE_CONF_CHANGE = 2;
+   */
+  CONF_CHANGE = 2,
 }
 
 /**
