@@ -122,11 +122,15 @@ export async function memberCall<T>(
   return result;
 }
 
-/** ListMembers from a live node, as `id:role` strings (`1:voter 4:learner`). */
+/**
+ * ListMembers from node `id` (by default the leader, which applied every change it
+ * answered for; a follower may lag), as `id:role` strings (`1:voter 4:learner`).
+ */
 export async function membersOf(c: Cluster, id?: number): Promise<string> {
-  const res: ListMembersResponse = id === undefined
-    ? await memberCall(c, "ListMembers", (cl) => cl.listMembers({}, { timeoutMs: 2_000 }))
-    : await c.clients(id).cluster.listMembers({}, { timeoutMs: 2_000 });
+  const from = id ?? await c.leader();
+  const res: ListMembersResponse = await c.clients(from).cluster.listMembers({}, {
+    timeoutMs: 2_000,
+  });
   return res.members.map((m) => `${m.id}:${m.learner ? "learner" : "voter"}`).join(" ");
 }
 
