@@ -14,7 +14,12 @@
  * @module
  */
 
-import { describeConfChange, encodeConfChange, LEAVE_JOINT } from "./confchange/codec.ts";
+import {
+  decodeConfChange,
+  describeConfChange,
+  encodeConfChange,
+  LEAVE_JOINT,
+} from "./confchange/codec.ts";
 import { nextConfState, validateConfChange } from "./confchange/changer.ts";
 import { ConfChangeRejected, NotLeaderError, ProposalDroppedError } from "./errors.ts";
 import { abortLeaderTransfer } from "./leader_transfer.ts";
@@ -42,9 +47,14 @@ export function proposeConfChange(r: Raft, cc: ConfChange): { index: number; ter
         `(applied ${r.log.applied}); retry once it is`,
     );
   }
-  const next = validateConfChange(r.trk.confState(), cc);
-  const index = r.appendEntries([{ type: "conf_change", data: encodeConfChange(cc) }]);
+  const base = r.trk.confState();
+  const next = validateConfChange(base, cc);
+  const index = r.appendEntries([{
+    type: "conf_change",
+    data: encodeConfChange({ ...cc, base }),
+  }]);
   r.pendingConfIndex = index;
+  noteSelfRemoval(r, next);
   r.logger.info("proposed membership change", {
     term: r.term,
     index,
@@ -64,8 +74,13 @@ export function proposeConfChange(r: Raft, cc: ConfChange): { index: number; ter
  */
 export function applyConfChange(r: Raft, cc: ConfChange): ConfState {
   let cs: ConfState;
+  // A node that joined with an empty configuration replays changes made before
+  // it knew any: it takes the one the leader validated against (carried in the
+  // entry). Every other node's own configuration equals that base.
+  let current = r.trk.confState();
+  if (isEmptyConf(current) && cc.base !== undefined) current = cc.base;
   try {
-    cs = nextConfState(r.trk.confState(), cc);
+    cs = nextConfState(current, cc);
   } catch (e) {
     if (!(e instanceof ConfChangeRejected)) throw e;
     r.logger.warn("ignoring committed membership change that cannot be made", {
@@ -118,9 +133,53 @@ export function switchToConfig(r: Raft, cs: ConfState): void {
 export function maybeAutoLeave(r: Raft): void {
   if (r.role !== "leader" || !r.trk.autoLeave || r.leadTransferee !== NONE) return;
   if (r.log.applied < r.pendingConfIndex) return;
-  const index = r.appendEntries([{ type: "conf_change", data: encodeConfChange(LEAVE_JOINT) }]);
+  const index = r.appendEntries([{
+    type: "conf_change",
+    data: encodeConfChange({ ...LEAVE_JOINT, base: r.trk.confState() }),
+  }]);
   r.pendingConfIndex = index;
+  noteSelfRemoval(r, nextConfState(r.trk.confState(), LEAVE_JOINT));
   r.logger.info("leaving joint configuration automatically", { term: r.term, index });
+}
+
+/**
+ * A leader whose log holds a change that takes its vote away (removal, or
+ * demotion to learner) stops appending anything after it. Once the change is
+ * applied it steps down, and a voter of the new configuration must be elected
+ * with the votes of nodes that may not have applied the change yet, this node
+ * among them: entries after the change that only this node holds would make
+ * every such candidate's log "less up to date" than this one's and cost the
+ * cluster its vote (a two-voter cluster demoting its leader would never elect
+ * again). With nothing after it, every voter that acknowledged the change is as
+ * up to date as this node.
+ */
+function noteSelfRemoval(r: Raft, next: ConfState): void {
+  if (next.voters.includes(r.id) || next.votersOutgoing.includes(r.id)) return;
+  r.selfRemovalPending = true;
+  r.logger.info("this node's removal is pending: refusing proposals until it steps down", {
+    term: r.term,
+  });
+}
+
+/**
+ * A new leader checks whether the (at most one) unapplied change in its log
+ * takes its vote away; see {@link noteSelfRemoval}.
+ */
+export function checkPendingSelfRemoval(r: Raft): void {
+  const lo = r.log.applied + 1;
+  const hi = r.log.lastIndex() + 1;
+  if (lo >= hi) return;
+  let cs = r.trk.confState();
+  for (const e of r.log.slice(lo, hi)) {
+    if (e.type !== "conf_change") continue;
+    const cc = decodeConfChange(e.data);
+    try {
+      cs = nextConfState(isEmptyConf(cs) && cc.base !== undefined ? cc.base : cs, cc);
+    } catch (err) {
+      if (!(err instanceof ConfChangeRejected)) throw err;
+    }
+  }
+  noteSelfRemoval(r, cs);
 }
 
 /**
@@ -140,4 +199,8 @@ export function campaignBlocker(r: Raft): string | undefined {
     return "a committed membership change is not applied yet";
   }
   return undefined;
+}
+
+function isEmptyConf(cs: ConfState): boolean {
+  return cs.voters.length === 0 && cs.votersOutgoing.length === 0 && cs.learners.length === 0;
 }

@@ -24,7 +24,7 @@ import {
   maybeSendTimeoutNow,
   stepTransferLeader,
 } from "./leader_transfer.ts";
-import { campaignBlocker } from "./membership.ts";
+import { campaignBlocker, checkPendingSelfRemoval } from "./membership.ts";
 import { ReadOnly } from "./read_only.ts";
 import type { Storage } from "./storage.ts";
 import { ProgressTracker } from "./tracker/tracker.ts";
@@ -101,6 +101,11 @@ export class Raft {
    * {@link NONE}. Proposals are refused meanwhile. See leader_transfer.ts.
    */
   leadTransferee: NodeId = NONE;
+  /**
+   * Leader only: a change in its log removes or demotes this node; it appends
+   * nothing more and steps down once the change is applied (membership.ts).
+   */
+  selfRemovalPending = false;
 
   /** ReadIndex reads in flight (leader only). */
   readOnly = new ReadOnly();
@@ -207,6 +212,7 @@ export class Raft {
     // is committed too, which a leader could never conclude by counting replicas
     // of older-term entries (§5.4.2).
     this.appendEntries([{ type: "normal", data: new Uint8Array() }]);
+    checkPendingSelfRemoval(this);
     this.logger.info("became leader", { term: this.term, lastIndex: this.log.lastIndex() });
   }
 
@@ -229,6 +235,7 @@ export class Raft {
     this.trk.resetProgress(this.log.lastIndex() + 1);
     this.pendingBroadcast = false;
     this.leadTransferee = NONE;
+    this.selfRemovalPending = false;
     // Unconfirmed reads cannot survive a change of leadership: this node may no
     // longer be the leader they need. Confirmed ones stay valid.
     const ro = this.readOnly;
@@ -263,7 +270,14 @@ export class Raft {
   /** Followers and candidates: campaign when no leader was heard from in time (§5.2). */
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // A node that may not campaign (a learner, a removed or joining node) lets
+    // the time run on rather than restart it: its lease on the leader it last
+    // heard from must expire, or it would ignore the votes of the next one
+    // forever (etcd-io/raft: promotable() && pastElectionTimeout()).
+    if (
+      this.electionElapsed >= this.randomizedElectionTimeout &&
+      campaignBlocker(this) === undefined
+    ) {
       this.electionElapsed = 0;
       this.logger.info("election timeout elapsed", {
         term: this.term,
@@ -638,7 +652,8 @@ export class Raft {
    *   up to it is the leader's (Log Matching): "retain log entries following it"
    *   (Figure 13 step 6); only the commit index moves to it.
    * - Otherwise the whole log is discarded and replaced by the snapshot (step 7),
-   *   which also brings its membership.
+   *   which also brings its membership (possibly one from before this node
+   *   joined: the entries after it add the node).
    */
   restore(snap: Snapshot): boolean {
     const { index, term, conf } = snap.meta;
@@ -655,15 +670,18 @@ export class Raft {
       () => `a ${this.role} of term ${this.term} would restore a snapshot`,
     );
     if (!confMembers(conf).includes(this.id)) {
-      // A snapshot taken after this node was removed (etcd-io/raft refuses these
-      // too): taking it would leave a node that is in no configuration.
-      this.logger.warn("ignoring snapshot whose membership excludes this node", {
+      // A snapshot taken before this node was added (or added back): the leader
+      // sends it only to members of its configuration, so the entries after it
+      // will add this node. It restores a configuration without itself, under
+      // which it never campaigns, until it applies that change. (etcd-io/raft
+      // refuses these; raftkv's runtime snapshots seldom, so a node it adds
+      // would otherwise wait for the next one.)
+      this.logger.info("restoring a snapshot from before this node joined", {
         term: this.term,
         snapshot: `${term}/${index}`,
         voters: conf.voters.join(","),
         learners: conf.learners.join(","),
       });
-      return false;
     }
     if (this.log.matchTerm(index, term)) {
       this.logger.info("snapshot already covered by our log; fast-forwarding commit", {
@@ -871,6 +889,11 @@ export class Raft {
     if (this.leadTransferee !== NONE) {
       throw new ProposalDroppedError(
         `leadership is being transferred to node ${this.leadTransferee}`,
+      );
+    }
+    if (this.selfRemovalPending) {
+      throw new ProposalDroppedError(
+        "this leader is being removed from the configuration; propose at the next leader",
       );
     }
     const index = this.appendEntries([{ type: "normal", data }]);

@@ -110,6 +110,13 @@ export interface ConfChange {
   readonly transition: "auto" | "explicit";
   /** Opaque to the core; the runtime puts the member's address etc. here. */
   readonly context: Uint8Array;
+  /**
+   * Set by the core, not by the proposer: the configuration the leader
+   * validated the change against, carried in the entry so that a node that
+   * joined with an empty configuration can apply it too (see confchange/codec.ts).
+   * Pass what `decodeConfChange` returns to `applyConfChange` as it is.
+   */
+  readonly base?: ConfState;
 }
 
 /**

@@ -36,9 +36,10 @@ export function termOf(c: SimCluster, id: NodeId): number {
   return s.term;
 }
 
-/** The commands node `id` applied, as strings, without the leaders' no-ops. */
+/** The commands node `id` applied, as strings, without the leaders' no-ops and conf changes. */
 export function appliedCommands(c: SimCluster, id: NodeId): string[] {
-  return c.applied(id).filter((e) => e.data.length > 0).map((e) => dec.decode(e.data));
+  return c.applied(id).filter((e) => e.data.length > 0 && e.type !== "conf_change")
+    .map((e) => dec.decode(e.data));
 }
 
 /** Entries with the given terms at indexes 1, 2, ..., each carrying `t<term>i<index>`. */

@@ -25,11 +25,16 @@
  */
 
 import assert from "node:assert/strict";
-import { NotLeaderError } from "../../src/raft/errors.ts";
+import {
+  ConfChangeRejected,
+  LeaderTransferRefused,
+  NotLeaderError,
+  ProposalDroppedError,
+} from "../../src/raft/errors.ts";
 import { Raft } from "../../src/raft/raft.ts";
 import { ReadOnly } from "../../src/raft/read_only.ts";
 import { type Random, randomInt, seededRandom } from "../../src/raft/rand.ts";
-import type { NodeId, Snapshot } from "../../src/raft/types.ts";
+import type { ConfChangeSingle, ConfState, NodeId, Snapshot } from "../../src/raft/types.ts";
 import { type ClusterStats, SimCluster, type WriteDelay } from "./sim/cluster.ts";
 import {
   checkAppliedAgree,
@@ -191,10 +196,51 @@ const COMPACT_KEEP: readonly number[] = [0, 0, 0, 1, 5, 20];
  */
 const SNAPSHOT_CRASH_RATE = 0.1;
 
+/**
+ * Probability per tick of a membership operation at the leader: add a learner,
+ * promote one, add or remove a voter, demote one, two changes at once through a
+ * joint configuration (left automatically, or explicitly by a later operation),
+ * or a leadership transfer. Two nodes beyond the initial voters start with an
+ * empty configuration, as nodes started to join do, so there is someone to add;
+ * removed nodes keep running (and their disks) and may be added back.
+ */
+const MEMBERSHIP_RATE = 0.03;
+/** Extra nodes, started with an empty configuration. */
+const SPARES = 2;
+
+/** Membership operations, in the order the summary prints them. */
+const MEMBER_OPS = [
+  "add_learner",
+  "promote",
+  "add_voter",
+  "remove",
+  "demote",
+  "joint",
+  "leave",
+  "transfer",
+] as const;
+type MemberOp = typeof MEMBER_OPS[number];
+const MEMBER_WEIGHTS: readonly (readonly [MemberOp, number])[] = [
+  ["add_learner", 3],
+  ["promote", 3],
+  ["add_voter", 1],
+  ["remove", 3],
+  ["demote", 1],
+  ["joint", 2],
+  ["leave", 2],
+  ["transfer", 3],
+];
+
 /** What one seed did. */
 interface SeedResult {
   size: number;
   faults: Record<FaultKind, number>;
+  /** Membership operations accepted by the leader, by kind, and those it refused. */
+  members: Record<MemberOp, number>;
+  membersRefused: number;
+  /** Conf changes applied (on any node), and the nodes ending as voters. */
+  confChangesApplied: number;
+  finalVoters: number;
   proposals: number;
   rejected: number;
   committed: number;
@@ -215,6 +261,94 @@ class SeedFailure extends Error {
 
 function replayCommand(seed: number): string {
   return `RAFT_SEED=${seed} deno test -A tests/raft/random_test.ts`;
+}
+
+/**
+ * One membership operation at the leader, drawn from `rng`. Returns the kind
+ * when the leader took it, "refused" when it refused (a change still pending, a
+ * transfer under way, a change that would remove the last voter...), or
+ * undefined when there is no leader or nothing to act on.
+ */
+function membershipOp(rng: Random, cluster: SimCluster): MemberOp | "refused" | undefined {
+  const lead = cluster.leader();
+  if (lead === undefined) return undefined;
+  const conf: ConfState = cluster.status(lead)!.conf;
+  const joint = conf.votersOutgoing.length > 0;
+  const members = new Set(cluster.members(conf));
+  const strangers = cluster.ids.filter((id) => !members.has(id));
+  const learners = conf.learners;
+  const voters = conf.voters;
+  let x = rng() * MEMBER_WEIGHTS.reduce((s, [, w]) => s + w, 0);
+  let op: MemberOp = "transfer";
+  for (const [kind, w] of MEMBER_WEIGHTS) {
+    x -= w;
+    if (x < 0) {
+      op = kind;
+      break;
+    }
+  }
+  const one = (type: ConfChangeSingle["type"], from: readonly NodeId[]) =>
+    from.length === 0 ? undefined : [{ type, nodeId: pick(rng, from) }];
+  let changes: ConfChangeSingle[] | undefined;
+  let transition: "auto" | "explicit" = "auto";
+  switch (op) {
+    case "add_learner":
+      changes = one("add_learner", strangers);
+      break;
+    case "promote":
+      changes = one("add_voter", learners);
+      break;
+    case "add_voter":
+      changes = one("add_voter", strangers);
+      break;
+    case "remove":
+      changes = one("remove", [...members]);
+      break;
+    case "demote":
+      changes = one("add_learner", voters);
+      break;
+    case "joint": {
+      // A voter out and another in (a replacement), or two in.
+      const incoming = [...learners, ...strangers];
+      if (incoming.length === 0 || voters.length === 0) return undefined;
+      const a = pick(rng, incoming);
+      const out = voters.filter((id) => id !== a);
+      changes = rng() < 0.5 && out.length > 0
+        ? [{ type: "add_voter", nodeId: a }, { type: "remove", nodeId: pick(rng, out) }]
+        : [
+          { type: "add_voter", nodeId: a },
+          ...(one("add_learner", incoming.filter((id) => id !== a)) ?? []),
+        ];
+      if (rng() < 0.3) transition = "explicit";
+      break;
+    }
+    case "leave":
+      if (!joint || conf.autoLeave) return undefined;
+      changes = [];
+      break;
+    case "transfer": {
+      const to = voters.filter((id) => id !== lead);
+      if (to.length === 0) return undefined;
+      try {
+        cluster.transferLeader(lead, pick(rng, to));
+        return op;
+      } catch (e) {
+        if (e instanceof LeaderTransferRefused) return "refused";
+        throw e;
+      }
+    }
+  }
+  if (changes === undefined) return undefined;
+  try {
+    cluster.proposeConfChange(lead, { changes, transition, context: new Uint8Array() });
+    return op;
+  } catch (e) {
+    if (
+      e instanceof ConfChangeRejected || e instanceof ProposalDroppedError ||
+      e instanceof NotLeaderError
+    ) return "refused";
+    throw e;
+  }
 }
 
 function pickFault(rng: Random): FaultKind {
@@ -381,8 +515,10 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
   const maxInflightMsgs = pick(rng, [256, 256, 4, 1]);
   const writeDelay = pick(rng, WRITE_DELAYS);
   const rounds = randomInt(rng, MIN_ROUNDS, MAX_ROUNDS + 1);
+  const memberRng = seededRandom(seed * 31 + 23);
   const cluster = new SimCluster({
     size,
+    spares: SPARES,
     seed,
     preVote,
     checkQuorum,
@@ -395,6 +531,8 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
     ` maxSizePerMsg:${maxSizePerMsg} maxInflightMsgs:${maxInflightMsgs}` +
     ` writes:${writeDelay === undefined ? "instant" : `${writeDelay.min}-${writeDelay.max}ms`}`;
   const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  const members = Object.fromEntries(MEMBER_OPS.map((k) => [k, 0])) as Record<MemberOp, number>;
+  let membersRefused = 0;
   const encoder = new TextEncoder();
   let proposalNo = 0;
   let leaderTicks = 0;
@@ -420,6 +558,11 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
           } else if (inject(rng, cluster, kind)) {
             faults[kind]++;
           }
+        }
+        if (memberRng() < MEMBERSHIP_RATE) {
+          const done = membershipOp(memberRng, cluster);
+          if (done === "refused") membersRefused++;
+          else if (done !== undefined) members[done]++;
         }
         if (cluster.network.anyStalled && rng() < RELEASE_RATE) cluster.network.release();
         if (rng() < DISK_RECOVER_RATE) cluster.setWriteDelay(pick(rng, cluster.ids), undefined);
@@ -452,7 +595,7 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
             try {
               cluster.propose(at, encoder.encode(`s${seed}p${++proposalNo}`));
             } catch (e) {
-              if (!(e instanceof NotLeaderError)) throw e;
+              if (!(e instanceof NotLeaderError) && !(e instanceof ProposalDroppedError)) throw e;
             }
           }
         }
@@ -494,16 +637,21 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
       );
 
       phase = `round ${round}/${rounds}: liveness, committing a command`;
-      const leaderLast = cluster.status(cluster.stableLeader()!)!.lastIndex;
-      const lag = Math.max(...cluster.ids.map((id) => leaderLast - cluster.disk(id).lastIndex()));
+      const leaderStatus = cluster.status(cluster.stableLeader()!)!;
+      const leaderLast = leaderStatus.lastIndex;
+      // Every member of the configuration in force must apply it; nodes removed
+      // (or never added) hear nothing from the leader.
+      const inForce = cluster.members(leaderStatus.conf);
+      const lag = Math.max(...inForce.map((id) => leaderLast - cluster.disk(id).lastIndex()));
       const commitBound = COMMIT_BOUND_TICKS +
         catchUpTicks(lag, maxSizePerMsg, maxInflightMsgs, writeDelay?.max ?? 0);
       const final = encoder.encode(`s${seed}r${round}final`);
       const finalKey = dataKey(final);
       const appliedEverywhere = (): boolean =>
-        cluster.ids.every((id) =>
-          cluster.applied(id).findLast((e) => dataKey(e.data) === finalKey) !== undefined
-        );
+        cluster.members(cluster.status(cluster.leader() ?? inForce[0]!)?.conf ?? leaderStatus.conf)
+          .every((id) =>
+            cluster.applied(id).findLast((e) => dataKey(e.data) === finalKey) !== undefined
+          );
       const commitStart = cluster.stats.ticks;
       let proposedAt: { lead: NodeId; term: number } | undefined;
       const committed = cluster.runUntil(() => {
@@ -513,8 +661,13 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
         if (lead !== undefined && term !== undefined) {
           if (proposedAt === undefined || proposedAt.lead !== lead || proposedAt.term !== term) {
             // First proposal, or the leader changed since (the entry may be lost): propose again.
-            cluster.propose(lead, final);
-            proposedAt = { lead, term };
+            try {
+              cluster.propose(lead, final);
+              proposedAt = { lead, term };
+            } catch (e) {
+              // A transfer started in the fault phase may still be under way.
+              if (!(e instanceof ProposalDroppedError)) throw e;
+            }
           }
         }
         return false;
@@ -554,6 +707,10 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
   return {
     size,
     faults,
+    members,
+    membersRefused,
+    confChangesApplied: cluster.stats.confChangesApplied,
+    finalVoters: cluster.conf(cluster.stableLeader() ?? 1).voters.length,
     proposals: cluster.stats.proposals,
     rejected: cluster.stats.proposalsRejected,
     committed,
@@ -569,6 +726,10 @@ class Totals {
   seeds = 0;
   sizes = { 3: 0, 5: 0 } as Record<number, number>;
   faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  members = Object.fromEntries(MEMBER_OPS.map((k) => [k, 0])) as Record<MemberOp, number>;
+  membersRefused = 0;
+  confChangesApplied = 0;
+  finalVoters = new Map<number, number>();
   proposals = 0;
   rejected = 0;
   committed = 0;
@@ -598,6 +759,10 @@ class Totals {
     this.seeds++;
     this.sizes[r.size] = (this.sizes[r.size] ?? 0) + 1;
     for (const k of FAULT_KINDS) this.faults[k] += r.faults[k];
+    for (const k of MEMBER_OPS) this.members[k] += r.members[k];
+    this.membersRefused += r.membersRefused;
+    this.confChangesApplied += r.confChangesApplied;
+    this.finalVoters.set(r.finalVoters, (this.finalVoters.get(r.finalVoters) ?? 0) + 1);
     this.proposals += r.proposals;
     this.rejected += r.rejected;
     this.committed += r.committed;
@@ -625,8 +790,13 @@ class Totals {
 
   line(wallMs: number): string {
     const f = FAULT_KINDS.map((k) => `${k}:${this.faults[k]}`).join(" ");
+    const mem = MEMBER_OPS.map((k) => `${k}:${this.members[k]}`).join(" ");
+    const ends = [...this.finalVoters].sort((a, b) => a[0] - b[0]).map(([v, n]) => `${v}:${n}`)
+      .join(" ");
     return `random raft: ${this.seeds} seeds (3 nodes: ${this.sizes[3]}, 5 nodes: ` +
-      `${this.sizes[5]}), ${this.failed.length} failed; faults ${f}; proposals ` +
+      `${this.sizes[5]}), ${this.failed.length} failed; faults ${f}; membership ${mem} ` +
+      `(refused ${this.membersRefused}), conf changes applied ${this.confChangesApplied}, ` +
+      `voters at the end (count:seeds) ${ends}; proposals ` +
       `${this.proposals} (not leader: ${this.rejected}), committed ${this.committed}; virtual ` +
       `time ${(this.virtualMs / 1000).toFixed(1)} s; worst after heal: leader in ` +
       `${this.worstLeaderTicks} ticks, commit in ${this.worstCommitTicks} ticks; writes in ` +

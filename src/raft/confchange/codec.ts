@@ -13,6 +13,15 @@
  * | 6      | 9·n  | each: type (1: 0 add_voter, 1 add_learner, 2 remove), node id (u64) |
  * | …      | 4    | context length                                          |
  * | …      | …    | context                                                 |
+ * | …      | 1    | 1 if a base configuration follows, else 0 (or absent)   |
+ * | …      | …    | base: voters, learners, votersOutgoing, learnersNext, each a u32 count and u64 ids; autoLeave (1) |
+ *
+ * The base is the configuration the leader validated the change against, the
+ * one in force where the entry sits in the log (at most one change is ever
+ * unapplied). A node that started with an empty configuration to join a running
+ * cluster, and replays the log from its start, has no other way to know it: the
+ * bootstrap configuration is in no entry. It applies the change to the base
+ * (see membership.ts); every other node applies it to its own, which is equal.
  *
  * Empty data decodes to the empty "leave joint" change (etcd-io/raft proposes
  * its automatic leave as an entry with no data, too).
@@ -20,7 +29,7 @@
  * @module
  */
 
-import type { ConfChange, ConfChangeType } from "../types.ts";
+import type { ConfChange, ConfChangeType, ConfState, NodeId } from "../types.ts";
 
 const VERSION = 1;
 const TYPES: readonly ConfChangeType[] = ["add_voter", "add_learner", "remove"];
@@ -36,7 +45,13 @@ export const LEAVE_JOINT: ConfChange = {
 
 /** Encodes `cc` as a `conf_change` entry's data; throws a RangeError for an invalid node id. */
 export function encodeConfChange(cc: ConfChange): Uint8Array {
-  const out = new Uint8Array(2 + 4 + 9 * cc.changes.length + 4 + cc.context.length);
+  const base = cc.base;
+  const baseIds = base === undefined
+    ? 0
+    : base.voters.length + base.learners.length + base.votersOutgoing.length +
+      base.learnersNext.length;
+  const baseBytes = base === undefined ? 0 : 1 + 16 + 8 * baseIds + 1;
+  const out = new Uint8Array(2 + 4 + 9 * cc.changes.length + 4 + cc.context.length + baseBytes);
   const view = new DataView(out.buffer);
   view.setUint8(0, VERSION);
   view.setUint8(1, TRANSITIONS.indexOf(cc.transition));
@@ -55,6 +70,20 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
   }
   view.setUint32(at, cc.context.length, true);
   out.set(cc.context, at + 4);
+  at += 4 + cc.context.length;
+  if (base !== undefined) {
+    view.setUint8(at++, 1);
+    for (const ids of [base.voters, base.learners, base.votersOutgoing, base.learnersNext]) {
+      view.setUint32(at, ids.length, true);
+      at += 4;
+      for (const id of ids) {
+        view.setUint32(at, id % TWO_32, true);
+        view.setUint32(at + 4, Math.floor(id / TWO_32), true);
+        at += 8;
+      }
+    }
+    view.setUint8(at, base.autoLeave ? 1 : 0);
+  }
   return out;
 }
 
@@ -85,12 +114,39 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
     at += 9;
   }
   const contextLength = view.getUint32(at, true);
-  if (at + 4 + contextLength !== data.length) {
-    throw bad(
-      `context of ${contextLength} bytes at offset ${at + 4} does not end the ${data.length} bytes`,
-    );
+  const contextEnd = at + 4 + contextLength;
+  if (contextEnd > data.length) {
+    throw bad(`context of ${contextLength} bytes at offset ${at + 4} ends past the data`);
   }
-  return { changes, transition, context: data.slice(at + 4) };
+  const context = data.slice(at + 4, contextEnd);
+  at = contextEnd;
+  if (at === data.length) return { changes, transition, context };
+  if (view.getUint8(at) !== 1) throw bad(`unexpected byte ${view.getUint8(at)} after the context`);
+  at++;
+  const lists: NodeId[][] = [];
+  for (const what of ["voters", "learners", "votersOutgoing", "learnersNext"]) {
+    if (at + 4 > data.length) throw bad(`base ${what} cut short`);
+    const n = view.getUint32(at, true);
+    at += 4;
+    if (at + 8 * n > data.length) throw bad(`base ${what}: ${n} ids do not fit`);
+    const ids: NodeId[] = [];
+    for (let i = 0; i < n; i++) {
+      const hi = view.getUint32(at + 4, true);
+      if (hi > 0x1fffff) throw bad(`base ${what} has a node id above 2^53`);
+      ids.push(hi * TWO_32 + view.getUint32(at, true));
+      at += 8;
+    }
+    lists.push(ids);
+  }
+  if (at + 1 !== data.length) throw bad(`base does not end the ${data.length} bytes`);
+  const base: ConfState = {
+    voters: lists[0]!,
+    learners: lists[1]!,
+    votersOutgoing: lists[2]!,
+    learnersNext: lists[3]!,
+    autoLeave: view.getUint8(at) === 1,
+  };
+  return { changes, transition, context, base };
 }
 
 /** `add_voter 4, remove 2 (explicit)`, or `leave joint`, for logs and tests. */

@@ -52,13 +52,29 @@
  * @module
  */
 
+import { decodeConfChange, describeConfChange } from "../../../src/raft/confchange/codec.ts";
+import { describeConfState } from "../../../src/raft/describe.ts";
 import { NotLeaderError } from "../../../src/raft/errors.ts";
 import type { Logger } from "../../../src/raft/logger.ts";
 import { type Random, randomInt, seededRandom } from "../../../src/raft/rand.ts";
 import { RawNode, type Ready } from "../../../src/raft/raw_node.ts";
 import { MemoryStorage } from "../../../src/raft/storage.ts";
-import type { ConfState, Entry, Message, NodeId, Role, Snapshot } from "../../../src/raft/types.ts";
-import { type AppliedEntry, InvariantChecker, type LogView, showData } from "./invariants.ts";
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  Message,
+  NodeId,
+  Role,
+  Snapshot,
+} from "../../../src/raft/types.ts";
+import {
+  type AppliedEntry,
+  checkCommitQuorum,
+  InvariantChecker,
+  type LogView,
+  showData,
+} from "./invariants.ts";
 import { CLEAN_FAULTS, type NetworkFaults, SimNetwork } from "./network.ts";
 import {
   applyEntry,
@@ -69,7 +85,6 @@ import {
   showHash,
 } from "./state_machine.ts";
 import { Trace } from "./trace.ts";
-import { confStateOf } from "../../../src/raft/types.ts";
 
 export type { AppliedEntry } from "./invariants.ts";
 
@@ -81,8 +96,14 @@ export interface WriteDelay {
 
 /** How a simulated cluster is built. */
 export interface SimClusterOptions {
-  /** Number of nodes; ids are 1..size. */
+  /** Number of nodes that form the cluster at first (its voters); ids are 1..size. */
   readonly size: number;
+  /**
+   * Nodes started with an empty configuration, as a runtime starts a node that
+   * is to join a running cluster: ids size+1..size+spares. They never campaign;
+   * they take part once a membership change adds them (default 0).
+   */
+  readonly spares?: number;
   /** The seed every PRNG of the run derives from. */
   readonly seed: number;
   /** Virtual ms per tick (default 10). */
@@ -154,6 +175,8 @@ export interface ClusterStats {
   /** Crashes with a snapshot write in flight: taking one, or installing one from the leader. */
   crashesDuringSnapshotTake: number;
   crashesDuringSnapshotInstall: number;
+  /** Conf change entries applied, on any node (each node counts its own). */
+  confChangesApplied: number;
 }
 
 /** A Ready whose write is in flight. */
@@ -174,6 +197,12 @@ interface PendingSnapshot {
 /** The state machine of one node. */
 interface Machine {
   state: MachineState;
+  /**
+   * The configuration as of `state.index`, kept with the applied state as the
+   * runtime keeps it: from the snapshot it was restored from (or the bootstrap
+   * one), then what each applied conf change returned. Snapshots carry it.
+   */
+  conf: ConfState;
   /** The entries applied since it was last restored (from nothing, or from a snapshot). */
   entries: AppliedEntry[];
 }
@@ -209,6 +238,8 @@ interface SimNode {
   writeDelay: WriteDelay | undefined;
   /** Confirmed reads (request id -> index) waiting for the state machine to reach their index. */
   confirmedReads: Map<number, number>;
+  /** The leader's term and commit index last seen by the commit quorum check. */
+  checkedCommit?: { term: number; commit: number };
 }
 
 /** A cluster of simulated nodes driven in virtual time. */
@@ -250,6 +281,7 @@ export class SimCluster {
     restartsFromSnapshot: 0,
     crashesDuringSnapshotTake: 0,
     crashesDuringSnapshotInstall: 0,
+    confChangesApplied: 0,
   };
   readonly #options: SimClusterOptions;
   readonly #nodes = new Map<NodeId, SimNode>();
@@ -268,7 +300,9 @@ export class SimCluster {
     this.seed = options.seed;
     this.tickMs = options.tickMs ?? 10;
     this.checked = options.checked ?? true;
-    this.ids = Array.from({ length: options.size }, (_, i) => i + 1);
+    const spares = options.spares ?? 0;
+    this.ids = Array.from({ length: options.size + spares }, (_, i) => i + 1);
+    const voters = this.ids.slice(0, options.size);
     const wd = options.writeDelay;
     if (wd !== undefined && !(Number.isInteger(wd.min) && wd.min >= 0 && wd.max >= wd.min)) {
       throw new Error(`Cannot use write delays from ${wd.min} to ${wd.max} ms`);
@@ -294,8 +328,8 @@ export class SimCluster {
         id,
         random: seededRandom(options.seed * 31 + id),
         raw: undefined,
-        disk: new MemoryStorage(this.ids),
-        machine: { state: INITIAL_STATE, entries: [] },
+        disk: new MemoryStorage(id <= options.size ? voters : []),
+        machine: { state: INITIAL_STATE, entries: [], conf: confOf([]) },
         crashAt: undefined,
         role: "follower",
         write: undefined,
@@ -303,6 +337,7 @@ export class SimCluster {
         writeDelay: undefined,
         confirmedReads: new Map(),
       };
+      node.machine.conf = node.disk.snapshot().meta.conf;
       this.#nodes.set(id, node);
       node.raw = this.#newRawNode(node);
     }
@@ -526,6 +561,52 @@ export class SimCluster {
   }
 
   /**
+   * Proposes membership change `cc` at node `id`. Returns the entry's index and
+   * term, or throws what the core throws (not leader, dropped, rejected).
+   */
+  proposeConfChange(id: NodeId, cc: ConfChange): { index: number; term: number } {
+    const node = this.#node(id);
+    const raw = this.#up(id, "propose a conf change at");
+    let r: { index: number; term: number };
+    try {
+      r = raw.proposeConfChange(cc);
+    } catch (e) {
+      this.trace.add(
+        this.now,
+        `conf change ${describeConfChange(cc)} at ${id}: ${(e as Error).message}`,
+      );
+      throw e;
+    }
+    this.trace.add(
+      this.now,
+      `conf change ${describeConfChange(cc)} at ${id}: ${r.term}/${r.index}`,
+    );
+    this.stats.steps++;
+    this.#settle(node);
+    return r;
+  }
+
+  /** Asks node `id` to transfer leadership to `to`; throws what the core throws. */
+  transferLeader(id: NodeId, to: NodeId): void {
+    const node = this.#node(id);
+    const raw = this.#up(id, "transfer leadership at");
+    try {
+      raw.transferLeader(to);
+    } catch (e) {
+      this.trace.add(this.now, `transfer leader to ${to} at ${id}: ${(e as Error).message}`);
+      throw e;
+    }
+    this.trace.add(this.now, `transfer leader to ${to} at ${id}`);
+    this.stats.steps++;
+    this.#settle(node);
+  }
+
+  /** The configuration node `id` applied last (its state machine's, kept across crashes). */
+  conf(id: NodeId): ConfState {
+    return this.#node(id).machine.conf;
+  }
+
+  /**
    * Starts a ReadIndex read at node `id` and returns its request id, or throws the
    * core's NotLeaderError (counted). The checker verifies it when confirmed.
    */
@@ -566,7 +647,7 @@ export class SimCluster {
    */
   compact(id: NodeId, keep = 0): boolean {
     const node = this.#node(id);
-    const raw = this.#up(id, "compact at");
+    this.#up(id, "compact at");
     if (!Number.isInteger(keep) || keep < 0) {
       throw new Error(`Cannot keep ${keep} entries behind a snapshot`);
     }
@@ -574,7 +655,7 @@ export class SimCluster {
     if (node.snapshotWrite !== undefined || state.index <= node.disk.snapshot().meta.index) {
       return false;
     }
-    const conf: ConfState = confStateOf(raw.raft.trk.voters);
+    const conf: ConfState = node.machine.conf;
     const wd = node.writeDelay ?? this.#options.writeDelay;
     const took = wd !== undefined && wd.max > 0
       ? randomInt(this.#diskRandom, wd.min, wd.max + 1)
@@ -757,7 +838,9 @@ export class SimCluster {
     if (node.raw !== undefined) throw new Error(`Cannot restart node ${id}: it is up`);
     node.disk = node.disk.clone();
     const snap = node.disk.snapshot();
-    node.machine = { state: INITIAL_STATE, entries: [] };
+    // With no snapshot, the configuration is the bootstrap one (the disk's
+    // index-0 snapshot holds it) and the conf changes are applied again.
+    node.machine = { state: INITIAL_STATE, entries: [], conf: snap.meta.conf };
     this.stats.restarts++;
     const hs = node.disk.hardState();
     this.trace.add(
@@ -785,7 +868,7 @@ export class SimCluster {
       );
     }
     if (this.checked) this.checker.observeRestore(node.id, state.index, state.hash);
-    node.machine = { state, entries: [] };
+    node.machine = { state, entries: [], conf: snap.meta.conf };
     this.trace.add(
       this.now,
       `state machine of ${node.id} restored at ${state.index} (state ${showHash(state.hash)})`,
@@ -822,13 +905,23 @@ export class SimCluster {
   stableLeader(): NodeId | undefined {
     const lead = this.leader();
     if (lead === undefined) return undefined;
-    const term = this.#node(lead).raw!.status().term;
+    const ls = this.#node(lead).raw!.status();
+    const term = ls.term;
+    const members = new Set(this.members(ls.conf));
     for (const node of this.#nodes.values()) {
-      if (node.raw === undefined) continue;
+      // Nodes outside the leader's configuration (removed, or not yet added)
+      // hear nothing from it.
+      if (node.raw === undefined || !members.has(node.id)) continue;
       const s = node.raw.status();
       if (s.term !== term || s.lead !== lead) return undefined;
     }
     return lead;
+  }
+
+  /** Every member of `conf`, voters and learners, ascending. */
+  members(conf: ConfState): NodeId[] {
+    return [...new Set([...conf.voters, ...conf.votersOutgoing, ...conf.learners])]
+      .sort((a, b) => a - b);
   }
 
   /** Cuts every link between the groups, both ways (adds to existing cuts). */
@@ -960,8 +1053,25 @@ export class SimCluster {
       const term = this.checked ? raw.status().term : 0;
       const m = node.machine;
       for (const e of rd.committedEntries) {
-        const a: AppliedEntry = { index: e.index, term: e.term, data: e.data };
+        const a: AppliedEntry = {
+          index: e.index,
+          term: e.term,
+          data: e.data,
+          ...(e.type === "conf_change" ? { type: e.type } : {}),
+        };
         if (this.checked) this.checker.observeApply(node.id, term, a, node.disk);
+        if (e.type === "conf_change") {
+          // As the runtime does: the change takes effect now, in log order.
+          if (this.checked) this.#checkCommitQuorum(node);
+          const cc = decodeConfChange(e.data);
+          m.conf = raw.applyConfChange(cc);
+          this.stats.confChangesApplied++;
+          this.trace.add(
+            this.now,
+            `conf change ${describeConfChange(cc)} applied at ${node.id} (${e.term}/${e.index}):` +
+              ` ${describeConfState(m.conf)}`,
+          );
+        }
         m.state = applyEntry(m.state, a);
         if (this.checked) this.checker.observeState(node.id, a.index, m.state.hash, "applied");
         m.entries.push(a);
@@ -984,6 +1094,7 @@ export class SimCluster {
       if (this.#reads.delete(requestId)) this.stats.readsAbandoned++;
     }
     raw.advance(rd);
+    if (this.checked) this.#checkCommitQuorum(node);
     // Serve the reads whose index the state machine has reached (§6.4 step 4).
     const applied = node.machine.state.index;
     for (const [requestId, index] of node.confirmedReads) {
@@ -1010,6 +1121,33 @@ export class SimCluster {
     this.checker.observeRole(node.id, s.term, s.role);
     this.checker.observeCommit(node.id, s.term, s.commit, log);
     if (s.role === "leader") this.checker.checkLeaderCompleteness(node.id, s.term, log);
+    this.#checkCommitQuorum(node);
+  }
+
+  /**
+   * On a leader whose commit index moved since the last check: the entry there
+   * is durable on a quorum of the configuration in force. Called whenever the
+   * configuration may be about to change (before each conf change is applied)
+   * and after every step, so no commit escapes the configuration it was made under.
+   */
+  #checkCommitQuorum(node: SimNode): void {
+    const raw = node.raw;
+    if (raw === undefined || raw.raft.role !== "leader") return;
+    const s = raw.status();
+    const last = node.checkedCommit;
+    node.checkedCommit = { term: s.term, commit: s.commit };
+    // What it knew committed when it won was decided under earlier
+    // configurations; only what it commits itself is counted under its own.
+    if (last === undefined || last.term !== s.term || last.commit >= s.commit) return;
+    const commit = s.commit;
+    const term = raw.raft.log.term(commit);
+    if (term === undefined || commit === 0) return;
+    checkCommitQuorum(node.id, s.term, commit, s.conf, (voter) => {
+      const disk = this.#node(voter).disk;
+      if (disk.snapshot().meta.index >= commit) return true;
+      if (disk.lastIndex() < commit || commit < disk.firstIndex() - 1) return false;
+      return disk.term(commit) === term;
+    });
   }
 
   /** A short, human summary of every node's state, for failure reports. */
@@ -1038,7 +1176,7 @@ export class SimCluster {
       lines.push(
         `node ${node.id}: ${s.role} term:${s.term} vote:${s.vote} lead:${s.lead}` +
           ` commit:${s.commit} applied:${s.applied} first:${s.firstIndex} last:${s.lastIndex};` +
-          ` ${durable}; ${machine}${writing}`,
+          ` ${describeConfState(s.conf)}; ${durable}; ${machine}${writing}`,
       );
       if (s.progress !== undefined) {
         const pr = [...s.progress].map(([id, p]) =>
@@ -1050,6 +1188,10 @@ export class SimCluster {
     }
     return lines.join("\n");
   }
+}
+
+function confOf(voters: readonly NodeId[]): ConfState {
+  return { voters, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
 }
 
 /** The log as node `raw`'s core sees it: durable entries and the unstable tail. */

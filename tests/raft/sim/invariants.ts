@@ -42,7 +42,7 @@
  */
 
 import type { Role } from "../../../src/raft/types.ts";
-import type { Entry, NodeId } from "../../../src/raft/types.ts";
+import type { ConfState, Entry, EntryType, NodeId } from "../../../src/raft/types.ts";
 import { showHash } from "./state_machine.ts";
 
 /** The read side of a node's durable log (what `MemoryStorage` offers). */
@@ -61,6 +61,8 @@ export interface AppliedEntry {
   readonly index: number;
   readonly term: number;
   readonly data: Uint8Array;
+  /** Absent (or "normal") for a command. */
+  readonly type?: EntryType;
 }
 
 /** A broken safety property. */
@@ -531,6 +533,42 @@ export function checkAppliedAgree(applied: ReadonlyMap<NodeId, readonly AppliedE
             ` but node ${id} applied ${e.term}/${e.index} ${showData(e.data)}`,
         );
       }
+    }
+  }
+}
+
+/**
+ * Commitment under the configuration in force: leader `id` of `term` says
+ * `commit` is committed while `conf` is its
+ * configuration; then a majority of `conf.voters`, and while joint also of
+ * `conf.votersOutgoing`, must hold that entry durably (or a snapshot covering it)
+ * (dissertation §4.3: under joint consensus, agreement needs both majorities).
+ * `holds(voter)` tells whether a voter's disk does.
+ */
+export function checkCommitQuorum(
+  id: NodeId,
+  term: number,
+  commit: number,
+  conf: ConfState,
+  holds: (voter: NodeId) => boolean,
+): void {
+  if (!conf.voters.includes(id) && !conf.votersOutgoing.includes(id)) {
+    throw new InvariantViolation(
+      "Configuration Safety",
+      `node ${id} leads term ${term} but is no voter of its configuration ${JSON.stringify(conf)}`,
+    );
+  }
+  for (
+    const [half, voters] of [["incoming", conf.voters], ["outgoing", conf.votersOutgoing]] as const
+  ) {
+    if (voters.length === 0) continue;
+    const holding = voters.filter(holds);
+    if (holding.length * 2 <= voters.length) {
+      throw new InvariantViolation(
+        "Configuration Safety",
+        `leader ${id} of term ${term} committed index ${commit}, but only [${holding.join(",")}]` +
+          ` of the ${half} voters [${voters.join(",")}] hold it durably`,
+      );
     }
   }
 }
