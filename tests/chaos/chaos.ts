@@ -736,6 +736,13 @@ export function formatSummary(
       `  links cut by reset ${n.modes.reset}, by blackhole ${n.modes.blackhole}; ${n.combined} rounds with two faults at once; ` +
         `${facts.events.filter((e) => e.action === "heal").length} heals`,
     );
+    const m = n.membership;
+    if (m.removed + m.transfers > 0) {
+      out.push(
+        `  membership: ${m.removed} removed, ${m.readded} added back as learners, ${m.promoted} ` +
+          `promoted; ${m.transfers} leadership transfers asked; ${m.refused} calls refused or timed out`,
+      );
+    }
   }
   const ls = facts.leaderships;
   out.push(
