@@ -176,9 +176,20 @@ const RETRYABLE: ReadonlySet<Code> = new Set([Code.Unavailable]);
  * @throws {ConnectError} the final error; UNAVAILABLE naming every endpoint's
  *   failure when none could be connected to, or when the budget ran out
  */
-export async function callLeader<T>(
+export function callLeader<T>(
   opts: RunOptions,
   call: (kv: KVClient, options: CallOptions) => Promise<T>,
+): Promise<T> {
+  return callEndpoints(opts, (c, options) => call(c.kv, options));
+}
+
+/**
+ * {@link callLeader} for any call of an endpoint's clients (the membership calls of
+ * ClusterService too, which a follower forwards to its leader like a KV call).
+ */
+export async function callEndpoints<T>(
+  opts: RunOptions,
+  call: (clients: EndpointClients, options: CallOptions) => Promise<T>,
 ): Promise<T> {
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
@@ -191,7 +202,7 @@ export async function callLeader<T>(
       const remaining = deadline - now();
       if (remaining <= 0) break;
       try {
-        return await call(opts.clients(endpoint).kv, { timeoutMs: remaining });
+        return await call(opts.clients(endpoint), { timeoutMs: remaining });
       } catch (e) {
         const err = ConnectError.from(e);
         if (!RETRYABLE.has(err.code)) {
@@ -265,7 +276,8 @@ export const STATUS_HEADER: readonly string[] = [
 /**
  * Renders the `status` table: one row per endpoint; a node that did not answer
  * shows `down`, dashes, and the reason in parentheses after the last column.
- * LEADER is `-` when the node knows of none. SNAPSHOT is the index of the node's
+ * LEADER is `-` when the node knows of none; ROLE is `learner` for a follower that
+ * its configuration lists as a learner. SNAPSHOT is the index of the node's
  * newest snapshot (0 for none) and FIRST the first index its log still holds.
  */
 export function renderStatus(results: readonly StatusResult[]): string {
@@ -277,7 +289,8 @@ export function renderStatus(results: readonly StatusResult[]): string {
     return [
       r.endpoint,
       String(s.id),
-      roleName(s.role),
+      // A learner follows without voting: the table says which followers are learners.
+      s.role === Role.FOLLOWER && s.learners.includes(s.id) ? "learner" : roleName(s.role),
       String(s.term),
       s.leaderId === 0n ? "-" : String(s.leaderId),
       String(s.commitIndex),

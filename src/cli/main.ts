@@ -17,6 +17,7 @@ import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
 import { type Command, type EndpointClients, EXIT, runCommand } from "./commands.ts";
+import { type MemberCommand, parseMemberId, runMemberCommand } from "./members.ts";
 
 /** Help text of the client CLI. */
 export const CLIENT_USAGE: string = `\
@@ -34,6 +35,17 @@ Commands:
   snapshot save FILE       Save a backup of a node's state (the first endpoint that
                            serves one) into FILE, verified; prints its index, term
                            and size. Restore with deno task node --restore FILE
+  member list              List the members: id, peer address, voter or learner
+  member add ID PEER_ADDRESS [--learner]
+                           Add node ID, which the others dial at PEER_ADDRESS
+                           (host:port), as a voter, or as a learner (recommended:
+                           it catches up without affecting quorums; then promote)
+  member promote ID        Make learner ID a voter (refused while it is far behind)
+  member remove ID         Remove node ID (a voter or a learner; not the last voter)
+  transfer-leader [ID]     Hand leadership to voter ID, or to the most up-to-date
+                           voter; prints the new leader
+                           Membership changes print the new membership once the
+                           change is committed and applied
 
 Options (before the command):
   --endpoints HOST:PORT,...  Nodes to talk to, in order [RAFTKV_ENDPOINTS]
@@ -64,7 +76,7 @@ export interface ClientArgs {
   /** Time budget of the command in milliseconds. */
   timeoutMs: number;
   /** The command, or `help` when --help was given. */
-  command: Command | { name: "help" };
+  command: Command | MemberCommand | { name: "help" };
 }
 
 /** A command line the CLI cannot run; `message` says why. */
@@ -146,10 +158,13 @@ export function parseClientArgs(
 
   const name = args[i];
   if (name === undefined) throw new UsageError("Cannot parse arguments: missing command");
+  if (name === "member" || name === "transfer-leader") {
+    return { endpoints, timeoutMs, command: parseMemberCommand(name, args.slice(i + 1)) };
+  }
   if (!Object.hasOwn(ARITY, name)) {
     throw new UsageError(
       `Cannot parse arguments: unknown command "${name}" ` +
-        "(expected put, get, delete, cas, status or snapshot)",
+        "(expected put, get, delete, cas, status, snapshot, member or transfer-leader)",
     );
   }
   const params = ARITY[name] as readonly string[];
@@ -206,6 +221,74 @@ export function parseClientArgs(
   return { endpoints, timeoutMs, command };
 }
 
+/** Parses `member SUBCOMMAND ...` and `transfer-leader [ID]`. */
+function parseMemberCommand(name: string, rest: readonly string[]): MemberCommand {
+  const id = (text: string, what: string): bigint => {
+    const v = parseMemberId(text, what);
+    if (typeof v === "string") throw new UsageError(v);
+    return v;
+  };
+  if (name === "transfer-leader") {
+    if (rest.length > 1) {
+      throw new UsageError(
+        `Cannot parse transfer-leader: expected [ID], got ${rest.length} arguments`,
+      );
+    }
+    return {
+      name: "transfer_leader",
+      id: rest[0] === undefined ? 0n : id(rest[0], "transfer-leader ID"),
+    };
+  }
+  const [sub, ...more] = rest;
+  const arity = (want: string): void => {
+    const n = want === "" ? 0 : want.split(" ").length;
+    if (more.length !== n) {
+      throw new UsageError(
+        `Cannot parse member ${sub}: expected ${n} argument${n === 1 ? "" : "s"} ` +
+          `(member ${sub}${want === "" ? "" : " " + want}), got ${more.length}`,
+      );
+    }
+  };
+  switch (sub) {
+    case "list":
+      arity("");
+      return { name: "member_list" };
+    case "add": {
+      const learner = more.includes("--learner");
+      const args = more.filter((a) => a !== "--learner");
+      if (args.length !== 2) {
+        throw new UsageError(
+          `Cannot parse member add: expected ID PEER_ADDRESS [--learner], got ${more.length} arguments`,
+        );
+      }
+      let peerAddress: string;
+      try {
+        const addr = parseHostPort(args[1]!, "member add PEER_ADDRESS");
+        if (addr.port === 0) {
+          throw new UsageError(`Cannot parse member add PEER_ADDRESS: "${args[1]}" has port 0`);
+        }
+        peerAddress = formatHostPort(addr);
+      } catch (e) {
+        if (e instanceof FlagError) throw new UsageError(e.message);
+        throw e;
+      }
+      return { name: "member_add", id: id(args[0]!, "member add ID"), peerAddress, learner };
+    }
+    case "promote":
+      arity("ID");
+      return { name: "member_promote", id: id(more[0]!, "member promote ID") };
+    case "remove":
+      arity("ID");
+      return { name: "member_remove", id: id(more[0]!, "member remove ID") };
+    default:
+      throw new UsageError(
+        `Cannot parse member: ${
+          sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`
+        } (expected list, add, promote or remove)`,
+      );
+  }
+}
+
 function parseEndpoints(value: string, source: string): string[] {
   const out: string[] = [];
   for (const entry of value.split(",")) {
@@ -259,10 +342,10 @@ export async function main(
     return EXIT.OK;
   }
   const cache = new Map<string, EndpointClients>();
-  const out = await runCommand(parsed.command, {
+  const runOptions = {
     endpoints: parsed.endpoints,
     timeoutMs: parsed.timeoutMs,
-    clients: (endpoint) => {
+    clients: (endpoint: string) => {
       let c = cache.get(endpoint);
       if (c === undefined) {
         c = grpcClients(endpoint);
@@ -270,7 +353,11 @@ export async function main(
       }
       return c;
     },
-  });
+  };
+  const cmd = parsed.command;
+  const out = cmd.name.startsWith("member_") || cmd.name === "transfer_leader"
+    ? await runMemberCommand(cmd as MemberCommand, runOptions)
+    : await runCommand(cmd as Command, runOptions);
   await writeAll(Deno.stdout, out.stdout);
   await writeAll(Deno.stderr, out.stderr);
   return out.exitCode;

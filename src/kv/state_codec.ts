@@ -15,7 +15,13 @@
  *   per session, idlest first: u64 id | u64 last sequence | u64 last active (ms) | result
  * u32 key count
  *   per key, in the store's order: u32 key length | key (UTF-8) | u32 value length | value
+ * version 2 only: u32 member count
+ *   per member, by ascending id: u64 id | u8 learner | u32 address length | address (UTF-8)
  * ```
+ *
+ * Version 2 adds the member registry (members.ts) at the end; a state with no
+ * registered member is written as version 1, byte for byte what nodes wrote before
+ * membership changes existed, and both versions are read.
  *
  * A result is a u8 tag and its fields: 0 none; 1 put (u64 index); 2 delete (u8
  * deleted); 3 compare-and-swap (u8 succeeded, u8 found, u32 length, value); 4 no-op;
@@ -32,13 +38,16 @@
  */
 
 import { CHAIN_LINK_BYTES } from "./applied_chain.ts";
+import type { MemberRecord } from "./members.ts";
 import type { SessionImage } from "./sessions.ts";
 import type { ApplyResult, KvStoreState } from "./store.ts";
 
 /** The first eight bytes of an encoded state. */
 const MAGIC = new TextEncoder().encode("RKVSTATE");
-/** The version this code writes and reads. */
-export const KV_STATE_VERSION = 1;
+/** The version this code writes when members are registered (it reads 1 and 2). */
+export const KV_STATE_VERSION = 2;
+/** The version without the member registry, written when it is empty. */
+const VERSION_WITHOUT_MEMBERS = 1;
 
 /** Everything a snapshot's state holds: the store, and where the node's log stood. */
 export interface KvSnapshotState {
@@ -48,6 +57,8 @@ export interface KvSnapshotState {
   readonly appliedTerm: number;
   /** The applied chain's link after the entry at the applied index. */
   readonly chainLink: Uint8Array;
+  /** The member registry, by ascending id (absent or empty: none registered). */
+  readonly members?: readonly MemberRecord[];
 }
 
 /** Bytes that are not an encoded key-value state of this version. */
@@ -98,8 +109,11 @@ export function* encodeKvStateInSteps(
     throw new Error(`Cannot encode key-value state: the chain link is ${chainLink.length} bytes`);
   }
   const sessions = store.sessions.map((s) => ({ s, result: encodeResult(s.lastResult) }));
+  const members = (state.members ?? []).map((m) => ({ m, address: utf8.encode(m.peerAddress) }));
   // Sizes first, so the output is allocated once.
   let size = MAGIC.length + 4 + 8 + 8 + CHAIN_LINK_BYTES + 8 + 4 + 4;
+  if (members.length > 0) size += 4;
+  for (const { address } of members) size += 13 + address.length;
   for (const { result } of sessions) size += 24 + result.length;
   if (store.keys.length !== store.values.length) {
     throw new Error(
@@ -123,7 +137,7 @@ export function* encodeKvStateInSteps(
   const out = new Uint8Array(size);
   const w = new Writer(out);
   w.bytes(MAGIC);
-  w.u32(KV_STATE_VERSION);
+  w.u32(members.length > 0 ? KV_STATE_VERSION : VERSION_WITHOUT_MEMBERS);
   w.u64(store.appliedIndex);
   w.u64(appliedTerm);
   w.bytes(chainLink);
@@ -150,6 +164,15 @@ export function* encodeKvStateInSteps(
       yield;
     }
   }
+  if (members.length > 0) {
+    w.u32(members.length);
+    for (const { m, address } of members) {
+      w.u64(m.id);
+      w.u8(m.learner ? 1 : 0);
+      w.u32(address.length);
+      w.bytes(address);
+    }
+  }
   if (w.offset !== size) {
     throw new Error(`Invariant: encoded ${w.offset} bytes of state, sized ${size}`);
   }
@@ -171,9 +194,9 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     throw new KvStateCodecError("it does not start with RKVSTATE");
   }
   const version = r.u32("the version");
-  if (version !== KV_STATE_VERSION) {
+  if (version !== KV_STATE_VERSION && version !== VERSION_WITHOUT_MEMBERS) {
     throw new KvStateCodecError(
-      `version ${version}; this node reads version ${KV_STATE_VERSION}`,
+      `version ${version}; this node reads versions ${VERSION_WITHOUT_MEMBERS} and ${KV_STATE_VERSION}`,
     );
   }
   const appliedIndex = r.u64("the applied index");
@@ -211,6 +234,30 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     keys[i] = key;
     values[i] = value;
   }
+  const members: MemberRecord[] = [];
+  if (version === KV_STATE_VERSION) {
+    const memberCount = r.u32("the member count");
+    for (let i = 0; i < memberCount; i++) {
+      const id = r.u64(`member ${i}'s id`);
+      if (id === 0) throw new KvStateCodecError(`member ${i} has id 0`);
+      const prior = members[members.length - 1];
+      if (prior !== undefined && prior.id >= id) {
+        throw new KvStateCodecError(`member ${id} is out of order or repeated`);
+      }
+      const learner = r.bool(`member ${id}'s learner flag`);
+      const addressBytes = r.bytes(
+        r.u32(`member ${id}'s address length`),
+        `member ${id}'s address`,
+      );
+      let peerAddress: string;
+      try {
+        peerAddress = text.decode(addressBytes);
+      } catch {
+        throw new KvStateCodecError(`member ${id}'s address is not UTF-8`);
+      }
+      members.push({ id, peerAddress, learner });
+    }
+  }
   if (r.offset !== bytes.length) {
     throw new KvStateCodecError(
       `${bytes.length - r.offset} bytes left over after the last key at offset ${r.offset}`,
@@ -223,6 +270,7 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     store: { appliedIndex, sessionsNowMs, sessions, keys, values },
     appliedTerm,
     chainLink,
+    members,
   };
 }
 

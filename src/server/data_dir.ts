@@ -91,6 +91,18 @@ export interface DataDirIdentity {
   readonly clusterId: string;
   /** Every member, this node included, at the address this node dials it. */
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  /**
+   * True for a node that joined a running cluster (`--join`): `peers` is then only
+   * where it reached the members when it joined, not a configuration; the
+   * configuration comes from the log, and a restart need not repeat `--peers`
+   * exactly. Absent (false) for a node that bootstrapped its cluster from `peers`.
+   */
+  readonly joined?: boolean;
+  /**
+   * For a node that joined: its cluster's bootstrap voters, the configuration
+   * before the log's first entry, once learned from a member (join.ts).
+   */
+  readonly bootstrap?: readonly NodeId[];
 }
 
 /**
@@ -132,6 +144,8 @@ export interface OpenedDataDir {
   readonly snapshot: Snapshot | undefined;
   /** Its file. */
   readonly snapshotPath: string | undefined;
+  /** The identity the data dir holds (the flags' on a new data dir): how it began. */
+  readonly identity: DataDirIdentity;
 }
 
 interface OpenedStorage {
@@ -140,6 +154,7 @@ interface OpenedStorage {
   snapshots: SnapshotStore;
   snapshot: Snapshot | undefined;
   snapshotPath: string | undefined;
+  identity: DataDirIdentity;
 }
 
 /**
@@ -209,7 +224,10 @@ async function openLocked(
           `dir, ${IDENTITY_FILE} included, then start the node with its usual flags)`,
       );
     }
-    return await openWithSnapshot(dir, walDir, walOptions, await openSnapshots(), logger);
+    return {
+      ...await openWithSnapshot(dir, walDir, walOptions, await openSnapshots(), logger),
+      identity: held,
+    };
   }
 
   if (hasWal) {
@@ -226,7 +244,7 @@ async function openLocked(
         `or its first start was cut short): recorded the identity from the flags`,
       { dir, identity: describeIdentity(identity) },
     );
-    return opened;
+    return { ...opened, identity };
   }
 
   const wal = await Wal.create(walDir, walOptions);
@@ -245,6 +263,7 @@ async function openLocked(
     snapshots,
     snapshot: undefined,
     snapshotPath: undefined,
+    identity,
   };
 }
 
@@ -260,7 +279,7 @@ async function openWithSnapshot(
   walOptions: { logger: Logger; io: Partial<WalIo> | undefined; segmentBytes: number },
   snapshots: SnapshotStore,
   logger: Logger,
-): Promise<OpenedStorage> {
+): Promise<Omit<OpenedStorage, "identity">> {
   const loaded = await snapshots.loadNewest();
   const snapshotIndex = loaded.snapshot?.meta.index ?? 0;
   let opened;
@@ -329,6 +348,9 @@ export function encodeIdentity(identity: DataDirIdentity): Uint8Array {
     nodeId: identity.nodeId,
     clusterId: identity.clusterId,
     peers,
+    // Only when set: a bootstrapped node's file stays byte for byte what it was.
+    ...(identity.joined === true ? { joined: true } : {}),
+    ...(identity.bootstrap !== undefined ? { bootstrap: [...identity.bootstrap] } : {}),
   };
   return new TextEncoder().encode(JSON.stringify(doc, null, 2) + "\n");
 }
@@ -369,7 +391,28 @@ export function decodeIdentity(bytes: Uint8Array): DataDirIdentity {
     peers.set(e.id, { host: e.host, port: e.port as number });
   }
   if (!peers.has(o.nodeId)) throw new RangeError(`node ${o.nodeId} is not among its members`);
-  return { nodeId: o.nodeId, clusterId: o.clusterId, peers };
+  if (o.joined !== undefined && typeof o.joined !== "boolean") {
+    throw new RangeError(`"joined" is not a boolean`);
+  }
+  let bootstrap: NodeId[] | undefined;
+  if (o.bootstrap !== undefined) {
+    if (!Array.isArray(o.bootstrap) || o.bootstrap.length === 0 || !o.bootstrap.every(isId)) {
+      throw new RangeError(`"bootstrap" is not a non-empty list of node ids`);
+    }
+    bootstrap = o.bootstrap as NodeId[];
+  }
+  return {
+    nodeId: o.nodeId,
+    clusterId: o.clusterId,
+    peers,
+    ...(o.joined ? { joined: true } : {}),
+    ...(bootstrap !== undefined ? { bootstrap } : {}),
+  };
+}
+
+/** Replaces the identity file of data dir `dir` (atomically, durably). */
+export async function writeIdentity(dir: string, identity: DataDirIdentity): Promise<void> {
+  await writeFileAtomic(join(dir, IDENTITY_FILE), encodeIdentity(identity), fsync);
 }
 
 /**
@@ -402,6 +445,9 @@ export function identityDifferences(held: DataDirIdentity, flags: DataDirIdentit
   const out: string[] = [];
   if (held.nodeId !== flags.nodeId) out.push("node id");
   if (held.clusterId !== flags.clusterId) out.push("cluster id");
+  // A node that joined takes its configuration from the log: its --peers is only an
+  // address book, which may grow as the cluster does.
+  if (held.joined === true) return out;
   const same = held.peers.size === flags.peers.size &&
     [...held.peers].every(([id, a]) => {
       const b = flags.peers.get(id);

@@ -51,6 +51,15 @@ export interface NodeOptions {
    * left set would make every later start refuse (the data dir is no longer empty).
    */
   restore: string | undefined;
+  /**
+   * True when this node joins a running cluster (`--join`, or etcd's
+   * `--initial-cluster-state existing`): on an empty data dir it starts with no
+   * configuration, never campaigns, and learns the configuration from the leader
+   * once an operator has added it (`member add`); it never bootstraps a cluster of
+   * its own from --peers, which then only says where to reach the members. Ignored
+   * on a data dir that already has a history: the data dir knows how it began.
+   */
+  join: boolean;
   /** Resource limits of the gRPC server's HTTP/2 layer (src/http2/limits.ts). */
   http2: Http2Limits;
   /**
@@ -98,6 +107,13 @@ Flags:
   --snapshot-catchup-entries N
                          Entries kept behind a snapshot for followers a little behind
                          [RAFTKV_SNAPSHOT_CATCHUP_ENTRIES] (default 5000)
+  --join                 Join a running cluster instead of bootstrapping one: start with
+                         no configuration and learn it from the leader once a member has
+                         run "deno task client member add" for this node; --peers then
+                         names where to reach the current members (this node included)
+  --initial-cluster-state new|existing
+                         etcd's spelling: existing is --join [RAFTKV_INITIAL_CLUSTER_STATE]
+                         (default new)
   --restore FILE         Before starting, seed the empty data dir from FILE, a backup that
                          "deno task client snapshot save" wrote, as a member of the cluster
                          the other flags describe (README, "Backup and restore"); no
@@ -169,6 +185,7 @@ const VALUE_FLAGS = [
   "request-timeout-ms",
   "idle-timeout-ms",
   "abuse-cooldown-ms",
+  "initial-cluster-state",
 ] as const;
 
 type ValueFlag = typeof VALUE_FLAGS[number];
@@ -214,8 +231,13 @@ export function parseNodeFlags(
   if (args.some((a) => a === "--help" || a === "-h")) return { ...defaultOptions(), help: true };
   const fromArgs = new Map<ValueFlag, Raw>();
   let restore: string | undefined;
+  let joinFlag = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
+    if (arg === "--join") {
+      joinFlag = true;
+      continue;
+    }
     if (!arg.startsWith("--") || arg === "--") {
       throw new FlagError(
         `Cannot parse arguments: unexpected argument "${arg}" (flags start with --)`,
@@ -303,6 +325,22 @@ export function parseNodeFlags(
     (r) => parseInteger(r, 0, MAX_SNAPSHOT_ENTRIES),
   ) ?? defaults.snapshotCatchupEntries;
 
+  const stateRaw = raw("initial-cluster-state");
+  const initialState = optional(stateRaw, (r) => parseChoice(r, ["new", "existing"] as const)) ??
+    "new";
+  if (joinFlag && stateRaw !== undefined && initialState === "new") {
+    throw new FlagError(
+      `Cannot use --join with ${stateRaw.source} new: --join means existing`,
+    );
+  }
+  const join = joinFlag || initialState === "existing";
+  if (join && restore !== undefined) {
+    throw new FlagError(
+      "Cannot use --restore with --join: a restored backup starts a new cluster; a joining " +
+        "node gets its state from the leader",
+    );
+  }
+
   const limit = (flag: ValueFlag, fallback: number, max: number): number =>
     optional(raw(flag), (r) => parseInteger(r, 1, max)) ?? fallback;
   const d = defaults.http2;
@@ -343,6 +381,7 @@ export function parseNodeFlags(
     snapshotEntries,
     snapshotCatchupEntries,
     restore,
+    join,
     http2,
     help: false,
   };
@@ -413,6 +452,7 @@ function defaultOptions(): NodeOptions {
     snapshotEntries: 10_000,
     snapshotCatchupEntries: 5_000,
     restore: undefined,
+    join: false,
     http2: DEFAULT_HTTP2_LIMITS,
     help: false,
   };

@@ -50,6 +50,7 @@ async function main(): Promise<number> {
       electionMs: opts.electionMs,
       snapshotEntries: opts.snapshotEntries,
       snapshotCatchupEntries: opts.snapshotCatchupEntries,
+      join: opts.join,
       logger,
       random: Math.random,
     });
@@ -103,6 +104,10 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info("shutting down", { signal });
+      // A leader first hands its leadership to an up-to-date follower (bounded:
+      // two election timeouts), while it still serves: the cluster has a leader
+      // again within a heartbeat or two instead of an election timeout.
+      await running.handOffLeadership();
       // Stop accepting calls, let the node finish its write under way and
       // close the log, then close the connections that are left.
       const closing = server.close();

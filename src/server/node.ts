@@ -9,14 +9,30 @@
 
 import { AppliedChain } from "../kv/applied_chain.ts";
 import { decodeCommand } from "../kv/command.ts";
+import {
+  decodeMemberChange,
+  encodeMemberChange,
+  type MemberChange,
+  type MemberRecord,
+  MemberRegistry,
+} from "../kv/members.ts";
 import { encodeKvStateInSteps, type KvSnapshotState } from "../kv/state_codec.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
-import { NotLeaderError } from "../raft/errors.ts";
+import {
+  ConfChangeRejected,
+  LeaderTransferRefused,
+  NotLeaderError,
+  ProposalDroppedError,
+} from "../raft/errors.ts";
+import { decodeConfChange } from "../raft/confchange/codec.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { Random } from "../raft/rand.ts";
 import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
 import type { MemoryStorage } from "../raft/storage.ts";
 import {
+  type ConfChange,
+  confMembers,
+  type ConfState,
   type Entry,
   type Message,
   type NodeId,
@@ -27,11 +43,22 @@ import {
 } from "../raft/types.ts";
 import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
-import { DataDirError, openDataDir } from "./data_dir.ts";
+import { DataDirError, openDataDir, writeIdentity } from "./data_dir.ts";
+import { fetchBootstrapVoters } from "./join.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
+import {
+  checkAdd,
+  checkPromote,
+  checkRemove,
+  type ConfView,
+  listMembers,
+  MembershipRefused,
+  peerAddressOf,
+  pickTransferTarget,
+} from "./membership.ts";
+import { parseHostPort } from "./flags.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
-import { confStateOf } from "../raft/types.ts";
 
 /** Why a call could not be completed; the services map it to a gRPC status. */
 export class NodeError extends Error {
@@ -78,6 +105,12 @@ export interface RaftKvNodeOptions {
   readonly snapshotEntries?: number;
   /** Entries kept behind a snapshot for slow followers (`--snapshot-catchup-entries`). */
   readonly snapshotCatchupEntries?: number;
+  /**
+   * Join a running cluster (`--join`): on an empty data dir, start with no
+   * configuration (the core never campaigns) and learn it from the leader; never
+   * bootstrap one from `peers`. A data dir with a history knows how it began.
+   */
+  readonly join?: boolean;
 }
 
 /** `--snapshot-entries` by default, etcd's `--snapshot-count` of late. */
@@ -167,6 +200,16 @@ export class RaftKvNode {
   readonly options: RaftKvNodeOptions;
   readonly kv = new KvStore();
   #chain = new AppliedChain();
+  /**
+   * The configuration this node's cluster was bootstrapped with (its data dir's
+   * --peers), the founding identity peers compare (raft_service.ts); empty for a node
+   * that joined a running cluster.
+   */
+  readonly bootstrap: readonly NodeId[];
+  /** Addresses of the members added through the log (members.ts): replicated state. */
+  #members = new MemberRegistry();
+  /** The index of the last membership change applied (or of the snapshot that holds it). */
+  #configIndex = 0;
   /** The term of the entry at the applied index (what a snapshot taken now records). */
   #appliedTerm = 0;
   readonly #snapshots: SnapshotStore;
@@ -206,7 +249,9 @@ export class RaftKvNode {
     wal: Wal,
     lock: Deno.FsFile,
     snapshots: SnapshotStore,
+    bootstrap: readonly NodeId[],
   ) {
+    this.bootstrap = bootstrap;
     this.#lock = lock;
     this.#snapshots = snapshots;
     this.#catchupEntries = options.snapshotCatchupEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES;
@@ -227,6 +272,9 @@ export class RaftKvNode {
       selfId: options.id,
       clusterId: options.clusterId,
       peers: options.peers,
+      // Batches state the bootstrap membership, the cluster's founding identity
+      // (raft_service.ts); a node that joined knows none and states none.
+      members: bootstrap,
       logger: options.logger,
       timeoutMs: Math.max(options.electionMs, 1000),
       // The core sends a follower nothing more until it hears how its snapshot went (§7).
@@ -251,7 +299,12 @@ export class RaftKvNode {
     try {
       opened = await openDataDir({
         dir: options.dataDir,
-        identity: { nodeId: options.id, clusterId: options.clusterId, peers: options.peers },
+        identity: {
+          nodeId: options.id,
+          clusterId: options.clusterId,
+          peers: options.peers,
+          ...(options.join === true ? { joined: true } : {}),
+        },
         logger: log,
       });
     } catch (err) {
@@ -259,10 +312,39 @@ export class RaftKvNode {
       throw err;
     }
     const { lock, wal, recovery, snapshots, snapshot, snapshotPath } = opened;
+    let identity = opened.identity;
+    // The bootstrap configuration, in force before the log's first entry: --peers as
+    // the data dir recorded them when it bootstrapped the cluster; for a node that
+    // joined (etcd's --initial-cluster-state existing), the one its cluster was
+    // bootstrapped with, learned from a member before anything else (join.ts).
+    if (identity.joined === true && identity.bootstrap === undefined) {
+      try {
+        const voters = await fetchBootstrapVoters(
+          options.id,
+          options.clusterId,
+          options.peers,
+          log,
+        );
+        identity = { ...identity, bootstrap: voters };
+        await writeIdentity(options.dataDir, identity);
+      } catch (err) {
+        await wal.close();
+        lock.close();
+        throw new NodeError("unavailable", (err as Error).message);
+      }
+    }
+    const bootstrap = identity.joined === true
+      ? [...identity.bootstrap ?? []]
+      : [...identity.peers.keys()];
+    if (identity.joined === true) {
+      log.info("joined a running cluster: the configuration comes from the leader's log", {
+        bootstrap: bootstrap.join(","),
+      });
+    }
     let restored;
     try {
       restored = await restoreStorage(
-        [...options.peers.keys()],
+        bootstrap,
         snapshot,
         snapshotPath,
         wal,
@@ -298,7 +380,7 @@ export class RaftKvNode {
       },
       storage,
     );
-    const node = new RaftKvNode(options, raw, storage, wal, lock, snapshots);
+    const node = new RaftKvNode(options, raw, storage, wal, lock, snapshots, bootstrap);
     if (snapshot !== undefined && restored.state !== undefined) {
       node.#restore(snapshot, restored.state);
     }
@@ -333,8 +415,11 @@ export class RaftKvNode {
    */
   async #advanceElectionAtBoot(): Promise<void> {
     const ticks = electionTicks(this.options);
-    const others = this.options.peers.size - 1;
-    const quorum = Math.floor(this.options.peers.size / 2) + 1;
+    // The configuration in force (a node that joined, or a learner, never campaigns).
+    const voters = this.#raw.status().conf.voters;
+    if (!voters.includes(this.id)) return;
+    const others = voters.length - 1;
+    const quorum = Math.floor(voters.length / 2) + 1;
     const deadline = performance.now() + this.options.electionMs;
     const noLeaderYet = () => {
       const s = this.#raw.status();
@@ -447,6 +532,9 @@ export class RaftKvNode {
   #restore(snapshot: Snapshot, state: KvSnapshotState): void {
     this.kv.restore(state.store);
     this.#chain = new AppliedChain(state.chainLink);
+    this.#members = new MemberRegistry(state.members);
+    this.#configIndex = snapshot.meta.index;
+    this.#syncPeers(snapshot.meta.conf);
     this.#appliedTerm = snapshot.meta.term;
   }
 
@@ -463,13 +551,19 @@ export class RaftKvNode {
 
   /** The applied state, as of the applied index, with what a snapshot of it records. */
   #captureSnapshot(): { meta: SnapshotMeta; state: KvSnapshotState } {
-    const conf = this.#storage.snapshot().meta.index > 0
-      ? this.#storage.snapshot().meta.conf
-      : confStateOf([...this.options.peers.keys()]);
+    // The configuration in force at the applied index: the core's, since every
+    // membership change up to it has been applied (§7: a snapshot holds the latest
+    // configuration it covers).
+    const conf = this.#raw.status().conf;
     const store = this.kv.exportState();
     return {
       meta: { index: store.appliedIndex, term: this.#appliedTerm, conf },
-      state: { store, appliedTerm: this.#appliedTerm, chainLink: this.#chain.link },
+      state: {
+        store,
+        appliedTerm: this.#appliedTerm,
+        chainLink: this.#chain.link,
+        members: this.#members.list(),
+      },
     };
   }
 
@@ -499,7 +593,11 @@ export class RaftKvNode {
     this.#chain.add(e);
     this.#appliedTerm = e.term;
     let result: ApplyResult;
-    if (e.data.length === 0) {
+    if (e.type === "conf_change") {
+      this.#applyConfChange(e);
+      // The store's applied index moves on like for a no-op: every node does the same.
+      result = this.kv.applyCommand(e.index, undefined);
+    } else if (e.data.length === 0) {
       result = this.kv.applyCommand(e.index, undefined);
     } else {
       let command;
@@ -526,6 +624,57 @@ export class RaftKvNode {
         new NodeError("unavailable", "the write was superseded by a new leader and did not commit"),
       );
     }
+  }
+
+  /**
+   * Puts a committed membership change in force (etcd's applied-config design: a
+   * configuration counts from when it is applied, on every node, in log order, also
+   * when entries are applied again after a restart): the core's configuration, the
+   * member registry (addresses, from the entry's context) and the peers the
+   * transport dials.
+   */
+  #applyConfChange(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const conf = this.#raw.applyConfChange(cc);
+    let change: MemberChange | undefined;
+    try {
+      change = decodeMemberChange(cc.context);
+    } catch (err) {
+      // Every node decodes the same bytes the same way: the registry stays equal.
+      this.#log.error("a membership change carries a context this node cannot read", {
+        index: e.index,
+        error: (err as Error).message,
+      });
+    }
+    this.#members.apply(change, {
+      voters: [...conf.voters, ...conf.votersOutgoing],
+      learners: [...conf.learners, ...conf.learnersNext],
+    });
+    this.#configIndex = e.index;
+    this.#syncPeers(conf);
+    this.#log.info("applied a membership change", {
+      index: e.index,
+      voters: conf.voters.join(","),
+      learners: conf.learners.join(","),
+      ...(conf.votersOutgoing.length > 0 ? { outgoing: conf.votersOutgoing.join(",") } : {}),
+    });
+  }
+
+  /**
+   * Dials the members of `conf` and the entries of `--peers` (a node that joins
+   * knows its leader from there before it knows any configuration), each at the
+   * address {@link peerAddress} gives.
+   */
+  #syncPeers(conf: ConfState): void {
+    const peers = new Map<NodeId, PeerAddress>();
+    for (const id of new Set([...confMembers(conf), ...this.options.peers.keys()])) {
+      const a = this.peerAddress(id);
+      if (a !== undefined) peers.set(id, a);
+      else if (id !== this.id) {
+        this.#log.warn("no address known for a member: it cannot be dialed", { peer: id });
+      }
+    }
+    this.#transport.setPeers(peers);
   }
 
   #onSoftState(role: Role, lead: NodeId): void {
@@ -614,6 +763,9 @@ export class RaftKvNode {
       if (err instanceof NotLeaderError) {
         throw new NodeError("not_leader", err.message, err.leader);
       }
+      // A leadership transfer under way (§3.10: the leader stops taking proposals):
+      // nothing was appended; the client retries, soon at the new leader.
+      if (err instanceof ProposalDroppedError) throw new NodeError("unavailable", err.message);
       throw err;
     }
     this.#kicker.kick();
@@ -754,15 +906,234 @@ export class RaftKvNode {
     // Taken with the state, before the first await: all as of `index`. The
     // membership as #maybeSnapshot takes it.
     const term = this.#appliedTerm;
-    const conf = this.#storage.snapshot().meta.index > 0
-      ? this.#storage.snapshot().meta.conf
-      : confStateOf([...this.options.peers.keys()]);
-    const steps = encodeKvStateInSteps({ store, appliedTerm: term, chainLink: this.#chain.link });
+    const conf = this.#raw.status().conf;
+    const steps = encodeKvStateInSteps({
+      store,
+      appliedTerm: term,
+      chainLink: this.#chain.link,
+      members: this.#members.list(),
+    });
     for (;;) {
       const step = steps.next();
       if (step.done) return { meta: { index, term, conf }, data: step.value };
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Membership (ClusterService's membership calls; membership.ts has the rules).
+
+  /**
+   * Proposes a membership change on this node, the leader, after checking it
+   * (membership.ts), and resolves once it is committed and applied here, with the
+   * new membership. Refusals are {@link MembershipRefused}: nothing was proposed.
+   */
+  async changeMembership(
+    change: MemberChange & { readonly learner?: boolean },
+    signal?: AbortSignal,
+  ): Promise<{ members: MemberRecord[]; configIndex: number }> {
+    this.#checkRunning();
+    const conf = this.#conf();
+    let cc: ConfChange;
+    switch (change.op) {
+      case "add": {
+        const peerAddress = checkAdd(
+          conf,
+          this.#members,
+          this.options.peers,
+          change.id,
+          change.peerAddress,
+        );
+        cc = {
+          changes: [{ type: change.learner ? "add_learner" : "add_voter", nodeId: change.id }],
+          transition: "auto",
+          context: encodeMemberChange({ op: "add", id: change.id, peerAddress }),
+        };
+        break;
+      }
+      case "promote": {
+        const s = this.#raw.status();
+        checkPromote(conf, change.id, {
+          learnerMatch: s.progress?.get(change.id)?.match,
+          leaderLast: s.lastIndex,
+        });
+        cc = {
+          changes: [{ type: "add_voter", nodeId: change.id }],
+          transition: "auto",
+          context: encodeMemberChange(change),
+        };
+        break;
+      }
+      case "remove":
+        checkRemove(conf, change.id);
+        cc = {
+          changes: [{ type: "remove", nodeId: change.id }],
+          transition: "auto",
+          context: encodeMemberChange(change),
+        };
+        break;
+    }
+    let proposed: { index: number; term: number };
+    try {
+      proposed = this.#raw.proposeConfChange(cc);
+    } catch (err) {
+      if (err instanceof NotLeaderError) throw new NodeError("not_leader", err.message, err.leader);
+      if (err instanceof ConfChangeRejected || err instanceof ProposalDroppedError) {
+        // Invalid against the configuration in force, or another change (or a
+        // leadership transfer) is under way: nothing entered the log.
+        throw new MembershipRefused("failed_precondition", err.message);
+      }
+      throw err;
+    }
+    this.#log.info("proposed a membership change", {
+      index: proposed.index,
+      change: `${change.op} ${change.id}`,
+    });
+    this.#kicker.kick();
+    const { index, term } = proposed;
+    await abortableWait(
+      signal,
+      new NodeError(
+        "deadline",
+        `the deadline passed before the membership change (index ${index}) was applied; ` +
+          `it may still take effect (check ListMembers)`,
+      ),
+      (w) => {
+        const waiter: ProposalWaiter = { ...w, term };
+        this.#proposals.set(index, waiter);
+        return () => {
+          if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
+        };
+      },
+    );
+    return { members: this.membership().members, configIndex: index };
+  }
+
+  /**
+   * Hands leadership from this node, the leader, to voter `target` (0: the most
+   * up-to-date other voter; dissertation §3.10) and resolves with the new leader
+   * once it leads, or rejects when it did not take over within two election
+   * timeouts (the core gives up after one and takes proposals again).
+   */
+  async transferLeadership(
+    target: NodeId,
+    signal?: AbortSignal,
+  ): Promise<{ leader: NodeId; term: number }> {
+    this.#checkRunning();
+    const s = this.#raw.status();
+    if (s.role !== "leader") {
+      throw new NodeError("not_leader", `node ${this.id} is not the leader`, s.lead);
+    }
+    const to = pickTransferTarget(
+      s.conf,
+      this.id,
+      target,
+      (id) => s.progress?.get(id)?.match ?? 0,
+    );
+    if (to === this.id) return { leader: this.id, term: s.term };
+    let off = () => {};
+    const moved = new Promise<NodeId>((resolve) => {
+      off = this.onLeaderChange((change) => {
+        if (change.final || (change.leader !== NONE && change.leader !== this.id)) {
+          off();
+          resolve(change.leader);
+        }
+      });
+    });
+    try {
+      this.#raw.transferLeader(to);
+    } catch (err) {
+      off();
+      if (err instanceof LeaderTransferRefused) {
+        throw new MembershipRefused("failed_precondition", err.message);
+      }
+      if (err instanceof NotLeaderError) throw new NodeError("not_leader", err.message, err.leader);
+      throw err;
+    }
+    this.#log.info("transferring leadership", { to });
+    this.#kicker.kick();
+    const limitMs = 2 * this.options.electionMs;
+    const timeout = new Promise<"timeout">((r) => {
+      const t = setTimeout(() => r("timeout"), limitMs);
+      signal?.addEventListener("abort", () => {
+        clearTimeout(t);
+        r("timeout");
+      }, { once: true });
+      void moved.then(() => clearTimeout(t));
+    });
+    const outcome = await Promise.race([moved, timeout]);
+    off();
+    if (outcome === "timeout" || outcome === NONE) {
+      throw new MembershipRefused(
+        "failed_precondition",
+        `Cannot transfer leadership to ${to}: it did not take over within ${limitMs} ms ` +
+          `(down, or too far behind?); node ${this.id} leads on`,
+      );
+    }
+    return { leader: outcome, term: this.#raw.status().term };
+  }
+
+  /**
+   * Before a clean stop (SIGTERM): if this node leads, hands leadership to the
+   * most up-to-date other voter and waits (bounded by two election timeouts) for
+   * it to take over, so the cluster has a leader again within a heartbeat or two
+   * instead of an election timeout (etcd does the same on shutdown). Never throws.
+   */
+  async handOffLeadership(): Promise<void> {
+    if (this.#stopping || this.#fatal !== undefined) return;
+    const s = this.#raw.status();
+    if (s.role !== "leader" || s.conf.voters.filter((id) => id !== this.id).length === 0) return;
+    const started = performance.now();
+    try {
+      const { leader } = await this.transferLeadership(0);
+      this.#log.info("transferred leadership before stopping", {
+        to: leader,
+        ms: Math.round(performance.now() - started),
+      });
+    } catch (err) {
+      this.#log.warn("could not transfer leadership before stopping", {
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  /**
+   * Whether `id` is a node this one talks to: a member of the configuration in
+   * force, a member the log recorded, or an entry of `--peers` (raft_service.ts
+   * refuses messages from anyone else).
+   */
+  knows(id: NodeId): boolean {
+    return this.options.peers.has(id) || this.#members.get(id) !== undefined ||
+      confMembers(this.#raw.status().conf).includes(id);
+  }
+
+  /** The configuration in force: the last one this node applied (the core's). */
+  #conf(): ConfView {
+    return this.#raw.status().conf;
+  }
+
+  /**
+   * The membership as this node has applied it: the configuration and every member
+   * with the address this node dials it at (ClusterService/ListMembers).
+   */
+  membership(): { conf: ConfView; members: MemberRecord[]; configIndex: number } {
+    const conf = this.#conf();
+    return {
+      conf,
+      members: listMembers(conf, this.#members, this.options.peers),
+      configIndex: this.#configIndex,
+    };
+  }
+
+  /**
+   * Where this node dials member `id`: its `--peers` entry, else the address the log
+   * recorded when the member was added; undefined if neither names it.
+   */
+  peerAddress(id: NodeId): PeerAddress | undefined {
+    const own = this.options.peers.get(id);
+    if (own !== undefined) return own;
+    const text = peerAddressOf(id, this.#members, this.options.peers);
+    return text === undefined ? undefined : parseHostPort(text, `member ${id}'s address`);
   }
 
   /**

@@ -91,8 +91,14 @@ export function refusedByMembership(
     `one of the two was started with another --peers (compare their --peers and data dirs)`;
 }
 
-/** What RaftService needs of a node: who it is, and where received messages go. */
-export type RaftServiceNode = Pick<RaftKvNode, "options" | "status" | "receive">;
+/**
+ * What RaftService needs of a node: who it is, and where received messages go; and,
+ * once membership can change, its bootstrap membership and who it knows (without
+ * them: --peers, fixed).
+ */
+export type RaftServiceNode =
+  & Pick<RaftKvNode, "options" | "status" | "receive">
+  & Partial<Pick<RaftKvNode, "bootstrap" | "knows">>;
 
 /** The RaftService implementation for one node. */
 export function raftService(
@@ -100,14 +106,15 @@ export function raftService(
   limits: SnapshotReceiveLimits = { maxBytes: DEFAULT_MAX_SNAPSHOT_BYTES },
 ): ServiceImpl<typeof RaftService> {
   const { id, clusterId, peers, logger } = node.options;
-  // The membership this node believes in. Today it is fixed at start from --peers
-  // (which the data dir's identity check holds to the membership the cluster was
-  // bootstrapped with). When membership can change at runtime, this must become the
-  // configuration the core holds at the moment of the check, and the check must allow
-  // for a change in flight (a leader that has appended a new configuration and a
-  // follower that has not yet received it believe in different sets for a while):
-  // compare configurations as of a log index, not merely the latest ones.
-  const members = [...peers.keys()].sort((a, b) => a - b);
+  // The membership compared is the one the cluster was bootstrapped with (the data
+  // dir's --peers), which never changes, like etcd's cluster id derived from its
+  // initial members: it keeps out a node started with the wrong --peers (issue 16).
+  // The configuration in force changes through the log (membership changes), and
+  // two members may hold different ones for a while (a change in flight): the
+  // core, not this check, deals with that. A node that joined a running cluster
+  // has no bootstrap membership: it states none and checks none.
+  const members = [...(node.bootstrap ?? peers.keys())].sort((a, b) => a - b);
+  const knows = (from: NodeId) => node.knows?.(from) ?? peers.has(from);
   /**
    * Senders with an InstallSnapshot stream under way, one each, and how to cancel
    * it. A newer stream from the same sender supersedes the one under way: the
@@ -129,7 +136,7 @@ export function raftService(
     }
     // An empty list comes from a sender that predates the field (a rolling upgrade):
     // its messages are still checked one by one, as before.
-    if (theirMembers.length > 0) {
+    if (theirMembers.length > 0 && members.length > 0) {
       let theirs: NodeId[];
       try {
         theirs = membersFromPb(theirMembers);
@@ -147,7 +154,7 @@ export function raftService(
     if (to !== id) {
       throw new ConnectError(`message for node ${to} sent to node ${id}`, Code.InvalidArgument);
     }
-    if (from === id || !peers.has(from)) {
+    if (from === id || !knows(from)) {
       throw new ConnectError(`node ${from} is not a member of this cluster`, Code.PermissionDenied);
     }
   };
@@ -200,8 +207,12 @@ export function raftService(
       }
       const sender = `node ${from}`;
       checkIdentity(sender, header.clusterId, header.members);
-      if (header.members.length === 0) {
-        // Unlike Send, no sender predates this call: every one states its membership.
+      if (
+        header.members.length === 0 && members.length > 0 &&
+        (members.includes(from) || !knows(from))
+      ) {
+        // Only a node that joined a running cluster states no membership: a founding
+        // member always does, and a stranger is refused anyway (checkEnds).
         throw new ConnectError(
           `Cannot install snapshot from ${sender}: its header names no members`,
           Code.InvalidArgument,

@@ -13,6 +13,7 @@ import {
   createClient,
   type HandlerContext,
 } from "@connectrpc/connect";
+import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import type { NodeId } from "../raft/types.ts";
 import { NodeError, type RaftKvNode } from "./node.ts";
@@ -65,37 +66,78 @@ export function toConnectError(err: unknown): ConnectError {
   );
 }
 
-/** Routes KV calls to the leader. One per node. */
+/** Routes KV calls (and ClusterService's membership changes) to the leader. One per node. */
 export class Router {
   readonly #node: RaftKvNode;
   readonly #clients = new Map<NodeId, Client<typeof KVService>>();
+  readonly #clusterClients = new Map<NodeId, Client<typeof ClusterService>>();
 
   constructor(node: RaftKvNode) {
     this.#node = node;
   }
 
+  #transportFor(id: NodeId): ReturnType<typeof grpcTransportTo> {
+    // --peers first, else the address the log recorded when the member was added.
+    const address = this.#node.peerAddress(id);
+    if (address === undefined) {
+      throw new ConnectError(
+        `leader ${id} is not in this node's --peers, nor was its address recorded in the log`,
+        Code.Unavailable,
+      );
+    }
+    return grpcTransportTo(address);
+  }
+
   #clientFor(id: NodeId): Client<typeof KVService> {
     let c = this.#clients.get(id);
     if (c === undefined) {
-      const address = this.#node.options.peers.get(id);
-      if (address === undefined) {
-        throw new ConnectError(`leader ${id} is not in this node's --peers`, Code.Unavailable);
-      }
-      c = createClient(KVService, grpcTransportTo(address));
+      c = createClient(KVService, this.#transportFor(id));
       this.#clients.set(id, c);
     }
     return c;
+  }
+
+  #clusterClientFor(id: NodeId): Client<typeof ClusterService> {
+    let c = this.#clusterClients.get(id);
+    if (c === undefined) {
+      c = createClient(ClusterService, this.#transportFor(id));
+      this.#clusterClients.set(id, c);
+    }
+    return c;
+  }
+
+  /** {@link Router.route} for ClusterService calls the leader must serve (membership changes). */
+  routeCluster<T>(
+    ctx: HandlerContext,
+    local: (signal: AbortSignal) => Promise<T>,
+    remote: (
+      client: Client<typeof ClusterService>,
+      options: { signal: AbortSignal; timeoutMs: number; headers: Record<string, string> },
+    ) => Promise<T>,
+  ): Promise<T> {
+    return this.#route(ctx, local, (id, opts) => remote(this.#clusterClientFor(id), opts));
   }
 
   /**
    * Runs `local` if this node leads, or `remote` against the leader's KVService.
    * Retries when leadership moves between the check and the call.
    */
-  async route<T>(
+  route<T>(
     ctx: HandlerContext,
     local: (signal: AbortSignal) => Promise<T>,
     remote: (
       client: Client<typeof KVService>,
+      options: { signal: AbortSignal; timeoutMs: number; headers: Record<string, string> },
+    ) => Promise<T>,
+  ): Promise<T> {
+    return this.#route(ctx, local, (id, opts) => remote(this.#clientFor(id), opts));
+  }
+
+  async #route<T>(
+    ctx: HandlerContext,
+    local: (signal: AbortSignal) => Promise<T>,
+    remote: (
+      leader: NodeId,
       options: { signal: AbortSignal; timeoutMs: number; headers: Record<string, string> },
     ) => Promise<T>,
   ): Promise<T> {
@@ -124,7 +166,7 @@ export class Router {
         }
         const remaining = Math.max(1, deadline - Date.now());
         try {
-          return await remote(this.#clientFor(lead), {
+          return await remote(lead, {
             signal,
             timeoutMs: remaining,
             headers: { [FORWARDED_HEADER]: String(this.#node.id) },

@@ -70,7 +70,7 @@ export async function serve(
     routes: (r) => {
       r.service(RaftService, raftService(node));
       r.service(KVService, kvService(node, router));
-      r.service(ClusterService, clusterService(node));
+      r.service(ClusterService, clusterService(node, router));
       r.service(Health, healthService(node));
       // Last: reflection lists and describes every service registered on the router.
       registerReflection(r);

@@ -107,13 +107,16 @@ export function classifySendError(
 
 interface Peer {
   readonly id: NodeId;
-  readonly address: PeerAddress;
-  readonly client: Client<typeof RaftService>;
+  /** Changed in place when the member is dialed at a new address (setPeers). */
+  address: PeerAddress;
+  client: Client<typeof RaftService>;
   /** Bounded in count and bytes, oldest dropped past them (peer_queue.ts). */
   readonly queue: PeerQueue;
   sending: boolean;
   /** Whether the queue has dropped messages since it was last empty (logged once then). */
   dropping: boolean;
+  /** Set when the peer is no longer dialed (setPeers): what is queued stays unsent. */
+  removed?: boolean;
 }
 
 /** Options of a {@link PeerTransport}. */
@@ -121,6 +124,13 @@ export interface PeerTransportOptions {
   readonly selfId: NodeId;
   readonly clusterId: string;
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  /**
+   * The membership every batch states (raft_service.ts checks it): the ids of
+   * `peers` by default. A node whose membership can change states the cluster's
+   * bootstrap membership, its founding identity, which does not change (empty for a
+   * node that joined and never saw it: then receivers check message by message).
+   */
+  readonly members?: readonly NodeId[];
   readonly logger: Logger;
   /** How long one Send may take before it is abandoned. */
   readonly timeoutMs: number;
@@ -150,6 +160,8 @@ export class PeerTransport {
   /** Which peers are failing, so each failure is logged once, not on every retry. */
   readonly #errors = new PeerErrorLatch();
   #closed = false;
+  /** Set after the constructor's setPeers: later additions are logged. */
+  #started = false;
   /** Sends under way, so close() can wait for them. */
   readonly #inflight = new Set<Promise<void>>();
   /** Snapshots travel on their own call, one at a time per peer. */
@@ -157,7 +169,7 @@ export class PeerTransport {
 
   constructor(options: PeerTransportOptions) {
     this.#options = options;
-    this.#members = membersToPb(options.peers.keys());
+    this.#members = membersToPb(options.members ?? options.peers.keys());
     this.#snapshots = new SnapshotSender({
       clusterId: options.clusterId,
       members: this.#members,
@@ -165,17 +177,59 @@ export class PeerTransport {
       stallTimeoutMs: options.snapshotStallTimeoutMs ?? Math.max(4 * options.timeoutMs, 10_000),
       report: options.onSnapshotReport,
     });
-    for (const [id, address] of options.peers) {
-      if (id === options.selfId) continue;
-      this.#peers.set(id, {
-        id,
-        address,
-        client: createClient(RaftService, grpcTransportTo(address)),
-        queue: new PeerQueue(),
-        sending: false,
-        dropping: false,
-      });
+    this.setPeers(options.peers);
+  }
+
+  /**
+   * Dials exactly `peers` from now on (a membership change applied): a new peer gets
+   * a queue and a client, a peer no longer listed is dropped with what is queued for
+   * it (a Send under way finishes), and a peer whose address changed is dialed at
+   * the new one. This node itself is never a peer.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void {
+    for (const id of [...this.#peers.keys()]) {
+      if (!peers.has(id)) {
+        this.#peers.get(id)!.removed = true;
+        this.#peers.delete(id);
+        this.#errors.clear(id);
+        this.#options.logger.info("stopped dialing a former member", { peer: id });
+      }
     }
+    for (const [id, address] of peers) {
+      if (id === this.#options.selfId) continue;
+      const known = this.#peers.get(id);
+      if (
+        known !== undefined && known.address.host === address.host &&
+        known.address.port === address.port
+      ) continue;
+      const client = createClient(RaftService, grpcTransportTo(address));
+      if (known === undefined) {
+        this.#peers.set(id, {
+          id,
+          address,
+          client,
+          queue: new PeerQueue(),
+          sending: false,
+          dropping: false,
+        });
+      } else {
+        // In place: a Send under way still clears `sending` on this object.
+        known.address = address;
+        known.client = client;
+      }
+      if (known !== undefined || this.#started) {
+        this.#options.logger.info(
+          known === undefined ? "dialing a new member" : "dialing a member at a new address",
+          { peer: id, address: `${address.host}:${address.port}` },
+        );
+      }
+    }
+    this.#started = true;
+  }
+
+  /** The ids dialed now, ascending. */
+  peerIds(): NodeId[] {
+    return [...this.#peers.keys()].sort((a, b) => a - b);
   }
 
   /**
@@ -210,7 +264,7 @@ export class PeerTransport {
 
   #pump(peer: Peer): void {
     if (peer.queue.length === 0) peer.dropping = false;
-    if (peer.sending || peer.queue.length === 0 || this.#closed) return;
+    if (peer.sending || peer.queue.length === 0 || this.#closed || peer.removed) return;
     const batch = peer.queue.take(MAX_BATCH_BYTES);
     peer.sending = true;
     const p = this.#deliver(peer, batch).finally(() => {

@@ -219,16 +219,45 @@ function processCpuSeconds(pid: number): number | undefined {
 // ---------------------------------------------------------------------------------
 // The monitor
 
-/** Polls every running node's Status: leader changes, Election Safety, crashes, CPU. */
-class Monitor {
+/**
+ * Leaderships and Election Safety from the Status answers of any set of nodes: two
+ * nodes naming different leaders for one term is a violation (§5.2).
+ */
+export class LeaderLog {
   /** Leaderships seen (a node reporting ROLE_LEADER), in order: `t<term>:n<id>`. */
   readonly leaderships: string[] = [];
   /** Election Safety violations: different leaders named for one term. */
   readonly violations: string[] = [];
-  /** Nodes that exited on their own. */
-  readonly crashes: string[] = [];
   readonly #named = new Map<bigint, { leader: bigint; by: bigint }>();
   readonly #seen = new Set<string>();
+
+  /** Notes what a Status says. */
+  observe(s: StatusResponse): void {
+    if (s.leaderId !== 0n) {
+      const prior = this.#named.get(s.term);
+      if (prior === undefined) this.#named.set(s.term, { leader: s.leaderId, by: s.id });
+      else if (prior.leader !== s.leaderId) {
+        const v = `term ${s.term}: node ${prior.by} named leader ${prior.leader}, ` +
+          `node ${s.id} named leader ${s.leaderId}`;
+        if (!this.violations.includes(v)) this.violations.push(v);
+      }
+    }
+    if (s.role === Role.LEADER) {
+      const l = `t${s.term}:n${s.id}`;
+      if (!this.#seen.has(l)) {
+        this.#seen.add(l);
+        this.leaderships.push(l);
+      }
+    }
+  }
+}
+
+/** Polls every running node's Status: leader changes, Election Safety, crashes, CPU. */
+class Monitor {
+  /** Leaderships and Election Safety violations seen. */
+  readonly leaders: LeaderLog = new LeaderLog();
+  /** Nodes that exited on their own. */
+  readonly crashes: string[] = [];
   readonly #cpu = new Map<number, number>();
   readonly #c: Cluster;
   readonly #now: () => number;
@@ -249,22 +278,7 @@ class Monitor {
 
   /** Notes what a Status says. */
   observe(s: StatusResponse): void {
-    if (s.leaderId !== 0n) {
-      const prior = this.#named.get(s.term);
-      if (prior === undefined) this.#named.set(s.term, { leader: s.leaderId, by: s.id });
-      else if (prior.leader !== s.leaderId) {
-        const v = `term ${s.term}: node ${prior.by} named leader ${prior.leader}, ` +
-          `node ${s.id} named leader ${s.leaderId}`;
-        if (!this.violations.includes(v)) this.violations.push(v);
-      }
-    }
-    if (s.role === Role.LEADER) {
-      const l = `t${s.term}:n${s.id}`;
-      if (!this.#seen.has(l)) {
-        this.#seen.add(l);
-        this.leaderships.push(l);
-      }
-    }
+    this.leaders.observe(s);
   }
 
   /** One round of polls. */
@@ -311,6 +325,11 @@ class Monitor {
 /** What the end-of-run comparison of every node's Status found. */
 export interface Convergence {
   readonly ok: boolean;
+  /**
+   * Whether the nodes settled (one leader, everything applied) so that their states
+   * could be compared at all; false when the wait timed out.
+   */
+  readonly settled: boolean;
   readonly detail: string;
   readonly statuses: StatusResponse[];
 }
@@ -324,11 +343,28 @@ function statusLine(s: StatusResponse): string {
     }`;
 }
 
+/** The nodes whose Status a {@link converge} compares (a {@link Cluster} is one). */
+export interface StatusSource {
+  readonly ids: readonly number[];
+  status(id: number, timeoutMs?: number): Promise<StatusResponse>;
+}
+
+/** The nodes a {@link finalReads} reads from (a {@link Cluster} is one). */
+export interface ReadSource {
+  readonly ids: readonly number[];
+  kv(id: number): {
+    get(
+      req: { key: string },
+      opts: { timeoutMs: number },
+    ): Promise<{ found: boolean; value: Uint8Array }>;
+  };
+}
+
 /**
  * Waits until every node agrees on one leader and has applied the leader's commit
  * index, then compares applied chains and state digests.
  */
-async function converge(c: Cluster, timeoutMs: number): Promise<Convergence> {
+export async function converge(c: StatusSource, timeoutMs: number): Promise<Convergence> {
   let last: StatusResponse[] = [];
   try {
     const statuses = await waitFor(
@@ -372,11 +408,17 @@ async function converge(c: Cluster, timeoutMs: number): Promise<Convergence> {
     const digests = new Set(statuses.map((s) => s.stateDigest));
     const table = statuses.map(statusLine).join("\n");
     if (applied.size !== 1) {
-      return { ok: false, detail: `applied indexes differ after convergence:\n${table}`, statuses };
+      return {
+        ok: false,
+        settled: true,
+        detail: `applied indexes differ after convergence:\n${table}`,
+        statuses,
+      };
     }
     if (chains.size !== 1) {
       return {
         ok: false,
+        settled: true,
         detail:
           `nodes applied different sequences (applied_chain differs at equal applied_index):\n${table}`,
         statuses,
@@ -385,6 +427,7 @@ async function converge(c: Cluster, timeoutMs: number): Promise<Convergence> {
     if (digests.size !== 1) {
       return {
         ok: false,
+        settled: true,
         detail: `same applied sequence, different states (state_digest differs):\n${table}`,
         statuses,
       };
@@ -392,6 +435,7 @@ async function converge(c: Cluster, timeoutMs: number): Promise<Convergence> {
     const s = statuses[0]!;
     return {
       ok: true,
+      settled: true,
       detail:
         `all ${statuses.length} nodes at applied index ${s.appliedIndex} (leader n${s.leaderId}, term ${s.term}), ` +
         `equal applied_chain ${s.appliedChain.slice(0, 12)}… and state_digest ${
@@ -402,6 +446,7 @@ async function converge(c: Cluster, timeoutMs: number): Promise<Convergence> {
   } catch (err) {
     return {
       ok: false,
+      settled: false,
       detail: `${err instanceof Error ? err.message : String(err)}\n${
         last.map(statusLine).join("\n")
       }`,
@@ -415,8 +460,8 @@ async function converge(c: Cluster, timeoutMs: number): Promise<Convergence> {
  * `final-n<id>`), up to 3 attempts each. Returns the problems: a node that could not
  * serve a key at all.
  */
-async function finalReads(
-  c: Cluster,
+export async function finalReads(
+  c: ReadSource,
   history: History,
   keys: readonly string[],
 ): Promise<string[]> {
@@ -600,7 +645,12 @@ export interface RunFacts {
   readonly clients: readonly ChaosClient[];
   readonly convergences: readonly { label: string; result: Convergence }[];
   readonly cpu: string;
-  readonly snapshots: SnapshotCounts;
+  /** Snapshot work the nodes logged (undefined: their logs were not seen, a live run). */
+  readonly snapshots: SnapshotCounts | undefined;
+  /** The first line, instead of the one describing a run's own cluster (a live run). */
+  readonly header?: string;
+  /** What the artifacts are, instead of a run's own list (a live run). */
+  readonly artifacts?: string;
 }
 
 function pad(s: string | number, n: number): string {
@@ -620,15 +670,16 @@ export function formatSummary(
   const plain = o.plainClients ?? 1;
   const clients = o.clients ?? 5;
   out.push(
-    `raftkv chaos: ${o.nodes} nodes, seed ${o.seed}, ${
-      (facts.faultPhaseMs / 1000).toFixed(0)
-    } s of faults ` +
-      `(${
-        (facts.wallMs / 1000).toFixed(0)
-      } s in all), ${clients} clients (${plain} without sessions), ` +
-      `${o.keys ?? 3} keys, heartbeat ${o.heartbeatMs ?? 100} ms, election ${
-        o.electionMs ?? 1000
-      } ms`,
+    facts.header ??
+      `raftkv chaos: ${o.nodes} nodes, seed ${o.seed}, ${
+          (facts.faultPhaseMs / 1000).toFixed(0)
+        } s of faults ` +
+        `(${
+          (facts.wallMs / 1000).toFixed(0)
+        } s in all), ${clients} clients (${plain} without sessions), ` +
+        `${o.keys ?? 3} keys, heartbeat ${o.heartbeatMs ?? 100} ms, election ${
+          o.electionMs ?? 1000
+        } ms`,
   );
   // Operations.
   const kinds: OpKind[] = ["get", "put", "cas", "delete"];
@@ -685,6 +736,13 @@ export function formatSummary(
       `  links cut by reset ${n.modes.reset}, by blackhole ${n.modes.blackhole}; ${n.combined} rounds with two faults at once; ` +
         `${facts.events.filter((e) => e.action === "heal").length} heals`,
     );
+    const m = n.membership;
+    if (m.removed + m.transfers > 0) {
+      out.push(
+        `  membership: ${m.removed} removed, ${m.readded} added back as learners, ${m.promoted} ` +
+          `promoted; ${m.transfers} leadership transfers asked; ${m.refused} calls refused or timed out`,
+      );
+    }
   }
   const ls = facts.leaderships;
   out.push(
@@ -697,11 +755,13 @@ export function formatSummary(
     );
   }
   const sn = facts.snapshots;
-  out.push(
-    `snapshots: ${sn.taken} taken, ${sn.sent} sent to followers (${sn.sendFailed} cut short), ` +
-      `${sn.installed} installed (every ${o.snapshotEntries ?? 100} entries, keeping ` +
-      `${o.snapshotCatchupEntries ?? 10})`,
-  );
+  if (sn !== undefined) {
+    out.push(
+      `snapshots: ${sn.taken} taken, ${sn.sent} sent to followers (${sn.sendFailed} cut short), ` +
+        `${sn.installed} installed (every ${o.snapshotEntries ?? 100} entries, keeping ` +
+        `${o.snapshotCatchupEntries ?? 10})`,
+    );
+  }
   out.push(`cpu: ${facts.cpu}`);
   out.push(
     `linearizability: ${s.operations} ops on ${s.keys} keys, ${s.checked} checked, ` +
@@ -736,9 +796,9 @@ export function formatSummary(
     for (const r of verdict.reasons) out.push(`  - ${r.split("\n").join("\n    ")}`);
   }
   out.push(
-    `artifacts: ${outDir} (history.jsonl, nemesis.jsonl, node<i>.log, summary.txt${
-      verdict.timelines.length > 0 ? ", windows.txt, timeline-<key>.html" : ""
-    })`,
+    `artifacts: ${outDir} (${
+      facts.artifacts ?? "history.jsonl, nemesis.jsonl, node<i>.log, summary.txt"
+    }${verdict.timelines.length > 0 ? ", windows.txt, timeline-<key>.html" : ""})`,
   );
   out.push(`verdict: ${verdict.pass ? "PASS" : "FAIL"}`);
   if (!verdict.pass) {
@@ -895,7 +955,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       const ok = h.ops.filter((op) => op.outcome === "ok").length;
       say(
         `[${(h.now() / 1000).toFixed(1).padStart(6)} s] ${h.ops.length} ops (${ok} ok), ` +
-          `${m.leaderships.length} leaderships, nodes up: ${
+          `${m.leaders.leaderships.length} leaderships, nodes up: ${
             cluster.ids.filter((id) => cluster.isLive(id) && !cluster.isPaused(id)).join(",")
           }`,
       );
@@ -970,7 +1030,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
 
     const problems: string[] = [];
     problems.push(...m.crashes);
-    problems.push(...m.violations.map((v) => `Election Safety: ${v}`));
+    problems.push(...m.leaders.violations.map((v) => `Election Safety: ${v}`));
     if (nemesis !== undefined) problems.push(...nemesis.problems);
     for (const { label, result } of convergences) {
       if (!result.ok) problems.push(`convergence (${label}): ${result.detail}`);
@@ -991,7 +1051,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         faultPhaseMs,
         events,
         nemesis,
-        leaderships: m.leaderships,
+        leaderships: m.leaders.leaderships,
         clients,
         convergences,
         cpu,

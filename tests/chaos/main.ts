@@ -1,14 +1,21 @@
 /**
  * `deno task chaos`: a Jepsen-style chaos run against a real raftkv cluster on
  * 127.0.0.1 (see chaos.ts). Prints progress, then a one-screen summary; exits 0 on
- * PASS, 1 on FAIL, 2 on bad usage.
+ * PASS, 1 on FAIL, 2 on bad usage, 3 when a live run could not start.
  *
  * ```sh
  * deno task chaos [--nodes 5|3] [--minutes M | --seconds S] [--seed N] [--clients C]
  *                 [--keys K] [--out DIR] [--plain-clients P] [--faults a,b|none]
  *                 [--heartbeat-ms H] [--election-ms E] [--timeout-ms T] [--think-ms T]
  *                 [--no-final-restart] [--inject-stale-reads P] [--quiet]
+ * deno task chaos --endpoints HOST:PORT,... [--minutes M | --seconds S] [--seed N]
+ *                 [--clients C] [--plain-clients P] [--keys K] [--prefix P] [--out DIR]
+ *                 [--timeout-ms T] [--think-ms T] [--quiet]
  * ```
+ *
+ * With `--endpoints` the run is live (live.ts): the same checked workload against a
+ * cluster that is already running, no faults and no processes of its own, its keys
+ * under a prefix of its own that it deletes at the end.
  *
  * The task runs with `-A`: it spawns node processes (`--allow-run`, which is as good as
  * every permission anyway) and reads `/proc` for CPU figures, which Deno grants only
@@ -20,6 +27,7 @@
 import { parseArgs } from "node:util";
 import { Interrupted, runChaos } from "./chaos.ts";
 import { FAULT_KINDS, type FaultKind } from "./nemesis.ts";
+import { runLive } from "./live.ts";
 
 const USAGE = `usage: deno task chaos [options]
 
@@ -43,7 +51,29 @@ const USAGE = `usage: deno task chaos [options]
   --no-final-restart     skip killing and restarting every node before the final checks
   --inject-stale-reads P client 1 fakes a stale read with probability P (the run must FAIL)
   --quiet                only the summary
+
+Live mode: check a cluster that is already running (during a rolling restart, a
+membership change, an upgrade...), with no faults and no processes of its own:
+
+  --endpoints LIST       comma-separated client endpoints host:port of the running
+                         cluster; the run writes only keys under its prefix and deletes
+                         them at the end (with --seconds/--minutes, --seed, --clients,
+                         --plain-clients, --keys, --out, --timeout-ms, --think-ms, --quiet)
+  --prefix P             the live run's key prefix (default chaos-live-<random hex>/);
+                         the run refuses to start if one of its keys exists
 `;
+
+/** Flags that describe the run's own cluster: meaningless against a running one. */
+const CLUSTER_ONLY = [
+  "nodes",
+  "faults",
+  "heartbeat-ms",
+  "election-ms",
+  "snapshot-entries",
+  "snapshot-catchup-entries",
+  "no-final-restart",
+  "inject-stale-reads",
+] as const;
 
 function usage(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
@@ -81,6 +111,8 @@ async function main(): Promise<number> {
         "no-final-restart": { type: "boolean" },
         "inject-stale-reads": { type: "string" },
         quiet: { type: "boolean" },
+        endpoints: { type: "string" },
+        prefix: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -92,6 +124,14 @@ async function main(): Promise<number> {
   if (values.help) {
     console.log(USAGE);
     return 0;
+  }
+  if (values.endpoints === undefined && values.prefix !== undefined) {
+    usage("--prefix is for a live run: give --endpoints too");
+  }
+  if (values.endpoints !== undefined) {
+    for (const flag of CLUSTER_ONLY) {
+      if (values[flag] !== undefined) usage(`--${flag} does not go with --endpoints (live mode)`);
+    }
   }
   const nodes = int("nodes", values.nodes, 1) ?? 5;
   if (nodes !== 3 && nodes !== 5) usage(`--nodes must be 3 or 5, got ${nodes}`);
@@ -128,34 +168,62 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSigint);
   let result;
   try {
-    result = await runChaos({
-      nodes,
-      durationMs,
-      seed,
-      clients: int("clients", values.clients, 1),
-      plainClients: int("plain-clients", values["plain-clients"], 0),
-      keys: int("keys", values.keys, 1),
-      outDir: values.out,
-      faults,
-      heartbeatMs: int("heartbeat-ms", values["heartbeat-ms"], 1),
-      electionMs: int("election-ms", values["election-ms"], 1),
-      opTimeoutMs: int("timeout-ms", values["timeout-ms"], 1),
-      snapshotEntries: int("snapshot-entries", values["snapshot-entries"], 1),
-      snapshotCatchupEntries: int(
-        "snapshot-catchup-entries",
-        values["snapshot-catchup-entries"],
-        0,
-      ),
-      thinkMs: int("think-ms", values["think-ms"], 0),
-      finalRestart: !values["no-final-restart"],
-      injectStaleReads: stale,
-      progress: values.quiet ? undefined : (line) => console.error(line),
-      signal: interrupt.signal,
-    });
+    if (values.endpoints !== undefined) {
+      const endpoints = values.endpoints.split(",").map((e) => e.trim()).filter((e) => e !== "");
+      for (const e of endpoints) {
+        if (!/^[^\s:]+:\d{1,5}$/.test(e)) usage(`--endpoints: ${e} is not host:port`);
+      }
+      if (endpoints.length === 0) usage("--endpoints is empty");
+      result = await runLive({
+        endpoints,
+        durationMs,
+        seed,
+        prefix: values.prefix,
+        clients: int("clients", values.clients, 1),
+        plainClients: int("plain-clients", values["plain-clients"], 0),
+        keys: int("keys", values.keys, 1),
+        outDir: values.out,
+        opTimeoutMs: int("timeout-ms", values["timeout-ms"], 1),
+        thinkMs: int("think-ms", values["think-ms"], 0),
+        progress: values.quiet ? undefined : (line) => console.error(line),
+        signal: interrupt.signal,
+      });
+    } else {
+      result = await runChaos({
+        nodes,
+        durationMs,
+        seed,
+        clients: int("clients", values.clients, 1),
+        plainClients: int("plain-clients", values["plain-clients"], 0),
+        keys: int("keys", values.keys, 1),
+        outDir: values.out,
+        faults,
+        heartbeatMs: int("heartbeat-ms", values["heartbeat-ms"], 1),
+        electionMs: int("election-ms", values["election-ms"], 1),
+        opTimeoutMs: int("timeout-ms", values["timeout-ms"], 1),
+        snapshotEntries: int("snapshot-entries", values["snapshot-entries"], 1),
+        snapshotCatchupEntries: int(
+          "snapshot-catchup-entries",
+          values["snapshot-catchup-entries"],
+          0,
+        ),
+        thinkMs: int("think-ms", values["think-ms"], 0),
+        finalRestart: !values["no-final-restart"],
+        injectStaleReads: stale,
+        progress: values.quiet ? undefined : (line) => console.error(line),
+        signal: interrupt.signal,
+      });
+    }
   } catch (err) {
     if (err instanceof Interrupted) {
       console.error("interrupted: no verdict");
       return 130;
+    }
+    if (values.endpoints !== undefined) {
+      // A live run that could not start (the prefix is taken, no endpoint answers):
+      // a message, not a stack trace; no verdict.
+      console.error(`chaos live: ${(err as Error).message}`);
+      return 3;
     }
     throw err;
   } finally {

@@ -18,6 +18,15 @@
  * - `partition-oneway`: one node, often the leader, deaf (nothing reaches it) or mute
  *   (nothing leaves it): only the links in one direction are cut.
  * - `partition-flaky`: a random third of the directed links cut.
+ * - `member-readd`: a membership change: a random node is removed from the
+ *   configuration (RemoveMember) and stopped; half the time its disk is wiped and it
+ *   starts again with `--join`, else it starts again on its old disk; at the heal it
+ *   is added back as a learner (AddMember), waited for until it caught up, and
+ *   promoted (PromoteMember): a node removed and replaced under load, possibly with
+ *   other faults striking.
+ * - `transfer-leader`: TransferLeadership to a random voter, or to the most
+ *   up-to-date one (§3.10): the leader stops taking writes, brings the target up to
+ *   date and hands over.
  *
  * Every network fault cuts its links one of two ways, drawn per fault: `reset`
  * (connections closed and refused) or `blackhole` (silently dropped).
@@ -34,7 +43,8 @@
 
 import { Role } from "../../src/gen/raftkv/v1/cluster_pb.ts";
 import { type Random, randomInt } from "../../src/raft/rand.ts";
-import type { Cluster } from "../e2e/_harness.ts";
+import { type Cluster, waitFor } from "../e2e/_harness.ts";
+import { memberCall } from "../e2e/_membership.ts";
 import type { BlockMode } from "../e2e/_proxy.ts";
 
 /** Every kind of fault the nemesis injects. */
@@ -49,12 +59,21 @@ export const FAULT_KINDS = [
   "partition-split",
   "partition-oneway",
   "partition-flaky",
+  "member-readd",
+  "transfer-leader",
 ] as const;
 
 /** A kind of fault. */
 export type FaultKind = typeof FAULT_KINDS[number];
 
-const PROCESS_FAULTS: readonly FaultKind[] = ["kill", "kill-leader", "pause", "pause-leader"];
+const PROCESS_FAULTS: readonly FaultKind[] = [
+  "kill",
+  "kill-leader",
+  "pause",
+  "pause-leader",
+  "member-readd",
+  "transfer-leader",
+];
 
 /** Whether a fault kind acts on processes (as opposed to the network). */
 export function isProcessFault(kind: FaultKind): boolean {
@@ -137,6 +156,10 @@ export class Nemesis {
   readonly #o: NemesisOptions;
   readonly #kinds: readonly FaultKind[];
   readonly #killed = new Set<number>();
+  /** Nodes removed by `member-readd`, to add back and promote at the heal. */
+  readonly #removed = new Set<number>();
+  /** Membership changes made: removals, re-adds, promotions, transfers. */
+  readonly membership = { removed: 0, readded: 0, promoted: 0, transfers: 0, refused: 0 };
 
   constructor(cluster: Cluster, options: NemesisOptions) {
     this.#c = cluster;
@@ -162,9 +185,14 @@ export class Nemesis {
     );
   }
 
-  /** Nodes whose process is down: killed by the nemesis, crashed, or frozen. */
+  /**
+   * Nodes that count as down: killed by the nemesis, crashed, frozen, or removed from
+   * the configuration and not back yet (one voter fewer, like a node down).
+   */
   #down(): number[] {
-    return this.#c.ids.filter((id) => !this.#c.isLive(id) || this.#c.isPaused(id));
+    return this.#c.ids.filter((id) =>
+      !this.#c.isLive(id) || this.#c.isPaused(id) || this.#removed.has(id)
+    );
   }
 
   /** The node that reports itself leader in the highest term, among running nodes; or undefined. */
@@ -216,6 +244,8 @@ export class Nemesis {
     const c = this.#c;
     const ids = c.ids;
     this.counts[kind] = (this.counts[kind] ?? 0) + 1;
+    if (kind === "transfer-leader") return await this.#transfer();
+    if (kind === "member-readd") return await this.#remove();
     if (isProcessFault(kind)) {
       const down = this.#down();
       if (down.length >= this.maxDown) {
@@ -322,6 +352,157 @@ export class Nemesis {
   }
 
   /**
+   * `transfer-leader`: asks for a transfer to a random voter or (one time in three)
+   * to the most up-to-date one. A refusal or a transfer that times out is part of the
+   * game (the target may be down or cut off), not a problem: the run's verdict is
+   * about the history.
+   */
+  async #transfer(): Promise<void> {
+    const c = this.#c;
+    const up = c.ids.filter((id) => c.isLive(id) && !c.isPaused(id));
+    const r = this.#o.random;
+    const target = r() < 1 / 3 ? 0 : up[randomInt(r, 0, up.length)] ?? 0;
+    this.membership.transfers++;
+    try {
+      const res = await memberCall(
+        c,
+        "TransferLeadership",
+        (cl) => cl.transferLeadership({ targetId: BigInt(target) }, { timeoutMs: 5_000 }),
+        { timeoutMs: 10_000 },
+      );
+      this.#event({
+        action: "start",
+        kind: "transfer-leader",
+        detail: `to ${target === 0 ? "the most up-to-date voter" : `node ${target}`}: node ` +
+          `${res.leaderId} leads in term ${res.term}`,
+      });
+    } catch (err) {
+      this.membership.refused++;
+      this.#event({
+        action: "start",
+        kind: "transfer-leader",
+        detail: `to ${target === 0 ? "the most up-to-date voter" : `node ${target}`}: ${
+          (err as Error).message.split("\n")[0]
+        }`,
+      });
+    }
+  }
+
+  /**
+   * `member-readd`, first half: removes a random running node from the configuration
+   * (skipped, like a kill, when a minority is already down, or when no change can be
+   * made now), stops it, and half the time wipes its data dir and starts it again with
+   * `--join`; otherwise it starts again on its old disk at the heal.
+   */
+  async #remove(): Promise<void> {
+    const c = this.#c;
+    const r = this.#o.random;
+    const down = this.#down();
+    if (down.length >= this.maxDown || this.#removed.size > 0) {
+      this.#event({
+        action: "start",
+        kind: "member-readd",
+        detail: `skipped: ${down.join(",") || "a removed node"} not back yet`,
+      });
+      return;
+    }
+    const up = c.ids.filter((id) => !down.includes(id));
+    const target = up[randomInt(r, 0, up.length)]!;
+    const wipe = r() < 0.5;
+    try {
+      await memberCall(
+        c,
+        `RemoveMember ${target}`,
+        (cl) => cl.removeMember({ id: BigInt(target) }, { timeoutMs: 5_000 }),
+        { timeoutMs: 10_000 },
+      );
+    } catch (err) {
+      this.membership.refused++;
+      this.#event({
+        action: "start",
+        kind: "member-readd",
+        detail: `RemoveMember ${target} failed, nothing changed: ${
+          (err as Error).message.split("\n")[0]
+        }`,
+      });
+      return;
+    }
+    this.membership.removed++;
+    this.#removed.add(target);
+    await c.kill(target, "SIGKILL");
+    if (wipe) {
+      await Deno.remove(c.dataDir(target), { recursive: true });
+      // It joins from scratch: started now, it waits for the members to answer.
+      c.spawn(target, ["--join"]);
+    }
+    this.#event({
+      action: "start",
+      kind: "member-readd",
+      detail: `node ${target} removed and stopped${
+        wipe ? ", its disk wiped, started again with --join" : " (its disk kept)"
+      }`,
+    });
+  }
+
+  /**
+   * `member-readd`, second half (at the heal, with every link back): every removed
+   * node running, added back as a learner, caught up with the leader, promoted. A node
+   * that cannot be made a voter again within a minute is a problem: the run then ends
+   * with a member short, and says so.
+   */
+  async #readd(): Promise<void> {
+    const c = this.#c;
+    for (const id of [...this.#removed]) {
+      try {
+        if (!c.isLive(id)) await c.restart(id);
+        else await c.waitServing(id);
+        const members = await memberCall(
+          c,
+          "ListMembers",
+          (cl) => cl.listMembers({}, { timeoutMs: 2_000 }),
+        );
+        if (!members.members.some((m) => m.id === BigInt(id))) {
+          await memberCall(
+            c,
+            `AddMember ${id}`,
+            (cl) =>
+              cl.addMember({ id: BigInt(id), peerAddress: c.endpoint(id), learner: true }, {
+                timeoutMs: 5_000,
+              }),
+            { timeoutMs: 60_000 },
+          );
+          this.membership.readded++;
+        }
+        await waitFor(`node ${id} to catch up as a learner`, async () => {
+          const leader = await this.leader();
+          if (leader === undefined) return false;
+          const target = (await c.status(leader, 1_000)).commitIndex;
+          return (await c.status(id, 1_000)).appliedIndex >= target;
+        }, { timeoutMs: 60_000, intervalMs: 200 });
+        await memberCall(
+          c,
+          `PromoteMember ${id}`,
+          (cl) => cl.promoteMember({ id: BigInt(id) }, { timeoutMs: 5_000 }),
+          { timeoutMs: 60_000 },
+        ).catch((err) => {
+          // Promoted already (an earlier attempt whose answer was lost)?
+          if (!/already a voter/.test((err as Error).message)) throw err;
+        });
+        this.membership.promoted++;
+        this.#removed.delete(id);
+        this.#event({ action: "heal", detail: `node ${id} added back as a learner and promoted` });
+      } catch (err) {
+        const problem = `node ${id} could not be made a member again: ${
+          (err as Error).message.split("\n")[0]
+        }`;
+        this.#event({ action: "problem", detail: problem });
+        if (this.#o.interrupted?.aborted !== true) this.problems.push(problem);
+        this.#removed.delete(id);
+      }
+    }
+  }
+
+  /**
    * Heals everything: every link restored, every frozen node continued, every node
    * that is not running (killed, or crashed on its own) restarted, waiting until it
    * serves. A node that will not restart is a problem that fails the run.
@@ -338,7 +519,9 @@ export class Nemesis {
         await c.kill(id, "SIGKILL").catch(() => {}); // the monitor may have cleared it first
       }
     }
-    const restart = this.#o.interrupted?.aborted ? [] : c.ids.filter((id) => !c.isLive(id));
+    const restart = this.#o.interrupted?.aborted
+      ? []
+      : c.ids.filter((id) => !c.isLive(id) && !this.#removed.has(id));
     const parts = [];
     if (resumed.length > 0) parts.push(`SIGCONT ${resumed.join(",")}`);
     if (restart.length > 0) parts.push(`restart ${restart.join(",")}`);
@@ -363,5 +546,6 @@ export class Nemesis {
         }
       }
     }));
+    if (this.#removed.size > 0 && this.#o.interrupted?.aborted !== true) await this.#readd();
   }
 }

@@ -455,7 +455,7 @@ Deno.test("status asks every endpoint and shows the down ones", async (t) => {
       return {
         kv: c.kv,
         cluster: {
-          snapshotSave: c.cluster.snapshotSave,
+          ...c.cluster,
           status: async (req, options) => {
             inFlight++;
             maxInFlight = Math.max(maxInFlight, inFlight);

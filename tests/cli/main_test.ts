@@ -189,7 +189,7 @@ Deno.test("a usage error prints its one line and where help is, not the whole he
   assert.equal(
     r.stderr,
     'error: Cannot parse arguments: unknown command "bogus" (expected put, get, delete, cas, ' +
-      'status or snapshot)\nRun "deno task client --help" for the commands and options.\n',
+      'status, snapshot, member or transfer-leader)\nRun "deno task client --help" for the commands and options.\n',
   );
   assert.equal(
     usageError("x"),

@@ -42,7 +42,13 @@ function node(backup: () => Promise<Snapshot>): Endpoint {
       throw new Error("not used");
     },
     fingerprints: () => ({ state: "", chain: "" }),
+    bootstrap: [],
     backupSnapshot: backup,
+    membership: () => {
+      throw new Error("not used");
+    },
+    changeMembership: () => Promise.reject(new Error("not used")),
+    transferLeadership: () => Promise.reject(new Error("not used")),
   });
   return { snapshotSave: impl.snapshotSave };
 }

@@ -329,6 +329,37 @@ export interface ClusterOptions {
   onLogLine?: (id: number, line: string) => void;
 }
 
+/** The flags of node `id` of a harness cluster. */
+function nodeArgs(
+  id: number,
+  port: number,
+  peers: string,
+  dataDir: string,
+  opts: ClusterOptions,
+): string[] {
+  return [
+    "--id",
+    String(id),
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--peers",
+    peers,
+    "--data-dir",
+    dataDir,
+    "--log-level",
+    opts.logLevel ?? "info",
+    "--log-format",
+    "text",
+    "--heartbeat-ms",
+    String(opts.heartbeatMs ?? 50),
+    "--election-ms",
+    String(opts.electionMs ?? 500),
+    "--cluster-id",
+    opts.clusterId ?? "raftkv-e2e",
+    ...(opts.extraArgs ?? []),
+  ];
+}
+
 /** One member of a {@link Cluster}. */
 interface Member {
   readonly id: number;
@@ -347,23 +378,70 @@ interface Member {
 
 /** A running test cluster. Create with {@link startCluster}; always {@link Cluster.close}. */
 export class Cluster {
-  /** Node ids, 1..n. */
-  readonly ids: readonly number[];
   /** The temp dir holding every node's data dir. */
   readonly rootDir: string;
   readonly #members = new Map<number, Member>();
   readonly #proxies = new Map<string, TcpProxy>();
   readonly #clients = new Map<number, EndpointClients>();
+  #opts: ClusterOptions | undefined;
 
-  private constructor(rootDir: string, ids: number[]) {
+  private constructor(rootDir: string) {
     this.rootDir = rootDir;
-    this.ids = ids;
+  }
+
+  /** Node ids, ascending: 1..n, and any added with {@link addNode}. */
+  get ids(): readonly number[] {
+    return [...this.#members.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Adds node `id` to the harness (not to the Raft configuration: an operator's
+   * `member add` does that), with a data dir and port of its own, and `--join`:
+   * started, it waits to be added and learns the configuration from the leader. Its
+   * --peers names every node the harness knows at their real addresses (not behind
+   * proxies: a proxied cluster keeps its links for the nodes it started with).
+   * Returns its peer address, for AddMember. Starts nothing.
+   */
+  addNode(id: number): string {
+    if (this.#members.has(id)) throw new Error(`node ${id} is already in the harness`);
+    const opts = this.#opts!;
+    const port = freePort();
+    const peers = [...this.#members.values()].map((m) => `${m.id}=127.0.0.1:${m.port}`);
+    peers.push(`${id}=127.0.0.1:${port}`);
+    const dataDir = `${this.rootDir}/node${id}`;
+    this.#members.set(id, {
+      id,
+      port,
+      dataDir,
+      args: [
+        ...nodeArgs(id, port, peers.join(","), dataDir, opts),
+        "--join",
+      ],
+      log: new NodeLog(
+        opts.onLogLine === undefined ? undefined : (line) => opts.onLogLine!(id, line),
+      ),
+      proc: undefined,
+      paused: false,
+      exited: undefined,
+      exits: [],
+    });
+    return `127.0.0.1:${port}`;
+  }
+
+  /** Forgets node `id`, which must be stopped (a member removed for good). */
+  forget(id: number): void {
+    if (this.isLive(id)) throw new Error(`node ${id} is still running`);
+    this.#members.delete(id);
+    const c = this.#clients.get(id);
+    this.#clients.delete(id);
+    void c?.close();
   }
 
   /** @internal Builds the members and proxies; starts nothing. */
   static create(rootDir: string, opts: ClusterOptions): Cluster {
     const ids = Array.from({ length: opts.nodes }, (_, i) => i + 1);
-    const c = new Cluster(rootDir, ids);
+    const c = new Cluster(rootDir);
+    c.#opts = opts;
     const ports = new Map(ids.map((id) => [id, freePort()]));
     if (opts.proxied === true) {
       for (const from of ids) {
@@ -382,27 +460,7 @@ export class Cluster {
         return `${j}=127.0.0.1:${port}`;
       });
       const dataDir = `${rootDir}/node${id}`;
-      const args = [
-        "--id",
-        String(id),
-        "--listen",
-        `127.0.0.1:${ports.get(id)}`,
-        "--peers",
-        peers.join(","),
-        "--data-dir",
-        dataDir,
-        "--log-level",
-        opts.logLevel ?? "info",
-        "--log-format",
-        "text",
-        "--heartbeat-ms",
-        String(opts.heartbeatMs ?? 50),
-        "--election-ms",
-        String(opts.electionMs ?? 500),
-        "--cluster-id",
-        opts.clusterId ?? "raftkv-e2e",
-        ...(opts.extraArgs ?? []),
-      ];
+      const args = nodeArgs(id, ports.get(id)!, peers.join(","), dataDir, opts);
       c.#members.set(id, {
         id,
         port: ports.get(id)!,

@@ -201,7 +201,7 @@ Deno.test("bad bytes are refused by name: magic, version, tag, leftovers, repeat
     return b;
   };
   assert.throws(() => decodeKvState(flip(0, 0x58)), /does not start with RKVSTATE/);
-  assert.throws(() => decodeKvState(flip(8, 2)), /version 2; this node reads version 1/);
+  assert.throws(() => decodeKvState(flip(8, 3)), /version 3; this node reads versions 1 and 2/);
   const withExtra = new Uint8Array(full.length + 1);
   withExtra.set(full);
   assert.throws(() => decodeKvState(withExtra), /1 bytes left over/);

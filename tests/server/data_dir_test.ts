@@ -387,3 +387,40 @@ Deno.test("a damaged only snapshot with the WAL released is refused: no snapshot
     assert.match(message, /no older snapshot is valid/);
   });
 });
+
+Deno.test("a data dir that joined a running cluster records it, and later starts may name other peers", async () => {
+  await withTempDir(async (root) => {
+    const dir = join(root, "node4");
+    const joining: DataDirIdentity = {
+      ...identity(4, { 1: 7001, 2: 7002, 3: 7003, 4: 7004 }),
+      joined: true,
+    };
+    const first = await open(dir, joining);
+    assert.equal(first.identity.joined, true);
+    await close(first);
+    const held = await readIdentity(dir);
+    assert.equal(held?.joined, true);
+    // The cluster grew meanwhile: a restart with a longer --peers (and no --join) is fine,
+    // and the data dir still says how it began.
+    const again = await open(dir, identity(4, { 1: 7001, 2: 7002, 3: 7003, 4: 7004, 5: 7005 }));
+    assert.equal(again.identity.joined, true);
+    await close(again);
+    // Still one node id and one cluster.
+    assert.match(await refused(dir, { ...joining, nodeId: 5 }), /another node id/);
+  });
+});
+
+Deno.test("a joined identity keeps its bootstrap voters through the file; a bootstrapped one is written as before", () => {
+  const joined: DataDirIdentity = {
+    ...identity(4, { 1: 7001, 4: 7004 }),
+    joined: true,
+    bootstrap: [1, 2, 3],
+  };
+  assert.deepStrictEqual(decodeIdentity(encodeIdentity(joined)), joined);
+  const text = new TextDecoder().decode(encodeIdentity(THREE));
+  assert.ok(!text.includes("joined") && !text.includes("bootstrap"), text);
+  const bad = new TextEncoder().encode(
+    text.replace('"clusterId"', '"bootstrap": [0], "clusterId"'),
+  );
+  assert.throws(() => decodeIdentity(bad), /"bootstrap" is not a non-empty list of node ids/);
+});

@@ -330,3 +330,16 @@ Deno.test("parseNodeFlags: --restore is a command-line flag only, given once", (
   rejects(["--restore"], /^Cannot parse --restore: missing value$/);
   assert.match(NODE_USAGE, /--restore FILE/);
 });
+
+Deno.test("parseNodeFlags: --join and --initial-cluster-state say the node joins a running cluster", () => {
+  assert.equal(parse([]).join, false);
+  assert.equal(parse(["--join"]).join, true);
+  assert.equal(parse(["--initial-cluster-state", "existing"]).join, true);
+  assert.equal(parse(["--initial-cluster-state=new"]).join, false);
+  assert.equal(parse([], { RAFTKV_INITIAL_CLUSTER_STATE: "existing" }).join, true);
+  assert.ok(NODE_ENV_VARS.includes("RAFTKV_INITIAL_CLUSTER_STATE"));
+  rejects(["--initial-cluster-state", "old"], /"old" is not one of new, existing/);
+  rejects(["--join", "--initial-cluster-state", "new"], /Cannot use --join with/);
+  rejects(["--join", "--restore", "b.snap"], /Cannot use --restore with --join/);
+  assert.match(NODE_USAGE, /--join/);
+});

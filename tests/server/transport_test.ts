@@ -298,3 +298,50 @@ Deno.test("reachablePeers names the peers that answer an empty Send, stating our
   }
   assert.deepEqual(await t.reachablePeers(1000), [], "a closed transport reaches no one");
 });
+
+Deno.test("setPeers: a member added at runtime is dialed, a removed one is not, and batches state the founding members", async () => {
+  const got = new Map<string, SendRequest[]>();
+  const record = (name: string) => (req: SendRequest) => {
+    got.set(name, [...(got.get(name) ?? []), req]);
+  };
+  const two = await fakePeer(record("two"));
+  const four = await fakePeer(record("four"));
+  const lines: string[] = [];
+  const t = new PeerTransport({
+    selfId: 1,
+    clusterId: "test",
+    peers: new Map([
+      [1, { host: "127.0.0.1", port: 1 }],
+      [2, { host: "127.0.0.1", port: two.port }],
+    ]),
+    members: [1, 2, 3],
+    logger: recordingLogger(lines),
+    timeoutMs: 5000,
+    onSnapshotReport: () => {},
+  });
+  const heartbeat = (to: number) => t.send([message({ type: "heartbeat", from: 1, to, term: 1 })]);
+  try {
+    assert.deepEqual(t.peerIds(), [2]);
+    t.setPeers(
+      new Map([
+        [1, { host: "127.0.0.1", port: 1 }],
+        [4, { host: "127.0.0.1", port: four.port }],
+      ]),
+    );
+    assert.deepEqual(t.peerIds(), [4]);
+    heartbeat(4);
+    await until("node 4 to get its heartbeat", () => (got.get("four") ?? []).length === 1);
+    heartbeat(2); // no longer a member: dropped, not sent
+  } finally {
+    await t.close();
+    await two.close();
+    await four.close();
+  }
+  assert.equal(got.get("two"), undefined);
+  assert.equal(got.get("four")![0]!.members.join(","), "1,2,3");
+  assert.deepEqual(lines, [
+    "info stopped dialing a former member",
+    "info dialing a new member",
+    "error dropping message to unknown peer",
+  ]);
+});

@@ -13,7 +13,296 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/cluster.proto.
  */
 export const file_raftkv_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("ChdyYWZ0a3YvdjEvY2x1c3Rlci5wcm90bxIJcmFmdGt2LnYxIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiUAoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFaW5kZXgYASABKAQSDAoEdGVybRgCIAEoBBIMCgRzaXplGAMgASgEEg0KBWNodW5rGAQgASgMIg8KDVN0YXR1c1JlcXVlc3QiowIKDlN0YXR1c1Jlc3BvbnNlEgoKAmlkGAEgASgEEh0KBHJvbGUYAiABKA4yDy5yYWZ0a3YudjEuUm9sZRIMCgR0ZXJtGAMgASgEEhEKCWxlYWRlcl9pZBgEIAEoBBIUCgxjb21taXRfaW5kZXgYBSABKAQSFQoNYXBwbGllZF9pbmRleBgGIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgHIAEoBBImCgVwZWVycxgIIAMoCzIXLnJhZnRrdi52MS5QZWVyUHJvZ3Jlc3MSFAoMc3RhdGVfZGlnZXN0GAkgASgJEhUKDWFwcGxpZWRfY2hhaW4YCiABKAkSFgoOc25hcHNob3RfaW5kZXgYCyABKAQSEwoLZmlyc3RfaW5kZXgYDCABKAQiQwoMUGVlclByb2dyZXNzEgoKAmlkGAEgASgEEhMKC21hdGNoX2luZGV4GAIgASgEEhIKCm5leHRfaW5kZXgYAyABKAQqbAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9GT0xMT1dFUhABEhYKElJPTEVfUFJFX0NBTkRJREFURRACEhIKDlJPTEVfQ0FORElEQVRFEAMSDwoLUk9MRV9MRUFERVIQBDKiAQoOQ2x1c3RlclNlcnZpY2USPQoGU3RhdHVzEhgucmFmdGt2LnYxLlN0YXR1c1JlcXVlc3QaGS5yYWZ0a3YudjEuU3RhdHVzUmVzcG9uc2USUQoMU25hcHNob3RTYXZlEh4ucmFmdGt2LnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaHy5yYWZ0a3YudjEuU25hcHNob3RTYXZlUmVzcG9uc2UwAWIGcHJvdG8z");
+  fileDesc("ChdyYWZ0a3YvdjEvY2x1c3Rlci5wcm90bxIJcmFmdGt2LnYxIjsKBk1lbWJlchIKCgJpZBgBIAEoBBIUCgxwZWVyX2FkZHJlc3MYAiABKAkSDwoHbGVhcm5lchgDIAEoCCIUChJMaXN0TWVtYmVyc1JlcXVlc3QiTwoTTGlzdE1lbWJlcnNSZXNwb25zZRIiCgdtZW1iZXJzGAEgAygLMhEucmFmdGt2LnYxLk1lbWJlchIUCgxjb25maWdfaW5kZXgYAiABKAQiRQoQQWRkTWVtYmVyUmVxdWVzdBIKCgJpZBgBIAEoBBIUCgxwZWVyX2FkZHJlc3MYAiABKAkSDwoHbGVhcm5lchgDIAEoCCJNChFBZGRNZW1iZXJSZXNwb25zZRIiCgdtZW1iZXJzGAEgAygLMhEucmFmdGt2LnYxLk1lbWJlchIUCgxjb25maWdfaW5kZXgYAiABKAQiIgoUUHJvbW90ZU1lbWJlclJlcXVlc3QSCgoCaWQYASABKAQiUQoVUHJvbW90ZU1lbWJlclJlc3BvbnNlEiIKB21lbWJlcnMYASADKAsyES5yYWZ0a3YudjEuTWVtYmVyEhQKDGNvbmZpZ19pbmRleBgCIAEoBCIhChNSZW1vdmVNZW1iZXJSZXF1ZXN0EgoKAmlkGAEgASgEIlAKFFJlbW92ZU1lbWJlclJlc3BvbnNlEiIKB21lbWJlcnMYASADKAsyES5yYWZ0a3YudjEuTWVtYmVyEhQKDGNvbmZpZ19pbmRleBgCIAEoBCIuChlUcmFuc2ZlckxlYWRlcnNoaXBSZXF1ZXN0EhEKCXRhcmdldF9pZBgBIAEoBCI9ChpUcmFuc2ZlckxlYWRlcnNoaXBSZXNwb25zZRIRCglsZWFkZXJfaWQYASABKAQSDAoEdGVybRgCIAEoBCIVChNTbmFwc2hvdFNhdmVSZXF1ZXN0IlAKFFNuYXBzaG90U2F2ZVJlc3BvbnNlEg0KBWluZGV4GAEgASgEEgwKBHRlcm0YAiABKAQSDAoEc2l6ZRgDIAEoBBINCgVjaHVuaxgEIAEoDCIPCg1TdGF0dXNSZXF1ZXN0IvgCCg5TdGF0dXNSZXNwb25zZRIKCgJpZBgBIAEoBBIdCgRyb2xlGAIgASgOMg8ucmFmdGt2LnYxLlJvbGUSDAoEdGVybRgDIAEoBBIRCglsZWFkZXJfaWQYBCABKAQSFAoMY29tbWl0X2luZGV4GAUgASgEEhUKDWFwcGxpZWRfaW5kZXgYBiABKAQSFgoObGFzdF9sb2dfaW5kZXgYByABKAQSJgoFcGVlcnMYCCADKAsyFy5yYWZ0a3YudjEuUGVlclByb2dyZXNzEhQKDHN0YXRlX2RpZ2VzdBgJIAEoCRIVCg1hcHBsaWVkX2NoYWluGAogASgJEhYKDnNuYXBzaG90X2luZGV4GAsgASgEEhMKC2ZpcnN0X2luZGV4GAwgASgEEg4KBnZvdGVycxgNIAMoBBIQCghsZWFybmVycxgOIAMoBBIXCg92b3RlcnNfb3V0Z29pbmcYDyADKAQSGAoQYm9vdHN0cmFwX3ZvdGVycxgQIAMoBCJUCgxQZWVyUHJvZ3Jlc3MSCgoCaWQYASABKAQSEwoLbWF0Y2hfaW5kZXgYAiABKAQSEgoKbmV4dF9pbmRleBgDIAEoBBIPCgdsZWFybmVyGAQgASgIKmwKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfRk9MTE9XRVIQARIWChJST0xFX1BSRV9DQU5ESURBVEUQAhISCg5ST0xFX0NBTkRJREFURRADEg8KC1JPTEVfTEVBREVSEAQywAQKDkNsdXN0ZXJTZXJ2aWNlEj0KBlN0YXR1cxIYLnJhZnRrdi52MS5TdGF0dXNSZXF1ZXN0GhkucmFmdGt2LnYxLlN0YXR1c1Jlc3BvbnNlElEKDFNuYXBzaG90U2F2ZRIeLnJhZnRrdi52MS5TbmFwc2hvdFNhdmVSZXF1ZXN0Gh8ucmFmdGt2LnYxLlNuYXBzaG90U2F2ZVJlc3BvbnNlMAESTAoLTGlzdE1lbWJlcnMSHS5yYWZ0a3YudjEuTGlzdE1lbWJlcnNSZXF1ZXN0Gh4ucmFmdGt2LnYxLkxpc3RNZW1iZXJzUmVzcG9uc2USRgoJQWRkTWVtYmVyEhsucmFmdGt2LnYxLkFkZE1lbWJlclJlcXVlc3QaHC5yYWZ0a3YudjEuQWRkTWVtYmVyUmVzcG9uc2USUgoNUHJvbW90ZU1lbWJlchIfLnJhZnRrdi52MS5Qcm9tb3RlTWVtYmVyUmVxdWVzdBogLnJhZnRrdi52MS5Qcm9tb3RlTWVtYmVyUmVzcG9uc2USTwoMUmVtb3ZlTWVtYmVyEh4ucmFmdGt2LnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaHy5yYWZ0a3YudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USYQoSVHJhbnNmZXJMZWFkZXJzaGlwEiQucmFmdGt2LnYxLlRyYW5zZmVyTGVhZGVyc2hpcFJlcXVlc3QaJS5yYWZ0a3YudjEuVHJhbnNmZXJMZWFkZXJzaGlwUmVzcG9uc2ViBnByb3RvMw");
+
+/**
+ * Member is one node of the configuration.
+ *
+ * @generated from message raftkv.v1.Member
+ */
+export type Member = Message<"raftkv.v1.Member"> & {
+  /**
+   * The node's id.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Where the other nodes dial it for Raft traffic (host:port).
+   *
+   * @generated from field: string peer_address = 2;
+   */
+  peerAddress: string;
+
+  /**
+   * True for a learner: receives the log, does not vote or count for commit.
+   *
+   * @generated from field: bool learner = 3;
+   */
+  learner: boolean;
+};
+
+/**
+ * Describes the message raftkv.v1.Member.
+ * Use `create(MemberSchema)` to create a new message.
+ */
+export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 0);
+
+/**
+ * ListMembersRequest has no fields.
+ *
+ * @generated from message raftkv.v1.ListMembersRequest
+ */
+export type ListMembersRequest = Message<"raftkv.v1.ListMembersRequest"> & {
+};
+
+/**
+ * Describes the message raftkv.v1.ListMembersRequest.
+ * Use `create(ListMembersRequestSchema)` to create a new message.
+ */
+export const ListMembersRequestSchema: GenMessage<ListMembersRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 1);
+
+/**
+ * ListMembersResponse is a configuration.
+ *
+ * @generated from message raftkv.v1.ListMembersResponse
+ */
+export type ListMembersResponse = Message<"raftkv.v1.ListMembersResponse"> & {
+  /**
+   * Every member, voters and learners, by id.
+   *
+   * @generated from field: repeated raftkv.v1.Member members = 1;
+   */
+  members: Member[];
+
+  /**
+   * The log index of the configuration change that made this membership (0: the
+   * bootstrap configuration).
+   *
+   * @generated from field: uint64 config_index = 2;
+   */
+  configIndex: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.ListMembersResponse.
+ * Use `create(ListMembersResponseSchema)` to create a new message.
+ */
+export const ListMembersResponseSchema: GenMessage<ListMembersResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 2);
+
+/**
+ * AddMemberRequest names the node to add.
+ *
+ * @generated from message raftkv.v1.AddMemberRequest
+ */
+export type AddMemberRequest = Message<"raftkv.v1.AddMemberRequest"> & {
+  /**
+   * The new member's id: positive, not a member's.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The new member's peer address (host:port), where the others dial it.
+   *
+   * @generated from field: string peer_address = 2;
+   */
+  peerAddress: string;
+
+  /**
+   * Add it as a learner (recommended: promote it once caught up) instead of a voter.
+   *
+   * @generated from field: bool learner = 3;
+   */
+  learner: boolean;
+};
+
+/**
+ * Describes the message raftkv.v1.AddMemberRequest.
+ * Use `create(AddMemberRequestSchema)` to create a new message.
+ */
+export const AddMemberRequestSchema: GenMessage<AddMemberRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 3);
+
+/**
+ * AddMemberResponse is the membership after the change.
+ *
+ * @generated from message raftkv.v1.AddMemberResponse
+ */
+export type AddMemberResponse = Message<"raftkv.v1.AddMemberResponse"> & {
+  /**
+   * Every member after the change.
+   *
+   * @generated from field: repeated raftkv.v1.Member members = 1;
+   */
+  members: Member[];
+
+  /**
+   * The log index of the change.
+   *
+   * @generated from field: uint64 config_index = 2;
+   */
+  configIndex: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.AddMemberResponse.
+ * Use `create(AddMemberResponseSchema)` to create a new message.
+ */
+export const AddMemberResponseSchema: GenMessage<AddMemberResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 4);
+
+/**
+ * PromoteMemberRequest names the learner to promote.
+ *
+ * @generated from message raftkv.v1.PromoteMemberRequest
+ */
+export type PromoteMemberRequest = Message<"raftkv.v1.PromoteMemberRequest"> & {
+  /**
+   * The learner's id.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.PromoteMemberRequest.
+ * Use `create(PromoteMemberRequestSchema)` to create a new message.
+ */
+export const PromoteMemberRequestSchema: GenMessage<PromoteMemberRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 5);
+
+/**
+ * PromoteMemberResponse is the membership after the change.
+ *
+ * @generated from message raftkv.v1.PromoteMemberResponse
+ */
+export type PromoteMemberResponse = Message<"raftkv.v1.PromoteMemberResponse"> & {
+  /**
+   * Every member after the change.
+   *
+   * @generated from field: repeated raftkv.v1.Member members = 1;
+   */
+  members: Member[];
+
+  /**
+   * The log index of the change.
+   *
+   * @generated from field: uint64 config_index = 2;
+   */
+  configIndex: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.PromoteMemberResponse.
+ * Use `create(PromoteMemberResponseSchema)` to create a new message.
+ */
+export const PromoteMemberResponseSchema: GenMessage<PromoteMemberResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 6);
+
+/**
+ * RemoveMemberRequest names the member to remove.
+ *
+ * @generated from message raftkv.v1.RemoveMemberRequest
+ */
+export type RemoveMemberRequest = Message<"raftkv.v1.RemoveMemberRequest"> & {
+  /**
+   * The member's id.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.RemoveMemberRequest.
+ * Use `create(RemoveMemberRequestSchema)` to create a new message.
+ */
+export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 7);
+
+/**
+ * RemoveMemberResponse is the membership after the change.
+ *
+ * @generated from message raftkv.v1.RemoveMemberResponse
+ */
+export type RemoveMemberResponse = Message<"raftkv.v1.RemoveMemberResponse"> & {
+  /**
+   * Every member after the change.
+   *
+   * @generated from field: repeated raftkv.v1.Member members = 1;
+   */
+  members: Member[];
+
+  /**
+   * The log index of the change.
+   *
+   * @generated from field: uint64 config_index = 2;
+   */
+  configIndex: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.RemoveMemberResponse.
+ * Use `create(RemoveMemberResponseSchema)` to create a new message.
+ */
+export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 8);
+
+/**
+ * TransferLeadershipRequest names the new leader.
+ *
+ * @generated from message raftkv.v1.TransferLeadershipRequest
+ */
+export type TransferLeadershipRequest = Message<"raftkv.v1.TransferLeadershipRequest"> & {
+  /**
+   * The voter to hand leadership to, or 0 for the most up-to-date one.
+   *
+   * @generated from field: uint64 target_id = 1;
+   */
+  targetId: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.TransferLeadershipRequest.
+ * Use `create(TransferLeadershipRequestSchema)` to create a new message.
+ */
+export const TransferLeadershipRequestSchema: GenMessage<TransferLeadershipRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 9);
+
+/**
+ * TransferLeadershipResponse names who leads now.
+ *
+ * @generated from message raftkv.v1.TransferLeadershipResponse
+ */
+export type TransferLeadershipResponse = Message<"raftkv.v1.TransferLeadershipResponse"> & {
+  /**
+   * The new leader.
+   *
+   * @generated from field: uint64 leader_id = 1;
+   */
+  leaderId: bigint;
+
+  /**
+   * Its term.
+   *
+   * @generated from field: uint64 term = 2;
+   */
+  term: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.TransferLeadershipResponse.
+ * Use `create(TransferLeadershipResponseSchema)` to create a new message.
+ */
+export const TransferLeadershipResponseSchema: GenMessage<TransferLeadershipResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_cluster, 10);
 
 /**
  * SnapshotSaveRequest has no fields.
@@ -28,7 +317,7 @@ export type SnapshotSaveRequest = Message<"raftkv.v1.SnapshotSaveRequest"> & {
  * Use `create(SnapshotSaveRequestSchema)` to create a new message.
  */
 export const SnapshotSaveRequestSchema: GenMessage<SnapshotSaveRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_cluster, 0);
+  messageDesc(file_raftkv_v1_cluster, 11);
 
 /**
  * SnapshotSaveResponse is one part of a SnapshotSave stream.
@@ -71,7 +360,7 @@ export type SnapshotSaveResponse = Message<"raftkv.v1.SnapshotSaveResponse"> & {
  * Use `create(SnapshotSaveResponseSchema)` to create a new message.
  */
 export const SnapshotSaveResponseSchema: GenMessage<SnapshotSaveResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_cluster, 1);
+  messageDesc(file_raftkv_v1_cluster, 12);
 
 /**
  * StatusRequest has no fields.
@@ -86,7 +375,7 @@ export type StatusRequest = Message<"raftkv.v1.StatusRequest"> & {
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_cluster, 2);
+  messageDesc(file_raftkv_v1_cluster, 13);
 
 /**
  * StatusResponse is a snapshot of one node's Raft state, taken at one instant.
@@ -184,6 +473,39 @@ export type StatusResponse = Message<"raftkv.v1.StatusResponse"> & {
    * @generated from field: uint64 first_index = 12;
    */
   firstIndex: bigint;
+
+  /**
+   * The voters of the configuration this node has applied, ascending (while a joint
+   * configuration is in force: the incoming voters).
+   *
+   * @generated from field: repeated uint64 voters = 13;
+   */
+  voters: bigint[];
+
+  /**
+   * The learners of that configuration, ascending: they receive the log but do not
+   * vote or count for commit.
+   *
+   * @generated from field: repeated uint64 learners = 14;
+   */
+  learners: bigint[];
+
+  /**
+   * The voters of the outgoing configuration while a joint configuration is in force
+   * (dissertation §4.3), empty otherwise.
+   *
+   * @generated from field: repeated uint64 voters_outgoing = 15;
+   */
+  votersOutgoing: bigint[];
+
+  /**
+   * The voters the cluster was bootstrapped with (its founding --peers), which never
+   * change: the configuration before the log's first entry. A node joining the
+   * cluster (--join) asks a member for them, to replay the log from its start.
+   *
+   * @generated from field: repeated uint64 bootstrap_voters = 16;
+   */
+  bootstrapVoters: bigint[];
 };
 
 /**
@@ -191,7 +513,7 @@ export type StatusResponse = Message<"raftkv.v1.StatusResponse"> & {
  * Use `create(StatusResponseSchema)` to create a new message.
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_cluster, 3);
+  messageDesc(file_raftkv_v1_cluster, 14);
 
 /**
  * PeerProgress is the leader's view of how far one follower's log is replicated.
@@ -219,6 +541,13 @@ export type PeerProgress = Message<"raftkv.v1.PeerProgress"> & {
    * @generated from field: uint64 next_index = 3;
    */
   nextIndex: bigint;
+
+  /**
+   * True if the follower is a learner.
+   *
+   * @generated from field: bool learner = 4;
+   */
+  learner: boolean;
 };
 
 /**
@@ -226,7 +555,7 @@ export type PeerProgress = Message<"raftkv.v1.PeerProgress"> & {
  * Use `create(PeerProgressSchema)` to create a new message.
  */
 export const PeerProgressSchema: GenMessage<PeerProgress> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_cluster, 4);
+  messageDesc(file_raftkv_v1_cluster, 15);
 
 /**
  * Role is a node's role in the Raft protocol (§5.1).
@@ -309,6 +638,71 @@ export const ClusterService: GenService<{
     methodKind: "server_streaming";
     input: typeof SnapshotSaveRequestSchema;
     output: typeof SnapshotSaveResponseSchema;
+  },
+  /**
+   * ListMembers returns the configuration this node has applied: every voter and
+   * learner with its peer address. Any node serves it; a follower's view may lag the
+   * leader's by the changes it has not applied yet.
+   *
+   * @generated from rpc raftkv.v1.ClusterService.ListMembers
+   */
+  listMembers: {
+    methodKind: "unary";
+    input: typeof ListMembersRequestSchema;
+    output: typeof ListMembersResponseSchema;
+  },
+  /**
+   * AddMember adds a node to the configuration, as a learner (it receives the log but
+   * neither votes nor counts for commit, so it catches up before it can affect
+   * availability) or directly as a voter. Served by the leader (followers forward).
+   * Answers once the change is committed and applied, with the new membership.
+   * INVALID_ARGUMENT: id 0, a malformed address; ALREADY_EXISTS: the id or the peer
+   * address is already a member's; FAILED_PRECONDITION: another change is still
+   * under way.
+   *
+   * @generated from rpc raftkv.v1.ClusterService.AddMember
+   */
+  addMember: {
+    methodKind: "unary";
+    input: typeof AddMemberRequestSchema;
+    output: typeof AddMemberResponseSchema;
+  },
+  /**
+   * PromoteMember makes a learner a voter, once it has caught up with the leader.
+   * NOT_FOUND: no such member; FAILED_PRECONDITION: it is already a voter, or it is
+   * too far behind the leader's log (retry when it has caught up).
+   *
+   * @generated from rpc raftkv.v1.ClusterService.PromoteMember
+   */
+  promoteMember: {
+    methodKind: "unary";
+    input: typeof PromoteMemberRequestSchema;
+    output: typeof PromoteMemberResponseSchema;
+  },
+  /**
+   * RemoveMember removes a voter or a learner. Removing the leader is allowed: it
+   * leads until the change is applied, then steps down. NOT_FOUND: no such member;
+   * FAILED_PRECONDITION: it is the last voter.
+   *
+   * @generated from rpc raftkv.v1.ClusterService.RemoveMember
+   */
+  removeMember: {
+    methodKind: "unary";
+    input: typeof RemoveMemberRequestSchema;
+    output: typeof RemoveMemberResponseSchema;
+  },
+  /**
+   * TransferLeadership hands leadership to another voter (dissertation §3.10): the
+   * leader brings it up to date and tells it to campaign at once. Answers when the
+   * target leads. FAILED_PRECONDITION: the target is a learner, not a member, or did
+   * not take over in time (an election timeout).
+   *
+   * @generated from rpc raftkv.v1.ClusterService.TransferLeadership
+   */
+  transferLeadership: {
+    methodKind: "unary";
+    input: typeof TransferLeadershipRequestSchema;
+    output: typeof TransferLeadershipResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_cluster, 0);
