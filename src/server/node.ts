@@ -30,6 +30,7 @@ import { DataDirError, openDataDir } from "./data_dir.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
+import type { PeerDialer } from "../tls/dial.ts";
 
 /** Why a call could not be completed; the services map it to a gRPC status. */
 export class NodeError extends Error {
@@ -76,6 +77,8 @@ export interface RaftKvNodeOptions {
   readonly snapshotEntries?: number;
   /** Entries kept behind a snapshot for slow followers (`--snapshot-catchup-entries`). */
   readonly snapshotCatchupEntries?: number;
+  /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
+  readonly dialer?: PeerDialer;
 }
 
 /** `--snapshot-entries` by default, etcd's `--snapshot-count` of late. */
@@ -227,6 +230,7 @@ export class RaftKvNode {
       peers: options.peers,
       logger: options.logger,
       timeoutMs: Math.max(options.electionMs, 1000),
+      dialer: options.dialer,
       // The core sends a follower nothing more until it hears how its snapshot went (§7).
       onSnapshotReport: (to, failed) => {
         if (this.#stopping || this.#fatal !== undefined) return;

@@ -81,7 +81,7 @@ export class Router {
       if (address === undefined) {
         throw new ConnectError(`leader ${id} is not in this node's --peers`, Code.Unavailable);
       }
-      c = createClient(KVService, grpcTransportTo(address));
+      c = createClient(KVService, grpcTransportTo(address, this.#node.options.dialer));
       this.#clients.set(id, c);
     }
     return c;

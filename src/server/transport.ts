@@ -19,7 +19,7 @@
  */
 
 import { create } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RaftService, SendRequestSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
@@ -28,6 +28,7 @@ import { membersToPb, messageToPb } from "./codec.ts";
 import { PeerErrorLatch } from "./log.ts";
 import { MAX_QUEUED, MAX_QUEUED_BYTES, PeerQueue } from "./peer_queue.ts";
 import { SnapshotSender } from "./snapshot_sender.ts";
+import type { PeerDialer } from "../tls/dial.ts";
 
 /** host:port of a peer. */
 export interface PeerAddress {
@@ -41,16 +42,20 @@ export function baseUrl(a: PeerAddress): string {
   return `http://${host}:${a.port}`;
 }
 
-/** A gRPC transport to `address` (HTTP/2 without TLS, prior knowledge). */
-export function grpcTransportTo(address: PeerAddress): ReturnType<typeof createGrpcTransport> {
-  return createGrpcTransport({
-    baseUrl: baseUrl(address),
+/**
+ * A gRPC transport to `address`: HTTP/2 without TLS (prior knowledge), or over
+ * mutual TLS when a `dialer` is given (src/tls/dial.ts).
+ */
+export function grpcTransportTo(address: PeerAddress, dialer?: PeerDialer): Transport {
+  const options = {
     // Detect a peer that vanished without closing the connection (SIGSTOP, a
     // dropped cable) before the election timeout, not after the OS gives up.
     pingIntervalMs: 5_000,
     pingTimeoutMs: 5_000,
     idleConnectionTimeoutMs: 60_000,
-  });
+  };
+  if (dialer !== undefined) return dialer.transport(address.host, address.port, options);
+  return createGrpcTransport({ baseUrl: baseUrl(address), ...options });
 }
 
 /**
@@ -135,6 +140,8 @@ export interface PeerTransportOptions {
    * (default: 4 × timeoutMs, at least 10 s).
    */
   readonly snapshotStallTimeoutMs?: number;
+  /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
+  readonly dialer?: PeerDialer;
 }
 
 /** Sends Raft messages to peers, batched per peer, in order, best effort. */
@@ -170,7 +177,7 @@ export class PeerTransport {
       this.#peers.set(id, {
         id,
         address,
-        client: createClient(RaftService, grpcTransportTo(address)),
+        client: createClient(RaftService, grpcTransportTo(address, options.dialer)),
         queue: new PeerQueue(),
         sending: false,
         dropping: false,
