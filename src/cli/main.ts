@@ -262,6 +262,22 @@ export function grpcClients(endpoint: string, tls?: ClientTlsPem): EndpointClien
   };
 }
 
+/**
+ * A hint for a failure that looks like a TLS mismatch: plaintext to a TLS port
+ * (the node cuts the connection: EPIPE, a reset, a cancelled stream), or TLS to a
+ * plaintext port (the TLS layer reads HTTP/2 instead of a TLS record).
+ */
+export function tlsHint(stderr: string, tls: boolean): string {
+  if (!tls && /EPIPE|ECONNRESET|connection reset|code CANCEL/.test(stderr)) {
+    return "hint: if the nodes serve TLS, pass --cacert (and --cert, --key if they ask for " +
+      "client certificates)\n";
+  }
+  if (tls && /wrong version number|InvalidContentType|corrupt message/.test(stderr)) {
+    return "hint: the node does not seem to speak TLS; drop --cacert, --cert, --key\n";
+  }
+  return "";
+}
+
 /** What a usage error prints: the one line that says what is wrong, and where help is. */
 export function usageError(message: string): string {
   return `error: ${message}\nRun "deno task client --help" for the commands and options.\n`;
@@ -308,7 +324,7 @@ export async function main(
     },
   });
   await writeAll(Deno.stdout, out.stdout);
-  await writeAll(Deno.stderr, out.stderr);
+  await writeAll(Deno.stderr, out.stderr + tlsHint(out.stderr, parsed.tls !== undefined));
   return out.exitCode;
 }
 
@@ -322,7 +338,13 @@ if (import.meta.main) {
   Deno.exit(
     await main(Deno.args, {
       RAFTKV_ENDPOINTS: Deno.env.get("RAFTKV_ENDPOINTS"),
-      ...Object.fromEntries(CLIENT_TLS_ENV.map((name) => [name, Deno.env.get(name)])),
+      // Read only where granted: a command line from before TLS (--allow-env=RAFTKV_ENDPOINTS)
+      // keeps working, without TLS variables.
+      ...Object.fromEntries(
+        CLIENT_TLS_ENV.filter((variable) =>
+          Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+        ).map((name) => [name, Deno.env.get(name)]),
+      ),
     }),
   );
 }
