@@ -42,6 +42,8 @@ const USAGE = `usage: deno task chaos [options]
   --think-ms T           mean pause between a client's calls (default 10)
   --no-final-restart     skip killing and restarting every node before the final checks
   --inject-stale-reads P client 1 fakes a stale read with probability P (the run must FAIL)
+  --tls                  TLS everywhere: throwaway certificates, peer mutual TLS, client
+                         certificates (README, "Securing a cluster")
   --quiet                only the summary
 `;
 
@@ -81,6 +83,7 @@ async function main(): Promise<number> {
         "no-final-restart": { type: "boolean" },
         "inject-stale-reads": { type: "string" },
         quiet: { type: "boolean" },
+        tls: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -129,6 +132,7 @@ async function main(): Promise<number> {
   let result;
   try {
     result = await runChaos({
+      tls: values.tls === true,
       nodes,
       durationMs,
       seed,
