@@ -81,7 +81,7 @@ export class Router {
       if (address === undefined) {
         throw new ConnectError(`leader ${id} is not in this node's --peers`, Code.Unavailable);
       }
-      c = createClient(KVService, grpcTransportTo(address, this.#node.options.dialer));
+      c = createClient(KVService, grpcTransportTo(address, this.#node.options.dialer, id));
       this.#clients.set(id, c);
     }
     return c;

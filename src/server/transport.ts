@@ -44,9 +44,13 @@ export function baseUrl(a: PeerAddress): string {
 
 /**
  * A gRPC transport to `address`: HTTP/2 without TLS (prior knowledge), or over
- * mutual TLS when a `dialer` is given (src/tls/dial.ts).
+ * mutual TLS when a `dialer` is given (src/tls/dial.ts), to member `peerId`.
  */
-export function grpcTransportTo(address: PeerAddress, dialer?: PeerDialer): Transport {
+export function grpcTransportTo(
+  address: PeerAddress,
+  dialer?: PeerDialer,
+  peerId?: NodeId,
+): Transport {
   const options = {
     // Detect a peer that vanished without closing the connection (SIGSTOP, a
     // dropped cable) before the election timeout, not after the OS gives up.
@@ -54,7 +58,7 @@ export function grpcTransportTo(address: PeerAddress, dialer?: PeerDialer): Tran
     pingTimeoutMs: 5_000,
     idleConnectionTimeoutMs: 60_000,
   };
-  if (dialer !== undefined) return dialer.transport(address.host, address.port, options);
+  if (dialer !== undefined) return dialer.transport(address.host, address.port, options, peerId);
   return createGrpcTransport({ baseUrl: baseUrl(address), ...options });
 }
 
@@ -177,7 +181,7 @@ export class PeerTransport {
       this.#peers.set(id, {
         id,
         address,
-        client: createClient(RaftService, grpcTransportTo(address, options.dialer)),
+        client: createClient(RaftService, grpcTransportTo(address, options.dialer, id)),
         queue: new PeerQueue(),
         sending: false,
         dropping: false,
