@@ -86,6 +86,7 @@ export async function serve(
         peerAuth: tlsConfig?.peerCaFile !== undefined,
         clientAuth: tlsConfig?.clientCaFile !== undefined,
         authorizer: security.authorizer,
+        logger: node.options.logger,
       }),
     ],
     readMaxBytes: MAX_REQUEST_BYTES,

@@ -24,6 +24,7 @@ import type { Authorizer } from "./authorizer.ts";
 import { needOf } from "./authorizer.ts";
 import { type Caller, callerOfSocket, describeCaller } from "./caller.ts";
 import type { CredentialsStore } from "./credentials.ts";
+import type { Logger } from "../raft/logger.ts";
 
 /** The caller of a call, set per request by {@link callerOfRequest}. */
 export const CALLER = createContextKey<Caller>({ kind: "plaintext" });
@@ -88,6 +89,34 @@ function checkSender(caller: Caller & { kind: "peer" }, from: bigint | undefined
   }
 }
 
+/**
+ * Logs each refusal once per (caller, status, service), as the HTTP/2 limits log each
+ * hit once per source (src/http2/limit_log.ts): an operator sees every intruder and
+ * every misconfigured client, and a client retrying in a loop does not flood the log.
+ */
+class RefusalLog {
+  readonly #seen = new Set<string>();
+  readonly #logger: Logger | undefined;
+
+  constructor(logger: Logger | undefined) {
+    this.#logger = logger;
+  }
+
+  report(caller: Caller, service: string, method: string, err: ConnectError): void {
+    const key = `${describeCaller(caller)}|${err.code}|${service}`;
+    if (this.#seen.has(key)) return;
+    // Bounded: past 10,000 distinct refusals, start over rather than grow.
+    if (this.#seen.size >= 10_000) this.#seen.clear();
+    this.#seen.add(key);
+    this.#logger?.warn("refused a call (logged once per caller, status and service)", {
+      caller: describeCaller(caller),
+      call: `${service}/${method}`,
+      code: Code[err.code],
+      reason: err.rawMessage,
+    });
+  }
+}
+
 /** Options of {@link accessInterceptor}. */
 export interface AccessOptions {
   /** Whether RaftService needs a peer certificate (`--peer-ca`). */
@@ -95,10 +124,36 @@ export interface AccessOptions {
   /** Whether KVService and ClusterService need a client certificate (`--client-ca`). */
   readonly clientAuth: boolean;
   readonly authorizer: Authorizer;
+  /** Where refusals are logged, once per caller, status and service. */
+  readonly logger?: Logger;
 }
 
 /** The interceptor enforcing the rules of this module. */
 export function accessInterceptor(options: AccessOptions): Interceptor {
+  const refusals = new RefusalLog(options.logger);
+  const inner = checkingInterceptor(options);
+  return (next) => {
+    const call = inner(next);
+    return async (req) => {
+      try {
+        return await call(req);
+      } catch (err) {
+        if (err instanceof ConnectError && REFUSAL_CODES.has(err.code)) {
+          const caller = req.contextValues.get(CALLER);
+          if (caller.kind !== "plaintext") {
+            refusals.report(caller, req.service.typeName, req.method.name, err);
+          }
+        }
+        throw err;
+      }
+    };
+  };
+}
+
+/** The codes of this module's refusals (a handler's own PERMISSION_DENIED is logged too). */
+const REFUSAL_CODES: ReadonlySet<Code> = new Set([Code.Unauthenticated, Code.PermissionDenied]);
+
+function checkingInterceptor(options: AccessOptions): Interceptor {
   return (next) => async (req) => {
     const service = req.service.typeName;
     const caller = req.contextValues.get(CALLER);

@@ -166,6 +166,11 @@ Deno.test("TLS refusals: each intruder gets a clear status, the node keeps servi
             await a.close();
           }
           await stillServes(c, 1);
+          // The operator sees it in the node's log, once.
+          const lines = c.log(1).all().split("\n").filter((l) =>
+            /refused a call.*alice.*KVService\/Put.*PermissionDenied/.test(l)
+          );
+          assert.equal(lines.length, 1, c.log(1).tail(40));
         },
       );
 
