@@ -13,6 +13,11 @@
  * the same condition. Anything else (connection refused, deadline exceeded, another
  * status) is unhealthy.
  *
+ * With `--tls` it speaks TLS to a node started with `--tls-cert` (README, "Securing a
+ * cluster"), without checking the node's certificate: it probes its own node on the
+ * loopback, and Health carries no data, so there is nothing to protect and no CA
+ * file to grant it; Health needs no client certificate.
+ *
  * `deno task bundle` makes it one file, `deploy/dist/healthcheck.js`, which the
  * Docker image runs.
  *
@@ -52,12 +57,18 @@ export interface HealthResult {
 export async function checkHealth(
   address: string,
   timeoutMs: number = DEFAULT_TIMEOUT_MS,
+  tls = false,
 ): Promise<HealthResult> {
   const deadline = Date.now() + timeoutMs;
   const left = () => Math.max(1, deadline - Date.now());
-  const sessions = new Http2SessionManager(`http://${address}`);
+  const url = `${tls ? "https" : "http"}://${address}`;
+  const sessions = new Http2SessionManager(
+    url,
+    undefined,
+    tls ? { rejectUnauthorized: false } : {},
+  );
   const transport: Transport = createGrpcTransport({
-    baseUrl: `http://${address}`,
+    baseUrl: url,
     sessionManager: sessions,
   });
   try {
@@ -100,16 +111,18 @@ export async function checkHealth(
 
 if (import.meta.main) {
   const args = Deno.args;
-  const usage = "Usage: deno run --allow-net=HOST:PORT deploy/healthcheck.ts [HOST:PORT]";
+  const usage = "Usage: deno run --allow-net=HOST:PORT deploy/healthcheck.ts [--tls] [HOST:PORT]";
   if (args[0] === "--help" || args[0] === "-h") {
     console.log(`${usage}\nExits 0 if the node is healthy (SERVING: it knows a leader), 1 if not.`);
     Deno.exit(0);
   }
-  if (args.length > 1 || args[0]?.startsWith("-")) {
+  const tls = args[0] === "--tls";
+  const rest = tls ? args.slice(1) : args;
+  if (rest.length > 1 || rest[0]?.startsWith("-")) {
     console.error(usage);
     Deno.exit(2);
   }
-  const result = await checkHealth(args[0] ?? DEFAULT_ADDRESS);
+  const result = await checkHealth(rest[0] ?? DEFAULT_ADDRESS, DEFAULT_TIMEOUT_MS, tls);
   console.log(`${result.healthy ? "healthy" : "unhealthy"}: ${result.detail} (${result.via})`);
   Deno.exit(result.healthy ? 0 : 1);
 }

@@ -5,7 +5,9 @@
  * It prints figures; it asserts nothing.
  *
  * Flags: --nodes N (3), --base-port P (7401), --ops N (puts per measurement, 2000),
- * --value-bytes N (64).
+ * --value-bytes N (64), --tls (TLS everywhere: a throwaway CA and certificates made
+ * with openssl, peer mutual TLS and client certificates, as README "Securing a
+ * cluster" sets up; no policy).
  *
  * @module
  */
@@ -16,6 +18,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
+import { makePki } from "./pki.ts";
 
 function flag(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -41,11 +44,36 @@ const opts: ClusterOptions = {
 };
 const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
 
+/** With --tls: a PKI, each node's TLS flags, and what clients dial with. */
+const tls = Deno.args.includes("--tls") ? await makeTls() : undefined;
+
+async function makeTls() {
+  const pki = await makePki();
+  const nodeFlags = new Map<number, string[]>();
+  for (let id = 1; id <= nodes; id++) {
+    const c = await pki.ca.node(id);
+    nodeFlags.set(id, ["--tls-cert", c.cert, "--tls-key", c.key, "--ca", pki.ca.cert]);
+  }
+  const client = await pki.ca.client("bench");
+  const nodeOptions = {
+    ca: await Deno.readTextFile(pki.ca.cert),
+    cert: await Deno.readTextFile(client.cert),
+    key: await Deno.readTextFile(client.key),
+  };
+  return { pki, nodeFlags, nodeOptions };
+}
+
+function transportTo(id: number) {
+  return tls === undefined
+    ? createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` })
+    : createGrpcTransport({
+      baseUrl: `https://${nodeAddress(opts, id)}`,
+      nodeOptions: tls.nodeOptions,
+    });
+}
+
 function kvClient(id: number): Client<typeof KVService> {
-  return createClient(
-    KVService,
-    createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
-  );
+  return createClient(KVService, transportTo(id));
 }
 
 async function waitForLeader(): Promise<number> {
@@ -53,10 +81,7 @@ async function waitForLeader(): Promise<number> {
   while (Date.now() < deadline) {
     for (let id = 1; id <= nodes; id++) {
       try {
-        const c = createClient(
-          ClusterService,
-          createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
-        );
+        const c = createClient(ClusterService, transportTo(id));
         const s = await c.status({}, { timeoutMs: 500 });
         if (s.role === Role.LEADER) return id;
       } catch {
@@ -108,7 +133,7 @@ try {
   for (let id = 1; id <= nodes; id++) {
     children.push(
       new Deno.Command(Deno.execPath(), {
-        args: nodeCommandArgs(opts, id, mainPath),
+        args: [...nodeCommandArgs(opts, id, mainPath), ...(tls?.nodeFlags.get(id) ?? [])],
         stdout: "null",
         stderr: "inherit",
       }).spawn(),
@@ -118,7 +143,9 @@ try {
   const follower = leader === 1 ? 2 : 1;
   console.log(
     `raftkv bench: ${nodes} nodes on 127.0.0.1, leader ${leader}, values ${valueBytes} B, ` +
-      `Deno ${Deno.version.deno}, data in ${dataDir}`,
+      `Deno ${Deno.version.deno}, TLS ${
+        tls === undefined ? "off" : "on (mutual)"
+      }, data in ${dataDir}`,
   );
   const value = new Uint8Array(valueBytes).fill(120);
   const put = (c: Client<typeof KVService>, i: number) =>
@@ -139,4 +166,5 @@ try {
   }
   await Promise.all(children.map((c) => c.status));
   await Deno.remove(dataDir, { recursive: true });
+  await tls?.pki.cleanup();
 }

@@ -6,7 +6,7 @@
  * ```
  *
  * See {@link CLIENT_USAGE}. Run as a program, it parses the arguments, runs the
- * command over gRPC (HTTP/2 without TLS) and exits with the command's code.
+ * command over gRPC (HTTP/2, over TLS with --cacert) and exits with the command's code.
  *
  * @module
  */
@@ -18,6 +18,15 @@ import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
 import { type Command, type EndpointClients, EXIT, runCommand } from "./commands.ts";
 import { type MemberCommand, parseMemberId, runMemberCommand } from "./members.ts";
+import {
+  CLIENT_TLS_ENV,
+  type ClientTlsFiles,
+  type ClientTlsPem,
+  isTlsOption,
+  parseTlsOptions,
+  readClientTls,
+  type TlsOption,
+} from "./tls_options.ts";
 
 /** Help text of the client CLI. */
 export const CLIENT_USAGE: string = `\
@@ -51,6 +60,10 @@ Options (before the command):
   --endpoints HOST:PORT,...  Nodes to talk to, in order [RAFTKV_ENDPOINTS]
                              (default 127.0.0.1:7001); IPv6 as [::1]:7001
   --timeout-ms N             Time budget of the command, retries included (default 5000)
+  --cacert FILE              Speak TLS, trusting the nodes' certificates this CA (PEM)
+                             signed [RAFTKV_CACERT]
+  --cert FILE, --key FILE    Present this client certificate and key (PEM), for nodes
+                             started with --client-ca [RAFTKV_CERT, RAFTKV_KEY]
   --help                     Print this help
 
 KV commands go to the leader: endpoints are tried in order, skipping any that is
@@ -77,6 +90,8 @@ export interface ClientArgs {
   timeoutMs: number;
   /** The command, or `help` when --help was given. */
   command: Command | MemberCommand | { name: "help" };
+  /** TLS files (--cacert, --cert, --key), or undefined for plaintext. */
+  tls?: ClientTlsFiles;
 }
 
 /** A command line the CLI cannot run; `message` says why. */
@@ -110,6 +125,7 @@ export function parseClientArgs(
   env: Record<string, string | undefined>,
 ): ClientArgs {
   let endpointsRaw: { value: string; source: string } | undefined;
+  const tlsRaw = new Map<TlsOption, { value: string; source: string }>();
   let timeoutMs = 5000;
   let i = 0;
   for (; i < args.length; i++) {
@@ -124,7 +140,7 @@ export function parseClientArgs(
     if (!arg.startsWith("-")) break;
     const eq = arg.indexOf("=");
     const name = eq < 0 ? arg : arg.slice(0, eq);
-    if (name !== "--endpoints" && name !== "--timeout-ms") {
+    if (name !== "--endpoints" && name !== "--timeout-ms" && !isTlsOption(name)) {
       throw new UsageError(`Cannot parse arguments: unknown option "${name}"`);
     }
     let value: string;
@@ -141,6 +157,8 @@ export function parseClientArgs(
     if (value === "") throw new UsageError(`Cannot parse ${name}: missing value`);
     if (name === "--endpoints") {
       endpointsRaw = { value, source: name };
+    } else if (isTlsOption(name)) {
+      tlsRaw.set(name, { value, source: name });
     } else {
       const n = /^\d+$/.test(value) ? Number(value) : NaN;
       if (!Number.isSafeInteger(n) || n < 1) {
@@ -218,7 +236,8 @@ export function parseClientArgs(
   if ("key" in command && command.key === "") {
     throw new UsageError(`Cannot parse ${name}: KEY must not be empty`);
   }
-  return { endpoints, timeoutMs, command };
+  const tls = parseTlsOptions(tlsRaw, env);
+  return { endpoints, timeoutMs, command, ...(tls === undefined ? {} : { tls }) };
 }
 
 /** Parses `member SUBCOMMAND ...` and `transfer-leader [ID]`. */
@@ -310,13 +329,36 @@ function parseEndpoints(value: string, source: string): string[] {
   return out;
 }
 
-/** Clients for an endpoint over gRPC (HTTP/2 with prior knowledge, no TLS). */
-export function grpcClients(endpoint: string): EndpointClients {
-  const transport = createGrpcTransport({ baseUrl: `http://${endpoint}` });
+/**
+ * Clients for an endpoint over gRPC: HTTP/2 with prior knowledge, or over TLS with
+ * `tls` (the PEM texts of --cacert, --cert, --key).
+ */
+export function grpcClients(endpoint: string, tls?: ClientTlsPem): EndpointClients {
+  const transport = createGrpcTransport(
+    tls === undefined
+      ? { baseUrl: `http://${endpoint}` }
+      : { baseUrl: `https://${endpoint}`, nodeOptions: tls },
+  );
   return {
     kv: createClient(KVService, transport),
     cluster: createClient(ClusterService, transport),
   };
+}
+
+/**
+ * A hint for a failure that looks like a TLS mismatch: plaintext to a TLS port
+ * (the node cuts the connection: EPIPE, a reset, a cancelled stream), or TLS to a
+ * plaintext port (the TLS layer reads HTTP/2 instead of a TLS record).
+ */
+export function tlsHint(stderr: string, tls: boolean): string {
+  if (!tls && /EPIPE|ECONNRESET|connection reset|code CANCEL/.test(stderr)) {
+    return "hint: if the nodes serve TLS, pass --cacert (and --cert, --key if they ask for " +
+      "client certificates)\n";
+  }
+  if (tls && /wrong version number|InvalidContentType|corrupt message/.test(stderr)) {
+    return "hint: the node does not seem to speak TLS; drop --cacert, --cert, --key\n";
+  }
+  return "";
 }
 
 /** What a usage error prints: the one line that says what is wrong, and where help is. */
@@ -341,6 +383,16 @@ export async function main(
     await writeAll(Deno.stdout, CLIENT_USAGE);
     return EXIT.OK;
   }
+  let tlsPem: ClientTlsPem | undefined;
+  if (parsed.tls !== undefined) {
+    try {
+      tlsPem = await readClientTls(parsed.tls);
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      await writeAll(Deno.stderr, usageError(e.message));
+      return EXIT.USAGE;
+    }
+  }
   const cache = new Map<string, EndpointClients>();
   const runOptions = {
     endpoints: parsed.endpoints,
@@ -348,7 +400,7 @@ export async function main(
     clients: (endpoint: string) => {
       let c = cache.get(endpoint);
       if (c === undefined) {
-        c = grpcClients(endpoint);
+        c = grpcClients(endpoint, tlsPem);
         cache.set(endpoint, c);
       }
       return c;
@@ -359,7 +411,7 @@ export async function main(
     ? await runMemberCommand(cmd as MemberCommand, runOptions)
     : await runCommand(cmd as Command, runOptions);
   await writeAll(Deno.stdout, out.stdout);
-  await writeAll(Deno.stderr, out.stderr);
+  await writeAll(Deno.stderr, out.stderr + tlsHint(out.stderr, parsed.tls !== undefined));
   return out.exitCode;
 }
 
@@ -370,5 +422,16 @@ async function writeAll(w: { write(p: Uint8Array): Promise<number> }, text: stri
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, { RAFTKV_ENDPOINTS: Deno.env.get("RAFTKV_ENDPOINTS") }));
+  Deno.exit(
+    await main(Deno.args, {
+      RAFTKV_ENDPOINTS: Deno.env.get("RAFTKV_ENDPOINTS"),
+      // Read only where granted: a command line from before TLS (--allow-env=RAFTKV_ENDPOINTS)
+      // keeps working, without TLS variables.
+      ...Object.fromEntries(
+        CLIENT_TLS_ENV.filter((variable) =>
+          Deno.permissions.querySync({ name: "env", variable }).state === "granted"
+        ).map((name) => [name, Deno.env.get(name)]),
+      ),
+    }),
+  );
 }

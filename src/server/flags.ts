@@ -13,6 +13,7 @@
 
 import { DEFAULT_HTTP2_LIMITS, type Http2Limits } from "../http2/limits.ts";
 import { LOG_LEVELS, type LogLevel } from "../raft/logger.ts";
+import type { TlsConfig } from "../tls/config.ts";
 
 /** A network address: `host` without IPv6 brackets, `port` in 0..65535. */
 export interface HostPort {
@@ -62,6 +63,8 @@ export interface NodeOptions {
   join: boolean;
   /** Resource limits of the gRPC server's HTTP/2 layer (src/http2/limits.ts). */
   http2: Http2Limits;
+  /** TLS, peer and client authentication (src/tls/), or undefined: plaintext. */
+  tls: TlsConfig | undefined;
   /**
    * True when `--help` was given. The other fields then hold defaults and must
    * not be used: print {@link NODE_USAGE} and exit 0.
@@ -141,6 +144,20 @@ HTTP/2 limits (what one client or connection can make the node hold; README, "Li
                          10 min if it goes on; 0 never refuses [RAFTKV_ABUSE_COOLDOWN_MS]
                          (default 60000)
 
+TLS (README, "Securing a cluster"; every file is reloaded when it changes or on SIGHUP):
+  --tls-cert FILE        Serve gRPC over TLS with this certificate (PEM); it is also the
+                         node's client certificate toward peers [RAFTKV_TLS_CERT]
+  --tls-key FILE         The certificate's private key (PEM) [RAFTKV_TLS_KEY]
+  --ca FILE              One CA (PEM) for both --peer-ca and --client-ca [RAFTKV_CA]
+  --peer-ca FILE         Peer traffic is mutual TLS: peers present certificates this CA
+                         signed, naming their member as SAN URI raftkv://node/<id>
+                         [RAFTKV_PEER_CA]; needed by a cluster of more than one node
+  --client-ca FILE       KVService and ClusterService calls need a client certificate
+                         this CA signed; its CN is the client's identity [RAFTKV_CLIENT_CA]
+  --auth-policy FILE     Who may read, write or administer what, by identity and key
+                         prefix (YAML; needs --client-ca); without it any authenticated
+                         client may do anything [RAFTKV_AUTH_POLICY]
+
   --help                 Print this help and exit
 
 Both --flag VALUE and --flag=VALUE work.
@@ -186,6 +203,12 @@ const VALUE_FLAGS = [
   "idle-timeout-ms",
   "abuse-cooldown-ms",
   "initial-cluster-state",
+  "tls-cert",
+  "tls-key",
+  "ca",
+  "peer-ca",
+  "client-ca",
+  "auth-policy",
 ] as const;
 
 type ValueFlag = typeof VALUE_FLAGS[number];
@@ -383,7 +406,57 @@ export function parseNodeFlags(
     restore,
     join,
     http2,
+    tls: parseTls(raw, peers.size),
     help: false,
+  };
+}
+
+/**
+ * The TLS flags as one {@link TlsConfig}, or undefined when none is given; `--ca`
+ * stands for whichever of `--peer-ca` and `--client-ca` is not given. Refuses
+ * settings that would half-work: a key without a certificate, a CA without TLS, a
+ * policy without client certificates to name identities, and a cluster of several
+ * nodes on TLS without a peer CA (the peers could not check each other).
+ */
+function parseTls(
+  raw: (flag: ValueFlag) => Raw | undefined,
+  members: number,
+): TlsConfig | undefined {
+  const cert = raw("tls-cert");
+  const key = raw("tls-key");
+  const ca = raw("ca");
+  const peerCa = raw("peer-ca") ?? ca;
+  const clientCa = raw("client-ca") ?? ca;
+  const policy = raw("auth-policy");
+  if (cert === undefined && key === undefined) {
+    const stray = [ca, raw("peer-ca"), raw("client-ca"), policy].find((r) => r !== undefined);
+    if (stray !== undefined) {
+      throw new FlagError(
+        `Cannot use ${stray.source} without --tls-cert and --tls-key: it applies to TLS only`,
+      );
+    }
+    return undefined;
+  }
+  if (cert === undefined) throw new FlagError(`Cannot use ${key!.source} without --tls-cert`);
+  if (key === undefined) throw new FlagError(`Cannot use ${cert.source} without --tls-key`);
+  if (policy !== undefined && clientCa === undefined) {
+    throw new FlagError(
+      `Cannot use ${policy.source} without --client-ca (or --ca): the policy names clients ` +
+        `by their certificates`,
+    );
+  }
+  if (members > 1 && peerCa === undefined) {
+    throw new FlagError(
+      `Cannot use ${cert.source} in a cluster of ${members} nodes without --peer-ca (or ` +
+        `--ca): peers dial each other over TLS and must check each other's certificates`,
+    );
+  }
+  return {
+    certFile: cert.value,
+    keyFile: key.value,
+    peerCaFile: peerCa?.value,
+    clientCaFile: clientCa?.value,
+    authPolicyFile: policy?.value,
   };
 }
 
@@ -454,6 +527,7 @@ function defaultOptions(): NodeOptions {
     restore: undefined,
     join: false,
     http2: DEFAULT_HTTP2_LIMITS,
+    tls: undefined,
     help: false,
   };
 }

@@ -13,8 +13,13 @@ import { createLogger } from "./log.ts";
 import { DataDirError } from "./data_dir.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
 import { checkNotRestoring, restoreDataDir, RestoreError } from "./restore_backup.ts";
-import { serve } from "./server.ts";
+import { serve, type ServerSecurity } from "./server.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
+import { Authorizer } from "../tls/authorizer.ts";
+import { CredentialsError, CredentialsStore } from "../tls/credentials.ts";
+import { TlsDialer } from "../tls/dial.ts";
+import { PolicyError } from "../tls/policy.ts";
+import { type Reloadable, Reloader } from "../tls/reload.ts";
 
 async function main(): Promise<number> {
   const opts = parseNodeFlagsOrExit(Deno.args, readNodeEnv());
@@ -29,6 +34,33 @@ async function main(): Promise<number> {
   });
 
   guardStrayNetworkErrors(logger);
+
+  // TLS files are read and checked before the data dir is touched: a bad
+  // certificate is a usage error, like a bad flag.
+  let security: ServerSecurity | undefined;
+  let reloader: Reloader | undefined;
+  if (opts.tls !== undefined) {
+    try {
+      const credentials = await CredentialsStore.open(opts.tls, opts.id);
+      const authorizer = await Authorizer.open(opts.tls.authPolicyFile);
+      security = { credentials, authorizer };
+      const certs: Reloadable = {
+        name: "TLS certificates",
+        reload: () => credentials.reload(),
+        describe: () => ({
+          subject: credentials.current.cert.subject.replaceAll("\n", ", "),
+          notAfter: credentials.current.cert.validTo,
+        }),
+      };
+      reloader = new Reloader([certs, authorizer], logger);
+    } catch (err) {
+      if (err instanceof CredentialsError || err instanceof PolicyError) {
+        console.error(`error: ${err.message}`);
+        return 2;
+      }
+      throw err;
+    }
+  }
 
   try {
     // A restore cut short by a crash leaves half a data dir: never start on it.
@@ -53,6 +85,7 @@ async function main(): Promise<number> {
       join: opts.join,
       logger,
       random: Math.random,
+      dialer: security === undefined ? undefined : new TlsDialer(security.credentials),
     });
   } catch (err) {
     if (err instanceof WalCorruptionError) {
@@ -83,7 +116,7 @@ async function main(): Promise<number> {
 
   let server;
   try {
-    server = await serve(node, opts.listen.host, opts.listen.port, opts.http2);
+    server = await serve(node, opts.listen.host, opts.listen.port, opts.http2, security);
   } catch (err) {
     console.error(
       `error: cannot listen on ${formatHostPort(opts.listen)}: ${(err as Error).message}`,
@@ -91,8 +124,14 @@ async function main(): Promise<number> {
     await node.stop();
     return 1;
   }
+  reloader?.start();
   logger.info("listening", {
     address: formatHostPort({ host: opts.listen.host, port: server.port }),
+    tls: opts.tls === undefined
+      ? "off"
+      : `on${opts.tls.peerCaFile === undefined ? "" : ", peer mTLS"}${
+        opts.tls.clientCaFile === undefined ? "" : ", client certificates"
+      }${opts.tls.authPolicyFile === undefined ? "" : ", policy"}`,
     peers: [...opts.peers].map(([id, a]) => `${id}=${formatHostPort(a)}`).join(","),
     dataDir: opts.dataDir,
   });
@@ -110,6 +149,7 @@ async function main(): Promise<number> {
       await running.handOffLeadership();
       // Stop accepting calls, let the node finish its write under way and
       // close the log, then close the connections that are left.
+      await reloader?.stop();
       const closing = server.close();
       await running.stop();
       await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);

@@ -59,6 +59,7 @@ import {
 import { parseHostPort } from "./flags.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
+import type { PeerDialer } from "../tls/dial.ts";
 
 /** Why a call could not be completed; the services map it to a gRPC status. */
 export class NodeError extends Error {
@@ -111,6 +112,8 @@ export interface RaftKvNodeOptions {
    * bootstrap one from `peers`. A data dir with a history knows how it began.
    */
   readonly join?: boolean;
+  /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
+  readonly dialer?: PeerDialer;
 }
 
 /** `--snapshot-entries` by default, etcd's `--snapshot-count` of late. */
@@ -277,6 +280,7 @@ export class RaftKvNode {
       members: bootstrap,
       logger: options.logger,
       timeoutMs: Math.max(options.electionMs, 1000),
+      dialer: options.dialer,
       // The core sends a follower nothing more until it hears how its snapshot went (§7).
       onSnapshotReport: (to, failed) => {
         if (this.#stopping || this.#fatal !== undefined) return;

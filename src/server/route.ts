@@ -85,7 +85,7 @@ export class Router {
         Code.Unavailable,
       );
     }
-    return grpcTransportTo(address);
+    return grpcTransportTo(address, this.#node.options.dialer, id);
   }
 
   #clientFor(id: NodeId): Client<typeof KVService> {

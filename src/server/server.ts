@@ -1,6 +1,7 @@
 /**
- * One gRPC server per node: Connect-ES's `connectNodeAdapter` on `node:http2`
- * without TLS (h2c). `Deno.serve` cannot send HTTP trailers, which gRPC needs,
+ * One gRPC server per node: Connect-ES's `connectNodeAdapter` on `node:http2`,
+ * without TLS (h2c) by default, or over TLS with the access rules of
+ * src/tls/access.ts when given {@link ServerSecurity}. `Deno.serve` cannot send HTTP trailers, which gRPC needs,
  * so it is not used.
  *
  * @module
@@ -9,6 +10,7 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createContextValues } from "@connectrpc/connect";
 import { Http2Guard } from "../http2/guard.ts";
 import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../http2/limits.ts";
 import { Health } from "../gen/health/v1/health_pb.ts";
@@ -22,6 +24,10 @@ import type { RaftKvNode } from "./node.ts";
 import { raftService } from "./raft_service.ts";
 import { registerReflection } from "./reflection.ts";
 import { Router } from "./route.ts";
+import { accessInterceptor, CALLER, CallerCache } from "../tls/access.ts";
+import type { Authorizer } from "../tls/authorizer.ts";
+import type { CredentialsStore } from "../tls/credentials.ts";
+import { followCredentials, secureServerOptions } from "../tls/server_tls.ts";
 
 /** The largest request a node accepts: a 1 MiB value plus a 4 KiB key and framing, with room. */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -44,6 +50,12 @@ export const MAX_CALL_TIMEOUT_MS = 2 ** 31 - 1;
  */
 export const PROTOCOLS = { grpc: true, grpcWeb: false, connect: false } as const;
 
+/** TLS and who may call what (src/tls/); without it the server speaks h2c to anyone. */
+export interface ServerSecurity {
+  readonly credentials: CredentialsStore;
+  readonly authorizer: Authorizer;
+}
+
 /** A listening server. */
 export interface GrpcServer {
   readonly port: number;
@@ -61,10 +73,22 @@ export async function serve(
   host: string,
   port: number,
   limits: Http2Limits = DEFAULT_HTTP2_LIMITS,
+  security?: ServerSecurity,
 ): Promise<GrpcServer> {
   const router = new Router(node);
+  const callers = new CallerCache(security?.credentials);
+  const tlsConfig = security?.credentials.config;
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
+    contextValues: (req) => createContextValues().set(CALLER, callers.callerOf(req)),
+    interceptors: security === undefined ? [] : [
+      accessInterceptor({
+        peerAuth: tlsConfig?.peerCaFile !== undefined,
+        clientAuth: tlsConfig?.clientCaFile !== undefined,
+        authorizer: security.authorizer,
+        logger: node.options.logger,
+      }),
+    ],
     readMaxBytes: MAX_REQUEST_BYTES,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
     routes: (r) => {
@@ -77,7 +101,15 @@ export async function serve(
     },
   });
   const guard = new Http2Guard(limits, node.options.logger);
-  const server = http2.createServer(http2ServerOptions(limits), guard.wrap(handler));
+  const server = security === undefined
+    ? http2.createServer(http2ServerOptions(limits), guard.wrap(handler))
+    : http2.createSecureServer(
+      secureServerOptions(security.credentials.current, http2ServerOptions(limits)),
+      guard.wrap(handler),
+    );
+  const unfollow = security === undefined
+    ? () => {}
+    : followCredentials(server as http2.Http2SecureServer, security.credentials);
   guard.install(server);
   const sessions = new Set<http2.Http2Session>();
   server.on("session", (s) => {
@@ -95,6 +127,7 @@ export async function serve(
     port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
+        unfollow();
         server.close(() => resolve());
         // Ask clients to go away; calls in flight finish first.
         for (const s of sessions) s.close();

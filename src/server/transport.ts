@@ -19,7 +19,7 @@
  */
 
 import { create } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RaftService, SendRequestSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
@@ -28,6 +28,7 @@ import { membersToPb, messageToPb } from "./codec.ts";
 import { PeerErrorLatch } from "./log.ts";
 import { MAX_QUEUED, MAX_QUEUED_BYTES, PeerQueue } from "./peer_queue.ts";
 import { SnapshotSender } from "./snapshot_sender.ts";
+import type { PeerDialer } from "../tls/dial.ts";
 
 /** host:port of a peer. */
 export interface PeerAddress {
@@ -41,16 +42,24 @@ export function baseUrl(a: PeerAddress): string {
   return `http://${host}:${a.port}`;
 }
 
-/** A gRPC transport to `address` (HTTP/2 without TLS, prior knowledge). */
-export function grpcTransportTo(address: PeerAddress): ReturnType<typeof createGrpcTransport> {
-  return createGrpcTransport({
-    baseUrl: baseUrl(address),
+/**
+ * A gRPC transport to `address`: HTTP/2 without TLS (prior knowledge), or over
+ * mutual TLS when a `dialer` is given (src/tls/dial.ts), to member `peerId`.
+ */
+export function grpcTransportTo(
+  address: PeerAddress,
+  dialer?: PeerDialer,
+  peerId?: NodeId,
+): Transport {
+  const options = {
     // Detect a peer that vanished without closing the connection (SIGSTOP, a
     // dropped cable) before the election timeout, not after the OS gives up.
     pingIntervalMs: 5_000,
     pingTimeoutMs: 5_000,
     idleConnectionTimeoutMs: 60_000,
-  });
+  };
+  if (dialer !== undefined) return dialer.transport(address.host, address.port, options, peerId);
+  return createGrpcTransport({ baseUrl: baseUrl(address), ...options });
 }
 
 /**
@@ -145,6 +154,8 @@ export interface PeerTransportOptions {
    * (default: 4 × timeoutMs, at least 10 s).
    */
   readonly snapshotStallTimeoutMs?: number;
+  /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
+  readonly dialer?: PeerDialer;
 }
 
 /** Sends Raft messages to peers, batched per peer, in order, best effort. */
@@ -202,7 +213,10 @@ export class PeerTransport {
         known !== undefined && known.address.host === address.host &&
         known.address.port === address.port
       ) continue;
-      const client = createClient(RaftService, grpcTransportTo(address));
+      const client = createClient(
+        RaftService,
+        grpcTransportTo(address, this.#options.dialer, id),
+      );
       if (known === undefined) {
         this.#peers.set(id, {
           id,

@@ -30,6 +30,7 @@ import { seededRandom } from "../../src/raft/rand.ts";
 import { type Cluster, codeName, sleep, startCluster, text, waitFor } from "../e2e/_harness.ts";
 import { ConnectError } from "@connectrpc/connect";
 import { checkHistory, type CheckResult, type OpKind } from "./linearizability.ts";
+import { tlsCluster } from "../tls/_tls_cluster.ts";
 import { opLabel, renderTimeline } from "./timeline.ts";
 import { ChaosClient, History, type HistoryOp, KnownValues } from "./clients.ts";
 import { FAULT_KINDS, type FaultKind, Nemesis, type NemesisEvent, pace } from "./nemesis.ts";
@@ -76,6 +77,11 @@ export interface ChaosOptions {
   readonly injectStaleReads?: number;
   /** Progress lines during the run (default: none). */
   readonly progress?: (line: string) => void;
+  /**
+   * TLS everywhere (default false): throwaway certificates (tests/tls/_tls_cluster.ts),
+   * peer mutual TLS through the fault proxies, clients with a client certificate.
+   */
+  readonly tls?: boolean;
   /**
    * Ends the run early: the fault phase stops, everything is healed and torn down, and
    * {@link runChaos} throws {@link Interrupted} instead of judging a cut-short run.
@@ -831,6 +837,7 @@ export function replayCommand(o: ChaosOptions): string {
     parts.push(`--snapshot-catchup-entries ${o.snapshotCatchupEntries}`);
   }
   if (o.injectStaleReads !== undefined) parts.push(`--inject-stale-reads ${o.injectStaleReads}`);
+  if (o.tls === true) parts.push("--tls");
   return parts.join(" ");
 }
 
@@ -875,6 +882,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const cpu0 = machineTicks();
   const self0 = process.cpuUsage();
   let cluster: Cluster;
+  const tls = o.tls === true ? await tlsCluster(o.nodes) : undefined;
   try {
     cluster = await startCluster({
       nodes: o.nodes,
@@ -887,7 +895,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         String(o.snapshotEntries ?? 100),
         "--snapshot-catchup-entries",
         String(o.snapshotCatchupEntries ?? 10),
+        ...(tls?.options.extraArgs ?? []),
       ],
+      ...(tls === undefined
+        ? {}
+        : { nodeArgs: tls.options.nodeArgs, clientTls: tls.options.clientTls }),
       onLogLine: (id, line) => {
         countSnapshotLine(snapshots, line);
         sink.append(`node${id}.log`, line);
@@ -895,6 +907,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     });
   } catch (err) {
     sink.close();
+    await tls?.pki.cleanup();
     throw err;
   }
   const clients: ChaosClient[] = [];
@@ -924,6 +937,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             keys,
             nodes: cluster.ids,
             endpoint: (id) => cluster.endpoint(id),
+            tls: tls?.options.clientTls,
             timeoutMs: o.opTimeoutMs ?? 2_500,
             maxAttempts: o.maxAttempts ?? 5,
             thinkMs: o.thinkMs ?? 10,
@@ -1068,6 +1082,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     await monitorDone;
     await Promise.all(clients.map((c) => c.close()));
     await cluster.close();
+    await tls?.pki.cleanup();
     sink.close();
   }
 }

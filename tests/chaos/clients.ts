@@ -35,7 +35,14 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Operation, Value } from "./linearizability.ts";
-import { codeName, EndpointClients, sleep, text, utf8 } from "../e2e/_harness.ts";
+import {
+  type ClientTlsOptions,
+  codeName,
+  EndpointClients,
+  sleep,
+  text,
+  utf8,
+} from "../e2e/_harness.ts";
 import { type Random, randomInt } from "../../src/raft/rand.ts";
 
 /** An operation as the chaos history records it: the checker's fields plus notes for people. */
@@ -122,6 +129,8 @@ export interface ClientOptions {
   readonly nodes: readonly number[];
   /** The address of a node's KV service, `127.0.0.1:port`. */
   readonly endpoint: (node: number) => string;
+  /** TLS to dial with (a TLS cluster), or undefined for plaintext. */
+  readonly tls?: ClientTlsOptions;
   /** Deadline of one call, in milliseconds. */
   readonly timeoutMs: number;
   /** Attempts of one write in a session (1 = no retry). */
@@ -228,7 +237,7 @@ export class ChaosClient {
   #connection(node: number): EndpointClients {
     let c = this.#connections.get(node);
     if (c === undefined) {
-      c = new EndpointClients(this.options.endpoint(node));
+      c = new EndpointClients(this.options.endpoint(node), this.options.tls);
       this.#connections.set(node, c);
     }
     return c;

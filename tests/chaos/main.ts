@@ -50,6 +50,8 @@ const USAGE = `usage: deno task chaos [options]
   --think-ms T           mean pause between a client's calls (default 10)
   --no-final-restart     skip killing and restarting every node before the final checks
   --inject-stale-reads P client 1 fakes a stale read with probability P (the run must FAIL)
+  --tls                  TLS everywhere: throwaway certificates, peer mutual TLS, client
+                         certificates (README, "Securing a cluster")
   --quiet                only the summary
 
 Live mode: check a cluster that is already running (during a rolling restart, a
@@ -113,6 +115,7 @@ async function main(): Promise<number> {
         quiet: { type: "boolean" },
         endpoints: { type: "string" },
         prefix: { type: "string" },
+        tls: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -190,6 +193,7 @@ async function main(): Promise<number> {
       });
     } else {
       result = await runChaos({
+        tls: values.tls === true,
         nodes,
         durationMs,
         seed,

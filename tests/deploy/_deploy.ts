@@ -7,6 +7,7 @@
  * @module
  */
 
+import { tlsFiles } from "../../src/tls/config.ts";
 import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../e2e/_harness.ts";
 
@@ -129,10 +130,25 @@ export function checkNodeCommand(
     problems.push(`entry point ${cmd.entry} is neither src/server/main.ts nor raftkv-node.js`);
   }
   if (g.net !== true) problems.push(`--allow-net is ${String(g.net)}, not the whole network`);
-  for (const kind of ["read", "write"] as const) {
-    const v = g[kind];
-    if (v === undefined || v.length !== 1 || v[0] !== opts.dataDir) {
-      problems.push(`--allow-${kind} is ${v?.join(",")}, not the data dir ${opts.dataDir}`);
+  const w = g.write;
+  if (w === undefined || w.length !== 1 || w[0] !== opts.dataDir) {
+    problems.push(`--allow-write is ${w?.join(",")}, not the data dir ${opts.dataDir}`);
+  }
+  // Read: the data dir, and a TLS dir (a directory named tls: ./tls, /etc/raftkv/tls)
+  // holding every TLS file the node is given (README, "Securing a cluster").
+  const r = g.read;
+  const tlsDirs = r?.slice(1) ?? [];
+  if (
+    r === undefined || r[0] !== opts.dataDir || tlsDirs.length > 1 ||
+    tlsDirs.some((d) => !/(^|\/)tls$/.test(d))
+  ) {
+    problems.push(
+      `--allow-read is ${r?.join(",")}, not the data dir ${opts.dataDir} and a TLS dir`,
+    );
+  }
+  for (const f of opts.tls === undefined ? [] : tlsFiles(opts.tls)) {
+    if (!tlsDirs.some((d) => f.file.startsWith(`${d}/`))) {
+      problems.push(`${f.flag} ${f.file} is outside the TLS dir ${tlsDirs.join(",")}`);
     }
   }
   const env1 = [...(g.env ?? [])].sort().join(",");

@@ -200,7 +200,13 @@ function checkCluster(
   }
 }
 
-for (const file of ["deploy/docker-compose.yml", "deploy/docker-compose.5-nodes.yml"]) {
+for (
+  const file of [
+    "deploy/docker-compose.yml",
+    "deploy/docker-compose.5-nodes.yml",
+    "deploy/docker-compose.tls.yml",
+  ]
+) {
   Deno.test(`${file}: every node's flags, through the image, make one cluster`, () => {
     const [compose] = parseYaml(file) as Any[];
     const { cmd, env: imageEnv, one } = dockerImage();
@@ -227,9 +233,11 @@ for (const file of ["deploy/docker-compose.yml", "deploy/docker-compose.5-nodes.
       assert.equal(Number(parts[parts.length - 1]), opts.listen.port, `${name}: container port`);
       assert.equal(one("EXPOSE"), String(opts.listen.port));
       hostPorts.push(parts[parts.length - 2]!);
-      // Its own named volume on the data dir.
+      // Its own named volume on the data dir, and with TLS the certificates, read-only.
       const mounts = ((svc.volumes ?? []) as string[]).map((v) => v.split(":"));
-      assert.deepEqual(mounts.map((m) => m[1]), [opts.dataDir], `${name}: volume`);
+      const tlsMount = opts.tls === undefined ? [] : [["./tls", "/etc/raftkv/tls", "ro"]];
+      assert.deepEqual(mounts.slice(1), tlsMount, `${name}: the TLS mount`);
+      assert.deepEqual(mounts.map((m) => m[1]).slice(0, 1), [opts.dataDir], `${name}: volume`);
       assert.ok(volumes.includes(mounts[0]![0]!), `${name}: volume ${mounts[0]![0]} undeclared`);
       usedVolumes.push(mounts[0]![0]!);
     }
@@ -243,7 +251,11 @@ for (const file of ["deploy/docker-compose.yml", "deploy/docker-compose.5-nodes.
 }
 
 Deno.test("compose files have distinct project names (their volumes never mix)", () => {
-  const names = ["deploy/docker-compose.yml", "deploy/docker-compose.5-nodes.yml"]
+  const names = [
+    "deploy/docker-compose.yml",
+    "deploy/docker-compose.5-nodes.yml",
+    "deploy/docker-compose.tls.yml",
+  ]
     .map((f) => (parseYaml(f)[0] as Any).name);
   assert.equal(new Set(names).size, names.length, `project names ${names}`);
 });

@@ -13,6 +13,7 @@
 
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -148,16 +149,23 @@ export class EndpointClients {
   readonly #sockets = new Set<net.Socket>();
   readonly #socketClosed = new Set<Promise<void>>();
 
-  /** Creates clients for `endpoint` (`host:port`); nothing connects before the first call. */
-  constructor(endpoint: string) {
+  /**
+   * Creates clients for `endpoint` (`host:port`); nothing connects before the first
+   * call. With `tlsOptions` (PEM texts: `ca`, and `cert`/`key` for a client
+   * certificate), over TLS with ALPN h2.
+   */
+  constructor(endpoint: string, tlsOptions?: ClientTlsOptions) {
     this.endpoint = endpoint;
     const [host, port] = splitHostPort(endpoint);
+    const scheme = tlsOptions === undefined ? "http" : "https";
     this.#manager = new Http2SessionManager(
-      `http://${endpoint}`,
+      `${scheme}://${endpoint}`,
       { pingIntervalMs: 5_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 600_000 },
       {
         createConnection: () => {
-          const socket = net.connect({ host, port });
+          const socket = tlsOptions === undefined
+            ? net.connect({ host, port })
+            : tls.connect({ host, port, ALPNProtocols: ["h2"], ...tlsOptions });
           // Errors reach the HTTP/2 session, and through it the calls; the socket's own
           // "error" event must not go unheard.
           socket.on("error", () => {});
@@ -173,7 +181,7 @@ export class EndpointClients {
       } satisfies http2.ClientSessionOptions,
     );
     const transport = createGrpcTransport({
-      baseUrl: `http://${endpoint}`,
+      baseUrl: `${scheme}://${endpoint}`,
       sessionManager: this.#manager,
     });
     this.kv = createClient(KVService, transport);
@@ -186,6 +194,13 @@ export class EndpointClients {
     for (const s of this.#sockets) s.destroy();
     while (this.#socketClosed.size > 0) await Promise.all([...this.#socketClosed]);
   }
+}
+
+/** PEM texts a TLS client dials with: the CA, and a client certificate if any. */
+export interface ClientTlsOptions {
+  readonly ca: string;
+  readonly cert?: string;
+  readonly key?: string;
 }
 
 function splitHostPort(endpoint: string): [string, number] {
@@ -322,6 +337,10 @@ export interface ClusterOptions {
   clusterId?: string;
   /** More flags for every node (e.g. `--snapshot-entries 50`). */
   extraArgs?: readonly string[];
+  /** More flags for node `id` alone (its own certificate, say), after extraArgs. */
+  nodeArgs?: (id: number) => readonly string[];
+  /** Harness clients dial over TLS with these (a TLS cluster); plaintext without. */
+  clientTls?: ClientTlsOptions;
   /**
    * Called with every line of every node's log as it arrives (harness markers
    * included), e.g. to keep the logs in files; the in-memory {@link NodeLog} is kept too.
@@ -357,6 +376,7 @@ function nodeArgs(
     "--cluster-id",
     opts.clusterId ?? "raftkv-e2e",
     ...(opts.extraArgs ?? []),
+    ...(opts.nodeArgs?.(id) ?? []),
   ];
 }
 
@@ -385,8 +405,11 @@ export class Cluster {
   readonly #clients = new Map<number, EndpointClients>();
   #opts: ClusterOptions | undefined;
 
-  private constructor(rootDir: string) {
+  readonly #clientTls: ClientTlsOptions | undefined;
+
+  private constructor(rootDir: string, clientTls?: ClientTlsOptions) {
     this.rootDir = rootDir;
+    this.#clientTls = clientTls;
   }
 
   /** Node ids, ascending: 1..n, and any added with {@link addNode}. */
@@ -440,7 +463,7 @@ export class Cluster {
   /** @internal Builds the members and proxies; starts nothing. */
   static create(rootDir: string, opts: ClusterOptions): Cluster {
     const ids = Array.from({ length: opts.nodes }, (_, i) => i + 1);
-    const c = new Cluster(rootDir);
+    const c = new Cluster(rootDir, opts.clientTls);
     c.#opts = opts;
     const ports = new Map(ids.map((id) => [id, freePort()]));
     if (opts.proxied === true) {
@@ -565,7 +588,7 @@ export class Cluster {
   clients(id: number): EndpointClients {
     let c = this.#clients.get(id);
     if (c === undefined) {
-      c = new EndpointClients(this.endpoint(id));
+      c = new EndpointClients(this.endpoint(id), this.#clientTls);
       this.#clients.set(id, c);
     }
     return c;

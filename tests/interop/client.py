@@ -51,6 +51,9 @@ def parse_args():
     p.add_argument("--budget", type=float, default=60.0, help="bound of each wait, seconds")
     p.add_argument("--key-prefix", default="py", help="prefix of every key written")
     p.add_argument("--no-kill", action="store_true", help="skip the leader-kill phase")
+    p.add_argument("--cacert", help="speak TLS, trusting the nodes' certificates this CA (PEM) signed")
+    p.add_argument("--cert", help="client certificate (PEM), for nodes started with --client-ca")
+    p.add_argument("--key", help="the client certificate's private key (PEM)")
     return p.parse_args()
 
 
@@ -81,7 +84,24 @@ emit("import", True, python=sys.executable, grpc=grpc.__version__,
 
 # One channel per node. No HTTP proxy, whatever the environment says: the nodes are local.
 CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
-channels = {ep: grpc.insecure_channel(ep, options=CHANNEL_OPTIONS) for ep in ENDPOINTS}
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(ep):
+    """A channel to ep: plaintext, or TLS with --cacert (and a client certificate with --cert)."""
+    if args.cacert is None:
+        return grpc.insecure_channel(ep, options=CHANNEL_OPTIONS)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read_file(args.cacert),
+        private_key=read_file(args.key) if args.key else None,
+        certificate_chain=read_file(args.cert) if args.cert else None,
+    )
+    return grpc.secure_channel(ep, creds, options=CHANNEL_OPTIONS)
+
+
+channels = {ep: open_channel(ep) for ep in ENDPOINTS}
 kv = {ep: kv_pb2_grpc.KVServiceStub(ch) for ep, ch in channels.items()}
 cluster = {ep: cluster_pb2_grpc.ClusterServiceStub(ch) for ep, ch in channels.items()}
 

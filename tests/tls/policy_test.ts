@@ -1,0 +1,97 @@
+/**
+ * The policy file and the authorizer: what a rule grants (a key prefix, "" for
+ * every key, "*" for every client, admin apart), what each method needs, the
+ * refusal text (identity and key named), and the errors of a bad file (file and
+ * rule named).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { Authorizer, needOf } from "../../src/tls/authorizer.ts";
+import { allows, parsePolicy, PolicyError } from "../../src/tls/policy.ts";
+
+const POLICY = parsePolicy(
+  `
+rules:
+  - identity: alice
+    read: ["app/", "shared/"]
+    write: ["app/"]
+  - identity: ops
+    read: [""]
+    admin: true
+  - identity: "*"
+    read: ["public/"]
+`,
+  "p.yaml",
+);
+
+Deno.test("a rule grants its prefixes, '' every key, '*' every client; admin is apart", () => {
+  assert.ok(allows(POLICY, "alice", "write", "app/x"));
+  assert.ok(!allows(POLICY, "alice", "write", "shared/x"));
+  assert.ok(allows(POLICY, "alice", "read", "shared/x"));
+  assert.ok(!allows(POLICY, "alice", "admin", undefined));
+  assert.ok(allows(POLICY, "ops", "read", "anything"));
+  assert.ok(!allows(POLICY, "ops", "write", "anything"));
+  assert.ok(allows(POLICY, "ops", "admin", undefined));
+  assert.ok(allows(POLICY, "mallory", "read", "public/x"), "'*' grants every client");
+  assert.ok(!allows(POLICY, "mallory", "read", "app/x"));
+  // A prefix is a prefix of the key as written: "app" without the slash is another prefix.
+  assert.ok(!allows(POLICY, "alice", "write", "application"));
+});
+
+Deno.test("each method needs its permission: CAS reads and writes, Cluster calls administer", () => {
+  const kv = "raftkv.v1.KVService";
+  assert.deepEqual(needOf(kv, "Get", { key: "k" }), { permissions: ["read"], key: "k" });
+  assert.deepEqual(needOf(kv, "Put", { key: "k" }), { permissions: ["write"], key: "k" });
+  assert.deepEqual(needOf(kv, "Delete", { key: "k" }), { permissions: ["write"], key: "k" });
+  assert.deepEqual(needOf(kv, "CompareAndSwap", { key: "k" }), {
+    permissions: ["read", "write"],
+    key: "k",
+  });
+  assert.deepEqual(needOf(kv, "OpenSession", {}), { permissions: [], key: undefined });
+  assert.deepEqual(needOf("raftkv.v1.ClusterService", "Status", {}).permissions, ["admin"]);
+  // A method nobody classified (added later) needs admin: refused by default.
+  assert.deepEqual(needOf(kv, "Watch", { key: "k" }).permissions, ["admin"]);
+});
+
+Deno.test("a refusal names the identity, the permission and the key", () => {
+  const a = Authorizer.of(POLICY);
+  assert.equal(
+    a.refusal("alice", needOf("raftkv.v1.KVService", "Put", { key: "app/1" })),
+    undefined,
+  );
+  assert.equal(
+    a.refusal("alice", needOf("raftkv.v1.KVService", "CompareAndSwap", { key: "shared/1" })),
+    'client "alice" may not write key "shared/1" (no rule of --auth-policy p.yaml grants it)',
+  );
+  assert.match(
+    a.refusal("alice", needOf("raftkv.v1.ClusterService", "SnapshotSave", undefined))!,
+    /client "alice" may not administer the cluster/,
+  );
+  // Without a policy every authenticated client may do anything.
+  assert.equal(
+    Authorizer.of(undefined).refusal("x", needOf("raftkv.v1.ClusterService", "Status", {})),
+    undefined,
+  );
+});
+
+Deno.test("a bad policy file is refused naming the file and the rule", () => {
+  const bad = (text: string, why: RegExp) =>
+    assert.throws(() => parsePolicy(text, "bad.yaml"), (e: unknown) => {
+      assert.ok(e instanceof PolicyError);
+      assert.match(e.message, /^Cannot use --auth-policy bad\.yaml: /);
+      assert.match(e.message, why);
+      return true;
+    });
+  bad("rules: [", /not YAML/);
+  bad("- a\n- b\n", /expected a mapping with a "rules" list/);
+  bad("rule:\n  - identity: a\n", /unknown field "rule"/);
+  bad("rules:\n  - read: [a]\n", /rule 1 needs an "identity"/);
+  bad(
+    "rules:\n  - identity: a\n  - identity: b\n    wirte: [x]\n",
+    /rule 2 has unknown field "wirte"/,
+  );
+  bad("rules:\n  - identity: a\n    read: app/\n", /rule 1: "read" must be a list/);
+  bad("rules:\n  - identity: a\n    admin: yes please\n", /rule 1: "admin" must be true or false/);
+});
