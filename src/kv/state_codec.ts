@@ -9,13 +9,22 @@
  * Layout, integers little-endian, u64 limited to 2^53 - 1:
  *
  * ```
- * magic "RKVSTATE" | u32 version (1)
+ * magic "RKVSTATE" | u32 version (2; 1 is still read)
  * u64 applied index | u64 applied term | 32 bytes applied-chain link
  * u64 sessions' clock (ms) | u32 session count
  *   per session, idlest first: u64 id | u64 last sequence | u64 last active (ms) | result
  * u32 key count
  *   per key, in the store's order: u32 key length | key (UTF-8) | u32 value length | value
+ * version 2 on: u32 section count
+ *   per section: u32 tag | u32 body length | body
  * ```
+ *
+ * Sections carry what later versions added, each under its own tag, so one can be
+ * added without moving anything before it; a reader refuses a tag it does not know
+ * (ignoring state it cannot interpret would make its store differ from its peers').
+ * Tag 1, key indexes: per key, in the key section's order, u64 create index | u64 mod
+ * index. A version 1 state has no sections: its keys count as created and last changed
+ * at its applied index.
  *
  * A result is a u8 tag and its fields: 0 none; 1 put (u64 index); 2 delete (u8
  * deleted); 3 compare-and-swap (u8 succeeded, u8 found, u32 length, value); 4 no-op;
@@ -38,7 +47,13 @@ import type { ApplyResult, KvStoreState } from "./store.ts";
 /** The first eight bytes of an encoded state. */
 const MAGIC = new TextEncoder().encode("RKVSTATE");
 /** The version this code writes and reads. */
-export const KV_STATE_VERSION = 1;
+export const KV_STATE_VERSION = 2;
+/** The oldest version this code still reads. */
+const OLDEST_READ_VERSION = 1;
+
+const enum Section {
+  KeyIndexes = 1,
+}
 
 /** Everything a snapshot's state holds: the store, and where the node's log stood. */
 export interface KvSnapshotState {
@@ -107,6 +122,17 @@ export function* encodeKvStateInSteps(
     );
   }
   const n = store.keys.length;
+  for (
+    const [name, list] of [["create", store.createIndexes], ["mod", store.modIndexes]] as const
+  ) {
+    if (list !== undefined && list.length !== n) {
+      throw new Error(
+        `Cannot encode key-value state: ${n} keys but ${list.length} ${name} indexes`,
+      );
+    }
+  }
+  // The sections: their count, and the key indexes (tag, length, 16 bytes per key).
+  size += 4 + 8 + 16 * n;
   const keys: Uint8Array[] = new Array(n);
   let sinceYield = 0;
   for (let i = 0; i < n; i++) {
@@ -150,6 +176,13 @@ export function* encodeKvStateInSteps(
       yield;
     }
   }
+  w.u32(1);
+  w.u32(Section.KeyIndexes);
+  w.u32(16 * n);
+  for (let i = 0; i < n; i++) {
+    w.u64(store.createIndexes?.[i] ?? store.appliedIndex);
+    w.u64(store.modIndexes?.[i] ?? store.appliedIndex);
+  }
   if (w.offset !== size) {
     throw new Error(`Invariant: encoded ${w.offset} bytes of state, sized ${size}`);
   }
@@ -171,9 +204,9 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     throw new KvStateCodecError("it does not start with RKVSTATE");
   }
   const version = r.u32("the version");
-  if (version !== KV_STATE_VERSION) {
+  if (version < OLDEST_READ_VERSION || version > KV_STATE_VERSION) {
     throw new KvStateCodecError(
-      `version ${version}; this node reads version ${KV_STATE_VERSION}`,
+      `version ${version}; this node reads versions ${OLDEST_READ_VERSION} to ${KV_STATE_VERSION}`,
     );
   }
   const appliedIndex = r.u64("the applied index");
@@ -211,16 +244,57 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     keys[i] = key;
     values[i] = value;
   }
+  let createIndexes: number[] | undefined;
+  let modIndexes: number[] | undefined;
+  const sectionCount = version >= 2 ? r.u32("the section count") : 0;
+  const tags = new Set<number>();
+  for (let s = 0; s < sectionCount; s++) {
+    const tag = r.u32(`section ${s}'s tag`);
+    if (tags.has(tag)) throw new KvStateCodecError(`section ${tag} appears twice`);
+    tags.add(tag);
+    const length = r.u32(`section ${tag}'s length`);
+    const end = r.offset + length;
+    switch (tag) {
+      case Section.KeyIndexes: {
+        if (length !== 16 * keyCount) {
+          throw new KvStateCodecError(
+            `the key indexes section is ${length} bytes; ${keyCount} keys take ${16 * keyCount}`,
+          );
+        }
+        createIndexes = new Array(keyCount);
+        modIndexes = new Array(keyCount);
+        for (let i = 0; i < keyCount; i++) {
+          createIndexes[i] = r.u64(`key ${i}'s create index`);
+          modIndexes[i] = r.u64(`key ${i}'s mod index`);
+        }
+        break;
+      }
+      default:
+        throw new KvStateCodecError(
+          `unknown section ${tag} at offset ${r.offset - 8} (written by a newer version?)`,
+        );
+    }
+    if (r.offset !== end) {
+      throw new KvStateCodecError(`section ${tag} ends at ${r.offset}, its length says ${end}`);
+    }
+  }
   if (r.offset !== bytes.length) {
     throw new KvStateCodecError(
-      `${bytes.length - r.offset} bytes left over after the last key at offset ${r.offset}`,
+      `${bytes.length - r.offset} bytes left over after the last section at offset ${r.offset}`,
     );
   }
   if (appliedIndex > 0 && appliedTerm === 0) {
     throw new KvStateCodecError(`applied index ${appliedIndex} has no term`);
   }
   return {
-    store: { appliedIndex, sessionsNowMs, sessions, keys, values },
+    store: {
+      appliedIndex,
+      sessionsNowMs,
+      sessions,
+      keys,
+      values,
+      ...(createIndexes === undefined ? {} : { createIndexes, modIndexes }),
+    },
     appliedTerm,
     chainLink,
   };

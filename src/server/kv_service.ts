@@ -22,6 +22,7 @@ import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import { encodeCommand } from "../kv/command.ts";
 import type { ApplyResult } from "../kv/store.ts";
 import { KvInputError, validateKey, validateValue } from "../kv/validate.ts";
+import { rangeHandler } from "./kv_range.ts";
 import type { RaftKvNode } from "./node.ts";
 import type { Router } from "./route.ts";
 
@@ -91,6 +92,8 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
   };
 
   return {
+    ...rangeHandler(node, router),
+
     put(req, ctx) {
       checked(() => {
         validateKey(req.key);
@@ -114,10 +117,12 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
         ctx,
         async (signal) => {
           await node.linearizableRead(signal);
-          const value = node.kv.get(req.key);
+          const got = node.kv.getRecord(req.key);
           return create(GetResponseSchema, {
-            found: value !== undefined,
-            value: value ?? new Uint8Array(),
+            found: got !== undefined,
+            value: got?.value ?? new Uint8Array(),
+            createIndex: BigInt(got?.createIndex ?? 0),
+            modIndex: BigInt(got?.modIndex ?? 0),
           });
         },
         (client, opts) => client.get(req, opts),

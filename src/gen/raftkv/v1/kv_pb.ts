@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/kv.proto.
  */
 export const file_raftkv_v1_kv: GenFile = /*@__PURE__*/
-  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIisKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMIkEKDURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiMKB3Nlc3Npb24YAiABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbiIhCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIInwKFUNvbXBhcmVBbmRTd2FwUmVxdWVzdBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb25CCwoJX2V4cGVjdGVkIkkKFkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEg0KBWZvdW5kGAIgASgIEg0KBXZhbHVlGAMgASgMMtsCCglLVlNlcnZpY2USNAoDUHV0EhUucmFmdGt2LnYxLlB1dFJlcXVlc3QaFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2USNAoDR2V0EhUucmFmdGt2LnYxLkdldFJlcXVlc3QaFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2USPQoGRGVsZXRlEhgucmFmdGt2LnYxLkRlbGV0ZVJlcXVlc3QaGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2USVQoOQ29tcGFyZUFuZFN3YXASIC5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXF1ZXN0GiEucmFmdGt2LnYxLkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USTAoLT3BlblNlc3Npb24SHS5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXF1ZXN0Gh4ucmFmdGt2LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIlQKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQiQQoNRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkSIwoHc2Vzc2lvbhgCIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIiEKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgifAoVQ29tcGFyZUFuZFN3YXBSZXF1ZXN0EgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMEiMKB3Nlc3Npb24YBCABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbkILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwiXgoIS2V5VmFsdWUSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQinAEKDFJhbmdlUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDgoGcHJlZml4GAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDGNvbnRpbnVhdGlvbhgFIAEoCRIRCglrZXlzX29ubHkYBiABKAgSEgoKY291bnRfb25seRgHIAEoCBIUCgxzZXJpYWxpemFibGUYCCABKAgicwoNUmFuZ2VSZXNwb25zZRIgCgNrdnMYASADKAsyEy5yYWZ0a3YudjEuS2V5VmFsdWUSDQoFY291bnQYAiABKAQSDAoEbW9yZRgDIAEoCBIUCgxjb250aW51YXRpb24YBCABKAkSDQoFaW5kZXgYBSABKAQylwMKCUtWU2VydmljZRI0CgNQdXQSFS5yYWZ0a3YudjEuUHV0UmVxdWVzdBoWLnJhZnRrdi52MS5QdXRSZXNwb25zZRI0CgNHZXQSFS5yYWZ0a3YudjEuR2V0UmVxdWVzdBoWLnJhZnRrdi52MS5HZXRSZXNwb25zZRI9CgZEZWxldGUSGC5yYWZ0a3YudjEuRGVsZXRlUmVxdWVzdBoZLnJhZnRrdi52MS5EZWxldGVSZXNwb25zZRJVCg5Db21wYXJlQW5kU3dhcBIgLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcFJlcXVlc3QaIS5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXNwb25zZRJMCgtPcGVuU2Vzc2lvbhIdLnJhZnRrdi52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHi5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXNwb25zZRI6CgVSYW5nZRIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3QaGC5yYWZ0a3YudjEuUmFuZ2VSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * Session identifies a write within a client session, for exactly-once execution.
@@ -124,7 +124,7 @@ export type PutResponse = Message<"raftkv.v1.PutResponse"> & {
   /**
    * The Raft log index at which the write committed (for a retried write in a session,
    * the index at which the first attempt committed). Indexes grow with every write,
-   * so a client can order its own writes by them.
+   * so a client can order its own writes by them. It is the key's new `mod_index`.
    *
    * @generated from field: uint64 index = 1;
    */
@@ -178,6 +178,21 @@ export type GetResponse = Message<"raftkv.v1.GetResponse"> & {
    * @generated from field: bytes value = 2;
    */
   value: Uint8Array;
+
+  /**
+   * The log index of the write that created the key (since it last did not exist);
+   * 0 when `found` is false.
+   *
+   * @generated from field: uint64 create_index = 3;
+   */
+  createIndex: bigint;
+
+  /**
+   * The log index of the key's last change; 0 when `found` is false.
+   *
+   * @generated from field: uint64 mod_index = 4;
+   */
+  modIndex: bigint;
 };
 
 /**
@@ -317,6 +332,184 @@ export const CompareAndSwapResponseSchema: GenMessage<CompareAndSwapResponse> = 
   messageDesc(file_raftkv_v1_kv, 10);
 
 /**
+ * KeyValue is one key as Range returns it.
+ *
+ * @generated from message raftkv.v1.KeyValue
+ */
+export type KeyValue = Message<"raftkv.v1.KeyValue"> & {
+  /**
+   * The key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The value; empty with `keys_only`.
+   *
+   * @generated from field: bytes value = 2;
+   */
+  value: Uint8Array;
+
+  /**
+   * The log index of the write that created the key (since it last did not exist).
+   *
+   * @generated from field: uint64 create_index = 3;
+   */
+  createIndex: bigint;
+
+  /**
+   * The log index of the key's last change.
+   *
+   * @generated from field: uint64 mod_index = 4;
+   */
+  modIndex: bigint;
+
+  /**
+   * The lease the key is attached to, or 0 for none.
+   *
+   * @generated from field: uint64 lease = 5;
+   */
+  lease: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.KeyValue.
+ * Use `create(KeyValueSchema)` to create a new message.
+ */
+export const KeyValueSchema: GenMessage<KeyValue> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 11);
+
+/**
+ * RangeRequest asks for a page of the keys in a range. With no start, end or prefix,
+ * the range is every key.
+ *
+ * @generated from message raftkv.v1.RangeRequest
+ */
+export type RangeRequest = Message<"raftkv.v1.RangeRequest"> & {
+  /**
+   * The first key of the range (inclusive); empty to start at the first key.
+   *
+   * @generated from field: string start = 1;
+   */
+  start: string;
+
+  /**
+   * The end of the range (exclusive): it must sort after `start`; empty to read to the
+   * last key.
+   *
+   * @generated from field: string end = 2;
+   */
+  end: string;
+
+  /**
+   * Only keys starting with this prefix; not with `start` or `end`.
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
+
+  /**
+   * At most this many keys in the page; 0 for no limit. A page also ends once it holds
+   * about 2 MiB of keys and values, so one key at least is always returned.
+   *
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+
+  /**
+   * The `continuation` of the previous page, to read the next one (keys strictly after
+   * it); empty for the first page. Each page is read at its own index: a key that
+   * exists throughout the paging is returned exactly once.
+   *
+   * @generated from field: string continuation = 5;
+   */
+  continuation: string;
+
+  /**
+   * Return keys and indexes, with empty values.
+   *
+   * @generated from field: bool keys_only = 6;
+   */
+  keysOnly: boolean;
+
+  /**
+   * Return no keys, only their number in `count`.
+   *
+   * @generated from field: bool count_only = 7;
+   */
+  countOnly: boolean;
+
+  /**
+   * Serve from the answering node's applied state without a round to the leader. It
+   * may be stale (a follower behind, or a deposed leader that does not know it yet) but
+   * never goes back in time on one node; see RangeResponse.index. By default (false),
+   * reads are linearizable.
+   *
+   * @generated from field: bool serializable = 8;
+   */
+  serializable: boolean;
+};
+
+/**
+ * Describes the message raftkv.v1.RangeRequest.
+ * Use `create(RangeRequestSchema)` to create a new message.
+ */
+export const RangeRequestSchema: GenMessage<RangeRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 12);
+
+/**
+ * RangeResponse is one page of a range.
+ *
+ * @generated from message raftkv.v1.RangeResponse
+ */
+export type RangeResponse = Message<"raftkv.v1.RangeResponse"> & {
+  /**
+   * The keys of the page, in key order.
+   *
+   * @generated from field: repeated raftkv.v1.KeyValue kvs = 1;
+   */
+  kvs: KeyValue[];
+
+  /**
+   * With `count_only`, the number of keys in the range (after `continuation`);
+   * otherwise the number of keys in this page.
+   *
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * True if more keys follow this page: ask again with `continuation`.
+   *
+   * @generated from field: bool more = 3;
+   */
+  more: boolean;
+
+  /**
+   * When `more` is true, the key to send as `continuation` for the next page (the last
+   * key of this page); empty otherwise.
+   *
+   * @generated from field: string continuation = 4;
+   */
+  continuation: string;
+
+  /**
+   * The applied index of the node whose state the page was read from.
+   *
+   * @generated from field: uint64 index = 5;
+   */
+  index: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.RangeResponse.
+ * Use `create(RangeResponseSchema)` to create a new message.
+ */
+export const RangeResponseSchema: GenMessage<RangeResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 13);
+
+/**
  * KVService is a linearizable key-value store replicated with Raft.
  *
  * Keys are non-empty UTF-8 strings of at most 4 KiB; values are arbitrary bytes, at most
@@ -389,6 +582,17 @@ export const KVService: GenService<{
     methodKind: "unary";
     input: typeof OpenSessionRequestSchema;
     output: typeof OpenSessionResponseSchema;
+  },
+  /**
+   * Range reads the keys in `[start, end)` or under a prefix, in key order (by UTF-8
+   * bytes), a page at a time. Linearizable by default; see RangeRequest.serializable.
+   *
+   * @generated from rpc raftkv.v1.KVService.Range
+   */
+  range: {
+    methodKind: "unary";
+    input: typeof RangeRequestSchema;
+    output: typeof RangeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_kv, 0);
