@@ -12,6 +12,12 @@
  * @module
  */
 
+import { create } from "@bufbuild/protobuf";
+import {
+  type RangeRequest,
+  type RangeResponse,
+  RangeResponseSchema,
+} from "../gen/raftkv/v1/kv_pb.ts";
 import { compareKeys, type KeyRecord, type KeyTree } from "./key_index.ts";
 import { KvInputError, validateKey } from "./validate.ts";
 
@@ -140,4 +146,35 @@ export function rangeOf(tree: KeyTree<KeyRecord>, q: RangeQuery): RangeResult {
     bytes += key.length * 3 + value.length + 32;
   }
   return { kvs, count: q.countOnly ? count : kvs.length, more };
+}
+
+/** kv.proto's RangeRequest as a query (unchecked: see {@link checkRangeQuery}). */
+export function rangeQueryOf(req: RangeRequest): RangeQuery {
+  return {
+    start: req.start,
+    end: req.end,
+    prefix: req.prefix,
+    after: req.continuation,
+    limit: req.limit,
+    keysOnly: req.keysOnly,
+    countOnly: req.countOnly,
+  };
+}
+
+/** A page as kv.proto's RangeResponse, read at applied index `index`. */
+export function rangeResponseOf(page: RangeResult, index: number): RangeResponse {
+  const last = page.kvs[page.kvs.length - 1];
+  return create(RangeResponseSchema, {
+    kvs: page.kvs.map((kv) => ({
+      key: kv.key,
+      value: kv.value,
+      createIndex: BigInt(kv.createIndex),
+      modIndex: BigInt(kv.modIndex),
+      lease: BigInt(kv.lease),
+    })),
+    count: BigInt(page.count),
+    more: page.more,
+    continuation: page.more && last !== undefined ? last.key : "",
+    index: BigInt(index),
+  });
 }

@@ -28,7 +28,8 @@
  *
  * A result is a u8 tag and its fields: 0 none; 1 put (u64 index); 2 delete (u8
  * deleted); 3 compare-and-swap (u8 succeeded, u8 found, u32 length, value); 4 no-op;
- * 5 session opened (u64 id); 6 session error (u32 length, UTF-8 message).
+ * 5 session opened (u64 id); 6 session error (u32 length, UTF-8 message); 7 transaction
+ * (u8 succeeded, u32 length, the encoded TxnResponse).
  *
  * The encoding is deterministic: nodes that applied the same entries hold their keys
  * and sessions in the same order (the order comes only from the applied commands),
@@ -81,6 +82,7 @@ const enum Tag {
   Noop = 4,
   SessionOpened = 5,
   SessionError = 6,
+  Txn = 7,
 }
 
 const utf8 = new TextEncoder();
@@ -328,6 +330,14 @@ function encodeResult(result: ApplyResult | undefined): Uint8Array {
       w.u64(result.id);
       return w.out;
     }
+    case "txn": {
+      const w = new Writer(new Uint8Array(6 + result.response.length));
+      w.u8(Tag.Txn);
+      w.u8(result.succeeded ? 1 : 0);
+      w.u32(result.response.length);
+      w.bytes(result.response);
+      return w.out;
+    }
     case "session_error": {
       const m = utf8.encode(result.message);
       const w = new Writer(new Uint8Array(5 + m.length));
@@ -358,6 +368,11 @@ function decodeResult(r: Reader, what: string): ApplyResult | undefined {
       return { kind: "noop" };
     case Tag.SessionOpened:
       return { kind: "session_opened", id: r.u64(what) };
+    case Tag.Txn: {
+      const succeeded = r.bool(what);
+      const response = r.bytes(r.u32(what), what).slice();
+      return { kind: "txn", succeeded, response };
+    }
     case Tag.SessionError: {
       const m = r.bytes(r.u32(what), what);
       try {

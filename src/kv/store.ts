@@ -45,6 +45,9 @@ import { decodeCommand } from "./command.ts";
 import { type KeyRecord, type KeyTree, newKeyTree } from "./key_index.ts";
 import { rangeOf, type RangeQuery, type RangeResult } from "./range.ts";
 import { type SessionImage, SessionTable } from "./sessions.ts";
+import { applyTxn, type TxnResult, type TxnTarget } from "./txn.ts";
+
+export type { TxnResult };
 
 /** The result of applying a put: it always succeeds. */
 export interface PutResult {
@@ -109,7 +112,8 @@ export type ApplyResult =
   | CasResult
   | NoopResult
   | SessionOpenedResult
-  | SessionErrorResult;
+  | SessionErrorResult
+  | TxnResult;
 
 /**
  * The whole state of a {@link KvStore} at its applied index, as {@link KvStore.exportState}
@@ -408,6 +412,14 @@ export class KvStore {
     this.#data.set(key, { value, createIndex, modIndex: index, lease: 0 });
   }
 
+  /** The store as a transaction sees it (see `txn.ts`). */
+  readonly #txnTarget: TxnTarget = {
+    record: (key) => this.#data.get(key),
+    write: (index, key, value) => this.#write(index, key, value),
+    remove: (index, key) => this.#remove(index, key),
+    range: (query) => rangeOf(this.#data, query),
+  };
+
   /** Removes `key` at `index`; false if it did not exist. */
   #remove(_index: number, key: string): boolean {
     return this.#data.delete(key);
@@ -442,6 +454,8 @@ export class KvStore {
           value: current === undefined ? new Uint8Array() : current.slice(),
         };
       }
+      case "txn":
+        return applyTxn(this.#txnTarget, index, op.value);
       case "openSession":
       case undefined:
         throw new Error(`Cannot execute a ${op.case ?? "missing"} operation here`);

@@ -6,29 +6,21 @@
  * @module
  */
 
-import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { RangeRequest, RangeResponse } from "../gen/raftkv/v1/kv_pb.ts";
 import {
-  type RangeRequest,
-  type RangeResponse,
-  RangeResponseSchema,
-} from "../gen/raftkv/v1/kv_pb.ts";
-import { checkRangeQuery, type RangeQuery } from "../kv/range.ts";
+  checkRangeQuery,
+  type RangeQuery,
+  rangeQueryOf as toQuery,
+  rangeResponseOf,
+} from "../kv/range.ts";
 import { KvInputError } from "../kv/validate.ts";
 import type { RaftKvNode } from "./node.ts";
 import { type Router, toConnectError } from "./route.ts";
 
 /** A RangeRequest as the store's query; INVALID_ARGUMENT when it breaks a rule. */
 export function rangeQueryOf(req: RangeRequest): RangeQuery {
-  const query: RangeQuery = {
-    start: req.start,
-    end: req.end,
-    prefix: req.prefix,
-    after: req.continuation,
-    limit: req.limit,
-    keysOnly: req.keysOnly,
-    countOnly: req.countOnly,
-  };
+  const query = toQuery(req);
   try {
     checkRangeQuery(query);
   } catch (err) {
@@ -40,22 +32,7 @@ export function rangeQueryOf(req: RangeRequest): RangeQuery {
 
 /** Reads a page from `node`'s applied state as it stands now. */
 export function readRange(node: RaftKvNode, query: RangeQuery): RangeResponse {
-  const index = node.kv.appliedIndex;
-  const page = node.kv.range(query);
-  const last = page.kvs[page.kvs.length - 1];
-  return create(RangeResponseSchema, {
-    kvs: page.kvs.map((kv) => ({
-      key: kv.key,
-      value: kv.value,
-      createIndex: BigInt(kv.createIndex),
-      modIndex: BigInt(kv.modIndex),
-      lease: BigInt(kv.lease),
-    })),
-    count: BigInt(page.count),
-    more: page.more,
-    continuation: page.more && last !== undefined ? last.key : "",
-    index: BigInt(index),
-  });
+  return rangeResponseOf(node.kv.range(query), node.kv.appliedIndex);
 }
 
 /** The Range handler of the KVService implementation. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   CompareAndSwapResponseSchema,
@@ -17,10 +17,12 @@ import {
   OpenSessionResponseSchema,
   PutResponseSchema,
   type Session,
+  TxnResponseSchema,
 } from "../gen/raftkv/v1/kv_pb.ts";
 import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import { encodeCommand } from "../kv/command.ts";
 import type { ApplyResult } from "../kv/store.ts";
+import { checkTxn } from "../kv/txn.ts";
 import { KvInputError, validateKey, validateValue } from "../kv/validate.ts";
 import { rangeHandler } from "./kv_range.ts";
 import type { RaftKvNode } from "./node.ts";
@@ -165,6 +167,21 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
           });
         },
         (client, opts) => client.compareAndSwap(req, opts),
+      );
+    },
+
+    txn(req, ctx) {
+      checked(() => checkTxn(req));
+      checkSession(req.session);
+      return router.route(
+        ctx,
+        async (signal) => {
+          // The session travels in the command's own fields, not inside the op.
+          const op: Op = { case: "txn", value: { ...req, session: undefined } };
+          const txn = expectKind(await apply(op, req.session, signal), "txn");
+          return fromBinary(TxnResponseSchema, txn.response);
+        },
+        (client, opts) => client.txn(req, opts),
       );
     },
 

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/kv.proto.
  */
 export const file_raftkv_v1_kv: GenFile = /*@__PURE__*/
-  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIlQKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQiQQoNRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkSIwoHc2Vzc2lvbhgCIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIiEKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgifAoVQ29tcGFyZUFuZFN3YXBSZXF1ZXN0EgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMEiMKB3Nlc3Npb24YBCABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbkILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwiXgoIS2V5VmFsdWUSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQinAEKDFJhbmdlUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDgoGcHJlZml4GAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDGNvbnRpbnVhdGlvbhgFIAEoCRIRCglrZXlzX29ubHkYBiABKAgSEgoKY291bnRfb25seRgHIAEoCBIUCgxzZXJpYWxpemFibGUYCCABKAgicwoNUmFuZ2VSZXNwb25zZRIgCgNrdnMYASADKAsyEy5yYWZ0a3YudjEuS2V5VmFsdWUSDQoFY291bnQYAiABKAQSDAoEbW9yZRgDIAEoCBIUCgxjb250aW51YXRpb24YBCABKAkSDQoFaW5kZXgYBSABKAQylwMKCUtWU2VydmljZRI0CgNQdXQSFS5yYWZ0a3YudjEuUHV0UmVxdWVzdBoWLnJhZnRrdi52MS5QdXRSZXNwb25zZRI0CgNHZXQSFS5yYWZ0a3YudjEuR2V0UmVxdWVzdBoWLnJhZnRrdi52MS5HZXRSZXNwb25zZRI9CgZEZWxldGUSGC5yYWZ0a3YudjEuRGVsZXRlUmVxdWVzdBoZLnJhZnRrdi52MS5EZWxldGVSZXNwb25zZRJVCg5Db21wYXJlQW5kU3dhcBIgLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcFJlcXVlc3QaIS5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXNwb25zZRJMCgtPcGVuU2Vzc2lvbhIdLnJhZnRrdi52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHi5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXNwb25zZRI6CgVSYW5nZRIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3QaGC5yYWZ0a3YudjEuUmFuZ2VSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIlQKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQiQQoNRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkSIwoHc2Vzc2lvbhgCIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIiEKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgifAoVQ29tcGFyZUFuZFN3YXBSZXF1ZXN0EgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMEiMKB3Nlc3Npb24YBCABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbkILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwiXgoIS2V5VmFsdWUSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQinAEKDFJhbmdlUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDgoGcHJlZml4GAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDGNvbnRpbnVhdGlvbhgFIAEoCRIRCglrZXlzX29ubHkYBiABKAgSEgoKY291bnRfb25seRgHIAEoCBIUCgxzZXJpYWxpemFibGUYCCABKAgicwoNUmFuZ2VSZXNwb25zZRIgCgNrdnMYASADKAsyEy5yYWZ0a3YudjEuS2V5VmFsdWUSDQoFY291bnQYAiABKAQSDAoEbW9yZRgDIAEoCBIUCgxjb250aW51YXRpb24YBCABKAkSDQoFaW5kZXgYBSABKAQinAEKB0NvbXBhcmUSCwoDa2V5GAEgASgJEhYKDHZhbHVlX2VxdWFscxgCIAEoDEgAEhAKBmV4aXN0cxgDIAEoCEgAEhoKEG1vZF9pbmRleF9lcXVhbHMYBCABKARIABIYCg5tb2RfaW5kZXhfbGVzcxgFIAEoBEgAEhsKEW1vZF9pbmRleF9ncmVhdGVyGAYgASgESABCBwoFY2hlY2siswEKCVJlcXVlc3RPcBIkCgNwdXQYASABKAsyFS5yYWZ0a3YudjEuUHV0UmVxdWVzdEgAEioKBmRlbGV0ZRgCIAEoCzIYLnJhZnRrdi52MS5EZWxldGVSZXF1ZXN0SAASJAoDZ2V0GAMgASgLMhUucmFmdGt2LnYxLkdldFJlcXVlc3RIABIoCgVyYW5nZRgEIAEoCzIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3RIAEIECgJvcCK4AQoKUmVzcG9uc2VPcBIlCgNwdXQYASABKAsyFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2VIABIrCgZkZWxldGUYAiABKAsyGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2VIABIlCgNnZXQYAyABKAsyFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2VIABIpCgVyYW5nZRgEIAEoCzIYLnJhZnRrdi52MS5SYW5nZVJlc3BvbnNlSABCBAoCb3AipQEKClR4blJlcXVlc3QSJAoIY29tcGFyZXMYASADKAsyEi5yYWZ0a3YudjEuQ29tcGFyZRIlCgdzdWNjZXNzGAIgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIlCgdmYWlsdXJlGAMgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb24iWQoLVHhuUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEigKCXJlc3BvbnNlcxgCIAMoCzIVLnJhZnRrdi52MS5SZXNwb25zZU9wEg0KBWluZGV4GAMgASgEMs0DCglLVlNlcnZpY2USNAoDUHV0EhUucmFmdGt2LnYxLlB1dFJlcXVlc3QaFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2USNAoDR2V0EhUucmFmdGt2LnYxLkdldFJlcXVlc3QaFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2USPQoGRGVsZXRlEhgucmFmdGt2LnYxLkRlbGV0ZVJlcXVlc3QaGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2USVQoOQ29tcGFyZUFuZFN3YXASIC5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXF1ZXN0GiEucmFmdGt2LnYxLkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USTAoLT3BlblNlc3Npb24SHS5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXF1ZXN0Gh4ucmFmdGt2LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USOgoFUmFuZ2USFy5yYWZ0a3YudjEuUmFuZ2VSZXF1ZXN0GhgucmFmdGt2LnYxLlJhbmdlUmVzcG9uc2USNAoDVHhuEhUucmFmdGt2LnYxLlR4blJlcXVlc3QaFi5yYWZ0a3YudjEuVHhuUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * Session identifies a write within a client session, for exactly-once execution.
@@ -510,6 +510,265 @@ export const RangeResponseSchema: GenMessage<RangeResponse> = /*@__PURE__*/
   messageDesc(file_raftkv_v1_kv, 13);
 
 /**
+ * Compare is one condition of a Txn, on one key. A key that does not exist has
+ * `mod_index` 0 and no value.
+ *
+ * @generated from message raftkv.v1.Compare
+ */
+export type Compare = Message<"raftkv.v1.Compare"> & {
+  /**
+   * The key to check.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * What must hold. Exactly one is set.
+   *
+   * @generated from oneof raftkv.v1.Compare.check
+   */
+  check: {
+    /**
+     * The key exists and holds exactly these bytes.
+     *
+     * @generated from field: bytes value_equals = 2;
+     */
+    value: Uint8Array;
+    case: "valueEquals";
+  } | {
+    /**
+     * True: the key exists; false: it does not.
+     *
+     * @generated from field: bool exists = 3;
+     */
+    value: boolean;
+    case: "exists";
+  } | {
+    /**
+     * The key's mod_index equals this (0: the key does not exist).
+     *
+     * @generated from field: uint64 mod_index_equals = 4;
+     */
+    value: bigint;
+    case: "modIndexEquals";
+  } | {
+    /**
+     * The key's mod_index is less than this (a missing key's, 0, is less than any
+     * positive number).
+     *
+     * @generated from field: uint64 mod_index_less = 5;
+     */
+    value: bigint;
+    case: "modIndexLess";
+  } | {
+    /**
+     * The key's mod_index is greater than this (so the key exists).
+     *
+     * @generated from field: uint64 mod_index_greater = 6;
+     */
+    value: bigint;
+    case: "modIndexGreater";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message raftkv.v1.Compare.
+ * Use `create(CompareSchema)` to create a new message.
+ */
+export const CompareSchema: GenMessage<Compare> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 14);
+
+/**
+ * RequestOp is one operation of a Txn branch. Its `session` fields must be unset: the
+ * Txn's own session covers the whole transaction.
+ *
+ * @generated from message raftkv.v1.RequestOp
+ */
+export type RequestOp = Message<"raftkv.v1.RequestOp"> & {
+  /**
+   * The operation. Exactly one is set.
+   *
+   * @generated from oneof raftkv.v1.RequestOp.op
+   */
+  op: {
+    /**
+     * Store a value under a key.
+     *
+     * @generated from field: raftkv.v1.PutRequest put = 1;
+     */
+    value: PutRequest;
+    case: "put";
+  } | {
+    /**
+     * Remove a key.
+     *
+     * @generated from field: raftkv.v1.DeleteRequest delete = 2;
+     */
+    value: DeleteRequest;
+    case: "delete";
+  } | {
+    /**
+     * Read a key, as the transaction's earlier operations left it.
+     *
+     * @generated from field: raftkv.v1.GetRequest get = 3;
+     */
+    value: GetRequest;
+    case: "get";
+  } | {
+    /**
+     * Read a page of a range (`serializable` is ignored: the read is at the
+     * transaction's index), as the transaction's earlier operations left it.
+     *
+     * @generated from field: raftkv.v1.RangeRequest range = 4;
+     */
+    value: RangeRequest;
+    case: "range";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message raftkv.v1.RequestOp.
+ * Use `create(RequestOpSchema)` to create a new message.
+ */
+export const RequestOpSchema: GenMessage<RequestOp> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 15);
+
+/**
+ * ResponseOp is the result of one RequestOp, in the same position.
+ *
+ * @generated from message raftkv.v1.ResponseOp
+ */
+export type ResponseOp = Message<"raftkv.v1.ResponseOp"> & {
+  /**
+   * The result, of the same kind as the operation.
+   *
+   * @generated from oneof raftkv.v1.ResponseOp.op
+   */
+  op: {
+    /**
+     * The put's result: `index` is the transaction's index.
+     *
+     * @generated from field: raftkv.v1.PutResponse put = 1;
+     */
+    value: PutResponse;
+    case: "put";
+  } | {
+    /**
+     * Whether the delete removed anything.
+     *
+     * @generated from field: raftkv.v1.DeleteResponse delete = 2;
+     */
+    value: DeleteResponse;
+    case: "delete";
+  } | {
+    /**
+     * The key as the transaction saw it.
+     *
+     * @generated from field: raftkv.v1.GetResponse get = 3;
+     */
+    value: GetResponse;
+    case: "get";
+  } | {
+    /**
+     * The page as the transaction saw it.
+     *
+     * @generated from field: raftkv.v1.RangeResponse range = 4;
+     */
+    value: RangeResponse;
+    case: "range";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message raftkv.v1.ResponseOp.
+ * Use `create(ResponseOpSchema)` to create a new message.
+ */
+export const ResponseOpSchema: GenMessage<ResponseOp> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 16);
+
+/**
+ * TxnRequest is a transaction: compares, and the operations of each branch, each
+ * branch at most 128 operations, at most 128 compares. Operations run in order, each
+ * seeing the effects of those before it; all of them at one log index.
+ *
+ * @generated from message raftkv.v1.TxnRequest
+ */
+export type TxnRequest = Message<"raftkv.v1.TxnRequest"> & {
+  /**
+   * The conditions; all must hold for `success` to run. None: `success` runs.
+   *
+   * @generated from field: repeated raftkv.v1.Compare compares = 1;
+   */
+  compares: Compare[];
+
+  /**
+   * Run if every compare holds.
+   *
+   * @generated from field: repeated raftkv.v1.RequestOp success = 2;
+   */
+  success: RequestOp[];
+
+  /**
+   * Run if any compare fails.
+   *
+   * @generated from field: repeated raftkv.v1.RequestOp failure = 3;
+   */
+  failure: RequestOp[];
+
+  /**
+   * Optional: the session and sequence number of this transaction, for exactly-once
+   * execution.
+   *
+   * @generated from field: raftkv.v1.Session session = 4;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message raftkv.v1.TxnRequest.
+ * Use `create(TxnRequestSchema)` to create a new message.
+ */
+export const TxnRequestSchema: GenMessage<TxnRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 17);
+
+/**
+ * TxnResponse tells which branch ran and what each of its operations returned.
+ *
+ * @generated from message raftkv.v1.TxnResponse
+ */
+export type TxnResponse = Message<"raftkv.v1.TxnResponse"> & {
+  /**
+   * True if every compare held and `success` ran; false if `failure` ran.
+   *
+   * @generated from field: bool succeeded = 1;
+   */
+  succeeded: boolean;
+
+  /**
+   * The result of each operation of the branch that ran, in order.
+   *
+   * @generated from field: repeated raftkv.v1.ResponseOp responses = 2;
+   */
+  responses: ResponseOp[];
+
+  /**
+   * The log index at which the transaction was applied (for a retry in a session, the
+   * index of the first application).
+   *
+   * @generated from field: uint64 index = 3;
+   */
+  index: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.TxnResponse.
+ * Use `create(TxnResponseSchema)` to create a new message.
+ */
+export const TxnResponseSchema: GenMessage<TxnResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 18);
+
+/**
  * KVService is a linearizable key-value store replicated with Raft.
  *
  * Keys are non-empty UTF-8 strings of at most 4 KiB; values are arbitrary bytes, at most
@@ -593,6 +852,19 @@ export const KVService: GenService<{
     methodKind: "unary";
     input: typeof RangeRequestSchema;
     output: typeof RangeResponseSchema;
+  },
+  /**
+   * Txn checks a list of compares and, at one log index, atomically runs the `success`
+   * operations if every compare holds, else the `failure` ones. The answer says which
+   * branch ran and carries each operation's result. Like the other writes it is
+   * committed before it is answered, and is exactly-once within a session.
+   *
+   * @generated from rpc raftkv.v1.KVService.Txn
+   */
+  txn: {
+    methodKind: "unary";
+    input: typeof TxnRequestSchema;
+    output: typeof TxnResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_kv, 0);
