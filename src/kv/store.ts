@@ -150,7 +150,34 @@ export interface KeyReadResult {
   readonly lease: number;
 }
 
+/** One change to one key, as {@link KvObserver.change} reports it. */
+export interface KvChange {
+  readonly kind: "put" | "delete";
+  readonly key: string;
+  /** The new value (empty for a delete); the store's own buffer, never mutated. */
+  readonly value: Uint8Array;
+  /** The index of the entry that made the change (several changes can share one: a Txn). */
+  readonly index: number;
+  /** The key's create index after a put; 0 for a delete. */
+  readonly createIndex: number;
+  /** The key's lease after a put; 0 for a delete. */
+  readonly lease: number;
+}
+
+/**
+ * Told of every change the store applies, synchronously, in log order (watches are
+ * built on it, see `watch_hub.ts`). An observer only reads: it must not apply
+ * anything to the store, and its work is not part of the replicated state.
+ */
+export interface KvObserver {
+  /** A key changed at `change.index`. */
+  change(change: KvChange): void;
+  /** The whole state was replaced by a snapshot's at `index`: history has a gap. */
+  restored(index: number): void;
+}
+
 const NOOP: NoopResult = Object.freeze({ kind: "noop" });
+const EMPTY_VALUE = new Uint8Array();
 const DIGEST_DOMAIN = new TextEncoder().encode("raftkv.kv.digest.v2\n");
 
 /**
@@ -164,6 +191,12 @@ export class KvStore {
   #appliedIndex = 0;
   #sessions = new SessionTable();
   #digest: { index: number; hex: string } | undefined;
+  #observer: KvObserver | undefined;
+
+  /** Sets the one observer of changes (or none); see {@link KvObserver}. */
+  observe(observer: KvObserver | undefined): void {
+    this.#observer = observer;
+  }
 
   /**
    * The store's whole state, taken at once (a few milliseconds for 100,000 keys:
@@ -251,6 +284,7 @@ export class KvStore {
     this.#sessions = fresh.#sessions;
     this.#appliedIndex = fresh.#appliedIndex;
     this.#digest = undefined;
+    this.#observer?.restored(this.#appliedIndex);
   }
 
   /** The index of the last entry applied; 0 before any. */
@@ -410,6 +444,7 @@ export class KvStore {
   #write(index: number, key: string, value: Uint8Array): void {
     const createIndex = this.#data.get(key)?.createIndex ?? index;
     this.#data.set(key, { value, createIndex, modIndex: index, lease: 0 });
+    this.#observer?.change({ kind: "put", key, value, index, createIndex, lease: 0 });
   }
 
   /** The store as a transaction sees it (see `txn.ts`). */
@@ -421,8 +456,18 @@ export class KvStore {
   };
 
   /** Removes `key` at `index`; false if it did not exist. */
-  #remove(_index: number, key: string): boolean {
-    return this.#data.delete(key);
+  #remove(index: number, key: string): boolean {
+    if (!this.#data.delete(key)) return false;
+    const change: KvChange = {
+      kind: "delete",
+      key,
+      value: EMPTY_VALUE,
+      index,
+      createIndex: 0,
+      lease: 0,
+    };
+    this.#observer?.change(change);
+    return true;
   }
 
   /** Executes one operation. Throws only before changing anything. */

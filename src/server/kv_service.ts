@@ -26,6 +26,8 @@ import { checkTxn } from "../kv/txn.ts";
 import { KvInputError, validateKey, validateValue } from "../kv/validate.ts";
 import { rangeHandler } from "./kv_range.ts";
 import type { RaftKvNode } from "./node.ts";
+import { watchHandler } from "./watch.ts";
+import type { WatchHub } from "../kv/watch_hub.ts";
 import type { Router } from "./route.ts";
 
 type Op = MessageInitShape<typeof CommandSchema>["op"];
@@ -73,7 +75,11 @@ function expectKind<K extends ApplyResult["kind"]>(
 }
 
 /** The KVService implementation for one node. */
-export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof KVService> {
+export function kvService(
+  node: RaftKvNode,
+  router: Router,
+  watches: WatchHub,
+): ServiceImpl<typeof KVService> {
   /**
    * Proposes `op` on this node, the leader, stamped with the leader's clock (the
    * log's time, for session expiry) and the request's session, and waits for it
@@ -95,6 +101,7 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
 
   return {
     ...rangeHandler(node, router),
+    ...watchHandler(watches),
 
     put(req, ctx) {
       checked(() => {

@@ -14,6 +14,7 @@ import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../h
 import { Health } from "../gen/health/v1/health_pb.ts";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
+import { WatchHub } from "../kv/watch_hub.ts";
 import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
 import { clusterService } from "./cluster_service.ts";
 import { healthService } from "./health.ts";
@@ -63,13 +64,15 @@ export async function serve(
   limits: Http2Limits = DEFAULT_HTTP2_LIMITS,
 ): Promise<GrpcServer> {
   const router = new Router(node);
+  // The node's watches and their history, from the state applied by now on.
+  const watches = new WatchHub(node.kv);
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
     readMaxBytes: MAX_REQUEST_BYTES,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
     routes: (r) => {
       r.service(RaftService, raftService(node));
-      r.service(KVService, kvService(node, router));
+      r.service(KVService, kvService(node, router, watches));
       r.service(ClusterService, clusterService(node));
       r.service(Health, healthService(node));
       // Last: reflection lists and describes every service registered on the router.
@@ -95,6 +98,8 @@ export async function serve(
     port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
+        watches.close(); // watch streams never end on their own
+
         server.close(() => resolve());
         // Ask clients to go away; calls in flight finish first.
         for (const s of sessions) s.close();

@@ -5,15 +5,15 @@
 // The public key-value API of raftkv. Clients speak this service; it is a stable
 // contract, so names and field numbers here never change meaning.
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file raftkv/v1/kv.proto.
  */
 export const file_raftkv_v1_kv: GenFile = /*@__PURE__*/
-  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIlQKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQiQQoNRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkSIwoHc2Vzc2lvbhgCIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIiEKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgifAoVQ29tcGFyZUFuZFN3YXBSZXF1ZXN0EgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMEiMKB3Nlc3Npb24YBCABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbkILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwiXgoIS2V5VmFsdWUSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQinAEKDFJhbmdlUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDgoGcHJlZml4GAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDGNvbnRpbnVhdGlvbhgFIAEoCRIRCglrZXlzX29ubHkYBiABKAgSEgoKY291bnRfb25seRgHIAEoCBIUCgxzZXJpYWxpemFibGUYCCABKAgicwoNUmFuZ2VSZXNwb25zZRIgCgNrdnMYASADKAsyEy5yYWZ0a3YudjEuS2V5VmFsdWUSDQoFY291bnQYAiABKAQSDAoEbW9yZRgDIAEoCBIUCgxjb250aW51YXRpb24YBCABKAkSDQoFaW5kZXgYBSABKAQinAEKB0NvbXBhcmUSCwoDa2V5GAEgASgJEhYKDHZhbHVlX2VxdWFscxgCIAEoDEgAEhAKBmV4aXN0cxgDIAEoCEgAEhoKEG1vZF9pbmRleF9lcXVhbHMYBCABKARIABIYCg5tb2RfaW5kZXhfbGVzcxgFIAEoBEgAEhsKEW1vZF9pbmRleF9ncmVhdGVyGAYgASgESABCBwoFY2hlY2siswEKCVJlcXVlc3RPcBIkCgNwdXQYASABKAsyFS5yYWZ0a3YudjEuUHV0UmVxdWVzdEgAEioKBmRlbGV0ZRgCIAEoCzIYLnJhZnRrdi52MS5EZWxldGVSZXF1ZXN0SAASJAoDZ2V0GAMgASgLMhUucmFmdGt2LnYxLkdldFJlcXVlc3RIABIoCgVyYW5nZRgEIAEoCzIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3RIAEIECgJvcCK4AQoKUmVzcG9uc2VPcBIlCgNwdXQYASABKAsyFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2VIABIrCgZkZWxldGUYAiABKAsyGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2VIABIlCgNnZXQYAyABKAsyFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2VIABIpCgVyYW5nZRgEIAEoCzIYLnJhZnRrdi52MS5SYW5nZVJlc3BvbnNlSABCBAoCb3AipQEKClR4blJlcXVlc3QSJAoIY29tcGFyZXMYASADKAsyEi5yYWZ0a3YudjEuQ29tcGFyZRIlCgdzdWNjZXNzGAIgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIlCgdmYWlsdXJlGAMgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb24iWQoLVHhuUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEigKCXJlc3BvbnNlcxgCIAMoCzIVLnJhZnRrdi52MS5SZXNwb25zZU9wEg0KBWluZGV4GAMgASgEMs0DCglLVlNlcnZpY2USNAoDUHV0EhUucmFmdGt2LnYxLlB1dFJlcXVlc3QaFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2USNAoDR2V0EhUucmFmdGt2LnYxLkdldFJlcXVlc3QaFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2USPQoGRGVsZXRlEhgucmFmdGt2LnYxLkRlbGV0ZVJlcXVlc3QaGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2USVQoOQ29tcGFyZUFuZFN3YXASIC5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXF1ZXN0GiEucmFmdGt2LnYxLkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USTAoLT3BlblNlc3Npb24SHS5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXF1ZXN0Gh4ucmFmdGt2LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USOgoFUmFuZ2USFy5yYWZ0a3YudjEuUmFuZ2VSZXF1ZXN0GhgucmFmdGt2LnYxLlJhbmdlUmVzcG9uc2USNAoDVHhuEhUucmFmdGt2LnYxLlR4blJlcXVlc3QaFi5yYWZ0a3YudjEuVHhuUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIlQKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQiQQoNRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkSIwoHc2Vzc2lvbhgCIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIiEKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgifAoVQ29tcGFyZUFuZFN3YXBSZXF1ZXN0EgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMEiMKB3Nlc3Npb24YBCABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbkILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwiXgoIS2V5VmFsdWUSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQinAEKDFJhbmdlUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDgoGcHJlZml4GAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDGNvbnRpbnVhdGlvbhgFIAEoCRIRCglrZXlzX29ubHkYBiABKAgSEgoKY291bnRfb25seRgHIAEoCBIUCgxzZXJpYWxpemFibGUYCCABKAgicwoNUmFuZ2VSZXNwb25zZRIgCgNrdnMYASADKAsyEy5yYWZ0a3YudjEuS2V5VmFsdWUSDQoFY291bnQYAiABKAQSDAoEbW9yZRgDIAEoCBIUCgxjb250aW51YXRpb24YBCABKAkSDQoFaW5kZXgYBSABKAQinAEKB0NvbXBhcmUSCwoDa2V5GAEgASgJEhYKDHZhbHVlX2VxdWFscxgCIAEoDEgAEhAKBmV4aXN0cxgDIAEoCEgAEhoKEG1vZF9pbmRleF9lcXVhbHMYBCABKARIABIYCg5tb2RfaW5kZXhfbGVzcxgFIAEoBEgAEhsKEW1vZF9pbmRleF9ncmVhdGVyGAYgASgESABCBwoFY2hlY2siswEKCVJlcXVlc3RPcBIkCgNwdXQYASABKAsyFS5yYWZ0a3YudjEuUHV0UmVxdWVzdEgAEioKBmRlbGV0ZRgCIAEoCzIYLnJhZnRrdi52MS5EZWxldGVSZXF1ZXN0SAASJAoDZ2V0GAMgASgLMhUucmFmdGt2LnYxLkdldFJlcXVlc3RIABIoCgVyYW5nZRgEIAEoCzIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3RIAEIECgJvcCK4AQoKUmVzcG9uc2VPcBIlCgNwdXQYASABKAsyFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2VIABIrCgZkZWxldGUYAiABKAsyGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2VIABIlCgNnZXQYAyABKAsyFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2VIABIpCgVyYW5nZRgEIAEoCzIYLnJhZnRrdi52MS5SYW5nZVJlc3BvbnNlSABCBAoCb3AipQEKClR4blJlcXVlc3QSJAoIY29tcGFyZXMYASADKAsyEi5yYWZ0a3YudjEuQ29tcGFyZRIlCgdzdWNjZXNzGAIgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIlCgdmYWlsdXJlGAMgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb24iWQoLVHhuUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEigKCXJlc3BvbnNlcxgCIAMoCzIVLnJhZnRrdi52MS5SZXNwb25zZU9wEg0KBWluZGV4GAMgASgEInoKDFdhdGNoUmVxdWVzdBILCgNrZXkYASABKAkSDgoGcHJlZml4GAIgASgJEg0KBXN0YXJ0GAMgASgJEgsKA2VuZBgEIAEoCRITCgtzdGFydF9pbmRleBgFIAEoBBIcChRwcm9ncmVzc19pbnRlcnZhbF9tcxgGIAEoDSLDAQoKV2F0Y2hFdmVudBIoCgRraW5kGAEgASgOMhoucmFmdGt2LnYxLldhdGNoRXZlbnQuS2luZBILCgNrZXkYAiABKAkSDQoFdmFsdWUYAyABKAwSDQoFaW5kZXgYBCABKAQSFAoMY3JlYXRlX2luZGV4GAUgASgEEg0KBWxlYXNlGAYgASgEIjsKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEgwKCEtJTkRfUFVUEAESDwoLS0lORF9ERUxFVEUQAiJNCg1XYXRjaFJlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnJhZnRrdi52MS5XYXRjaEV2ZW50EhUKDXRocm91Z2hfaW5kZXgYAiABKAQyiwQKCUtWU2VydmljZRI0CgNQdXQSFS5yYWZ0a3YudjEuUHV0UmVxdWVzdBoWLnJhZnRrdi52MS5QdXRSZXNwb25zZRI0CgNHZXQSFS5yYWZ0a3YudjEuR2V0UmVxdWVzdBoWLnJhZnRrdi52MS5HZXRSZXNwb25zZRI9CgZEZWxldGUSGC5yYWZ0a3YudjEuRGVsZXRlUmVxdWVzdBoZLnJhZnRrdi52MS5EZWxldGVSZXNwb25zZRJVCg5Db21wYXJlQW5kU3dhcBIgLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcFJlcXVlc3QaIS5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXNwb25zZRJMCgtPcGVuU2Vzc2lvbhIdLnJhZnRrdi52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHi5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXNwb25zZRI6CgVSYW5nZRIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3QaGC5yYWZ0a3YudjEuUmFuZ2VSZXNwb25zZRI0CgNUeG4SFS5yYWZ0a3YudjEuVHhuUmVxdWVzdBoWLnJhZnRrdi52MS5UeG5SZXNwb25zZRI8CgVXYXRjaBIXLnJhZnRrdi52MS5XYXRjaFJlcXVlc3QaGC5yYWZ0a3YudjEuV2F0Y2hSZXNwb25zZTABYgZwcm90bzM");
 
 /**
  * Session identifies a write within a client session, for exactly-once execution.
@@ -769,6 +769,185 @@ export const TxnResponseSchema: GenMessage<TxnResponse> = /*@__PURE__*/
   messageDesc(file_raftkv_v1_kv, 18);
 
 /**
+ * WatchRequest says which keys to watch and from where. Set one of `key`, `prefix` or
+ * `start`/`end`; none of them watches every key.
+ *
+ * @generated from message raftkv.v1.WatchRequest
+ */
+export type WatchRequest = Message<"raftkv.v1.WatchRequest"> & {
+  /**
+   * Watch this one key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Watch every key starting with this prefix.
+   *
+   * @generated from field: string prefix = 2;
+   */
+  prefix: string;
+
+  /**
+   * Watch the keys in [start, end): empty start for the first key, empty end for no end.
+   *
+   * @generated from field: string start = 3;
+   */
+  start: string;
+
+  /**
+   * See `start`; it must sort after `start` when both are set.
+   *
+   * @generated from field: string end = 4;
+   */
+  end: string;
+
+  /**
+   * The first log index whose changes to send; 0 for from now (the next change applied).
+   *
+   * @generated from field: uint64 start_index = 5;
+   */
+  startIndex: bigint;
+
+  /**
+   * How often to send a progress message (a response with no events) while nothing
+   * changes, in milliseconds: 0 for once a second; at least 50.
+   *
+   * @generated from field: uint32 progress_interval_ms = 6;
+   */
+  progressIntervalMs: number;
+};
+
+/**
+ * Describes the message raftkv.v1.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 19);
+
+/**
+ * WatchEvent is one change to one key.
+ *
+ * @generated from message raftkv.v1.WatchEvent
+ */
+export type WatchEvent = Message<"raftkv.v1.WatchEvent"> & {
+  /**
+   * What happened.
+   *
+   * @generated from field: raftkv.v1.WatchEvent.Kind kind = 1;
+   */
+  kind: WatchEvent_Kind;
+
+  /**
+   * The key.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+
+  /**
+   * The new value; empty for a delete.
+   *
+   * @generated from field: bytes value = 3;
+   */
+  value: Uint8Array;
+
+  /**
+   * The log index of the change (the key's new mod_index); changes made by one Txn
+   * share it.
+   *
+   * @generated from field: uint64 index = 4;
+   */
+  index: bigint;
+
+  /**
+   * The key's create_index after a put; 0 for a delete.
+   *
+   * @generated from field: uint64 create_index = 5;
+   */
+  createIndex: bigint;
+
+  /**
+   * The key's lease after a put; 0 for a delete or no lease.
+   *
+   * @generated from field: uint64 lease = 6;
+   */
+  lease: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.WatchEvent.
+ * Use `create(WatchEventSchema)` to create a new message.
+ */
+export const WatchEventSchema: GenMessage<WatchEvent> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 20);
+
+/**
+ * What happened to the key.
+ *
+ * @generated from enum raftkv.v1.WatchEvent.Kind
+ */
+export enum WatchEvent_Kind {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The key was written (created or overwritten).
+   *
+   * @generated from enum value: KIND_PUT = 1;
+   */
+  PUT = 1,
+
+  /**
+   * The key was deleted.
+   *
+   * @generated from enum value: KIND_DELETE = 2;
+   */
+  DELETE = 2,
+}
+
+/**
+ * Describes the enum raftkv.v1.WatchEvent.Kind.
+ */
+export const WatchEvent_KindSchema: GenEnum<WatchEvent_Kind> = /*@__PURE__*/
+  enumDesc(file_raftkv_v1_kv, 20, 0);
+
+/**
+ * WatchResponse carries changes, or none (a progress message).
+ *
+ * @generated from message raftkv.v1.WatchResponse
+ */
+export type WatchResponse = Message<"raftkv.v1.WatchResponse"> & {
+  /**
+   * Changes, in log order; the changes of one index are never split across responses.
+   *
+   * @generated from field: repeated raftkv.v1.WatchEvent events = 1;
+   */
+  events: WatchEvent[];
+
+  /**
+   * Every watched change up to this index has been sent (with this response or before):
+   * the answering node's applied index when it sent this. To resume after a failure,
+   * watch again from `through_index` + 1.
+   *
+   * @generated from field: uint64 through_index = 2;
+   */
+  throughIndex: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.WatchResponse.
+ * Use `create(WatchResponseSchema)` to create a new message.
+ */
+export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 21);
+
+/**
  * KVService is a linearizable key-value store replicated with Raft.
  *
  * Keys are non-empty UTF-8 strings of at most 4 KiB; values are arbitrary bytes, at most
@@ -865,6 +1044,24 @@ export const KVService: GenService<{
     methodKind: "unary";
     input: typeof TxnRequestSchema;
     output: typeof TxnResponseSchema;
+  },
+  /**
+   * Watch streams the changes to one key, a prefix or a range, in log order, from an
+   * index or from now, as the answering node applies them: any node serves it (a
+   * follower from its own applied state), no change is missed or repeated, and
+   * progress messages say how far the node has applied. A node keeps a bounded history
+   * of changes: a watch from an index older than that is refused with OUT_OF_RANGE,
+   * naming the oldest index it can serve (read the current state with Range, then watch
+   * from its index + 1); a watcher that falls so far behind that changes it has not
+   * received leave the history is ended with RESOURCE_EXHAUSTED. UNAVAILABLE when the
+   * node stops: watch again, elsewhere, from `through_index` + 1.
+   *
+   * @generated from rpc raftkv.v1.KVService.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof WatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_kv, 0);
