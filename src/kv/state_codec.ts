@@ -23,13 +23,16 @@
  * added without moving anything before it; a reader refuses a tag it does not know
  * (ignoring state it cannot interpret would make its store differ from its peers').
  * Tag 1, key indexes: per key, in the key section's order, u64 create index | u64 mod
- * index. A version 1 state has no sections: its keys count as created and last changed
- * at its applied index.
+ * index. Tag 2, leases: u32 count, per lease in id order u64 id | u64 TTL (seconds).
+ * Tag 3, key leases: u32 count, per key with a lease, in key order, u32 the key's
+ * position in the key section | u64 lease. A version 1 state has no sections: its keys
+ * count as created and last changed at its applied index, and it has no leases.
  *
  * A result is a u8 tag and its fields: 0 none; 1 put (u64 index); 2 delete (u8
  * deleted); 3 compare-and-swap (u8 succeeded, u8 found, u32 length, value); 4 no-op;
  * 5 session opened (u64 id); 6 session error (u32 length, UTF-8 message); 7 transaction
- * (u8 succeeded, u32 length, the encoded TxnResponse).
+ * (u8 succeeded, u32 length, the encoded TxnResponse); 8 lease granted (u64 id, u64 ttl);
+ * 9 lease revoked (u8 found, u64 keys deleted); 10 lease not found (u64 id).
  *
  * The encoding is deterministic: nodes that applied the same entries hold their keys
  * and sessions in the same order (the order comes only from the applied commands),
@@ -54,6 +57,8 @@ const OLDEST_READ_VERSION = 1;
 
 const enum Section {
   KeyIndexes = 1,
+  Leases = 2,
+  KeyLeases = 3,
 }
 
 /** Everything a snapshot's state holds: the store, and where the node's log stood. */
@@ -83,6 +88,9 @@ const enum Tag {
   SessionOpened = 5,
   SessionError = 6,
   Txn = 7,
+  LeaseGranted = 8,
+  LeaseRevoked = 9,
+  LeaseNotFound = 10,
 }
 
 const utf8 = new TextEncoder();
@@ -135,6 +143,16 @@ export function* encodeKvStateInSteps(
   }
   // The sections: their count, and the key indexes (tag, length, 16 bytes per key).
   size += 4 + 8 + 16 * n;
+  const leases = store.leases ?? [];
+  size += 8 + 4 + 16 * leases.length;
+  if (store.keyLeases !== undefined && store.keyLeases.length !== n) {
+    throw new Error(
+      `Cannot encode key-value state: ${n} keys but ${store.keyLeases.length} key leases`,
+    );
+  }
+  let leased = 0;
+  for (const lease of store.keyLeases ?? []) if (lease !== 0) leased++;
+  size += 8 + 4 + 12 * leased;
   const keys: Uint8Array[] = new Array(n);
   let sinceYield = 0;
   for (let i = 0; i < n; i++) {
@@ -178,13 +196,28 @@ export function* encodeKvStateInSteps(
       yield;
     }
   }
-  w.u32(1);
+  w.u32(3);
   w.u32(Section.KeyIndexes);
   w.u32(16 * n);
   for (let i = 0; i < n; i++) {
     w.u64(store.createIndexes?.[i] ?? store.appliedIndex);
     w.u64(store.modIndexes?.[i] ?? store.appliedIndex);
   }
+  w.u32(Section.Leases);
+  w.u32(4 + 16 * leases.length);
+  w.u32(leases.length);
+  for (const { id, ttl } of leases) {
+    w.u64(id);
+    w.u64(ttl);
+  }
+  w.u32(Section.KeyLeases);
+  w.u32(4 + 12 * leased);
+  w.u32(leased);
+  store.keyLeases?.forEach((lease, i) => {
+    if (lease === 0) return;
+    w.u32(i);
+    w.u64(lease);
+  });
   if (w.offset !== size) {
     throw new Error(`Invariant: encoded ${w.offset} bytes of state, sized ${size}`);
   }
@@ -248,6 +281,8 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
   }
   let createIndexes: number[] | undefined;
   let modIndexes: number[] | undefined;
+  let leases: { id: number; ttl: number }[] | undefined;
+  let keyLeases: number[] | undefined;
   const sectionCount = version >= 2 ? r.u32("the section count") : 0;
   const tags = new Set<number>();
   for (let s = 0; s < sectionCount; s++) {
@@ -268,6 +303,26 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
         for (let i = 0; i < keyCount; i++) {
           createIndexes[i] = r.u64(`key ${i}'s create index`);
           modIndexes[i] = r.u64(`key ${i}'s mod index`);
+        }
+        break;
+      }
+      case Section.Leases: {
+        const count = r.u32("the lease count");
+        leases = [];
+        for (let i = 0; i < count; i++) {
+          leases.push({ id: r.u64(`lease ${i}'s id`), ttl: r.u64(`lease ${i}'s TTL`) });
+        }
+        break;
+      }
+      case Section.KeyLeases: {
+        const count = r.u32("the key lease count");
+        keyLeases = new Array(keyCount).fill(0);
+        for (let i = 0; i < count; i++) {
+          const position = r.u32(`key lease ${i}'s position`);
+          if (position >= keyCount) {
+            throw new KvStateCodecError(`key lease ${i} names key ${position} of ${keyCount}`);
+          }
+          keyLeases[position] = r.u64(`key lease ${i}`);
         }
         break;
       }
@@ -296,6 +351,8 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
       keys,
       values,
       ...(createIndexes === undefined ? {} : { createIndexes, modIndexes }),
+      ...(leases === undefined ? {} : { leases }),
+      ...(keyLeases === undefined ? {} : { keyLeases }),
     },
     appliedTerm,
     chainLink,
@@ -338,6 +395,26 @@ function encodeResult(result: ApplyResult | undefined): Uint8Array {
       w.bytes(result.response);
       return w.out;
     }
+    case "lease_granted": {
+      const w = new Writer(new Uint8Array(17));
+      w.u8(Tag.LeaseGranted);
+      w.u64(result.id);
+      w.u64(result.ttl);
+      return w.out;
+    }
+    case "lease_revoked": {
+      const w = new Writer(new Uint8Array(10));
+      w.u8(Tag.LeaseRevoked);
+      w.u8(result.found ? 1 : 0);
+      w.u64(result.deleted);
+      return w.out;
+    }
+    case "lease_not_found": {
+      const w = new Writer(new Uint8Array(9));
+      w.u8(Tag.LeaseNotFound);
+      w.u64(result.id);
+      return w.out;
+    }
     case "session_error": {
       const m = utf8.encode(result.message);
       const w = new Writer(new Uint8Array(5 + m.length));
@@ -373,6 +450,12 @@ function decodeResult(r: Reader, what: string): ApplyResult | undefined {
       const response = r.bytes(r.u32(what), what).slice();
       return { kind: "txn", succeeded, response };
     }
+    case Tag.LeaseGranted:
+      return { kind: "lease_granted", id: r.u64(what), ttl: r.u64(what) };
+    case Tag.LeaseRevoked:
+      return { kind: "lease_revoked", found: r.bool(what), deleted: r.u64(what) };
+    case Tag.LeaseNotFound:
+      return { kind: "lease_not_found", id: r.u64(what) };
     case Tag.SessionError: {
       const m = r.bytes(r.u32(what), what);
       try {

@@ -44,10 +44,17 @@ import type { Command } from "../gen/raftkv/v1/raft_pb.ts";
 import { decodeCommand } from "./command.ts";
 import { type KeyRecord, type KeyTree, newKeyTree } from "./key_index.ts";
 import { rangeOf, type RangeQuery, type RangeResult } from "./range.ts";
+import {
+  type LeaseGrantedResult,
+  type LeaseImage,
+  type LeaseNotFoundResult,
+  type LeaseRevokedResult,
+  LeaseTable,
+} from "./leases.ts";
 import { type SessionImage, SessionTable } from "./sessions.ts";
 import { applyTxn, type TxnResult, type TxnTarget } from "./txn.ts";
 
-export type { TxnResult };
+export type { LeaseGrantedResult, LeaseNotFoundResult, LeaseRevokedResult, TxnResult };
 
 /** The result of applying a put: it always succeeds. */
 export interface PutResult {
@@ -113,7 +120,10 @@ export type ApplyResult =
   | NoopResult
   | SessionOpenedResult
   | SessionErrorResult
-  | TxnResult;
+  | TxnResult
+  | LeaseGrantedResult
+  | LeaseRevokedResult
+  | LeaseNotFoundResult;
 
 /**
  * The whole state of a {@link KvStore} at its applied index, as {@link KvStore.exportState}
@@ -139,6 +149,10 @@ export interface KvStoreState {
   readonly createIndexes?: readonly number[];
   /** The mod index of each key, as `createIndexes`. */
   readonly modIndexes?: readonly number[];
+  /** The lease of each key (0 for none), as `createIndexes`; absent: none. */
+  readonly keyLeases?: readonly number[];
+  /** The leases, in id order; absent: none. */
+  readonly leases?: readonly LeaseImage[];
 }
 
 /** A key's value with its indexes, as {@link KvStore.getRecord} returns it. */
@@ -190,6 +204,7 @@ export class KvStore {
   #data: KeyTree<KeyRecord> = newKeyTree();
   #appliedIndex = 0;
   #sessions = new SessionTable();
+  #leases = new LeaseTable();
   #digest: { index: number; hex: string } | undefined;
   #observer: KvObserver | undefined;
 
@@ -213,12 +228,14 @@ export class KvStore {
     const values: Uint8Array[] = new Array(n);
     const createIndexes: number[] = new Array(n);
     const modIndexes: number[] = new Array(n);
+    const keyLeases: number[] = new Array(n);
     let i = 0;
     this.#data.forEachPair((key, r) => {
       keys[i] = key;
       values[i] = r.value;
       createIndexes[i] = r.createIndex;
       modIndexes[i] = r.modIndex;
+      keyLeases[i] = r.lease;
       i++;
     });
     return {
@@ -229,6 +246,8 @@ export class KvStore {
       values,
       createIndexes,
       modIndexes,
+      keyLeases,
+      leases: this.#leases.list(),
     };
   }
 
@@ -248,7 +267,12 @@ export class KvStore {
         `Cannot restore a store: ${state.keys.length} keys but ${state.values.length} values`,
       );
     }
-    for (const [name, list] of [["create", state.createIndexes], ["mod", state.modIndexes]]) {
+    const lists = [
+      ["create", state.createIndexes],
+      ["mod", state.modIndexes],
+      ["lease", state.keyLeases],
+    ] as const;
+    for (const [name, list] of lists) {
       if (list !== undefined && list.length !== state.keys.length) {
         throw new Error(
           `Cannot restore a store: ${state.keys.length} keys but ${list.length} ${name} indexes`,
@@ -256,16 +280,27 @@ export class KvStore {
       }
     }
     const store = new KvStore();
+    store.#leases = LeaseTable.fromImage(state.leases ?? []);
     for (let i = 0; i < state.keys.length; i++) {
       const key = state.keys[i]!;
       const record: KeyRecord = {
         value: state.values[i]!.slice(),
         createIndex: state.createIndexes?.[i] ?? state.appliedIndex,
         modIndex: state.modIndexes?.[i] ?? state.appliedIndex,
-        lease: 0,
+        lease: state.keyLeases?.[i] ?? 0,
       };
       if (!store.#data.setIfNotPresent(key, record)) {
         throw new Error(`Cannot restore a store: key ${JSON.stringify(key)} appears twice`);
+      }
+      if (record.lease !== 0) {
+        if (!store.#leases.has(record.lease)) {
+          throw new Error(
+            `Cannot restore a store: key ${
+              JSON.stringify(key)
+            } has lease ${record.lease}, which does not exist`,
+          );
+        }
+        store.#leases.attach(key, record.lease);
       }
     }
     store.#sessions = SessionTable.fromImage(state.sessionsNowMs, state.sessions);
@@ -282,6 +317,7 @@ export class KvStore {
     const fresh = KvStore.fromState(state);
     this.#data = fresh.#data;
     this.#sessions = fresh.#sessions;
+    this.#leases = fresh.#leases;
     this.#appliedIndex = fresh.#appliedIndex;
     this.#digest = undefined;
     this.#observer?.restored(this.#appliedIndex);
@@ -325,6 +361,16 @@ export class KvStore {
     const result = command === undefined ? NOOP : this.#applySession(index, command);
     this.#appliedIndex = index;
     return result;
+  }
+
+  /** The granted TTL (seconds) and keys of lease `id`, or undefined if it does not exist. */
+  lease(id: number): { ttl: number; keys: string[] } | undefined {
+    return this.#leases.get(id);
+  }
+
+  /** Every lease and its granted TTL, in id order. */
+  leases(): LeaseImage[] {
+    return this.#leases.list();
   }
 
   /** The number of live client sessions. */
@@ -407,6 +453,7 @@ export class KvStore {
     hash.update(DIGEST_DOMAIN);
     hash.update(u64(this.#appliedIndex));
     this.#sessions.digestInto(hash, u64);
+    this.#leases.digestInto(hash, u64);
     hash.update(u64(this.#data.size));
     const encoder = new TextEncoder();
     // In key order (the index is sorted), so the digest does not depend on the
@@ -441,23 +488,33 @@ export class KvStore {
    * Stores `value` (owned by the store from now on) under `key` at `index`: the key
    * keeps its create index if it exists, and its mod index becomes `index`.
    */
-  #write(index: number, key: string, value: Uint8Array): void {
-    const createIndex = this.#data.get(key)?.createIndex ?? index;
-    this.#data.set(key, { value, createIndex, modIndex: index, lease: 0 });
-    this.#observer?.change({ kind: "put", key, value, index, createIndex, lease: 0 });
+  #write(index: number, key: string, value: Uint8Array, lease = 0): void {
+    const old = this.#data.get(key);
+    const createIndex = old?.createIndex ?? index;
+    // A put without a lease detaches the key from any it had (etcd does the same).
+    if (old !== undefined && old.lease !== 0 && old.lease !== lease) {
+      this.#leases.detach(key, old.lease);
+    }
+    if (lease !== 0) this.#leases.attach(key, lease);
+    this.#data.set(key, { value, createIndex, modIndex: index, lease });
+    this.#observer?.change({ kind: "put", key, value, index, createIndex, lease });
   }
 
   /** The store as a transaction sees it (see `txn.ts`). */
   readonly #txnTarget: TxnTarget = {
     record: (key) => this.#data.get(key),
-    write: (index, key, value) => this.#write(index, key, value),
+    write: (index, key, value, lease) => this.#write(index, key, value, lease),
+    hasLease: (id) => this.#leases.has(id),
     remove: (index, key) => this.#remove(index, key),
     range: (query) => rangeOf(this.#data, query),
   };
 
   /** Removes `key` at `index`; false if it did not exist. */
   #remove(index: number, key: string): boolean {
-    if (!this.#data.delete(key)) return false;
+    const old = this.#data.get(key);
+    if (old === undefined) return false;
+    this.#data.delete(key);
+    if (old.lease !== 0) this.#leases.detach(key, old.lease);
     const change: KvChange = {
       kind: "delete",
       key,
@@ -475,8 +532,24 @@ export class KvStore {
     const op = command.op;
     switch (op.case) {
       case "put": {
-        this.#write(index, op.value.key, op.value.value.slice());
+        const lease = safe(op.value.lease);
+        if (lease !== 0 && !this.#leases.has(lease)) return { kind: "lease_not_found", id: lease };
+        this.#write(index, op.value.key, op.value.value.slice(), lease);
         return { kind: "put", index };
+      }
+      case "leaseGrant": {
+        const ttl = Number(op.value.ttlSeconds);
+        if (!Number.isSafeInteger(ttl) || ttl < 1) {
+          throw new Error(`Cannot apply a lease grant of TTL ${op.value.ttlSeconds}`);
+        }
+        this.#leases.grant(index, ttl);
+        return { kind: "lease_granted", id: index, ttl };
+      }
+      case "leaseRevoke": {
+        const keys = this.#leases.revoke(safe(op.value.id));
+        if (keys === undefined) return { kind: "lease_revoked", found: false, deleted: 0 };
+        for (const key of keys) this.#remove(index, key);
+        return { kind: "lease_revoked", found: true, deleted: keys.length };
       }
       case "delete": {
         return { kind: "delete", deleted: this.#remove(index, op.value.key) };

@@ -23,6 +23,7 @@ import {
   TxnResponseSchema,
 } from "../gen/raftkv/v1/kv_pb.ts";
 import type { KeyRecord } from "./key_index.ts";
+import type { LeaseNotFoundResult } from "./leases.ts";
 import {
   checkRangeQuery,
   type RangeQuery,
@@ -30,7 +31,7 @@ import {
   rangeResponseOf,
   type RangeResult,
 } from "./range.ts";
-import { KvInputError, validateKey, validateValue } from "./validate.ts";
+import { KvInputError, validateKey, validateLeaseId, validateValue } from "./validate.ts";
 
 /** The most compares, and the most operations per branch, of one transaction (etcd's `--max-txn-ops`). */
 export const MAX_TXN_OPS = 128;
@@ -51,7 +52,8 @@ export interface TxnResult {
 /** What a transaction needs of the store: reads and the two writes, at an index. */
 export interface TxnTarget {
   record(key: string): KeyRecord | undefined;
-  write(index: number, key: string, value: Uint8Array): void;
+  write(index: number, key: string, value: Uint8Array, lease: number): void;
+  hasLease(id: number): boolean;
   remove(index: number, key: string): boolean;
   range(query: RangeQuery): RangeResult;
 }
@@ -102,6 +104,7 @@ function checkOp(op: RequestOp): void {
     case "put":
       validateKey(op.op.value.key);
       validateValue(op.op.value.value);
+      validateLeaseId(op.op.value.lease);
       if (op.op.value.session !== undefined) throw sessionInside();
       return;
     case "delete":
@@ -144,10 +147,23 @@ export function compareHolds(record: KeyRecord | undefined, compare: Compare): b
   }
 }
 
-/** Applies `txn` at `index` to `target`. */
-export function applyTxn(target: TxnTarget, index: number, txn: TxnRequest): TxnResult {
+/**
+ * Applies `txn` at `index` to `target`; if the branch that runs puts a key with a
+ * lease that does not exist, applies nothing and says so.
+ */
+export function applyTxn(
+  target: TxnTarget,
+  index: number,
+  txn: TxnRequest,
+): TxnResult | LeaseNotFoundResult {
   const succeeded = txn.compares.every((c) => compareHolds(target.record(c.key), c));
-  const responses = (succeeded ? txn.success : txn.failure).map((op) => applyOp(target, index, op));
+  const branch = succeeded ? txn.success : txn.failure;
+  for (const op of branch) {
+    if (op.op.case !== "put" || op.op.value.lease === 0n) continue;
+    const lease = Number(op.op.value.lease);
+    if (!target.hasLease(lease)) return { kind: "lease_not_found", id: lease };
+  }
+  const responses = branch.map((op) => applyOp(target, index, op));
   const response = toBinary(
     TxnResponseSchema,
     create(TxnResponseSchema, { succeeded, responses, index: BigInt(index) }),
@@ -159,7 +175,7 @@ function applyOp(target: TxnTarget, index: number, op: RequestOp): ResponseOp {
   switch (op.op.case) {
     case "put": {
       // Decoded bytes are views into the entry: the store keeps its own copy.
-      target.write(index, op.op.value.key, op.op.value.value.slice());
+      target.write(index, op.op.value.key, op.op.value.value.slice(), Number(op.op.value.lease));
       return create(ResponseOpSchema, { op: { case: "put", value: { index: BigInt(index) } } });
     }
     case "delete": {
@@ -173,6 +189,7 @@ function applyOp(target: TxnTarget, index: number, op: RequestOp): ResponseOp {
         value: r?.value ?? new Uint8Array(),
         createIndex: BigInt(r?.createIndex ?? 0),
         modIndex: BigInt(r?.modIndex ?? 0),
+        lease: BigInt(r?.lease ?? 0),
       });
       return create(ResponseOpSchema, { op: { case: "get", value } });
     }

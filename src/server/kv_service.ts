@@ -23,8 +23,10 @@ import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import { encodeCommand } from "../kv/command.ts";
 import type { ApplyResult } from "../kv/store.ts";
 import { checkTxn } from "../kv/txn.ts";
-import { KvInputError, validateKey, validateValue } from "../kv/validate.ts";
+import { KvInputError, validateKey, validateLeaseId, validateValue } from "../kv/validate.ts";
+import { leaseHandlers } from "./kv_lease.ts";
 import { rangeHandler } from "./kv_range.ts";
+import type { Lessor } from "./lessor.ts";
 import type { RaftKvNode } from "./node.ts";
 import { watchHandler } from "./watch.ts";
 import type { WatchHub } from "../kv/watch_hub.ts";
@@ -68,6 +70,12 @@ function expectKind<K extends ApplyResult["kind"]>(
   if (result.kind === "session_error") {
     throw new ConnectError(result.message, Code.FailedPrecondition);
   }
+  if (result.kind === "lease_not_found") {
+    throw new ConnectError(
+      `lease ${result.id} not found (expired, revoked, or never granted); nothing was written`,
+      Code.NotFound,
+    );
+  }
   if (result.kind !== kind) {
     throw new ConnectError(`applied a ${result.kind} where a ${kind} was proposed`, Code.Internal);
   }
@@ -79,6 +87,7 @@ export function kvService(
   node: RaftKvNode,
   router: Router,
   watches: WatchHub,
+  lessor: Lessor,
 ): ServiceImpl<typeof KVService> {
   /**
    * Proposes `op` on this node, the leader, stamped with the leader's clock (the
@@ -102,17 +111,22 @@ export function kvService(
   return {
     ...rangeHandler(node, router),
     ...watchHandler(watches),
+    ...leaseHandlers(node, router, lessor, (op, signal) => apply(op, undefined, signal)),
 
     put(req, ctx) {
       checked(() => {
         validateKey(req.key);
         validateValue(req.value);
+        validateLeaseId(req.lease);
       });
       checkSession(req.session);
       return router.route(
         ctx,
         async (signal) => {
-          const op: Op = { case: "put", value: { key: req.key, value: req.value } };
+          const op: Op = {
+            case: "put",
+            value: { key: req.key, value: req.value, lease: req.lease },
+          };
           const put = expectKind(await apply(op, req.session, signal), "put");
           return create(PutResponseSchema, { index: BigInt(put.index) });
         },
@@ -132,6 +146,7 @@ export function kvService(
             value: got?.value ?? new Uint8Array(),
             createIndex: BigInt(got?.createIndex ?? 0),
             modIndex: BigInt(got?.modIndex ?? 0),
+            lease: BigInt(got?.lease ?? 0),
           });
         },
         (client, opts) => client.get(req, opts),

@@ -15,6 +15,7 @@ import { Health } from "../gen/health/v1/health_pb.ts";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { WatchHub } from "../kv/watch_hub.ts";
+import { Lessor } from "./lessor.ts";
 import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
 import { clusterService } from "./cluster_service.ts";
 import { healthService } from "./health.ts";
@@ -66,13 +67,15 @@ export async function serve(
   const router = new Router(node);
   // The node's watches and their history, from the state applied by now on.
   const watches = new WatchHub(node.kv);
+  // The leader's lease deadlines (a follower's lessor idles until it leads).
+  const lessor = new Lessor(node);
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
     readMaxBytes: MAX_REQUEST_BYTES,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
     routes: (r) => {
       r.service(RaftService, raftService(node));
-      r.service(KVService, kvService(node, router, watches));
+      r.service(KVService, kvService(node, router, watches, lessor));
       r.service(ClusterService, clusterService(node));
       r.service(Health, healthService(node));
       // Last: reflection lists and describes every service registered on the router.
@@ -99,6 +102,7 @@ export async function serve(
     close: () =>
       new Promise<void>((resolve) => {
         watches.close(); // watch streams never end on their own
+        lessor.close();
 
         server.close(() => resolve());
         // Ask clients to go away; calls in flight finish first.

@@ -166,9 +166,21 @@ function randomTxnLog(seed: number, n: number): Uint8Array[] {
     ];
     return { key, check: pick(random, checks) };
   };
+  const leaseIds: number[] = [];
   while (log.length < n) {
     const roll = random();
-    if (roll < 0.2) log.push(put(pick(random, KEYS), pick(random, VALUES)));
+    if (roll < 0.05) {
+      leaseIds.push(log.length + 1); // a lease's id is its grant's index
+      log.push(encodeCommand({ op: { case: "leaseGrant", value: { ttlSeconds: 5n } } }));
+    } else if (roll < 0.08 && leaseIds.length > 0) {
+      const id = pick(random, leaseIds);
+      log.push(encodeCommand({ op: { case: "leaseRevoke", value: { id: BigInt(id) } } }));
+    } else if (roll < 0.15 && leaseIds.length > 0) {
+      // Some of these leases are revoked by now: the put then applies nothing.
+      const lease = BigInt(pick(random, leaseIds));
+      const value = { key: pick(random, KEYS), value: pick(random, VALUES), lease };
+      log.push(encodeCommand({ op: { case: "put", value } }));
+    } else if (roll < 0.2) log.push(put(pick(random, KEYS), pick(random, VALUES)));
     else if (roll < 0.3) log.push(del(pick(random, KEYS)));
     else if (roll < 0.35 && last !== undefined) log.push(last); // a retry in the session
     else {
@@ -186,7 +198,7 @@ function randomTxnLog(seed: number, n: number): Uint8Array[] {
   return log;
 }
 
-Deno.test("stores applying the same log of transactions agree, restored from a snapshot or not", () => {
+Deno.test("stores applying the same log of transactions and leases agree, restored from a snapshot or not", () => {
   const log = randomTxnLog(1313, 1000);
   const a = new KvStore();
   const b = new KvStore();
@@ -197,6 +209,14 @@ Deno.test("stores applying the same log of transactions agree, restored from a s
   const txns = resultsA.filter((r) => r.kind === "txn");
   assert.ok(txns.some((r) => r.kind === "txn" && r.succeeded), "some transactions succeed");
   assert.ok(txns.some((r) => r.kind === "txn" && !r.succeeded), "some fail");
+  const kinds = new Set(resultsA.map((r) => r.kind));
+  for (const kind of ["lease_granted", "lease_revoked", "lease_not_found"]) {
+    assert.ok(kinds.has(kind as ApplyResult["kind"]), `the log has a ${kind}`);
+  }
+  assert.ok(
+    resultsA.some((r) => r.kind === "lease_revoked" && r.deleted > 0),
+    "a revoke deletes keys",
+  );
   // A node that joins from a snapshot taken half-way ends in the same state.
   const half = new KvStore();
   log.slice(0, 500).forEach((data, i) => half.apply(i + 1, data));

@@ -207,7 +207,7 @@ Deno.test("bad bytes are refused by name: magic, version, tag, leftovers, repeat
   assert.throws(() => decodeKvState(withExtra), /1 bytes left over after the last section/);
   // The first session's result tag sits after the fixed part and three u64s.
   const firstTag = 8 + 4 + 8 + 8 + 32 + 8 + 4 + 24;
-  assert.throws(() => decodeKvState(flip(firstTag, 9)), /unknown tag 9/);
+  assert.throws(() => decodeKvState(flip(firstTag, 99)), /unknown tag 99/);
   const twice = new KvStore();
   twice.apply(1, put("k", "v"));
   const state = twice.exportState();
@@ -217,6 +217,7 @@ Deno.test("bad bytes are refused by name: magic, version, tag, leftovers, repeat
     values: [...state.values, ...state.values],
     createIndexes: [...state.createIndexes!, ...state.createIndexes!],
     modIndexes: [...state.modIndexes!, ...state.modIndexes!],
+    keyLeases: [...state.keyLeases!, ...state.keyLeases!],
   };
   const encoded = encodeKvState({ store: doubled, appliedTerm: 1, chainLink: new Uint8Array(32) });
   assert.throws(() => decodeKvState(encoded), /key "k" appears twice/);
@@ -243,10 +244,15 @@ Deno.test("create and mod indexes survive a snapshot", () => {
   assert.equal(restored.getRecord("d")?.modIndex, 10);
 });
 
+/** The bytes of the sections of a store with no leases: key indexes, leases, key leases. */
+function sectionBytes(store: KvStore): number {
+  return 4 + (8 + 16 * store.size) + (8 + 4) + (8 + 4);
+}
+
 /** A state in version 1's layout (no sections), as a node before key indexes wrote it. */
 function versionOneBytes(store: KvStore, chain: AppliedChain): Uint8Array {
   const v2 = roundTrip(store, chain).bytes;
-  const keysEnd = v2.length - (4 + 8 + 16 * store.size); // the sections come last
+  const keysEnd = v2.length - sectionBytes(store); // the sections come last
   const v1 = v2.slice(0, keysEnd);
   new DataView(v1.buffer).setUint32(8, 1, true);
   return v1;
@@ -271,8 +277,8 @@ Deno.test("an unknown section is refused by name, not skipped", () => {
   const withSection = new Uint8Array(full.length + 8);
   withSection.set(full);
   const view = new DataView(withSection.buffer);
-  const countAt = full.length - (4 + 8 + 16 * store.size);
-  view.setUint32(countAt, 2, true);
+  const countAt = full.length - sectionBytes(store);
+  view.setUint32(countAt, 4, true);
   view.setUint32(full.length, 99, true);
   view.setUint32(full.length + 4, 0, true);
   assert.throws(() => decodeKvState(withSection), /unknown section 99/);

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/kv.proto.
  */
 export const file_raftkv_v1_kv: GenFile = /*@__PURE__*/
-  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIlQKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQiQQoNRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkSIwoHc2Vzc2lvbhgCIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIiEKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgifAoVQ29tcGFyZUFuZFN3YXBSZXF1ZXN0EgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMEiMKB3Nlc3Npb24YBCABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbkILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwiXgoIS2V5VmFsdWUSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQinAEKDFJhbmdlUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDgoGcHJlZml4GAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDGNvbnRpbnVhdGlvbhgFIAEoCRIRCglrZXlzX29ubHkYBiABKAgSEgoKY291bnRfb25seRgHIAEoCBIUCgxzZXJpYWxpemFibGUYCCABKAgicwoNUmFuZ2VSZXNwb25zZRIgCgNrdnMYASADKAsyEy5yYWZ0a3YudjEuS2V5VmFsdWUSDQoFY291bnQYAiABKAQSDAoEbW9yZRgDIAEoCBIUCgxjb250aW51YXRpb24YBCABKAkSDQoFaW5kZXgYBSABKAQinAEKB0NvbXBhcmUSCwoDa2V5GAEgASgJEhYKDHZhbHVlX2VxdWFscxgCIAEoDEgAEhAKBmV4aXN0cxgDIAEoCEgAEhoKEG1vZF9pbmRleF9lcXVhbHMYBCABKARIABIYCg5tb2RfaW5kZXhfbGVzcxgFIAEoBEgAEhsKEW1vZF9pbmRleF9ncmVhdGVyGAYgASgESABCBwoFY2hlY2siswEKCVJlcXVlc3RPcBIkCgNwdXQYASABKAsyFS5yYWZ0a3YudjEuUHV0UmVxdWVzdEgAEioKBmRlbGV0ZRgCIAEoCzIYLnJhZnRrdi52MS5EZWxldGVSZXF1ZXN0SAASJAoDZ2V0GAMgASgLMhUucmFmdGt2LnYxLkdldFJlcXVlc3RIABIoCgVyYW5nZRgEIAEoCzIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3RIAEIECgJvcCK4AQoKUmVzcG9uc2VPcBIlCgNwdXQYASABKAsyFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2VIABIrCgZkZWxldGUYAiABKAsyGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2VIABIlCgNnZXQYAyABKAsyFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2VIABIpCgVyYW5nZRgEIAEoCzIYLnJhZnRrdi52MS5SYW5nZVJlc3BvbnNlSABCBAoCb3AipQEKClR4blJlcXVlc3QSJAoIY29tcGFyZXMYASADKAsyEi5yYWZ0a3YudjEuQ29tcGFyZRIlCgdzdWNjZXNzGAIgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIlCgdmYWlsdXJlGAMgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb24iWQoLVHhuUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEigKCXJlc3BvbnNlcxgCIAMoCzIVLnJhZnRrdi52MS5SZXNwb25zZU9wEg0KBWluZGV4GAMgASgEInoKDFdhdGNoUmVxdWVzdBILCgNrZXkYASABKAkSDgoGcHJlZml4GAIgASgJEg0KBXN0YXJ0GAMgASgJEgsKA2VuZBgEIAEoCRITCgtzdGFydF9pbmRleBgFIAEoBBIcChRwcm9ncmVzc19pbnRlcnZhbF9tcxgGIAEoDSLDAQoKV2F0Y2hFdmVudBIoCgRraW5kGAEgASgOMhoucmFmdGt2LnYxLldhdGNoRXZlbnQuS2luZBILCgNrZXkYAiABKAkSDQoFdmFsdWUYAyABKAwSDQoFaW5kZXgYBCABKAQSFAoMY3JlYXRlX2luZGV4GAUgASgEEg0KBWxlYXNlGAYgASgEIjsKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEgwKCEtJTkRfUFVUEAESDwoLS0lORF9ERUxFVEUQAiJNCg1XYXRjaFJlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnJhZnRrdi52MS5XYXRjaEV2ZW50EhUKDXRocm91Z2hfaW5kZXgYAiABKAQyiwQKCUtWU2VydmljZRI0CgNQdXQSFS5yYWZ0a3YudjEuUHV0UmVxdWVzdBoWLnJhZnRrdi52MS5QdXRSZXNwb25zZRI0CgNHZXQSFS5yYWZ0a3YudjEuR2V0UmVxdWVzdBoWLnJhZnRrdi52MS5HZXRSZXNwb25zZRI9CgZEZWxldGUSGC5yYWZ0a3YudjEuRGVsZXRlUmVxdWVzdBoZLnJhZnRrdi52MS5EZWxldGVSZXNwb25zZRJVCg5Db21wYXJlQW5kU3dhcBIgLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcFJlcXVlc3QaIS5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXNwb25zZRJMCgtPcGVuU2Vzc2lvbhIdLnJhZnRrdi52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHi5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXNwb25zZRI6CgVSYW5nZRIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3QaGC5yYWZ0a3YudjEuUmFuZ2VSZXNwb25zZRI0CgNUeG4SFS5yYWZ0a3YudjEuVHhuUmVxdWVzdBoWLnJhZnRrdi52MS5UeG5SZXNwb25zZRI8CgVXYXRjaBIXLnJhZnRrdi52MS5XYXRjaFJlcXVlc3QaGC5yYWZ0a3YudjEuV2F0Y2hSZXNwb25zZTABYgZwcm90bzM");
+  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiXAoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uEg0KBWxlYXNlGAQgASgEIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJImMKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQiQQoNRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkSIwoHc2Vzc2lvbhgCIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIiEKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgifAoVQ29tcGFyZUFuZFN3YXBSZXF1ZXN0EgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMEiMKB3Nlc3Npb24YBCABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbkILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwiXgoIS2V5VmFsdWUSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQinAEKDFJhbmdlUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDgoGcHJlZml4GAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDGNvbnRpbnVhdGlvbhgFIAEoCRIRCglrZXlzX29ubHkYBiABKAgSEgoKY291bnRfb25seRgHIAEoCBIUCgxzZXJpYWxpemFibGUYCCABKAgicwoNUmFuZ2VSZXNwb25zZRIgCgNrdnMYASADKAsyEy5yYWZ0a3YudjEuS2V5VmFsdWUSDQoFY291bnQYAiABKAQSDAoEbW9yZRgDIAEoCBIUCgxjb250aW51YXRpb24YBCABKAkSDQoFaW5kZXgYBSABKAQinAEKB0NvbXBhcmUSCwoDa2V5GAEgASgJEhYKDHZhbHVlX2VxdWFscxgCIAEoDEgAEhAKBmV4aXN0cxgDIAEoCEgAEhoKEG1vZF9pbmRleF9lcXVhbHMYBCABKARIABIYCg5tb2RfaW5kZXhfbGVzcxgFIAEoBEgAEhsKEW1vZF9pbmRleF9ncmVhdGVyGAYgASgESABCBwoFY2hlY2siswEKCVJlcXVlc3RPcBIkCgNwdXQYASABKAsyFS5yYWZ0a3YudjEuUHV0UmVxdWVzdEgAEioKBmRlbGV0ZRgCIAEoCzIYLnJhZnRrdi52MS5EZWxldGVSZXF1ZXN0SAASJAoDZ2V0GAMgASgLMhUucmFmdGt2LnYxLkdldFJlcXVlc3RIABIoCgVyYW5nZRgEIAEoCzIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3RIAEIECgJvcCK4AQoKUmVzcG9uc2VPcBIlCgNwdXQYASABKAsyFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2VIABIrCgZkZWxldGUYAiABKAsyGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2VIABIlCgNnZXQYAyABKAsyFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2VIABIpCgVyYW5nZRgEIAEoCzIYLnJhZnRrdi52MS5SYW5nZVJlc3BvbnNlSABCBAoCb3AipQEKClR4blJlcXVlc3QSJAoIY29tcGFyZXMYASADKAsyEi5yYWZ0a3YudjEuQ29tcGFyZRIlCgdzdWNjZXNzGAIgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIlCgdmYWlsdXJlGAMgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb24iWQoLVHhuUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEigKCXJlc3BvbnNlcxgCIAMoCzIVLnJhZnRrdi52MS5SZXNwb25zZU9wEg0KBWluZGV4GAMgASgEInoKDFdhdGNoUmVxdWVzdBILCgNrZXkYASABKAkSDgoGcHJlZml4GAIgASgJEg0KBXN0YXJ0GAMgASgJEgsKA2VuZBgEIAEoCRITCgtzdGFydF9pbmRleBgFIAEoBBIcChRwcm9ncmVzc19pbnRlcnZhbF9tcxgGIAEoDSLDAQoKV2F0Y2hFdmVudBIoCgRraW5kGAEgASgOMhoucmFmdGt2LnYxLldhdGNoRXZlbnQuS2luZBILCgNrZXkYAiABKAkSDQoFdmFsdWUYAyABKAwSDQoFaW5kZXgYBCABKAQSFAoMY3JlYXRlX2luZGV4GAUgASgEEg0KBWxlYXNlGAYgASgEIjsKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEgwKCEtJTkRfUFVUEAESDwoLS0lORF9ERUxFVEUQAiJNCg1XYXRjaFJlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnJhZnRrdi52MS5XYXRjaEV2ZW50EhUKDXRocm91Z2hfaW5kZXgYAiABKAQiIAoRTGVhc2VHcmFudFJlcXVlc3QSCwoDdHRsGAEgASgDIi0KEkxlYXNlR3JhbnRSZXNwb25zZRIKCgJpZBgBIAEoBBILCgN0dGwYAiABKAMiIAoSTGVhc2VSZXZva2VSZXF1ZXN0EgoKAmlkGAEgASgEIjUKE0xlYXNlUmV2b2tlUmVzcG9uc2USDQoFaW5kZXgYASABKAQSDwoHZGVsZXRlZBgCIAEoBCIjChVMZWFzZUtlZXBBbGl2ZVJlcXVlc3QSCgoCaWQYASABKAQiMQoWTGVhc2VLZWVwQWxpdmVSZXNwb25zZRIKCgJpZBgBIAEoBBILCgN0dGwYAiABKAMiMgoWTGVhc2VUaW1lVG9MaXZlUmVxdWVzdBIKCgJpZBgBIAEoBBIMCgRrZXlzGAIgASgIIlUKF0xlYXNlVGltZVRvTGl2ZVJlc3BvbnNlEgoKAmlkGAEgASgEEgsKA3R0bBgCIAEoAxITCgtncmFudGVkX3R0bBgDIAEoAxIMCgRrZXlzGAQgAygJMtUGCglLVlNlcnZpY2USNAoDUHV0EhUucmFmdGt2LnYxLlB1dFJlcXVlc3QaFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2USNAoDR2V0EhUucmFmdGt2LnYxLkdldFJlcXVlc3QaFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2USPQoGRGVsZXRlEhgucmFmdGt2LnYxLkRlbGV0ZVJlcXVlc3QaGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2USVQoOQ29tcGFyZUFuZFN3YXASIC5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXF1ZXN0GiEucmFmdGt2LnYxLkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USTAoLT3BlblNlc3Npb24SHS5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXF1ZXN0Gh4ucmFmdGt2LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USOgoFUmFuZ2USFy5yYWZ0a3YudjEuUmFuZ2VSZXF1ZXN0GhgucmFmdGt2LnYxLlJhbmdlUmVzcG9uc2USNAoDVHhuEhUucmFmdGt2LnYxLlR4blJlcXVlc3QaFi5yYWZ0a3YudjEuVHhuUmVzcG9uc2USPAoFV2F0Y2gSFy5yYWZ0a3YudjEuV2F0Y2hSZXF1ZXN0GhgucmFmdGt2LnYxLldhdGNoUmVzcG9uc2UwARJJCgpMZWFzZUdyYW50EhwucmFmdGt2LnYxLkxlYXNlR3JhbnRSZXF1ZXN0Gh0ucmFmdGt2LnYxLkxlYXNlR3JhbnRSZXNwb25zZRJMCgtMZWFzZVJldm9rZRIdLnJhZnRrdi52MS5MZWFzZVJldm9rZVJlcXVlc3QaHi5yYWZ0a3YudjEuTGVhc2VSZXZva2VSZXNwb25zZRJVCg5MZWFzZUtlZXBBbGl2ZRIgLnJhZnRrdi52MS5MZWFzZUtlZXBBbGl2ZVJlcXVlc3QaIS5yYWZ0a3YudjEuTGVhc2VLZWVwQWxpdmVSZXNwb25zZRJYCg9MZWFzZVRpbWVUb0xpdmUSIS5yYWZ0a3YudjEuTGVhc2VUaW1lVG9MaXZlUmVxdWVzdBoiLnJhZnRrdi52MS5MZWFzZVRpbWVUb0xpdmVSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * Session identifies a write within a client session, for exactly-once execution.
@@ -106,6 +106,15 @@ export type PutRequest = Message<"raftkv.v1.PutRequest"> & {
    * @generated from field: raftkv.v1.Session session = 3;
    */
   session?: Session | undefined;
+
+  /**
+   * Optional: the lease to attach the key to (from LeaseGrant). The key is deleted when
+   * the lease expires or is revoked. A put without a lease detaches the key from any.
+   * NOT_FOUND if the lease does not exist (nothing is written).
+   *
+   * @generated from field: uint64 lease = 4;
+   */
+  lease: bigint;
 };
 
 /**
@@ -193,6 +202,13 @@ export type GetResponse = Message<"raftkv.v1.GetResponse"> & {
    * @generated from field: uint64 mod_index = 4;
    */
   modIndex: bigint;
+
+  /**
+   * The lease the key is attached to, or 0 for none.
+   *
+   * @generated from field: uint64 lease = 5;
+   */
+  lease: bigint;
 };
 
 /**
@@ -948,6 +964,223 @@ export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
   messageDesc(file_raftkv_v1_kv, 21);
 
 /**
+ * LeaseGrantRequest asks for a new lease.
+ *
+ * @generated from message raftkv.v1.LeaseGrantRequest
+ */
+export type LeaseGrantRequest = Message<"raftkv.v1.LeaseGrantRequest"> & {
+  /**
+   * The time to live in seconds: 1 to 31,536,000 (a year).
+   *
+   * @generated from field: int64 ttl = 1;
+   */
+  ttl: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseGrantRequest.
+ * Use `create(LeaseGrantRequestSchema)` to create a new message.
+ */
+export const LeaseGrantRequestSchema: GenMessage<LeaseGrantRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 22);
+
+/**
+ * LeaseGrantResponse names the new lease.
+ *
+ * @generated from message raftkv.v1.LeaseGrantResponse
+ */
+export type LeaseGrantResponse = Message<"raftkv.v1.LeaseGrantResponse"> & {
+  /**
+   * The lease id (the log index that granted it).
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The TTL granted, in seconds (at least the cluster's minimum).
+   *
+   * @generated from field: int64 ttl = 2;
+   */
+  ttl: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseGrantResponse.
+ * Use `create(LeaseGrantResponseSchema)` to create a new message.
+ */
+export const LeaseGrantResponseSchema: GenMessage<LeaseGrantResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 23);
+
+/**
+ * LeaseRevokeRequest asks to end a lease.
+ *
+ * @generated from message raftkv.v1.LeaseRevokeRequest
+ */
+export type LeaseRevokeRequest = Message<"raftkv.v1.LeaseRevokeRequest"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseRevokeRequest.
+ * Use `create(LeaseRevokeRequestSchema)` to create a new message.
+ */
+export const LeaseRevokeRequestSchema: GenMessage<LeaseRevokeRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 24);
+
+/**
+ * LeaseRevokeResponse confirms the lease ended.
+ *
+ * @generated from message raftkv.v1.LeaseRevokeResponse
+ */
+export type LeaseRevokeResponse = Message<"raftkv.v1.LeaseRevokeResponse"> & {
+  /**
+   * The log index at which the lease ended and its keys were deleted.
+   *
+   * @generated from field: uint64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * How many keys were deleted with it.
+   *
+   * @generated from field: uint64 deleted = 2;
+   */
+  deleted: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseRevokeResponse.
+ * Use `create(LeaseRevokeResponseSchema)` to create a new message.
+ */
+export const LeaseRevokeResponseSchema: GenMessage<LeaseRevokeResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 25);
+
+/**
+ * LeaseKeepAliveRequest renews a lease.
+ *
+ * @generated from message raftkv.v1.LeaseKeepAliveRequest
+ */
+export type LeaseKeepAliveRequest = Message<"raftkv.v1.LeaseKeepAliveRequest"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseKeepAliveRequest.
+ * Use `create(LeaseKeepAliveRequestSchema)` to create a new message.
+ */
+export const LeaseKeepAliveRequestSchema: GenMessage<LeaseKeepAliveRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 26);
+
+/**
+ * LeaseKeepAliveResponse confirms a renewal.
+ *
+ * @generated from message raftkv.v1.LeaseKeepAliveResponse
+ */
+export type LeaseKeepAliveResponse = Message<"raftkv.v1.LeaseKeepAliveResponse"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The TTL it was renewed for, in seconds.
+   *
+   * @generated from field: int64 ttl = 2;
+   */
+  ttl: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseKeepAliveResponse.
+ * Use `create(LeaseKeepAliveResponseSchema)` to create a new message.
+ */
+export const LeaseKeepAliveResponseSchema: GenMessage<LeaseKeepAliveResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 27);
+
+/**
+ * LeaseTimeToLiveRequest asks about a lease.
+ *
+ * @generated from message raftkv.v1.LeaseTimeToLiveRequest
+ */
+export type LeaseTimeToLiveRequest = Message<"raftkv.v1.LeaseTimeToLiveRequest"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Also list the keys attached to it.
+   *
+   * @generated from field: bool keys = 2;
+   */
+  keys: boolean;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseTimeToLiveRequest.
+ * Use `create(LeaseTimeToLiveRequestSchema)` to create a new message.
+ */
+export const LeaseTimeToLiveRequestSchema: GenMessage<LeaseTimeToLiveRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 28);
+
+/**
+ * LeaseTimeToLiveResponse describes a lease.
+ *
+ * @generated from message raftkv.v1.LeaseTimeToLiveResponse
+ */
+export type LeaseTimeToLiveResponse = Message<"raftkv.v1.LeaseTimeToLiveResponse"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Seconds left before it expires, rounded up, as the leader sees it.
+   *
+   * @generated from field: int64 ttl = 2;
+   */
+  ttl: bigint;
+
+  /**
+   * The TTL it was granted, in seconds.
+   *
+   * @generated from field: int64 granted_ttl = 3;
+   */
+  grantedTtl: bigint;
+
+  /**
+   * The keys attached to it, in key order, if asked for.
+   *
+   * @generated from field: repeated string keys = 4;
+   */
+  keys: string[];
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseTimeToLiveResponse.
+ * Use `create(LeaseTimeToLiveResponseSchema)` to create a new message.
+ */
+export const LeaseTimeToLiveResponseSchema: GenMessage<LeaseTimeToLiveResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 29);
+
+/**
  * KVService is a linearizable key-value store replicated with Raft.
  *
  * Keys are non-empty UTF-8 strings of at most 4 KiB; values are arbitrary bytes, at most
@@ -1062,6 +1295,56 @@ export const KVService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchRequestSchema;
     output: typeof WatchResponseSchema;
+  },
+  /**
+   * LeaseGrant creates a lease of `ttl` seconds (raised to the cluster's minimum, 1.5
+   * election timeouts rounded up). Keys put with it are deleted, on every node at the
+   * same log index, when it is revoked or expires: when no LeaseKeepAlive reached the
+   * leader for `ttl` seconds. A new leader gives every lease its full TTL plus an
+   * election timeout before it expires any (etcd's rule), so a leader change never
+   * expires a lease that was kept alive.
+   *
+   * @generated from rpc raftkv.v1.KVService.LeaseGrant
+   */
+  leaseGrant: {
+    methodKind: "unary";
+    input: typeof LeaseGrantRequestSchema;
+    output: typeof LeaseGrantResponseSchema;
+  },
+  /**
+   * LeaseRevoke ends a lease now and deletes its keys. NOT_FOUND if it does not exist.
+   *
+   * @generated from rpc raftkv.v1.KVService.LeaseRevoke
+   */
+  leaseRevoke: {
+    methodKind: "unary";
+    input: typeof LeaseRevokeRequestSchema;
+    output: typeof LeaseRevokeResponseSchema;
+  },
+  /**
+   * LeaseKeepAlive renews a lease for its full TTL, at the leader. Send it every third
+   * of the TTL or so (the client library does); NOT_FOUND once the lease is gone. It
+   * is one call per renewal rather than etcd's bidirectional stream: a node resets a
+   * request stream whose body stays open past its request timeout, and a call per
+   * renewal proves the holder is alive, which an open stream does not.
+   *
+   * @generated from rpc raftkv.v1.KVService.LeaseKeepAlive
+   */
+  leaseKeepAlive: {
+    methodKind: "unary";
+    input: typeof LeaseKeepAliveRequestSchema;
+    output: typeof LeaseKeepAliveResponseSchema;
+  },
+  /**
+   * LeaseTimeToLive tells a lease's granted TTL, the time left (as the leader sees it)
+   * and, optionally, its keys. NOT_FOUND if it does not exist.
+   *
+   * @generated from rpc raftkv.v1.KVService.LeaseTimeToLive
+   */
+  leaseTimeToLive: {
+    methodKind: "unary";
+    input: typeof LeaseTimeToLiveRequestSchema;
+    output: typeof LeaseTimeToLiveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_kv, 0);
