@@ -9,11 +9,7 @@
 
 import { fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  TxnRequestSchema,
-  TxnResponseSchema,
-  WatchEvent_Kind,
-} from "../gen/raftkv/v1/kv_pb.ts";
+import { TxnRequestSchema, TxnResponseSchema, WatchEvent_Kind } from "../gen/raftkv/v1/kv_pb.ts";
 import { RaftKvClient } from "../client/client.ts";
 import { acquireLock } from "../client/lock.ts";
 import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";

@@ -532,21 +532,29 @@ export class KvStore {
     const op = command.op;
     switch (op.case) {
       case "put": {
-        const lease = safe(op.value.lease);
-        if (lease !== 0 && !this.#leases.has(lease)) return { kind: "lease_not_found", id: lease };
+        // Ids past 2^53 cannot exist: "not found", the same on every node, never a throw
+        // (a committed entry that throws would stop every node that applies it).
+        const lease = leaseNumber(op.value.lease);
+        if (lease !== 0 && !this.#leases.has(lease)) {
+          return { kind: "lease_not_found", id: Math.max(lease, 0) };
+        }
         this.#write(index, op.value.key, op.value.value.slice(), lease);
         return { kind: "put", index };
       }
       case "leaseGrant": {
-        const ttl = Number(op.value.ttlSeconds);
-        if (!Number.isSafeInteger(ttl) || ttl < 1) {
-          throw new Error(`Cannot apply a lease grant of TTL ${op.value.ttlSeconds}`);
-        }
+        // The leader proposes 1 s to a year; anything else is clamped alike on every node.
+        const ttl = Number(
+          op.value.ttlSeconds < 1n
+            ? 1n
+            : op.value.ttlSeconds > MAX_TTL
+            ? MAX_TTL
+            : op.value.ttlSeconds,
+        );
         this.#leases.grant(index, ttl);
         return { kind: "lease_granted", id: index, ttl };
       }
       case "leaseRevoke": {
-        const keys = this.#leases.revoke(safe(op.value.id));
+        const keys = this.#leases.revoke(leaseNumber(op.value.id));
         if (keys === undefined) return { kind: "lease_revoked", found: false, deleted: 0 };
         for (const key of keys) this.#remove(index, key);
         return { kind: "lease_revoked", found: true, deleted: keys.length };
@@ -579,6 +587,14 @@ export class KvStore {
         throw new Error(`Cannot execute a ${op.case ?? "missing"} operation here`);
     }
   }
+}
+
+/** The largest lease TTL the state machine keeps, in seconds (ten years). */
+const MAX_TTL = 10n * 365n * 24n * 3600n;
+
+/** A lease id as a number; -1 (no such lease) past 2^53. */
+function leaseNumber(id: bigint): number {
+  return id > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(id);
 }
 
 /** A uint64 from a command as a number; values past 2^53 cannot come from a real log. */

@@ -160,8 +160,10 @@ export function applyTxn(
   const branch = succeeded ? txn.success : txn.failure;
   for (const op of branch) {
     if (op.op.case !== "put" || op.op.value.lease === 0n) continue;
-    const lease = Number(op.op.value.lease);
-    if (!target.hasLease(lease)) return { kind: "lease_not_found", id: lease };
+    const id = op.op.value.lease;
+    // An id past 2^53 cannot exist: not found, never a throw on apply.
+    const lease = id > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(id);
+    if (!target.hasLease(lease)) return { kind: "lease_not_found", id: Math.max(lease, 0) };
   }
   const responses = branch.map((op) => applyOp(target, index, op));
   const response = toBinary(

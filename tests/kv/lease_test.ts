@@ -137,3 +137,17 @@ Deno.test("the digest covers leases: a different TTL or attachment differs", () 
     store(grant(10), put("a", "1")).kv.digest(),
   );
 });
+
+Deno.test("lease numbers no correct leader proposes still apply alike, without throwing", () => {
+  const huge = 2n ** 60n;
+  const { kv } = store(
+    encodeCommand({ op: { case: "put", value: { key: "k", value: bytes("v"), lease: huge } } }),
+    encodeCommand({ op: { case: "leaseRevoke", value: { id: huge } } }),
+    encodeCommand({ op: { case: "leaseGrant", value: { ttlSeconds: 0n } } }),
+    encodeCommand({ op: { case: "leaseGrant", value: { ttlSeconds: huge } } }),
+  );
+  assert.equal(kv.get("k"), undefined);
+  assert.deepEqual(kv.leases().map((l) => l.ttl), [1, 10 * 365 * 24 * 3600]);
+  // And the state still encodes (no out-of-range number reached it).
+  encodeKvState({ store: kv.exportState(), appliedTerm: 1, chainLink: new Uint8Array(32) });
+});
