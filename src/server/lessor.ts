@@ -27,19 +27,29 @@ export const MAX_LEASE_TTL = 365 * 24 * 3600;
 
 /** The leader's deadlines of the leases, and the expiry it proposes. */
 export class Lessor {
-  readonly #node: RaftKvNode;
+  readonly #node: Pick<RaftKvNode, "id" | "options" | "kv" | "leader" | "propose">;
   readonly #log: Logger;
   /** Lease id -> deadline, in performance.now() ms; only while leading. */
   #deadlines = new Map<number, number>();
   #leading = false;
   /** Leases whose revoke is proposed and not yet applied. */
   readonly #revoking = new Set<number>();
-  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #now: () => number;
 
-  constructor(node: RaftKvNode) {
+  /**
+   * A lessor for `node`, ticking every {@link LESSOR_TICK_MS} on the clock `now`
+   * (performance.now by default); `tickMs` 0 leaves ticking to the caller (tests).
+   */
+  constructor(
+    node: Pick<RaftKvNode, "id" | "options" | "kv" | "leader" | "propose">,
+    now: () => number = () => performance.now(),
+    tickMs = LESSOR_TICK_MS,
+  ) {
     this.#node = node;
     this.#log = node.options.logger;
-    this.#timer = setInterval(() => this.tick(), LESSOR_TICK_MS);
+    this.#now = now;
+    this.#timer = tickMs > 0 ? setInterval(() => this.tick(), tickMs) : undefined;
   }
 
   /**
@@ -73,7 +83,7 @@ export class Lessor {
 
   /** Proposes a revoke for every lease past its deadline (on the leader). */
   tick(): void {
-    const now = performance.now();
+    const now = this.#now();
     if (!this.#sync(now)) return;
     for (const [id, deadline] of this.#deadlines) {
       if (deadline > now || this.#revoking.has(id)) continue;
@@ -102,7 +112,7 @@ export class Lessor {
    * @throws {NodeError} `not_leader` on any other node.
    */
   renew(id: number): number | undefined {
-    const now = performance.now();
+    const now = this.#now();
     if (!this.#sync(now)) throw new NodeError("not_leader", "only the leader renews leases");
     const lease = this.#node.kv.lease(id);
     if (lease === undefined || this.#revoking.has(id)) return undefined;
@@ -117,7 +127,7 @@ export class Lessor {
    * @throws {NodeError} `not_leader` on any other node.
    */
   remainingMs(id: number): number | undefined {
-    const now = performance.now();
+    const now = this.#now();
     if (!this.#sync(now)) throw new NodeError("not_leader", "only the leader times leases");
     const deadline = this.#deadlines.get(id);
     return deadline === undefined ? undefined : Math.max(0, deadline - now);
