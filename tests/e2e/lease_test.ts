@@ -72,6 +72,13 @@ Deno.test("a leased key lives while kept alive and is deleted everywhere after",
     await waitFor("the leased key to be deleted on every node", () => goneEverywhere(c, "svc/a"));
     const err = await c.kv(follower).leaseKeepAlive({ id }, T).catch((e) => e);
     assert.equal(codeOf(err), Code.NotFound, String(err));
+    // The expiry went through the log: every node deleted the key at the same index,
+    // and their states (leases included) are the same.
+    const settled = await waitFor("every node at the same applied index", async () => {
+      const all = await Promise.all(c.ids.map((n) => c.status(n)));
+      return new Set(all.map((x) => x.appliedIndex)).size === 1 && all;
+    });
+    assert.equal(new Set(settled.map((x) => x.stateDigest)).size, 1, "state digests differ");
   });
 });
 
