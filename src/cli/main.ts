@@ -16,6 +16,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
+import { API_COMMANDS, API_USAGE, runApiCli } from "./api_commands.ts";
 import { type Command, type EndpointClients, EXIT, runCommand } from "./commands.ts";
 import { type MemberCommand, parseMemberId, runMemberCommand } from "./members.ts";
 import {
@@ -371,6 +372,8 @@ export async function main(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): Promise<number> {
+  const api = apiCommandLine(args);
+  if (api) return await runApi(args, env);
   let parsed: ClientArgs;
   try {
     parsed = parseClientArgs(args, env);
@@ -380,7 +383,7 @@ export async function main(
     return EXIT.USAGE;
   }
   if (parsed.command.name === "help") {
-    await writeAll(Deno.stdout, CLIENT_USAGE);
+    await writeAll(Deno.stdout, `${CLIENT_USAGE}\n${API_USAGE}`);
     return EXIT.OK;
   }
   let tlsPem: ClientTlsPem | undefined;
@@ -413,6 +416,36 @@ export async function main(
   await writeAll(Deno.stdout, out.stdout);
   await writeAll(Deno.stderr, out.stderr + tlsHint(out.stderr, parsed.tls !== undefined));
   return out.exitCode;
+}
+
+/** True if the command (after the options) is one of the API commands (api_commands.ts). */
+function apiCommandLine(args: readonly string[]): boolean {
+  let i = 0;
+  while (i < args.length && args[i]!.startsWith("--") && args[i] !== "--") {
+    i += args[i]!.includes("=") || args[i] === "--help" ? 1 : 2;
+  }
+  return API_COMMANDS.has(args[i] ?? "");
+}
+
+/** Runs an API command, printing as it goes; SIGINT/SIGTERM end watches and locks. */
+async function runApi(args: readonly string[], env: Record<string, string | undefined>) {
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  const encoder = new TextEncoder();
+  try {
+    return await runApiCli(
+      args,
+      env,
+      { write: (s) => Deno.stdout.writeSync(encoder.encode(s)) },
+      { write: (s) => Deno.stderr.writeSync(encoder.encode(s)) },
+      abort.signal,
+    );
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
+  }
 }
 
 async function writeAll(w: { write(p: Uint8Array): Promise<number> }, text: string): Promise<void> {

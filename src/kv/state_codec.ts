@@ -9,23 +9,32 @@
  * Layout, integers little-endian, u64 limited to 2^53 - 1:
  *
  * ```
- * magic "RKVSTATE" | u32 version (1)
+ * magic "RKVSTATE" | u32 version (2; 1 is still read)
  * u64 applied index | u64 applied term | 32 bytes applied-chain link
  * u64 sessions' clock (ms) | u32 session count
  *   per session, idlest first: u64 id | u64 last sequence | u64 last active (ms) | result
  * u32 key count
  *   per key, in the store's order: u32 key length | key (UTF-8) | u32 value length | value
- * version 2 only: u32 member count
- *   per member, by ascending id: u64 id | u8 learner | u32 address length | address (UTF-8)
+ * version 2 on: u32 section count
+ *   per section: u32 tag | u32 body length | body
  * ```
  *
- * Version 2 adds the member registry (members.ts) at the end; a state with no
- * registered member is written as version 1, byte for byte what nodes wrote before
- * membership changes existed, and both versions are read.
+ * Sections carry what later versions added, each under its own tag, so one can be
+ * added without moving anything before it; a reader refuses a tag it does not know
+ * (ignoring state it cannot interpret would make its store differ from its peers').
+ * Tag 1, key indexes: per key, in the key section's order, u64 create index | u64 mod
+ * index. Tag 2, leases: u32 count, per lease in id order u64 id | u64 TTL (seconds).
+ * Tag 3, key leases: u32 count, per key with a lease, in key order, u32 the key's
+ * position in the key section | u64 lease. Tag 4, members (the registry of members.ts,
+ * present only when a member is registered): u32 count, per member by ascending id u64
+ * id | u8 learner | u32 address length | address (UTF-8). A version 1 state has no sections: its keys
+ * count as created and last changed at its applied index, and it has no leases.
  *
  * A result is a u8 tag and its fields: 0 none; 1 put (u64 index); 2 delete (u8
  * deleted); 3 compare-and-swap (u8 succeeded, u8 found, u32 length, value); 4 no-op;
- * 5 session opened (u64 id); 6 session error (u32 length, UTF-8 message).
+ * 5 session opened (u64 id); 6 session error (u32 length, UTF-8 message); 7 transaction
+ * (u8 succeeded, u32 length, the encoded TxnResponse); 8 lease granted (u64 id, u64 ttl);
+ * 9 lease revoked (u8 found, u64 keys deleted); 10 lease not found (u64 id).
  *
  * The encoding is deterministic: nodes that applied the same entries hold their keys
  * and sessions in the same order (the order comes only from the applied commands),
@@ -44,10 +53,17 @@ import type { ApplyResult, KvStoreState } from "./store.ts";
 
 /** The first eight bytes of an encoded state. */
 const MAGIC = new TextEncoder().encode("RKVSTATE");
-/** The version this code writes when members are registered (it reads 1 and 2). */
+/** The version this code writes and reads. */
 export const KV_STATE_VERSION = 2;
-/** The version without the member registry, written when it is empty. */
-const VERSION_WITHOUT_MEMBERS = 1;
+/** The oldest version this code still reads. */
+const OLDEST_READ_VERSION = 1;
+
+const enum Section {
+  KeyIndexes = 1,
+  Leases = 2,
+  KeyLeases = 3,
+  Members = 4,
+}
 
 /** Everything a snapshot's state holds: the store, and where the node's log stood. */
 export interface KvSnapshotState {
@@ -77,6 +93,10 @@ const enum Tag {
   Noop = 4,
   SessionOpened = 5,
   SessionError = 6,
+  Txn = 7,
+  LeaseGranted = 8,
+  LeaseRevoked = 9,
+  LeaseNotFound = 10,
 }
 
 const utf8 = new TextEncoder();
@@ -112,7 +132,7 @@ export function* encodeKvStateInSteps(
   const members = (state.members ?? []).map((m) => ({ m, address: utf8.encode(m.peerAddress) }));
   // Sizes first, so the output is allocated once.
   let size = MAGIC.length + 4 + 8 + 8 + CHAIN_LINK_BYTES + 8 + 4 + 4;
-  if (members.length > 0) size += 4;
+  if (members.length > 0) size += 8 + 4;
   for (const { address } of members) size += 13 + address.length;
   for (const { result } of sessions) size += 24 + result.length;
   if (store.keys.length !== store.values.length) {
@@ -121,6 +141,27 @@ export function* encodeKvStateInSteps(
     );
   }
   const n = store.keys.length;
+  for (
+    const [name, list] of [["create", store.createIndexes], ["mod", store.modIndexes]] as const
+  ) {
+    if (list !== undefined && list.length !== n) {
+      throw new Error(
+        `Cannot encode key-value state: ${n} keys but ${list.length} ${name} indexes`,
+      );
+    }
+  }
+  // The sections: their count, and the key indexes (tag, length, 16 bytes per key).
+  size += 4 + 8 + 16 * n;
+  const leases = store.leases ?? [];
+  size += 8 + 4 + 16 * leases.length;
+  if (store.keyLeases !== undefined && store.keyLeases.length !== n) {
+    throw new Error(
+      `Cannot encode key-value state: ${n} keys but ${store.keyLeases.length} key leases`,
+    );
+  }
+  let leased = 0;
+  for (const lease of store.keyLeases ?? []) if (lease !== 0) leased++;
+  size += 8 + 4 + 12 * leased;
   const keys: Uint8Array[] = new Array(n);
   let sinceYield = 0;
   for (let i = 0; i < n; i++) {
@@ -137,7 +178,7 @@ export function* encodeKvStateInSteps(
   const out = new Uint8Array(size);
   const w = new Writer(out);
   w.bytes(MAGIC);
-  w.u32(members.length > 0 ? KV_STATE_VERSION : VERSION_WITHOUT_MEMBERS);
+  w.u32(KV_STATE_VERSION);
   w.u64(store.appliedIndex);
   w.u64(appliedTerm);
   w.bytes(chainLink);
@@ -164,7 +205,31 @@ export function* encodeKvStateInSteps(
       yield;
     }
   }
+  w.u32(members.length > 0 ? 4 : 3);
+  w.u32(Section.KeyIndexes);
+  w.u32(16 * n);
+  for (let i = 0; i < n; i++) {
+    w.u64(store.createIndexes?.[i] ?? store.appliedIndex);
+    w.u64(store.modIndexes?.[i] ?? store.appliedIndex);
+  }
+  w.u32(Section.Leases);
+  w.u32(4 + 16 * leases.length);
+  w.u32(leases.length);
+  for (const { id, ttl } of leases) {
+    w.u64(id);
+    w.u64(ttl);
+  }
+  w.u32(Section.KeyLeases);
+  w.u32(4 + 12 * leased);
+  w.u32(leased);
+  store.keyLeases?.forEach((lease, i) => {
+    if (lease === 0) return;
+    w.u32(i);
+    w.u64(lease);
+  });
   if (members.length > 0) {
+    w.u32(Section.Members);
+    w.u32(4 + members.reduce((sum, { address }) => sum + 13 + address.length, 0));
     w.u32(members.length);
     for (const { m, address } of members) {
       w.u64(m.id);
@@ -194,9 +259,9 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     throw new KvStateCodecError("it does not start with RKVSTATE");
   }
   const version = r.u32("the version");
-  if (version !== KV_STATE_VERSION && version !== VERSION_WITHOUT_MEMBERS) {
+  if (version < OLDEST_READ_VERSION || version > KV_STATE_VERSION) {
     throw new KvStateCodecError(
-      `version ${version}; this node reads versions ${VERSION_WITHOUT_MEMBERS} and ${KV_STATE_VERSION}`,
+      `version ${version}; this node reads versions ${OLDEST_READ_VERSION} to ${KV_STATE_VERSION}`,
     );
   }
   const appliedIndex = r.u64("the applied index");
@@ -235,39 +300,105 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     values[i] = value;
   }
   const members: MemberRecord[] = [];
-  if (version === KV_STATE_VERSION) {
-    const memberCount = r.u32("the member count");
-    for (let i = 0; i < memberCount; i++) {
-      const id = r.u64(`member ${i}'s id`);
-      if (id === 0) throw new KvStateCodecError(`member ${i} has id 0`);
-      const prior = members[members.length - 1];
-      if (prior !== undefined && prior.id >= id) {
-        throw new KvStateCodecError(`member ${id} is out of order or repeated`);
+  let createIndexes: number[] | undefined;
+  let modIndexes: number[] | undefined;
+  let leases: { id: number; ttl: number }[] | undefined;
+  let keyLeases: number[] | undefined;
+  const sectionCount = version >= 2 ? r.u32("the section count") : 0;
+  const tags = new Set<number>();
+  for (let s = 0; s < sectionCount; s++) {
+    const tag = r.u32(`section ${s}'s tag`);
+    if (tags.has(tag)) throw new KvStateCodecError(`section ${tag} appears twice`);
+    tags.add(tag);
+    const length = r.u32(`section ${tag}'s length`);
+    const end = r.offset + length;
+    switch (tag) {
+      case Section.KeyIndexes: {
+        if (length !== 16 * keyCount) {
+          throw new KvStateCodecError(
+            `the key indexes section is ${length} bytes; ${keyCount} keys take ${16 * keyCount}`,
+          );
+        }
+        createIndexes = new Array(keyCount);
+        modIndexes = new Array(keyCount);
+        for (let i = 0; i < keyCount; i++) {
+          createIndexes[i] = r.u64(`key ${i}'s create index`);
+          modIndexes[i] = r.u64(`key ${i}'s mod index`);
+        }
+        break;
       }
-      const learner = r.bool(`member ${id}'s learner flag`);
-      const addressBytes = r.bytes(
-        r.u32(`member ${id}'s address length`),
-        `member ${id}'s address`,
-      );
-      let peerAddress: string;
-      try {
-        peerAddress = text.decode(addressBytes);
-      } catch {
-        throw new KvStateCodecError(`member ${id}'s address is not UTF-8`);
+      case Section.Leases: {
+        const count = r.u32("the lease count");
+        leases = [];
+        for (let i = 0; i < count; i++) {
+          leases.push({ id: r.u64(`lease ${i}'s id`), ttl: r.u64(`lease ${i}'s TTL`) });
+        }
+        break;
       }
-      members.push({ id, peerAddress, learner });
+      case Section.KeyLeases: {
+        const count = r.u32("the key lease count");
+        keyLeases = new Array(keyCount).fill(0);
+        for (let i = 0; i < count; i++) {
+          const position = r.u32(`key lease ${i}'s position`);
+          if (position >= keyCount) {
+            throw new KvStateCodecError(`key lease ${i} names key ${position} of ${keyCount}`);
+          }
+          keyLeases[position] = r.u64(`key lease ${i}`);
+        }
+        break;
+      }
+      case Section.Members: {
+        const memberCount = r.u32("the member count");
+        for (let i = 0; i < memberCount; i++) {
+          const id = r.u64(`member ${i}'s id`);
+          if (id === 0) throw new KvStateCodecError(`member ${i} has id 0`);
+          const prior = members[members.length - 1];
+          if (prior !== undefined && prior.id >= id) {
+            throw new KvStateCodecError(`member ${id} is out of order or repeated`);
+          }
+          const learner = r.bool(`member ${id}'s learner flag`);
+          const addressBytes = r.bytes(
+            r.u32(`member ${id}'s address length`),
+            `member ${id}'s address`,
+          );
+          let peerAddress: string;
+          try {
+            peerAddress = text.decode(addressBytes);
+          } catch {
+            throw new KvStateCodecError(`member ${id}'s address is not UTF-8`);
+          }
+          members.push({ id, peerAddress, learner });
+        }
+        break;
+      }
+      default:
+        throw new KvStateCodecError(
+          `unknown section ${tag} at offset ${r.offset - 8} (written by a newer version?)`,
+        );
+    }
+    if (r.offset !== end) {
+      throw new KvStateCodecError(`section ${tag} ends at ${r.offset}, its length says ${end}`);
     }
   }
   if (r.offset !== bytes.length) {
     throw new KvStateCodecError(
-      `${bytes.length - r.offset} bytes left over after the last key at offset ${r.offset}`,
+      `${bytes.length - r.offset} bytes left over after the last section at offset ${r.offset}`,
     );
   }
   if (appliedIndex > 0 && appliedTerm === 0) {
     throw new KvStateCodecError(`applied index ${appliedIndex} has no term`);
   }
   return {
-    store: { appliedIndex, sessionsNowMs, sessions, keys, values },
+    store: {
+      appliedIndex,
+      sessionsNowMs,
+      sessions,
+      keys,
+      values,
+      ...(createIndexes === undefined ? {} : { createIndexes, modIndexes }),
+      ...(leases === undefined ? {} : { leases }),
+      ...(keyLeases === undefined ? {} : { keyLeases }),
+    },
     appliedTerm,
     chainLink,
     members,
@@ -302,6 +433,34 @@ function encodeResult(result: ApplyResult | undefined): Uint8Array {
       w.u64(result.id);
       return w.out;
     }
+    case "txn": {
+      const w = new Writer(new Uint8Array(6 + result.response.length));
+      w.u8(Tag.Txn);
+      w.u8(result.succeeded ? 1 : 0);
+      w.u32(result.response.length);
+      w.bytes(result.response);
+      return w.out;
+    }
+    case "lease_granted": {
+      const w = new Writer(new Uint8Array(17));
+      w.u8(Tag.LeaseGranted);
+      w.u64(result.id);
+      w.u64(result.ttl);
+      return w.out;
+    }
+    case "lease_revoked": {
+      const w = new Writer(new Uint8Array(10));
+      w.u8(Tag.LeaseRevoked);
+      w.u8(result.found ? 1 : 0);
+      w.u64(result.deleted);
+      return w.out;
+    }
+    case "lease_not_found": {
+      const w = new Writer(new Uint8Array(9));
+      w.u8(Tag.LeaseNotFound);
+      w.u64(result.id);
+      return w.out;
+    }
     case "session_error": {
       const m = utf8.encode(result.message);
       const w = new Writer(new Uint8Array(5 + m.length));
@@ -332,6 +491,17 @@ function decodeResult(r: Reader, what: string): ApplyResult | undefined {
       return { kind: "noop" };
     case Tag.SessionOpened:
       return { kind: "session_opened", id: r.u64(what) };
+    case Tag.Txn: {
+      const succeeded = r.bool(what);
+      const response = r.bytes(r.u32(what), what).slice();
+      return { kind: "txn", succeeded, response };
+    }
+    case Tag.LeaseGranted:
+      return { kind: "lease_granted", id: r.u64(what), ttl: r.u64(what) };
+    case Tag.LeaseRevoked:
+      return { kind: "lease_revoked", found: r.bool(what), deleted: r.u64(what) };
+    case Tag.LeaseNotFound:
+      return { kind: "lease_not_found", id: r.u64(what) };
     case Tag.SessionError: {
       const m = r.bytes(r.u32(what), what);
       try {

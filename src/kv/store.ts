@@ -42,7 +42,19 @@
 import { createHash } from "node:crypto";
 import type { Command } from "../gen/raftkv/v1/raft_pb.ts";
 import { decodeCommand } from "./command.ts";
+import { type KeyRecord, type KeyTree, newKeyTree } from "./key_index.ts";
+import { rangeOf, type RangeQuery, type RangeResult } from "./range.ts";
+import {
+  type LeaseGrantedResult,
+  type LeaseImage,
+  type LeaseNotFoundResult,
+  type LeaseRevokedResult,
+  LeaseTable,
+} from "./leases.ts";
 import { type SessionImage, SessionTable } from "./sessions.ts";
+import { applyTxn, type TxnResult, type TxnTarget } from "./txn.ts";
+
+export type { LeaseGrantedResult, LeaseNotFoundResult, LeaseRevokedResult, TxnResult };
 
 /** The result of applying a put: it always succeeds. */
 export interface PutResult {
@@ -107,7 +119,11 @@ export type ApplyResult =
   | CasResult
   | NoopResult
   | SessionOpenedResult
-  | SessionErrorResult;
+  | SessionErrorResult
+  | TxnResult
+  | LeaseGrantedResult
+  | LeaseRevokedResult
+  | LeaseNotFoundResult;
 
 /**
  * The whole state of a {@link KvStore} at its applied index, as {@link KvStore.exportState}
@@ -121,14 +137,62 @@ export interface KvStoreState {
   readonly sessionsNowMs: number;
   /** The sessions, idlest first (their order is part of the state). */
   readonly sessions: readonly SessionImage[];
-  /** Every key, in the store's insertion order. */
+  /** Every key, in key order (the store's sorted index). */
   readonly keys: readonly string[];
   /** The value of each key: `values[i]` is the value of `keys[i]`. */
   readonly values: readonly Uint8Array[];
+  /**
+   * The create index of each key, as `values`. Absent in a state from a snapshot of
+   * version 1, which kept none: each key then counts as created and last changed at
+   * the state's applied index (the latest it can have been).
+   */
+  readonly createIndexes?: readonly number[];
+  /** The mod index of each key, as `createIndexes`. */
+  readonly modIndexes?: readonly number[];
+  /** The lease of each key (0 for none), as `createIndexes`; absent: none. */
+  readonly keyLeases?: readonly number[];
+  /** The leases, in id order; absent: none. */
+  readonly leases?: readonly LeaseImage[];
+}
+
+/** A key's value with its indexes, as {@link KvStore.getRecord} returns it. */
+export interface KeyReadResult {
+  /** The value, a fresh copy the caller owns. */
+  readonly value: Uint8Array;
+  readonly createIndex: number;
+  readonly modIndex: number;
+  readonly lease: number;
+}
+
+/** One change to one key, as {@link KvObserver.change} reports it. */
+export interface KvChange {
+  readonly kind: "put" | "delete";
+  readonly key: string;
+  /** The new value (empty for a delete); the store's own buffer, never mutated. */
+  readonly value: Uint8Array;
+  /** The index of the entry that made the change (several changes can share one: a Txn). */
+  readonly index: number;
+  /** The key's create index after a put; 0 for a delete. */
+  readonly createIndex: number;
+  /** The key's lease after a put; 0 for a delete. */
+  readonly lease: number;
+}
+
+/**
+ * Told of every change the store applies, synchronously, in log order (watches are
+ * built on it, see `watch_hub.ts`). An observer only reads: it must not apply
+ * anything to the store, and its work is not part of the replicated state.
+ */
+export interface KvObserver {
+  /** A key changed at `change.index`. */
+  change(change: KvChange): void;
+  /** The whole state was replaced by a snapshot's at `index`: history has a gap. */
+  restored(index: number): void;
 }
 
 const NOOP: NoopResult = Object.freeze({ kind: "noop" });
-const DIGEST_DOMAIN = new TextEncoder().encode("raftkv.kv.digest.v1\n");
+const EMPTY_VALUE = new Uint8Array();
+const DIGEST_DOMAIN = new TextEncoder().encode("raftkv.kv.digest.v2\n");
 
 /**
  * The deterministic key-value state machine: a map from string keys to byte values,
@@ -136,10 +200,18 @@ const DIGEST_DOMAIN = new TextEncoder().encode("raftkv.kv.digest.v1\n");
  * the contract.
  */
 export class KvStore {
-  #data = new Map<string, Uint8Array>();
+  /** Every key, sorted (see `key_index.ts`): gets and ranges both use it. */
+  #data: KeyTree<KeyRecord> = newKeyTree();
   #appliedIndex = 0;
   #sessions = new SessionTable();
+  #leases = new LeaseTable();
   #digest: { index: number; hex: string } | undefined;
+  #observer: KvObserver | undefined;
+
+  /** Sets the one observer of changes (or none); see {@link KvObserver}. */
+  observe(observer: KvObserver | undefined): void {
+    this.#observer = observer;
+  }
 
   /**
    * The store's whole state, taken at once (a few milliseconds for 100,000 keys:
@@ -149,14 +221,33 @@ export class KvStore {
    * while the store moves on, and can be encoded later, off the apply path.
    */
   exportState(): KvStoreState {
+    // Flat arrays, not [key, value] pairs: no allocation per key (100,000 keys take
+    // about a millisecond this way, and ten times that as pairs).
+    const n = this.#data.size;
+    const keys: string[] = new Array(n);
+    const values: Uint8Array[] = new Array(n);
+    const createIndexes: number[] = new Array(n);
+    const modIndexes: number[] = new Array(n);
+    const keyLeases: number[] = new Array(n);
+    let i = 0;
+    this.#data.forEachPair((key, r) => {
+      keys[i] = key;
+      values[i] = r.value;
+      createIndexes[i] = r.createIndex;
+      modIndexes[i] = r.modIndex;
+      keyLeases[i] = r.lease;
+      i++;
+    });
     return {
       appliedIndex: this.#appliedIndex,
       sessionsNowMs: this.#sessions.nowMs,
       sessions: this.#sessions.export(),
-      // Two flat arrays, not [key, value] pairs: no allocation per key (100,000
-      // keys take about a millisecond this way, and ten times that as pairs).
-      keys: Array.from(this.#data.keys()),
-      values: Array.from(this.#data.values()),
+      keys,
+      values,
+      createIndexes,
+      modIndexes,
+      keyLeases,
+      leases: this.#leases.list(),
     };
   }
 
@@ -176,13 +267,41 @@ export class KvStore {
         `Cannot restore a store: ${state.keys.length} keys but ${state.values.length} values`,
       );
     }
+    const lists = [
+      ["create", state.createIndexes],
+      ["mod", state.modIndexes],
+      ["lease", state.keyLeases],
+    ] as const;
+    for (const [name, list] of lists) {
+      if (list !== undefined && list.length !== state.keys.length) {
+        throw new Error(
+          `Cannot restore a store: ${state.keys.length} keys but ${list.length} ${name} indexes`,
+        );
+      }
+    }
     const store = new KvStore();
+    store.#leases = LeaseTable.fromImage(state.leases ?? []);
     for (let i = 0; i < state.keys.length; i++) {
       const key = state.keys[i]!;
-      if (store.#data.has(key)) {
+      const record: KeyRecord = {
+        value: state.values[i]!.slice(),
+        createIndex: state.createIndexes?.[i] ?? state.appliedIndex,
+        modIndex: state.modIndexes?.[i] ?? state.appliedIndex,
+        lease: state.keyLeases?.[i] ?? 0,
+      };
+      if (!store.#data.setIfNotPresent(key, record)) {
         throw new Error(`Cannot restore a store: key ${JSON.stringify(key)} appears twice`);
       }
-      store.#data.set(key, state.values[i]!.slice());
+      if (record.lease !== 0) {
+        if (!store.#leases.has(record.lease)) {
+          throw new Error(
+            `Cannot restore a store: key ${
+              JSON.stringify(key)
+            } has lease ${record.lease}, which does not exist`,
+          );
+        }
+        store.#leases.attach(key, record.lease);
+      }
     }
     store.#sessions = SessionTable.fromImage(state.sessionsNowMs, state.sessions);
     store.#appliedIndex = state.appliedIndex;
@@ -198,8 +317,10 @@ export class KvStore {
     const fresh = KvStore.fromState(state);
     this.#data = fresh.#data;
     this.#sessions = fresh.#sessions;
+    this.#leases = fresh.#leases;
     this.#appliedIndex = fresh.#appliedIndex;
     this.#digest = undefined;
+    this.#observer?.restored(this.#appliedIndex);
   }
 
   /** The index of the last entry applied; 0 before any. */
@@ -240,6 +361,16 @@ export class KvStore {
     const result = command === undefined ? NOOP : this.#applySession(index, command);
     this.#appliedIndex = index;
     return result;
+  }
+
+  /** The granted TTL (seconds) and keys of lease `id`, or undefined if it does not exist. */
+  lease(id: number): { ttl: number; keys: string[] } | undefined {
+    return this.#leases.get(id);
+  }
+
+  /** Every lease and its granted TTL, in id order. */
+  leases(): LeaseImage[] {
+    return this.#leases.list();
   }
 
   /** The number of live client sessions. */
@@ -284,7 +415,28 @@ export class KvStore {
 
   /** The value stored under `key`, as a fresh copy, or `undefined` if there is none. */
   get(key: string): Uint8Array | undefined {
-    return this.#data.get(key)?.slice();
+    return this.#data.get(key)?.value.slice();
+  }
+
+  /** The value (a fresh copy) and indexes of `key`, or `undefined` if there is none. */
+  getRecord(key: string): KeyReadResult | undefined {
+    const r = this.#data.get(key);
+    if (r === undefined) return undefined;
+    return {
+      value: r.value.slice(),
+      createIndex: r.createIndex,
+      modIndex: r.modIndex,
+      lease: r.lease,
+    };
+  }
+
+  /**
+   * A page of the keys in a range, in key order (see `range.ts`). The values in the
+   * result are the store's own buffers, which it never mutates: encode or copy them
+   * before the next apply if they must not be shared.
+   */
+  range(query: RangeQuery): RangeResult {
+    return rangeOf(this.#data, query);
   }
 
   /**
@@ -301,18 +453,22 @@ export class KvStore {
     hash.update(DIGEST_DOMAIN);
     hash.update(u64(this.#appliedIndex));
     this.#sessions.digestInto(hash, u64);
+    this.#leases.digestInto(hash, u64);
     hash.update(u64(this.#data.size));
     const encoder = new TextEncoder();
-    // Sorted, so the digest does not depend on the order keys were inserted in.
-    const entries = [...this.#data].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const [key, value] of entries) {
+    // In key order (the index is sorted), so the digest does not depend on the
+    // order keys were inserted in.
+    this.#data.forEachPair((key, { value, createIndex, modIndex, lease }) => {
       const keyBytes = encoder.encode(key);
       // Length prefixes keep the encoding unambiguous ("ab"+"c" vs "a"+"bc").
       hash.update(u64(keyBytes.length));
       hash.update(keyBytes);
       hash.update(u64(value.length));
       hash.update(value);
-    }
+      hash.update(u64(createIndex));
+      hash.update(u64(modIndex));
+      hash.update(u64(lease));
+    });
     const hex = hash.digest("hex");
     this.#digest = { index: this.#appliedIndex, hex };
     return hex;
@@ -328,25 +484,92 @@ export class KvStore {
     }
   }
 
+  /**
+   * Stores `value` (owned by the store from now on) under `key` at `index`: the key
+   * keeps its create index if it exists, and its mod index becomes `index`.
+   */
+  #write(index: number, key: string, value: Uint8Array, lease = 0): void {
+    const old = this.#data.get(key);
+    const createIndex = old?.createIndex ?? index;
+    // A put without a lease detaches the key from any it had (etcd does the same).
+    if (old !== undefined && old.lease !== 0 && old.lease !== lease) {
+      this.#leases.detach(key, old.lease);
+    }
+    if (lease !== 0) this.#leases.attach(key, lease);
+    this.#data.set(key, { value, createIndex, modIndex: index, lease });
+    this.#observer?.change({ kind: "put", key, value, index, createIndex, lease });
+  }
+
+  /** The store as a transaction sees it (see `txn.ts`). */
+  readonly #txnTarget: TxnTarget = {
+    record: (key) => this.#data.get(key),
+    write: (index, key, value, lease) => this.#write(index, key, value, lease),
+    hasLease: (id) => this.#leases.has(id),
+    remove: (index, key) => this.#remove(index, key),
+    range: (query) => rangeOf(this.#data, query),
+  };
+
+  /** Removes `key` at `index`; false if it did not exist. */
+  #remove(index: number, key: string): boolean {
+    const old = this.#data.get(key);
+    if (old === undefined) return false;
+    this.#data.delete(key);
+    if (old.lease !== 0) this.#leases.detach(key, old.lease);
+    const change: KvChange = {
+      kind: "delete",
+      key,
+      value: EMPTY_VALUE,
+      index,
+      createIndex: 0,
+      lease: 0,
+    };
+    this.#observer?.change(change);
+    return true;
+  }
+
   /** Executes one operation. Throws only before changing anything. */
   #execute(index: number, command: Command): ApplyResult {
     const op = command.op;
     switch (op.case) {
       case "put": {
-        this.#data.set(op.value.key, op.value.value.slice());
+        // Ids past 2^53 cannot exist: "not found", the same on every node, never a throw
+        // (a committed entry that throws would stop every node that applies it).
+        const lease = leaseNumber(op.value.lease);
+        if (lease !== 0 && !this.#leases.has(lease)) {
+          return { kind: "lease_not_found", id: Math.max(lease, 0) };
+        }
+        this.#write(index, op.value.key, op.value.value.slice(), lease);
         return { kind: "put", index };
       }
+      case "leaseGrant": {
+        // The leader proposes 1 s to a year; anything else is clamped alike on every node.
+        const ttl = Number(
+          op.value.ttlSeconds < 1n
+            ? 1n
+            : op.value.ttlSeconds > MAX_TTL
+            ? MAX_TTL
+            : op.value.ttlSeconds,
+        );
+        this.#leases.grant(index, ttl);
+        return { kind: "lease_granted", id: index, ttl };
+      }
+      case "leaseRevoke": {
+        const keys = this.#leases.revoke(leaseNumber(op.value.id));
+        if (keys === undefined) return { kind: "lease_revoked", found: false, deleted: 0 };
+        for (const key of keys) this.#remove(index, key);
+        return { kind: "lease_revoked", found: true, deleted: keys.length };
+      }
       case "delete": {
-        return { kind: "delete", deleted: this.#data.delete(op.value.key) };
+        return { kind: "delete", deleted: this.#remove(index, op.value.key) };
       }
       case "compareAndSwap": {
         const { key, expected, value } = op.value;
-        const current = this.#data.get(key);
+        const current = this.#data.get(key)?.value;
         const succeeded = expected === undefined
           ? current === undefined
           : current !== undefined && bytesEqual(current, expected);
         if (succeeded) {
-          this.#data.set(key, value.slice());
+          this.#write(index, key, value.slice());
           // kv.proto: the key as it stands after the call, which is the new value.
           return { kind: "cas", succeeded, found: true, value: value.slice() };
         }
@@ -357,11 +580,21 @@ export class KvStore {
           value: current === undefined ? new Uint8Array() : current.slice(),
         };
       }
+      case "txn":
+        return applyTxn(this.#txnTarget, index, op.value);
       case "openSession":
       case undefined:
         throw new Error(`Cannot execute a ${op.case ?? "missing"} operation here`);
     }
   }
+}
+
+/** The largest lease TTL the state machine keeps, in seconds (ten years). */
+const MAX_TTL = 10n * 365n * 24n * 3600n;
+
+/** A lease id as a number; -1 (no such lease) past 2^53. */
+function leaseNumber(id: bigint): number {
+  return id > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(id);
 }
 
 /** A uint64 from a command as a number; values past 2^53 cannot come from a real log. */

@@ -57,3 +57,15 @@ export function validateValue(value: Uint8Array): void {
     );
   }
 }
+
+/**
+ * Checks a lease id a write names: 0 (none) or a number a log index can be (below
+ * 2^53; the state machine holds ids as numbers).
+ *
+ * @throws {KvInputError} naming the id.
+ */
+export function validateLeaseId(id: bigint): void {
+  if (id > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new KvInputError(`Cannot use lease ${id}: lease ids are below 2^53`);
+  }
+}

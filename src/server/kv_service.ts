@@ -7,7 +7,7 @@
  * @module
  */
 
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   CompareAndSwapResponseSchema,
@@ -17,12 +17,19 @@ import {
   OpenSessionResponseSchema,
   PutResponseSchema,
   type Session,
+  TxnResponseSchema,
 } from "../gen/raftkv/v1/kv_pb.ts";
 import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import { encodeCommand } from "../kv/command.ts";
 import type { ApplyResult } from "../kv/store.ts";
-import { KvInputError, validateKey, validateValue } from "../kv/validate.ts";
+import { checkTxn } from "../kv/txn.ts";
+import { KvInputError, validateKey, validateLeaseId, validateValue } from "../kv/validate.ts";
+import { leaseHandlers } from "./kv_lease.ts";
+import { rangeHandler } from "./kv_range.ts";
+import type { Lessor } from "./lessor.ts";
 import type { RaftKvNode } from "./node.ts";
+import { watchHandler } from "./watch.ts";
+import type { WatchHub } from "../kv/watch_hub.ts";
 import type { Router } from "./route.ts";
 
 type Op = MessageInitShape<typeof CommandSchema>["op"];
@@ -63,6 +70,12 @@ function expectKind<K extends ApplyResult["kind"]>(
   if (result.kind === "session_error") {
     throw new ConnectError(result.message, Code.FailedPrecondition);
   }
+  if (result.kind === "lease_not_found") {
+    throw new ConnectError(
+      `lease ${result.id} not found (expired, revoked, or never granted); nothing was written`,
+      Code.NotFound,
+    );
+  }
   if (result.kind !== kind) {
     throw new ConnectError(`applied a ${result.kind} where a ${kind} was proposed`, Code.Internal);
   }
@@ -70,7 +83,12 @@ function expectKind<K extends ApplyResult["kind"]>(
 }
 
 /** The KVService implementation for one node. */
-export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof KVService> {
+export function kvService(
+  node: RaftKvNode,
+  router: Router,
+  watches: WatchHub,
+  lessor: Lessor,
+): ServiceImpl<typeof KVService> {
   /**
    * Proposes `op` on this node, the leader, stamped with the leader's clock (the
    * log's time, for session expiry) and the request's session, and waits for it
@@ -91,16 +109,24 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
   };
 
   return {
+    ...rangeHandler(node, router),
+    ...watchHandler(watches),
+    ...leaseHandlers(node, router, lessor, (op, signal) => apply(op, undefined, signal)),
+
     put(req, ctx) {
       checked(() => {
         validateKey(req.key);
         validateValue(req.value);
+        validateLeaseId(req.lease);
       });
       checkSession(req.session);
       return router.route(
         ctx,
         async (signal) => {
-          const op: Op = { case: "put", value: { key: req.key, value: req.value } };
+          const op: Op = {
+            case: "put",
+            value: { key: req.key, value: req.value, lease: req.lease },
+          };
           const put = expectKind(await apply(op, req.session, signal), "put");
           return create(PutResponseSchema, { index: BigInt(put.index) });
         },
@@ -114,10 +140,13 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
         ctx,
         async (signal) => {
           await node.linearizableRead(signal);
-          const value = node.kv.get(req.key);
+          const got = node.kv.getRecord(req.key);
           return create(GetResponseSchema, {
-            found: value !== undefined,
-            value: value ?? new Uint8Array(),
+            found: got !== undefined,
+            value: got?.value ?? new Uint8Array(),
+            createIndex: BigInt(got?.createIndex ?? 0),
+            modIndex: BigInt(got?.modIndex ?? 0),
+            lease: BigInt(got?.lease ?? 0),
           });
         },
         (client, opts) => client.get(req, opts),
@@ -160,6 +189,21 @@ export function kvService(node: RaftKvNode, router: Router): ServiceImpl<typeof 
           });
         },
         (client, opts) => client.compareAndSwap(req, opts),
+      );
+    },
+
+    txn(req, ctx) {
+      checked(() => checkTxn(req));
+      checkSession(req.session);
+      return router.route(
+        ctx,
+        async (signal) => {
+          // The session travels in the command's own fields, not inside the op.
+          const op: Op = { case: "txn", value: { ...req, session: undefined } };
+          const txn = expectKind(await apply(op, req.session, signal), "txn");
+          return fromBinary(TxnResponseSchema, txn.response);
+        },
+        (client, opts) => client.txn(req, opts),
       );
     },
 

@@ -16,6 +16,8 @@ import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../h
 import { Health } from "../gen/health/v1/health_pb.ts";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
+import { WatchHub } from "../kv/watch_hub.ts";
+import { Lessor } from "./lessor.ts";
 import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
 import { clusterService } from "./cluster_service.ts";
 import { healthService } from "./health.ts";
@@ -78,6 +80,10 @@ export async function serve(
   const router = new Router(node);
   const callers = new CallerCache(security?.credentials);
   const tlsConfig = security?.credentials.config;
+  // The node's watches and their history, from the state applied by now on.
+  const watches = new WatchHub(node.kv);
+  // The leader's lease deadlines (a follower's lessor idles until it leads).
+  const lessor = new Lessor(node);
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
     contextValues: (req) => createContextValues().set(CALLER, callers.callerOf(req)),
@@ -93,7 +99,7 @@ export async function serve(
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
     routes: (r) => {
       r.service(RaftService, raftService(node));
-      r.service(KVService, kvService(node, router));
+      r.service(KVService, kvService(node, router, watches, lessor));
       r.service(ClusterService, clusterService(node, router));
       r.service(Health, healthService(node));
       // Last: reflection lists and describes every service registered on the router.
@@ -128,6 +134,9 @@ export async function serve(
     close: () =>
       new Promise<void>((resolve) => {
         unfollow();
+        watches.close(); // watch streams never end on their own
+        lessor.close();
+
         server.close(() => resolve());
         // Ask clients to go away; calls in flight finish first.
         for (const s of sessions) s.close();

@@ -61,7 +61,7 @@ class FakeCluster {
 
   constructor(readonly behaviors: Map<string, Behavior>) {}
 
-  kvImpl(endpoint: string): ServiceImpl<typeof KVService> {
+  kvImpl(endpoint: string): Partial<ServiceImpl<typeof KVService>> {
     const guard = (method: string): void => {
       this.calls.push(`${endpoint} ${method}`);
       if (this.behaviors.get(endpoint) !== "leader") {

@@ -73,7 +73,12 @@ Deno.test("reflection on a follower: list, describe, and calls built from reflec
       ) as { index?: string };
       assert.ok(BigInt(put.index ?? "0") > 0n, `Put answered ${JSON.stringify(put)}`);
       const got = await client.invoke("raftkv.v1.KVService/Get", '{"key":"greeting"}');
-      assert.deepEqual(got, { found: true, value: "aGVsbG8=" });
+      assert.deepEqual(got, {
+        found: true,
+        value: "aGVsbG8=",
+        createIndex: put.index,
+        modIndex: put.index,
+      });
       // And the value is what a generated client reads.
       const direct = await c.kv(leader).get({ key: "greeting" });
       assert.equal(new TextDecoder().decode(direct.value), "hello");

@@ -11,7 +11,9 @@ with Debian's interpreter, which has Debian's python3-grpcio and python3-protobu
 
 Every step prints one JSON object on a line of stdout, with "step" and "ok" keys. The steps:
 status of every node, put, get through every node, compare-and-swap (a swap, a stale compare
-that fails, an atomic create), delete, an empty key (INVALID_ARGUMENT), then the leader kill:
+that fails, an atomic create), delete, a paged range, a transaction (its success branch, then
+its failure branch), a watch from a follower, an empty key (INVALID_ARGUMENT), then the leader
+kill:
 
   - writer threads, one per node, loop Puts through their node, each with a deadline;
   - once every writer has had two Puts acknowledged, the script prints
@@ -215,6 +217,51 @@ try:
           deleted=r.deleted, deleted_again=again.deleted, found_after=after.found)
 except grpc.RpcError as err:
     check("kv_calls", False, code=code_name(err), details=err.details())
+
+# --- range, txn, watch (the application API) -----------------------------------------------------
+try:
+    base = f"{args.key_prefix}/app"
+    first = kv[FIRST].Put(kv_pb2.PutRequest(key=f"{base}/a", value=b"1"), timeout=D)
+    kv[FIRST].Put(kv_pb2.PutRequest(key=f"{base}/b", value=b"2"), timeout=D)
+    kv[FIRST].Put(kv_pb2.PutRequest(key=f"{base}/c", value=b"3"), timeout=D)
+    page1 = kv[FIRST].Range(kv_pb2.RangeRequest(prefix=f"{base}/", limit=2), timeout=D)
+    page2 = kv[FIRST].Range(
+        kv_pb2.RangeRequest(prefix=f"{base}/", limit=2, continuation=page1.continuation), timeout=D)
+    keys = [x.key for x in page1.kvs] + [x.key for x in page2.kvs]
+    check("range", keys == [f"{base}/a", f"{base}/b", f"{base}/c"] and page1.more and not page2.more
+          and page1.kvs[0].mod_index == first.index, endpoint=FIRST, keys=keys)
+
+    # Move a's value to d only if a is unchanged since its put.
+    txn = kv_pb2.TxnRequest(
+        compares=[kv_pb2.Compare(key=f"{base}/a", mod_index_equals=first.index)],
+        success=[kv_pb2.RequestOp(delete=kv_pb2.DeleteRequest(key=f"{base}/a")),
+                 kv_pb2.RequestOp(put=kv_pb2.PutRequest(key=f"{base}/d", value=b"1"))],
+        failure=[kv_pb2.RequestOp(get=kv_pb2.GetRequest(key=f"{base}/a"))])
+    t1 = kv[FIRST].Txn(txn, timeout=D)
+    t2 = kv[FIRST].Txn(txn, timeout=D)
+    check("txn", t1.succeeded and t1.responses[0].delete.deleted and not t2.succeeded
+          and not t2.responses[0].get.found, endpoint=FIRST, index=t1.index,
+          succeeded=[t1.succeeded, t2.succeeded])
+
+    # The changes since the first put, from a follower's applied state, in log order.
+    events = []
+    stream = kv[FIRST].Watch(kv_pb2.WatchRequest(prefix=f"{base}/", start_index=first.index),
+                             timeout=D)
+    try:
+        for res in stream:
+            events += [(kv_pb2.WatchEvent.Kind.Name(e.kind), e.key, e.index) for e in res.events]
+            if res.through_index >= t1.index:
+                break
+    finally:
+        stream.cancel()
+    names = [(k, key) for k, key, _ in events]
+    check("watch", names == [("KIND_PUT", f"{base}/a"), ("KIND_PUT", f"{base}/b"),
+                             ("KIND_PUT", f"{base}/c"), ("KIND_DELETE", f"{base}/a"),
+                             ("KIND_PUT", f"{base}/d")]
+          and events[-1][2] == events[-2][2] == t1.index, endpoint=FIRST,
+          events=[list(e) for e in events])
+except grpc.RpcError as err:
+    check("app_calls", False, code=code_name(err), details=err.details())
 
 try:
     kv[FIRST].Put(kv_pb2.PutRequest(key="", value=b"x"), timeout=D)

@@ -115,6 +115,9 @@ Deno.test("Python grpcio client: status, put, get, cas, delete, and calls while 
       assert.equal(one("cas_create").ok, true, transcript);
       assert.equal(one("delete").deleted, true, transcript);
       assert.equal(one("delete").deleted_again, false, transcript);
+      assert.equal(one("range").ok, true, transcript);
+      assert.equal(one("txn").ok, true, transcript);
+      assert.equal((one("watch").events as unknown[]).length, 5, transcript);
       assert.equal(one("empty_key").code, "INVALID_ARGUMENT", transcript);
 
       // The leader kill: the node the script named was killed, every call ended OK,

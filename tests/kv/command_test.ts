@@ -105,10 +105,10 @@ Deno.test("decodeCommand on data that is not a command", async (t) => {
   });
 
   await t.step("a command with an operation this version does not know throws", () => {
-    // session_id 5, then field 14 (length-delimited, empty): a newer version's operation.
-    const data = new Uint8Array([0x10, 0x05, 0x72, 0x00]);
+    // session_id 5, then field 99 (length-delimited, empty): a newer version's operation.
+    const data = new Uint8Array([0x10, 0x05, 0x9a, 0x06, 0x00]);
     assert.throws(() => decodeCommand(data), {
-      message: "Cannot decode command: 4 bytes decode to a Command with no operation set",
+      message: "Cannot decode command: 5 bytes decode to a Command with no operation set",
     });
   });
 });

@@ -4,7 +4,13 @@
  * @module
  */
 
-import { encodeCommand } from "../../src/kv/mod.ts";
+import { fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  type TxnRequestSchema,
+  type TxnResponse,
+  TxnResponseSchema,
+} from "../../src/gen/raftkv/v1/kv_pb.ts";
+import { type ApplyResult, encodeCommand } from "../../src/kv/mod.ts";
 
 const encoder = new TextEncoder();
 
@@ -42,3 +48,21 @@ export function cas(
 
 /** The data of a no-op entry. */
 export const NOOP: Uint8Array = new Uint8Array();
+
+/** The entry data of a transaction (kv.proto's TxnRequest, in a Command). */
+export function txn(
+  request: MessageInitShape<typeof TxnRequestSchema>,
+  session?: { id: number; sequence: number },
+): Uint8Array {
+  return encodeCommand({
+    sessionId: BigInt(session?.id ?? 0),
+    sequence: BigInt(session?.sequence ?? 0),
+    op: { case: "txn", value: request },
+  });
+}
+
+/** The decoded TxnResponse of a transaction's result. */
+export function txnResponse(result: ApplyResult): TxnResponse {
+  if (result.kind !== "txn") throw new Error(`expected a txn result, got ${result.kind}`);
+  return fromBinary(TxnResponseSchema, result.response);
+}

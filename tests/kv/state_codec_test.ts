@@ -201,13 +201,13 @@ Deno.test("bad bytes are refused by name: magic, version, tag, leftovers, repeat
     return b;
   };
   assert.throws(() => decodeKvState(flip(0, 0x58)), /does not start with RKVSTATE/);
-  assert.throws(() => decodeKvState(flip(8, 3)), /version 3; this node reads versions 1 and 2/);
+  assert.throws(() => decodeKvState(flip(8, 3)), /version 3; this node reads versions 1 to 2/);
   const withExtra = new Uint8Array(full.length + 1);
   withExtra.set(full);
-  assert.throws(() => decodeKvState(withExtra), /1 bytes left over/);
+  assert.throws(() => decodeKvState(withExtra), /1 bytes left over after the last section/);
   // The first session's result tag sits after the fixed part and three u64s.
   const firstTag = 8 + 4 + 8 + 8 + 32 + 8 + 4 + 24;
-  assert.throws(() => decodeKvState(flip(firstTag, 9)), /unknown tag 9/);
+  assert.throws(() => decodeKvState(flip(firstTag, 99)), /unknown tag 99/);
   const twice = new KvStore();
   twice.apply(1, put("k", "v"));
   const state = twice.exportState();
@@ -215,6 +215,9 @@ Deno.test("bad bytes are refused by name: magic, version, tag, leftovers, repeat
     ...state,
     keys: [...state.keys, ...state.keys],
     values: [...state.values, ...state.values],
+    createIndexes: [...state.createIndexes!, ...state.createIndexes!],
+    modIndexes: [...state.modIndexes!, ...state.modIndexes!],
+    keyLeases: [...state.keyLeases!, ...state.keyLeases!],
   };
   const encoded = encodeKvState({ store: doubled, appliedTerm: 1, chainLink: new Uint8Array(32) });
   assert.throws(() => decodeKvState(encoded), /key "k" appears twice/);
@@ -228,4 +231,55 @@ Deno.test("restore replaces a store's whole state in place", () => {
   assert.equal(other.digest(), store.digest());
   assert.equal(other.get("only"), undefined);
   assert.equal(other.appliedIndex, 11);
+});
+
+Deno.test("create and mod indexes survive a snapshot", () => {
+  const { store, chain } = busyStore();
+  const restored = KvStore.fromState(roundTrip(store, chain).decoded.store);
+  // "a": put at 2, CAS at 6; "d": put at 10 in a session.
+  assert.deepEqual(
+    { c: restored.getRecord("a")?.createIndex, m: restored.getRecord("a")?.modIndex },
+    { c: 2, m: 6 },
+  );
+  assert.equal(restored.getRecord("d")?.modIndex, 10);
+});
+
+/** The bytes of the sections of a store with no leases: key indexes, leases, key leases. */
+function sectionBytes(store: KvStore): number {
+  return 4 + (8 + 16 * store.size) + (8 + 4) + (8 + 4);
+}
+
+/** A state in version 1's layout (no sections), as a node before key indexes wrote it. */
+function versionOneBytes(store: KvStore, chain: AppliedChain): Uint8Array {
+  const v2 = roundTrip(store, chain).bytes;
+  const keysEnd = v2.length - sectionBytes(store); // the sections come last
+  const v1 = v2.slice(0, keysEnd);
+  new DataView(v1.buffer).setUint32(8, 1, true);
+  return v1;
+}
+
+Deno.test("a version 1 state is still read: its keys count as changed at its applied index", () => {
+  const { store, chain } = busyStore();
+  const decoded = decodeKvState(versionOneBytes(store, chain));
+  const restored = KvStore.fromState(decoded.store);
+  assert.deepEqual(restored.get("a"), bytes("3"));
+  assert.equal(restored.size, store.size);
+  assert.deepEqual(restored.getRecord("a")?.createIndex, 11);
+  assert.deepEqual(restored.getRecord("a")?.modIndex, 11);
+  // Two nodes restoring the same old snapshot agree.
+  const again = KvStore.fromState(decodeKvState(versionOneBytes(store, chain)).store);
+  assert.equal(again.digest(), restored.digest());
+});
+
+Deno.test("an unknown section is refused by name, not skipped", () => {
+  const { store, chain } = busyStore();
+  const { bytes: full } = roundTrip(store, chain);
+  const withSection = new Uint8Array(full.length + 8);
+  withSection.set(full);
+  const view = new DataView(withSection.buffer);
+  const countAt = full.length - sectionBytes(store);
+  view.setUint32(countAt, 4, true);
+  view.setUint32(full.length, 99, true);
+  view.setUint32(full.length + 4, 0, true);
+  assert.throws(() => decodeKvState(withSection), /unknown section 99/);
 });

@@ -5,15 +5,15 @@
 // The public key-value API of raftkv. Clients speak this service; it is a stable
 // contract, so names and field numbers here never change meaning.
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file raftkv/v1/kv.proto.
  */
 export const file_raftkv_v1_kv: GenFile = /*@__PURE__*/
-  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiTQoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJIisKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMIkEKDURlbGV0ZVJlcXVlc3QSCwoDa2V5GAEgASgJEiMKB3Nlc3Npb24YAiABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbiIhCg5EZWxldGVSZXNwb25zZRIPCgdkZWxldGVkGAEgASgIInwKFUNvbXBhcmVBbmRTd2FwUmVxdWVzdBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb25CCwoJX2V4cGVjdGVkIkkKFkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEg0KBWZvdW5kGAIgASgIEg0KBXZhbHVlGAMgASgMMtsCCglLVlNlcnZpY2USNAoDUHV0EhUucmFmdGt2LnYxLlB1dFJlcXVlc3QaFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2USNAoDR2V0EhUucmFmdGt2LnYxLkdldFJlcXVlc3QaFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2USPQoGRGVsZXRlEhgucmFmdGt2LnYxLkRlbGV0ZVJlcXVlc3QaGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2USVQoOQ29tcGFyZUFuZFN3YXASIC5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXF1ZXN0GiEucmFmdGt2LnYxLkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USTAoLT3BlblNlc3Npb24SHS5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXF1ZXN0Gh4ucmFmdGt2LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChJyYWZ0a3YvdjEva3YucHJvdG8SCXJhZnRrdi52MSInCgdTZXNzaW9uEgoKAmlkGAEgASgEEhAKCHNlcXVlbmNlGAIgASgEIhQKEk9wZW5TZXNzaW9uUmVxdWVzdCIpChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAQiXAoKUHV0UmVxdWVzdBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSIwoHc2Vzc2lvbhgDIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uEg0KBWxlYXNlGAQgASgEIhwKC1B1dFJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhkKCkdldFJlcXVlc3QSCwoDa2V5GAEgASgJImMKC0dldFJlc3BvbnNlEg0KBWZvdW5kGAEgASgIEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQiQQoNRGVsZXRlUmVxdWVzdBILCgNrZXkYASABKAkSIwoHc2Vzc2lvbhgCIAEoCzISLnJhZnRrdi52MS5TZXNzaW9uIiEKDkRlbGV0ZVJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAgifAoVQ29tcGFyZUFuZFN3YXBSZXF1ZXN0EgsKA2tleRgBIAEoCRIVCghleHBlY3RlZBgCIAEoDEgAiAEBEg0KBXZhbHVlGAMgASgMEiMKB3Nlc3Npb24YBCABKAsyEi5yYWZ0a3YudjEuU2Vzc2lvbkILCglfZXhwZWN0ZWQiSQoWQ29tcGFyZUFuZFN3YXBSZXNwb25zZRIRCglzdWNjZWVkZWQYASABKAgSDQoFZm91bmQYAiABKAgSDQoFdmFsdWUYAyABKAwiXgoIS2V5VmFsdWUSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEhQKDGNyZWF0ZV9pbmRleBgDIAEoBBIRCgltb2RfaW5kZXgYBCABKAQSDQoFbGVhc2UYBSABKAQinAEKDFJhbmdlUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDgoGcHJlZml4GAMgASgJEg0KBWxpbWl0GAQgASgNEhQKDGNvbnRpbnVhdGlvbhgFIAEoCRIRCglrZXlzX29ubHkYBiABKAgSEgoKY291bnRfb25seRgHIAEoCBIUCgxzZXJpYWxpemFibGUYCCABKAgicwoNUmFuZ2VSZXNwb25zZRIgCgNrdnMYASADKAsyEy5yYWZ0a3YudjEuS2V5VmFsdWUSDQoFY291bnQYAiABKAQSDAoEbW9yZRgDIAEoCBIUCgxjb250aW51YXRpb24YBCABKAkSDQoFaW5kZXgYBSABKAQinAEKB0NvbXBhcmUSCwoDa2V5GAEgASgJEhYKDHZhbHVlX2VxdWFscxgCIAEoDEgAEhAKBmV4aXN0cxgDIAEoCEgAEhoKEG1vZF9pbmRleF9lcXVhbHMYBCABKARIABIYCg5tb2RfaW5kZXhfbGVzcxgFIAEoBEgAEhsKEW1vZF9pbmRleF9ncmVhdGVyGAYgASgESABCBwoFY2hlY2siswEKCVJlcXVlc3RPcBIkCgNwdXQYASABKAsyFS5yYWZ0a3YudjEuUHV0UmVxdWVzdEgAEioKBmRlbGV0ZRgCIAEoCzIYLnJhZnRrdi52MS5EZWxldGVSZXF1ZXN0SAASJAoDZ2V0GAMgASgLMhUucmFmdGt2LnYxLkdldFJlcXVlc3RIABIoCgVyYW5nZRgEIAEoCzIXLnJhZnRrdi52MS5SYW5nZVJlcXVlc3RIAEIECgJvcCK4AQoKUmVzcG9uc2VPcBIlCgNwdXQYASABKAsyFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2VIABIrCgZkZWxldGUYAiABKAsyGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2VIABIlCgNnZXQYAyABKAsyFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2VIABIpCgVyYW5nZRgEIAEoCzIYLnJhZnRrdi52MS5SYW5nZVJlc3BvbnNlSABCBAoCb3AipQEKClR4blJlcXVlc3QSJAoIY29tcGFyZXMYASADKAsyEi5yYWZ0a3YudjEuQ29tcGFyZRIlCgdzdWNjZXNzGAIgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIlCgdmYWlsdXJlGAMgAygLMhQucmFmdGt2LnYxLlJlcXVlc3RPcBIjCgdzZXNzaW9uGAQgASgLMhIucmFmdGt2LnYxLlNlc3Npb24iWQoLVHhuUmVzcG9uc2USEQoJc3VjY2VlZGVkGAEgASgIEigKCXJlc3BvbnNlcxgCIAMoCzIVLnJhZnRrdi52MS5SZXNwb25zZU9wEg0KBWluZGV4GAMgASgEInoKDFdhdGNoUmVxdWVzdBILCgNrZXkYASABKAkSDgoGcHJlZml4GAIgASgJEg0KBXN0YXJ0GAMgASgJEgsKA2VuZBgEIAEoCRITCgtzdGFydF9pbmRleBgFIAEoBBIcChRwcm9ncmVzc19pbnRlcnZhbF9tcxgGIAEoDSLDAQoKV2F0Y2hFdmVudBIoCgRraW5kGAEgASgOMhoucmFmdGt2LnYxLldhdGNoRXZlbnQuS2luZBILCgNrZXkYAiABKAkSDQoFdmFsdWUYAyABKAwSDQoFaW5kZXgYBCABKAQSFAoMY3JlYXRlX2luZGV4GAUgASgEEg0KBWxlYXNlGAYgASgEIjsKBEtpbmQSFAoQS0lORF9VTlNQRUNJRklFRBAAEgwKCEtJTkRfUFVUEAESDwoLS0lORF9ERUxFVEUQAiJNCg1XYXRjaFJlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnJhZnRrdi52MS5XYXRjaEV2ZW50EhUKDXRocm91Z2hfaW5kZXgYAiABKAQiIAoRTGVhc2VHcmFudFJlcXVlc3QSCwoDdHRsGAEgASgDIi0KEkxlYXNlR3JhbnRSZXNwb25zZRIKCgJpZBgBIAEoBBILCgN0dGwYAiABKAMiIAoSTGVhc2VSZXZva2VSZXF1ZXN0EgoKAmlkGAEgASgEIjUKE0xlYXNlUmV2b2tlUmVzcG9uc2USDQoFaW5kZXgYASABKAQSDwoHZGVsZXRlZBgCIAEoBCIjChVMZWFzZUtlZXBBbGl2ZVJlcXVlc3QSCgoCaWQYASABKAQiMQoWTGVhc2VLZWVwQWxpdmVSZXNwb25zZRIKCgJpZBgBIAEoBBILCgN0dGwYAiABKAMiMgoWTGVhc2VUaW1lVG9MaXZlUmVxdWVzdBIKCgJpZBgBIAEoBBIMCgRrZXlzGAIgASgIIlUKF0xlYXNlVGltZVRvTGl2ZVJlc3BvbnNlEgoKAmlkGAEgASgEEgsKA3R0bBgCIAEoAxITCgtncmFudGVkX3R0bBgDIAEoAxIMCgRrZXlzGAQgAygJMtUGCglLVlNlcnZpY2USNAoDUHV0EhUucmFmdGt2LnYxLlB1dFJlcXVlc3QaFi5yYWZ0a3YudjEuUHV0UmVzcG9uc2USNAoDR2V0EhUucmFmdGt2LnYxLkdldFJlcXVlc3QaFi5yYWZ0a3YudjEuR2V0UmVzcG9uc2USPQoGRGVsZXRlEhgucmFmdGt2LnYxLkRlbGV0ZVJlcXVlc3QaGS5yYWZ0a3YudjEuRGVsZXRlUmVzcG9uc2USVQoOQ29tcGFyZUFuZFN3YXASIC5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBSZXF1ZXN0GiEucmFmdGt2LnYxLkNvbXBhcmVBbmRTd2FwUmVzcG9uc2USTAoLT3BlblNlc3Npb24SHS5yYWZ0a3YudjEuT3BlblNlc3Npb25SZXF1ZXN0Gh4ucmFmdGt2LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USOgoFUmFuZ2USFy5yYWZ0a3YudjEuUmFuZ2VSZXF1ZXN0GhgucmFmdGt2LnYxLlJhbmdlUmVzcG9uc2USNAoDVHhuEhUucmFmdGt2LnYxLlR4blJlcXVlc3QaFi5yYWZ0a3YudjEuVHhuUmVzcG9uc2USPAoFV2F0Y2gSFy5yYWZ0a3YudjEuV2F0Y2hSZXF1ZXN0GhgucmFmdGt2LnYxLldhdGNoUmVzcG9uc2UwARJJCgpMZWFzZUdyYW50EhwucmFmdGt2LnYxLkxlYXNlR3JhbnRSZXF1ZXN0Gh0ucmFmdGt2LnYxLkxlYXNlR3JhbnRSZXNwb25zZRJMCgtMZWFzZVJldm9rZRIdLnJhZnRrdi52MS5MZWFzZVJldm9rZVJlcXVlc3QaHi5yYWZ0a3YudjEuTGVhc2VSZXZva2VSZXNwb25zZRJVCg5MZWFzZUtlZXBBbGl2ZRIgLnJhZnRrdi52MS5MZWFzZUtlZXBBbGl2ZVJlcXVlc3QaIS5yYWZ0a3YudjEuTGVhc2VLZWVwQWxpdmVSZXNwb25zZRJYCg9MZWFzZVRpbWVUb0xpdmUSIS5yYWZ0a3YudjEuTGVhc2VUaW1lVG9MaXZlUmVxdWVzdBoiLnJhZnRrdi52MS5MZWFzZVRpbWVUb0xpdmVSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * Session identifies a write within a client session, for exactly-once execution.
@@ -106,6 +106,15 @@ export type PutRequest = Message<"raftkv.v1.PutRequest"> & {
    * @generated from field: raftkv.v1.Session session = 3;
    */
   session?: Session | undefined;
+
+  /**
+   * Optional: the lease to attach the key to (from LeaseGrant). The key is deleted when
+   * the lease expires or is revoked. A put without a lease detaches the key from any.
+   * NOT_FOUND if the lease does not exist (nothing is written).
+   *
+   * @generated from field: uint64 lease = 4;
+   */
+  lease: bigint;
 };
 
 /**
@@ -124,7 +133,7 @@ export type PutResponse = Message<"raftkv.v1.PutResponse"> & {
   /**
    * The Raft log index at which the write committed (for a retried write in a session,
    * the index at which the first attempt committed). Indexes grow with every write,
-   * so a client can order its own writes by them.
+   * so a client can order its own writes by them. It is the key's new `mod_index`.
    *
    * @generated from field: uint64 index = 1;
    */
@@ -178,6 +187,28 @@ export type GetResponse = Message<"raftkv.v1.GetResponse"> & {
    * @generated from field: bytes value = 2;
    */
   value: Uint8Array;
+
+  /**
+   * The log index of the write that created the key (since it last did not exist);
+   * 0 when `found` is false.
+   *
+   * @generated from field: uint64 create_index = 3;
+   */
+  createIndex: bigint;
+
+  /**
+   * The log index of the key's last change; 0 when `found` is false.
+   *
+   * @generated from field: uint64 mod_index = 4;
+   */
+  modIndex: bigint;
+
+  /**
+   * The lease the key is attached to, or 0 for none.
+   *
+   * @generated from field: uint64 lease = 5;
+   */
+  lease: bigint;
 };
 
 /**
@@ -317,6 +348,839 @@ export const CompareAndSwapResponseSchema: GenMessage<CompareAndSwapResponse> = 
   messageDesc(file_raftkv_v1_kv, 10);
 
 /**
+ * KeyValue is one key as Range returns it.
+ *
+ * @generated from message raftkv.v1.KeyValue
+ */
+export type KeyValue = Message<"raftkv.v1.KeyValue"> & {
+  /**
+   * The key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The value; empty with `keys_only`.
+   *
+   * @generated from field: bytes value = 2;
+   */
+  value: Uint8Array;
+
+  /**
+   * The log index of the write that created the key (since it last did not exist).
+   *
+   * @generated from field: uint64 create_index = 3;
+   */
+  createIndex: bigint;
+
+  /**
+   * The log index of the key's last change.
+   *
+   * @generated from field: uint64 mod_index = 4;
+   */
+  modIndex: bigint;
+
+  /**
+   * The lease the key is attached to, or 0 for none.
+   *
+   * @generated from field: uint64 lease = 5;
+   */
+  lease: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.KeyValue.
+ * Use `create(KeyValueSchema)` to create a new message.
+ */
+export const KeyValueSchema: GenMessage<KeyValue> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 11);
+
+/**
+ * RangeRequest asks for a page of the keys in a range. With no start, end or prefix,
+ * the range is every key.
+ *
+ * @generated from message raftkv.v1.RangeRequest
+ */
+export type RangeRequest = Message<"raftkv.v1.RangeRequest"> & {
+  /**
+   * The first key of the range (inclusive); empty to start at the first key.
+   *
+   * @generated from field: string start = 1;
+   */
+  start: string;
+
+  /**
+   * The end of the range (exclusive): it must sort after `start`; empty to read to the
+   * last key.
+   *
+   * @generated from field: string end = 2;
+   */
+  end: string;
+
+  /**
+   * Only keys starting with this prefix; not with `start` or `end`.
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
+
+  /**
+   * At most this many keys in the page; 0 for no limit. A page also ends once it holds
+   * about 2 MiB of keys and values, so one key at least is always returned.
+   *
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+
+  /**
+   * The `continuation` of the previous page, to read the next one (keys strictly after
+   * it); empty for the first page. Each page is read at its own index: a key that
+   * exists throughout the paging is returned exactly once.
+   *
+   * @generated from field: string continuation = 5;
+   */
+  continuation: string;
+
+  /**
+   * Return keys and indexes, with empty values.
+   *
+   * @generated from field: bool keys_only = 6;
+   */
+  keysOnly: boolean;
+
+  /**
+   * Return no keys, only their number in `count`.
+   *
+   * @generated from field: bool count_only = 7;
+   */
+  countOnly: boolean;
+
+  /**
+   * Serve from the answering node's applied state without a round to the leader. It
+   * may be stale (a follower behind, or a deposed leader that does not know it yet) but
+   * never goes back in time on one node; see RangeResponse.index. By default (false),
+   * reads are linearizable.
+   *
+   * @generated from field: bool serializable = 8;
+   */
+  serializable: boolean;
+};
+
+/**
+ * Describes the message raftkv.v1.RangeRequest.
+ * Use `create(RangeRequestSchema)` to create a new message.
+ */
+export const RangeRequestSchema: GenMessage<RangeRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 12);
+
+/**
+ * RangeResponse is one page of a range.
+ *
+ * @generated from message raftkv.v1.RangeResponse
+ */
+export type RangeResponse = Message<"raftkv.v1.RangeResponse"> & {
+  /**
+   * The keys of the page, in key order.
+   *
+   * @generated from field: repeated raftkv.v1.KeyValue kvs = 1;
+   */
+  kvs: KeyValue[];
+
+  /**
+   * With `count_only`, the number of keys in the range (after `continuation`);
+   * otherwise the number of keys in this page.
+   *
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * True if more keys follow this page: ask again with `continuation`.
+   *
+   * @generated from field: bool more = 3;
+   */
+  more: boolean;
+
+  /**
+   * When `more` is true, the key to send as `continuation` for the next page (the last
+   * key of this page); empty otherwise.
+   *
+   * @generated from field: string continuation = 4;
+   */
+  continuation: string;
+
+  /**
+   * The applied index of the node whose state the page was read from.
+   *
+   * @generated from field: uint64 index = 5;
+   */
+  index: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.RangeResponse.
+ * Use `create(RangeResponseSchema)` to create a new message.
+ */
+export const RangeResponseSchema: GenMessage<RangeResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 13);
+
+/**
+ * Compare is one condition of a Txn, on one key. A key that does not exist has
+ * `mod_index` 0 and no value.
+ *
+ * @generated from message raftkv.v1.Compare
+ */
+export type Compare = Message<"raftkv.v1.Compare"> & {
+  /**
+   * The key to check.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * What must hold. Exactly one is set.
+   *
+   * @generated from oneof raftkv.v1.Compare.check
+   */
+  check: {
+    /**
+     * The key exists and holds exactly these bytes.
+     *
+     * @generated from field: bytes value_equals = 2;
+     */
+    value: Uint8Array;
+    case: "valueEquals";
+  } | {
+    /**
+     * True: the key exists; false: it does not.
+     *
+     * @generated from field: bool exists = 3;
+     */
+    value: boolean;
+    case: "exists";
+  } | {
+    /**
+     * The key's mod_index equals this (0: the key does not exist).
+     *
+     * @generated from field: uint64 mod_index_equals = 4;
+     */
+    value: bigint;
+    case: "modIndexEquals";
+  } | {
+    /**
+     * The key's mod_index is less than this (a missing key's, 0, is less than any
+     * positive number).
+     *
+     * @generated from field: uint64 mod_index_less = 5;
+     */
+    value: bigint;
+    case: "modIndexLess";
+  } | {
+    /**
+     * The key's mod_index is greater than this (so the key exists).
+     *
+     * @generated from field: uint64 mod_index_greater = 6;
+     */
+    value: bigint;
+    case: "modIndexGreater";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message raftkv.v1.Compare.
+ * Use `create(CompareSchema)` to create a new message.
+ */
+export const CompareSchema: GenMessage<Compare> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 14);
+
+/**
+ * RequestOp is one operation of a Txn branch. Its `session` fields must be unset: the
+ * Txn's own session covers the whole transaction.
+ *
+ * @generated from message raftkv.v1.RequestOp
+ */
+export type RequestOp = Message<"raftkv.v1.RequestOp"> & {
+  /**
+   * The operation. Exactly one is set.
+   *
+   * @generated from oneof raftkv.v1.RequestOp.op
+   */
+  op: {
+    /**
+     * Store a value under a key.
+     *
+     * @generated from field: raftkv.v1.PutRequest put = 1;
+     */
+    value: PutRequest;
+    case: "put";
+  } | {
+    /**
+     * Remove a key.
+     *
+     * @generated from field: raftkv.v1.DeleteRequest delete = 2;
+     */
+    value: DeleteRequest;
+    case: "delete";
+  } | {
+    /**
+     * Read a key, as the transaction's earlier operations left it.
+     *
+     * @generated from field: raftkv.v1.GetRequest get = 3;
+     */
+    value: GetRequest;
+    case: "get";
+  } | {
+    /**
+     * Read a page of a range (`serializable` is ignored: the read is at the
+     * transaction's index), as the transaction's earlier operations left it.
+     *
+     * @generated from field: raftkv.v1.RangeRequest range = 4;
+     */
+    value: RangeRequest;
+    case: "range";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message raftkv.v1.RequestOp.
+ * Use `create(RequestOpSchema)` to create a new message.
+ */
+export const RequestOpSchema: GenMessage<RequestOp> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 15);
+
+/**
+ * ResponseOp is the result of one RequestOp, in the same position.
+ *
+ * @generated from message raftkv.v1.ResponseOp
+ */
+export type ResponseOp = Message<"raftkv.v1.ResponseOp"> & {
+  /**
+   * The result, of the same kind as the operation.
+   *
+   * @generated from oneof raftkv.v1.ResponseOp.op
+   */
+  op: {
+    /**
+     * The put's result: `index` is the transaction's index.
+     *
+     * @generated from field: raftkv.v1.PutResponse put = 1;
+     */
+    value: PutResponse;
+    case: "put";
+  } | {
+    /**
+     * Whether the delete removed anything.
+     *
+     * @generated from field: raftkv.v1.DeleteResponse delete = 2;
+     */
+    value: DeleteResponse;
+    case: "delete";
+  } | {
+    /**
+     * The key as the transaction saw it.
+     *
+     * @generated from field: raftkv.v1.GetResponse get = 3;
+     */
+    value: GetResponse;
+    case: "get";
+  } | {
+    /**
+     * The page as the transaction saw it.
+     *
+     * @generated from field: raftkv.v1.RangeResponse range = 4;
+     */
+    value: RangeResponse;
+    case: "range";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message raftkv.v1.ResponseOp.
+ * Use `create(ResponseOpSchema)` to create a new message.
+ */
+export const ResponseOpSchema: GenMessage<ResponseOp> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 16);
+
+/**
+ * TxnRequest is a transaction: compares, and the operations of each branch, each
+ * branch at most 128 operations, at most 128 compares. Operations run in order, each
+ * seeing the effects of those before it; all of them at one log index.
+ *
+ * @generated from message raftkv.v1.TxnRequest
+ */
+export type TxnRequest = Message<"raftkv.v1.TxnRequest"> & {
+  /**
+   * The conditions; all must hold for `success` to run. None: `success` runs.
+   *
+   * @generated from field: repeated raftkv.v1.Compare compares = 1;
+   */
+  compares: Compare[];
+
+  /**
+   * Run if every compare holds.
+   *
+   * @generated from field: repeated raftkv.v1.RequestOp success = 2;
+   */
+  success: RequestOp[];
+
+  /**
+   * Run if any compare fails.
+   *
+   * @generated from field: repeated raftkv.v1.RequestOp failure = 3;
+   */
+  failure: RequestOp[];
+
+  /**
+   * Optional: the session and sequence number of this transaction, for exactly-once
+   * execution.
+   *
+   * @generated from field: raftkv.v1.Session session = 4;
+   */
+  session?: Session | undefined;
+};
+
+/**
+ * Describes the message raftkv.v1.TxnRequest.
+ * Use `create(TxnRequestSchema)` to create a new message.
+ */
+export const TxnRequestSchema: GenMessage<TxnRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 17);
+
+/**
+ * TxnResponse tells which branch ran and what each of its operations returned.
+ *
+ * @generated from message raftkv.v1.TxnResponse
+ */
+export type TxnResponse = Message<"raftkv.v1.TxnResponse"> & {
+  /**
+   * True if every compare held and `success` ran; false if `failure` ran.
+   *
+   * @generated from field: bool succeeded = 1;
+   */
+  succeeded: boolean;
+
+  /**
+   * The result of each operation of the branch that ran, in order.
+   *
+   * @generated from field: repeated raftkv.v1.ResponseOp responses = 2;
+   */
+  responses: ResponseOp[];
+
+  /**
+   * The log index at which the transaction was applied (for a retry in a session, the
+   * index of the first application).
+   *
+   * @generated from field: uint64 index = 3;
+   */
+  index: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.TxnResponse.
+ * Use `create(TxnResponseSchema)` to create a new message.
+ */
+export const TxnResponseSchema: GenMessage<TxnResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 18);
+
+/**
+ * WatchRequest says which keys to watch and from where. Set one of `key`, `prefix` or
+ * `start`/`end`; none of them watches every key.
+ *
+ * @generated from message raftkv.v1.WatchRequest
+ */
+export type WatchRequest = Message<"raftkv.v1.WatchRequest"> & {
+  /**
+   * Watch this one key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Watch every key starting with this prefix.
+   *
+   * @generated from field: string prefix = 2;
+   */
+  prefix: string;
+
+  /**
+   * Watch the keys in [start, end): empty start for the first key, empty end for no end.
+   *
+   * @generated from field: string start = 3;
+   */
+  start: string;
+
+  /**
+   * See `start`; it must sort after `start` when both are set.
+   *
+   * @generated from field: string end = 4;
+   */
+  end: string;
+
+  /**
+   * The first log index whose changes to send; 0 for from now (the next change applied).
+   *
+   * @generated from field: uint64 start_index = 5;
+   */
+  startIndex: bigint;
+
+  /**
+   * How often to send a progress message (a response with no events) while nothing
+   * changes, in milliseconds: 0 for once a second; at least 50.
+   *
+   * @generated from field: uint32 progress_interval_ms = 6;
+   */
+  progressIntervalMs: number;
+};
+
+/**
+ * Describes the message raftkv.v1.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 19);
+
+/**
+ * WatchEvent is one change to one key.
+ *
+ * @generated from message raftkv.v1.WatchEvent
+ */
+export type WatchEvent = Message<"raftkv.v1.WatchEvent"> & {
+  /**
+   * What happened.
+   *
+   * @generated from field: raftkv.v1.WatchEvent.Kind kind = 1;
+   */
+  kind: WatchEvent_Kind;
+
+  /**
+   * The key.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+
+  /**
+   * The new value; empty for a delete.
+   *
+   * @generated from field: bytes value = 3;
+   */
+  value: Uint8Array;
+
+  /**
+   * The log index of the change (the key's new mod_index); changes made by one Txn
+   * share it.
+   *
+   * @generated from field: uint64 index = 4;
+   */
+  index: bigint;
+
+  /**
+   * The key's create_index after a put; 0 for a delete.
+   *
+   * @generated from field: uint64 create_index = 5;
+   */
+  createIndex: bigint;
+
+  /**
+   * The key's lease after a put; 0 for a delete or no lease.
+   *
+   * @generated from field: uint64 lease = 6;
+   */
+  lease: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.WatchEvent.
+ * Use `create(WatchEventSchema)` to create a new message.
+ */
+export const WatchEventSchema: GenMessage<WatchEvent> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 20);
+
+/**
+ * What happened to the key.
+ *
+ * @generated from enum raftkv.v1.WatchEvent.Kind
+ */
+export enum WatchEvent_Kind {
+  /**
+   * Never sent.
+   *
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The key was written (created or overwritten).
+   *
+   * @generated from enum value: KIND_PUT = 1;
+   */
+  PUT = 1,
+
+  /**
+   * The key was deleted.
+   *
+   * @generated from enum value: KIND_DELETE = 2;
+   */
+  DELETE = 2,
+}
+
+/**
+ * Describes the enum raftkv.v1.WatchEvent.Kind.
+ */
+export const WatchEvent_KindSchema: GenEnum<WatchEvent_Kind> = /*@__PURE__*/
+  enumDesc(file_raftkv_v1_kv, 20, 0);
+
+/**
+ * WatchResponse carries changes, or none (a progress message).
+ *
+ * @generated from message raftkv.v1.WatchResponse
+ */
+export type WatchResponse = Message<"raftkv.v1.WatchResponse"> & {
+  /**
+   * Changes, in log order; the changes of one index are never split across responses.
+   *
+   * @generated from field: repeated raftkv.v1.WatchEvent events = 1;
+   */
+  events: WatchEvent[];
+
+  /**
+   * Every watched change up to this index has been sent (with this response or before):
+   * the answering node's applied index when it sent this. To resume after a failure,
+   * watch again from `through_index` + 1.
+   *
+   * @generated from field: uint64 through_index = 2;
+   */
+  throughIndex: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.WatchResponse.
+ * Use `create(WatchResponseSchema)` to create a new message.
+ */
+export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 21);
+
+/**
+ * LeaseGrantRequest asks for a new lease.
+ *
+ * @generated from message raftkv.v1.LeaseGrantRequest
+ */
+export type LeaseGrantRequest = Message<"raftkv.v1.LeaseGrantRequest"> & {
+  /**
+   * The time to live in seconds: 1 to 31,536,000 (a year).
+   *
+   * @generated from field: int64 ttl = 1;
+   */
+  ttl: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseGrantRequest.
+ * Use `create(LeaseGrantRequestSchema)` to create a new message.
+ */
+export const LeaseGrantRequestSchema: GenMessage<LeaseGrantRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 22);
+
+/**
+ * LeaseGrantResponse names the new lease.
+ *
+ * @generated from message raftkv.v1.LeaseGrantResponse
+ */
+export type LeaseGrantResponse = Message<"raftkv.v1.LeaseGrantResponse"> & {
+  /**
+   * The lease id (the log index that granted it).
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The TTL granted, in seconds (at least the cluster's minimum).
+   *
+   * @generated from field: int64 ttl = 2;
+   */
+  ttl: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseGrantResponse.
+ * Use `create(LeaseGrantResponseSchema)` to create a new message.
+ */
+export const LeaseGrantResponseSchema: GenMessage<LeaseGrantResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 23);
+
+/**
+ * LeaseRevokeRequest asks to end a lease.
+ *
+ * @generated from message raftkv.v1.LeaseRevokeRequest
+ */
+export type LeaseRevokeRequest = Message<"raftkv.v1.LeaseRevokeRequest"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseRevokeRequest.
+ * Use `create(LeaseRevokeRequestSchema)` to create a new message.
+ */
+export const LeaseRevokeRequestSchema: GenMessage<LeaseRevokeRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 24);
+
+/**
+ * LeaseRevokeResponse confirms the lease ended.
+ *
+ * @generated from message raftkv.v1.LeaseRevokeResponse
+ */
+export type LeaseRevokeResponse = Message<"raftkv.v1.LeaseRevokeResponse"> & {
+  /**
+   * The log index at which the lease ended and its keys were deleted.
+   *
+   * @generated from field: uint64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * How many keys were deleted with it.
+   *
+   * @generated from field: uint64 deleted = 2;
+   */
+  deleted: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseRevokeResponse.
+ * Use `create(LeaseRevokeResponseSchema)` to create a new message.
+ */
+export const LeaseRevokeResponseSchema: GenMessage<LeaseRevokeResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 25);
+
+/**
+ * LeaseKeepAliveRequest renews a lease.
+ *
+ * @generated from message raftkv.v1.LeaseKeepAliveRequest
+ */
+export type LeaseKeepAliveRequest = Message<"raftkv.v1.LeaseKeepAliveRequest"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseKeepAliveRequest.
+ * Use `create(LeaseKeepAliveRequestSchema)` to create a new message.
+ */
+export const LeaseKeepAliveRequestSchema: GenMessage<LeaseKeepAliveRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 26);
+
+/**
+ * LeaseKeepAliveResponse confirms a renewal.
+ *
+ * @generated from message raftkv.v1.LeaseKeepAliveResponse
+ */
+export type LeaseKeepAliveResponse = Message<"raftkv.v1.LeaseKeepAliveResponse"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The TTL it was renewed for, in seconds.
+   *
+   * @generated from field: int64 ttl = 2;
+   */
+  ttl: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseKeepAliveResponse.
+ * Use `create(LeaseKeepAliveResponseSchema)` to create a new message.
+ */
+export const LeaseKeepAliveResponseSchema: GenMessage<LeaseKeepAliveResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 27);
+
+/**
+ * LeaseTimeToLiveRequest asks about a lease.
+ *
+ * @generated from message raftkv.v1.LeaseTimeToLiveRequest
+ */
+export type LeaseTimeToLiveRequest = Message<"raftkv.v1.LeaseTimeToLiveRequest"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Also list the keys attached to it.
+   *
+   * @generated from field: bool keys = 2;
+   */
+  keys: boolean;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseTimeToLiveRequest.
+ * Use `create(LeaseTimeToLiveRequestSchema)` to create a new message.
+ */
+export const LeaseTimeToLiveRequestSchema: GenMessage<LeaseTimeToLiveRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 28);
+
+/**
+ * LeaseTimeToLiveResponse describes a lease.
+ *
+ * @generated from message raftkv.v1.LeaseTimeToLiveResponse
+ */
+export type LeaseTimeToLiveResponse = Message<"raftkv.v1.LeaseTimeToLiveResponse"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Seconds left before it expires, rounded up, as the leader sees it.
+   *
+   * @generated from field: int64 ttl = 2;
+   */
+  ttl: bigint;
+
+  /**
+   * The TTL it was granted, in seconds.
+   *
+   * @generated from field: int64 granted_ttl = 3;
+   */
+  grantedTtl: bigint;
+
+  /**
+   * The keys attached to it, in key order, if asked for.
+   *
+   * @generated from field: repeated string keys = 4;
+   */
+  keys: string[];
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseTimeToLiveResponse.
+ * Use `create(LeaseTimeToLiveResponseSchema)` to create a new message.
+ */
+export const LeaseTimeToLiveResponseSchema: GenMessage<LeaseTimeToLiveResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_kv, 29);
+
+/**
  * KVService is a linearizable key-value store replicated with Raft.
  *
  * Keys are non-empty UTF-8 strings of at most 4 KiB; values are arbitrary bytes, at most
@@ -389,6 +1253,98 @@ export const KVService: GenService<{
     methodKind: "unary";
     input: typeof OpenSessionRequestSchema;
     output: typeof OpenSessionResponseSchema;
+  },
+  /**
+   * Range reads the keys in `[start, end)` or under a prefix, in key order (by UTF-8
+   * bytes), a page at a time. Linearizable by default; see RangeRequest.serializable.
+   *
+   * @generated from rpc raftkv.v1.KVService.Range
+   */
+  range: {
+    methodKind: "unary";
+    input: typeof RangeRequestSchema;
+    output: typeof RangeResponseSchema;
+  },
+  /**
+   * Txn checks a list of compares and, at one log index, atomically runs the `success`
+   * operations if every compare holds, else the `failure` ones. The answer says which
+   * branch ran and carries each operation's result. Like the other writes it is
+   * committed before it is answered, and is exactly-once within a session.
+   *
+   * @generated from rpc raftkv.v1.KVService.Txn
+   */
+  txn: {
+    methodKind: "unary";
+    input: typeof TxnRequestSchema;
+    output: typeof TxnResponseSchema;
+  },
+  /**
+   * Watch streams the changes to one key, a prefix or a range, in log order, from an
+   * index or from now, as the answering node applies them: any node serves it (a
+   * follower from its own applied state), no change is missed or repeated, and
+   * progress messages say how far the node has applied. A node keeps a bounded history
+   * of changes: a watch from an index older than that is refused with OUT_OF_RANGE,
+   * naming the oldest index it can serve (read the current state with Range, then watch
+   * from its index + 1); a watcher that falls so far behind that changes it has not
+   * received leave the history is ended with RESOURCE_EXHAUSTED. UNAVAILABLE when the
+   * node stops: watch again, elsewhere, from `through_index` + 1.
+   *
+   * @generated from rpc raftkv.v1.KVService.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof WatchResponseSchema;
+  },
+  /**
+   * LeaseGrant creates a lease of `ttl` seconds (raised to the cluster's minimum, 1.5
+   * election timeouts rounded up). Keys put with it are deleted, on every node at the
+   * same log index, when it is revoked or expires: when no LeaseKeepAlive reached the
+   * leader for `ttl` seconds. A new leader gives every lease its full TTL plus an
+   * election timeout before it expires any (etcd's rule), so a leader change never
+   * expires a lease that was kept alive.
+   *
+   * @generated from rpc raftkv.v1.KVService.LeaseGrant
+   */
+  leaseGrant: {
+    methodKind: "unary";
+    input: typeof LeaseGrantRequestSchema;
+    output: typeof LeaseGrantResponseSchema;
+  },
+  /**
+   * LeaseRevoke ends a lease now and deletes its keys. NOT_FOUND if it does not exist.
+   *
+   * @generated from rpc raftkv.v1.KVService.LeaseRevoke
+   */
+  leaseRevoke: {
+    methodKind: "unary";
+    input: typeof LeaseRevokeRequestSchema;
+    output: typeof LeaseRevokeResponseSchema;
+  },
+  /**
+   * LeaseKeepAlive renews a lease for its full TTL, at the leader. Send it every third
+   * of the TTL or so (the client library does); NOT_FOUND once the lease is gone. It
+   * is one call per renewal rather than etcd's bidirectional stream: a node resets a
+   * request stream whose body stays open past its request timeout, and a call per
+   * renewal proves the holder is alive, which an open stream does not.
+   *
+   * @generated from rpc raftkv.v1.KVService.LeaseKeepAlive
+   */
+  leaseKeepAlive: {
+    methodKind: "unary";
+    input: typeof LeaseKeepAliveRequestSchema;
+    output: typeof LeaseKeepAliveResponseSchema;
+  },
+  /**
+   * LeaseTimeToLive tells a lease's granted TTL, the time left (as the leader sees it)
+   * and, optionally, its keys. NOT_FOUND if it does not exist.
+   *
+   * @generated from rpc raftkv.v1.KVService.LeaseTimeToLive
+   */
+  leaseTimeToLive: {
+    methodKind: "unary";
+    input: typeof LeaseTimeToLiveRequestSchema;
+    output: typeof LeaseTimeToLiveResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_kv, 0);

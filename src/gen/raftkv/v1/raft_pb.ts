@@ -11,13 +11,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { TxnRequest } from "./kv_pb.ts";
+import { file_raftkv_v1_kv } from "./kv_pb.ts";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
 
 /**
  * Describes the file raftkv/v1/raft.proto.
  */
 export const file_raftkv_v1_raft: GenFile = /*@__PURE__*/
-  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxImUKFkluc3RhbGxTbmFwc2hvdFJlcXVlc3QSMgoGaGVhZGVyGAEgASgLMiAucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJyChVJbnN0YWxsU25hcHNob3RIZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoCRIPCgdtZW1iZXJzGAIgAygEEgwKBGZyb20YAyABKAQSCgoCdG8YBCABKAQSDAoEdGVybRgFIAEoBBIMCgRzaXplGAYgASgEIhkKF0luc3RhbGxTbmFwc2hvdFJlc3BvbnNlIlgKC1NlbmRSZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkSJAoIbWVzc2FnZXMYAiADKAsyEi5yYWZ0a3YudjEuTWVzc2FnZRIPCgdtZW1iZXJzGAMgAygEIg4KDFNlbmRSZXNwb25zZSLhAQoHTWVzc2FnZRIkCgR0eXBlGAEgASgOMhYucmFmdGt2LnYxLk1lc3NhZ2VUeXBlEgwKBGZyb20YAiABKAQSCgoCdG8YAyABKAQSDAoEdGVybRgEIAEoBBINCgVpbmRleBgFIAEoBBIQCghsb2dfdGVybRgGIAEoBBIhCgdlbnRyaWVzGAcgAygLMhAucmFmdGt2LnYxLkVudHJ5Eg4KBmNvbW1pdBgIIAEoBBIOCgZyZWplY3QYCSABKAgSEwoLcmVqZWN0X2hpbnQYCiABKAQSDwoHY29udGV4dBgLIAEoBCJWCgVFbnRyeRIMCgR0ZXJtGAEgASgEEg0KBWluZGV4GAIgASgEEiIKBHR5cGUYAyABKA4yFC5yYWZ0a3YudjEuRW50cnlUeXBlEgwKBGRhdGEYBCABKAwiNwoJSGFyZFN0YXRlEgwKBHRlcm0YASABKAQSDAoEdm90ZRgCIAEoBBIOCgZjb21taXQYAyABKAQiiwIKB0NvbW1hbmQSEgoKc2Vzc2lvbl9pZBgCIAEoBBIQCghzZXF1ZW5jZRgDIAEoBBIPCgd0aW1lX21zGAQgASgEEh8KA3B1dBgKIAEoCzIQLnJhZnRrdi52MS5QdXRPcEgAEiUKBmRlbGV0ZRgLIAEoCzITLnJhZnRrdi52MS5EZWxldGVPcEgAEjcKEGNvbXBhcmVfYW5kX3N3YXAYDCABKAsyGy5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBPcEgAEjAKDG9wZW5fc2Vzc2lvbhgNIAEoCzIYLnJhZnRrdi52MS5PcGVuU2Vzc2lvbk9wSABCBAoCb3BKBAgBEAJSCnJlcXVlc3RfaWQiDwoNT3BlblNlc3Npb25PcCIjCgVQdXRPcBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwiFwoIRGVsZXRlT3ASCwoDa2V5GAEgASgJIlIKEENvbXBhcmVBbmRTd2FwT3ASCwoDa2V5GAEgASgJEhUKCGV4cGVjdGVkGAIgASgMSACIAQESDQoFdmFsdWUYAyABKAxCCwoJX2V4cGVjdGVkKscCCgtNZXNzYWdlVHlwZRIcChhNRVNTQUdFX1RZUEVfVU5TUEVDSUZJRUQQABIUChBNRVNTQUdFX1RZUEVfQVBQEAESGQoVTUVTU0FHRV9UWVBFX0FQUF9SRVNQEAISFQoRTUVTU0FHRV9UWVBFX1ZPVEUQAxIaChZNRVNTQUdFX1RZUEVfVk9URV9SRVNQEAQSGQoVTUVTU0FHRV9UWVBFX1BSRV9WT1RFEAUSHgoaTUVTU0FHRV9UWVBFX1BSRV9WT1RFX1JFU1AQBhIaChZNRVNTQUdFX1RZUEVfSEVBUlRCRUFUEAcSHwobTUVTU0FHRV9UWVBFX0hFQVJUQkVBVF9SRVNQEAgSHAoYTUVTU0FHRV9UWVBFX1RJTUVPVVRfTk9XEAkSIAocTUVTU0FHRV9UWVBFX1RSQU5TRkVSX0xFQURFUhAKKloKCUVudHJ5VHlwZRIaChZFTlRSWV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRU5UUllfVFlQRV9OT1JNQUwQARIaChZFTlRSWV9UWVBFX0NPTkZfQ0hBTkdFEAIyogEKC1JhZnRTZXJ2aWNlEjcKBFNlbmQSFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QaFy5yYWZ0a3YudjEuU2VuZFJlc3BvbnNlEloKD0luc3RhbGxTbmFwc2hvdBIhLnJhZnRrdi52MS5JbnN0YWxsU25hcHNob3RSZXF1ZXN0GiIucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlc3BvbnNlKAFiBnByb3RvMw");
+  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxImUKFkluc3RhbGxTbmFwc2hvdFJlcXVlc3QSMgoGaGVhZGVyGAEgASgLMiAucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJyChVJbnN0YWxsU25hcHNob3RIZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoCRIPCgdtZW1iZXJzGAIgAygEEgwKBGZyb20YAyABKAQSCgoCdG8YBCABKAQSDAoEdGVybRgFIAEoBBIMCgRzaXplGAYgASgEIhkKF0luc3RhbGxTbmFwc2hvdFJlc3BvbnNlIlgKC1NlbmRSZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkSJAoIbWVzc2FnZXMYAiADKAsyEi5yYWZ0a3YudjEuTWVzc2FnZRIPCgdtZW1iZXJzGAMgAygEIg4KDFNlbmRSZXNwb25zZSLhAQoHTWVzc2FnZRIkCgR0eXBlGAEgASgOMhYucmFmdGt2LnYxLk1lc3NhZ2VUeXBlEgwKBGZyb20YAiABKAQSCgoCdG8YAyABKAQSDAoEdGVybRgEIAEoBBINCgVpbmRleBgFIAEoBBIQCghsb2dfdGVybRgGIAEoBBIhCgdlbnRyaWVzGAcgAygLMhAucmFmdGt2LnYxLkVudHJ5Eg4KBmNvbW1pdBgIIAEoBBIOCgZyZWplY3QYCSABKAgSEwoLcmVqZWN0X2hpbnQYCiABKAQSDwoHY29udGV4dBgLIAEoBCJWCgVFbnRyeRIMCgR0ZXJtGAEgASgEEg0KBWluZGV4GAIgASgEEiIKBHR5cGUYAyABKA4yFC5yYWZ0a3YudjEuRW50cnlUeXBlEgwKBGRhdGEYBCABKAwiNwoJSGFyZFN0YXRlEgwKBHRlcm0YASABKAQSDAoEdm90ZRgCIAEoBBIOCgZjb21taXQYAyABKAQikwMKB0NvbW1hbmQSEgoKc2Vzc2lvbl9pZBgCIAEoBBIQCghzZXF1ZW5jZRgDIAEoBBIPCgd0aW1lX21zGAQgASgEEh8KA3B1dBgKIAEoCzIQLnJhZnRrdi52MS5QdXRPcEgAEiUKBmRlbGV0ZRgLIAEoCzITLnJhZnRrdi52MS5EZWxldGVPcEgAEjcKEGNvbXBhcmVfYW5kX3N3YXAYDCABKAsyGy5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBPcEgAEjAKDG9wZW5fc2Vzc2lvbhgNIAEoCzIYLnJhZnRrdi52MS5PcGVuU2Vzc2lvbk9wSAASJAoDdHhuGA4gASgLMhUucmFmdGt2LnYxLlR4blJlcXVlc3RIABIuCgtsZWFzZV9ncmFudBgPIAEoCzIXLnJhZnRrdi52MS5MZWFzZUdyYW50T3BIABIwCgxsZWFzZV9yZXZva2UYECABKAsyGC5yYWZ0a3YudjEuTGVhc2VSZXZva2VPcEgAQgQKAm9wSgQIARACUgpyZXF1ZXN0X2lkIg8KDU9wZW5TZXNzaW9uT3AiMgoFUHV0T3ASCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEg0KBWxlYXNlGAMgASgEIiMKDExlYXNlR3JhbnRPcBITCgt0dGxfc2Vjb25kcxgBIAEoAyIsCg1MZWFzZVJldm9rZU9wEgoKAmlkGAEgASgEEg8KB2V4cGlyZWQYAiABKAgiFwoIRGVsZXRlT3ASCwoDa2V5GAEgASgJIlIKEENvbXBhcmVBbmRTd2FwT3ASCwoDa2V5GAEgASgJEhUKCGV4cGVjdGVkGAIgASgMSACIAQESDQoFdmFsdWUYAyABKAxCCwoJX2V4cGVjdGVkKscCCgtNZXNzYWdlVHlwZRIcChhNRVNTQUdFX1RZUEVfVU5TUEVDSUZJRUQQABIUChBNRVNTQUdFX1RZUEVfQVBQEAESGQoVTUVTU0FHRV9UWVBFX0FQUF9SRVNQEAISFQoRTUVTU0FHRV9UWVBFX1ZPVEUQAxIaChZNRVNTQUdFX1RZUEVfVk9URV9SRVNQEAQSGQoVTUVTU0FHRV9UWVBFX1BSRV9WT1RFEAUSHgoaTUVTU0FHRV9UWVBFX1BSRV9WT1RFX1JFU1AQBhIaChZNRVNTQUdFX1RZUEVfSEVBUlRCRUFUEAcSHwobTUVTU0FHRV9UWVBFX0hFQVJUQkVBVF9SRVNQEAgSHAoYTUVTU0FHRV9UWVBFX1RJTUVPVVRfTk9XEAkSIAocTUVTU0FHRV9UWVBFX1RSQU5TRkVSX0xFQURFUhAKKloKCUVudHJ5VHlwZRIaChZFTlRSWV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRU5UUllfVFlQRV9OT1JNQUwQARIaChZFTlRSWV9UWVBFX0NPTkZfQ0hBTkdFEAIyogEKC1JhZnRTZXJ2aWNlEjcKBFNlbmQSFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QaFy5yYWZ0a3YudjEuU2VuZFJlc3BvbnNlEloKD0luc3RhbGxTbmFwc2hvdBIhLnJhZnRrdi52MS5JbnN0YWxsU25hcHNob3RSZXF1ZXN0GiIucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlc3BvbnNlKAFiBnByb3RvMw", [file_raftkv_v1_kv]);
 
 /**
  * InstallSnapshotRequest is one part of an InstallSnapshot stream: the header first,
@@ -450,6 +452,31 @@ export type Command = Message$1<"raftkv.v1.Command"> & {
      */
     value: OpenSessionOp;
     case: "openSession";
+  } | {
+    /**
+     * A transaction: compares and two branches of operations (kv.proto's TxnRequest;
+     * its `session` is unset, the command's own session fields carry it).
+     *
+     * @generated from field: raftkv.v1.TxnRequest txn = 14;
+     */
+    value: TxnRequest;
+    case: "txn";
+  } | {
+    /**
+     * Grant a lease; its id is this entry's index.
+     *
+     * @generated from field: raftkv.v1.LeaseGrantOp lease_grant = 15;
+     */
+    value: LeaseGrantOp;
+    case: "leaseGrant";
+  } | {
+    /**
+     * Revoke (or expire) a lease, deleting every key attached to it.
+     *
+     * @generated from field: raftkv.v1.LeaseRevokeOp lease_revoke = 16;
+     */
+    value: LeaseRevokeOp;
+    case: "leaseRevoke";
   } | { case: undefined; value?: undefined };
 };
 
@@ -494,6 +521,13 @@ export type PutOp = Message$1<"raftkv.v1.PutOp"> & {
    * @generated from field: bytes value = 2;
    */
   value: Uint8Array;
+
+  /**
+   * The lease to attach the key to (it must exist when applied), or 0 for none.
+   *
+   * @generated from field: uint64 lease = 3;
+   */
+  lease: bigint;
 };
 
 /**
@@ -502,6 +536,57 @@ export type PutOp = Message$1<"raftkv.v1.PutOp"> & {
  */
 export const PutOpSchema: GenMessage<PutOp> = /*@__PURE__*/
   messageDesc(file_raftkv_v1_raft, 10);
+
+/**
+ * LeaseGrantOp grants a lease of `ttl_seconds`, as the leader fixed it (at least its
+ * minimum TTL).
+ *
+ * @generated from message raftkv.v1.LeaseGrantOp
+ */
+export type LeaseGrantOp = Message$1<"raftkv.v1.LeaseGrantOp"> & {
+  /**
+   * The lease's time to live, in seconds.
+   *
+   * @generated from field: int64 ttl_seconds = 1;
+   */
+  ttlSeconds: bigint;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseGrantOp.
+ * Use `create(LeaseGrantOpSchema)` to create a new message.
+ */
+export const LeaseGrantOpSchema: GenMessage<LeaseGrantOp> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_raft, 11);
+
+/**
+ * LeaseRevokeOp ends lease `id` and deletes every key attached to it, at this entry's
+ * index on every node.
+ *
+ * @generated from message raftkv.v1.LeaseRevokeOp
+ */
+export type LeaseRevokeOp = Message$1<"raftkv.v1.LeaseRevokeOp"> & {
+  /**
+   * The lease.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * True when the leader proposed it because the lease expired (for logs).
+   *
+   * @generated from field: bool expired = 2;
+   */
+  expired: boolean;
+};
+
+/**
+ * Describes the message raftkv.v1.LeaseRevokeOp.
+ * Use `create(LeaseRevokeOpSchema)` to create a new message.
+ */
+export const LeaseRevokeOpSchema: GenMessage<LeaseRevokeOp> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_raft, 12);
 
 /**
  * DeleteOp removes `key`; removing a missing key is not an error.
@@ -522,7 +607,7 @@ export type DeleteOp = Message$1<"raftkv.v1.DeleteOp"> & {
  * Use `create(DeleteOpSchema)` to create a new message.
  */
 export const DeleteOpSchema: GenMessage<DeleteOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 11);
+  messageDesc(file_raftkv_v1_raft, 13);
 
 /**
  * CompareAndSwapOp sets `key` to `value` only if its current value equals `expected`.
@@ -558,7 +643,7 @@ export type CompareAndSwapOp = Message$1<"raftkv.v1.CompareAndSwapOp"> & {
  * Use `create(CompareAndSwapOpSchema)` to create a new message.
  */
 export const CompareAndSwapOpSchema: GenMessage<CompareAndSwapOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 12);
+  messageDesc(file_raftkv_v1_raft, 14);
 
 /**
  * MessageType names the kind of a Raft protocol message. Local messages that never

@@ -1,0 +1,193 @@
+/**
+ * `deno task bench:api`: figures for the application API (issue 13) on a local cluster
+ * of real node processes: the latency of a 1,000-key Range (linearizable at the leader,
+ * serializable at a follower) over 10,000 keys, and the delay of Watch events at a
+ * follower under a paced write load (1,000 writes/s by default): from a write's
+ * acknowledgement (committed and applied at the leader) to the event's delivery, and
+ * from the write's sending. It prints figures; it asserts nothing.
+ *
+ * Flags: --nodes N (3), --base-port P (7451), --rate N (writes/s, 1000), --seconds N (10).
+ *
+ * @module
+ */
+
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
+import { KVService } from "../src/gen/raftkv/v1/kv_pb.ts";
+import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
+
+function flag(name: string, fallback: number): number {
+  const i = Deno.args.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = Number(Deno.args[i + 1]);
+  if (!Number.isInteger(v) || v <= 0) {
+    console.error(`error: --${name} takes a positive integer, not "${Deno.args[i + 1]}"`);
+    Deno.exit(2);
+  }
+  return v;
+}
+
+const nodes = flag("nodes", 3);
+const rate = flag("rate", 1000);
+const seconds = flag("seconds", 10);
+const dataDir = await Deno.makeTempDir({ prefix: "raftkv-bench-api-" });
+const opts: ClusterOptions = {
+  nodes,
+  basePort: flag("base-port", 7451),
+  dataDir,
+  logLevel: "warn",
+  help: false,
+};
+const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
+const connect = (id: number): Client<typeof KVService> =>
+  createClient(KVService, createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }));
+const shared = new Map<number, Client<typeof KVService>>();
+/** One shared connection per node (a node limits connections per address). */
+const kv = (id: number): Client<typeof KVService> => {
+  if (!shared.has(id)) shared.set(id, connect(id));
+  return shared.get(id)!;
+};
+
+async function waitForLeader(): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    for (let id = 1; id <= nodes; id++) {
+      try {
+        const c = createClient(
+          ClusterService,
+          createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
+        );
+        if ((await c.status({}, { timeoutMs: 500 })).role === Role.LEADER) return id;
+      } catch {
+        // Not up yet.
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("no leader within 30 s");
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+const summary = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return `p50=${pct(s, 0.5).toFixed(2)}ms p90=${pct(s, 0.9).toFixed(2)}ms p99=${
+    pct(s, 0.99).toFixed(2)
+  }ms max=${(s[s.length - 1] ?? NaN).toFixed(2)}ms (n=${s.length})`;
+};
+
+const children: Deno.ChildProcess[] = [];
+try {
+  for (let id = 1; id <= nodes; id++) {
+    children.push(
+      new Deno.Command(Deno.execPath(), {
+        args: nodeCommandArgs(opts, id, mainPath),
+        stdout: "null",
+        stderr: "inherit",
+      }).spawn(),
+    );
+  }
+  const leader = await waitForLeader();
+  const follower = leader === 1 ? 2 : 1;
+  console.log(`raftkv bench:api: ${nodes} nodes, leader ${leader}, Deno ${Deno.version.deno}`);
+
+  // 10,000 keys of 64 bytes, 100 per transaction.
+  const value = new Uint8Array(64).fill(120);
+  for (let b = 0; b < 100; b++) {
+    await kv(leader).txn({
+      success: Array.from({ length: 100 }, (_, i) => ({
+        op: {
+          case: "put" as const,
+          value: { key: `r/${String(b * 100 + i).padStart(5, "0")}`, value },
+        },
+      })),
+    });
+  }
+  for (
+    const [what, id, serializable] of [["leader, linearizable", leader, false], [
+      "follower, serializable",
+      follower,
+      true,
+    ]] as const
+  ) {
+    const c = kv(id);
+    const times: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const start = `r/${String((i * 37) % 9000).padStart(5, "0")}`;
+      const t0 = performance.now();
+      const page = await c.range({ start, limit: 1000, serializable });
+      times.push(performance.now() - t0);
+      if (page.kvs.length !== 1000) throw new Error(`a page of ${page.kvs.length}`);
+    }
+    console.log(`range 1,000 keys (${what}): ${summary(times.slice(20))}`);
+  }
+
+  // Watch delay at a follower under a paced write load.
+  const sent = new Map<string, number>();
+  const acked = new Map<string, number>();
+  const fromAck: number[] = [];
+  const fromSend: number[] = [];
+  const abort = new AbortController();
+  const watcher = (async () => {
+    try {
+      for await (const res of kv(follower).watch({ prefix: "w/" }, { signal: abort.signal })) {
+        const now = performance.now();
+        for (const e of res.events) {
+          fromSend.push(now - sent.get(e.key)!);
+          const a = acked.get(e.key);
+          if (a !== undefined) fromAck.push(now - a);
+          else acked.set(e.key, -now); // delivered before the ack came back: recorded below
+        }
+      }
+    } catch {
+      // Aborted at the end.
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 300));
+  const total = rate * seconds;
+  // 32 writers on 8 connections.
+  const conns = Array.from({ length: 8 }, () => connect(leader));
+  const clients = Array.from({ length: 32 }, (_, i) => conns[i % 8]!);
+  const t0 = performance.now();
+  let n = 0;
+  await Promise.all(clients.map(async (c) => {
+    for (;;) {
+      const i = n++;
+      if (i >= total) return;
+      const due = t0 + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const key = `w/${i}`;
+      sent.set(key, performance.now());
+      await c.put({ key, value });
+      const now = performance.now();
+      const delivered = acked.get(key);
+      if (delivered !== undefined && delivered < 0) fromAck.push(-delivered - now);
+      else acked.set(key, now);
+    }
+  }));
+  const took = (performance.now() - t0) / 1000;
+  const deadline = Date.now() + 10_000;
+  while (fromSend.length < total && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  abort.abort();
+  await watcher;
+  console.log(
+    `watch at a follower, ${total} writes at ${(total / took).toFixed(0)} writes/s ` +
+      `(target ${rate}); ${fromSend.length} events delivered`,
+  );
+  console.log(`  delay from the write's ack (negative: delivered first): ${summary(fromAck)}`);
+  console.log(`  delay from the write's sending: ${summary(fromSend)}`);
+} finally {
+  for (const child of children) {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Gone.
+    }
+  }
+  await Promise.all(children.map((c) => c.status));
+  await Deno.remove(dataDir, { recursive: true });
+}

@@ -1,0 +1,346 @@
+/**
+ * The raftkv client library: one client for a cluster, given its endpoints.
+ *
+ * - **Leader following.** The client learns which endpoint is the leader (ClusterService
+ *   Status) and sends calls there, saving the hop a follower's forwarding costs; when
+ *   that endpoint fails it tries the others in turn and learns again.
+ * - **Safe retries.** Reads are retried on another endpoint whenever a call fails for
+ *   reasons of reaching the cluster (UNAVAILABLE, a broken connection, a deadline).
+ *   Writes (Put, Delete, Txn) are sent in an exactly-once session (dissertation §6.3),
+ *   so retrying them is safe too: a retry of a write that did take effect is answered
+ *   with its first outcome. A client keeps a small pool of sessions, one per write in
+ *   flight (a session serves one write at a time).
+ * - **Watches that resume.** {@link RaftKvClient.watch} follows a watch across node
+ *   failures: when the stream breaks, it watches again on another node from the last
+ *   index it delivered + 1, so its caller sees every change once, in order.
+ * - **Leases kept alive.** {@link RaftKvClient.keepAlive} renews a lease every third of
+ *   its TTL until stopped, through whichever node answers.
+ *
+ * It uses only Connect-ES and node:http2, so it runs on Deno and on Node alike.
+ *
+ * @module
+ */
+
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ClusterService, Role } from "../gen/raftkv/v1/cluster_pb.ts";
+import {
+  type GetResponse,
+  KVService,
+  type LeaseGrantResponse,
+  type LeaseTimeToLiveResponse,
+  type PutResponse,
+  type RangeRequestSchema,
+  type RangeResponse,
+  SessionSchema,
+  TxnRequestSchema,
+  type TxnResponse,
+  type WatchEvent,
+  WatchRequestSchema,
+} from "../gen/raftkv/v1/kv_pb.ts";
+
+/** Options of a {@link RaftKvClient}. */
+export interface ClientOptions {
+  /** The cluster's nodes as `host:port` (IPv6 as `[::1]:7001`); at least one. */
+  readonly endpoints: readonly string[];
+  /** The time budget of one operation, retries included, in ms (10,000 by default). */
+  readonly timeoutMs?: number;
+  /** Makes the transport to an endpoint; gRPC over HTTP/2 without TLS by default. */
+  readonly transport?: (endpoint: string) => Transport;
+}
+
+/** A change delivered by {@link RaftKvClient.watch}, and the progress of the watch. */
+export interface WatchBatch {
+  /** The changes, in log order (none in a progress message). */
+  readonly events: readonly WatchEvent[];
+  /** Every watched change up to this index has been delivered. */
+  readonly throughIndex: bigint;
+  /** The endpoint that sent it. */
+  readonly endpoint: string;
+}
+
+/** Codes for which a call may be tried again elsewhere: the cluster was not reached. */
+const RETRYABLE = new Set([
+  Code.Unavailable,
+  Code.DeadlineExceeded,
+  Code.Aborted,
+  Code.Canceled, // a stream reset by a node going away
+  Code.Unknown,
+]);
+
+/** Whether `err` means "try again, maybe elsewhere" rather than a definite answer. */
+export function isRetryable(err: unknown): boolean {
+  if (!(err instanceof ConnectError)) return true; // a socket error, a reset: not an answer
+  return RETRYABLE.has(err.code) ||
+    (err.code === Code.Internal && /stream|connect|socket|GOAWAY|reset/i.test(err.message));
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+
+interface Session {
+  readonly id: bigint;
+  sequence: bigint;
+}
+
+/** A client of one raftkv cluster. */
+export class RaftKvClient {
+  readonly endpoints: readonly string[];
+  readonly timeoutMs: number;
+  readonly #kv = new Map<string, Client<typeof KVService>>();
+  readonly #cluster = new Map<string, Client<typeof ClusterService>>();
+  readonly #transport: (endpoint: string) => Transport;
+  /** Where calls go first: the leader, as last learned. */
+  #preferred = 0;
+  readonly #idle: Session[] = [];
+  #closed = false;
+
+  constructor(options: ClientOptions) {
+    if (options.endpoints.length === 0) {
+      throw new Error("Cannot create a client: no endpoints given");
+    }
+    this.endpoints = [...options.endpoints];
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.#transport = options.transport ??
+      ((endpoint) => createGrpcTransport({ baseUrl: `http://${endpoint}` }));
+  }
+
+  /** The KVService client of `endpoint`. */
+  kvAt(endpoint: string): Client<typeof KVService> {
+    let c = this.#kv.get(endpoint);
+    if (c === undefined) {
+      c = createClient(KVService, this.#transport(endpoint));
+      this.#kv.set(endpoint, c);
+    }
+    return c;
+  }
+
+  #clusterAt(endpoint: string): Client<typeof ClusterService> {
+    let c = this.#cluster.get(endpoint);
+    if (c === undefined) {
+      c = createClient(ClusterService, this.#transport(endpoint));
+      this.#cluster.set(endpoint, c);
+    }
+    return c;
+  }
+
+  /**
+   * Asks the endpoints which node leads and prefers the leader's endpoint from now on.
+   * Returns it, or undefined when none answered with a leader.
+   */
+  async findLeader(signal?: AbortSignal): Promise<string | undefined> {
+    const ids = new Map<bigint, string>();
+    let leader = 0n;
+    await Promise.all(this.endpoints.map(async (endpoint) => {
+      try {
+        const s = await this.#clusterAt(endpoint).status({}, { timeoutMs: 1_000, signal });
+        ids.set(s.id, endpoint);
+        if (s.role === Role.LEADER) leader = s.id;
+        else if (leader === 0n && s.leaderId !== 0n) leader = s.leaderId;
+      } catch {
+        // Down or unreachable: another answers.
+      }
+    }));
+    const endpoint = ids.get(leader);
+    if (endpoint !== undefined) this.#preferred = this.endpoints.indexOf(endpoint);
+    return endpoint;
+  }
+
+  /**
+   * Runs `call` on the preferred endpoint, then on the others in turn, while it fails
+   * with a retryable error and the time budget lasts; learns the leader again after a
+   * failure. Only for calls that are safe to repeat.
+   */
+  async #retry<T>(
+    call: (kv: Client<typeof KVService>, options: { timeoutMs: number }) => Promise<T>,
+  ): Promise<T> {
+    if (this.#closed) throw new Error("Cannot call: the client is closed");
+    const deadline = Date.now() + this.timeoutMs;
+    let attempt = 0;
+    let last: unknown;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      const endpoint = this.endpoints[(this.#preferred + attempt) % this.endpoints.length]!;
+      try {
+        return await call(this.kvAt(endpoint), { timeoutMs: left });
+      } catch (err) {
+        if (!isRetryable(err)) throw err;
+        last = err;
+      }
+      attempt++;
+      if (attempt % this.endpoints.length === 0) {
+        await sleep(Math.min(200 * (attempt / this.endpoints.length), 1_000));
+        await this.findLeader();
+        attempt = 0;
+      }
+    }
+    throw last instanceof Error ? last : new ConnectError(
+      `no endpoint answered within ${this.timeoutMs} ms`,
+      Code.Unavailable,
+    );
+  }
+
+  /** Runs a write in a session from the pool (opening one if none is idle). */
+  async #inSession<T>(
+    write: (session: { id: bigint; sequence: bigint }) => Promise<T>,
+  ): Promise<T> {
+    let session = this.#idle.pop();
+    if (session === undefined) {
+      const opened = await this.#retry((kv, o) => kv.openSession({}, o));
+      session = { id: opened.sessionId, sequence: 0n };
+    }
+    session.sequence++;
+    try {
+      const result = await write({ id: session.id, sequence: session.sequence });
+      this.#idle.push(session);
+      return result;
+    } catch (err) {
+      // A definite answer leaves the session usable; an unknown outcome does not (the
+      // next write would race the retried one), so the session is dropped.
+      if (err instanceof ConnectError && !isRetryable(err)) this.#idle.push(session);
+      throw err;
+    }
+  }
+
+  /** Stores `value` under `key` (attached to `lease`, if given), exactly once. */
+  put(
+    key: string,
+    value: Uint8Array | string,
+    options: { lease?: bigint } = {},
+  ): Promise<PutResponse> {
+    const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value;
+    return this.#inSession((session) =>
+      this.#retry((kv, o) => kv.put({ key, value: bytes, session, lease: options.lease ?? 0n }, o))
+    );
+  }
+
+  /** Reads `key`, linearizably. */
+  get(key: string): Promise<GetResponse> {
+    return this.#retry((kv, o) => kv.get({ key }, o));
+  }
+
+  /** Deletes `key`, exactly once; true if it existed. */
+  async delete(key: string): Promise<boolean> {
+    const r = await this.#inSession((session) =>
+      this.#retry((kv, o) => kv.delete({ key, session }, o))
+    );
+    return r.deleted;
+  }
+
+  /** Reads a page of a range (linearizable unless `serializable`). */
+  range(request: MessageInitShape<typeof RangeRequestSchema>): Promise<RangeResponse> {
+    return this.#retry((kv, o) => kv.range(request, o));
+  }
+
+  /** Every key of a range, page by page (each page linearizable on its own). */
+  async *rangeAll(
+    request: MessageInitShape<typeof RangeRequestSchema>,
+  ): AsyncGenerator<RangeResponse> {
+    let continuation = "";
+    for (;;) {
+      const page = await this.range({ ...request, continuation });
+      yield page;
+      if (!page.more) return;
+      continuation = page.continuation;
+    }
+  }
+
+  /** Runs a transaction, exactly once. */
+  txn(request: MessageInitShape<typeof TxnRequestSchema>): Promise<TxnResponse> {
+    return this.#inSession((session) => {
+      const message = create(TxnRequestSchema, request);
+      message.session = create(SessionSchema, session);
+      return this.#retry((kv, o) => kv.txn(message, o));
+    });
+  }
+
+  /** Grants a lease of `ttl` seconds. (Not in a session: a retry may grant a second lease, which expires unused.) */
+  leaseGrant(ttl: number): Promise<LeaseGrantResponse> {
+    return this.#retry((kv, o) => kv.leaseGrant({ ttl: BigInt(ttl) }, o));
+  }
+
+  /** Revokes a lease, deleting its keys. A retry after it took effect answers NOT_FOUND, which this treats as done. */
+  async leaseRevoke(id: bigint): Promise<void> {
+    try {
+      await this.#retry((kv, o) => kv.leaseRevoke({ id }, o));
+    } catch (err) {
+      if (!(err instanceof ConnectError && err.code === Code.NotFound)) throw err;
+    }
+  }
+
+  /** A lease's granted TTL, time left and keys. */
+  leaseTimeToLive(id: bigint, keys = false): Promise<LeaseTimeToLiveResponse> {
+    return this.#retry((kv, o) => kv.leaseTimeToLive({ id, keys }, o));
+  }
+
+  /**
+   * Keeps lease `id` alive: renews it every third of `ttl` seconds until `signal`
+   * aborts. Resolves when stopped; rejects (NOT_FOUND) if the lease is lost (it
+   * expired or was revoked), so the holder knows it no longer holds what it leased.
+   */
+  async keepAlive(id: bigint, ttl: number, signal: AbortSignal): Promise<void> {
+    const every = Math.max(100, (ttl * 1000) / 3);
+    while (!signal.aborted) {
+      try {
+        await this.#retry((kv, o) => kv.leaseKeepAlive({ id }, { ...o, signal }));
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err instanceof ConnectError && err.code === Code.NotFound) throw err;
+        // No node answered in the budget: keep trying while the TTL may still hold.
+      }
+      await sleep(every, signal);
+    }
+  }
+
+  /**
+   * Watches a key, prefix or range from `options.startIndex` (0: from now; the
+   * request's own start_index is ignored), following the
+   * watch across node failures: when the stream breaks it watches again on another
+   * endpoint from the last index delivered + 1, so every change comes once, in log
+   * order. Ends when `signal` aborts; throws OUT_OF_RANGE (history gone: re-read and
+   * watch again) or RESOURCE_EXHAUSTED (fell behind) as the node says.
+   */
+  async *watch(
+    request: MessageInitShape<typeof WatchRequestSchema>,
+    options: { startIndex?: bigint; signal?: AbortSignal } = {},
+  ): AsyncGenerator<WatchBatch> {
+    const signal = options.signal;
+    // 0n: from now; the first response fixes where "now" was.
+    let next = options.startIndex ?? 0n;
+    let attempt = 0;
+    while (!signal?.aborted) {
+      const endpoint = this.endpoints[(this.#preferred + attempt) % this.endpoints.length]!;
+      try {
+        const message = create(WatchRequestSchema, request);
+        message.startIndex = next;
+        const stream = this.kvAt(endpoint).watch(message, { signal });
+        for await (const res of stream) {
+          attempt = 0;
+          next = res.throughIndex + 1n;
+          yield { events: res.events, throughIndex: res.throughIndex, endpoint };
+        }
+      } catch (err) {
+        if (signal?.aborted) return;
+        if (err instanceof ConnectError && !isRetryable(err)) throw err;
+      }
+      // The stream ended or broke: go on elsewhere from `next`.
+      attempt++;
+      await sleep(Math.min(100 * attempt, 1_000), signal);
+    }
+  }
+
+  /** Stops using the client: no more calls. (Connections close when idle.) */
+  close(): void {
+    this.#closed = true;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * `KVService/Lease*`: granting, revoking, renewing and timing leases. Grant and
+ * revoke go through the log; renewals and time-to-live are answered by the leader's
+ * {@link Lessor}, whose deadlines are not replicated. A follower forwards all four.
+ *
+ * @module
+ */
+
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import {
+  type LeaseGrantRequest,
+  type LeaseGrantResponse,
+  LeaseGrantResponseSchema,
+  type LeaseKeepAliveRequest,
+  type LeaseKeepAliveResponse,
+  LeaseKeepAliveResponseSchema,
+  type LeaseRevokeRequest,
+  type LeaseRevokeResponse,
+  LeaseRevokeResponseSchema,
+  type LeaseTimeToLiveRequest,
+  type LeaseTimeToLiveResponse,
+  LeaseTimeToLiveResponseSchema,
+} from "../gen/raftkv/v1/kv_pb.ts";
+import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
+import type { ApplyResult } from "../kv/store.ts";
+import { type Lessor, MAX_LEASE_TTL } from "./lessor.ts";
+import type { RaftKvNode } from "./node.ts";
+import type { Router } from "./route.ts";
+
+type Op = MessageInitShape<typeof CommandSchema>["op"];
+
+/** Proposes an operation and waits for what applying it produced. */
+export type ApplyOp = (op: Op, signal: AbortSignal) => Promise<ApplyResult>;
+
+function leaseId(id: bigint): number {
+  if (id === 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new ConnectError(
+      `Cannot use lease id ${id}: get one from LeaseGrant`,
+      Code.InvalidArgument,
+    );
+  }
+  return Number(id);
+}
+
+function notFound(id: number): ConnectError {
+  return new ConnectError(
+    `lease ${id} not found (expired, revoked, or never granted)`,
+    Code.NotFound,
+  );
+}
+
+/** The lease handlers of the KVService implementation. */
+export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, apply: ApplyOp): {
+  leaseGrant(req: LeaseGrantRequest, ctx: HandlerContext): Promise<LeaseGrantResponse>;
+  leaseRevoke(req: LeaseRevokeRequest, ctx: HandlerContext): Promise<LeaseRevokeResponse>;
+  leaseKeepAlive(req: LeaseKeepAliveRequest, ctx: HandlerContext): Promise<LeaseKeepAliveResponse>;
+  leaseTimeToLive(
+    req: LeaseTimeToLiveRequest,
+    ctx: HandlerContext,
+  ): Promise<LeaseTimeToLiveResponse>;
+} {
+  /** Makes sure this leader has applied everything committed, then looks `id` up. */
+  const current = async (id: number, signal: AbortSignal) => {
+    if (node.kv.lease(id) === undefined) await node.linearizableRead(signal);
+    return node.kv.lease(id);
+  };
+  return {
+    leaseGrant(req, ctx) {
+      if (req.ttl < 1n || req.ttl > BigInt(MAX_LEASE_TTL)) {
+        throw new ConnectError(
+          `Cannot grant a lease of TTL ${req.ttl}: give 1 to ${MAX_LEASE_TTL} seconds`,
+          Code.InvalidArgument,
+        );
+      }
+      return router.route(ctx, async (signal) => {
+        const ttl = Math.max(Number(req.ttl), lessor.minTtl);
+        const result = await apply(
+          { case: "leaseGrant", value: { ttlSeconds: BigInt(ttl) } },
+          signal,
+        );
+        if (result.kind !== "lease_granted") {
+          throw new ConnectError(
+            `applied a ${result.kind} where a lease grant was proposed`,
+            Code.Internal,
+          );
+        }
+        lessor.renew(result.id);
+        return create(LeaseGrantResponseSchema, { id: BigInt(result.id), ttl: BigInt(result.ttl) });
+      }, (client, opts) => client.leaseGrant(req, opts));
+    },
+
+    leaseRevoke(req, ctx) {
+      const id = leaseId(req.id);
+      return router.route(ctx, async (signal) => {
+        const result = await apply({ case: "leaseRevoke", value: { id: req.id } }, signal);
+        if (result.kind !== "lease_revoked") {
+          throw new ConnectError(
+            `applied a ${result.kind} where a lease revoke was proposed`,
+            Code.Internal,
+          );
+        }
+        if (!result.found) throw notFound(id);
+        // The index: the lease's keys were deleted at the entry just applied.
+        return create(LeaseRevokeResponseSchema, {
+          index: BigInt(node.kv.appliedIndex),
+          deleted: BigInt(result.deleted),
+        });
+      }, (client, opts) => client.leaseRevoke(req, opts));
+    },
+
+    leaseKeepAlive(req, ctx) {
+      const id = leaseId(req.id);
+      return router.route(ctx, async (signal) => {
+        if (await current(id, signal) === undefined) throw notFound(id);
+        const ttl = lessor.renew(id);
+        if (ttl === undefined) throw notFound(id);
+        return create(LeaseKeepAliveResponseSchema, { id: req.id, ttl: BigInt(ttl) });
+      }, (client, opts) => client.leaseKeepAlive(req, opts));
+    },
+
+    leaseTimeToLive(req, ctx) {
+      const id = leaseId(req.id);
+      return router.route(ctx, async (signal) => {
+        const lease = await current(id, signal);
+        const left = lease === undefined ? undefined : lessor.remainingMs(id);
+        if (lease === undefined || left === undefined) throw notFound(id);
+        return create(LeaseTimeToLiveResponseSchema, {
+          id: req.id,
+          ttl: BigInt(Math.ceil(left / 1000)),
+          grantedTtl: BigInt(lease.ttl),
+          keys: req.keys ? lease.keys : [],
+        });
+      }, (client, opts) => client.leaseTimeToLive(req, opts));
+    },
+  };
+}
