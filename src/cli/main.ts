@@ -27,6 +27,7 @@ import {
   parseTlsOptions,
   readClientTls,
   type TlsOption,
+  TlsOptionError,
 } from "./tls_options.ts";
 
 /** Help text of the client CLI. */
@@ -237,7 +238,13 @@ export function parseClientArgs(
   if ("key" in command && command.key === "") {
     throw new UsageError(`Cannot parse ${name}: KEY must not be empty`);
   }
-  const tls = parseTlsOptions(tlsRaw, env);
+  let tls;
+  try {
+    tls = parseTlsOptions(tlsRaw, env);
+  } catch (e) {
+    if (e instanceof TlsOptionError) throw new UsageError(e.message);
+    throw e;
+  }
   return { endpoints, timeoutMs, command, ...(tls === undefined ? {} : { tls }) };
 }
 
@@ -391,7 +398,7 @@ export async function main(
     try {
       tlsPem = await readClientTls(parsed.tls);
     } catch (e) {
-      if (!(e instanceof UsageError)) throw e;
+      if (!(e instanceof TlsOptionError)) throw e;
       await writeAll(Deno.stderr, usageError(e.message));
       return EXIT.USAGE;
     }

@@ -7,7 +7,13 @@
  * @module
  */
 
-import { UsageError } from "./main.ts";
+/** A TLS option that cannot be used; main.ts reports it as a usage error (exit 2). */
+export class TlsOptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TlsOptionError";
+  }
+}
 
 /** The TLS options the CLI takes. */
 export type TlsOption = "--cacert" | "--cert" | "--key";
@@ -40,7 +46,7 @@ export interface ClientTlsPem {
  * The TLS files from the options given (`raw`) or their variables, or undefined when
  * none is set. A certificate needs its key and both need --cacert.
  *
- * @throws {UsageError} on a lone --cert or --key, or either without --cacert
+ * @throws {TlsOptionError} on a lone --cert or --key, or either without --cacert
  */
 export function parseTlsOptions(
   raw: ReadonlyMap<TlsOption, { value: string; source: string }>,
@@ -56,14 +62,14 @@ export function parseTlsOptions(
   const cert = get("--cert", "RAFTKV_CERT");
   const key = get("--key", "RAFTKV_KEY");
   if (cert !== undefined && key === undefined) {
-    throw new UsageError(`Cannot use ${cert.source} without --key (or RAFTKV_KEY)`);
+    throw new TlsOptionError(`Cannot use ${cert.source} without --key (or RAFTKV_KEY)`);
   }
   if (key !== undefined && cert === undefined) {
-    throw new UsageError(`Cannot use ${key.source} without --cert (or RAFTKV_CERT)`);
+    throw new TlsOptionError(`Cannot use ${key.source} without --cert (or RAFTKV_CERT)`);
   }
   if (cacert === undefined) {
     if (cert !== undefined) {
-      throw new UsageError(
+      throw new TlsOptionError(
         `Cannot use ${cert.source} without --cacert (or RAFTKV_CACERT): a client ` +
           `certificate is for TLS, which needs the CA that signed the nodes' certificates`,
       );
@@ -77,11 +83,11 @@ async function read(option: string, file: string): Promise<string> {
   try {
     return await Deno.readTextFile(file);
   } catch (err) {
-    throw new UsageError(`Cannot read ${option} ${file}: ${(err as Error).message}`);
+    throw new TlsOptionError(`Cannot read ${option} ${file}: ${(err as Error).message}`);
   }
 }
 
-/** Reads the files. @throws {UsageError} naming the option and file that cannot be read */
+/** Reads the files. @throws {TlsOptionError} naming the option and file that cannot be read */
 export async function readClientTls(files: ClientTlsFiles): Promise<ClientTlsPem> {
   const ca = await read("--cacert", files.cacert);
   if (files.cert === undefined || files.key === undefined) return { ca };

@@ -103,10 +103,14 @@ export class ReflectionClient {
   readonly address: string;
   readonly #client: grpc.Client;
 
-  /** Creates a client for `address` (`host:port`), plaintext; connects lazily. */
-  constructor(address: string) {
+  /**
+   * Creates a client for `address` (`host:port`), plaintext unless `credentials` say
+   * otherwise (`grpc.credentials.createSsl(...)`: grpcurl's `-cacert -cert -key`);
+   * connects lazily.
+   */
+  constructor(address: string, credentials = grpc.credentials.createInsecure()) {
     this.address = address;
-    this.#client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    this.#client = new grpc.Client(address, credentials, {
       "grpc.use_local_subchannel_pool": 1,
     });
   }

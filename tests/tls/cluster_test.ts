@@ -39,12 +39,18 @@ Deno.test("TLS everywhere: 3 nodes elect, replicate, and survive kill -9 of the 
       };
       const writers = [0, 1, 2].map(writer);
       try {
-        await waitFor("30 acknowledged writes", () => acked.size >= 30);
+        // Generous deadlines: on a loaded machine every call waits for CPU and disk.
+        const patient = { timeoutMs: 90_000 };
+        await waitFor("30 acknowledged writes", () => acked.size >= 30, patient);
         await c.kill(first, "SIGKILL");
         const atCrash = acked.size;
-        const second = await c.leader();
+        const second = await c.leader(undefined, patient);
         assert.notEqual(second, first);
-        await waitFor("30 more writes after the crash", () => acked.size >= atCrash + 30);
+        await waitFor(
+          "30 more writes after the crash",
+          () => acked.size >= atCrash + 30,
+          patient,
+        );
       } finally {
         stop = true;
         await Promise.all(writers);
