@@ -103,6 +103,8 @@ export class RaftKvClient {
   #preferred = 0;
   readonly #idle: Session[] = [];
   #closed = false;
+  /** Set once the leader has been looked for: the first call asks the endpoints. */
+  #looked: Promise<unknown> | undefined;
 
   constructor(options: ClientOptions) {
     if (options.endpoints.length === 0) {
@@ -165,6 +167,8 @@ export class RaftKvClient {
   ): Promise<T> {
     if (this.#closed) throw new Error("Cannot call: the client is closed");
     const deadline = Date.now() + this.timeoutMs;
+    // The first call finds the leader, so calls go there without a forwarding hop.
+    await (this.#looked ??= this.findLeader());
     let attempt = 0;
     let last: unknown;
     for (;;) {

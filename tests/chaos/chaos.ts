@@ -33,6 +33,7 @@ import { checkHistory, type CheckResult, type OpKind } from "./linearizability.t
 import { tlsCluster } from "../tls/_tls_cluster.ts";
 import { opLabel, renderTimeline } from "./timeline.ts";
 import { ChaosClient, History, type HistoryOp, KnownValues } from "./clients.ts";
+import { WatchChecker, type WatchReport } from "./watch_check.ts";
 import { FAULT_KINDS, type FaultKind, Nemesis, type NemesisEvent, pace } from "./nemesis.ts";
 
 /** Options of {@link runChaos}. */
@@ -657,6 +658,8 @@ export interface RunFacts {
   readonly header?: string;
   /** What the artifacts are, instead of a run's own list (a live run). */
   readonly artifacts?: string;
+  /** What the watch client saw (watch_check.ts), one line. */
+  readonly watch?: string;
 }
 
 function pad(s: string | number, n: number): string {
@@ -760,6 +763,7 @@ export function formatSummary(
       `convergence (${label}): ${result.ok ? "" : "FAILED: "}${result.detail.split("\n")[0]}`,
     );
   }
+  if (facts.watch !== undefined) out.push(facts.watch);
   const sn = facts.snapshots;
   if (sn !== undefined) {
     out.push(
@@ -921,9 +925,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     }
   };
   o.signal?.addEventListener("abort", thaw, { once: true });
+  let watch: WatchChecker | undefined;
   try {
-    await cluster.leader(undefined, { timeoutMs: 60_000 });
+    const firstLeader = await cluster.leader(undefined, { timeoutMs: 60_000 });
     const h = new History((op) => sink.append("history.jsonl", opJson(op)));
+    // A watch of every key from here on, checked against the acknowledged puts.
+    watch = new WatchChecker(cluster.ids.map((id) => cluster.endpoint(id)));
+    watch.start((await cluster.status(firstLeader, 10_000)).appliedIndex + 1n);
     const m = new Monitor(cluster, () => h.now(), say);
     monitorDone = m.run(stopMonitor.signal);
 
@@ -998,6 +1006,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const faultPhaseMs = h.now();
     if (o.signal?.aborted) throw new Interrupted();
 
+    // The watch catches up with the last acknowledged put, then is checked.
+    let lastPut = 0n;
+    for (const op of h.ops) {
+      if (op.kind === "put" && op.outcome === "ok" && op.output.index !== undefined) {
+        const index = BigInt(op.output.index);
+        if (index > lastPut) lastPut = index;
+      }
+    }
+    const w = watch;
+    const caughtUp = Date.now() + 30_000;
+    while (w.throughIndex < lastPut && !w.ended && Date.now() < caughtUp) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await w.stop();
+    const watchReport: WatchReport = w.check(h.ops);
+    say(watchReport.line);
+
     const at = () => `[${(h.now() / 1000).toFixed(1).padStart(6)} s]`;
     // The state every node reached while running...
     say(`${at()} end: waiting for every node to agree and catch up`);
@@ -1050,6 +1075,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (!result.ok) problems.push(`convergence (${label}): ${result.detail}`);
     }
     problems.push(...readProblems);
+    problems.push(...watchReport.problems);
 
     const events = nemesis?.events ?? [];
     for (const e of events) sink.append("nemesis.jsonl", JSON.stringify(e));
@@ -1070,6 +1096,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         convergences,
         cpu,
         snapshots,
+        watch: watchReport.line,
       },
       outDir,
       replay,
@@ -1080,6 +1107,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     o.signal?.removeEventListener("abort", thaw);
     stopMonitor.abort();
     await monitorDone;
+    await watch?.stop(); // (an interrupted run's watch; a stopped one returns at once)
     await Promise.all(clients.map((c) => c.close()));
     await cluster.close();
     await tls?.pki.cleanup();
