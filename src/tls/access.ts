@@ -197,15 +197,19 @@ function checkingInterceptor(options: AccessOptions): Interceptor {
     if (!options.clientAuth || caller.kind === "peer") return await next(req);
     if (caller.kind === "unauthenticated") throw unauthenticated(caller, `${service} access`);
     if (req.stream) {
-      // No client-streaming KV or Cluster method exists; a server-streaming one
-      // (SnapshotSave) has its request as a single message here too in Connect-ES,
-      // but must not be let through unchecked if that ever changes.
-      const refused = options.authorizer.refusal(
-        caller.name,
-        needOf(service, req.method.name, undefined),
-      );
-      if (refused !== undefined) throw new ConnectError(refused, Code.PermissionDenied);
-      return await next(req);
+      // Server-streaming KV and Cluster methods (Watch, SnapshotSave) take one
+      // request; checked as it arrives, before the handler sees it.
+      const inner = req.message as AsyncIterable<unknown>;
+      const authorizer = options.authorizer;
+      const method = req.method.name;
+      const checked = (async function* () {
+        for await (const m of inner) {
+          const refused = authorizer.refusal(caller.name, needOf(service, method, m));
+          if (refused !== undefined) throw new ConnectError(refused, Code.PermissionDenied);
+          yield m;
+        }
+      })();
+      return await next({ ...req, message: checked } as typeof req);
     }
     const refused = options.authorizer.refusal(
       caller.name,

@@ -8,13 +8,73 @@
  */
 
 import type { Reloadable } from "./reload.ts";
-import { allows, loadPolicy, type Permission, type Policy } from "./policy.ts";
+import {
+  allows,
+  allowsRange,
+  loadPolicy,
+  type Permission,
+  type Policy,
+  prefixEnd,
+} from "./policy.ts";
 
 /** What a method needs: permissions, and whether they apply to the request's key. */
 export interface Need {
   readonly permissions: readonly Permission[];
   /** The key the request names, or undefined for a method that names none. */
   readonly key: string | undefined;
+  /** Range and Watch over a range or prefix: every key in it (see {@link allowsRange}). */
+  readonly range?: KeyRange;
+  /** Txn: the need of each compare and operation; every one must be met. */
+  readonly parts?: readonly Need[];
+}
+
+/** Keys in [start, end); an empty `end` runs to the end of the key space. */
+export interface KeyRange {
+  readonly start: string;
+  readonly end: string;
+}
+
+/** What a Range, Watch or range operation covers: one key, a prefix, [start, end), or all. */
+function rangeOf(message: unknown): Pick<Need, "key" | "range"> {
+  const m = (message ?? {}) as { key?: unknown; prefix?: unknown; start?: unknown; end?: unknown };
+  const str = (v: unknown) => (typeof v === "string" ? v : "");
+  if (str(m.key) !== "") return { key: str(m.key) };
+  if (str(m.prefix) !== "") {
+    return { key: undefined, range: { start: str(m.prefix), end: prefixEnd(str(m.prefix)) } };
+  }
+  if (str(m.start) === "" && str(m.end) === "") {
+    return { key: undefined, range: { start: "", end: "" } };
+  }
+  return { key: undefined, range: { start: str(m.start), end: str(m.end) } };
+}
+
+/** A Txn's parts: read for each compare, and per operation what the method alone would need. */
+function txnParts(message: unknown): Need[] {
+  const m = (message ?? {}) as {
+    compares?: { key?: string }[];
+    success?: { op?: { case?: string; value?: unknown } }[];
+    failure?: { op?: { case?: string; value?: unknown } }[];
+  };
+  const parts: Need[] = [];
+  for (const c of m.compares ?? []) parts.push({ permissions: ["read"], key: c.key ?? "" });
+  for (const op of [...(m.success ?? []), ...(m.failure ?? [])]) {
+    const v = op.op?.value as { key?: string } | undefined;
+    switch (op.op?.case) {
+      case "put":
+      case "delete":
+        parts.push({ permissions: ["write"], key: v?.key ?? "" });
+        break;
+      case "get":
+        parts.push({ permissions: ["read"], key: v?.key ?? "" });
+        break;
+      case "range":
+        parts.push({ permissions: ["read"], ...rangeOf(v) });
+        break;
+      default:
+        parts.push({ permissions: ["admin"], key: undefined }); // an operation added later
+    }
+  }
+  return parts;
 }
 
 /**
@@ -39,6 +99,18 @@ export function needOf(service: string, method: string, message: unknown): Need 
         return { permissions: ["read", "write"], key: k };
       case "OpenSession":
         return { permissions: [], key: undefined };
+      case "Range":
+      case "Watch":
+        return { permissions: ["read"], ...rangeOf(message) };
+      case "Txn":
+        return { permissions: [], key: undefined, parts: txnParts(message) };
+      // A lease names no key; revoking one deletes the keys attached to it, which
+      // only a writer could attach: leases need write on some key.
+      case "LeaseGrant":
+      case "LeaseRevoke":
+      case "LeaseKeepAlive":
+      case "LeaseTimeToLive":
+        return { permissions: ["write"], key: undefined };
     }
   }
   return { permissions: ["admin"], key: undefined };
@@ -89,10 +161,22 @@ export class Authorizer implements Reloadable {
   refusal(identity: string, need: Need): string | undefined {
     const policy = this.#policy;
     if (policy === undefined) return undefined;
+    for (const part of need.parts ?? []) {
+      const refused = this.refusal(identity, part);
+      if (refused !== undefined) return refused;
+    }
     for (const p of need.permissions) {
-      if (allows(policy, identity, p, need.key)) continue;
+      if (
+        need.range === undefined
+          ? allows(policy, identity, p, need.key)
+          : allowsRange(policy, identity, p, need.range)
+      ) continue;
       const what = p === "admin"
         ? "administer the cluster"
+        : need.range !== undefined
+        ? `${p} keys [${JSON.stringify(need.range.start)}, ${
+          need.range.end === "" ? "the end" : JSON.stringify(need.range.end)
+        })`
         : need.key === undefined
         ? `${p} any key`
         : `${p} key "${need.key}"`;

@@ -144,3 +144,37 @@ export function allows(
   }
   return false;
 }
+
+/**
+ * Whether `policy` grants `identity` the `permission` on every key in `range`: one
+ * granted prefix must hold the whole range (its start has the prefix, and its end
+ * has it too or is the prefix's end; "" grants everything).
+ */
+export function allowsRange(
+  policy: Policy,
+  identity: string,
+  permission: "read" | "write" | "admin",
+  range: { readonly start: string; readonly end: string },
+): boolean {
+  if (permission === "admin") return allows(policy, identity, permission, undefined);
+  for (const who of [identity, "*"]) {
+    const g = policy.grants.get(who);
+    if (g === undefined) continue;
+    const list = permission === "read" ? g.read : g.write;
+    for (const p of list) {
+      if (p === "") return true;
+      if (!range.start.startsWith(p) || range.end === "") continue;
+      if (range.end.startsWith(p) || range.end === prefixEnd(p)) return true;
+    }
+  }
+  return false;
+}
+
+/** The first key after every key with prefix `p` ("" when there is none), as etcd's prefix end. */
+export function prefixEnd(p: string): string {
+  for (let i = p.length - 1; i >= 0; i--) {
+    const c = p.charCodeAt(i);
+    if (c < 0xffff) return p.slice(0, i) + String.fromCharCode(c + 1);
+  }
+  return "";
+}

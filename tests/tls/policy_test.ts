@@ -52,7 +52,7 @@ Deno.test("each method needs its permission: CAS reads and writes, Cluster calls
   assert.deepEqual(needOf(kv, "OpenSession", {}), { permissions: [], key: undefined });
   assert.deepEqual(needOf("raftkv.v1.ClusterService", "Status", {}).permissions, ["admin"]);
   // A method nobody classified (added later) needs admin: refused by default.
-  assert.deepEqual(needOf(kv, "Watch", { key: "k" }).permissions, ["admin"]);
+  assert.deepEqual(needOf(kv, "Compact", { key: "k" }).permissions, ["admin"]);
 });
 
 Deno.test("a refusal names the identity, the permission and the key", () => {
@@ -74,6 +74,53 @@ Deno.test("a refusal names the identity, the permission and the key", () => {
     Authorizer.of(undefined).refusal("x", needOf("raftkv.v1.ClusterService", "Status", {})),
     undefined,
   );
+});
+
+Deno.test("Range and Watch read their whole range; a prefix or [start, end) inside a grant", () => {
+  const a = Authorizer.of(POLICY);
+  const kv = "raftkv.v1.KVService";
+  for (const method of ["Range", "Watch"]) {
+    assert.equal(a.refusal("alice", needOf(kv, method, { prefix: "app/" })), undefined);
+    assert.equal(a.refusal("alice", needOf(kv, method, { prefix: "shared/cfg/" })), undefined);
+    assert.equal(
+      a.refusal("alice", needOf(kv, method, { start: "app/a", end: "app/m" })),
+      undefined,
+    );
+    assert.equal(a.refusal("alice", needOf(kv, method, { start: "app/", end: "app0" })), undefined);
+    assert.match(
+      a.refusal("alice", needOf(kv, method, { start: "app/a", end: "b" }))!,
+      /client "alice" may not read keys \["app\/a", "b"\)/,
+    );
+    assert.match(
+      a.refusal("alice", needOf(kv, method, {}))!,
+      /may not read keys \["", the end\)/,
+      "no range is every key",
+    );
+    assert.equal(a.refusal("ops", needOf(kv, method, {})), undefined, "'' grants every range");
+  }
+  assert.equal(a.refusal("alice", needOf(kv, "Watch", { key: "app/k" })), undefined);
+  assert.match(a.refusal("alice", needOf(kv, "Watch", { key: "secret" }))!, /read key "secret"/);
+});
+
+Deno.test("a Txn needs read for each compare and get, write for each put and delete", () => {
+  const a = Authorizer.of(POLICY);
+  const txn = (m: unknown) => a.refusal("alice", needOf("raftkv.v1.KVService", "Txn", m));
+  const put = (key: string) => ({ op: { case: "put", value: { key } } });
+  const get = (key: string) => ({ op: { case: "get", value: { key } } });
+  assert.equal(
+    txn({ compares: [{ key: "shared/v" }], success: [put("app/x")], failure: [get("shared/y")] }),
+    undefined,
+  );
+  assert.match(txn({ success: [put("shared/x")] })!, /may not write key "shared\/x"/);
+  assert.match(txn({ compares: [{ key: "secret" }] })!, /may not read key "secret"/);
+  assert.match(
+    txn({ failure: [{ op: { case: "range", value: { prefix: "" } } }] })!,
+    /may not read keys/,
+  );
+  // Leases name no key; a client that may write somewhere may hold one.
+  const lease = needOf("raftkv.v1.KVService", "LeaseGrant", { ttlSeconds: 5n });
+  assert.equal(a.refusal("alice", lease), undefined);
+  assert.match(a.refusal("ops", lease)!, /may not write any key/);
 });
 
 Deno.test("a bad policy file is refused naming the file and the rule", () => {

@@ -159,6 +159,14 @@ Deno.test("TLS refusals: each intruder gets a clear status, the node keeps servi
             const err = await refusal(() => a.kv.put({ key: "etc/passwd", value: utf8("x") }));
             assert.equal(codeName(err.code), "PermissionDenied", err.message);
             assert.match(err.rawMessage, /client "alice" may not write key "etc\/passwd"/);
+            // A watch (server streaming) is checked on its request too: outside the
+            // prefix it is refused before any event; inside, it is served.
+            const watch = await refusal(async () => {
+              for await (const _ of a.kv.watch({ prefix: "etc/" }, { timeoutMs: 10_000 })) break;
+            });
+            assert.equal(codeName(watch.code), "PermissionDenied", watch.message);
+            assert.match(watch.rawMessage, /client "alice" may not read keys \["etc\/", "etc0"\)/);
+            for await (const _ of a.kv.watch({ prefix: "app/" }, { timeoutMs: 10_000 })) break;
             const admin = await refusal(() => a.cluster.status({}));
             assert.equal(codeName(admin.code), "PermissionDenied", admin.message);
             assert.match(admin.rawMessage, /client "alice" may not administer the cluster/);
