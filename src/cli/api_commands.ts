@@ -7,6 +7,16 @@
  * @module
  */
 
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  type ClientTlsFiles,
+  type ClientTlsPem,
+  isTlsOption,
+  parseTlsOptions,
+  readClientTls,
+  type TlsOption,
+  TlsOptionError,
+} from "./tls_options.ts";
 import { fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TxnRequestSchema, TxnResponseSchema, WatchEvent_Kind } from "../gen/raftkv/v1/kv_pb.ts";
@@ -50,6 +60,8 @@ class Usage extends Error {}
 
 interface Parsed {
   endpoints: string[];
+  /** TLS files (--cacert, --cert, --key or their variables), or undefined for plaintext. */
+  tls: ClientTlsFiles | undefined;
   timeoutMs: number;
   command: string;
   positional: string[];
@@ -62,12 +74,14 @@ const VALUED = new Set(["--prefix", "--limit", "--from", "--count", "--ttl", "--
 function parse(args: readonly string[], env: Record<string, string | undefined>): Parsed {
   let endpointsText = env.RAFTKV_ENDPOINTS ?? "127.0.0.1:7001";
   let timeoutMs = 5000;
+  const tlsRaw = new Map<TlsOption, { value: string; source: string }>();
   let i = 0;
   for (; i < args.length && args[i]!.startsWith("--"); i++) {
     const [name, inline] = args[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
     const value = inline ?? args[++i];
     if (value === undefined) throw new Usage(`Cannot parse ${name}: it needs a value`);
     if (name === "--endpoints") endpointsText = value;
+    else if (isTlsOption(name)) tlsRaw.set(name, { value, source: name });
     else if (name === "--timeout-ms") {
       timeoutMs = Number(value);
       if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
@@ -109,7 +123,14 @@ function parse(args: readonly string[], env: Record<string, string | undefined>)
       } else throw new Usage(`Cannot parse ${command}: unknown option "${a}"`);
     } else positional.push(a);
   }
-  return { endpoints, timeoutMs, command, positional, flags, rest };
+  let tls: ClientTlsFiles | undefined;
+  try {
+    tls = parseTlsOptions(tlsRaw, env);
+  } catch (err) {
+    if (err instanceof TlsOptionError) throw new Usage(err.message);
+    throw err;
+  }
+  return { endpoints, tls, timeoutMs, command, positional, flags, rest };
 }
 
 function intFlag(p: Parsed, name: string, fallback: number): number {
@@ -149,7 +170,24 @@ export async function runApiCli(
     err.write(`error: ${e.message}\nRun "deno task client --help" for the commands and options.\n`);
     return 2;
   }
-  const client = new RaftKvClient({ endpoints: p.endpoints, timeoutMs: p.timeoutMs });
+  let pem: ClientTlsPem | undefined;
+  if (p.tls !== undefined) {
+    try {
+      pem = await readClientTls(p.tls);
+    } catch (e) {
+      if (!(e instanceof TlsOptionError)) throw e;
+      err.write(`error: ${e.message}\n`);
+      return 2;
+    }
+  }
+  const client = new RaftKvClient({
+    endpoints: p.endpoints,
+    timeoutMs: p.timeoutMs,
+    ...(pem === undefined ? {} : {
+      transport: (endpoint: string) =>
+        createGrpcTransport({ baseUrl: `https://${endpoint}`, nodeOptions: pem }),
+    }),
+  });
   try {
     return await run(p, client, out, err, signal);
   } catch (e) {

@@ -50,6 +50,11 @@ Deno.test("CLI over TLS: flags or variables work; plaintext, no certificate, a f
       assert.equal(get.code, 0, get.stderr);
       assert.equal(get.stdout, "v1\n");
 
+      // The API commands (range, watch, txn, lease, lock) take the same TLS options.
+      const range = await client([...ep, ...mine, "range", "--prefix", "app/"]);
+      assert.equal(range.code, 0, range.stderr);
+      assert.match(range.stdout, /app\/k/);
+
       const plain = await client([...ep, "--timeout-ms", "3000", "get", "app/k"]);
       assert.equal(plain.code, 3, plain.stderr);
       assert.match(plain.stderr, /hint: if the nodes serve TLS, pass --cacert/);
