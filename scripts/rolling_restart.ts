@@ -19,6 +19,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
+import { SILENT_LOGGER } from "../src/raft/logger.ts";
+import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
 
 const dash = Deno.args.indexOf("--");
 const ours = dash < 0 ? Deno.args : Deno.args.slice(0, dash);
@@ -61,6 +63,10 @@ const nodeFlags = [
 ];
 const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
 const ids = [1, 2, 3];
+
+// A node that stops under a connection can leave a socket error with no listener
+// (EPIPE, ECONNRESET): the calls already see it; it must not end the run.
+guardStrayNetworkErrors(SILENT_LOGGER);
 
 const clusterClients = new Map<number, Client<typeof ClusterService>>();
 const kvClients = new Map<number, Client<typeof KVService>>();
