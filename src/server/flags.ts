@@ -53,6 +53,8 @@ export interface NodeOptions {
   restore: string | undefined;
   /** Resource limits of the gRPC server's HTTP/2 layer (src/http2/limits.ts). */
   http2: Http2Limits;
+  /** Where the HTTP/1.1 port (metrics, probes, web view, Connect JSON) listens; off if undefined. */
+  httpListen: HostPort | undefined;
   /**
    * True when `--help` was given. The other fields then hold defaults and must
    * not be used: print {@link NODE_USAGE} and exit 0.
@@ -125,6 +127,11 @@ HTTP/2 limits (what one client or connection can make the node hold; README, "Li
                          10 min if it goes on; 0 never refuses [RAFTKV_ABUSE_COOLDOWN_MS]
                          (default 60000)
 
+HTTP port (README, "Metrics, probes and the web view"):
+  --http-listen HOST:PORT
+                         Serve /metrics, /healthz, /readyz, the web view at / and Connect
+                         JSON over HTTP/1.1 here [RAFTKV_HTTP_LISTEN] (default: off)
+
   --help                 Print this help and exit
 
 Both --flag VALUE and --flag=VALUE work.
@@ -169,6 +176,7 @@ const VALUE_FLAGS = [
   "request-timeout-ms",
   "idle-timeout-ms",
   "abuse-cooldown-ms",
+  "http-listen",
 ] as const;
 
 type ValueFlag = typeof VALUE_FLAGS[number];
@@ -344,6 +352,7 @@ export function parseNodeFlags(
     snapshotCatchupEntries,
     restore,
     http2,
+    httpListen: optional(raw("http-listen"), (r) => parseHostPort(r.value, r.source)),
     help: false,
   };
 }
@@ -414,6 +423,7 @@ function defaultOptions(): NodeOptions {
     snapshotCatchupEntries: 5_000,
     restore: undefined,
     http2: DEFAULT_HTTP2_LIMITS,
+    httpListen: undefined,
     help: false,
   };
 }

@@ -14,6 +14,8 @@ import { DataDirError } from "./data_dir.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
 import { checkNotRestoring, restoreDataDir, RestoreError } from "./restore_backup.ts";
 import { serve } from "./server.ts";
+import { startHttpPort } from "../http/start.ts";
+import { NodeMetrics } from "../metrics/mod.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 
 async function main(): Promise<number> {
@@ -29,6 +31,8 @@ async function main(): Promise<number> {
   });
 
   guardStrayNetworkErrors(logger);
+  // Metrics only with an HTTP port to scrape them from (--http-listen).
+  const metrics = opts.httpListen === undefined ? undefined : new NodeMetrics();
 
   try {
     // A restore cut short by a crash leaves half a data dir: never start on it.
@@ -52,6 +56,7 @@ async function main(): Promise<number> {
       snapshotCatchupEntries: opts.snapshotCatchupEntries,
       logger,
       random: Math.random,
+      observer: metrics?.observer,
     });
   } catch (err) {
     if (err instanceof WalCorruptionError) {
@@ -82,7 +87,13 @@ async function main(): Promise<number> {
 
   let server;
   try {
-    server = await serve(node, opts.listen.host, opts.listen.port, opts.http2);
+    server = await serve(
+      node,
+      opts.listen.host,
+      opts.listen.port,
+      opts.http2,
+      metrics?.interceptors,
+    );
   } catch (err) {
     console.error(
       `error: cannot listen on ${formatHostPort(opts.listen)}: ${(err as Error).message}`,
@@ -96,6 +107,11 @@ async function main(): Promise<number> {
     dataDir: opts.dataDir,
   });
 
+  const httpPort = await startHttpPort(node, opts.httpListen, metrics, logger);
+  if (httpPort === "failed") {
+    await Promise.all([server.close(), node.stop()]);
+    return 1;
+  }
   const running = node;
   const stopped = new Promise<number>((resolve) => {
     let stopping = false;
@@ -105,7 +121,7 @@ async function main(): Promise<number> {
       logger.info("shutting down", { signal });
       // Stop accepting calls, let the node finish its write under way and
       // close the log, then close the connections that are left.
-      const closing = server.close();
+      const closing = Promise.all([server.close(), httpPort?.close()]);
       await running.stop();
       await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);
       resolve(0);

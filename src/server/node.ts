@@ -27,6 +27,7 @@ import {
 import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir } from "./data_dir.ts";
+import type { NodeObserver } from "./node_observer.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
@@ -76,6 +77,8 @@ export interface RaftKvNodeOptions {
   readonly snapshotEntries?: number;
   /** Entries kept behind a snapshot for slow followers (`--snapshot-catchup-entries`). */
   readonly snapshotCatchupEntries?: number;
+  /** Told of what the node does, for metrics (node_observer.ts); none by default. */
+  readonly observer?: NodeObserver;
 }
 
 /** `--snapshot-entries` by default, etcd's `--snapshot-count` of late. */
@@ -227,6 +230,7 @@ export class RaftKvNode {
       peers: options.peers,
       logger: options.logger,
       timeoutMs: Math.max(options.electionMs, 1000),
+      observer: options.observer,
       // The core sends a follower nothing more until it hears how its snapshot went (§7).
       onSnapshotReport: (to, failed) => {
         if (this.#stopping || this.#fatal !== undefined) return;
@@ -251,6 +255,7 @@ export class RaftKvNode {
         dir: options.dataDir,
         identity: { nodeId: options.id, clusterId: options.clusterId, peers: options.peers },
         logger: log,
+        io: options.observer?.walIo,
       });
     } catch (err) {
       if (err instanceof DataDirError) throw new NodeError("unavailable", err.message);
@@ -373,7 +378,9 @@ export class RaftKvNode {
           await this.#kicker.wait();
           continue;
         }
+        const began = performance.now();
         await this.#handle(this.#raw.ready());
+        this.options.observer?.readyHandled?.((performance.now() - began) / 1000);
       }
     } catch (err) {
       this.#fail(err);
@@ -397,7 +404,9 @@ export class RaftKvNode {
     this.#transport.send(rd.messages);
     if (rd.snapshot !== undefined) await this.#install(rd.snapshot);
     if (rd.hardState !== undefined || rd.entries.length > 0) {
+      const began = performance.now();
       await this.#wal.save(rd.hardState, rd.entries);
+      this.options.observer?.walSaved?.((performance.now() - began) / 1000);
       if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
       this.#storage.append(rd.entries);
     }
@@ -439,6 +448,7 @@ export class RaftKvNode {
     this.#restore(snapshot, state);
     this.#snapshotter.noteInstalled(index);
     this.#log.info("installed a snapshot from the leader", { index, term, file: path });
+    this.options.observer?.snapshotInstalled?.();
   }
 
   /** Replaces the state machine and the applied chain with a snapshot's. */
@@ -478,6 +488,7 @@ export class RaftKvNode {
     const keepAfter = Math.max(this.#storage.firstIndex() - 1, meta.index - this.#catchupEntries);
     this.#storage.compact(keepAfter);
     this.#wal.releaseBefore(keepAfter + 1).catch((err) => this.#fail(err));
+    this.options.observer?.compacted?.();
     this.#log.info("took a snapshot", {
       index: meta.index,
       term: meta.term,
@@ -531,6 +542,7 @@ export class RaftKvNode {
       this.#proposals.clear();
     }
     this.#reportLeader(lead, false);
+    this.options.observer?.softStateChanged?.(role, lead, this.#raw.raft.term);
   }
 
   /** Tells the leader listeners of a change of leader (once per change), or of the end. */
@@ -611,13 +623,19 @@ export class RaftKvNode {
     this.#kicker.kick();
     const { index, term } = proposed;
     const late = new NodeError("deadline", "the deadline passed before the write committed");
-    return abortableWait(signal, late, (w) => {
+    const observer = this.options.observer;
+    observer?.proposed?.();
+    const ended = abortableWait<{ index: number; result: ApplyResult }>(signal, late, (w) => {
       const waiter: ProposalWaiter = { ...w, term };
       this.#proposals.set(index, waiter);
       return () => {
         if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
       };
     });
+    ended.then(() => observer?.proposalEnded?.("committed"), () => {
+      observer?.proposalEnded?.("failed");
+    });
+    return ended;
   }
 
   /**

@@ -8,6 +8,7 @@
 
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Http2Guard } from "../http2/guard.ts";
 import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../http2/limits.ts";
@@ -55,18 +56,21 @@ export interface GrpcServer {
  * Serves the node's services on host:port (port 0 picks a free one), within the
  * HTTP/2 resource `limits` (see src/http2/limits.ts): streams per connection and in
  * the node, connections in total and per address, request and idle timeouts.
+ * `interceptors` wrap every call (the call metrics of src/metrics/grpc_metrics.ts).
  */
 export async function serve(
   node: RaftKvNode,
   host: string,
   port: number,
   limits: Http2Limits = DEFAULT_HTTP2_LIMITS,
+  interceptors: Interceptor[] = [],
 ): Promise<GrpcServer> {
   const router = new Router(node);
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
     readMaxBytes: MAX_REQUEST_BYTES,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
+    interceptors,
     routes: (r) => {
       r.service(RaftService, raftService(node));
       r.service(KVService, kvService(node, router));

@@ -322,6 +322,8 @@ export interface ClusterOptions {
   clusterId?: string;
   /** More flags for every node (e.g. `--snapshot-entries 50`). */
   extraArgs?: readonly string[];
+  /** Give every node an HTTP port (`--http-listen`, a free port): see {@link Cluster.httpUrl}. */
+  http?: boolean;
   /**
    * Called with every line of every node's log as it arrives (harness markers
    * included), e.g. to keep the logs in files; the in-memory {@link NodeLog} is kept too.
@@ -333,6 +335,8 @@ export interface ClusterOptions {
 interface Member {
   readonly id: number;
   readonly port: number;
+  /** The `--http-listen` port, if the cluster has HTTP ports. */
+  readonly httpPort: number | undefined;
   readonly dataDir: string;
   readonly args: readonly string[];
   readonly log: NodeLog;
@@ -382,6 +386,7 @@ export class Cluster {
         return `${j}=127.0.0.1:${port}`;
       });
       const dataDir = `${rootDir}/node${id}`;
+      const httpPort = opts.http === true ? freePort() : undefined;
       const args = [
         "--id",
         String(id),
@@ -402,10 +407,12 @@ export class Cluster {
         "--cluster-id",
         opts.clusterId ?? "raftkv-e2e",
         ...(opts.extraArgs ?? []),
+        ...(httpPort === undefined ? [] : ["--http-listen", `127.0.0.1:${httpPort}`]),
       ];
       c.#members.set(id, {
         id,
         port: ports.get(id)!,
+        httpPort,
         dataDir,
         args,
         log: new NodeLog(
@@ -516,6 +523,13 @@ export class Cluster {
   /** The KVService client of node `id`. */
   kv(id: number): Client<typeof KVService> {
     return this.clients(id).kv;
+  }
+
+  /** `http://127.0.0.1:PORT` of node `id`'s HTTP port (a cluster started with `http: true`). */
+  httpUrl(id: number): string {
+    const port = this.#member(id).httpPort;
+    if (port === undefined) throw new Error("the cluster was started without http: true");
+    return `http://127.0.0.1:${port}`;
   }
 
   /** ClusterService.Status of node `id`, with a short deadline. */
