@@ -91,6 +91,7 @@ export async function serveHttp(options: HttpPortOptions): Promise<HttpPort> {
     "/readyz": (res) => probe(res, readyz(node)),
     "/": (res) => sendText(res, "text/html; charset=utf-8", PAGE_HTML),
     "/app.js": (res) => sendText(res, "text/javascript; charset=utf-8", APP_JS),
+    "/favicon.ico": (res) => void res.writeHead(204).end(),
     "/api/cluster": async (res) => sendJson(res, 200, await viewer.view()),
     "/metrics": async (res) => {
       if (options.metrics === undefined) return sendJson(res, 404, { error: "no metrics" });

@@ -57,7 +57,7 @@ function memberRow(m: MemberView): HTMLTableRowElement {
   tr.dataset.id = String(m.id);
   tr.dataset.up = String(m.up);
   tr.dataset.role = m.up ? m.role ?? "" : "";
-  const state = cell(undefined, "text");
+  const state = cell("", "text");
   const badge = doc.createElement("span");
   badge.className = `badge ${m.up ? "up" : "down"}`;
   badge.textContent = m.up ? "up" : "down";
@@ -97,7 +97,7 @@ function progressRows(view: ClusterView): HTMLTableRowElement[] {
     const fill = doc.createElement("span");
     fill.style.width = `${Math.min(100, (100 * p.match) / last).toFixed(1)}%`;
     bar.append(fill);
-    const td = cell(undefined, "text");
+    const td = cell("", "text");
     td.append(bar, ` ${p.match} / ${leader.lastIndex}`);
     tr.append(cell(p.id), cell(p.match), cell(p.next), td);
     return tr;
