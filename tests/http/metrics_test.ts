@@ -10,37 +10,8 @@
 
 import assert from "node:assert/strict";
 import { utf8, waitFor, withCluster } from "../e2e/_harness.ts";
-import { type Family, parseExposition, scrape } from "./_prom.ts";
-
-/** Every raftkv metric and its type (README, "Metrics", lists what each measures). */
-export const RAFTKV_METRICS: Record<string, Family["type"]> = {
-  raftkv_has_leader: "gauge",
-  raftkv_leader_id: "gauge",
-  raftkv_leader_changes_seen_total: "counter",
-  raftkv_term: "gauge",
-  raftkv_role: "gauge",
-  raftkv_commit_index: "gauge",
-  raftkv_applied_index: "gauge",
-  raftkv_last_log_index: "gauge",
-  raftkv_proposals_committed_total: "counter",
-  raftkv_proposals_applied_total: "counter",
-  raftkv_proposals_failed_total: "counter",
-  raftkv_proposals_pending: "gauge",
-  raftkv_wal_fsync_duration_seconds: "histogram",
-  raftkv_wal_save_duration_seconds: "histogram",
-  raftkv_ready_loop_duration_seconds: "histogram",
-  raftkv_peer_round_trip_seconds: "histogram",
-  raftkv_peer_send_failures_total: "counter",
-  raftkv_follower_lag_entries: "gauge",
-  raftkv_snapshots_taken_total: "counter",
-  raftkv_snapshots_installed_total: "counter",
-  raftkv_log_compactions_total: "counter",
-  raftkv_grpc_requests_total: "counter",
-  raftkv_grpc_request_duration_seconds: "histogram",
-  raftkv_process_resident_memory_bytes: "gauge",
-  raftkv_nodejs_eventloop_lag_seconds: "gauge",
-  raftkv_nodejs_heap_size_used_bytes: "gauge",
-};
+import { RAFTKV_METRICS } from "./_metric_names.ts";
+import { parseExposition, scrape } from "./_prom.ts";
 
 const PUT = { service: "raftkv.v1.KVService", method: "Put", code: "ok" };
 
