@@ -99,6 +99,11 @@ function progressRows(view: ClusterView): HTMLTableRowElement[] {
     bar.append(fill);
     const td = cell("", "text");
     td.append(bar, ` ${p.match} / ${leader.lastIndex}`);
+    // A follower that did not answer: its match is what the leader last heard.
+    if (view.members.find((m) => m.id === p.id)?.up === false) {
+      tr.dataset.up = "false";
+      td.append(" (down)");
+    }
     tr.append(cell(p.id), cell(p.match), cell(p.next), td);
     return tr;
   });

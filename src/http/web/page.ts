@@ -22,6 +22,7 @@ export const PAGE_HTML: string = `<!doctype html>
   th, td { padding: .3rem .7rem; border-bottom: 1px solid #ddd; text-align: right; }
   th:first-child, td:first-child, td.text, th.text { text-align: left; }
   tr[data-up="false"] { color: #999; background: #fff0f0; }
+  tr[data-up="false"] .bar > span { background: #bbb; }
   .badge { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: .85em; }
   .up { background: #d7f5dd; color: #145c24; }
   .down { background: #b00020; color: #fff; }
