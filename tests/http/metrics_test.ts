@@ -38,6 +38,8 @@ Deno.test("/metrics parses, lists every metric, and its counters move with write
     for (let i = 0; i < 20; i++) {
       await c.kv(leader).put({ key: `k${i}`, value: utf8(`v${i}`) }, { timeoutMs: 5_000 });
     }
+    // A refused call counts under its code.
+    await assert.rejects(c.kv(leader).get({ key: "" }));
     const after = await scrape(url);
     const moved = (name: string, labels?: Record<string, string>) =>
       after.value(name, labels) - before.value(name, labels);
@@ -46,6 +48,11 @@ Deno.test("/metrics parses, lists every metric, and its counters move with write
     assert.ok(moved("raftkv_commit_index") >= 20, "the commit index advanced by 20");
     assert.ok(moved("raftkv_grpc_requests_total", PUT) >= 20, "20 Puts counted, code ok");
     assert.ok(moved("raftkv_grpc_request_duration_seconds", PUT) >= 20, "20 Puts timed");
+    assert.equal(
+      moved("raftkv_grpc_requests_total", { method: "Get", code: "invalid_argument" }),
+      1,
+      "the Get of an empty key counted as invalid_argument",
+    );
     assert.ok(moved("raftkv_wal_save_duration_seconds") >= 1, "WAL saves timed");
     assert.ok(moved("raftkv_wal_fsync_duration_seconds") >= 1, "fsyncs timed");
     assert.ok(moved("raftkv_ready_loop_duration_seconds") >= 1, "Ready loops timed");
