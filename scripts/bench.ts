@@ -12,6 +12,7 @@
  * @module
  */
 
+import { formatSeconds, terminalProgress } from "../src/cli/progress.ts";
 import { create } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -93,6 +94,8 @@ async function waitForLeader(): Promise<number> {
   throw new Error("no leader within 30 s");
 }
 
+const progress = terminalProgress();
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 }
@@ -110,13 +113,27 @@ async function measure(
   const latencies: number[] = [];
   let next = 0;
   const start = performance.now();
+  // On a terminal: operations so far and time left, once a second (quiet in CI).
+  const ticker = progress.live
+    ? setInterval(() => {
+      const done = latencies.length;
+      const elapsed = performance.now() - start;
+      const left = done === 0
+        ? ""
+        : `, about ${formatSeconds((elapsed / done) * (total - done))} left`;
+      progress.update(`${what}, ${clients} client(s): ${done}/${total} ops${left}`);
+    }, 1000)
+    : undefined;
   await Promise.all(conns.map(async (c) => {
     for (let i = next++; i < total; i = next++) {
       const t0 = performance.now();
       await call(c, i);
       latencies.push(performance.now() - t0);
     }
-  }));
+  })).finally(() => {
+    clearInterval(ticker);
+    progress.clear();
+  });
   const seconds = (performance.now() - start) / 1000;
   latencies.sort((a, b) => a - b);
   console.log(

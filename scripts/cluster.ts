@@ -55,7 +55,8 @@ Ctrl-C stops every node (SIGTERM, then SIGKILL after 10 s) and exits.
 
 Flags:
   --nodes N            Number of nodes, 1 to 9 (default 3)
-  --base-port PORT     Port of node 1; node i listens on PORT+i-1 (default 7001)
+  --base-port PORT     Port of node 1; node i listens on PORT+i-1 (default 7001), and
+                       serves HTTP (metrics, web view) on PORT+1000+i-1 (default 8001)
   --data-dir DIR       Node i keeps its data in DIR/node<i> (default ./data/cluster)
   --log-level LEVEL    debug, info, warn or error (default info)
   --only ID            Start only node ID of that cluster, e.g. to start again a node
@@ -156,6 +157,12 @@ export function parseClusterFlags(args: readonly string[]): ClusterOptions {
       `Cannot use --base-port ${opts.basePort} with --nodes ${opts.nodes}: node ${opts.nodes} would need port ${last}, above 65535`,
     );
   }
+  const lastHttp = last + HTTP_PORT_OFFSET;
+  if (lastHttp > 65535) {
+    throw new ClusterFlagError(
+      `Cannot use --base-port ${opts.basePort} with --nodes ${opts.nodes}: node ${opts.nodes}'s HTTP port would be ${lastHttp}, above 65535`,
+    );
+  }
   return opts;
 }
 
@@ -171,6 +178,14 @@ function parseInteger(flag: Flag, value: string): number {
 export function nodeAddress(opts: ClusterOptions, id: number): string {
   return `127.0.0.1:${opts.basePort + id - 1}`;
 }
+
+/** Node `id`'s HTTP port (--http-listen): metrics, probes, the web view; 1000 above its gRPC port. */
+export function nodeHttpAddress(opts: ClusterOptions, id: number): string {
+  return `127.0.0.1:${opts.basePort + HTTP_PORT_OFFSET + id - 1}`;
+}
+
+/** How far above a node's gRPC port its HTTP port is. */
+export const HTTP_PORT_OFFSET = 1000;
 
 /** The `--peers` value shared by every node: `1=127.0.0.1:7001,2=...`. */
 export function peersFlag(opts: ClusterOptions): string {
@@ -212,6 +227,8 @@ export function nodeCommandArgs(opts: ClusterOptions, id: number, mainPath: stri
     nodeDataDir(opts, id),
     "--log-level",
     opts.logLevel,
+    "--http-listen",
+    nodeHttpAddress(opts, id),
   ];
 }
 
@@ -308,9 +325,15 @@ async function run(opts: ClusterOptions): Promise<number> {
   const mainPath = fileURLToPath(new URL("../src/server/main.ts", import.meta.url));
 
   const ids = nodeIds(opts);
-  const taken = portsInUse(ids.map((id) => opts.basePort + id - 1));
+  const taken = portsInUse(
+    ids.flatMap((id) => [opts.basePort + id - 1, opts.basePort + HTTP_PORT_OFFSET + id - 1]),
+  );
   if (taken.length > 0) {
-    const which = taken.map((p) => `127.0.0.1:${p} (node ${p - opts.basePort + 1})`).join(", ");
+    const which = taken.map((p) => {
+      const http = p >= opts.basePort + HTTP_PORT_OFFSET;
+      const id = p - opts.basePort - (http ? HTTP_PORT_OFFSET : 0) + 1;
+      return `127.0.0.1:${p} (node ${id}${http ? "'s HTTP port" : ""})`;
+    }).join(", ");
     await stderr.write(
       `error: Cannot start the cluster: ${which} ${taken.length === 1 ? "is" : "are"} already ` +
         `in use. A node left running there (the quick start's \`deno task node\` listens on ` +
@@ -357,6 +380,7 @@ async function run(opts: ClusterOptions): Promise<number> {
   const endpoints = Array.from({ length: opts.nodes }, (_, k) => nodeAddress(opts, k + 1))
     .join(",");
   await say(`try: deno task client --endpoints ${endpoints} status`);
+  await say(`web view: http://${nodeHttpAddress(opts, ids[0] ?? 1)}/ (metrics at /metrics)`);
   await say(ids.length === 1 && opts.nodes > 1 ? "Ctrl-C stops it" : "Ctrl-C stops every node");
 
   const signal = (name: Deno.Signal): void => {

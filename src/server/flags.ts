@@ -65,6 +65,8 @@ export interface NodeOptions {
   http2: Http2Limits;
   /** TLS, peer and client authentication (src/tls/), or undefined: plaintext. */
   tls: TlsConfig | undefined;
+  /** Where the HTTP/1.1 port (metrics, probes, web view, Connect JSON) listens; off if undefined. */
+  httpListen: HostPort | undefined;
   /**
    * True when `--help` was given. The other fields then hold defaults and must
    * not be used: print {@link NODE_USAGE} and exit 0.
@@ -157,6 +159,10 @@ TLS (README, "Securing a cluster"; every file is reloaded when it changes or on 
   --auth-policy FILE     Who may read, write or administer what, by identity and key
                          prefix (YAML; needs --client-ca); without it any authenticated
                          client may do anything [RAFTKV_AUTH_POLICY]
+HTTP port (README, "Metrics, probes and the web view"):
+  --http-listen HOST:PORT
+                         Serve /metrics, /healthz, /readyz, the web view at / and Connect
+                         JSON over HTTP/1.1 here [RAFTKV_HTTP_LISTEN] (default: off)
 
   --help                 Print this help and exit
 
@@ -209,6 +215,7 @@ const VALUE_FLAGS = [
   "peer-ca",
   "client-ca",
   "auth-policy",
+  "http-listen",
 ] as const;
 
 type ValueFlag = typeof VALUE_FLAGS[number];
@@ -407,6 +414,7 @@ export function parseNodeFlags(
     join,
     http2,
     tls: parseTls(raw, peers.size),
+    httpListen: optional(raw("http-listen"), (r) => parseHostPort(r.value, r.source)),
     help: false,
   };
 }
@@ -528,6 +536,7 @@ function defaultOptions(): NodeOptions {
     join: false,
     http2: DEFAULT_HTTP2_LIMITS,
     tls: undefined,
+    httpListen: undefined,
     help: false,
   };
 }

@@ -14,6 +14,8 @@ import { DataDirError } from "./data_dir.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
 import { checkNotRestoring, restoreDataDir, RestoreError } from "./restore_backup.ts";
 import { serve, type ServerSecurity } from "./server.ts";
+import { startHttpPort } from "../http/start.ts";
+import { NodeMetrics } from "../metrics/mod.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 import { Authorizer } from "../tls/authorizer.ts";
 import { CredentialsError, CredentialsStore } from "../tls/credentials.ts";
@@ -34,6 +36,8 @@ async function main(): Promise<number> {
   });
 
   guardStrayNetworkErrors(logger);
+  // Metrics only with an HTTP port to scrape them from (--http-listen).
+  const metrics = opts.httpListen === undefined ? undefined : new NodeMetrics();
 
   // TLS files are read and checked before the data dir is touched: a bad
   // certificate is a usage error, like a bad flag.
@@ -86,6 +90,7 @@ async function main(): Promise<number> {
       logger,
       random: Math.random,
       dialer: security === undefined ? undefined : new TlsDialer(security.credentials),
+      observer: metrics?.observer,
     });
   } catch (err) {
     if (err instanceof WalCorruptionError) {
@@ -116,7 +121,14 @@ async function main(): Promise<number> {
 
   let server;
   try {
-    server = await serve(node, opts.listen.host, opts.listen.port, opts.http2, security);
+    server = await serve(
+      node,
+      opts.listen.host,
+      opts.listen.port,
+      opts.http2,
+      security,
+      metrics?.interceptors,
+    );
   } catch (err) {
     console.error(
       `error: cannot listen on ${formatHostPort(opts.listen)}: ${(err as Error).message}`,
@@ -136,6 +148,19 @@ async function main(): Promise<number> {
     dataDir: opts.dataDir,
   });
 
+  // Without TLS on the HTTP port, its Connect JSON would bypass client certificates.
+  const httpPort = await startHttpPort(
+    node,
+    opts.httpListen,
+    metrics,
+    logger,
+    server,
+    opts.tls?.clientCaFile === undefined,
+  );
+  if (httpPort === "failed") {
+    await Promise.all([server.close(), node.stop()]);
+    return 1;
+  }
   const running = node;
   const stopped = new Promise<number>((resolve) => {
     let stopping = false;
@@ -150,7 +175,7 @@ async function main(): Promise<number> {
       // Stop accepting calls, let the node finish its write under way and
       // close the log, then close the connections that are left.
       await reloader?.stop();
-      const closing = server.close();
+      const closing = Promise.all([server.close(), httpPort?.close()]);
       await running.stop();
       await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);
       resolve(0);

@@ -45,6 +45,7 @@ import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir, writeIdentity } from "./data_dir.ts";
 import { fetchBootstrapVoters } from "./join.ts";
+import type { NodeObserver } from "./node_observer.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import {
   checkAdd,
@@ -114,6 +115,8 @@ export interface RaftKvNodeOptions {
   readonly join?: boolean;
   /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
   readonly dialer?: PeerDialer;
+  /** Told of what the node does, for metrics (node_observer.ts); none by default. */
+  readonly observer?: NodeObserver;
 }
 
 /** `--snapshot-entries` by default, etcd's `--snapshot-count` of late. */
@@ -281,6 +284,7 @@ export class RaftKvNode {
       logger: options.logger,
       timeoutMs: Math.max(options.electionMs, 1000),
       dialer: options.dialer,
+      observer: options.observer,
       // The core sends a follower nothing more until it hears how its snapshot went (§7).
       onSnapshotReport: (to, failed) => {
         if (this.#stopping || this.#fatal !== undefined) return;
@@ -310,6 +314,7 @@ export class RaftKvNode {
           ...(options.join === true ? { joined: true } : {}),
         },
         logger: log,
+        io: options.observer?.walIo,
       });
     } catch (err) {
       if (err instanceof DataDirError) throw new NodeError("unavailable", err.message);
@@ -464,7 +469,9 @@ export class RaftKvNode {
           await this.#kicker.wait();
           continue;
         }
+        const began = performance.now();
         await this.#handle(this.#raw.ready());
+        this.options.observer?.readyHandled?.((performance.now() - began) / 1000);
       }
     } catch (err) {
       this.#fail(err);
@@ -488,7 +495,9 @@ export class RaftKvNode {
     this.#transport.send(rd.messages);
     if (rd.snapshot !== undefined) await this.#install(rd.snapshot);
     if (rd.hardState !== undefined || rd.entries.length > 0) {
+      const began = performance.now();
       await this.#wal.save(rd.hardState, rd.entries);
+      this.options.observer?.walSaved?.((performance.now() - began) / 1000);
       if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
       this.#storage.append(rd.entries);
     }
@@ -530,6 +539,7 @@ export class RaftKvNode {
     this.#restore(snapshot, state);
     this.#snapshotter.noteInstalled(index);
     this.#log.info("installed a snapshot from the leader", { index, term, file: path });
+    this.options.observer?.snapshotInstalled?.();
   }
 
   /** Replaces the state machine and the applied chain with a snapshot's. */
@@ -584,6 +594,7 @@ export class RaftKvNode {
     const keepAfter = Math.max(this.#storage.firstIndex() - 1, meta.index - this.#catchupEntries);
     this.#storage.compact(keepAfter);
     this.#wal.releaseBefore(keepAfter + 1).catch((err) => this.#fail(err));
+    this.options.observer?.compacted?.();
     this.#log.info("took a snapshot", {
       index: meta.index,
       term: meta.term,
@@ -692,6 +703,7 @@ export class RaftKvNode {
       this.#proposals.clear();
     }
     this.#reportLeader(lead, false);
+    this.options.observer?.softStateChanged?.(role, lead, this.#raw.raft.term);
   }
 
   /** Tells the leader listeners of a change of leader (once per change), or of the end. */
@@ -775,13 +787,19 @@ export class RaftKvNode {
     this.#kicker.kick();
     const { index, term } = proposed;
     const late = new NodeError("deadline", "the deadline passed before the write committed");
-    return abortableWait(signal, late, (w) => {
+    const observer = this.options.observer;
+    observer?.proposed?.();
+    const ended = abortableWait<{ index: number; result: ApplyResult }>(signal, late, (w) => {
       const waiter: ProposalWaiter = { ...w, term };
       this.#proposals.set(index, waiter);
       return () => {
         if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
       };
     });
+    ended.then(() => observer?.proposalEnded?.("committed"), () => {
+      observer?.proposalEnded?.("failed");
+    });
+    return ended;
   }
 
   /**

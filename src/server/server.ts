@@ -9,6 +9,7 @@
 
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { Http2Guard } from "../http2/guard.ts";
@@ -61,6 +62,8 @@ export interface ServerSecurity {
 /** A listening server. */
 export interface GrpcServer {
   readonly port: number;
+  /** The node's watches and lessor, which the HTTP port's Connect JSON shares. */
+  readonly api: { readonly watches: WatchHub; readonly lessor: Lessor };
   /** Stops accepting connections and closes open ones once their calls finish. */
   close(): Promise<void>;
 }
@@ -69,6 +72,7 @@ export interface GrpcServer {
  * Serves the node's services on host:port (port 0 picks a free one), within the
  * HTTP/2 resource `limits` (see src/http2/limits.ts): streams per connection and in
  * the node, connections in total and per address, request and idle timeouts.
+ * `interceptors` wrap every call (the call metrics of src/metrics/grpc_metrics.ts).
  */
 export async function serve(
   node: RaftKvNode,
@@ -76,6 +80,7 @@ export async function serve(
   port: number,
   limits: Http2Limits = DEFAULT_HTTP2_LIMITS,
   security?: ServerSecurity,
+  interceptors: Interceptor[] = [],
 ): Promise<GrpcServer> {
   const router = new Router(node);
   const callers = new CallerCache(security?.credentials);
@@ -87,13 +92,17 @@ export async function serve(
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
     contextValues: (req) => createContextValues().set(CALLER, callers.callerOf(req)),
-    interceptors: security === undefined ? [] : [
-      accessInterceptor({
-        peerAuth: tlsConfig?.peerCaFile !== undefined,
-        clientAuth: tlsConfig?.clientCaFile !== undefined,
-        authorizer: security.authorizer,
-        logger: node.options.logger,
-      }),
+    // Metrics outermost, so that a call the access check refuses is counted with its code.
+    interceptors: [
+      ...interceptors,
+      ...(security === undefined ? [] : [
+        accessInterceptor({
+          peerAuth: tlsConfig?.peerCaFile !== undefined,
+          clientAuth: tlsConfig?.clientCaFile !== undefined,
+          authorizer: security.authorizer,
+          logger: node.options.logger,
+        }),
+      ]),
     ],
     readMaxBytes: MAX_REQUEST_BYTES,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
@@ -131,6 +140,7 @@ export async function serve(
   });
   return {
     port: (server.address() as AddressInfo).port,
+    api: { watches, lessor },
     close: () =>
       new Promise<void>((resolve) => {
         unfollow();

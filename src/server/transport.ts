@@ -26,6 +26,7 @@ import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { membersToPb, messageToPb } from "./codec.ts";
 import { PeerErrorLatch } from "./log.ts";
+import type { NodeObserver } from "./node_observer.ts";
 import { MAX_QUEUED, MAX_QUEUED_BYTES, PeerQueue } from "./peer_queue.ts";
 import { SnapshotSender } from "./snapshot_sender.ts";
 import type { PeerDialer } from "../tls/dial.ts";
@@ -156,6 +157,8 @@ export interface PeerTransportOptions {
   readonly snapshotStallTimeoutMs?: number;
   /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
   readonly dialer?: PeerDialer;
+  /** Told how long each Send took and whether it failed (metrics); none by default. */
+  readonly observer?: NodeObserver;
 }
 
 /** Sends Raft messages to peers, batched per peer, in order, best effort. */
@@ -291,6 +294,9 @@ export class PeerTransport {
 
   async #deliver(peer: Peer, batch: Message[]): Promise<void> {
     const log = this.#options.logger;
+    const began = performance.now();
+    const observe = (ok: boolean) =>
+      this.#options.observer?.peerSent?.(peer.id, (performance.now() - began) / 1000, ok);
     try {
       await peer.client.send(
         create(SendRequestSchema, {
@@ -300,12 +306,14 @@ export class PeerTransport {
         }),
         { timeoutMs: this.#options.timeoutMs },
       );
+      observe(true);
       const was = this.#errors.errorOf(peer.id);
       if (this.#errors.clear(peer.id)) {
         if (was === "unreachable") log.info("peer reachable again", { peer: peer.id });
         else log.info("peer accepted our messages again", { peer: peer.id });
       }
     } catch (err) {
+      observe(false);
       const { kind, cause } = classifySendError(err);
       if (!this.#errors.report(peer.id, cause) || this.#closed) return;
       const fields = {

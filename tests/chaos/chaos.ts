@@ -84,10 +84,26 @@ export interface ChaosOptions {
    */
   readonly tls?: boolean;
   /**
+   * Called every second of the fault phase with how far it is (main.ts shows it as
+   * a live line on a terminal, src/cli/progress.ts); default: none.
+   */
+  readonly onTick?: (tick: ChaosTick) => void;
+  /**
    * Ends the run early: the fault phase stops, everything is healed and torn down, and
    * {@link runChaos} throws {@link Interrupted} instead of judging a cut-short run.
    */
   readonly signal?: AbortSignal;
+}
+
+/** How far a run is, for {@link ChaosOptions.onTick}. */
+export interface ChaosTick {
+  readonly elapsedMs: number;
+  /** The fault phase's length ({@link ChaosOptions.durationMs}). */
+  readonly durationMs: number;
+  readonly ops: number;
+  readonly ok: number;
+  /** Faults injected so far. */
+  readonly faults: number;
 }
 
 /** Thrown by {@link runChaos} when its `signal` aborted it. */
@@ -973,7 +989,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       nemesisDone = nemesis.run(stopNemesis.signal);
     }
     const clientsDone = Promise.all(clients.map((c) => c.run(stopClients.signal)));
-    const progress = setInterval(() => {
+    // Every 10 s, a line for logs; not when a live line (onTick) shows the same on a terminal.
+    const progress = o.onTick !== undefined ? undefined : setInterval(() => {
       const ok = h.ops.filter((op) => op.outcome === "ok").length;
       say(
         `[${(h.now() / 1000).toFixed(1).padStart(6)} s] ${h.ops.length} ops (${ok} ok), ` +
@@ -982,6 +999,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           }`,
       );
     }, 10_000);
+    const ticker = o.onTick === undefined ? undefined : setInterval(() => {
+      o.onTick?.({
+        elapsedMs: h.now(),
+        durationMs: o.durationMs,
+        ops: h.ops.length,
+        ok: h.ops.filter((op) => op.outcome === "ok").length,
+        faults: Object.values(nemesis?.counts ?? {}).reduce((a, b) => a + (b ?? 0), 0),
+      });
+    }, 1000);
     try {
       // The fault phase lasts as long as asked: the schedule is time-based.
       await pace(o.durationMs, o.signal);
@@ -1000,6 +1026,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       await clientsDone;
     } finally {
       clearInterval(progress);
+      clearInterval(ticker);
       stopNemesis.abort();
       stopClients.abort();
     }

@@ -24,6 +24,7 @@
  * @module
  */
 
+import { formatSeconds, terminalProgress } from "../../src/cli/progress.ts";
 import { parseArgs } from "node:util";
 import { Interrupted, runChaos } from "./chaos.ts";
 import { FAULT_KINDS, type FaultKind } from "./nemesis.ts";
@@ -170,6 +171,7 @@ async function main(): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onSigint);
   let result;
+  const live = terminalProgress();
   try {
     if (values.endpoints !== undefined) {
       const endpoints = values.endpoints.split(",").map((e) => e.trim()).filter((e) => e !== "");
@@ -188,7 +190,10 @@ async function main(): Promise<number> {
         outDir: values.out,
         opTimeoutMs: int("timeout-ms", values["timeout-ms"], 1),
         thinkMs: int("think-ms", values["think-ms"], 0),
-        progress: values.quiet ? undefined : (line) => console.error(line),
+        progress: values.quiet ? undefined : (line) => {
+          live.clear();
+          console.error(line);
+        },
         signal: interrupt.signal,
       });
     } else {
@@ -214,7 +219,18 @@ async function main(): Promise<number> {
         thinkMs: int("think-ms", values["think-ms"], 0),
         finalRestart: !values["no-final-restart"],
         injectStaleReads: stale,
-        progress: values.quiet ? undefined : (line) => console.error(line),
+        progress: values.quiet ? undefined : (line) => {
+          live.clear();
+          console.error(line);
+        },
+        // A live line on a terminal only: operations, faults, time left (src/cli/progress.ts).
+        onTick: values.quiet || !live.live ? undefined : (t) =>
+          live.update(
+            `[${formatSeconds(t.elapsedMs)} of ${formatSeconds(t.durationMs)}] ${t.ops} ops ` +
+              `(${t.ok} ok), ${t.faults} faults, ` + (t.elapsedMs < t.durationMs
+                ? `${formatSeconds(t.durationMs - t.elapsedMs)} left`
+                : "faults over: healing, then the checks"),
+          ),
         signal: interrupt.signal,
       });
     }
@@ -231,6 +247,7 @@ async function main(): Promise<number> {
     }
     throw err;
   } finally {
+    live.clear();
     Deno.removeSignalListener("SIGINT", onSigint);
   }
   console.log(result.summary);

@@ -5,6 +5,7 @@ import {
   NODE_V8_FLAGS,
   nodeCommandArgs,
   nodeDataDir,
+  nodeHttpAddress,
   nodeIds,
   parseClusterFlags,
   peersFlag,
@@ -62,6 +63,10 @@ Deno.test("parseClusterFlags", async (t) => {
       ["--base-port", "65534", "--nodes", "3"],
       /^Cannot use --base-port 65534 with --nodes 3: node 3 would need port 65536, above 65535$/,
     );
+    rejects(
+      ["--base-port", "64534", "--nodes", "3"],
+      /^Cannot use --base-port 64534 with --nodes 3: node 3's HTTP port would be 65536, above 65535$/,
+    );
   });
   await t.step("--only: one node of the cluster", () => {
     assert.equal(parseClusterFlags(["--only", "2"]).only, 2);
@@ -107,7 +112,10 @@ Deno.test("node command lines", () => {
     "d/node2",
     "--log-level",
     "info",
+    "--http-listen",
+    "127.0.0.1:9002",
   ]);
+  assert.equal(nodeHttpAddress(opts, 2), "127.0.0.1:9002");
 });
 
 Deno.test("the command that starts a node again names every flag that is not a default", () => {

@@ -289,7 +289,8 @@ Deno.test("deploy/kubernetes/raftkv.yaml: each ordinal's pod is a node of one cl
   const port = grpc.containerPort as number;
   for (const s of services) {
     assert.deepEqual(
-      s.spec.ports.map((p: Any) => [p.port, p.targetPort]),
+      // The HTTP port (metrics, probes, web view) is checked in observability_test.ts.
+      s.spec.ports.filter((p: Any) => p.name !== "http").map((p: Any) => [p.port, p.targetPort]),
       [[port, "grpc"]],
       `${s.metadata.name}: ports`,
     );

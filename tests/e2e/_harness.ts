@@ -341,6 +341,8 @@ export interface ClusterOptions {
   nodeArgs?: (id: number) => readonly string[];
   /** Harness clients dial over TLS with these (a TLS cluster); plaintext without. */
   clientTls?: ClientTlsOptions;
+  /** Give every node an HTTP port (`--http-listen`, a free port): see {@link Cluster.httpUrl}. */
+  http?: boolean;
   /**
    * Called with every line of every node's log as it arrives (harness markers
    * included), e.g. to keep the logs in files; the in-memory {@link NodeLog} is kept too.
@@ -384,6 +386,8 @@ function nodeArgs(
 interface Member {
   readonly id: number;
   readonly port: number;
+  /** The `--http-listen` port, if the cluster has HTTP ports. */
+  readonly httpPort: number | undefined;
   readonly dataDir: string;
   readonly args: readonly string[];
   readonly log: NodeLog;
@@ -435,6 +439,7 @@ export class Cluster {
     this.#members.set(id, {
       id,
       port,
+      httpPort: undefined,
       dataDir,
       args: [
         ...nodeArgs(id, port, peers.join(","), dataDir, opts),
@@ -483,10 +488,15 @@ export class Cluster {
         return `${j}=127.0.0.1:${port}`;
       });
       const dataDir = `${rootDir}/node${id}`;
-      const args = nodeArgs(id, ports.get(id)!, peers.join(","), dataDir, opts);
+      const httpPort = opts.http === true ? freePort() : undefined;
+      const args = [
+        ...nodeArgs(id, ports.get(id)!, peers.join(","), dataDir, opts),
+        ...(httpPort === undefined ? [] : ["--http-listen", `127.0.0.1:${httpPort}`]),
+      ];
       c.#members.set(id, {
         id,
         port: ports.get(id)!,
+        httpPort,
         dataDir,
         args,
         log: new NodeLog(
@@ -597,6 +607,13 @@ export class Cluster {
   /** The KVService client of node `id`. */
   kv(id: number): Client<typeof KVService> {
     return this.clients(id).kv;
+  }
+
+  /** `http://127.0.0.1:PORT` of node `id`'s HTTP port (a cluster started with `http: true`). */
+  httpUrl(id: number): string {
+    const port = this.#member(id).httpPort;
+    if (port === undefined) throw new Error("the cluster was started without http: true");
+    return `http://127.0.0.1:${port}`;
   }
 
   /** ClusterService.Status of node `id`, with a short deadline. */

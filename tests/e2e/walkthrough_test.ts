@@ -85,7 +85,12 @@ function threeFreePorts(): number {
     const base = 20000 + Math.floor(Math.random() * 12760);
     const held: Deno.Listener[] = [];
     try {
-      for (let k = 0; k < 3; k++) held.push(Deno.listen({ hostname: "127.0.0.1", port: base + k }));
+      for (let k = 0; k < 3; k++) {
+        // The gRPC port and, 1000 above, the HTTP port (scripts/cluster.ts).
+        for (const port of [base + k, base + 1000 + k]) {
+          held.push(Deno.listen({ hostname: "127.0.0.1", port }));
+        }
+      }
       return base;
     } catch {
       // One is in use: try another base.
@@ -254,6 +259,7 @@ Deno.test("the README's 3-node walkthrough prints what the README shows", async 
   const adapt = (text: string): string => {
     let t = text
       .replace(/127\.0\.0\.1:700([1-3])/g, (_, d) => `127.0.0.1:${base + Number(d) - 1}`)
+      .replace(/127\.0\.0\.1:800([1-3])/g, (_, d) => `127.0.0.1:${base + 999 + Number(d)}`)
       .replaceAll(
         "deno task cluster",
         `deno task cluster --base-port ${base} --data-dir ${dataDir}`,
