@@ -1131,18 +1131,18 @@ export class SimCluster {
    * and after every step, so no commit escapes the configuration it was made under.
    */
   #checkCommitQuorum(node: SimNode): void {
-    const raw = node.raw;
-    if (raw === undefined || raw.raft.role !== "leader") return;
-    const s = raw.status();
+    const r = node.raw?.raft;
+    if (r === undefined || r.role !== "leader") return;
     const last = node.checkedCommit;
-    node.checkedCommit = { term: s.term, commit: s.commit };
+    const commit = r.log.committed;
+    if (last !== undefined && last.term === r.term && last.commit === commit) return;
+    node.checkedCommit = { term: r.term, commit };
     // What it knew committed when it won was decided under earlier
     // configurations; only what it commits itself is counted under its own.
-    if (last === undefined || last.term !== s.term || last.commit >= s.commit) return;
-    const commit = s.commit;
-    const term = raw.raft.log.term(commit);
+    if (last === undefined || last.term !== r.term || last.commit >= commit) return;
+    const term = r.log.term(commit);
     if (term === undefined || commit === 0) return;
-    checkCommitQuorum(node.id, s.term, commit, s.conf, (voter) => {
+    checkCommitQuorum(node.id, r.term, commit, r.trk.confState(), (voter) => {
       const disk = this.#node(voter).disk;
       if (disk.snapshot().meta.index >= commit) return true;
       if (disk.lastIndex() < commit || commit < disk.firstIndex() - 1) return false;
