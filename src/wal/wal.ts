@@ -41,17 +41,10 @@
  * the page cache and build on records the disk may not have. Reopen the directory,
  * preferably from a restarted process, to go on.
  *
- * **Compaction.** Once a snapshot is durable, the segments wholly below the first
- * entry the node keeps are deleted ({@link Wal.releaseBefore}, etcd's
- * `ReleaseLockTo` and `purgeFile`), oldest first, so that what is left is always a
- * run of consecutive segments. The latest hard state is saved again into the tail
- * segment first, so no deleted segment held the only copy. A node that installs a
- * snapshot from its leader starts a segment at the entry after it and deletes all
- * before ({@link Wal.resetTo}). {@link Wal.open} is told the index of the snapshot
- * the node holds ({@link WalOptions.snapshotIndex}): the first segment left may then
- * begin after index 1, as long as it begins at or before the entry after the
- * snapshot; a segment missing in the middle, or a gap between the snapshot and the
- * first entry left, is damage.
+ * **Compaction.** Once a snapshot is durable the segments wholly below what the
+ * node keeps are deleted ({@link Wal.releaseBefore}), or all of them after a
+ * snapshot from the leader ({@link Wal.resetTo}); {@link Wal.open} is told the
+ * snapshot's index ({@link WalOptions.snapshotIndex}). See `compaction.ts`.
  *
  * One process at a time: the WAL takes no lock on its directory.
  *
@@ -61,6 +54,12 @@
 import { basename, dirname, join } from "node:path";
 import { type Logger, SILENT_LOGGER } from "../raft/logger.ts";
 import { EMPTY_HARD_STATE, type Entry, type HardState } from "../raft/types.ts";
+import {
+  deleteOldestSegments,
+  gapAfterSnapshot,
+  type SegmentFile,
+  segmentsWhollyBelow,
+} from "./compaction.ts";
 import { DIR_MODE, exists, FILE_MODE, mkdirDurable, syncDirectory } from "./durable_fs.ts";
 import {
   decodeEntry,
@@ -215,7 +214,7 @@ export class Wal {
   readonly #segmentBytes: number;
   #tail: Tail;
   /** Every segment on disk, in order; the last one is the tail. */
-  #segments: FoundSegment[];
+  #segments: SegmentFile[];
   #lastIndex: number;
   /**
    * No entry at or below this index may be saved: a replay starts the log after
@@ -234,7 +233,7 @@ export class Wal {
     io: WalIo,
     segmentBytes: number,
     tail: Tail,
-    segments: FoundSegment[],
+    segments: SegmentFile[],
     lastIndex: number,
     hardState: HardState,
     floor: number,
@@ -447,15 +446,10 @@ export class Wal {
 
   async #release(index: number): Promise<number> {
     this.#checkUsable("release segments of");
-    const whollyBelow = () => {
-      let n = 0;
-      while (n + 1 < this.#segments.length && this.#segments[n + 1]!.id.firstIndex <= index) n++;
-      return n;
-    };
-    if (whollyBelow() === 0) return 0;
+    if (segmentsWhollyBelow(this.#segments, index) === 0) return 0;
     // This save may start a new segment, which can release one more.
     await this.#save(this.#hardState, []);
-    const n = whollyBelow();
+    const n = segmentsWhollyBelow(this.#segments, index);
     await this.#deleteSegments(n);
     this.#floor = Math.max(this.#floor, this.firstSegmentIndex - 1);
     return n;
@@ -466,11 +460,7 @@ export class Wal {
     if (n <= 0) return;
     const gone = this.#segments.slice(0, n);
     try {
-      for (const s of gone) {
-        await Deno.remove(s.path);
-        this.#segments.shift();
-      }
-      await syncDirectory(this.dir, this.#io.sync);
+      await deleteOldestSegments(this.dir, this.#segments, n, this.#io.sync);
     } catch (err) {
       throw this.#fail(err, `Cannot delete released WAL segments in ${this.dir}`);
     }
@@ -646,12 +636,6 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A segment file found in the directory. */
-interface FoundSegment {
-  readonly id: SegmentId;
-  readonly path: string;
-}
-
 /**
  * Lists the segments of `dir` in sequence order, deleting leftover `.tmp` files.
  * Throws {@link WalCorruptionError} for a `.wal` file with a malformed name, for a
@@ -662,8 +646,8 @@ async function listSegments(
   dir: string,
   logger: Logger,
   snapshotIndex: number,
-): Promise<FoundSegment[]> {
-  const found: FoundSegment[] = [];
+): Promise<SegmentFile[]> {
+  const found: SegmentFile[] = [];
   for await (const e of Deno.readDir(dir)) {
     const path = join(dir, e.name);
     if (e.name.endsWith(TEMP_SUFFIX)) {
@@ -685,18 +669,8 @@ async function listSegments(
   }
   found.sort((a, b) => a.id.seq - b.id.seq);
   const first = found[0];
-  if (first !== undefined && first.id.seq !== 0 && first.id.firstIndex > snapshotIndex + 1) {
-    const covered = snapshotIndex === 0
-      ? "there is no snapshot"
-      : `the snapshot covers up to index ${snapshotIndex}`;
-    throw new WalCorruptionError(
-      first.path,
-      0,
-      `the first segment left starts at index ${first.id.firstIndex}, but ${covered}: ` +
-        `entries ${snapshotIndex + 1} to ${first.id.firstIndex - 1} are in neither ` +
-        `(segment ${first.id.seq - 1} is missing)`,
-    );
-  }
+  const gap = gapAfterSnapshot(first, snapshotIndex);
+  if (gap !== undefined) throw new WalCorruptionError(first!.path, 0, gap);
   const start = first?.id.seq ?? 0;
   for (let i = 0; i < found.length; i++) {
     const s = found[i]!;
@@ -728,7 +702,7 @@ interface Replay {
 /** Replays `segments` in order; cuts a torn tail, throws on any other damage. */
 async function replaySegments(
   dir: string,
-  segments: readonly FoundSegment[],
+  segments: readonly SegmentFile[],
   logger: Logger,
   io: WalIo,
   snapshotIndex: number,

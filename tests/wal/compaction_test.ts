@@ -5,6 +5,7 @@
  * cover is damage, never a silently shorter log.
  */
 
+import { gapAfterSnapshot, segmentsWhollyBelow } from "../../src/wal/compaction.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Wal, WalCorruptionError } from "../../src/wal/mod.ts";
@@ -143,4 +144,30 @@ Deno.test("a reset cut short by a crash (old segments still there) replays as th
     // Without the snapshot the jump from 60 to 101 is a hole in the log.
     await refuses(dir, 0, /starts at index 101 but the log before it ends at 60/);
   });
+});
+
+Deno.test("which segments a snapshot releases, and which first segment a snapshot still reaches", () => {
+  const seg = (seq: number, firstIndex: number) => ({
+    id: { seq, firstIndex },
+    path: `/wal/${seq}.wal`,
+  });
+  const segments = [seg(0, 1), seg(1, 101), seg(2, 201)];
+  // Keeping 100 on: segment 0 (1-100) goes; keeping 101 on as well; 200 keeps segment 1.
+  assert.equal(segmentsWhollyBelow(segments, 100), 0);
+  assert.equal(segmentsWhollyBelow(segments, 101), 1);
+  assert.equal(segmentsWhollyBelow(segments, 200), 1);
+  // The tail is never released, however far the snapshot is.
+  assert.equal(segmentsWhollyBelow(segments, 10_000), 2);
+  assert.equal(segmentsWhollyBelow([seg(0, 1)], 10_000), 0);
+
+  assert.equal(gapAfterSnapshot(undefined, 0), undefined);
+  assert.equal(gapAfterSnapshot(seg(0, 1), 0), undefined);
+  assert.equal(gapAfterSnapshot(seg(3, 301), 300), undefined);
+  assert.equal(gapAfterSnapshot(seg(3, 301), 500), undefined);
+  assert.equal(
+    gapAfterSnapshot(seg(3, 301), 250),
+    "the first segment left starts at index 301, but the snapshot covers up to index 250: " +
+      "entries 251 to 300 are in neither (segment 2 is missing)",
+  );
+  assert.match(gapAfterSnapshot(seg(1, 101), 0)!, /there is no snapshot/);
 });
