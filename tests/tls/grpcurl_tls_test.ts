@@ -52,7 +52,8 @@ Deno.test("grpcurl-like over TLS: list with -cacert alone, Put needs -cert -key"
         assert.ok(BigInt(put.index ?? "0") > 0n, JSON.stringify(put));
         assert.deepEqual(
           await ops.invoke("raftkv.v1.KVService/Get", '{"key":"greeting"}'),
-          { found: true, value: "aGVsbG8=" },
+          // A new key: created and last changed by that Put.
+          { found: true, value: "aGVsbG8=", createIndex: put.index, modIndex: put.index },
         );
       } finally {
         ops.close();
