@@ -26,6 +26,16 @@ export function isStrayNetworkError(error: unknown): boolean {
     (e.syscall === "write" || e.syscall === "read" || e.syscall === "connect");
 }
 
+/**
+ * True for a rejection that only carries such an error: the error itself, or a
+ * Connect error whose cause it is (a session's connect promise that nobody awaits
+ * any more once the call failed over to another node).
+ */
+export function isStrayNetworkRejection(reason: unknown): boolean {
+  if (isStrayNetworkError(reason)) return true;
+  return reason instanceof Error && isStrayNetworkError((reason as { cause?: unknown }).cause);
+}
+
 /** Installs the guard for this process. */
 export function guardStrayNetworkErrors(logger: Logger): void {
   globalThis.addEventListener("error", (event) => {
@@ -33,6 +43,13 @@ export function guardStrayNetworkErrors(logger: Logger): void {
     event.preventDefault();
     logger.debug("ignored a socket error no listener was attached for", {
       error: (event.error as Error).message,
+    });
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    if (!isStrayNetworkRejection(event.reason)) return;
+    event.preventDefault();
+    logger.debug("ignored a socket error no promise was waiting for", {
+      error: (event.reason as Error).message,
     });
   });
 }
