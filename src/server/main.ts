@@ -172,11 +172,13 @@ async function main(): Promise<number> {
       // two election timeouts), while it still serves: the cluster has a leader
       // again within a heartbeat or two instead of an election timeout.
       await running.handOffLeadership();
-      // Stop accepting calls, let the node finish its write under way and
-      // close the log, then close the connections that are left.
+      // Stop the node first: it finishes its write under way, answers the calls
+      // still waiting UNAVAILABLE, ends health watches with NOT_SERVING, and closes
+      // the log. Then close the connections, once what they carry is out (closing
+      // them first let Deno drop a health watch's last message now and then).
       await reloader?.stop();
-      const closing = Promise.all([server.close(), httpPort?.close()]);
       await running.stop();
+      const closing = Promise.all([server.close(), httpPort?.close()]);
       await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);
       resolve(0);
     };

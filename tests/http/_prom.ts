@@ -58,12 +58,18 @@ export class Exposition {
 }
 
 const PARSER = `
-import json, sys
+import json, math, sys
 from prometheus_client.parser import text_string_to_metric_families
+# JSON has no NaN or infinities, which the exposition format allows (a gauge with no
+# sample yet): those go as strings, and the reader turns them back into numbers.
+def value(v):
+    if math.isnan(v): return "NaN"
+    if math.isinf(v): return "Infinity" if v > 0 else "-Infinity"
+    return v
 out = []
 for f in text_string_to_metric_families(sys.stdin.read()):
     out.append({"name": f.name, "type": f.type, "help": f.documentation,
-                "samples": [{"name": s.name, "labels": s.labels, "value": s.value} for s in f.samples]})
+                "samples": [{"name": s.name, "labels": s.labels, "value": value(s.value)} for s in f.samples]})
 print(json.dumps(out))
 `;
 
@@ -85,7 +91,11 @@ export async function parseExposition(text: string): Promise<Exposition> {
       `the Prometheus parser rejected the exposition (python3-prometheus-client installed?):\n${stderr}`,
     );
   }
-  return new Exposition(JSON.parse(new TextDecoder().decode(out.stdout)) as Family[]);
+  const families = JSON.parse(new TextDecoder().decode(out.stdout)) as Family[];
+  return new Exposition(families.map((f) => ({
+    ...f,
+    samples: f.samples.map((s) => ({ ...s, value: Number(s.value) })),
+  })));
 }
 
 /** Fetches and parses `${url}/metrics`. */
