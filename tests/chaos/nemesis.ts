@@ -456,12 +456,17 @@ export class Nemesis {
       try {
         if (!c.isLive(id)) await c.restart(id);
         else await c.waitServing(id);
-        const members = await memberCall(
-          c,
-          "ListMembers",
-          (cl) => cl.listMembers({}, { timeoutMs: 2_000 }),
-        );
-        if (!members.members.some((m) => m.id === BigInt(id))) {
+        // Whether it is still (or again) a member, as the leader's configuration in
+        // force says: any other node may not have applied the removal yet, and the
+        // removed node itself may still list itself (seen in CI: a stale "member"
+        // answer skipped the AddMember and the run waited a minute for nothing).
+        const inForce = await waitFor("a leader's configuration", async () => {
+          const leader = await this.leader();
+          if (leader === undefined) return undefined;
+          const s = await c.status(leader, 2_000);
+          return [...s.voters, ...s.learners, ...s.votersOutgoing];
+        }, { timeoutMs: 60_000, intervalMs: 200 });
+        if (!inForce.includes(BigInt(id))) {
           await memberCall(
             c,
             `AddMember ${id}`,
