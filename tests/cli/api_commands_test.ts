@@ -8,7 +8,8 @@
  */
 
 import assert from "node:assert/strict";
-import { REPO_ROOT, sleep, text, utf8, waitFor, withCluster } from "../e2e/_harness.ts";
+import { RaftKvClient } from "../../src/client/client.ts";
+import { REPO_ROOT, text, utf8, waitFor, withCluster } from "../e2e/_harness.ts";
 
 const CLI = [
   "run",
@@ -131,7 +132,17 @@ Deno.test("lock NAME -- COMMAND: the next holder runs only after the first is ki
         "-c",
         `echo second >> ${log}`,
       );
-      await sleep(3000); // the second contender has queued by now; it must not run
+      // Wait until the second contender has queued (its key is under the lock's
+      // prefix, behind the holder's); it must not run while the holder lives.
+      const queue = new RaftKvClient({ endpoints: endpoints.split(",") });
+      try {
+        await waitFor("the second contender to queue behind the holder", async () => {
+          const r = await queue.range({ prefix: "locks/cli/", countOnly: true });
+          return r.count >= 2n;
+        }, { timeoutMs: 30_000, intervalMs: 100 });
+      } finally {
+        queue.close();
+      }
       assert.equal(await Deno.readTextFile(log), "first\n", "not two holders at once");
       holder.kill("SIGKILL"); // the holder dies; its command keeps running orphaned
       await holder.status;
