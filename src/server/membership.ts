@@ -12,7 +12,13 @@
  * @module
  */
 
-import type { MemberRecord, MemberRegistry } from "../kv/members.ts";
+import {
+  encodeMemberChange,
+  type MemberChange,
+  type MemberRecord,
+  type MemberRegistry,
+} from "../kv/members.ts";
+import type { ConfChange } from "../raft/types.ts";
 import { FlagError, formatHostPort, type HostPort, parseHostPort } from "./flags.ts";
 
 /** The configuration in force, as far as these rules need it. */
@@ -218,4 +224,54 @@ export function pickTransferTarget(
   }
   // Ties go to the lowest id: deterministic, for logs and tests.
   return others.reduce((best, id) => matchOf(id) > matchOf(best) ? id : best);
+}
+
+/** What {@link confChangeFor} checks a change against: the leader's view. */
+export interface ChangeContext {
+  /** The configuration in force. */
+  readonly conf: ConfView;
+  readonly members: MemberRegistry;
+  /** This node's `--peers`. */
+  readonly peers: ReadonlyMap<number, HostPort>;
+  /** How far the leader knows member `id`'s log matches its own. */
+  readonly learnerMatch: (id: number) => number | undefined;
+  /** The leader's last log index. */
+  readonly leaderLast: number;
+}
+
+/**
+ * Checks a membership request (see checkAdd, checkPromote, checkRemove) and returns
+ * the conf change to propose: one change, left automatically (a single change
+ * needs no joint configuration), its context the registry's record of it.
+ *
+ * @throws {MembershipRefused} when the request is refused; nothing is proposed.
+ */
+export function confChangeFor(
+  change: MemberChange & { readonly learner?: boolean },
+  ctx: ChangeContext,
+): ConfChange {
+  const one = (type: ConfChange["changes"][number]["type"], context: MemberChange): ConfChange => ({
+    changes: [{ type, nodeId: change.id }],
+    transition: "auto",
+    context: encodeMemberChange(context),
+  });
+  switch (change.op) {
+    case "add": {
+      const peerAddress = checkAdd(ctx.conf, ctx.members, ctx.peers, change.id, change.peerAddress);
+      return one(change.learner ? "add_learner" : "add_voter", {
+        op: "add",
+        id: change.id,
+        peerAddress,
+      });
+    }
+    case "promote":
+      checkPromote(ctx.conf, change.id, {
+        learnerMatch: ctx.learnerMatch(change.id),
+        leaderLast: ctx.leaderLast,
+      });
+      return one("add_voter", change);
+    case "remove":
+      checkRemove(ctx.conf, change.id);
+      return one("remove", change);
+  }
 }

@@ -11,7 +11,6 @@ import { AppliedChain } from "../kv/applied_chain.ts";
 import { decodeCommand } from "../kv/command.ts";
 import {
   decodeMemberChange,
-  encodeMemberChange,
   type MemberChange,
   type MemberRecord,
   MemberRegistry,
@@ -30,7 +29,6 @@ import type { Random } from "../raft/rand.ts";
 import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
 import type { MemoryStorage } from "../raft/storage.ts";
 import {
-  type ConfChange,
   confMembers,
   type ConfState,
   type Entry,
@@ -48,9 +46,7 @@ import { fetchBootstrapVoters } from "./join.ts";
 import type { NodeObserver } from "./node_observer.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import {
-  checkAdd,
-  checkPromote,
-  checkRemove,
+  confChangeFor,
   type ConfView,
   listMembers,
   MembershipRefused,
@@ -955,46 +951,14 @@ export class RaftKvNode {
     signal?: AbortSignal,
   ): Promise<{ members: MemberRecord[]; configIndex: number }> {
     this.#checkRunning();
-    const conf = this.#conf();
-    let cc: ConfChange;
-    switch (change.op) {
-      case "add": {
-        const peerAddress = checkAdd(
-          conf,
-          this.#members,
-          this.options.peers,
-          change.id,
-          change.peerAddress,
-        );
-        cc = {
-          changes: [{ type: change.learner ? "add_learner" : "add_voter", nodeId: change.id }],
-          transition: "auto",
-          context: encodeMemberChange({ op: "add", id: change.id, peerAddress }),
-        };
-        break;
-      }
-      case "promote": {
-        const s = this.#raw.status();
-        checkPromote(conf, change.id, {
-          learnerMatch: s.progress?.get(change.id)?.match,
-          leaderLast: s.lastIndex,
-        });
-        cc = {
-          changes: [{ type: "add_voter", nodeId: change.id }],
-          transition: "auto",
-          context: encodeMemberChange(change),
-        };
-        break;
-      }
-      case "remove":
-        checkRemove(conf, change.id);
-        cc = {
-          changes: [{ type: "remove", nodeId: change.id }],
-          transition: "auto",
-          context: encodeMemberChange(change),
-        };
-        break;
-    }
+    const s = this.#raw.status();
+    const cc = confChangeFor(change, {
+      conf: this.#conf(),
+      members: this.#members,
+      peers: this.options.peers,
+      learnerMatch: (id) => s.progress?.get(id)?.match,
+      leaderLast: s.lastIndex,
+    });
     let proposed: { index: number; term: number };
     try {
       proposed = this.#raw.proposeConfChange(cc);
