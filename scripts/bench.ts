@@ -20,25 +20,15 @@ import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
 import { makePki } from "./pki.ts";
+import { argFlag } from "./_flags_and_waits.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(Deno.args[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) {
-    console.error(`error: --${name} takes a positive integer, not "${Deno.args[i + 1]}"`);
-    Deno.exit(2);
-  }
-  return v;
-}
-
-const nodes = flag("nodes", 3);
-const ops = flag("ops", 2000);
-const valueBytes = flag("value-bytes", 64);
+const nodes = argFlag("nodes", 3);
+const ops = argFlag("ops", 2000);
+const valueBytes = argFlag("value-bytes", 64);
 const dataDir = await Deno.makeTempDir({ prefix: "raftkv-bench-" });
 const opts: ClusterOptions = {
   nodes,
-  basePort: flag("base-port", 7401),
+  basePort: argFlag("base-port", 7401),
   dataDir,
   logLevel: "warn",
   help: false,

@@ -16,25 +16,15 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
+import { argFlag } from "./_flags_and_waits.ts";
 
-function flag(name: string, fallback: number): number {
-  const i = Deno.args.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(Deno.args[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) {
-    console.error(`error: --${name} takes a positive integer, not "${Deno.args[i + 1]}"`);
-    Deno.exit(2);
-  }
-  return v;
-}
-
-const nodes = flag("nodes", 3);
-const rate = flag("rate", 1000);
-const seconds = flag("seconds", 10);
+const nodes = argFlag("nodes", 3);
+const rate = argFlag("rate", 1000);
+const seconds = argFlag("seconds", 10);
 const dataDir = await Deno.makeTempDir({ prefix: "raftkv-bench-api-" });
 const opts: ClusterOptions = {
   nodes,
-  basePort: flag("base-port", 7451),
+  basePort: argFlag("base-port", 7451),
   dataDir,
   logLevel: "warn",
   help: false,

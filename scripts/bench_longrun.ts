@@ -26,6 +26,7 @@ import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs, nodeDataDir } from "./cluster.ts";
 import { createLogger } from "../src/server/log.ts";
 import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
+import { positiveInt, until } from "./_flags_and_waits.ts";
 
 // Polling a node that is still starting can make node:http2 emit `write EPIPE` with
 // no listener attached (see stray_errors.ts); the call fails and is retried, but the
@@ -51,12 +52,7 @@ const { values } = parseArgs({
 });
 
 function positive(name: keyof typeof values): number {
-  const v = Number(values[name]);
-  if (!Number.isInteger(v) || v <= 0) {
-    console.error(`error: --${name} takes a positive integer, not "${values[name]}"`);
-    Deno.exit(2);
-  }
-  return v;
+  return positiveInt(name, String(values[name]));
 }
 
 const puts = positive("puts");
@@ -131,21 +127,6 @@ async function stop(id: number, signal: Deno.Signal): Promise<void> {
     // already gone
   }
   await child.status;
-}
-
-/** Polls `probe` until it returns a value, or throws after `ms`. */
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${what}: not within ${ms / 1000} s`);
 }
 
 async function leader(ids: readonly number[]): Promise<number> {

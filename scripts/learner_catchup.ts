@@ -29,6 +29,7 @@ import { confStateOf } from "../src/raft/types.ts";
 import { encodeSnapshotFile } from "../src/snapshot/file.ts";
 import { SILENT_LOGGER } from "../src/raft/logger.ts";
 import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
+import { positiveInt, until } from "./_flags_and_waits.ts";
 
 const dash = Deno.args.indexOf("--");
 const ours = dash < 0 ? Deno.args : Deno.args.slice(0, dash);
@@ -45,14 +46,7 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-const num = (name: keyof typeof values): number => {
-  const v = Number(values[name]);
-  if (!Number.isInteger(v) || v <= 0) {
-    console.error(`error: --${name} takes a positive integer, not "${values[name]}"`);
-    Deno.exit(2);
-  }
-  return v;
-};
+const num = (name: keyof typeof values): number => positiveInt(name, String(values[name]));
 const keys = num("keys");
 const valueBytes = num("value-bytes");
 const clients = num("clients");
@@ -104,20 +98,6 @@ function start(id: number, args: string[]): void {
       log.push(...lines);
     }
   })();
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${what}: not within ${ms / 1000} s`);
 }
 
 try {

@@ -21,6 +21,7 @@ import { KVService } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
 import { SILENT_LOGGER } from "../src/raft/logger.ts";
 import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
+import { positiveInt, until } from "./_flags_and_waits.ts";
 
 const dash = Deno.args.indexOf("--");
 const ours = dash < 0 ? Deno.args : Deno.args.slice(0, dash);
@@ -35,14 +36,7 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-const num = (name: keyof typeof values): number => {
-  const v = Number(values[name]);
-  if (!Number.isInteger(v) || v <= 0) {
-    console.error(`error: --${name} takes a positive integer, not "${values[name]}"`);
-    Deno.exit(2);
-  }
-  return v;
-};
+const num = (name: keyof typeof values): number => positiveInt(name, String(values[name]));
 const heartbeatMs = num("heartbeat-ms");
 const electionMs = num("election-ms");
 const rounds = num("rounds");
@@ -118,21 +112,6 @@ async function stop(id: number, signal: Deno.Signal): Promise<string[]> {
   }
   await r.child.status;
   return r.log;
-}
-
-/** Polls `probe` (every 20 ms) until it returns a value, or throws after `ms`. */
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${what}: not within ${ms / 1000} s`);
 }
 
 async function leader(): Promise<number> {
