@@ -471,14 +471,22 @@ export class Raft {
         // Without this, a leader cut off by PreVote/CheckQuorum rules could go on
         // believing in itself (dissertation §9.6).
         this.send(message({ type: "app_resp", from: this.id, to: m.from, term: this.term }));
-      } else if (m.type === "pre_vote") {
+      } else if (isVoteRequest(m.type)) {
+        // Figure 2, RequestVote: "reply false if term < currentTerm", with our
+        // term, so the candidate catches up. etcd answers only pre-votes here; but
+        // a candidate whose peers are kept ahead by another node's campaigns (a
+        // removed node on an old configuration that sends its votes to them and
+        // not to us, without PreVote) would otherwise never learn their term and
+        // could never win (random runs, seeds 2726 and 3819 of random_test.ts).
         this.send(
           message({
-            type: "pre_vote_resp",
+            type: voteResponseType(m.type),
             from: this.id,
             to: m.from,
             term: this.term,
             reject: true,
+            commit: this.log.committed,
+            logTerm: this.log.term(this.log.committed) ?? 0,
           }),
         );
       } else {
@@ -494,7 +502,37 @@ export class Raft {
       this.handleVoteRequest(m);
       return;
     }
+    if ((m.type === "vote_resp" || m.type === "pre_vote_resp") && m.reject) {
+      this.learnCommitFromRejection(m);
+    }
     this.#step(this, m);
+  }
+
+  /**
+   * A voter that refuses us tells us its commit index and the term of the entry
+   * there (see handleVoteRequest). If our log holds that entry with the same term,
+   * our log equals the voter's up to it (Log Matching, §5.3), so everything up to
+   * it is committed and we may commit it too.
+   *
+   * Why: the configuration in force is the last one *applied* (etcd's design), and
+   * a commit index is not always durable. A voter in the new configuration can
+   * crash before persisting that it committed the change, restart in the old one,
+   * and need votes from nodes that have applied the new one: a demoted node there
+   * is a learner that never campaigns, and it refuses a candidate whose log is
+   * behind its own. Nobody could then win (found by the random runs, seed 3192 of
+   * tests/raft/random_test.ts). Learning the commit index lets the candidate apply
+   * the change it already holds and campaign in the configuration everyone else runs.
+   */
+  private learnCommitFromRejection(m: Message): void {
+    if (m.commit <= this.log.committed || m.logTerm === 0) return;
+    if (m.commit > this.log.lastIndex() || !this.log.matchTerm(m.commit, m.logTerm)) return;
+    this.logger.info("learned commit index from a vote rejection", {
+      term: this.term,
+      from: m.from,
+      commit: m.commit,
+      was: this.log.committed,
+    });
+    this.log.commitTo(m.commit);
   }
 
   /** RequestVote receiver rules (Figure 2; §5.2, §5.4.1; PreVote, dissertation §9.6). */
@@ -529,7 +567,18 @@ export class Raft {
         ourLast: `${this.log.lastTerm()}/${this.log.lastIndex()}`,
         candidateLast: `${m.logTerm}/${m.index}`,
       });
-      this.send(message({ type: resp, from: this.id, to: m.from, term: this.term, reject: true }));
+      // With our commit index and its entry's term: see learnCommitFromRejection.
+      this.send(
+        message({
+          type: resp,
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          reject: true,
+          commit: this.log.committed,
+          logTerm: this.log.term(this.log.committed) ?? 0,
+        }),
+      );
     }
   }
 

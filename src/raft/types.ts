@@ -195,7 +195,7 @@ export type MessageType =
  * | app             | prevLogIndex / prevLogTerm               | entries, commit                      |
  * | app_resp        | accepted: last index matched; rejected: the rejected prevLogIndex | reject, rejectHint, logTerm (hint term) |
  * | vote, pre_vote  | candidate's lastLogIndex / lastLogTerm   | context: 1 on a leadership transfer's campaign |
- * | *_resp (votes)  | unused                                   | reject                               |
+ * | *_resp (votes)  | rejected: commit's term in logTerm       | reject, commit (the voter's)         |
  * | heartbeat       | unused                                   | commit (capped at the follower's match), context |
  * | heartbeat_resp  | unused                                   | context (echoed)                     |
  * | snap            | unused                                   | snapshot                             |
