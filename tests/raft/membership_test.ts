@@ -12,7 +12,7 @@ import {
   NotLeaderError,
   ProposalDroppedError,
 } from "../../src/raft/errors.ts";
-import type { ConfChange, ConfChangeSingle, NodeId } from "../../src/raft/types.ts";
+import type { ConfChange, ConfChangeSingle, Entry, Message, NodeId } from "../../src/raft/types.ts";
 import { confStateOf } from "../../src/raft/types.ts";
 import { decodeConfChange, encodeConfChange } from "../../src/raft/confchange/codec.ts";
 import { seededRandom } from "../../src/raft/rand.ts";
@@ -210,4 +210,140 @@ Deno.test("a node with a committed membership change not yet applied does not ca
   assert.equal(node.status().role, "candidate");
   const votes = node.ready().messages.filter((m) => m.type === "vote").map((m) => m.to);
   assert.deepEqual(votes, [2]);
+});
+
+/**
+ * Two RawNodes on hand-made disks, driven as the runtime drives them: every
+ * Ready persisted, its committed entries applied (conf changes through
+ * applyConfChange), its messages delivered to the other node.
+ */
+class Pair {
+  readonly nodes = new Map<NodeId, { node: RawNode; storage: MemoryStorage }>();
+  readonly wire: Message[] = [];
+
+  add(id: NodeId, storage: MemoryStorage): RawNode {
+    const node = new RawNode({ id, random: seededRandom(id), preVote: true }, storage);
+    this.nodes.set(id, { node, storage });
+    return node;
+  }
+
+  /** Handles every Ready and delivers every message until nothing moves. */
+  settle(): void {
+    for (let round = 0; round < 100; round++) {
+      let moved = false;
+      for (const { node, storage } of this.nodes.values()) {
+        while (node.hasReady()) {
+          moved = true;
+          const rd = node.ready();
+          this.wire.push(...rd.messages);
+          if (rd.snapshot !== undefined) storage.applySnapshot(rd.snapshot);
+          storage.append(rd.entries);
+          if (rd.hardState !== undefined) storage.setHardState(rd.hardState);
+          this.wire.push(...rd.persistedMessages);
+          for (const e of rd.committedEntries) {
+            if (e.type === "conf_change") node.applyConfChange(decodeConfChange(e.data));
+          }
+          node.advance(rd);
+        }
+      }
+      for (const m of this.wire.splice(0)) {
+        moved = true;
+        this.nodes.get(m.to)?.node.step(m);
+      }
+      if (!moved) return;
+    }
+    throw new Error("the pair did not settle in 100 rounds");
+  }
+}
+
+function demotion(): Entry[] {
+  return [
+    { term: 1, index: 1, type: "normal", data: new Uint8Array() },
+    {
+      term: 1,
+      index: 2,
+      type: "conf_change",
+      data: encodeConfChange(cc([{ type: "add_learner", nodeId: 1 }])),
+    },
+  ];
+}
+
+Deno.test("a voter that lost its commit of a demotion learns it from the demoted node's refusal, and leads", () => {
+  // Node 2 led {1, 2}, committed the demotion of node 1 at index 2 (on 1 and 2),
+  // won term 2 alone under {2}, sent its no-op to node 1, and crashed before its
+  // commit index reached its disk. It restarts under {1, 2} (the change is in its
+  // log but not known committed) and needs node 1's vote; node 1 applied the
+  // change, so it is a learner that never campaigns, and its log (with the no-op
+  // of term 2) is ahead of node 2's. Before the fix nobody could ever lead.
+  const pair = new Pair();
+  const s1 = new MemoryStorage([1, 2]);
+  s1.append([...demotion(), { term: 2, index: 3, type: "normal", data: new Uint8Array() }]);
+  s1.setHardState({ term: 2, vote: 2, commit: 2 });
+  const n1 = pair.add(1, s1);
+  const s2 = new MemoryStorage([1, 2]);
+  s2.append(demotion());
+  s2.setHardState({ term: 2, vote: 2, commit: 1 });
+  const n2 = pair.add(2, s2);
+  pair.settle();
+  assert.deepEqual(n1.status().conf, confStateOf([2], [1]), "node 1 applied its demotion");
+  assert.deepEqual(n2.status().conf, confStateOf([1, 2]), "node 2 runs the old configuration");
+
+  n2.campaign();
+  pair.settle();
+  // Node 1 refused (its log is longer) but said it committed index 2, which
+  // node 2 holds with the same term: node 2 applied the demotion.
+  assert.equal(n2.status().commit, 2);
+  assert.deepEqual(n2.status().conf, confStateOf([2], [1]));
+  n2.campaign();
+  pair.settle();
+  assert.equal(n2.status().role, "leader", "node 2 leads alone under {2}");
+  assert.equal(n1.status().lead, 2);
+});
+
+Deno.test("a voter does not take a commit index from a refusal whose entry it holds with another term", () => {
+  const pair = new Pair();
+  const s1 = new MemoryStorage([1, 2]);
+  s1.append([
+    { term: 1, index: 1, type: "normal", data: new Uint8Array() },
+    { term: 3, index: 2, type: "normal", data: new Uint8Array() },
+  ]);
+  s1.setHardState({ term: 3, vote: 0, commit: 2 });
+  pair.add(1, s1);
+  const s2 = new MemoryStorage([1, 2]);
+  s2.append([
+    { term: 1, index: 1, type: "normal", data: new Uint8Array() },
+    { term: 2, index: 2, type: "normal", data: new Uint8Array() },
+  ]);
+  s2.setHardState({ term: 2, vote: 2, commit: 1 });
+  const n2 = pair.add(2, s2);
+  pair.settle();
+  n2.campaign();
+  pair.settle();
+  // Index 2 of term 2 is not the committed entry 2 of term 3: nothing learned.
+  assert.equal(n2.status().commit, 1);
+});
+
+Deno.test("a candidate behind in term learns the voter's term from the refusal and wins next time", () => {
+  // Figure 2: "reply false if term < currentTerm", with our term. Node 2 is at
+  // term 7 (another node's campaigns raised it); node 1 campaigns at term 4.
+  const pair = new Pair();
+  const s1 = new MemoryStorage([1, 2]);
+  s1.append([{ term: 3, index: 1, type: "normal", data: new Uint8Array() }]);
+  s1.setHardState({ term: 3, vote: 0, commit: 1 });
+  const n1 = new RawNode({ id: 1, random: seededRandom(1), preVote: false }, s1);
+  pair.nodes.set(1, { node: n1, storage: s1 });
+  const s2 = new MemoryStorage([1, 2]);
+  s2.append([{ term: 3, index: 1, type: "normal", data: new Uint8Array() }]);
+  s2.setHardState({ term: 7, vote: 0, commit: 1 });
+  const n2 = new RawNode({ id: 2, random: seededRandom(2), preVote: false }, s2);
+  pair.nodes.set(2, { node: n2, storage: s2 });
+  pair.settle();
+  n1.campaign();
+  pair.settle();
+  assert.equal(n1.status().term, 7, "the refusal carried node 2's term");
+  assert.equal(n1.status().role, "follower");
+  n1.campaign();
+  pair.settle();
+  assert.equal(n1.status().role, "leader");
+  assert.equal(n1.status().term, 8);
 });
