@@ -680,8 +680,8 @@ function runSeed(seed: number, traceCapacity: number): SeedResult {
         for (const id of membersNow()) {
           if (counted.has(id)) continue;
           counted.add(id);
-          const joinLag = cluster.status(cluster.leader() ?? inForce[0]!)!.lastIndex -
-            cluster.disk(id).lastIndex();
+          const newest = Math.max(...cluster.ids.map((n) => cluster.disk(n).lastIndex()));
+          const joinLag = Math.max(0, newest - cluster.disk(id).lastIndex());
           farthest = Math.max(farthest, joinLag);
           deadline += catchUpTicks(joinLag, maxSizePerMsg, maxInflightMsgs, writeDelay?.max ?? 0);
         }
