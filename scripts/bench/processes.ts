@@ -1,0 +1,106 @@
+/**
+ * Server processes the bench starts: each one's output goes to a log file in the
+ * run's temporary directory (shown when a cluster fails to start), and stopping
+ * sends SIGTERM, then SIGKILL to whatever is still running after 10 s.
+ *
+ * @module
+ */
+
+/** A server process and where its output goes. */
+export interface ServerProcess {
+  readonly child: Deno.ChildProcess;
+  readonly pid: number;
+  /** The file holding its stdout and stderr. */
+  readonly logPath: string;
+  /** True once it has exited. */
+  exited: boolean;
+}
+
+/** Starts `command args` in `cwd`, its stdout and stderr appended to `logPath`. */
+export async function spawnServer(
+  command: string,
+  args: string[],
+  logPath: string,
+  cwd?: string,
+): Promise<ServerProcess> {
+  const log = await Deno.open(logPath, { create: true, append: true });
+  const child = new Deno.Command(command, {
+    args,
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const proc: ServerProcess = { child, pid: child.pid, logPath, exited: false };
+  const sink = log.writable.getWriter();
+  const copy = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) await sink.write(chunk);
+  };
+  void Promise.all([copy(child.stdout), copy(child.stderr)])
+    .catch(() => {})
+    .finally(() => sink.close().catch(() => {}));
+  void child.status.then(() => proc.exited = true);
+  return proc;
+}
+
+/** The last `lines` lines of a server's log, for an error message. */
+export async function logTail(proc: ServerProcess, lines = 20): Promise<string> {
+  try {
+    const text = await Deno.readTextFile(proc.logPath);
+    return text.trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+/** SIGTERM to every process, SIGKILL to those still running after 10 s; waits for all. */
+export async function stopServers(procs: readonly ServerProcess[]): Promise<void> {
+  const signal = (name: Deno.Signal) => {
+    for (const p of procs) {
+      if (p.exited) continue;
+      try {
+        p.child.kill(name);
+      } catch {
+        // exited between the check and the kill
+      }
+    }
+  };
+  signal("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const all = Promise.all(procs.map((p) => p.child.status));
+  await Promise.race([
+    all,
+    new Promise<void>((r) => timer = setTimeout(r, 10_000)),
+  ]);
+  clearTimeout(timer);
+  signal("SIGKILL");
+  await all;
+}
+
+/**
+ * Resolves `wait` unless one of `procs` exits first, in which case it rejects with
+ * that process's log tail: a member that dies while its cluster starts is a failed
+ * start at once, not a wait until the deadline.
+ */
+export async function unlessOneExits<T>(
+  what: string,
+  procs: readonly ServerProcess[],
+  wait: Promise<T>,
+): Promise<T> {
+  let done = false;
+  const exited = Promise.race(procs.map(async (p) => {
+    const status = await p.child.status;
+    if (done) return new Promise<never>(() => {});
+    throw new Error(
+      `${what}: process ${p.pid} exited with ${
+        status.signal === null ? `code ${status.code}` : `signal ${status.signal}`
+      }; the end of its log (${p.logPath}):\n${await logTail(p)}`,
+    );
+  }));
+  try {
+    return await Promise.race([wait, exited]);
+  } finally {
+    done = true;
+    exited.catch(() => {});
+  }
+}
