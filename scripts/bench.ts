@@ -27,6 +27,7 @@ import {
 import { EtcdMissingError, etcdPorts, findEtcd, startEtcd } from "./bench/etcd.ts";
 import { startRaftKv } from "./bench/raftkv.ts";
 import { populate, runLoad } from "./bench/load.ts";
+import { stopEveryServer } from "./bench/processes.ts";
 import { clockTicksPerSecond, loadAverage } from "./bench/proc_cpu.ts";
 import { fmt, type Run, runJson, summarize, table } from "./bench/report.ts";
 import type { SystemUnderTest } from "./bench/system.ts";
@@ -51,7 +52,9 @@ function runLine(r: Run, rounds: number): string {
     `${fmt(r.ops / r.seconds)} ops/s, p50 ${ms(50)} ms, p99 ${ms(99)} ms, p99.9 ${ms(99.9)} ms, ` +
     `CPU ${r.ops === 0 ? "-" : fmt((cpu / r.ops) * 1000)} s/1k ops` +
     (r.errors > 0 ? `, ${r.errors} errors (${r.errorSamples[0]})` : "") +
-    `, load ${r.loadAverage[0]}`;
+    `; load generator ${fmt(r.clientCpuSeconds / r.seconds * 100)}% of a core, load ${
+      r.loadAverage[0]
+    }`;
 }
 
 async function main(args: string[]): Promise<number> {
@@ -108,12 +111,14 @@ async function main(args: string[]): Promise<number> {
   const runs: Run[] = [];
   let stopping: Promise<void> | undefined;
   const stopAll = () =>
-    stopping ??= Promise.all(systems.map((s) => s.stop())).then(() =>
-      Deno.remove(dir, { recursive: true })
-    );
+    stopping ??= Promise.all(systems.map((s) => s.stop()))
+      .then(stopEveryServer)
+      .then(() => Deno.remove(dir, { recursive: true }));
   const onSignal = () => {
     console.error("interrupted: stopping the clusters");
-    void stopAll().finally(() => Deno.exit(130));
+    void stopAll().catch((err) => console.error(`while stopping: ${err}`)).finally(() =>
+      Deno.exit(130)
+    );
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);

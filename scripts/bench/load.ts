@@ -133,7 +133,17 @@ export async function runLoad(
     let stopped = false;
     let nextKey = 0;
 
-    const cpuOfServers = () => system.pids.map((pid) => cpuSeconds(pid, spec.ticksPerSecond));
+    const cpuOfServers = () =>
+      system.pids.map((pid) => {
+        try {
+          return cpuSeconds(pid, spec.ticksPerSecond);
+        } catch (err) {
+          throw new Error(
+            `${system.name}: cannot read the CPU time of server process ${pid}; did it exit? ` +
+              `(${err instanceof Error ? err.message : err})`,
+          );
+        }
+      });
     const cpuOfClient = () => cpuSeconds(Deno.pid, spec.ticksPerSecond);
 
     const worker = async (k: number): Promise<void> => {
@@ -148,6 +158,9 @@ export async function runLoad(
           failure = err instanceof Error ? err.message : String(err);
         }
         const micros = Math.max(1, Math.round((performance.now() - t0) * 1000));
+        // A call that fails at once (a member gone: grpc-js rejects in a microtask) would
+        // make this loop spin without yielding, starving the timers that end the run.
+        if (failure !== undefined) await new Promise((r) => setTimeout(r, 10));
         // Counted if it ended inside the window: throughput is completions per second.
         if (!measuring) continue;
         if (failure === undefined) {

@@ -16,6 +16,17 @@ export interface ServerProcess {
   exited: boolean;
 }
 
+/** Every server process started by this bench, for {@link stopEveryServer}. */
+const started: ServerProcess[] = [];
+
+/**
+ * Stops every server this process started, also those of a cluster still starting
+ * (an interrupt can come at any time; a child left running would keep its ports).
+ */
+export function stopEveryServer(): Promise<void> {
+  return stopServers(started);
+}
+
 /** Starts `command args` in `cwd`, its stdout and stderr appended to `logPath`. */
 export async function spawnServer(
   command: string,
@@ -32,6 +43,7 @@ export async function spawnServer(
     stderr: "piped",
   }).spawn();
   const proc: ServerProcess = { child, pid: child.pid, logPath, exited: false };
+  started.push(proc);
   const sink = log.writable.getWriter();
   const copy = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream) await sink.write(chunk);
