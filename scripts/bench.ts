@@ -124,12 +124,15 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     const common = { nodes: opts.nodes, dir, keys: opts.keys, valueBytes: opts.valueBytes };
+    // Both clusters start at once (a failed start stops the other's servers: stopAll).
     systems.push(
-      await startRaftKv({ ...common, checkout: raftkvDir, basePort: opts.basePort, tls: opts.tls }),
+      ...await Promise.all([
+        startRaftKv({ ...common, checkout: raftkvDir, basePort: opts.basePort, tls: opts.tls }),
+        ...(etcd === undefined
+          ? []
+          : [startEtcd({ ...common, etcd, basePort: opts.etcdBasePort })]),
+      ]),
     );
-    if (etcd !== undefined) {
-      systems.push(await startEtcd({ ...common, etcd, basePort: opts.etcdBasePort }));
-    }
     for (const s of systems) console.log(`${s.name}: ${s.description}`);
     // Gets read keys that exist: every key is written once before any run.
     for (const s of systems) await populate(s, s.op("put"), opts.keys);

@@ -1,7 +1,7 @@
 /**
  * Server processes the bench starts: each one's output goes to a log file in the
- * run's temporary directory (shown when a cluster fails to start), and stopping
- * sends SIGTERM, then SIGKILL to whatever is still running after 10 s.
+ * run's temporary directory (shown when a cluster fails to start); they are
+ * stopped with SIGKILL.
  *
  * @module
  */
@@ -65,28 +65,21 @@ export async function logTail(proc: ServerProcess, lines = 20): Promise<string> 
   }
 }
 
-/** SIGTERM to every process, SIGKILL to those still running after 10 s; waits for all. */
+/**
+ * SIGKILL to every process still running; waits for all. Not SIGTERM: their data is
+ * deleted right after, and a raftkv node's orderly shutdown took seconds on a
+ * loaded machine, for nothing.
+ */
 export async function stopServers(procs: readonly ServerProcess[]): Promise<void> {
-  const signal = (name: Deno.Signal) => {
-    for (const p of procs) {
-      if (p.exited) continue;
-      try {
-        p.child.kill(name);
-      } catch {
-        // exited between the check and the kill
-      }
+  for (const p of procs) {
+    if (p.exited) continue;
+    try {
+      p.child.kill("SIGKILL");
+    } catch {
+      // exited between the check and the kill
     }
-  };
-  signal("SIGTERM");
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const all = Promise.all(procs.map((p) => p.child.status));
-  await Promise.race([
-    all,
-    new Promise<void>((r) => timer = setTimeout(r, 10_000)),
-  ]);
-  clearTimeout(timer);
-  signal("SIGKILL");
-  await all;
+  }
+  await Promise.all(procs.map((p) => p.child.status));
 }
 
 /**

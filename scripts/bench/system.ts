@@ -39,7 +39,7 @@ export interface SystemUnderTest {
   channel(address: string): grpc.Client;
   /** The RPC that performs `op`. */
   op(op: Op): UnaryOp;
-  /** Stops every member (SIGTERM, then SIGKILL after 10 s). */
+  /** Stops every member (SIGKILL: the data is thrown away). */
   stop(): Promise<void>;
 }
 

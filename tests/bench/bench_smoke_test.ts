@@ -47,7 +47,7 @@ Deno.test("bench --against etcd, short form: a table and a JSON file of every ru
       "--in-flight=4",
       "--duration=1",
       "--warmup=0.2",
-      "--keys=50",
+      "--keys=20",
       `--json=${json}`,
     ]);
     const transcript = `exit ${r.code}\nstdout:\n${r.out}\nstderr:\n${r.err}`;
