@@ -124,15 +124,15 @@ async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     const common = { nodes: opts.nodes, dir, keys: opts.keys, valueBytes: opts.valueBytes };
-    // Both clusters start at once (a failed start stops the other's servers: stopAll).
-    systems.push(
-      ...await Promise.all([
-        startRaftKv({ ...common, checkout: raftkvDir, basePort: opts.basePort, tls: opts.tls }),
-        ...(etcd === undefined
-          ? []
-          : [startEtcd({ ...common, etcd, basePort: opts.etcdBasePort })]),
-      ]),
-    );
+    // Both clusters start at once. Each start runs to its end (a leader, or a failure
+    // that stopped its own servers) before a failure of either is reported, so no
+    // server is spawned after the clean-up (stopAll) has run.
+    const starts = await Promise.allSettled([
+      startRaftKv({ ...common, checkout: raftkvDir, basePort: opts.basePort, tls: opts.tls }),
+      ...(etcd === undefined ? [] : [startEtcd({ ...common, etcd, basePort: opts.etcdBasePort })]),
+    ]);
+    for (const s of starts) if (s.status === "fulfilled") systems.push(s.value);
+    for (const s of starts) if (s.status === "rejected") throw s.reason;
     for (const s of systems) console.log(`${s.name}: ${s.description}`);
     // Gets read keys that exist: every key is written once before any run.
     for (const s of systems) await populate(s, s.op("put"), opts.keys);
@@ -207,4 +207,12 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // A cluster that does not start, a member that dies: one line saying so, exit 1.
+  Deno.exit(
+    await main(Deno.args).catch((err) => {
+      console.error(`error: ${err instanceof Error ? err.message : err}`);
+      return 1;
+    }),
+  );
+}

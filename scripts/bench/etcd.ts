@@ -21,7 +21,13 @@ import * as protoLoader from "@grpc/proto-loader";
 // and to report which version of them was used.
 import etcd3Package from "etcd3/package.json" with { type: "json" };
 import { benchKey, type Op, type SystemUnderTest, type UnaryOp } from "./system.ts";
-import { type ServerProcess, spawnServer, stopServers, unlessOneExits } from "./processes.ts";
+import {
+  logTails,
+  type ServerProcess,
+  spawnServer,
+  stopServers,
+  unlessOneExits,
+} from "./processes.ts";
 import { until } from "../_flags_and_waits.ts";
 
 /** How to install etcd, for the message of a bench that cannot find it. */
@@ -164,6 +170,8 @@ export async function startEtcd(opts: EtcdOptions): Promise<SystemUnderTest> {
       until("etcd did not elect a leader", 60_000, async () => {
         for (let i = 1; i <= opts.nodes; i++) if (await isLeader(i)) return i;
         return undefined;
+      }).catch(async (err) => {
+        throw new Error(`${err.message}${await logTails(procs)}`);
       }),
     );
     const follower = leader === 1 ? Math.min(2, opts.nodes) : 1;

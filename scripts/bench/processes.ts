@@ -14,6 +14,8 @@ export interface ServerProcess {
   readonly logPath: string;
   /** True once it has exited. */
   exited: boolean;
+  /** Resolves when all its output is in the log (after it exits). */
+  logged: Promise<void>;
 }
 
 /** Every server process started by this bench, for {@link stopEveryServer}. */
@@ -42,21 +44,32 @@ export async function spawnServer(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const proc: ServerProcess = { child, pid: child.pid, logPath, exited: false };
-  started.push(proc);
   const sink = log.writable.getWriter();
   const copy = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream) await sink.write(chunk);
   };
-  void Promise.all([copy(child.stdout), copy(child.stderr)])
+  const logged = Promise.all([copy(child.stdout), copy(child.stderr)])
     .catch(() => {})
-    .finally(() => sink.close().catch(() => {}));
+    .then(() => sink.close().catch(() => {}));
+  const proc: ServerProcess = { child, pid: child.pid, logPath, exited: false, logged };
+  started.push(proc);
   void child.status.then(() => proc.exited = true);
   return proc;
 }
 
+/** The last lines of every server's log that has any, each under its file's name, for an error message. */
+export async function logTails(procs: readonly ServerProcess[], lines = 5): Promise<string> {
+  const tails = await Promise.all(procs.map(async (p) => {
+    const tail = await logTail(p, lines);
+    return tail === "" ? "" : `\n${p.logPath}:\n${tail}`;
+  }));
+  return tails.join("");
+}
+
 /** The last `lines` lines of a server's log, for an error message. */
 export async function logTail(proc: ServerProcess, lines = 20): Promise<string> {
+  // All of an exited process's output, not what the copy has written so far.
+  if (proc.exited) await proc.logged;
   try {
     const text = await Deno.readTextFile(proc.logPath);
     return text.trimEnd().split("\n").slice(-lines).join("\n");

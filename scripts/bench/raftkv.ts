@@ -34,7 +34,13 @@ import type { ClusterOptions } from "../cluster.ts";
 import { makePki, type TestPki } from "../pki.ts";
 import { until } from "../_flags_and_waits.ts";
 import { benchKey, type Op, type SystemUnderTest, type UnaryOp } from "./system.ts";
-import { type ServerProcess, spawnServer, stopServers, unlessOneExits } from "./processes.ts";
+import {
+  logTails,
+  type ServerProcess,
+  spawnServer,
+  stopServers,
+  unlessOneExits,
+} from "./processes.ts";
 
 /** Where raftkv runs and what the bench writes. */
 export interface RaftKvOptions {
@@ -121,6 +127,9 @@ export async function startRaftKv(opts: RaftKvOptions): Promise<SystemUnderTest>
   const channel = (addr: string) =>
     new grpc.Client(addr, tls?.credentials ?? grpc.credentials.createInsecure(), {
       "grpc.use_local_subchannel_pool": 1,
+      // Deno's node:tls refuses an IP address as the TLS server name (SNI), which grpc-js
+      // takes from the target; the node certificates name localhost too (scripts/pki.ts).
+      ...(tls === undefined ? {} : { "grpc.ssl_target_name_override": "localhost" }),
     });
   try {
     for (let id = 1; id <= opts.nodes; id++) {
@@ -147,6 +156,7 @@ export async function startRaftKv(opts: RaftKvOptions): Promise<SystemUnderTest>
         );
       }).finally(() => ch.close());
     };
+    let lastError = "no answer yet";
     const leader = await unlessOneExits(
       "raftkv did not elect a leader",
       procs,
@@ -155,11 +165,14 @@ export async function startRaftKv(opts: RaftKvOptions): Promise<SystemUnderTest>
           try {
             const s = fromBinary(StatusResponseSchema, await status(id));
             if (s.role === Role.LEADER) return id;
-          } catch {
-            // not up yet
+            lastError = `node ${id} is ${Role[s.role]}, term ${s.term}`;
+          } catch (err) {
+            lastError = `node ${id}: ${err instanceof Error ? err.message : err}`; // not up yet
           }
         }
         return undefined;
+      }).catch(async (err) => {
+        throw new Error(`${err.message} (last: ${lastError})${await logTails(procs)}`);
       }),
     );
     const follower = leader === 1 ? Math.min(2, opts.nodes) : 1;

@@ -145,3 +145,30 @@ Deno.test("bench with a flag it cannot parse: names it and exits 2", async () =>
   assert.equal(r.code, 2, `stdout:\n${r.out}\nstderr:\n${r.err}`);
   assert.match(r.err, /^error: Cannot parse --ops: it takes operations .* --duration/);
 });
+
+Deno.test("bench with an etcd that will not start: one error line with its log, exit 1, nothing left running", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-bench-test-" });
+  try {
+    const fake = `${dir}/etcd`;
+    await Deno.writeTextFile(
+      fake,
+      '#!/bin/sh\n[ "$1" = --version ] && { echo "etcd Version: 0.0.0-fake"; exit 0; }\n' +
+        'echo "fake etcd: will not start" >&2\nexit 3\n',
+    );
+    await Deno.chmod(fake, 0o755);
+    const raftkvBase = freeBase([0, 1, 2, 1000, 1001, 1002]);
+    const r = await bench([
+      "--against=etcd",
+      `--etcd=${fake}`,
+      `--base-port=${raftkvBase}`,
+      `--etcd-base-port=${freeBase([0, 1, 2, 10, 11, 12])}`,
+    ]);
+    assert.equal(r.code, 1, `stdout:\n${r.out}\nstderr:\n${r.err}`);
+    assert.match(r.err, /^error: etcd did not elect a leader: process \d+ exited with code 3/);
+    assert.match(r.err, /fake etcd: will not start/);
+    // The raftkv nodes started beside it are gone: their ports are free again.
+    assert.deepEqual(portsInUse([raftkvBase, raftkvBase + 1, raftkvBase + 2]), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
