@@ -104,11 +104,39 @@ async function main(args: string[]): Promise<number> {
   }
 
   const ticksPerSecond = await clockTicksPerSecond();
-  const dir = await Deno.makeTempDir({ prefix: "raftkv-bench-" });
   const startedAt = new Date();
+  const jsonPath = opts.json ??
+    `bench-results/bench-${startedAt.toISOString().replace(/[:.]/g, "-")}.json`;
+  const parent = jsonPath.includes("/") ? jsonPath.slice(0, jsonPath.lastIndexOf("/")) : ".";
+  await Deno.mkdir(parent || "/", { recursive: true });
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-bench-" });
   const loadAtStart = loadAverage();
   const systems: SystemUnderTest[] = [];
   const runs: Run[] = [];
+  /** Writes every run so far (after each run: a bench that fails later keeps them). */
+  const save = (loadAtEnd?: [number, number, number]) =>
+    Deno.writeTextFile(
+      jsonPath,
+      JSON.stringify(
+        {
+          startedAt: startedAt.toISOString(),
+          finishedAt: loadAtEnd === undefined ? null : new Date().toISOString(),
+          argv: args,
+          options: opts,
+          machine: {
+            cpus: navigator.hardwareConcurrency,
+            loadAverageAtStart: loadAtStart,
+            loadAverageAtEnd: loadAtEnd ?? null,
+            deno: Deno.version.deno,
+          },
+          systems: systems.map((s) => ({ name: s.name, description: s.description })),
+          summaries: summarize(runs),
+          runs: runs.map(runJson),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
   let stopping: Promise<void> | undefined;
   const stopAll = () =>
     stopping ??= Promise.all(systems.map((s) => s.stop()))
@@ -153,10 +181,14 @@ async function main(args: string[]): Promise<number> {
             const run: Run = { ...result, system: s.name, op, inFlight, connections, round };
             runs.push(run);
             console.log(runLine(run, opts.rounds));
+            await save();
           }
         }
       }
     }
+  } catch (err) {
+    if (runs.length > 0) console.error(`the runs before this failure: ${jsonPath}`);
+    throw err;
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
@@ -164,6 +196,7 @@ async function main(args: string[]): Promise<number> {
   }
 
   const loadAtEnd = loadAverage();
+  await save(loadAtEnd);
   const names = systems.map((s) => s.name);
   const summaries = summarize(runs);
   const versus = names.length === 2 ? ` against ${names[1]}` : "";
@@ -177,32 +210,6 @@ async function main(args: string[]): Promise<number> {
   );
   console.log(table(summaries, names));
 
-  const jsonPath = opts.json ??
-    `bench-results/bench-${startedAt.toISOString().replace(/[:.]/g, "-")}.json`;
-  const parent = jsonPath.includes("/") ? jsonPath.slice(0, jsonPath.lastIndexOf("/")) : ".";
-  await Deno.mkdir(parent || "/", { recursive: true });
-  await Deno.writeTextFile(
-    jsonPath,
-    JSON.stringify(
-      {
-        startedAt: startedAt.toISOString(),
-        finishedAt: new Date().toISOString(),
-        argv: args,
-        options: opts,
-        machine: {
-          cpus: navigator.hardwareConcurrency,
-          loadAverageAtStart: loadAtStart,
-          loadAverageAtEnd: loadAtEnd,
-          deno: Deno.version.deno,
-        },
-        systems: systems.map((s) => ({ name: s.name, description: s.description })),
-        summaries,
-        runs: runs.map(runJson),
-      },
-      null,
-      2,
-    ) + "\n",
-  );
   console.log(`\nevery run: ${jsonPath}`);
   return 0;
 }

@@ -123,6 +123,7 @@ export async function runLoad(
   spec: RunSpec,
 ): Promise<RunResult> {
   const channels = Array.from({ length: spec.connections }, () => system.channel(op.address));
+  let stopped = false;
   try {
     await Promise.all(channels.map((c) => connect(c, 30_000)));
     const histogram = newHistogram();
@@ -130,7 +131,6 @@ export async function runLoad(
     let errors = 0;
     const errorSamples: string[] = [];
     let measuring = false;
-    let stopped = false;
     let nextKey = 0;
 
     const cpuOfServers = () =>
@@ -158,18 +158,19 @@ export async function runLoad(
           failure = err instanceof Error ? err.message : String(err);
         }
         const micros = Math.max(1, Math.round((performance.now() - t0) * 1000));
+        // Counted if it ended inside the window: throughput is completions per second.
+        if (measuring) {
+          if (failure === undefined) {
+            ops++;
+            histogram.recordValue(micros);
+          } else {
+            errors++;
+            if (errorSamples.length < 5) errorSamples.push(failure);
+          }
+        }
         // A call that fails at once (a member gone: grpc-js rejects in a microtask) would
         // make this loop spin without yielding, starving the timers that end the run.
         if (failure !== undefined) await new Promise((r) => setTimeout(r, 10));
-        // Counted if it ended inside the window: throughput is completions per second.
-        if (!measuring) continue;
-        if (failure === undefined) {
-          ops++;
-          histogram.recordValue(micros);
-        } else {
-          errors++;
-          if (errorSamples.length < 5) errorSamples.push(failure);
-        }
       }
     };
 
@@ -197,6 +198,7 @@ export async function runLoad(
       loadAverage: loadAverage(),
     };
   } finally {
+    stopped = true;
     for (const c of channels) c.close();
   }
 }
