@@ -7,7 +7,8 @@
  * (all members, from /proc), with the raftkv/etcd ratio. The two systems take turns
  * run by run within each cell (raftkv, etcd, raftkv, etcd: `--rounds`), so a change
  * in the machine's load falls on both. Every run, with its latency histogram, goes
- * to a JSON file. It prints figures; it asserts nothing.
+ * to a JSON file. It prints figures; it asserts nothing. `--against-raftkv DIR` compares
+ * two raftkv checkouts the same way.
  *
  * See `deno task bench --help` (scripts/bench/flags.ts) and README "Benchmark". The
  * task runs with `-A`: it spawns processes (`--allow-run`, as good as every permission
@@ -25,7 +26,7 @@ import {
   parseBenchFlags,
 } from "./bench/flags.ts";
 import { EtcdMissingError, etcdPorts, findEtcd, startEtcd } from "./bench/etcd.ts";
-import { startRaftKv } from "./bench/raftkv.ts";
+import { gitCommit, startRaftKv } from "./bench/raftkv.ts";
 import { populate, runLoad } from "./bench/load.ts";
 import { stopEveryServer } from "./bench/processes.ts";
 import { clockTicksPerSecond, loadAverage } from "./bench/proc_cpu.ts";
@@ -37,6 +38,9 @@ function portsNeeded(opts: BenchOptions): number[] {
   const ports: number[] = [];
   for (let i = 1; i <= opts.nodes; i++) {
     ports.push(opts.basePort + i - 1, opts.basePort + 1000 + i - 1);
+    if (opts.againstRaftkv !== undefined) {
+      ports.push(opts.againstBasePort + i - 1, opts.againstBasePort + 1000 + i - 1);
+    }
     if (opts.against === "etcd") {
       const e = etcdPorts(opts.etcdBasePort, i);
       ports.push(e.client, e.peer);
@@ -55,6 +59,29 @@ function runLine(r: Run, rounds: number): string {
     `; load generator ${fmt(r.clientCpuSeconds / r.seconds * 100)}% of a core, load ${
       r.loadAverage[0]
     }`;
+}
+
+/**
+ * The real path of the raftkv checkout `given` for `--flag`; undefined when not
+ * given; null (after saying why) when it is not a checkout.
+ */
+async function checkoutDir(
+  flag: string,
+  given: string | undefined,
+): Promise<string | undefined | null> {
+  if (given === undefined) return undefined;
+  const dir = await Deno.realPath(given).catch(() => undefined);
+  const main = dir === undefined
+    ? undefined
+    : await Deno.stat(`${dir}/src/server/main.ts`).catch(() => undefined);
+  if (dir === undefined || main === undefined) {
+    console.error(
+      `error: Cannot use --${flag} ${given}: no src/server/main.ts there ` +
+        `(give the root of a raftkv checkout, e.g. one made by git worktree add)`,
+    );
+    return null;
+  }
+  return dir;
 }
 
 async function main(args: string[]): Promise<number> {
@@ -80,25 +107,14 @@ async function main(args: string[]): Promise<number> {
       return 1;
     }
   }
-  const raftkvDir = opts.raftkvDir === undefined ? undefined : await Deno.realPath(opts.raftkvDir)
-    .catch(() => undefined);
-  if (opts.raftkvDir !== undefined) {
-    const main = raftkvDir === undefined
-      ? undefined
-      : await Deno.stat(`${raftkvDir}/src/server/main.ts`).catch(() => undefined);
-    if (main === undefined) {
-      console.error(
-        `error: Cannot use --raftkv-dir ${opts.raftkvDir}: no src/server/main.ts there ` +
-          `(give the root of a raftkv checkout, e.g. one made by git worktree add)`,
-      );
-      return 2;
-    }
-  }
+  const raftkvDir = await checkoutDir("raftkv-dir", opts.raftkvDir);
+  const againstDir = await checkoutDir("against-raftkv", opts.againstRaftkv);
+  if (raftkvDir === null || againstDir === null) return 2;
   const taken = portsInUse(portsNeeded(opts));
   if (taken.length > 0) {
     console.error(
       `error: Cannot start the clusters: port(s) ${taken.join(", ")} of 127.0.0.1 already in ` +
-        `use; choose others with --base-port (raftkv) or --etcd-base-port (etcd)`,
+        `use; choose others with --base-port, --etcd-base-port or --against-base-port`,
     );
     return 1;
   }
@@ -158,6 +174,15 @@ async function main(args: string[]): Promise<number> {
     const starts = await Promise.allSettled([
       startRaftKv({ ...common, checkout: raftkvDir, basePort: opts.basePort, tls: opts.tls }),
       ...(etcd === undefined ? [] : [startEtcd({ ...common, etcd, basePort: opts.etcdBasePort })]),
+      ...(againstDir === undefined ? [] : [
+        startRaftKv({
+          ...common,
+          name: `raftkv@${(await gitCommit(againstDir)) ?? againstDir}`,
+          checkout: againstDir,
+          basePort: opts.againstBasePort,
+          tls: opts.tls,
+        }),
+      ]),
     ]);
     for (const s of starts) if (s.status === "fulfilled") systems.push(s.value);
     for (const s of starts) if (s.status === "rejected") throw s.reason;

@@ -18,23 +18,26 @@ flight, and prints one table: ops/s, p50/p99/p99.9 latency and server CPU-second
 
 Flags:
   --against etcd        Measure etcd too, alternating raftkv and etcd run by run (A/B/A/B)
+  --against-raftkv DIR  Measure the raftkv of checkout DIR too (e.g. a git worktree of an
+                        older commit), alternating with this one (or --raftkv-dir's)
   --ops LIST            Operations, comma-separated (default put,get): put, get (to the
                         leader), put-follower, get-follower (to a follower)
   --in-flight LIST      Operations in flight, comma-separated (default 1,16,64,256)
   --duration S          Measured seconds of each run (default 5; decimals allowed)
   --warmup S            Seconds of load before each run's measurement (default 1)
-  --rounds N            Runs of each system per cell (default 2 with --against, else 1)
+  --rounds N            Runs of each system per cell (default 2 with --against..., else 1)
   --connections N       gRPC connections the operations share (default: in flight, at most 16)
   --keys N              Distinct keys written and read (default 1000)
   --value-bytes N       Size of every value (default 256)
   --nodes N             Members of each cluster (default 3)
   --base-port P         raftkv node i listens on P+i-1, its HTTP on P+1000+i-1 (default 7401)
   --etcd-base-port P    etcd member i serves clients on P+i-1, peers on P+10+i-1 (default 7451)
+  --against-base-port P --against-raftkv's node i listens on P+i-1, HTTP P+1000+i-1 (default 7421)
   --etcd PATH           The etcd binary (default: etcd on PATH, else /usr/bin/etcd)
   --raftkv-dir DIR      Run the raftkv nodes of another checkout (e.g. a git worktree of
                         an older commit), started with that checkout's scripts/cluster.ts
   --json PATH           Where to write every run (default bench-results/bench-<time>.json)
-  --tls                 raftkv over mutual TLS with throwaway certificates (not with --against)
+  --tls                 raftkv over mutual TLS with throwaway certificates (not with --against etcd)
   --help                Print this help
 `;
 
@@ -55,6 +58,9 @@ export interface BenchOptions {
   etcdBasePort: number;
   etcd: string | undefined;
   raftkvDir: string | undefined;
+  /** --against-raftkv: a second raftkv checkout to measure beside the first. */
+  againstRaftkv: string | undefined;
+  againstBasePort: number;
   json: string | undefined;
   tls: boolean;
   help: boolean;
@@ -85,6 +91,8 @@ const VALUE_FLAGS = [
   "etcd",
   "raftkv-dir",
   "json",
+  "against-raftkv",
+  "against-base-port",
 ] as const;
 type ValueFlag = typeof VALUE_FLAGS[number];
 
@@ -160,6 +168,12 @@ export function parseBenchFlags(args: readonly string[]): BenchOptions {
     );
   }
 
+  const againstRaftkv = get("against-raftkv");
+  if (againstRaftkv !== undefined && against !== undefined) {
+    throw new BenchFlagError(
+      "Cannot use --against etcd with --against-raftkv: one comparison per run",
+    );
+  }
   const opsText = get("ops") ?? "put,get";
   if (/^\d+$/.test(opsText)) {
     throw new BenchFlagError(
@@ -192,7 +206,7 @@ export function parseBenchFlags(args: readonly string[]): BenchOptions {
       ? 5
       : seconds("duration", get("duration")!, false),
     warmupSeconds: get("warmup") === undefined ? 1 : seconds("warmup", get("warmup")!, true),
-    rounds: int("rounds", against === undefined ? 1 : 2),
+    rounds: int("rounds", against === undefined && againstRaftkv === undefined ? 1 : 2),
     connections: get("connections") === undefined
       ? undefined
       : positiveInteger("connections", get("connections")!),
@@ -205,6 +219,10 @@ export function parseBenchFlags(args: readonly string[]): BenchOptions {
       : port("etcd-base-port", get("etcd-base-port")!, 19),
     etcd: get("etcd"),
     raftkvDir: get("raftkv-dir"),
+    againstRaftkv,
+    againstBasePort: get("against-base-port") === undefined
+      ? 7421
+      : port("against-base-port", get("against-base-port")!, 1008),
     json: get("json"),
     tls,
     help: false,

@@ -44,6 +44,8 @@ import {
 
 /** Where raftkv runs and what the bench writes. */
 export interface RaftKvOptions {
+  /** The system's name in the table: "raftkv" unless two are measured. */
+  name?: string;
   /** The checkout whose nodes run (its root); this one when undefined. */
   checkout?: string;
   /** Number of nodes. */
@@ -116,10 +118,12 @@ export async function startRaftKv(opts: RaftKvOptions): Promise<SystemUnderTest>
   const checkout = opts.checkout ?? THIS_CHECKOUT;
   const nodeCommandArgs = await nodeCommandArgsOf(checkout);
   const tls = opts.tls ? await makeTls() : undefined;
+  /** The name as a file name: two raftkv clusters of one run keep their data apart. */
+  const slug = (opts.name ?? "raftkv").replace(/[^\w.-]/g, "_");
   const cluster: ClusterOptions = {
     nodes: opts.nodes,
     basePort: opts.basePort,
-    dataDir: `${opts.dir}/raftkv`,
+    dataDir: `${opts.dir}/${slug}`,
     logLevel: "warn",
     help: false,
   };
@@ -138,7 +142,9 @@ export async function startRaftKv(opts: RaftKvOptions): Promise<SystemUnderTest>
         ...nodeCommandArgs(cluster, id, `${checkout}/src/server/main.ts`),
         ...(await tls?.nodeFlags(id) ?? []),
       ];
-      procs.push(await spawnServer(Deno.execPath(), args, `${opts.dir}/raftkv${id}.log`, checkout));
+      procs.push(
+        await spawnServer(Deno.execPath(), args, `${opts.dir}/${slug}${id}.log`, checkout),
+      );
     }
     const address = (id: number) => `127.0.0.1:${opts.basePort + id - 1}`;
     const statusPath = methodPath(ClusterService.method.status);
@@ -191,7 +197,7 @@ export async function startRaftKv(opts: RaftKvOptions): Promise<SystemUnderTest>
     );
     const commit = await gitCommit(checkout);
     return {
-      name: "raftkv",
+      name: opts.name ?? "raftkv",
       description: `raftkv ${commit ?? "(no git)"} at ${checkout}, Deno ${Deno.version.deno}` +
         (opts.tls ? ", mutual TLS" : ""),
       pids: procs.map((p) => p.pid),

@@ -20,6 +20,8 @@ Deno.test("bench flags: the defaults are issue 11's bench (put and get, 1 to 256
   assert.equal(o.valueBytes, 256);
   assert.equal(o.rounds, 1);
   assert.equal(parseBenchFlags(["--against", "etcd"]).rounds, 2, "A/B/A/B against etcd");
+  const ab = parseBenchFlags(["--against-raftkv", "/tmp/before"]);
+  assert.deepEqual([ab.againstRaftkv, ab.againstBasePort, ab.rounds], ["/tmp/before", 7421, 2]);
   assert.deepEqual([1, 16, 64, 256].map((n) => connectionsFor(o, n)), [1, 16, 16, 16]);
   const short = parseBenchFlags([
     "--against=etcd",
@@ -51,6 +53,7 @@ Deno.test("bench flags: what cannot run is refused with the flag named", () => {
     [["--keys"], /--keys: missing value/],
     [["--rounds", "2", "--rounds", "3"], /--rounds: given more than once/],
     [["--fast"], /unknown flag "--fast"/],
+    [["--against", "etcd", "--against-raftkv", "/tmp/b"], /one comparison per run/],
   ];
   for (const [args, message] of refused) {
     assert.throws(() => parseBenchFlags(args), (err: unknown) => {
