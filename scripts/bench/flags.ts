@@ -9,7 +9,7 @@ import { type Op, OPS } from "./system.ts";
 
 /** Help text of `deno task bench`. */
 export const BENCH_USAGE: string = `\
-Usage: deno task bench [--against etcd] [FLAGS]
+Usage: deno task bench [--against etcd | --against-raftkv DIR] [FLAGS]
 
 Starts a local raftkv cluster (and with --against etcd, an etcd cluster of the same
 size), drives it with puts and linearizable gets at several numbers of operations in
