@@ -104,9 +104,13 @@ Deno.test("every node command grants what `deno task node` grants, but for its d
     [systemd, {}],
     ...documented.map((c): [NodeCommand, Record<string, string>] => [c, {}]),
   ];
+  // The memory tuning of `deno task node` (README, "Memory") goes wherever a node runs.
+  const taskV8 = grantsOf(task).other.filter((f) => f.startsWith("--v8-flags="));
+  assert.equal(taskV8.length, 1, 'deno task node should set --v8-flags (README, "Memory")');
   for (const [cmd, env] of commands) {
     checkNodeCommand(cmd, env);
     assert.deepEqual(grantsOf(cmd).env, taskEnv, `${cmd.where}: --allow-env differs in order`);
+    assert.deepEqual(grantsOf(cmd).other, taskV8, `${cmd.where}: not deno task node's --v8-flags`);
   }
   // The deployed ones: the bundle, with the data dir on the command line (so no variable
   // can move it away from what the permissions grant).
@@ -328,6 +332,8 @@ Deno.test("deploy/kubernetes/raftkv.yaml: each ordinal's pod is a node of one cl
     assert.equal(opts.id, ordinal + 1, `${podName}: id is ordinal + 1`);
     assert.equal(opts.dataDir, mount.mountPath, `${podName}: data dir on the volume`);
     assert.equal(cmd.entry, "/app/raftkv-node.js");
+    const taskV8 = grantsOf(parseDenoRun("deno task node", taskCommand("node"))).other;
+    assert.deepEqual(grantsOf(cmd).other, taskV8, `${podName}: not deno task node's --v8-flags`);
     nodes.set(podName, opts);
   }
   const svc = headless.metadata.name;
