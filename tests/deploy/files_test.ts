@@ -218,6 +218,7 @@ for (
     const volumes = Object.keys(compose.volumes ?? {});
     const nodes = new Map<string, NodeOptions>();
     const hostPorts: string[] = [];
+    const httpHostPorts: string[] = [];
     const usedVolumes: string[] = [];
     for (const [name, svc] of Object.entries(services)) {
       assert.equal(svc.build?.dockerfile, "deploy/Dockerfile", `${name}: build`);
@@ -232,11 +233,23 @@ for (
       nodes.set(name, opts);
       // Ports: the container side is the node's port; host ports are distinct.
       const ports = (svc.ports ?? []) as string[];
-      assert.equal(ports.length, 1, `${name}: one published port`);
+      assert.equal(ports.length, 2, `${name}: the gRPC and the HTTP port published`);
       const parts = ports[0]!.split(":");
       assert.equal(Number(parts[parts.length - 1]), opts.listen.port, `${name}: container port`);
       assert.equal(one("EXPOSE"), String(opts.listen.port));
       hostPorts.push(parts[parts.length - 2]!);
+      // The HTTP port (metrics, probes, web view), on the host's loopback only like gRPC:
+      // it has no authentication (observability_test.ts checks Prometheus scrapes it).
+      assert.ok(opts.httpListen !== undefined, `${name}: RAFTKV_HTTP_LISTEN is not set`);
+      const [ip, hostHttp, containerHttp] = ports[1]!.split(":");
+      assert.equal(Number(containerHttp), opts.httpListen.port, `${name}: container HTTP port`);
+      assert.equal(ip, "127.0.0.1", `${name}: the HTTP port is published on the loopback only`);
+      assert.equal(
+        parts[0],
+        "127.0.0.1",
+        `${name}: the gRPC port is published on the loopback only`,
+      );
+      httpHostPorts.push(hostHttp!);
       // Its own named volume on the data dir, and with TLS the certificates, read-only.
       const mounts = ((svc.volumes ?? []) as string[]).map((v) => v.split(":"));
       const tlsMount = opts.tls === undefined ? [] : [["./tls", "/etc/raftkv/tls", "ro"]];
@@ -247,6 +260,7 @@ for (
     }
     assert.equal(new Set(hostPorts).size, hostPorts.length, `host ports ${hostPorts} repeat`);
     assert.deepEqual(hostPorts, [...nodes.keys()].map((_, i) => String(7001 + i)));
+    assert.deepEqual(httpHostPorts, [...nodes.keys()].map((_, i) => String(8001 + i)));
     assert.equal(new Set(usedVolumes).size, usedVolumes.length, "volumes are shared");
     checkCluster(file, nodes, (name) => name, 7001);
     const size = Number(/(\d)-nodes/.exec(file)?.[1] ?? 3);
