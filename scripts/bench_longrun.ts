@@ -275,7 +275,7 @@ try {
     restartSeconds.push(secs);
     console.log(
       `full restart: the cluster served a write ${secs.toFixed(2)} s after the three nodes ` +
-        `were started (${new Date().toISOString()}; load average ${Deno.loadavg()[0].toFixed(1)})`,
+        `were started (${new Date().toISOString()}; load average ${Deno.loadavg()[0]?.toFixed(1)})`,
     );
     await report("after the restart");
   }
