@@ -13,15 +13,9 @@ import { createLogger } from "./log.ts";
 import { DataDirError } from "./data_dir.ts";
 import { NodeError, RaftKvNode } from "./node.ts";
 import { checkNotRestoring, restoreDataDir, RestoreError } from "./restore_backup.ts";
-import { serve, type ServerSecurity } from "./server.ts";
-import { startHttpPort } from "../http/start.ts";
-import { NodeMetrics } from "../metrics/mod.ts";
+import { serve } from "./server.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
-import { Authorizer } from "../tls/authorizer.ts";
-import { CredentialsError, CredentialsStore } from "../tls/credentials.ts";
-import { TlsDialer } from "../tls/dial.ts";
-import { PolicyError } from "../tls/policy.ts";
-import { type Reloadable, Reloader } from "../tls/reload.ts";
+import type { NodeTls } from "../tls/start.ts";
 
 async function main(): Promise<number> {
   const opts = parseNodeFlagsOrExit(Deno.args, readNodeEnv());
@@ -36,35 +30,24 @@ async function main(): Promise<number> {
   });
 
   guardStrayNetworkErrors(logger);
-  // Metrics only with an HTTP port to scrape them from (--http-listen).
-  const metrics = opts.httpListen === undefined ? undefined : new NodeMetrics();
+  // What only some nodes use is imported only by them: start-up time is mostly
+  // module loading, and three nodes restarted at once share the CPU (README,
+  // "Start-up time"). Metrics (prom-client) come with an HTTP port to scrape them
+  // from (--http-listen).
+  const metrics = opts.httpListen === undefined
+    ? undefined
+    : new (await import("../metrics/mod.ts")).NodeMetrics();
 
   // TLS files are read and checked before the data dir is touched: a bad
   // certificate is a usage error, like a bad flag.
-  let security: ServerSecurity | undefined;
-  let reloader: Reloader | undefined;
+  let tls: NodeTls | undefined;
   if (opts.tls !== undefined) {
-    try {
-      const credentials = await CredentialsStore.open(opts.tls, opts.id);
-      const authorizer = await Authorizer.open(opts.tls.authPolicyFile);
-      security = { credentials, authorizer };
-      const certs: Reloadable = {
-        name: "TLS certificates",
-        reload: () => credentials.reload(),
-        describe: () => ({
-          subject: credentials.current.cert.subject.replaceAll("\n", ", "),
-          notAfter: credentials.current.cert.validTo,
-        }),
-      };
-      reloader = new Reloader([certs, authorizer], logger);
-    } catch (err) {
-      if (err instanceof CredentialsError || err instanceof PolicyError) {
-        console.error(`error: ${err.message}`);
-        return 2;
-      }
-      throw err;
-    }
+    const started = await (await import("../tls/start.ts")).startTls(opts.tls, opts.id, logger);
+    if (started === 2) return 2;
+    tls = started;
   }
+  const security = tls?.security;
+  const reloader = tls?.reloader;
 
   try {
     // A restore cut short by a crash leaves half a data dir: never start on it.
@@ -89,7 +72,7 @@ async function main(): Promise<number> {
       join: opts.join,
       logger,
       random: Math.random,
-      dialer: security === undefined ? undefined : new TlsDialer(security.credentials),
+      dialer: tls?.dialer,
       observer: metrics?.observer,
     });
   } catch (err) {
@@ -149,7 +132,9 @@ async function main(): Promise<number> {
   });
 
   // Without TLS on the HTTP port, its Connect JSON would bypass client certificates.
-  const httpPort = await startHttpPort(
+  const httpPort = opts.httpListen === undefined ? undefined : await (
+    await import("../http/start.ts")
+  ).startHttpPort(
     node,
     opts.httpListen,
     metrics,

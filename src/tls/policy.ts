@@ -21,7 +21,9 @@
  * @module
  */
 
-import { parse } from "yaml";
+// The YAML parser is imported when a policy is read, not with this module: the
+// server imports this module for its permission checks, and a node without a
+// policy file need not load a YAML parser at start (README, "Start-up time").
 
 /** The three permissions. */
 export type Permission = "read" | "write" | "admin";
@@ -62,10 +64,11 @@ function prefixes(value: unknown, where: string): string[] {
  *
  * @throws {PolicyError} `Cannot use --auth-policy FILE: ...`, naming the rule at fault
  */
-export function parsePolicy(text: string, file: string): Policy {
+export async function parsePolicy(text: string, file: string): Promise<Policy> {
   const fail = (why: string): never => {
     throw new PolicyError(`Cannot use --auth-policy ${file}: ${why}`);
   };
+  const { parse } = await import("yaml");
   let doc: unknown;
   try {
     doc = parse(text);
@@ -122,7 +125,7 @@ export async function loadPolicy(file: string): Promise<Policy> {
   } catch (err) {
     throw new PolicyError(`Cannot read --auth-policy ${file}: ${(err as Error).message}`);
   }
-  return parsePolicy(text, file);
+  return await parsePolicy(text, file);
 }
 
 /** Whether `policy` grants `identity` the `permission` on `key` (undefined: any key). */

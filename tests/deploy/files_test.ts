@@ -104,9 +104,13 @@ Deno.test("every node command grants what `deno task node` grants, but for its d
     [systemd, {}],
     ...documented.map((c): [NodeCommand, Record<string, string>] => [c, {}]),
   ];
+  // The memory tuning of `deno task node` (README, "Memory") goes wherever a node runs.
+  const taskV8 = grantsOf(task).other.filter((f) => f.startsWith("--v8-flags="));
+  assert.equal(taskV8.length, 1, 'deno task node should set --v8-flags (README, "Memory")');
   for (const [cmd, env] of commands) {
     checkNodeCommand(cmd, env);
     assert.deepEqual(grantsOf(cmd).env, taskEnv, `${cmd.where}: --allow-env differs in order`);
+    assert.deepEqual(grantsOf(cmd).other, taskV8, `${cmd.where}: not deno task node's --v8-flags`);
   }
   // The deployed ones: the bundle, with the data dir on the command line (so no variable
   // can move it away from what the permissions grant).
@@ -214,6 +218,7 @@ for (
     const volumes = Object.keys(compose.volumes ?? {});
     const nodes = new Map<string, NodeOptions>();
     const hostPorts: string[] = [];
+    const httpHostPorts: string[] = [];
     const usedVolumes: string[] = [];
     for (const [name, svc] of Object.entries(services)) {
       assert.equal(svc.build?.dockerfile, "deploy/Dockerfile", `${name}: build`);
@@ -228,11 +233,23 @@ for (
       nodes.set(name, opts);
       // Ports: the container side is the node's port; host ports are distinct.
       const ports = (svc.ports ?? []) as string[];
-      assert.equal(ports.length, 1, `${name}: one published port`);
+      assert.equal(ports.length, 2, `${name}: the gRPC and the HTTP port published`);
       const parts = ports[0]!.split(":");
       assert.equal(Number(parts[parts.length - 1]), opts.listen.port, `${name}: container port`);
       assert.equal(one("EXPOSE"), String(opts.listen.port));
       hostPorts.push(parts[parts.length - 2]!);
+      // The HTTP port (metrics, probes, web view), on the host's loopback only like gRPC:
+      // it has no authentication (observability_test.ts checks Prometheus scrapes it).
+      assert.ok(opts.httpListen !== undefined, `${name}: RAFTKV_HTTP_LISTEN is not set`);
+      const [ip, hostHttp, containerHttp] = ports[1]!.split(":");
+      assert.equal(Number(containerHttp), opts.httpListen.port, `${name}: container HTTP port`);
+      assert.equal(ip, "127.0.0.1", `${name}: the HTTP port is published on the loopback only`);
+      assert.equal(
+        parts[0],
+        "127.0.0.1",
+        `${name}: the gRPC port is published on the loopback only`,
+      );
+      httpHostPorts.push(hostHttp!);
       // Its own named volume on the data dir, and with TLS the certificates, read-only.
       const mounts = ((svc.volumes ?? []) as string[]).map((v) => v.split(":"));
       const tlsMount = opts.tls === undefined ? [] : [["./tls", "/etc/raftkv/tls", "ro"]];
@@ -243,6 +260,7 @@ for (
     }
     assert.equal(new Set(hostPorts).size, hostPorts.length, `host ports ${hostPorts} repeat`);
     assert.deepEqual(hostPorts, [...nodes.keys()].map((_, i) => String(7001 + i)));
+    assert.deepEqual(httpHostPorts, [...nodes.keys()].map((_, i) => String(8001 + i)));
     assert.equal(new Set(usedVolumes).size, usedVolumes.length, "volumes are shared");
     checkCluster(file, nodes, (name) => name, 7001);
     const size = Number(/(\d)-nodes/.exec(file)?.[1] ?? 3);
@@ -328,6 +346,8 @@ Deno.test("deploy/kubernetes/raftkv.yaml: each ordinal's pod is a node of one cl
     assert.equal(opts.id, ordinal + 1, `${podName}: id is ordinal + 1`);
     assert.equal(opts.dataDir, mount.mountPath, `${podName}: data dir on the volume`);
     assert.equal(cmd.entry, "/app/raftkv-node.js");
+    const taskV8 = grantsOf(parseDenoRun("deno task node", taskCommand("node"))).other;
+    assert.deepEqual(grantsOf(cmd).other, taskV8, `${podName}: not deno task node's --v8-flags`);
     nodes.set(podName, opts);
   }
   const svc = headless.metadata.name;

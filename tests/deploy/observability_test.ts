@@ -1,6 +1,7 @@
 /**
  * deploy/'s observability files agree with the node: the Prometheus scrape
- * configuration parses and scrapes the HTTP ports `deno task cluster` opens; the
+ * configuration parses and scrapes the HTTP ports `deno task cluster` opens and
+ * the 3-node Compose files publish; the
  * Grafana dashboard is valid JSON whose every query asks for metrics the node
  * exports; the Kubernetes pods expose the HTTP port they listen on and are
  * annotated for scraping on it.
@@ -27,6 +28,32 @@ Deno.test("deploy/prometheus/prometheus.yml scrapes deno task cluster's HTTP por
     [1, 2, 3].map((id) => nodeHttpAddress(opts, id)),
   );
   assert.equal(HTTP_PORT_OFFSET, 1000);
+});
+
+Deno.test("prometheus.yml's local job scrapes the HTTP ports docker-compose.yml publishes", async () => {
+  // deno-lint-ignore no-explicit-any
+  const config = parse(await read("deploy/prometheus/prometheus.yml")) as any;
+  const local = config.scrape_configs.find((j: { job_name: string }) => j.job_name === "raftkv");
+  for (const file of ["deploy/docker-compose.yml", "deploy/docker-compose.tls.yml"]) {
+    // deno-lint-ignore no-explicit-any
+    const compose = parse(await read(file)) as any;
+    const published: string[] = [];
+    for (
+      const svc of Object.values(compose.services) as {
+        ports: string[];
+        environment: Record<string, string>;
+      }[]
+    ) {
+      const listen = svc.environment.RAFTKV_HTTP_LISTEN;
+      assert.ok(listen !== undefined, `${file}: a node without RAFTKV_HTTP_LISTEN`);
+      const port = listen.split(":").at(-1);
+      const http = svc.ports.find((p) => p.endsWith(`:${port}`));
+      assert.ok(http !== undefined, `${file}: the HTTP port ${port} is not published`);
+      const [ip, hostPort] = http.split(":");
+      published.push(`${ip}:${hostPort}`);
+    }
+    assert.deepEqual(local.static_configs[0].targets, published, file);
+  }
 });
 
 Deno.test("deploy/grafana/raftkv.json asks only for metrics the node exports", async () => {

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Authorizer, needOf } from "../../src/tls/authorizer.ts";
 import { allows, parsePolicy, PolicyError } from "../../src/tls/policy.ts";
 
-const POLICY = parsePolicy(
+const POLICY = await parsePolicy(
   `
 rules:
   - identity: alice
@@ -123,22 +123,25 @@ Deno.test("a Txn needs read for each compare and get, write for each put and del
   assert.match(a.refusal("ops", lease)!, /may not write any key/);
 });
 
-Deno.test("a bad policy file is refused naming the file and the rule", () => {
+Deno.test("a bad policy file is refused naming the file and the rule", async () => {
   const bad = (text: string, why: RegExp) =>
-    assert.throws(() => parsePolicy(text, "bad.yaml"), (e: unknown) => {
+    assert.rejects(() => parsePolicy(text, "bad.yaml"), (e: unknown) => {
       assert.ok(e instanceof PolicyError);
       assert.match(e.message, /^Cannot use --auth-policy bad\.yaml: /);
       assert.match(e.message, why);
       return true;
     });
-  bad("rules: [", /not YAML/);
-  bad("- a\n- b\n", /expected a mapping with a "rules" list/);
-  bad("rule:\n  - identity: a\n", /unknown field "rule"/);
-  bad("rules:\n  - read: [a]\n", /rule 1 needs an "identity"/);
-  bad(
+  await bad("rules: [", /not YAML/);
+  await bad("- a\n- b\n", /expected a mapping with a "rules" list/);
+  await bad("rule:\n  - identity: a\n", /unknown field "rule"/);
+  await bad("rules:\n  - read: [a]\n", /rule 1 needs an "identity"/);
+  await bad(
     "rules:\n  - identity: a\n  - identity: b\n    wirte: [x]\n",
     /rule 2 has unknown field "wirte"/,
   );
-  bad("rules:\n  - identity: a\n    read: app/\n", /rule 1: "read" must be a list/);
-  bad("rules:\n  - identity: a\n    admin: yes please\n", /rule 1: "admin" must be true or false/);
+  await bad("rules:\n  - identity: a\n    read: app/\n", /rule 1: "read" must be a list/);
+  await bad(
+    "rules:\n  - identity: a\n    admin: yes please\n",
+    /rule 1: "admin" must be true or false/,
+  );
 });
