@@ -6,7 +6,7 @@
  *   that endpoint fails it tries the others in turn and learns again.
  * - **Safe retries.** Reads are retried on another endpoint whenever a call fails for
  *   reasons of reaching the cluster (UNAVAILABLE, a broken connection, a deadline).
- *   Writes (Put, Delete, Txn) are sent in an exactly-once session (dissertation §6.3),
+ *   Writes (Put, Delete, Txn, LeaseGrant) are sent in an exactly-once session (dissertation §6.3),
  *   so retrying them is safe too: a retry of a write that did take effect is answered
  *   with its first outcome. A client keeps a small pool of sessions, one per write in
  *   flight (a session serves one write at a time).
@@ -268,9 +268,11 @@ export class RaftKvClient {
     });
   }
 
-  /** Grants a lease of `ttl` seconds. (Not in a session: a retry may grant a second lease, which expires unused.) */
+  /** Grants a lease of `ttl` seconds, exactly once (in a session, as writes are). */
   leaseGrant(ttl: number): Promise<LeaseGrantResponse> {
-    return this.#retry((kv, o) => kv.leaseGrant({ ttl: BigInt(ttl) }, o));
+    return this.#inSession((session) =>
+      this.#retry((kv, o) => kv.leaseGrant({ ttl: BigInt(ttl), session }, o))
+    );
   }
 
   /** Revokes a lease, deleting its keys. A retry after it took effect answers NOT_FOUND, which this treats as done. */

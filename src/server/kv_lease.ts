@@ -21,7 +21,9 @@ import {
   type LeaseTimeToLiveRequest,
   type LeaseTimeToLiveResponse,
   LeaseTimeToLiveResponseSchema,
+  type Session,
 } from "../gen/raftkv/v1/kv_pb.ts";
+import { checkSession, expectKind } from "./kv_apply.ts";
 import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import type { ApplyResult } from "../kv/store.ts";
 import { type Lessor, MAX_LEASE_TTL } from "./lessor.ts";
@@ -30,8 +32,15 @@ import type { Router } from "./route.ts";
 
 type Op = MessageInitShape<typeof CommandSchema>["op"];
 
-/** Proposes an operation and waits for what applying it produced. */
-export type ApplyOp = (op: Op, signal: AbortSignal) => Promise<ApplyResult>;
+/**
+ * Proposes an operation, in the request's session if it has one, and waits for what
+ * applying it produced.
+ */
+export type ApplyOp = (
+  op: Op,
+  session: Session | undefined,
+  signal: AbortSignal,
+) => Promise<ApplyResult>;
 
 function leaseId(id: bigint): number {
   if (id === 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -73,18 +82,20 @@ export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, 
           Code.InvalidArgument,
         );
       }
+      checkSession(req.session);
       return router.route(ctx, async (signal) => {
         const ttl = Math.max(Number(req.ttl), lessor.minTtl);
-        const result = await apply(
-          { case: "leaseGrant", value: { ttlSeconds: BigInt(ttl) } },
-          signal,
+        // In a session, a retry of a grant that was applied is answered with the
+        // lease it granted (the session table holds the first result), so a client
+        // that lost the answer does not leave a second lease behind.
+        const result = expectKind(
+          await apply(
+            { case: "leaseGrant", value: { ttlSeconds: BigInt(ttl) } },
+            req.session,
+            signal,
+          ),
+          "lease_granted",
         );
-        if (result.kind !== "lease_granted") {
-          throw new ConnectError(
-            `applied a ${result.kind} where a lease grant was proposed`,
-            Code.Internal,
-          );
-        }
         lessor.renew(result.id);
         return create(LeaseGrantResponseSchema, { id: BigInt(result.id), ttl: BigInt(result.ttl) });
       }, (client, opts) => client.leaseGrant(req, opts));
@@ -93,7 +104,11 @@ export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, 
     leaseRevoke(req, ctx) {
       const id = leaseId(req.id);
       return router.route(ctx, async (signal) => {
-        const result = await apply({ case: "leaseRevoke", value: { id: req.id } }, signal);
+        const result = await apply(
+          { case: "leaseRevoke", value: { id: req.id } },
+          undefined,
+          signal,
+        );
         if (result.kind !== "lease_revoked") {
           throw new ConnectError(
             `applied a ${result.kind} where a lease revoke was proposed`,
