@@ -14,7 +14,8 @@
  *   failures: when the stream breaks, it watches again on another node from the last
  *   index it delivered + 1, so its caller sees every change once, in order.
  * - **Leases kept alive.** {@link RaftKvClient.keepAlive} renews a lease every third of
- *   its TTL until stopped, through whichever node answers.
+ *   its TTL over a LeaseKeepAliveStream until stopped, moving to another node when the
+ *   stream breaks.
  *
  * It uses only Connect-ES and node:http2, so it runs on Deno and on Node alike.
  *
@@ -290,21 +291,55 @@ export class RaftKvClient {
   }
 
   /**
-   * Keeps lease `id` alive: renews it every third of `ttl` seconds until `signal`
-   * aborts. Resolves when stopped; rejects (NOT_FOUND) if the lease is lost (it
-   * expired or was revoked), so the holder knows it no longer holds what it leased.
+   * Keeps lease `id` alive until `signal` aborts, over a LeaseKeepAliveStream (etcd's
+   * form): one renewal every third of `ttl` seconds (at least every 4 s, since a node
+   * resets a stream silent for its request timeout, 10 s by default), each answered
+   * with the TTL renewed. When the stream breaks, or stops answering for two periods,
+   * it goes on over another endpoint. Resolves when stopped (the stream is closed, so
+   * renewals stop and the lease expires after its TTL unless revoked); rejects
+   * (NOT_FOUND) if the lease is lost (it expired or was revoked), so the holder knows it
+   * no longer holds what it leased, or with any other definite error.
    */
   async keepAlive(id: bigint, ttl: number, signal: AbortSignal): Promise<void> {
-    const every = Math.max(100, (ttl * 1000) / 3);
+    const every = Math.min(4_000, Math.max(100, (ttl * 1000) / 3));
+    let attempt = 0;
     while (!signal.aborted) {
+      const endpoint = this.endpoints[(this.#preferred + attempt) % this.endpoints.length]!;
+      const broken = new AbortController();
+      const streamSignal = AbortSignal.any([signal, broken.signal]);
+      let lastAnswer = Date.now();
+      const requests = async function* () {
+        while (!streamSignal.aborted) {
+          yield { id };
+          await sleep(every, streamSignal);
+          // No answer for two periods: the node is stuck or cut off; go elsewhere.
+          if (Date.now() - lastAnswer > 2 * every + 1_000) broken.abort();
+        }
+      };
       try {
-        await this.#retry((kv, o) => kv.leaseKeepAlive({ id }, { ...o, signal }));
+        const answers = this.kvAt(endpoint).leaseKeepAliveStream(requests(), {
+          signal: streamSignal,
+        });
+        for await (const answer of answers) {
+          lastAnswer = Date.now();
+          attempt = 0;
+          if (answer.ttl === 0n) {
+            throw new ConnectError(
+              `lease ${id} not found (expired, revoked, or never granted)`,
+              Code.NotFound,
+            );
+          }
+        }
       } catch (err) {
         if (signal.aborted) return;
-        if (err instanceof ConnectError && err.code === Code.NotFound) throw err;
-        // No node answered in the budget: keep trying while the TTL may still hold.
+        if (err instanceof ConnectError && !isRetryable(err) && !broken.signal.aborted) throw err;
+      } finally {
+        broken.abort();
       }
-      await sleep(every, signal);
+      // The stream ended or broke: go on elsewhere, soon (the TTL is still running).
+      attempt++;
+      if (attempt % this.endpoints.length === 0) await this.findLeader(signal);
+      await sleep(Math.min(100 * attempt, every), signal);
     }
   }
 

@@ -15,6 +15,9 @@ import {
   type LeaseKeepAliveRequest,
   type LeaseKeepAliveResponse,
   LeaseKeepAliveResponseSchema,
+  type LeaseKeepAliveStreamRequest,
+  type LeaseKeepAliveStreamResponse,
+  LeaseKeepAliveStreamResponseSchema,
   type LeaseRevokeRequest,
   type LeaseRevokeResponse,
   LeaseRevokeResponseSchema,
@@ -64,6 +67,10 @@ export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, 
   leaseGrant(req: LeaseGrantRequest, ctx: HandlerContext): Promise<LeaseGrantResponse>;
   leaseRevoke(req: LeaseRevokeRequest, ctx: HandlerContext): Promise<LeaseRevokeResponse>;
   leaseKeepAlive(req: LeaseKeepAliveRequest, ctx: HandlerContext): Promise<LeaseKeepAliveResponse>;
+  leaseKeepAliveStream(
+    reqs: AsyncIterable<LeaseKeepAliveStreamRequest>,
+    ctx: HandlerContext,
+  ): AsyncIterable<LeaseKeepAliveStreamResponse>;
   leaseTimeToLive(
     req: LeaseTimeToLiveRequest,
     ctx: HandlerContext,
@@ -132,6 +139,31 @@ export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, 
         if (ttl === undefined) throw notFound(id);
         return create(LeaseKeepAliveResponseSchema, { id: req.id, ttl: BigInt(ttl) });
       }, (client, opts) => client.leaseKeepAlive(req, opts));
+    },
+
+    /**
+     * etcd's stream form: each request is one renewal, routed like a LeaseKeepAlive
+     * call (a follower forwards each to the leader it knows), answered in order; a
+     * lease that is gone is answered with TTL 0 (etcd's convention) and the stream
+     * goes on, since it may renew other leases. An error (no leader in time, a bad id)
+     * ends the stream; the client opens another.
+     */
+    async *leaseKeepAliveStream(reqs, ctx) {
+      for await (const req of reqs) {
+        const id = leaseId(req.id);
+        const ttl = await router.route(ctx, async (signal) => {
+          if (await current(id, signal) === undefined) return 0n;
+          return BigInt(lessor.renew(id) ?? 0);
+        }, async (client, opts) => {
+          try {
+            return (await client.leaseKeepAlive({ id: req.id }, opts)).ttl;
+          } catch (err) {
+            if (err instanceof ConnectError && err.code === Code.NotFound) return 0n;
+            throw err;
+          }
+        });
+        yield create(LeaseKeepAliveStreamResponseSchema, { id: req.id, ttl });
+      }
     },
 
     leaseTimeToLive(req, ctx) {
