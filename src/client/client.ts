@@ -24,7 +24,7 @@
 
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../gen/raftkv/v1/cluster_pb.ts";
 import {
   type GetResponse,
@@ -47,7 +47,15 @@ export interface ClientOptions {
   readonly endpoints: readonly string[];
   /** The time budget of one operation, retries included, in ms (10,000 by default). */
   readonly timeoutMs?: number;
-  /** Makes the transport to an endpoint; gRPC over HTTP/2 without TLS by default. */
+  /**
+   * TLS to dial with, as PEM texts: the CA that signed the nodes' certificates, and a
+   * client certificate and key if the nodes ask for one. Without it: plaintext.
+   */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  /**
+   * Makes the transport to an endpoint, instead of the default (gRPC over HTTP/2, with
+   * `tls` if given). Connections of such transports are the caller's to close.
+   */
   readonly transport?: (endpoint: string) => Transport;
 }
 
@@ -74,7 +82,7 @@ const RETRYABLE = new Set([
 export function isRetryable(err: unknown): boolean {
   if (!(err instanceof ConnectError)) return true; // a socket error, a reset: not an answer
   return RETRYABLE.has(err.code) ||
-    (err.code === Code.Internal && /stream|connect|socket|GOAWAY|reset/i.test(err.message));
+    (err.code === Code.Internal && /stream|connect|socket|GOAWAY|reset|EPIPE/i.test(err.message));
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -100,6 +108,10 @@ export class RaftKvClient {
   readonly #kv = new Map<string, Client<typeof KVService>>();
   readonly #cluster = new Map<string, Client<typeof ClusterService>>();
   readonly #transport: (endpoint: string) => Transport;
+  /** One transport per endpoint, for both services (one connection). */
+  readonly #transports = new Map<string, Transport>();
+  /** The HTTP/2 connections of the default transports, closed by {@link close}. */
+  readonly #sessions: Http2SessionManager[] = [];
   /** Where calls go first: the leader, as last learned. */
   #preferred = 0;
   readonly #idle: Session[] = [];
@@ -113,15 +125,32 @@ export class RaftKvClient {
     }
     this.endpoints = [...options.endpoints];
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.#transport = options.transport ??
-      ((endpoint) => createGrpcTransport({ baseUrl: `http://${endpoint}` }));
+    const tls = options.tls;
+    this.#transport = options.transport ?? ((endpoint) => {
+      const baseUrl = `${tls === undefined ? "http" : "https"}://${endpoint}`;
+      const sessionManager = new Http2SessionManager(baseUrl, {}, tls);
+      this.#sessions.push(sessionManager);
+      return createGrpcTransport({ baseUrl, sessionManager });
+    });
   }
 
-  /** The KVService client of `endpoint`. */
+  #transportFor(endpoint: string): Transport {
+    let t = this.#transports.get(endpoint);
+    if (t === undefined) {
+      t = this.#transport(endpoint);
+      this.#transports.set(endpoint, t);
+    }
+    return t;
+  }
+
+  /**
+   * The KVService client of `endpoint` (the lower-level API: one call, no retry,
+   * no leader following; for callers that need each attempt's outcome).
+   */
   kvAt(endpoint: string): Client<typeof KVService> {
     let c = this.#kv.get(endpoint);
     if (c === undefined) {
-      c = createClient(KVService, this.#transport(endpoint));
+      c = createClient(KVService, this.#transportFor(endpoint));
       this.#kv.set(endpoint, c);
     }
     return c;
@@ -130,7 +159,7 @@ export class RaftKvClient {
   #clusterAt(endpoint: string): Client<typeof ClusterService> {
     let c = this.#cluster.get(endpoint);
     if (c === undefined) {
-      c = createClient(ClusterService, this.#transport(endpoint));
+      c = createClient(ClusterService, this.#transportFor(endpoint));
       this.#cluster.set(endpoint, c);
     }
     return c;
@@ -380,8 +409,17 @@ export class RaftKvClient {
     }
   }
 
-  /** Stops using the client: no more calls. (Connections close when idle.) */
+  /**
+   * Stops using the client: no more calls, and its connections are closed (calls and
+   * watches still under way fail). Connections of a caller's own `transport` are left
+   * to the caller.
+   */
   close(): void {
     this.#closed = true;
+    for (const session of this.#sessions) session.abort();
+    this.#sessions.length = 0;
+    this.#transports.clear();
+    this.#kv.clear();
+    this.#cluster.clear();
   }
 }

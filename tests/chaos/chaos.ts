@@ -958,7 +958,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const firstLeader = await cluster.leader(undefined, { timeoutMs: 60_000 });
     const h = new History((op) => sink.append("history.jsonl", opJson(op)));
     // A watch of every key from here on, checked against the acknowledged puts.
-    watch = new WatchChecker(cluster.ids.map((id) => cluster.endpoint(id)));
+    watch = new WatchChecker(cluster.ids.map((id) => cluster.endpoint(id)), tls?.options.clientTls);
     watch.start((await cluster.status(firstLeader, 10_000)).appliedIndex + 1n);
     const m = new Monitor(cluster, () => h.now(), say);
     monitorDone = m.run(stopMonitor.signal);

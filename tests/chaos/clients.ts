@@ -37,14 +37,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Operation, TxnCompare, TxnInput, TxnStep, Value } from "./linearizability.ts";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { RequestOpSchema } from "../../src/gen/raftkv/v1/kv_pb.ts";
-import {
-  type ClientTlsOptions,
-  codeName,
-  EndpointClients,
-  sleep,
-  text,
-  utf8,
-} from "../e2e/_harness.ts";
+import type { Client } from "@connectrpc/connect";
+import { type ClientTlsOptions, codeName, sleep, text, utf8 } from "../e2e/_harness.ts";
+import { RaftKvClient } from "../../src/client/client.ts";
+import type { KVService } from "../../src/gen/raftkv/v1/kv_pb.ts";
 import { type Random, randomInt } from "../../src/raft/rand.ts";
 
 /** An operation as the chaos history records it: the checker's fields plus notes for people. */
@@ -186,6 +182,11 @@ function notSent(a: { ok: false; code: Code; message: string }): boolean {
   return a.code === Code.Unavailable && /^connect ECONNREFUSED /.test(a.message);
 }
 
+/** The KVService of one node, through the client library's lower-level API. */
+interface NodeConnection {
+  readonly kv: Client<typeof KVService>;
+}
+
 type Attempt<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly code: Code; readonly message: string };
@@ -204,7 +205,12 @@ export class ChaosClient {
   };
   readonly #history: History;
   readonly #known: KnownValues;
-  readonly #connections = new Map<number, EndpointClients>();
+  /**
+   * The client library, for its lower-level API only ({@link RaftKvClient.kvAt}: one
+   * call to one node, no retry): the history must record each call as this client
+   * made it, to the node it chose, with its own retries in its own session.
+   */
+  readonly #client: RaftKvClient;
   #session: { id: bigint; next: bigint } | undefined;
   #writes = 0;
   /**
@@ -217,6 +223,10 @@ export class ChaosClient {
     this.options = options;
     this.#history = history;
     this.#known = known;
+    this.#client = new RaftKvClient({
+      endpoints: options.nodes.map((n) => options.endpoint(n)),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+    });
   }
 
   /** Runs random calls until `stop` aborts; the call under way (retries included) finishes. */
@@ -242,17 +252,11 @@ export class ChaosClient {
 
   /** Closes the client's connections. */
   async close(): Promise<void> {
-    await Promise.all([...this.#connections.values()].map((c) => c.close()));
-    this.#connections.clear();
+    this.#client.close();
   }
 
-  #connection(node: number): EndpointClients {
-    let c = this.#connections.get(node);
-    if (c === undefined) {
-      c = new EndpointClients(this.options.endpoint(node), this.options.tls);
-      this.#connections.set(node, c);
-    }
-    return c;
+  #connection(node: number): NodeConnection {
+    return { kv: this.#client.kvAt(this.options.endpoint(node)) };
   }
 
   #randomNode(): number {
@@ -262,7 +266,7 @@ export class ChaosClient {
 
   async #attempt<T>(
     node: number,
-    call: (c: EndpointClients, opts: { timeoutMs: number }) => Promise<T>,
+    call: (c: NodeConnection, opts: { timeoutMs: number }) => Promise<T>,
   ): Promise<Attempt<T>> {
     try {
       return {
@@ -301,7 +305,7 @@ export class ChaosClient {
    */
   async #write<T>(
     send: (
-      c: EndpointClients,
+      c: NodeConnection,
       session: { id: bigint; sequence: bigint } | undefined,
       opts: { timeoutMs: number },
     ) => Promise<T>,

@@ -37,8 +37,16 @@ export class WatchChecker {
   #done: Promise<void> = Promise.resolve();
   #from = 0n;
 
-  constructor(endpoints: readonly string[]) {
-    this.#client = new RaftKvClient({ endpoints, timeoutMs: 5_000 });
+  /** A watcher of `endpoints`, over TLS with `tls` (PEM texts) on a TLS cluster. */
+  constructor(
+    endpoints: readonly string[],
+    tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string },
+  ) {
+    this.#client = new RaftKvClient({
+      endpoints,
+      timeoutMs: 5_000,
+      ...(tls === undefined ? {} : { tls }),
+    });
   }
 
   /** Starts watching every key from `fromIndex`. */
