@@ -27,6 +27,7 @@ import { type Client, Code, ConnectError, createClient, type Transport } from "@
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../gen/raftkv/v1/cluster_pb.ts";
 import {
+  type CompareAndSwapResponse,
   type GetResponse,
   KVService,
   type LeaseGrantResponse,
@@ -269,6 +270,30 @@ export class RaftKvClient {
       this.#retry((kv, o) => kv.delete({ key, session }, o))
     );
     return r.deleted;
+  }
+
+  /**
+   * Stores `value` under `key` only if the key holds `expected` (undefined: only if it
+   * is absent), atomically, exactly once. The answer says whether it swapped and what
+   * the key holds now.
+   */
+  compareAndSwap(
+    key: string,
+    expected: Uint8Array | string | undefined,
+    value: Uint8Array | string,
+  ): Promise<CompareAndSwapResponse> {
+    const bytes = (v: Uint8Array | string) =>
+      typeof v === "string" ? new TextEncoder().encode(v) : v;
+    return this.#inSession((session) =>
+      this.#retry((kv, o) =>
+        kv.compareAndSwap({
+          key,
+          expected: expected === undefined ? undefined : bytes(expected),
+          value: bytes(value),
+          session,
+        }, o)
+      )
+    );
   }
 
   /** Reads a page of a range (linearizable unless `serializable`). */

@@ -50,6 +50,12 @@ Deno.test("the client follows the leader and retries safely across a leader's ki
     await c.kill(await c.leader());
     await writer;
     assert.equal(text((await client.get("n")).value), "60");
+    // CompareAndSwap, in a session too: expected absent, then a value.
+    assert.equal((await client.compareAndSwap("c", undefined, "1")).succeeded, true);
+    const lost = await client.compareAndSwap("c", undefined, "2");
+    assert.equal(lost.succeeded, false);
+    assert.equal(text(lost.value), "1");
+    assert.equal((await client.compareAndSwap("c", "1", "2")).succeeded, true);
     client.close();
   });
 });
