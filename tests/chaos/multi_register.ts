@@ -18,7 +18,11 @@
  *   one can still do, that one could too);
  * - an unknown write is tried only where it changes the state (one that changes
  *   nothing can be dropped from any witness: it has no output to explain);
- * - answered operations are tried before unknown writes.
+ * - answered operations are tried before unknown writes;
+ * - an unknown write that no answer could ever tell happened is left out before the
+ *   search (see {@link invisibleUnknowns}): with every write of a fresh value, an
+ *   unknown write that was never applied, or overwritten before anyone looked, is
+ *   one, and without this each would stay a candidate to the end of the history.
  *
  * The register-specific pruning of the single-key search (blocks of unknown writes,
  * interchangeable values) does not carry over: there, an answered op accepted in two
@@ -162,6 +166,79 @@ export function stepGroup(
   }
 }
 
+/**
+ * The unknown writes of `ops` (by index) that can be left out of the search without
+ * changing its verdict: those that only put values no operation ever names (no output
+ * reports them, no compare or CAS expects them), on keys whose state no operation can
+ * observe without reporting the value: no answered single-key Delete on the key (its
+ * `deleted` tells presence), and every Txn comparing the key writes nothing in its
+ * failure branch and, if answered, reads the key there.
+ *
+ * Why this is sound: in any witness that applies such a write U, drop U. Until each of
+ * U's keys is next overwritten, the states differ only in those keys, which held U's
+ * unnamed value: no answered op in that span read them (it would report an unnamed
+ * value), no answered Txn compared them (its compare failed, so its failure branch ran
+ * and read the key: the same), no answered Delete touched them (excluded), and an
+ * unknown op that compared them had no effect there (a failed compare: a CAS does
+ * not write, a Txn's failure branch writes nothing), so it is left unapplied too.
+ * Every answered op then sees the same answer, so the rest is still a witness.
+ * Conversely a witness without U is one with U never applied.
+ */
+export function invisibleUnknowns(ops: readonly SearchOp[], initial: GroupState): Set<number> {
+  const named = new Set<Value>();
+  for (const v of initial) if (v !== undefined) named.add(v);
+  const unsafe = new Set<string>(); // keys whose state can be observed without its value
+  for (const op of ops) {
+    const out = op.output;
+    switch (op.kind) {
+      case "get": {
+        const o = out as GetOutput | undefined;
+        if (o?.found) named.add(o.value);
+        break;
+      }
+      case "range":
+        for (const [, v] of (out as RangeOutput | undefined)?.kvs ?? []) named.add(v);
+        break;
+      case "cas": {
+        const i = op.input as CasInput;
+        if (i.expected !== undefined) named.add(i.expected);
+        const o = out as CasOutput | undefined;
+        if (o?.found) named.add(o.value);
+        break;
+      }
+      case "delete":
+        if (out !== undefined) unsafe.add(op.key);
+        break;
+      case "txn": {
+        const i = op.input as TxnInput;
+        for (const v of (out as TxnOutput | undefined)?.gets ?? []) if (v !== null) named.add(v);
+        const failureWrites = i.failure.some((s) => s.op !== "get");
+        for (const c of i.compares) {
+          if (c.value !== undefined) named.add(c.value);
+          const readsIt = i.failure.some((s) => s.op === "get" && s.key === c.key);
+          if (failureWrites || (out !== undefined && !readsIt)) unsafe.add(c.key);
+        }
+        break;
+      }
+    }
+  }
+  const invisible = new Set<number>();
+  ops.forEach((op, index) => {
+    if (op.output !== undefined) return;
+    let puts: { key: string; value: Value }[];
+    if (op.kind === "put") puts = [{ key: op.key, value: (op.input as PutInput).value }];
+    else if (op.kind === "cas") puts = [{ key: op.key, value: (op.input as CasInput).value }];
+    else if (op.kind === "txn") {
+      const i = op.input as TxnInput;
+      const steps = [...i.success, ...i.failure];
+      if (steps.some((s) => s.op === "delete")) return;
+      puts = steps.flatMap((s) => s.op === "put" ? [{ key: s.key, value: s.value }] : []);
+    } else return;
+    if (puts.every((p) => !named.has(p.value) && !unsafe.has(p.key))) invisible.add(index);
+  });
+  return invisible;
+}
+
 /** A node of the event list: a call, or the return of an exact operation. */
 interface EventNode {
   readonly op: number;
@@ -183,18 +260,21 @@ interface Candidate {
  * (see the module documentation). Deterministic for the same ops in the same order.
  */
 export function searchGroup(
-  ops: readonly SearchOp[],
+  all: readonly SearchOp[],
   group: Group,
   initial: GroupState,
   budget: Budget,
 ): SearchOutcome {
+  const invisible = invisibleUnknowns(all, initial);
+  const ops = all.filter((_op, i) => !invisible.has(i));
+  const leftOut = all.filter((_op, i) => invisible.has(i)).map((op) => op.id);
   const n = ops.length;
   const bit: number[] = [];
   let exactCount = 0;
   let unknownCount = 0;
   for (const op of ops) bit.push(op.output !== undefined ? exactCount++ : unknownCount++);
   if (exactCount === 0) {
-    return { verdict: "ok", steps: 0, order: [], notApplied: ops.map((op) => op.id) };
+    return { verdict: "ok", steps: 0, order: [], notApplied: all.map((op) => op.id) };
   }
 
   const nodes: EventNode[] = [];
@@ -349,5 +429,5 @@ export function searchGroup(
     applied.add(frame.chosen.call.op);
   }
   const notApplied = ops.filter((_op, i) => !applied.has(i)).map((op) => op.id);
-  return { verdict: "ok", steps, order, notApplied };
+  return { verdict: "ok", steps, order, notApplied: [...notApplied, ...leftOut] };
 }
