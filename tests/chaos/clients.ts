@@ -251,8 +251,9 @@ export class ChaosClient {
   }
 
   /** Closes the client's connections. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#client.close();
+    return Promise.resolve();
   }
 
   #connection(node: number): NodeConnection {
