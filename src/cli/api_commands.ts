@@ -7,7 +7,6 @@
  * @module
  */
 
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import {
   type ClientTlsFiles,
   type ClientTlsPem,
@@ -183,10 +182,7 @@ export async function runApiCli(
   const client = new RaftKvClient({
     endpoints: p.endpoints,
     timeoutMs: p.timeoutMs,
-    ...(pem === undefined ? {} : {
-      transport: (endpoint: string) =>
-        createGrpcTransport({ baseUrl: `https://${endpoint}`, nodeOptions: pem }),
-    }),
+    ...(pem === undefined ? {} : { tls: pem }),
   });
   try {
     return await run(p, client, out, err, signal);

@@ -16,6 +16,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
+import { guardStrayNetworkErrors } from "../client/stray_errors.ts";
 import { API_COMMANDS, API_USAGE, runApiCli } from "./api_commands.ts";
 import { type Command, type EndpointClients, EXIT, runCommand } from "./commands.ts";
 import { type MemberCommand, parseMemberId, runMemberCommand } from "./members.ts";
@@ -462,6 +463,9 @@ async function writeAll(w: { write(p: Uint8Array): Promise<number> }, text: stri
 }
 
 if (import.meta.main) {
+  // The CLI is an application of the client library: a node that dies under a watch
+  // or a lock must not end it with a stray EPIPE (src/client/stray_errors.ts).
+  guardStrayNetworkErrors();
   Deno.exit(
     await main(Deno.args, {
       RAFTKV_ENDPOINTS: Deno.env.get("RAFTKV_ENDPOINTS"),

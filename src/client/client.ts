@@ -6,7 +6,7 @@
  *   that endpoint fails it tries the others in turn and learns again.
  * - **Safe retries.** Reads are retried on another endpoint whenever a call fails for
  *   reasons of reaching the cluster (UNAVAILABLE, a broken connection, a deadline).
- *   Writes (Put, Delete, Txn) are sent in an exactly-once session (dissertation §6.3),
+ *   Writes (Put, Delete, Txn, LeaseGrant) are sent in an exactly-once session (dissertation §6.3),
  *   so retrying them is safe too: a retry of a write that did take effect is answered
  *   with its first outcome. A client keeps a small pool of sessions, one per write in
  *   flight (a session serves one write at a time).
@@ -14,7 +14,8 @@
  *   failures: when the stream breaks, it watches again on another node from the last
  *   index it delivered + 1, so its caller sees every change once, in order.
  * - **Leases kept alive.** {@link RaftKvClient.keepAlive} renews a lease every third of
- *   its TTL until stopped, through whichever node answers.
+ *   its TTL over a LeaseKeepAliveStream until stopped, moving to another node when the
+ *   stream breaks.
  *
  * It uses only Connect-ES and node:http2, so it runs on Deno and on Node alike.
  *
@@ -23,9 +24,10 @@
 
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../gen/raftkv/v1/cluster_pb.ts";
 import {
+  type CompareAndSwapResponse,
   type GetResponse,
   KVService,
   type LeaseGrantResponse,
@@ -46,7 +48,15 @@ export interface ClientOptions {
   readonly endpoints: readonly string[];
   /** The time budget of one operation, retries included, in ms (10,000 by default). */
   readonly timeoutMs?: number;
-  /** Makes the transport to an endpoint; gRPC over HTTP/2 without TLS by default. */
+  /**
+   * TLS to dial with, as PEM texts: the CA that signed the nodes' certificates, and a
+   * client certificate and key if the nodes ask for one. Without it: plaintext.
+   */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  /**
+   * Makes the transport to an endpoint, instead of the default (gRPC over HTTP/2, with
+   * `tls` if given). Connections of such transports are the caller's to close.
+   */
   readonly transport?: (endpoint: string) => Transport;
 }
 
@@ -73,7 +83,7 @@ const RETRYABLE = new Set([
 export function isRetryable(err: unknown): boolean {
   if (!(err instanceof ConnectError)) return true; // a socket error, a reset: not an answer
   return RETRYABLE.has(err.code) ||
-    (err.code === Code.Internal && /stream|connect|socket|GOAWAY|reset/i.test(err.message));
+    (err.code === Code.Internal && /stream|connect|socket|GOAWAY|reset|EPIPE/i.test(err.message));
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -99,6 +109,10 @@ export class RaftKvClient {
   readonly #kv = new Map<string, Client<typeof KVService>>();
   readonly #cluster = new Map<string, Client<typeof ClusterService>>();
   readonly #transport: (endpoint: string) => Transport;
+  /** One transport per endpoint, for both services (one connection). */
+  readonly #transports = new Map<string, Transport>();
+  /** The HTTP/2 connections of the default transports, closed by {@link close}. */
+  readonly #sessions: Http2SessionManager[] = [];
   /** Where calls go first: the leader, as last learned. */
   #preferred = 0;
   readonly #idle: Session[] = [];
@@ -112,15 +126,32 @@ export class RaftKvClient {
     }
     this.endpoints = [...options.endpoints];
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.#transport = options.transport ??
-      ((endpoint) => createGrpcTransport({ baseUrl: `http://${endpoint}` }));
+    const tls = options.tls;
+    this.#transport = options.transport ?? ((endpoint) => {
+      const baseUrl = `${tls === undefined ? "http" : "https"}://${endpoint}`;
+      const sessionManager = new Http2SessionManager(baseUrl, {}, tls);
+      this.#sessions.push(sessionManager);
+      return createGrpcTransport({ baseUrl, sessionManager });
+    });
   }
 
-  /** The KVService client of `endpoint`. */
+  #transportFor(endpoint: string): Transport {
+    let t = this.#transports.get(endpoint);
+    if (t === undefined) {
+      t = this.#transport(endpoint);
+      this.#transports.set(endpoint, t);
+    }
+    return t;
+  }
+
+  /**
+   * The KVService client of `endpoint` (the lower-level API: one call, no retry,
+   * no leader following; for callers that need each attempt's outcome).
+   */
   kvAt(endpoint: string): Client<typeof KVService> {
     let c = this.#kv.get(endpoint);
     if (c === undefined) {
-      c = createClient(KVService, this.#transport(endpoint));
+      c = createClient(KVService, this.#transportFor(endpoint));
       this.#kv.set(endpoint, c);
     }
     return c;
@@ -129,7 +160,7 @@ export class RaftKvClient {
   #clusterAt(endpoint: string): Client<typeof ClusterService> {
     let c = this.#cluster.get(endpoint);
     if (c === undefined) {
-      c = createClient(ClusterService, this.#transport(endpoint));
+      c = createClient(ClusterService, this.#transportFor(endpoint));
       this.#cluster.set(endpoint, c);
     }
     return c;
@@ -241,6 +272,30 @@ export class RaftKvClient {
     return r.deleted;
   }
 
+  /**
+   * Stores `value` under `key` only if the key holds `expected` (undefined: only if it
+   * is absent), atomically, exactly once. The answer says whether it swapped and what
+   * the key holds now.
+   */
+  compareAndSwap(
+    key: string,
+    expected: Uint8Array | string | undefined,
+    value: Uint8Array | string,
+  ): Promise<CompareAndSwapResponse> {
+    const bytes = (v: Uint8Array | string) =>
+      typeof v === "string" ? new TextEncoder().encode(v) : v;
+    return this.#inSession((session) =>
+      this.#retry((kv, o) =>
+        kv.compareAndSwap({
+          key,
+          expected: expected === undefined ? undefined : bytes(expected),
+          value: bytes(value),
+          session,
+        }, o)
+      )
+    );
+  }
+
   /** Reads a page of a range (linearizable unless `serializable`). */
   range(request: MessageInitShape<typeof RangeRequestSchema>): Promise<RangeResponse> {
     return this.#retry((kv, o) => kv.range(request, o));
@@ -268,9 +323,11 @@ export class RaftKvClient {
     });
   }
 
-  /** Grants a lease of `ttl` seconds. (Not in a session: a retry may grant a second lease, which expires unused.) */
+  /** Grants a lease of `ttl` seconds, exactly once (in a session, as writes are). */
   leaseGrant(ttl: number): Promise<LeaseGrantResponse> {
-    return this.#retry((kv, o) => kv.leaseGrant({ ttl: BigInt(ttl) }, o));
+    return this.#inSession((session) =>
+      this.#retry((kv, o) => kv.leaseGrant({ ttl: BigInt(ttl), session }, o))
+    );
   }
 
   /** Revokes a lease, deleting its keys. A retry after it took effect answers NOT_FOUND, which this treats as done. */
@@ -288,21 +345,55 @@ export class RaftKvClient {
   }
 
   /**
-   * Keeps lease `id` alive: renews it every third of `ttl` seconds until `signal`
-   * aborts. Resolves when stopped; rejects (NOT_FOUND) if the lease is lost (it
-   * expired or was revoked), so the holder knows it no longer holds what it leased.
+   * Keeps lease `id` alive until `signal` aborts, over a LeaseKeepAliveStream (etcd's
+   * form): one renewal every third of `ttl` seconds (at least every 4 s, since a node
+   * resets a stream silent for its request timeout, 10 s by default), each answered
+   * with the TTL renewed. When the stream breaks, or stops answering for two periods,
+   * it goes on over another endpoint. Resolves when stopped (the stream is closed, so
+   * renewals stop and the lease expires after its TTL unless revoked); rejects
+   * (NOT_FOUND) if the lease is lost (it expired or was revoked), so the holder knows it
+   * no longer holds what it leased, or with any other definite error.
    */
   async keepAlive(id: bigint, ttl: number, signal: AbortSignal): Promise<void> {
-    const every = Math.max(100, (ttl * 1000) / 3);
+    const every = Math.min(4_000, Math.max(100, (ttl * 1000) / 3));
+    let attempt = 0;
     while (!signal.aborted) {
+      const endpoint = this.endpoints[(this.#preferred + attempt) % this.endpoints.length]!;
+      const broken = new AbortController();
+      const streamSignal = AbortSignal.any([signal, broken.signal]);
+      let lastAnswer = Date.now();
+      const requests = async function* () {
+        while (!streamSignal.aborted) {
+          yield { id };
+          await sleep(every, streamSignal);
+          // No answer for two periods: the node is stuck or cut off; go elsewhere.
+          if (Date.now() - lastAnswer > 2 * every + 1_000) broken.abort();
+        }
+      };
       try {
-        await this.#retry((kv, o) => kv.leaseKeepAlive({ id }, { ...o, signal }));
+        const answers = this.kvAt(endpoint).leaseKeepAliveStream(requests(), {
+          signal: streamSignal,
+        });
+        for await (const answer of answers) {
+          lastAnswer = Date.now();
+          attempt = 0;
+          if (answer.ttl === 0n) {
+            throw new ConnectError(
+              `lease ${id} not found (expired, revoked, or never granted)`,
+              Code.NotFound,
+            );
+          }
+        }
       } catch (err) {
         if (signal.aborted) return;
-        if (err instanceof ConnectError && err.code === Code.NotFound) throw err;
-        // No node answered in the budget: keep trying while the TTL may still hold.
+        if (err instanceof ConnectError && !isRetryable(err) && !broken.signal.aborted) throw err;
+      } finally {
+        broken.abort();
       }
-      await sleep(every, signal);
+      // The stream ended or broke: go on elsewhere, soon (the TTL is still running).
+      attempt++;
+      if (attempt % this.endpoints.length === 0) await this.findLeader(signal);
+      await sleep(Math.min(100 * attempt, every), signal);
     }
   }
 
@@ -343,8 +434,17 @@ export class RaftKvClient {
     }
   }
 
-  /** Stops using the client: no more calls. (Connections close when idle.) */
+  /**
+   * Stops using the client: no more calls, and its connections are closed (calls and
+   * watches still under way fail). Connections of a caller's own `transport` are left
+   * to the caller.
+   */
   close(): void {
     this.#closed = true;
+    for (const session of this.#sessions) session.abort();
+    this.#sessions.length = 0;
+    this.#transports.clear();
+    this.#kv.clear();
+    this.#cluster.clear();
   }
 }

@@ -22,3 +22,4 @@
 
 export { type ClientOptions, isRetryable, RaftKvClient, type WatchBatch } from "./client.ts";
 export { acquireLock, type HeldLock, lockKey } from "./lock.ts";
+export { guardStrayNetworkErrors } from "./stray_errors.ts";

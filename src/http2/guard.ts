@@ -76,8 +76,21 @@ export class Http2Guard {
   readonly #sessions = new Map<http2.Http2Session, SessionState>();
   #checker: ReturnType<typeof setInterval> | undefined;
 
-  constructor(limits: Http2Limits, logger: Logger) {
+  /**
+   * Paths of methods whose request is a stream of messages that may stay open for good
+   * (a bidirectional keep-alive stream): for these, the request timeout bounds the
+   * silence between two reads of the body rather than the whole body, and the bytes
+   * of a message read are given back once the handler asks for the next one.
+   */
+  readonly #streamingRequestPaths: ReadonlySet<string>;
+
+  constructor(
+    limits: Http2Limits,
+    logger: Logger,
+    options: { streamingRequestPaths?: Iterable<string> } = {},
+  ) {
     this.limits = limits;
+    this.#streamingRequestPaths = new Set(options.streamingRequestPaths ?? []);
     this.#log = new LimitLog(logger);
     this.#gate = new ConnectionGate(limits.maxConnections, limits.maxConnectionsPerAddress);
     this.#cooldown = new AbuseCooldown(limits.abuseCooldownMs);
@@ -231,14 +244,19 @@ export class Http2Guard {
       }
       clearTimeout(state.idleTimer);
       state.idleTimer = undefined;
-      let requestTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+      const streaming = this.#streamingRequestPaths.has(req.url);
+      const onRequestTimeout = () => {
         requestTimer = undefined;
         if (stream.closed || stream.destroyed) return;
         this.#log.hit("request timeout", state.address, {
           timeoutMs: this.limits.requestTimeoutMs,
         });
         stream.close(http2.constants.NGHTTP2_CANCEL);
-      }, this.limits.requestTimeoutMs);
+      };
+      let requestTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(
+        onRequestTimeout,
+        this.limits.requestTimeoutMs,
+      );
       const requestDone = () => {
         clearTimeout(requestTimer);
         requestTimer = undefined;
@@ -269,7 +287,16 @@ export class Http2Guard {
               throw new Error("the node holds too many call bytes");
             }
             received += n;
+            if (streaming && requestTimer !== undefined) {
+              clearTimeout(requestTimer);
+              requestTimer = setTimeout(onRequestTimeout, guard.limits.requestTimeoutMs);
+            }
             yield chunk;
+            if (streaming && !released) {
+              // The handler asked for the next message: it is done with this one.
+              guard.#bytes.give(state.bytes, n);
+              received -= n;
+            }
           }
           return undefined;
         })(this);

@@ -15,13 +15,18 @@ import {
   type LeaseKeepAliveRequest,
   type LeaseKeepAliveResponse,
   LeaseKeepAliveResponseSchema,
+  type LeaseKeepAliveStreamRequest,
+  type LeaseKeepAliveStreamResponse,
+  LeaseKeepAliveStreamResponseSchema,
   type LeaseRevokeRequest,
   type LeaseRevokeResponse,
   LeaseRevokeResponseSchema,
   type LeaseTimeToLiveRequest,
   type LeaseTimeToLiveResponse,
   LeaseTimeToLiveResponseSchema,
+  type Session,
 } from "../gen/raftkv/v1/kv_pb.ts";
+import { checkSession, expectKind } from "./kv_apply.ts";
 import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import type { ApplyResult } from "../kv/store.ts";
 import { type Lessor, MAX_LEASE_TTL } from "./lessor.ts";
@@ -30,8 +35,15 @@ import type { Router } from "./route.ts";
 
 type Op = MessageInitShape<typeof CommandSchema>["op"];
 
-/** Proposes an operation and waits for what applying it produced. */
-export type ApplyOp = (op: Op, signal: AbortSignal) => Promise<ApplyResult>;
+/**
+ * Proposes an operation, in the request's session if it has one, and waits for what
+ * applying it produced.
+ */
+export type ApplyOp = (
+  op: Op,
+  session: Session | undefined,
+  signal: AbortSignal,
+) => Promise<ApplyResult>;
 
 function leaseId(id: bigint): number {
   if (id === 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -55,6 +67,10 @@ export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, 
   leaseGrant(req: LeaseGrantRequest, ctx: HandlerContext): Promise<LeaseGrantResponse>;
   leaseRevoke(req: LeaseRevokeRequest, ctx: HandlerContext): Promise<LeaseRevokeResponse>;
   leaseKeepAlive(req: LeaseKeepAliveRequest, ctx: HandlerContext): Promise<LeaseKeepAliveResponse>;
+  leaseKeepAliveStream(
+    reqs: AsyncIterable<LeaseKeepAliveStreamRequest>,
+    ctx: HandlerContext,
+  ): AsyncIterable<LeaseKeepAliveStreamResponse>;
   leaseTimeToLive(
     req: LeaseTimeToLiveRequest,
     ctx: HandlerContext,
@@ -73,18 +89,20 @@ export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, 
           Code.InvalidArgument,
         );
       }
+      checkSession(req.session);
       return router.route(ctx, async (signal) => {
         const ttl = Math.max(Number(req.ttl), lessor.minTtl);
-        const result = await apply(
-          { case: "leaseGrant", value: { ttlSeconds: BigInt(ttl) } },
-          signal,
+        // In a session, a retry of a grant that was applied is answered with the
+        // lease it granted (the session table holds the first result), so a client
+        // that lost the answer does not leave a second lease behind.
+        const result = expectKind(
+          await apply(
+            { case: "leaseGrant", value: { ttlSeconds: BigInt(ttl) } },
+            req.session,
+            signal,
+          ),
+          "lease_granted",
         );
-        if (result.kind !== "lease_granted") {
-          throw new ConnectError(
-            `applied a ${result.kind} where a lease grant was proposed`,
-            Code.Internal,
-          );
-        }
         lessor.renew(result.id);
         return create(LeaseGrantResponseSchema, { id: BigInt(result.id), ttl: BigInt(result.ttl) });
       }, (client, opts) => client.leaseGrant(req, opts));
@@ -93,7 +111,11 @@ export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, 
     leaseRevoke(req, ctx) {
       const id = leaseId(req.id);
       return router.route(ctx, async (signal) => {
-        const result = await apply({ case: "leaseRevoke", value: { id: req.id } }, signal);
+        const result = await apply(
+          { case: "leaseRevoke", value: { id: req.id } },
+          undefined,
+          signal,
+        );
         if (result.kind !== "lease_revoked") {
           throw new ConnectError(
             `applied a ${result.kind} where a lease revoke was proposed`,
@@ -117,6 +139,31 @@ export function leaseHandlers(node: RaftKvNode, router: Router, lessor: Lessor, 
         if (ttl === undefined) throw notFound(id);
         return create(LeaseKeepAliveResponseSchema, { id: req.id, ttl: BigInt(ttl) });
       }, (client, opts) => client.leaseKeepAlive(req, opts));
+    },
+
+    /**
+     * etcd's stream form: each request is one renewal, routed like a LeaseKeepAlive
+     * call (a follower forwards each to the leader it knows), answered in order; a
+     * lease that is gone is answered with TTL 0 (etcd's convention) and the stream
+     * goes on, since it may renew other leases. An error (no leader in time, a bad id)
+     * ends the stream; the client opens another.
+     */
+    async *leaseKeepAliveStream(reqs, ctx) {
+      for await (const req of reqs) {
+        const id = leaseId(req.id);
+        const ttl = await router.route(ctx, async (signal) => {
+          if (await current(id, signal) === undefined) return 0n;
+          return BigInt(lessor.renew(id) ?? 0);
+        }, async (client, opts) => {
+          try {
+            return (await client.leaseKeepAlive({ id: req.id }, opts)).ttl;
+          } catch (err) {
+            if (err instanceof ConnectError && err.code === Code.NotFound) return 0n;
+            throw err;
+          }
+        });
+        yield create(LeaseKeepAliveStreamResponseSchema, { id: req.id, ttl });
+      }
     },
 
     leaseTimeToLive(req, ctx) {

@@ -24,6 +24,7 @@ import { encodeCommand } from "../kv/command.ts";
 import type { ApplyResult } from "../kv/store.ts";
 import { checkTxn } from "../kv/txn.ts";
 import { KvInputError, validateKey, validateLeaseId, validateValue } from "../kv/validate.ts";
+import { checkSession, expectKind } from "./kv_apply.ts";
 import { leaseHandlers } from "./kv_lease.ts";
 import { rangeHandler } from "./kv_range.ts";
 import type { Lessor } from "./lessor.ts";
@@ -42,44 +43,6 @@ function checked(check: () => void): void {
     if (err instanceof KvInputError) throw new ConnectError(err.message, Code.InvalidArgument);
     throw err;
   }
-}
-
-/** Checks a request's optional session; both numbers must be positive and below 2^53. */
-function checkSession(session: Session | undefined): void {
-  if (session === undefined) return;
-  const limit = BigInt(Number.MAX_SAFE_INTEGER);
-  if (session.id === 0n || session.id > limit) {
-    throw new ConnectError(
-      `Cannot use session id ${session.id}: open a session with OpenSession`,
-      Code.InvalidArgument,
-    );
-  }
-  if (session.sequence === 0n || session.sequence > limit) {
-    throw new ConnectError(
-      `Cannot use sequence ${session.sequence}: sequences start at 1 and stay below 2^53`,
-      Code.InvalidArgument,
-    );
-  }
-}
-
-/** The result of applying what was proposed, or the session's definite refusal. */
-function expectKind<K extends ApplyResult["kind"]>(
-  result: ApplyResult,
-  kind: K,
-): Extract<ApplyResult, { kind: K }> {
-  if (result.kind === "session_error") {
-    throw new ConnectError(result.message, Code.FailedPrecondition);
-  }
-  if (result.kind === "lease_not_found") {
-    throw new ConnectError(
-      `lease ${result.id} not found (expired, revoked, or never granted); nothing was written`,
-      Code.NotFound,
-    );
-  }
-  if (result.kind !== kind) {
-    throw new ConnectError(`applied a ${result.kind} where a ${kind} was proposed`, Code.Internal);
-  }
-  return result as Extract<ApplyResult, { kind: K }>;
 }
 
 /** The KVService implementation for one node. */
@@ -111,7 +74,7 @@ export function kvService(
   return {
     ...rangeHandler(node, router),
     ...watchHandler(watches),
-    ...leaseHandlers(node, router, lessor, (op, signal) => apply(op, undefined, signal)),
+    ...leaseHandlers(node, router, lessor, apply),
 
     put(req, ctx) {
       checked(() => {

@@ -115,7 +115,13 @@ export async function serve(
       registerReflection(r);
     },
   });
-  const guard = new Http2Guard(limits, node.options.logger);
+  const guard = new Http2Guard(limits, node.options.logger, {
+    // A keep-alive stream stays open as long as its leases live: the request timeout
+    // bounds the silence between its messages instead of its whole body.
+    streamingRequestPaths: [
+      `/${KVService.typeName}/${KVService.method.leaseKeepAliveStream.name}`,
+    ],
+  });
   const server = security === undefined
     ? http2.createServer(http2ServerOptions(limits), guard.wrap(handler))
     : http2.createSecureServer(

@@ -109,6 +109,7 @@ export function needOf(service: string, method: string, message: unknown): Need 
       case "LeaseGrant":
       case "LeaseRevoke":
       case "LeaseKeepAlive":
+      case "LeaseKeepAliveStream":
       case "LeaseTimeToLive":
         return { permissions: ["write"], key: undefined };
     }

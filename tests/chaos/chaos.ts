@@ -50,6 +50,11 @@ export interface ChaosOptions {
   readonly plainClients?: number;
   /** How many keys (default 3): `k0`, `k1`, ... */
   readonly keys?: number;
+  /**
+   * How many keys in the group that Txn and Range calls use (default 3): `t0`, `t1`,
+   * ..., checked together by the multi-register model; 0: no Txn or Range calls.
+   */
+  readonly txnKeys?: number;
   /** Where history, node logs and timelines go (default: a new temp dir). */
   readonly outDir?: string;
   /** Node `--heartbeat-ms` (default 100). */
@@ -702,12 +707,12 @@ export function formatSummary(
         `(${
           (facts.wallMs / 1000).toFixed(0)
         } s in all), ${clients} clients (${plain} without sessions), ` +
-        `${o.keys ?? 3} keys, heartbeat ${o.heartbeatMs ?? 100} ms, election ${
-          o.electionMs ?? 1000
-        } ms`,
+        `${o.keys ?? 3} keys + ${o.txnKeys ?? 3} for Txn and Range, heartbeat ${
+          o.heartbeatMs ?? 100
+        } ms, election ${o.electionMs ?? 1000} ms`,
   );
   // Operations.
-  const kinds: OpKind[] = ["get", "put", "cas", "delete"];
+  const kinds: OpKind[] = ["get", "put", "cas", "delete", "txn", "range"];
   const row = (name: string, sel: (op: HistoryOp) => boolean) => {
     const mine = ops.filter(sel);
     const n = (x: string) => mine.filter((op) => op.outcome === x).length;
@@ -846,6 +851,7 @@ export function replayCommand(o: ChaosOptions): string {
   if ((o.clients ?? 5) !== 5) parts.push(`--clients ${o.clients}`);
   if ((o.plainClients ?? 1) !== 1) parts.push(`--plain-clients ${o.plainClients}`);
   if ((o.keys ?? 3) !== 3) parts.push(`--keys ${o.keys}`);
+  if ((o.txnKeys ?? 3) !== 3) parts.push(`--txn-keys ${o.txnKeys}`);
   if (o.faults !== undefined && o.faults.length !== FAULT_KINDS.length) {
     parts.push(`--faults ${o.faults.length === 0 ? "none" : o.faults.join(",")}`);
   }
@@ -877,6 +883,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const nClients = o.clients ?? 5;
   const nPlain = Math.min(o.plainClients ?? 1, nClients);
   const keys = Array.from({ length: nKeys }, (_, i) => `k${i}`);
+  const nTxnKeys = o.txnKeys ?? 3;
+  const group = nTxnKeys === 0 ? undefined : {
+    name: "t*",
+    prefix: "t",
+    keys: Array.from({ length: nTxnKeys }, (_, i) => `t${i}`),
+  };
   const electionMs = o.electionMs ?? 1_000;
   const outDir = o.outDir ?? await Deno.makeTempDir({ prefix: "raftkv_chaos_" });
   await Deno.mkdir(outDir, { recursive: true });
@@ -946,7 +958,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const firstLeader = await cluster.leader(undefined, { timeoutMs: 60_000 });
     const h = new History((op) => sink.append("history.jsonl", opJson(op)));
     // A watch of every key from here on, checked against the acknowledged puts.
-    watch = new WatchChecker(cluster.ids.map((id) => cluster.endpoint(id)));
+    watch = new WatchChecker(cluster.ids.map((id) => cluster.endpoint(id)), tls?.options.clientTls);
     watch.start((await cluster.status(firstLeader, 10_000)).appliedIndex + 1n);
     const m = new Monitor(cluster, () => h.now(), say);
     monitorDone = m.run(stopMonitor.signal);
@@ -959,6 +971,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             id: i,
             sessions: i <= nClients - nPlain,
             keys,
+            group,
             nodes: cluster.ids,
             endpoint: (id) => cluster.endpoint(id),
             tls: tls?.options.clientTls,
@@ -1036,7 +1049,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     // The watch catches up with the last acknowledged put, then is checked.
     let lastPut = 0n;
     for (const op of h.ops) {
-      if (op.kind === "put" && op.outcome === "ok" && op.output.index !== undefined) {
+      if (
+        (op.kind === "put" || op.kind === "txn") && op.outcome === "ok" &&
+        op.output.index !== undefined
+      ) {
         const index = BigInt(op.output.index);
         if (index > lastPut) lastPut = index;
       }
@@ -1074,7 +1090,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       convergences.push({ label: "after restart", result: await converge(cluster, 60_000) });
     }
     say(`${at()} end: final reads`);
-    const readProblems = await finalReads(cluster, h, keys);
+    const readProblems = await finalReads(cluster, h, [...keys, ...(group?.keys ?? [])]);
     stopMonitor.abort();
     await monitorDone;
     await m.poll(); // a last look, for crashes and leaders

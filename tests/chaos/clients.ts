@@ -34,15 +34,13 @@
  */
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Operation, Value } from "./linearizability.ts";
-import {
-  type ClientTlsOptions,
-  codeName,
-  EndpointClients,
-  sleep,
-  text,
-  utf8,
-} from "../e2e/_harness.ts";
+import type { Operation, TxnCompare, TxnInput, TxnStep, Value } from "./linearizability.ts";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { RequestOpSchema } from "../../src/gen/raftkv/v1/kv_pb.ts";
+import type { Client } from "@connectrpc/connect";
+import { type ClientTlsOptions, codeName, sleep, text, utf8 } from "../e2e/_harness.ts";
+import { RaftKvClient } from "../../src/client/client.ts";
+import type { KVService } from "../../src/gen/raftkv/v1/kv_pb.ts";
 import { type Random, randomInt } from "../../src/raft/rand.ts";
 
 /** An operation as the chaos history records it: the checker's fields plus notes for people. */
@@ -125,6 +123,12 @@ export interface ClientOptions {
   readonly sessions: boolean;
   /** The keys to pick from. */
   readonly keys: readonly string[];
+  /**
+   * A group of keys for multi-key calls (Txn and Range), apart from `keys`: its name
+   * (the history's `key` for those calls), the prefix its keys share and nothing else
+   * has, and the keys. Undefined: no multi-key calls.
+   */
+  readonly group?: { readonly name: string; readonly prefix: string; readonly keys: string[] };
   /** The nodes to send calls to (any node: followers forward). */
   readonly nodes: readonly number[];
   /** The address of a node's KV service, `127.0.0.1:port`. */
@@ -178,6 +182,11 @@ function notSent(a: { ok: false; code: Code; message: string }): boolean {
   return a.code === Code.Unavailable && /^connect ECONNREFUSED /.test(a.message);
 }
 
+/** The KVService of one node, through the client library's lower-level API. */
+interface NodeConnection {
+  readonly kv: Client<typeof KVService>;
+}
+
 type Attempt<T> =
   | { readonly ok: true; readonly value: T }
   | { readonly ok: false; readonly code: Code; readonly message: string };
@@ -196,7 +205,12 @@ export class ChaosClient {
   };
   readonly #history: History;
   readonly #known: KnownValues;
-  readonly #connections = new Map<number, EndpointClients>();
+  /**
+   * The client library, for its lower-level API only ({@link RaftKvClient.kvAt}: one
+   * call to one node, no retry): the history must record each call as this client
+   * made it, to the node it chose, with its own retries in its own session.
+   */
+  readonly #client: RaftKvClient;
   #session: { id: bigint; next: bigint } | undefined;
   #writes = 0;
   /**
@@ -209,6 +223,10 @@ export class ChaosClient {
     this.options = options;
     this.#history = history;
     this.#known = known;
+    this.#client = new RaftKvClient({
+      endpoints: options.nodes.map((n) => options.endpoint(n)),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+    });
   }
 
   /** Runs random calls until `stop` aborts; the call under way (retries included) finishes. */
@@ -217,7 +235,11 @@ export class ChaosClient {
     while (!stop.aborted) {
       const key = this.options.keys[randomInt(r, 0, this.options.keys.length)]!;
       const dice = r();
-      if (dice < 0.25) await this.get(key);
+      if (this.options.group !== undefined && r() < 0.25) {
+        // A fifth of the calls (or so) on the group: half transactions, half ranges.
+        if (dice < 0.5) await this.txn(this.options.group);
+        else await this.range(this.options.group);
+      } else if (dice < 0.25) await this.get(key);
       else if (dice < 0.55) await this.put(key);
       else if (dice < 0.9) await this.cas(key);
       else await this.delete(key);
@@ -229,18 +251,13 @@ export class ChaosClient {
   }
 
   /** Closes the client's connections. */
-  async close(): Promise<void> {
-    await Promise.all([...this.#connections.values()].map((c) => c.close()));
-    this.#connections.clear();
+  close(): Promise<void> {
+    this.#client.close();
+    return Promise.resolve();
   }
 
-  #connection(node: number): EndpointClients {
-    let c = this.#connections.get(node);
-    if (c === undefined) {
-      c = new EndpointClients(this.options.endpoint(node), this.options.tls);
-      this.#connections.set(node, c);
-    }
-    return c;
+  #connection(node: number): NodeConnection {
+    return { kv: this.#client.kvAt(this.options.endpoint(node)) };
   }
 
   #randomNode(): number {
@@ -250,7 +267,7 @@ export class ChaosClient {
 
   async #attempt<T>(
     node: number,
-    call: (c: EndpointClients, opts: { timeoutMs: number }) => Promise<T>,
+    call: (c: NodeConnection, opts: { timeoutMs: number }) => Promise<T>,
   ): Promise<Attempt<T>> {
     try {
       return {
@@ -289,7 +306,7 @@ export class ChaosClient {
    */
   async #write<T>(
     send: (
-      c: EndpointClients,
+      c: NodeConnection,
       session: { id: bigint; sequence: bigint } | undefined,
       opts: { timeoutMs: number },
     ) => Promise<T>,
@@ -553,6 +570,118 @@ export class ChaosClient {
             attempts,
           });
         }
+      },
+    );
+  }
+
+  /**
+   * A Range of the whole group (its prefix), linearizable: recorded as a `range` of
+   * every key of the group.
+   */
+  async range(group: NonNullable<ClientOptions["group"]>): Promise<void> {
+    const node = this.#randomNode();
+    const base = { ...this.#base(group.name), kind: "range" as const, input: { keys: group.keys } };
+    const res = await this.#attempt(node, (c, o) => c.kv.range({ prefix: group.prefix }, o));
+    const complete = this.#history.now();
+    if (!res.ok) {
+      const outcome = DEFINITE.has(res.code) || notSent(res) ? "fail" : "unknown";
+      this.#history.add({
+        ...base,
+        outcome,
+        complete,
+        error: `${codeName(res.code)}: ${res.message}`,
+        node,
+      });
+      return;
+    }
+    const kvs = res.value.kvs.map((kv) => [kv.key, text(kv.value)] as const);
+    const present = new Map(kvs);
+    for (const k of group.keys) this.#known.saw(k, present.get(k));
+    this.#history.add({ ...base, outcome: "ok", complete, output: { kvs }, node });
+  }
+
+  /**
+   * A Txn on two keys of the group: half the time conditional on the first key
+   * holding the latest value seen (or being absent), it puts fresh values to both (or
+   * puts the first and deletes the second); its failure branch reads both.
+   */
+  async txn(group: NonNullable<ClientOptions["group"]>): Promise<void> {
+    if (!(await this.#ensureSession())) return;
+    const r = this.options.random;
+    const a = group.keys[randomInt(r, 0, group.keys.length)]!;
+    const others = group.keys.filter((k) => k !== a);
+    const b = others[randomInt(r, 0, others.length)] ?? a;
+    const compares: TxnCompare[] = r() < 0.5 ? [] : [{ key: a, value: this.#known.latest(a) }];
+    const success: TxnStep[] = [{ op: "put", key: a, value: this.#nextValue() }];
+    if (b !== a) {
+      success.push(
+        r() < 0.2 ? { op: "delete", key: b } : { op: "put", key: b, value: this.#nextValue() },
+      );
+    }
+    const failure: TxnStep[] = [
+      { op: "get", key: a },
+      ...(b === a ? [] : [
+        { op: "get", key: b } as const,
+      ]),
+    ];
+    const input: TxnInput = { compares, success, failure };
+    const toOp = (st: TxnStep): MessageInitShape<typeof RequestOpSchema> =>
+      st.op === "put"
+        ? { op: { case: "put", value: { key: st.key, value: utf8(st.value) } } }
+        : st.op === "delete"
+        ? { op: { case: "delete", value: { key: st.key } } }
+        : { op: { case: "get", value: { key: st.key } } };
+    const base = this.#base(group.name);
+    await this.#write(
+      (c, session, o) =>
+        c.kv.txn({
+          compares: compares.map((cmp) => ({
+            key: cmp.key,
+            check: cmp.value === undefined
+              ? { case: "exists" as const, value: false }
+              : { case: "valueEquals" as const, value: utf8(cmp.value) },
+          })),
+          success: success.map(toOp),
+          failure: failure.map(toOp),
+          session,
+        }, o),
+      (res, node, attempts) => {
+        if (res.outcome !== "ok") {
+          this.#history.add({
+            ...base,
+            kind: "txn",
+            input,
+            outcome: res.outcome,
+            complete: res.complete,
+            error: res.error,
+            node,
+            attempts,
+          });
+          return;
+        }
+        const succeeded = res.value.succeeded;
+        const gets: (Value | null)[] = [];
+        const branch = succeeded ? success : failure;
+        branch.forEach((st, i) => {
+          const answer = res.value.responses[i]?.op;
+          if (st.op === "put") this.#known.saw(st.key, st.value);
+          else if (st.op === "delete") this.#known.saw(st.key, undefined);
+          else if (answer?.case === "get") {
+            const v = answer.value.found ? text(answer.value.value) : null;
+            gets.push(v);
+            this.#known.saw(st.key, v ?? undefined);
+          } else gets.push("\u0000no get answer"); // malformed: the checker rejects it
+        });
+        this.#history.add({
+          ...base,
+          kind: "txn",
+          input,
+          outcome: "ok",
+          complete: res.complete,
+          output: { succeeded, gets, index: Number(res.value.index) },
+          node,
+          attempts,
+        });
       },
     );
   }

@@ -132,11 +132,13 @@
  * @module
  */
 
+import { Group, keysOf, searchGroup } from "./multi_register.ts";
+
 /** An operation's identity in the history, unique across the history. */
 export type OpId = number;
 
 /** Which KV call an operation made. */
-export type OpKind = "get" | "put" | "delete" | "cas";
+export type OpKind = "get" | "put" | "delete" | "cas" | "txn" | "range";
 
 /**
  * How a call ended: `"ok"` (answered; happened once, within its interval), `"fail"`
@@ -253,11 +255,87 @@ export type CasOperation =
   & Completion<CasOutput>;
 
 /**
+ * One condition of a transaction: `key` holds `value` (`value` undefined or missing:
+ * the key is absent).
+ */
+export interface TxnCompare {
+  readonly key: string;
+  readonly value?: Value | undefined;
+}
+
+/** One operation of a transaction branch, run in order at the transaction's point. */
+export type TxnStep =
+  | { readonly op: "put"; readonly key: string; readonly value: Value }
+  | { readonly op: "delete"; readonly key: string }
+  | { readonly op: "get"; readonly key: string };
+
+/** The input of a transaction: all compares hold → `success`, else `failure`. */
+export interface TxnInput {
+  readonly compares: readonly TxnCompare[];
+  readonly success: readonly TxnStep[];
+  readonly failure: readonly TxnStep[];
+}
+
+/** The answer to a transaction. */
+export interface TxnOutput {
+  /** True if every compare held (the success branch ran). */
+  readonly succeeded: boolean;
+  /**
+   * What each `get` step of the branch that ran saw, in order (`null`: absent); a
+   * `delete` step's entry is not here (the checker does not look at it).
+   */
+  readonly gets: readonly (Value | null)[];
+  /** The log index the transaction applied at, if recorded (checked by the watch). */
+  readonly index?: bigint | number;
+}
+
+/** The input of a range read: the model keys the range covers. */
+export interface RangeInput {
+  readonly keys: readonly string[];
+}
+
+/** The answer to a range read: every key it returned with its value, in key order. */
+export interface RangeOutput {
+  readonly kvs: readonly (readonly [string, Value])[];
+}
+
+/**
+ * A transaction over several keys, atomically at one point. Its `key` names the
+ * group of keys it belongs to (see {@link checkHistory}), not one key.
+ */
+export type TxnOperation =
+  & OperationBase
+  & { readonly kind: "txn"; readonly input: TxnInput }
+  & Completion<TxnOutput>;
+
+/** A range read of several keys at one point; `key` names their group. */
+export type RangeOperation =
+  & OperationBase
+  & { readonly kind: "range"; readonly input: RangeInput }
+  & Completion<RangeOutput>;
+
+/**
  * One recorded call of a chaos history: which client asked what of which key, when,
  * and how it ended. Discriminated by `kind` (input and output shapes) and `outcome`
  * (whether there is an output).
  */
-export type Operation = GetOperation | PutOperation | DeleteOperation | CasOperation;
+export type Operation =
+  | GetOperation
+  | PutOperation
+  | DeleteOperation
+  | CasOperation
+  | TxnOperation
+  | RangeOperation;
+
+/** Whether an operation only reads (an unknown one is dropped: it had no effect). */
+export function isRead(op: { readonly kind: OpKind }): boolean {
+  return op.kind === "get" || op.kind === "range";
+}
+
+/** Whether an operation touches a group of keys rather than one key. */
+export function isMultiKey(op: { readonly kind: OpKind }): boolean {
+  return op.kind === "txn" || op.kind === "range";
+}
 
 // ---------------------------------------------------------------------------------
 // The register model
@@ -315,12 +393,21 @@ export function stepCas(
 }
 
 /** An operation as the search sees it: exact, or relaxed to an unobserved write. */
-interface SearchOp {
+export interface SearchOp {
   readonly id: OpId;
   readonly kind: OpKind;
-  readonly input: PutInput | CasInput | undefined;
+  /** The key of a single-key operation (a group's name for a multi-key one). */
+  readonly key: string;
+  readonly input: PutInput | CasInput | TxnInput | RangeInput | undefined;
   /** Undefined when the outcome is not observed (unknown, or relaxed). */
-  readonly output: GetOutput | PutOutput | DeleteOutput | CasOutput | undefined;
+  readonly output:
+    | GetOutput
+    | PutOutput
+    | DeleteOutput
+    | CasOutput
+    | TxnOutput
+    | RangeOutput
+    | undefined;
   readonly call: number;
   /** +Infinity when unobserved. */
   readonly ret: number;
@@ -337,6 +424,9 @@ function stepExact(state: RegisterState, op: SearchOp): StepResult {
       return stepDelete(state, op.output as DeleteOutput);
     case "cas":
       return stepCas(state, op.input as CasInput, op.output as CasOutput);
+    case "txn":
+    case "range":
+      throw new Error(`a ${op.kind} is checked by the multi-register model, not the register's`);
   }
 }
 
@@ -353,6 +443,9 @@ function effectOf(state: RegisterState, op: SearchOp): RegisterState {
       const r = stepCas(state, op.input as CasInput, undefined);
       return r.ok ? r.next : state;
     }
+    case "txn":
+    case "range":
+      throw new Error(`a ${op.kind} is checked by the multi-register model, not the register's`);
   }
 }
 
@@ -423,14 +516,14 @@ interface EventNode {
 }
 
 /** A search's step allowance. */
-interface Budget {
+export interface Budget {
   readonly maxSteps: number;
   /** A `performance.now()` deadline, or Infinity. */
   readonly deadline: number;
 }
 
 /** What one search concluded. */
-type SearchOutcome =
+export type SearchOutcome =
   | {
     readonly verdict: "ok";
     readonly steps: number;
@@ -710,7 +803,7 @@ interface PreparedKey {
 
 function prepareKey(key: string, keyOps: readonly Operation[]): PreparedKey {
   const ops = keyOps.filter((op) =>
-    op.outcome === "ok" || (op.outcome === "unknown" && op.kind !== "get")
+    op.outcome === "ok" || (op.outcome === "unknown" && !isRead(op))
   );
   // Stable: ties in invoke time keep history order.
   const sorted = ops.map((op, i) => ({ op, i })).sort((a, b) =>
@@ -749,10 +842,11 @@ function searchOps(
   prepared.ops.forEach((op, i) => {
     if ((prepared.callPos[i] as number) >= cut) return;
     const exact = op.outcome === "ok" && (prepared.retPos[i] as number) < cut && !relaxed(i);
-    if (!exact && op.kind === "get") return;
+    if (!exact && isRead(op)) return;
     out.push({
       id: op.id,
       kind: op.kind,
+      key: op.key,
       input: op.input,
       output: exact ? op.output : undefined,
       call: op.invoke,
@@ -881,7 +975,7 @@ function validate(ops: readonly Operation[]): void {
     if (ids.has(op.id)) throw new Error(`${where}: duplicate id`);
     ids.add(op.id);
     if (!Number.isFinite(op.invoke)) throw new Error(`${where}: invoke must be a finite number`);
-    if (!["get", "put", "delete", "cas"].includes(op.kind)) {
+    if (!["get", "put", "delete", "cas", "txn", "range"].includes(op.kind)) {
       throw new Error(`${where}: unknown kind ${String(op.kind)}`);
     }
     if (!["ok", "fail", "unknown"].includes(op.outcome)) {
@@ -889,6 +983,16 @@ function validate(ops: readonly Operation[]): void {
     }
     if ((op.kind === "put" || op.kind === "cas") && typeof op.input?.value !== "string") {
       throw new Error(`${where}: a ${op.kind} needs input.value`);
+    }
+    if (
+      op.kind === "txn" &&
+      !(Array.isArray(op.input?.compares) && Array.isArray(op.input.success) &&
+        Array.isArray(op.input.failure))
+    ) {
+      throw new Error(`${where}: a txn needs input.compares, input.success and input.failure`);
+    }
+    if (op.kind === "range" && !Array.isArray(op.input?.keys)) {
+      throw new Error(`${where}: a range needs input.keys`);
     }
     if (op.outcome === "ok") {
       if (!Number.isFinite(op.complete) || op.complete < op.invoke) {
@@ -899,6 +1003,72 @@ function validate(ops: readonly Operation[]): void {
       }
     }
   }
+}
+
+/** A search of one partition's ops (a key's register, or a group's multi-register). */
+type SearchFn = (ops: readonly SearchOp[], budget: Budget) => SearchOutcome;
+
+/**
+ * The history split into independently checkable parts: single-key operations by key,
+ * and each group of multi-key operations (`txn`, `range`, whose `key` names the group)
+ * with every single-key operation on a key the group's operations touch. Groups that
+ * share a key become one. Returns the parts by name (a key, or a group's name: the
+ * smallest of its operations' `key`s) and the {@link Group} of each multi-key part.
+ */
+function partition(ops: readonly Operation[]): {
+  byKey: Map<string, Operation[]>;
+  groups: Map<string, Group>;
+} {
+  // Union-find over names: a multi-key op joins its group's name and every key it names.
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    let root = x;
+    while (parent.has(root) && parent.get(root) !== root) root = parent.get(root) as string;
+    parent.set(x, root);
+    return root;
+  };
+  const union = (a: string, b: string): void => {
+    const ra = find(a);
+    const rb = find(b);
+    if (ra === rb) return;
+    // A group's name is the root rather than a key's (keys are marked by a leading
+    // NUL); of two group names, the smaller.
+    const rank = (x: string) => (x.startsWith("\u0000") ? "\uffff" : "") + x;
+    if (rank(ra) < rank(rb)) parent.set(rb, ra);
+    else parent.set(ra, rb);
+  };
+  const modelKeys = new Map<string, Set<string>>(); // group name → keys its ops name
+  const groupNames = new Set<string>();
+  for (const op of ops) {
+    if (op.kind !== "txn" && op.kind !== "range") continue;
+    groupNames.add(op.key);
+    for (const k of keysOf(op.kind, op.input)) union(op.key, "\u0000" + k);
+  }
+  const byKey = new Map<string, Operation[]>();
+  const groupOf = (op: Operation): string => {
+    if (isMultiKey(op)) return find(op.key);
+    const root = find("\u0000" + op.key);
+    return root.startsWith("\u0000") ? op.key : root;
+  };
+  for (const op of ops) {
+    const name = groupOf(op);
+    const list = byKey.get(name);
+    if (list === undefined) byKey.set(name, [op]);
+    else list.push(op);
+  }
+  for (const name of groupNames) {
+    const root = find(name);
+    if (!modelKeys.has(root)) modelKeys.set(root, new Set());
+  }
+  for (const [key] of parent) {
+    if (key.startsWith("\u0000")) {
+      const root = find(key);
+      if (!root.startsWith("\u0000")) modelKeys.get(root)?.add(key.slice(1));
+    }
+  }
+  const groups = new Map<string, Group>();
+  for (const [name, keys] of modelKeys) groups.set(name, new Group(keys));
+  return { byKey, groups };
 }
 
 /**
@@ -920,12 +1090,7 @@ export function checkHistory(ops: readonly Operation[], options: CheckOptions = 
       : performance.now() + options.timeLimitMs,
   });
 
-  const byKey = new Map<string, Operation[]>();
-  for (const op of ops) {
-    const list = byKey.get(op.key);
-    if (list === undefined) byKey.set(op.key, [op]);
-    else list.push(op);
-  }
+  const { byKey, groups } = partition(ops);
   const keys = [...byKey.keys()].sort();
 
   const perKey: KeyResult[] = [];
@@ -933,10 +1098,13 @@ export function checkHistory(ops: readonly Operation[], options: CheckOptions = 
   let windowSteps = 0;
   for (const key of keys) {
     const keyOps = byKey.get(key) as Operation[];
-    const initial = options.initial?.get(key);
+    const group = groups.get(key);
+    const run: SearchFn = group === undefined
+      ? ((o, b) => search(o, options.initial?.get(key), b))
+      : ((o, b) => searchGroup(o, group, group.keys.map((k) => options.initial?.get(k)), b));
     const prepared = prepareKey(key, keyOps);
     const full = searchOps(prepared, prepared.events, () => false);
-    const outcome = search(full, initial, budgetFor(maxSteps));
+    const outcome = run(full, budgetFor(maxSteps));
     steps += outcome.steps;
     const base = {
       key,
@@ -958,7 +1126,7 @@ export function checkHistory(ops: readonly Operation[], options: CheckOptions = 
     } else {
       const failure = smallestWindow(
         prepared,
-        initial,
+        run,
         outcome.barrier,
         windowMaxSteps,
         budgetFor,
@@ -976,8 +1144,8 @@ export function checkHistory(ops: readonly Operation[], options: CheckOptions = 
     keys: keys.length,
     checked: perKey.reduce((sum, r) => sum + r.checked, 0),
     failed: ops.filter((op) => op.outcome === "fail").length,
-    unknownReads: ops.filter((op) => op.outcome === "unknown" && op.kind === "get").length,
-    unknownWrites: ops.filter((op) => op.outcome === "unknown" && op.kind !== "get").length,
+    unknownReads: ops.filter((op) => op.outcome === "unknown" && isRead(op)).length,
+    unknownWrites: ops.filter((op) => op.outcome === "unknown" && !isRead(op)).length,
     steps,
     windowSteps,
     linearizableKeys: count((r) => r.ok === true),
@@ -996,7 +1164,7 @@ export function checkHistory(ops: readonly Operation[], options: CheckOptions = 
  */
 function smallestWindow(
   prepared: PreparedKey,
-  initial: RegisterState,
+  run: SearchFn,
   barrier: OpId,
   totalSteps: number,
   budgetFor: (steps: number) => Budget,
@@ -1009,7 +1177,7 @@ function smallestWindow(
       minimal = false;
       return false;
     }
-    const outcome = search(searchOps(prepared, cut, relaxed), initial, budgetFor(remaining));
+    const outcome = run(searchOps(prepared, cut, relaxed), budgetFor(remaining));
     spent += outcome.steps;
     if (outcome.verdict === "timeout") minimal = false;
     return outcome.verdict === "fail";

@@ -211,6 +211,9 @@ function sequential(
         output: { succeeded: matches, found: next !== undefined, value: next ?? "" },
       };
     }
+    case "txn":
+    case "range":
+      throw new Error("single-key model only");
   }
 }
 
@@ -228,6 +231,9 @@ function answersMatch(op: Operation, state: State): boolean {
     case "cas":
       return op.output.succeeded === want.succeeded && op.output.found === want.found &&
         (!op.output.found || op.output.value === want.value);
+    case "txn":
+    case "range":
+      throw new Error("single-key model only");
   }
 }
 

@@ -52,6 +52,8 @@ export interface LiveOptions {
   readonly plainClients?: number;
   /** How many keys under the prefix (default 3). */
   readonly keys?: number;
+  /** How many keys under the prefix for Txn and Range calls (default 3; 0: none). */
+  readonly txnKeys?: number;
   /** Where history and summary go (default: a new temp dir). */
   readonly outDir?: string;
   /** Deadline of one client call (default 2500 ms). */
@@ -159,7 +161,15 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
   const nKeys = o.keys ?? 3;
   const nClients = o.clients ?? 5;
   const nPlain = Math.min(o.plainClients ?? 1, nClients);
-  const keys = Array.from({ length: nKeys }, (_, i) => `${prefix}k${i}`);
+  const singleKeys = Array.from({ length: nKeys }, (_, i) => `${prefix}k${i}`);
+  const nTxnKeys = o.txnKeys ?? 3;
+  const group = nTxnKeys === 0 ? undefined : {
+    name: `${prefix}t*`,
+    prefix: `${prefix}t`,
+    keys: Array.from({ length: nTxnKeys }, (_, i) => `${prefix}t${i}`),
+  };
+  // Every key the run writes: checked absent first, read at the end, then deleted.
+  const keys = [...singleKeys, ...(group?.keys ?? [])];
   const outDir = o.outDir ?? await Deno.makeTempDir({ prefix: "raftkv_chaos_live_" });
   await Deno.mkdir(outDir, { recursive: true });
   await Deno.remove(`${outDir}/history.jsonl`).catch(() => {});
@@ -207,7 +217,8 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
           {
             id: i,
             sessions: i <= nClients - nPlain,
-            keys,
+            keys: singleKeys,
+            group,
             nodes: e.ids,
             endpoint: (id) => e.endpoint(id),
             timeoutMs: o.opTimeoutMs ?? 2_500,
@@ -278,6 +289,7 @@ export async function runLive(o: LiveOptions): Promise<LiveResult> {
       clients: nClients,
       plainClients: nPlain,
       keys: nKeys,
+      txnKeys: nTxnKeys,
       outDir,
       faults: [],
     };

@@ -39,6 +39,8 @@ const USAGE = `usage: deno task chaos [options]
   --clients C            concurrent clients (default 5), --plain-clients of them without sessions
   --plain-clients P      clients writing without sessions: at least once, never retried (default 1)
   --keys K               keys k0..k(K-1) (default 3)
+  --txn-keys T           keys t0..t(T-1) that Txn and Range calls use, checked together
+                         by the multi-register model (default 3; 0: no Txn or Range)
   --out DIR              where history, node logs and timelines go (default: a new temp dir)
   --faults LIST          comma-separated fault kinds, or "none" (default: all of
                          ${FAULT_KINDS.join(", ")})
@@ -103,6 +105,7 @@ async function main(): Promise<number> {
         clients: { type: "string" },
         "plain-clients": { type: "string" },
         keys: { type: "string" },
+        "txn-keys": { type: "string" },
         out: { type: "string" },
         faults: { type: "string" },
         "heartbeat-ms": { type: "string" },
@@ -187,6 +190,7 @@ async function main(): Promise<number> {
         clients: int("clients", values.clients, 1),
         plainClients: int("plain-clients", values["plain-clients"], 0),
         keys: int("keys", values.keys, 1),
+        txnKeys: int("txn-keys", values["txn-keys"], 0),
         outDir: values.out,
         opTimeoutMs: int("timeout-ms", values["timeout-ms"], 1),
         thinkMs: int("think-ms", values["think-ms"], 0),
@@ -205,6 +209,7 @@ async function main(): Promise<number> {
         clients: int("clients", values.clients, 1),
         plainClients: int("plain-clients", values["plain-clients"], 0),
         keys: int("keys", values.keys, 1),
+        txnKeys: int("txn-keys", values["txn-keys"], 0),
         outDir: values.out,
         faults,
         heartbeatMs: int("heartbeat-ms", values["heartbeat-ms"], 1),

@@ -75,6 +75,29 @@ export function opLabel(op: Operation): string {
       }
       break;
     }
+    case "txn": {
+      const i = op.input;
+      const steps = (list: typeof i.success) =>
+        list.map((s) =>
+          s.op === "put" ? `${short(s.key)}=${showValue(s.value)}` : `${s.op} ${short(s.key)}`
+        ).join(", ");
+      const ifs = i.compares.map((c) => `${short(c.key)}=${showValue(c.value)}`).join(" ∧ ");
+      text = `txn ${ifs === "" ? "" : `if ${ifs} `}{${steps(i.success)}}` +
+        (i.failure.length === 0 ? "" : ` else {${steps(i.failure)}}`);
+      if (op.outcome === "ok") {
+        text += ` ${op.output.succeeded ? "✓" : "✗"}` +
+          (op.output.gets.length === 0
+            ? ""
+            : ` → ${op.output.gets.map((v) => showValue(v ?? undefined)).join(",")}`);
+      }
+      break;
+    }
+    case "range":
+      text = `range ${key}` +
+        (op.outcome === "ok"
+          ? ` → {${op.output.kvs.map(([k, v]) => `${short(k)}=${showValue(v)}`).join(", ")}}`
+          : "");
+      break;
   }
   if (op.outcome === "unknown") text += " ?";
   if (op.outcome === "fail") text += " (failed)";

@@ -37,8 +37,16 @@ export class WatchChecker {
   #done: Promise<void> = Promise.resolve();
   #from = 0n;
 
-  constructor(endpoints: readonly string[]) {
-    this.#client = new RaftKvClient({ endpoints, timeoutMs: 5_000 });
+  /** A watcher of `endpoints`, over TLS with `tls` (PEM texts) on a TLS cluster. */
+  constructor(
+    endpoints: readonly string[],
+    tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string },
+  ) {
+    this.#client = new RaftKvClient({
+      endpoints,
+      timeoutMs: 5_000,
+      ...(tls === undefined ? {} : { tls }),
+    });
   }
 
   /** Starts watching every key from `fromIndex`. */
@@ -104,43 +112,137 @@ export class WatchChecker {
     this.#client.close();
   }
 
-  /** Checks the events against the acknowledged Puts of `history`. */
+  /** Checks the events against the writes of `history` (see {@link checkWatchEvents}). */
   check(history: readonly HistoryOp[]): WatchReport {
-    const problems: string[] = [];
-    const seen = new Map<string, WatchEvent>();
-    let last = 0n;
-    for (const e of this.#events) {
-      if (e.index < last) {
-        problems.push(
-          `watch: event ${e.index} ${e.key} came after index ${last} (out of log order)`,
-        );
-      }
-      last = e.index > last ? e.index : last;
-      const id = `${e.index} ${e.key}`;
-      if (seen.has(id)) {
-        problems.push(`watch: the change of ${e.key} at index ${e.index} came twice`);
-      }
-      seen.set(id, e);
-    }
-    let checked = 0;
-    for (const op of history) {
-      if (op.kind !== "put" || op.outcome !== "ok" || op.output.index === undefined) continue;
-      const index = BigInt(op.output.index);
-      if (index < this.#from || index > this.#through) continue;
-      checked++;
-      const e = seen.get(`${index} ${op.key}`);
-      if (e === undefined) {
-        problems.push(`watch: the acknowledged put of ${op.key} at index ${index} never came`);
-      } else if (
-        e.kind !== WatchEvent_Kind.PUT || new TextDecoder().decode(e.value) !== op.input.value
-      ) {
-        problems.push(`watch: the put of ${op.key} at index ${index} came with another value`);
-      }
-    }
+    const events: SeenEvent[] = this.#events.map((e) => ({
+      kind: e.kind === WatchEvent_Kind.PUT ? "put" : "delete",
+      key: e.key,
+      value: new TextDecoder().decode(e.value),
+      index: e.index,
+    }));
+    const { problems, checked } = checkWatchEvents(events, this.#from, this.#through, history);
     const line = `watch: ${this.#events.length} events from index ${this.#from} through ` +
       `${this.#through}, resumed on another node ${this.#resumes} times; ${checked} ` +
-      `acknowledged puts checked${problems.length === 0 ? ", all delivered once, in order" : ""}` +
+      `acknowledged puts (Put and Txn) checked${
+        problems.length === 0 ? ", all delivered once, in order, none that did not happen" : ""
+      }` +
       (this.#lost === undefined ? "" : `; stopped early: ${this.#lost}`);
     return { problems, line };
   }
+}
+
+/** A watch event as the check sees it (the value decoded as text). */
+export interface SeenEvent {
+  readonly kind: "put" | "delete";
+  readonly key: string;
+  readonly value: string;
+  readonly index: bigint;
+}
+
+/**
+ * Checks a watch's events, delivered for every change from `from` through `through`,
+ * against a history whose writes each wrote a value of their own:
+ *
+ * - the events come in log order, and no change (index, key) comes twice;
+ * - no value is put twice (every write writes a fresh value, so a value seen at two
+ *   indexes is a write applied twice);
+ * - every event is a write that may have happened: a put event's value was written to
+ *   its key by a Put, CompareAndSwap or Txn of the history that did not definitely fail,
+ *   and a delete event's key had some Delete or Txn delete that did not definitely fail;
+ * - every acknowledged write whose index the history knows (a Put's, a Txn's: the puts
+ *   of the branch that ran) and that lies in [from, through] came, at that index, with
+ *   its key and value.
+ *
+ * Returns the problems and how many acknowledged puts were checked.
+ */
+export function checkWatchEvents(
+  events: readonly SeenEvent[],
+  from: bigint,
+  through: bigint,
+  history: readonly HistoryOp[],
+): { problems: string[]; checked: number } {
+  const problems: string[] = [];
+  const seen = new Map<string, SeenEvent>();
+  const putAt = new Map<string, bigint>(); // value → the index it was put at
+  let last = 0n;
+  for (const e of events) {
+    if (e.index < last) {
+      problems.push(`watch: event ${e.index} ${e.key} came after index ${last} (out of log order)`);
+    }
+    last = e.index > last ? e.index : last;
+    const id = `${e.index} ${e.key}`;
+    if (seen.has(id)) problems.push(`watch: the change of ${e.key} at index ${e.index} came twice`);
+    seen.set(id, e);
+    if (e.kind === "put") {
+      const before = putAt.get(e.value);
+      if (before !== undefined && before !== e.index) {
+        problems.push(
+          `watch: value ${
+            JSON.stringify(e.value)
+          } was put at index ${before} and again at ${e.index} ` +
+            `(a write applied twice)`,
+        );
+      }
+      putAt.set(e.value, e.index);
+    }
+  }
+
+  // What the history may have written: key + value of puts, keys of deletes.
+  const mayPut = new Set<string>();
+  const mayDelete = new Set<string>();
+  const expected: { key: string; value: string; index: bigint }[] = [];
+  for (const op of history) {
+    if (op.outcome === "fail") continue;
+    switch (op.kind) {
+      case "put":
+        mayPut.add(`${op.key}\u0000${op.input.value}`);
+        if (op.outcome === "ok" && op.output.index !== undefined) {
+          expected.push({ key: op.key, value: op.input.value, index: BigInt(op.output.index) });
+        }
+        break;
+      case "cas":
+        mayPut.add(`${op.key}\u0000${op.input.value}`);
+        break;
+      case "delete":
+        mayDelete.add(op.key);
+        break;
+      case "txn": {
+        for (const s of [...op.input.success, ...op.input.failure]) {
+          if (s.op === "put") mayPut.add(`${s.key}\u0000${s.value}`);
+          else if (s.op === "delete") mayDelete.add(s.key);
+        }
+        if (op.outcome === "ok" && op.output.index !== undefined) {
+          for (const s of op.output.succeeded ? op.input.success : op.input.failure) {
+            if (s.op === "put") {
+              expected.push({ key: s.key, value: s.value, index: BigInt(op.output.index) });
+            }
+          }
+        }
+        break;
+      }
+    }
+  }
+  for (const e of events) {
+    if (e.kind === "put" && !mayPut.has(`${e.key}\u0000${e.value}`)) {
+      problems.push(
+        `watch: a put of ${e.key}=${
+          JSON.stringify(e.value)
+        } at index ${e.index} that no write made`,
+      );
+    } else if (e.kind === "delete" && !mayDelete.has(e.key)) {
+      problems.push(`watch: a delete of ${e.key} at index ${e.index} that no write made`);
+    }
+  }
+  let checked = 0;
+  for (const w of expected) {
+    if (w.index < from || w.index > through) continue;
+    checked++;
+    const e = seen.get(`${w.index} ${w.key}`);
+    if (e === undefined) {
+      problems.push(`watch: the acknowledged put of ${w.key} at index ${w.index} never came`);
+    } else if (e.kind !== "put" || e.value !== w.value) {
+      problems.push(`watch: the put of ${w.key} at index ${w.index} came with another value`);
+    }
+  }
+  return { problems, checked };
 }

@@ -9,14 +9,14 @@
 import assert from "node:assert/strict";
 import { RaftKvClient } from "../../src/client/client.ts";
 import { acquireLock } from "../../src/client/lock.ts";
-import { SILENT_LOGGER } from "../../src/raft/logger.ts";
-import { guardStrayNetworkErrors } from "../../src/server/stray_errors.ts";
+import { guardStrayNetworkErrors } from "../../src/client/stray_errors.ts";
 import { sleep, text, waitFor, withCluster } from "../e2e/_harness.ts";
 
-// Deno 2.9.3's node:http2 can reject a session's connect promise with EPIPE after a
-// call on it already failed over (the node killed under it): the same stray error
-// the node guards against (src/server/stray_errors.ts); this process guards too.
-guardStrayNetworkErrors(SILENT_LOGGER);
+// Deno 2.9.3's node:http2 can emit EPIPE on a session nobody listens to, or reject a
+// session's connect promise with it, after a call on it already failed over (the node
+// killed under it): this process installs the library's opt-in guard, as an
+// application would (src/client/stray_errors.ts).
+guardStrayNetworkErrors();
 
 Deno.test("the client follows the leader and retries safely across a leader's kill -9", async () => {
   await withCluster({ nodes: 3 }, async (c) => {
@@ -50,6 +50,12 @@ Deno.test("the client follows the leader and retries safely across a leader's ki
     await c.kill(await c.leader());
     await writer;
     assert.equal(text((await client.get("n")).value), "60");
+    // CompareAndSwap, in a session too: expected absent, then a value.
+    assert.equal((await client.compareAndSwap("c", undefined, "1")).succeeded, true);
+    const lost = await client.compareAndSwap("c", undefined, "2");
+    assert.equal(lost.succeeded, false);
+    assert.equal(text(lost.value), "1");
+    assert.equal((await client.compareAndSwap("c", "1", "2")).succeeded, true);
     client.close();
   });
 });

@@ -131,3 +131,32 @@ Deno.test("revoke deletes a lease's keys at once; a missing lease is NOT_FOUND",
     assert.equal(codeOf(bad), Code.InvalidArgument, String(bad));
   });
 });
+
+Deno.test("a LeaseGrant retried in its session grants one lease, whichever node it reaches", async () => {
+  await withCluster({ nodes: 3 }, async (c) => {
+    const lead = await c.leader();
+    const follower = c.ids.find((id) => id !== lead)!;
+    const { sessionId } = await c.kv(lead).openSession({}, T);
+    const session = { id: sessionId, sequence: 1n };
+    const first = await c.kv(lead).leaseGrant({ ttl: 60n, session }, T);
+    // The answer was "lost": the same grant again, through a follower this time.
+    const retry = await c.kv(follower).leaseGrant({ ttl: 60n, session }, T);
+    assert.equal(retry.id, first.id, "the retry is answered with the first lease");
+    const next = await c.kv(follower).leaseGrant({
+      ttl: 60n,
+      session: { ...session, sequence: 2n },
+    }, T);
+    assert.notEqual(next.id, first.id, "the next sequence is a new grant");
+    // Both are real leases (the store test shows no third was made): each revokes.
+    for (const id of [first.id, next.id]) await c.kv(lead).leaseRevoke({ id }, T);
+    const gone = await c.kv(lead).leaseTimeToLive({ id: first.id }, T).catch((e) => e);
+    assert.equal(codeOf(gone), Code.NotFound, String(gone));
+    // A session that does not exist is refused before anything is granted.
+    const bad = await c.kv(lead).leaseGrant(
+      { ttl: 60n, session: { id: 999_999n, sequence: 1n } },
+      T,
+    )
+      .catch((e) => e);
+    assert.equal(codeOf(bad), Code.FailedPrecondition, String(bad));
+  });
+});

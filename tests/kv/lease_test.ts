@@ -151,3 +151,21 @@ Deno.test("lease numbers no correct leader proposes still apply alike, without t
   // And the state still encodes (no out-of-range number reached it).
   encodeKvState({ store: kv.exportState(), appliedTerm: 1, chainLink: new Uint8Array(32) });
 });
+
+Deno.test("a lease grant retried in its session is answered with the first lease, not a second", () => {
+  const inSession = (ttl: number, sequence: number) =>
+    encodeCommand({
+      sessionId: 1n,
+      sequence: BigInt(sequence),
+      op: { case: "leaseGrant", value: { ttlSeconds: BigInt(ttl) } },
+    });
+  const kv = new KvStore();
+  kv.apply(1, encodeCommand({ op: { case: "openSession", value: {} } }));
+  assert.deepEqual(kv.apply(2, inSession(10, 1)), { kind: "lease_granted", id: 2, ttl: 10 });
+  // The answer was lost; the client sends the same grant again, same sequence.
+  assert.deepEqual(kv.apply(3, inSession(10, 1)), { kind: "lease_granted", id: 2, ttl: 10 });
+  assert.deepEqual(kv.leases(), [{ id: 2, ttl: 10 }]);
+  // The next sequence is a new grant.
+  assert.deepEqual(kv.apply(4, inSession(10, 2)), { kind: "lease_granted", id: 4, ttl: 10 });
+  assert.deepEqual(kv.leases().map((l) => l.id), [2, 4]);
+});

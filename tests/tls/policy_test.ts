@@ -121,6 +121,10 @@ Deno.test("a Txn needs read for each compare and get, write for each put and del
   const lease = needOf("raftkv.v1.KVService", "LeaseGrant", { ttlSeconds: 5n });
   assert.equal(a.refusal("alice", lease), undefined);
   assert.match(a.refusal("ops", lease)!, /may not write any key/);
+  // The keep-alive stream, each of its requests: the same rule.
+  const renew = needOf("raftkv.v1.KVService", "LeaseKeepAliveStream", { id: 7n });
+  assert.equal(a.refusal("alice", renew), undefined);
+  assert.match(a.refusal("ops", renew)!, /may not write any key/);
 });
 
 Deno.test("a bad policy file is refused naming the file and the rule", async () => {
