@@ -24,13 +24,29 @@ import { type BlockMode, TcpProxy } from "./_proxy.ts";
 /** The repository root, where `src/server/main.ts` lives. */
 export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
 
-/** Permissions and entry point of `deno task node`. */
+/**
+ * The environment variables `deno task node` lets a node read (its
+ * `--allow-env=...` in deno.json). Test nodes get exactly these, so a dependency
+ * that reads another variable fails here as it would in production (the yaml
+ * library's LOG_TOKENS once broke --auth-policy under the task's permissions while
+ * every test passed with all variables allowed).
+ */
+export const NODE_TASK_ENV: string = (() => {
+  const config = JSON.parse(Deno.readTextFileSync(`${REPO_ROOT}deno.json`)) as {
+    tasks: Record<string, { command: string }>;
+  };
+  const flag = config.tasks.node!.command.split(/\s+/).find((a) => a.startsWith("--allow-env="));
+  if (flag === undefined) throw new Error("deno.json's node task has no --allow-env=... list");
+  return flag;
+})();
+
+/** Permissions and entry point of `deno task node` (files anywhere: tests keep them in temp dirs). */
 export const NODE_COMMAND: readonly string[] = [
   "run",
   "--allow-net",
   "--allow-read",
   "--allow-write",
-  "--allow-env",
+  NODE_TASK_ENV,
   "src/server/main.ts",
 ];
 
