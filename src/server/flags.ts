@@ -236,6 +236,16 @@ function envName(flag: ValueFlag): string {
  */
 export const NODE_ENV_VARS: readonly string[] = VALUE_FLAGS.map(envName);
 
+/**
+ * Variables a dependency reads though the node never sets them: the yaml library
+ * (the --auth-policy parser) reads LOG_TOKENS and LOG_STREAM on every parse, and
+ * Deno refuses the read unless granted. The node's `--allow-env` lists these too.
+ */
+export const LIBRARY_ENV_VARS: readonly string[] = ["LOG_TOKENS", "LOG_STREAM"];
+
+/** Everything a node's `--allow-env` grants: its own variables and {@link LIBRARY_ENV_VARS}. */
+export const NODE_PERMITTED_ENV: readonly string[] = [...NODE_ENV_VARS, ...LIBRARY_ENV_VARS];
+
 /** The node's variables from the process environment. */
 export function readNodeEnv(): Record<string, string | undefined> {
   return Object.fromEntries(NODE_ENV_VARS.map((name) => [name, Deno.env.get(name)]));

@@ -12,7 +12,7 @@ import { parseAllDocuments } from "yaml";
 import { REPO_ROOT } from "../e2e/_harness.ts";
 
 export { REPO_ROOT };
-import { NODE_ENV_VARS, type NodeOptions, parseNodeFlags } from "../../src/server/flags.ts";
+import { NODE_PERMITTED_ENV, type NodeOptions, parseNodeFlags } from "../../src/server/flags.ts";
 
 /** `deploy/` in the repository. */
 export const DEPLOY_DIR: string = `${REPO_ROOT}deploy`;
@@ -152,7 +152,7 @@ export function checkNodeCommand(
     }
   }
   const env1 = [...(g.env ?? [])].sort().join(",");
-  const want = [...NODE_ENV_VARS].sort().join(",");
+  const want = [...NODE_PERMITTED_ENV].sort().join(",");
   if (env1 !== want) problems.push(`--allow-env is ${env1}, not ${want}`);
   // V8's memory tuning (`deno task node` sets it: README, "Memory") grants nothing.
   const other = g.other.filter((f) => !f.startsWith("--v8-flags="));
