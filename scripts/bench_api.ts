@@ -11,12 +11,9 @@
  * @module
  */
 
-import { type Client, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
-import { KVService } from "../src/gen/raftkv/v1/kv_pb.ts";
+import { RaftKvClient } from "../src/client/mod.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
-import { argFlag } from "./_flags_and_waits.ts";
+import { argFlag, until } from "./_flags_and_waits.ts";
 
 const nodes = argFlag("nodes", 3);
 const rate = argFlag("rate", 1000);
@@ -30,33 +27,10 @@ const opts: ClusterOptions = {
   help: false,
 };
 const mainPath = new URL("../src/server/main.ts", import.meta.url).pathname;
-const connect = (id: number): Client<typeof KVService> =>
-  createClient(KVService, createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }));
-const shared = new Map<number, Client<typeof KVService>>();
-/** One shared connection per node (a node limits connections per address). */
-const kv = (id: number): Client<typeof KVService> => {
-  if (!shared.has(id)) shared.set(id, connect(id));
-  return shared.get(id)!;
-};
-
-async function waitForLeader(): Promise<number> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    for (let id = 1; id <= nodes; id++) {
-      try {
-        const c = createClient(
-          ClusterService,
-          createGrpcTransport({ baseUrl: `http://${nodeAddress(opts, id)}` }),
-        );
-        if ((await c.status({}, { timeoutMs: 500 })).role === Role.LEADER) return id;
-      } catch {
-        // Not up yet.
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("no leader within 30 s");
-}
+const endpoints = Array.from({ length: nodes }, (_, i) => nodeAddress(opts, i + 1));
+// The client library (src/client/), one connection per node: the writes go through
+// its leader-following, exactly-once path; a node's own figures through kvAt().
+const client = new RaftKvClient({ endpoints });
 
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
@@ -78,14 +52,14 @@ try {
       }).spawn(),
     );
   }
-  const leader = await waitForLeader();
-  const follower = leader === 1 ? 2 : 1;
-  console.log(`raftkv bench:api: ${nodes} nodes, leader ${leader}, Deno ${Deno.version.deno}`);
+  const leaderAt = await until("a leader", 30_000, () => client.findLeader());
+  const followerAt = endpoints.find((e) => e !== leaderAt)!;
+  console.log(`raftkv bench:api: ${nodes} nodes, leader ${leaderAt}, Deno ${Deno.version.deno}`);
 
   // 10,000 keys of 64 bytes, 100 per transaction.
   const value = new Uint8Array(64).fill(120);
   for (let b = 0; b < 100; b++) {
-    await kv(leader).txn({
+    await client.txn({
       success: Array.from({ length: 100 }, (_, i) => ({
         op: {
           case: "put" as const,
@@ -95,13 +69,13 @@ try {
     });
   }
   for (
-    const [what, id, serializable] of [["leader, linearizable", leader, false], [
+    const [what, at, serializable] of [["leader, linearizable", leaderAt, false], [
       "follower, serializable",
-      follower,
+      followerAt,
       true,
     ]] as const
   ) {
-    const c = kv(id);
+    const c = client.kvAt(at);
     const times: number[] = [];
     for (let i = 0; i < 200; i++) {
       const start = `r/${String((i * 37) % 9000).padStart(5, "0")}`;
@@ -119,9 +93,11 @@ try {
   const fromAck: number[] = [];
   const fromSend: number[] = [];
   const abort = new AbortController();
+  // A client of the follower alone, so the watch is served there.
+  const watcherClient = new RaftKvClient({ endpoints: [followerAt] });
   const watcher = (async () => {
     try {
-      for await (const res of kv(follower).watch({ prefix: "w/" }, { signal: abort.signal })) {
+      for await (const res of watcherClient.watch({ prefix: "w/" }, { signal: abort.signal })) {
         const now = performance.now();
         for (const e of res.events) {
           fromSend.push(now - sent.get(e.key)!);
@@ -136,12 +112,10 @@ try {
   })();
   await new Promise((r) => setTimeout(r, 300));
   const total = rate * seconds;
-  // 32 writers on 8 connections.
-  const conns = Array.from({ length: 8 }, () => connect(leader));
-  const clients = Array.from({ length: 32 }, (_, i) => conns[i % 8]!);
+  // 32 writers, each with its own exactly-once session.
   const t0 = performance.now();
   let n = 0;
-  await Promise.all(clients.map(async (c) => {
+  await Promise.all(Array.from({ length: 32 }, async () => {
     for (;;) {
       const i = n++;
       if (i >= total) return;
@@ -150,7 +124,7 @@ try {
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const key = `w/${i}`;
       sent.set(key, performance.now());
-      await c.put({ key, value });
+      await client.put(key, value);
       const now = performance.now();
       const delivered = acked.get(key);
       if (delivered !== undefined && delivered < 0) fromAck.push(-delivered - now);
@@ -164,6 +138,7 @@ try {
   }
   abort.abort();
   await watcher;
+  watcherClient.close();
   console.log(
     `watch at a follower, ${total} writes at ${(total / took).toFixed(0)} writes/s ` +
       `(target ${rate}); ${fromSend.length} events delivered`,
@@ -171,6 +146,7 @@ try {
   console.log(`  delay from the write's ack (negative: delivered first): ${summary(fromAck)}`);
   console.log(`  delay from the write's sending: ${summary(fromSend)}`);
 } finally {
+  client.close();
   for (const child of children) {
     try {
       child.kill("SIGTERM");
