@@ -28,6 +28,7 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   InstallSnapshotResponseSchema,
   RaftService,
+  type SendRequest,
   SendResponseSchema,
 } from "../gen/raftkv/v1/raft_pb.ts";
 import { type Message, message, type NodeId, type Snapshot } from "../raft/types.ts";
@@ -159,36 +160,48 @@ export function raftService(
     }
   };
 
+  /** Checks one batch (a Send, or one request of a Stream) and steps its messages in order. */
+  const deliver = (req: SendRequest): void => {
+    const first = req.messages[0]?.from;
+    const sender = first === undefined ? "the sender" : `node ${first}`;
+    checkIdentity(sender, req.clusterId, req.members);
+    if (req.messages.length > MAX_MESSAGES_PER_SEND) {
+      throw new ConnectError(
+        `a batch of ${req.messages.length} messages is over the limit of ${MAX_MESSAGES_PER_SEND}`,
+        Code.InvalidArgument,
+      );
+    }
+    const messages: Message[] = [];
+    for (const pm of req.messages) {
+      let m: Message;
+      try {
+        m = messageFromPb(pm);
+      } catch (err) {
+        if (err instanceof CodecError) throw new ConnectError(err.message, Code.InvalidArgument);
+        throw err;
+      }
+      checkEnds(m.from, m.to);
+      messages.push(m);
+    }
+    for (const m of messages) {
+      if (m.type === "app_resp") {
+        const refused = refusedByState(m, node.status());
+        if (refused !== undefined) throw new ConnectError(refused, Code.InvalidArgument);
+      }
+      node.receive([m]);
+    }
+  };
+
   return {
     send(req) {
-      const first = req.messages[0]?.from;
-      const sender = first === undefined ? "the sender" : `node ${first}`;
-      checkIdentity(sender, req.clusterId, req.members);
-      if (req.messages.length > MAX_MESSAGES_PER_SEND) {
-        throw new ConnectError(
-          `a batch of ${req.messages.length} messages is over the limit of ${MAX_MESSAGES_PER_SEND}`,
-          Code.InvalidArgument,
-        );
-      }
-      const messages: Message[] = [];
-      for (const pm of req.messages) {
-        let m: Message;
-        try {
-          m = messageFromPb(pm);
-        } catch (err) {
-          if (err instanceof CodecError) throw new ConnectError(err.message, Code.InvalidArgument);
-          throw err;
-        }
-        checkEnds(m.from, m.to);
-        messages.push(m);
-      }
-      for (const m of messages) {
-        if (m.type === "app_resp") {
-          const refused = refusedByState(m, node.status());
-          if (refused !== undefined) throw new ConnectError(refused, Code.InvalidArgument);
-        }
-        node.receive([m]);
-      }
+      deliver(req);
+      return create(SendResponseSchema, {});
+    },
+
+    async stream(requests) {
+      // Each batch is stepped as it arrives: the sender does not wait for an answer
+      // per batch, only for this one at the end of the call (see raft.proto).
+      for await (const req of requests) deliver(req);
       return create(SendResponseSchema, {});
     },
 
