@@ -94,6 +94,10 @@ export interface PeerStreamOptions {
   ended(outcome: CallOutcome): void;
   /** Told once when the peer turns out not to serve Stream (it is sent Sends for a while). */
   fellBack?(): void;
+  /** How long a Stream call lasts at most ({@link ROTATE_MS} by default). */
+  readonly rotateMs?: number;
+  /** After how many bytes a Stream call ends ({@link ROTATE_BYTES} by default). */
+  readonly rotateBytes?: number;
 }
 
 /** Sends one peer's queue on Stream calls, one at a time, in order; see the module doc. */
@@ -201,6 +205,8 @@ export class PeerStream {
    */
   async #stream(sent: Message[][]): Promise<number> {
     const queue = this.#o.queue;
+    const rotateMs = this.#o.rotateMs ?? ROTATE_MS;
+    const rotateBytes = this.#o.rotateBytes ?? ROTATE_BYTES;
     const started = performance.now();
     let lastWritten = started;
     const call = new AbortController();
@@ -210,8 +216,8 @@ export class PeerStream {
     async function* batches(): AsyncGenerator<SendRequest> {
       let bytes = 0;
       for (;;) {
-        const left = started + ROTATE_MS - performance.now();
-        if (left <= 0 || bytes >= ROTATE_BYTES) break;
+        const left = started + rotateMs - performance.now();
+        if (left <= 0 || bytes >= rotateBytes) break;
         if (queue.length === 0) await self.#waitForMessages(left);
         if (signal.aborted || queue.length === 0) break;
         bytes += queue.bytes;
@@ -227,7 +233,7 @@ export class PeerStream {
         signal,
         // The call's own deadline bounds a peer that takes the batches but never
         // answers (stopped, a dead connection not yet noticed).
-        timeoutMs: ROTATE_MS + this.#o.timeoutMs,
+        timeoutMs: rotateMs + this.#o.timeoutMs,
       });
     } finally {
       // Ends the batches' wait if the call failed while it waited for messages.
