@@ -9,7 +9,8 @@
  *
  * Flags: --base-port P (7801), --ops N (puts per run at 1 in flight, 500; 4x at
  * 64), --repeat N (1), --main PATH (the node's main.ts to run: another checkout's,
- * for an A/B), --cpu-prof DIR (run the nodes with V8's --cpu-prof into DIR).
+ * for an A/B), --cpu-prof DIR (run the nodes with Deno's --cpu-prof into DIR). First
+ * it prints each node's CPU over 10 s of idling (heartbeats only).
  *
  * @module
  */
@@ -119,6 +120,20 @@ try {
   });
   const follower = leader === 1 ? 2 : 1;
   console.log(`bench:transport: ${mainPath}, leader ${leader}, Deno ${Deno.version.deno}`);
+  // Idle: heartbeats only, for 10 s; each node's share of a core.
+  const idle0 = children.map((c) => cpuSeconds(c.pid));
+  const idleStart = performance.now();
+  await new Promise((r) => setTimeout(r, 10_000));
+  const idleSeconds = (performance.now() - idleStart) / 1000;
+  console.log(
+    `idle, heartbeats only: ${
+      children.map((c, k) =>
+        `node ${k + 1}${k + 1 === leader ? " (leader)" : ""} ${
+          ((cpuSeconds(c.pid) - idle0[k]!) / idleSeconds * 100).toFixed(1)
+        }%`
+      ).join(", ")
+    } of a core`,
+  );
   for (let r = 0; r < repeat; r++) {
     await run("put via leader", leader, 1, ops);
     await run("put via leader", leader, 64, ops * 4);

@@ -88,6 +88,8 @@ import { type Cluster, text, utf8, waitFor, withCluster } from "./_harness.ts";
 const CLUSTER_ID = "raftkv-e2e";
 const PUT = "/raftkv.v1.KVService/Put";
 const SEND = "/raftkv.v1.RaftService/Send";
+/** The peer stream: every request a batch, checked as a Send's (raft_service.ts). */
+const STREAM = "/raftkv.v1.RaftService/Stream";
 const STATUS = "/raftkv.v1.ClusterService/Status";
 
 const OK = 0;
@@ -168,7 +170,7 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           ["an end group without a start", new Uint8Array([0x0c])],
           ["100,000 nested groups", nested],
         ];
-        for (const path of [PUT, SEND, STATUS]) {
+        for (const path of [PUT, SEND, STREAM, STATUS]) {
           for (const [what, payload] of payloads) {
             const r = await raw.call(path, grpcFrame(payload));
             assertGrpc(r, INTERNAL, /^parse binary: /, `${path}, ${what}`);
@@ -426,6 +428,10 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           ];
           for (const [what, body, code, message] of cases) {
             assertGrpc(await rawF.call(SEND, body), code, message, what);
+            // The same batch on the peer stream, alone or after a good one, ends the call.
+            assertGrpc(await rawF.call(STREAM, body), code, message, `${what} (Stream)`);
+            const afterGood = new Uint8Array([...sendBody([]), ...body]);
+            assertGrpc(await rawF.call(STREAM, afterGood), code, message, `${what} (Stream, 2nd)`);
           }
         },
       );
@@ -587,6 +593,12 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           ];
           for (const [what, m, message] of cases) {
             assertGrpc(await rawF.call(SEND, sendBody([m])), INVALID_ARGUMENT, message, what);
+            assertGrpc(
+              await rawF.call(STREAM, sendBody([m])),
+              INVALID_ARGUMENT,
+              message,
+              `${what} (Stream)`,
+            );
           }
         },
       );
