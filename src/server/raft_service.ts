@@ -95,11 +95,12 @@ export function refusedByMembership(
 /**
  * What RaftService needs of a node: who it is, and where received messages go; and,
  * once membership can change, its bootstrap membership and who it knows (without
- * them: --peers, fixed).
+ * them: --peers, fixed); and when it stops (onLeaderChange's final report), which
+ * ends the peer streams it serves.
  */
 export type RaftServiceNode =
   & Pick<RaftKvNode, "options" | "status" | "receive">
-  & Partial<Pick<RaftKvNode, "bootstrap" | "knows">>;
+  & Partial<Pick<RaftKvNode, "bootstrap" | "knows" | "onLeaderChange">>;
 
 /** The RaftService implementation for one node. */
 export function raftService(
@@ -200,8 +201,23 @@ export function raftService(
 
     async stream(requests) {
       // Each batch is stepped as it arrives: the sender does not wait for an answer
-      // per batch, only for this one at the end of the call (see raft.proto).
-      for await (const req of requests) deliver(req);
+      // per batch, only for this one at the end of the call (see raft.proto). The
+      // call ends early when this node stops: a server that is closing lets calls
+      // under way finish, and a peer's would otherwise hold it for up to 2 s.
+      let off = () => {};
+      const stopped = new Promise<undefined>((resolve) => {
+        off = node.onLeaderChange?.((c) => c.final && resolve(undefined)) ?? off;
+      });
+      const it = requests[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          const next = await Promise.race([it.next(), stopped]);
+          if (next === undefined || next.done === true) break;
+          deliver(next.value);
+        }
+      } finally {
+        off();
+      }
       return create(SendResponseSchema, {});
     },
 
