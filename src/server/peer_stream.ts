@@ -34,7 +34,13 @@
 
 import { create } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import { RaftService, type SendRequest, SendRequestSchema } from "../gen/raftkv/v1/raft_pb.ts";
+import {
+  RaftService,
+  type SendRequest,
+  SendRequestSchema,
+  type StreamRequest,
+  StreamRequestSchema,
+} from "../gen/raftkv/v1/raft_pb.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import { messageToPb } from "./codec.ts";
 import type { PeerQueue } from "./peer_queue.ts";
@@ -213,7 +219,7 @@ export class PeerStream {
     const signal = AbortSignal.any([call.signal, this.#abort.signal]);
     // deno-lint-ignore no-this-alias
     const self = this;
-    async function* batches(): AsyncGenerator<SendRequest> {
+    async function* batches(): AsyncGenerator<StreamRequest> {
       let bytes = 0;
       for (;;) {
         const left = started + rotateMs - performance.now();
@@ -224,7 +230,7 @@ export class PeerStream {
         const batch = queue.take(MAX_BATCH_BYTES);
         bytes -= queue.bytes;
         sent.push(batch);
-        yield self.#request(batch);
+        yield create(StreamRequestSchema, { batch: self.#request(batch) });
       }
       lastWritten = performance.now();
     }

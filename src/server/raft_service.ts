@@ -30,6 +30,7 @@ import {
   RaftService,
   type SendRequest,
   SendResponseSchema,
+  StreamResponseSchema,
 } from "../gen/raftkv/v1/raft_pb.ts";
 import { type Message, message, type NodeId, type Snapshot } from "../raft/types.ts";
 import { CodecError, MAX_TERM, membersFromPb, messageFromPb, toSafeNumber } from "./codec.ts";
@@ -213,12 +214,16 @@ export function raftService(
         for (;;) {
           const next = await Promise.race([it.next(), stopped]);
           if (next === undefined || next.done === true) break;
-          deliver(next.value);
+          const batch = next.value.batch;
+          if (batch === undefined) {
+            throw new ConnectError("a Stream request without a batch", Code.InvalidArgument);
+          }
+          deliver(batch);
         }
       } finally {
         off();
       }
-      return create(SendResponseSchema, {});
+      return create(StreamResponseSchema, {});
     },
 
     async installSnapshot(requests, ctx) {

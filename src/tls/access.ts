@@ -184,13 +184,13 @@ function checkingInterceptor(options: AccessOptions): Interceptor {
       const batches = req.method.name === "Stream";
       const inner = req.message as AsyncIterable<{
         part?: { case?: string; value?: unknown };
-        messages?: { from: bigint }[];
+        batch?: { messages: { from: bigint }[] };
       }>;
       const checked = (async function* () {
         let first = true;
         for await (const m of inner) {
           if (batches) {
-            for (const pm of m.messages ?? []) checkSender(caller, pm.from);
+            for (const pm of m.batch?.messages ?? []) checkSender(caller, pm.from);
           } else if (first && m.part?.case === "header") {
             checkSender(caller, (m.part.value as { from: bigint }).from);
           }

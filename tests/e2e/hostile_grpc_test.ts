@@ -140,6 +140,23 @@ function sendBody(
   );
 }
 
+/**
+ * The same batch as a framed StreamRequest: a framed SendRequest's payload wrapped
+ * as its field 1 (`batch`).
+ */
+function streamBody(framedSend: Uint8Array): Uint8Array {
+  const payload = framedSend.subarray(5);
+  const len: number[] = [];
+  for (let n = payload.length;; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      len.push(n);
+      break;
+    }
+    len.push((n % 128) | 0x80);
+  }
+  return grpcFrame(new Uint8Array([0x0a, ...len, ...payload]));
+}
+
 /** An encoded Command, for entry data. */
 function command(init: MessageInitShape<typeof CommandSchema>): Uint8Array {
   return toBinary(CommandSchema, create(CommandSchema, init));
@@ -429,8 +446,16 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           for (const [what, body, code, message] of cases) {
             assertGrpc(await rawF.call(SEND, body), code, message, what);
             // The same batch on the peer stream, alone or after a good one, ends the call.
-            assertGrpc(await rawF.call(STREAM, body), code, message, `${what} (Stream)`);
-            const afterGood = new Uint8Array([...sendBody([]), ...body]);
+            assertGrpc(
+              await rawF.call(STREAM, streamBody(body)),
+              code,
+              message,
+              `${what} (Stream)`,
+            );
+            const afterGood = new Uint8Array([
+              ...streamBody(sendBody([])),
+              ...streamBody(body),
+            ]);
             assertGrpc(await rawF.call(STREAM, afterGood), code, message, `${what} (Stream, 2nd)`);
           }
         },
@@ -594,7 +619,7 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           for (const [what, m, message] of cases) {
             assertGrpc(await rawF.call(SEND, sendBody([m])), INVALID_ARGUMENT, message, what);
             assertGrpc(
-              await rawF.call(STREAM, sendBody([m])),
+              await rawF.call(STREAM, streamBody(sendBody([m]))),
               INVALID_ARGUMENT,
               message,
               `${what} (Stream)`,

@@ -15,7 +15,11 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
-import { RaftService, type SendRequest } from "../../src/gen/raftkv/v1/raft_pb.ts";
+import {
+  RaftService,
+  type SendRequest,
+  type StreamRequest,
+} from "../../src/gen/raftkv/v1/raft_pb.ts";
 import { message } from "../../src/raft/types.ts";
 import { PeerQueue } from "../../src/server/peer_queue.ts";
 import { type CallOutcome, PeerStream } from "../../src/server/peer_stream.ts";
@@ -50,10 +54,10 @@ async function fakePeer(seen: Seen, opts: { sendOnly?: boolean; port?: number } 
             return {};
           },
           ...(opts.sendOnly === true ? {} : {
-            stream: async (reqs: AsyncIterable<SendRequest>) => {
+            stream: async (reqs: AsyncIterable<StreamRequest>) => {
               const call = { method: "stream" as const, batches: [] as number[][] };
               seen.calls.push(call);
-              for await (const req of reqs) call.batches.push(contexts(req));
+              for await (const req of reqs) call.batches.push(contexts(req.batch!));
               return {};
             },
           }),

@@ -145,10 +145,17 @@ Deno.test("refusedByMembership: equal sets agree, anything else is refused", () 
 });
 
 /** A heartbeat from node 2 to node 1 with read round `context`, in a batch of its own. */
-const batch = (context: bigint, over: Partial<typeof heartbeat> = {}) => ({
-  clusterId: "c",
-  members: [1n, 2n, 3n],
-  messages: [{ ...heartbeat, context, ...over }],
+const batch = (
+  context: bigint,
+  over: Partial<typeof heartbeat> = {},
+  batchOver: { clusterId?: string; members?: bigint[] } = {},
+) => ({
+  batch: {
+    clusterId: "c",
+    members: [1n, 2n, 3n],
+    messages: [{ ...heartbeat, context, ...over }],
+    ...batchOver,
+  },
 });
 
 Deno.test("Stream: each batch is stepped as it arrives, in order, and the call is answered at its end", async () => {
@@ -170,8 +177,14 @@ Deno.test("Stream: each batch is stepped as it arrives, in order, and the call i
 
 Deno.test("Stream: the first batch that fails a check ends the call with Send's status; none after it is stepped", async () => {
   const cases: [string, ReturnType<typeof batch>, Code, RegExp][] = [
-    ["another cluster", { ...batch(2n), clusterId: "x" }, Code.FailedPrecondition, /"x"/],
-    ["another membership", { ...batch(2n), members: [1n, 2n] }, Code.FailedPrecondition, /\{1,2\}/],
+    ["another cluster", batch(2n, {}, { clusterId: "x" }), Code.FailedPrecondition, /"x"/],
+    [
+      "another membership",
+      batch(2n, {}, { members: [1n, 2n] }),
+      Code.FailedPrecondition,
+      /\{1,2\}/,
+    ],
+    ["no batch", {} as ReturnType<typeof batch>, Code.InvalidArgument, /without a batch/],
     ["a stranger", batch(2n, { from: 9n }), Code.PermissionDenied, /node 9 is not a member/],
     [
       "an unknown type",
@@ -182,11 +195,11 @@ Deno.test("Stream: the first batch that fails a check ends the call with Send's 
   ];
   for (const [what, bad, code, why] of cases) {
     const { stepped, client } = setup();
-    async function* batches() {
+    const batches = async function* () {
       yield batch(1n);
       yield bad;
       yield batch(3n);
-    }
+    };
     const err = await refusal(client.stream(batches()));
     assert.equal(err.code, code, what);
     assert.match(err.rawMessage, why, what);

@@ -10,7 +10,12 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { MessageType, RaftService, type SendRequest } from "../../src/gen/raftkv/v1/raft_pb.ts";
+import {
+  MessageType,
+  RaftService,
+  type SendRequest,
+  type StreamRequest,
+} from "../../src/gen/raftkv/v1/raft_pb.ts";
 import type { LogFields, Logger } from "../../src/raft/logger.ts";
 import { type Message, message } from "../../src/raft/types.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
@@ -51,8 +56,8 @@ async function fakePeer(
         r.service(RaftService, {
           send: (req) => (answer(req), {}),
           ...(sendOnly ? {} : {
-            stream: async (reqs: AsyncIterable<SendRequest>) => {
-              for await (const req of reqs) answer(req);
+            stream: async (reqs: AsyncIterable<StreamRequest>) => {
+              for await (const req of reqs) answer(req.batch!);
               return {};
             },
           }),
@@ -247,7 +252,7 @@ Deno.test("a snap message travels on InstallSnapshot over HTTP/2, never in a Sen
             real.stream(
               (async function* () {
                 for await (const req of reqs) {
-                  batches.push(req.messages.map((m) => MessageType[m.type]));
+                  batches.push(req.batch!.messages.map((m) => MessageType[m.type]));
                   yield req;
                 }
               })(),

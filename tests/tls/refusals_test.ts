@@ -85,7 +85,7 @@ function sendAs(from: number | undefined, to: number) {
 
 /** The batches given, as the request stream of a RaftService/Stream call. */
 async function* batches(...reqs: ReturnType<typeof sendAs>[]) {
-  yield* reqs;
+  for (const batch of reqs) yield { batch };
 }
 
 Deno.test("TLS refusals: each intruder gets a clear status, the node keeps serving", async (t) => {
