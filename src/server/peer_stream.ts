@@ -15,7 +15,9 @@
  * across calls too. Ending calls keeps each within the server's request timeout and
  * call-byte budget (src/http2/limits.ts), which hold for peers as for anyone, and
  * gives a round-trip figure and a liveness check: a call not answered within its
- * deadline fails, as a Send did.
+ * deadline fails, as a Send did. A server configured with a request timeout below
+ * {@link ROTATE_MS} cuts calls (CANCEL): each cut halves this peer's call length,
+ * down to {@link MIN_ROTATE_MS}, so the calls soon end before the server cuts them.
  *
  * Failure: a call that fails loses what it carried (Raft retries: §5.1, "RPCs may
  * be lost"); what is still queued is dropped too, being stale by the time the peer
@@ -64,6 +66,9 @@ export const ROTATE_MS = 2_000;
  * call's request bytes against its call-byte budget until it answers.
  */
 export const ROTATE_BYTES = 1024 * 1024;
+
+/** The shortest a Stream call is made when the peer's server cuts longer ones. */
+export const MIN_ROTATE_MS = 50;
 
 /** The first wait after a failed call; it doubles on each further failure. */
 export const MIN_BACKOFF_MS = 50;
@@ -116,10 +121,13 @@ export class PeerStream {
   readonly #abort = new AbortController();
   /** Until when this peer is sent Sends, as one that does not serve Stream. */
   #unaryUntil = 0;
+  /** How long a Stream call lasts at most: shortened when the peer cuts calls (see #run). */
+  #rotateMs: number;
   readonly #loop: Promise<void>;
 
   constructor(options: PeerStreamOptions) {
     this.#o = options;
+    this.#rotateMs = options.rotateMs ?? ROTATE_MS;
     this.#loop = this.#run();
   }
 
@@ -128,6 +136,11 @@ export class PeerStream {
     const w = this.#wake;
     this.#wake = undefined;
     w?.();
+  }
+
+  /** How long a Stream call lasts at most now (shorter than configured after cuts). */
+  get rotateMs(): number {
+    return this.#rotateMs;
   }
 
   /** Stops sending: the call under way is cancelled, what is queued stays unsent. */
@@ -193,6 +206,16 @@ export class PeerStream {
           for (const batch of sent) await this.#unary(batch);
           continue;
         }
+        // A peer whose server cuts calls sooner than ours end (CANCEL: a request
+        // timeout set below ROTATE_MS, `--request-timeout-ms`) gets shorter calls,
+        // halving down to MIN_ROTATE_MS, rather than a cut on every call forever.
+        const age = performance.now() - began;
+        if (
+          err instanceof ConnectError && err.code === Code.Canceled && age >= MIN_ROTATE_MS &&
+          this.#rotateMs > MIN_ROTATE_MS
+        ) {
+          this.#rotateMs = Math.max(MIN_ROTATE_MS, Math.floor(Math.min(this.#rotateMs, age) / 2));
+        }
         const lost = sent.reduce((n, b) => n + b.length, 0) + this.#o.queue.length;
         // Stale by the time the peer is reached again: the core sends afresh (§5.1).
         this.#o.queue.clear();
@@ -211,7 +234,7 @@ export class PeerStream {
    */
   async #stream(sent: Message[][]): Promise<number> {
     const queue = this.#o.queue;
-    const rotateMs = this.#o.rotateMs ?? ROTATE_MS;
+    const rotateMs = this.#rotateMs;
     const rotateBytes = this.#o.rotateBytes ?? ROTATE_BYTES;
     const started = performance.now();
     let lastWritten = started;

@@ -21,8 +21,10 @@ import {
   type StreamRequest,
 } from "../../src/gen/raftkv/v1/raft_pb.ts";
 import { message } from "../../src/raft/types.ts";
+import { Http2Guard } from "../../src/http2/guard.ts";
+import { DEFAULT_HTTP2_LIMITS } from "../../src/http2/limits.ts";
 import { PeerQueue } from "../../src/server/peer_queue.ts";
-import { type CallOutcome, PeerStream } from "../../src/server/peer_stream.ts";
+import { type CallOutcome, PeerStream, ROTATE_MS } from "../../src/server/peer_stream.ts";
 
 /** Polls `cond` every 10 ms for up to 20 s; fails naming `what`. */
 async function until(what: string, cond: () => boolean): Promise<void> {
@@ -76,6 +78,47 @@ async function fakePeer(seen: Seen, opts: { sendOnly?: boolean; port?: number } 
     cut: () => {
       for (const s of sessions) s.destroy();
     },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sessions) s.destroy();
+      }),
+  };
+}
+
+/**
+ * A RaftService/Stream behind the node's HTTP/2 guard (src/http2/guard.ts) with a
+ * request timeout of `requestTimeoutMs`: a call whose request has not ended by then
+ * is cut (CANCEL), as `--request-timeout-ms` makes a node do.
+ */
+async function guardedPeer(seen: Seen, requestTimeoutMs: number) {
+  const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+  const guard = new Http2Guard({ ...DEFAULT_HTTP2_LIMITS, requestTimeoutMs }, quiet);
+  const server = http2.createServer(
+    {},
+    guard.wrap(connectNodeAdapter({
+      routes: (r) =>
+        r.service(RaftService, {
+          stream: async (reqs: AsyncIterable<StreamRequest>) => {
+            const call = { method: "stream" as const, batches: [] as number[][] };
+            seen.calls.push(call);
+            for await (const req of reqs) {
+              call.batches.push(req.batch!.messages.map((m) => Number(m.context)));
+            }
+            return {};
+          },
+        }),
+    })),
+  );
+  guard.install(server);
+  const sessions = new Set<http2.Http2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -253,4 +296,24 @@ Deno.test("close() ends the loop at once, with a call open and waiting for messa
   } finally {
     await peer.close();
   }
+});
+
+Deno.test("a peer whose server cuts calls sooner (a short --request-timeout-ms) gets shorter calls, and they get through", async () => {
+  const seen: Seen = { calls: [] };
+  // The server cuts a call 300 ms after its headers; ours last 2 s unless shortened.
+  const peer = await guardedPeer(seen, 300);
+  const s = streamTo(peer.port);
+  try {
+    await until(
+      "a call answered, not cut",
+      () => (s.send(1), s.outcomes.some((o) => o.ok)),
+    );
+  } finally {
+    await s.stream.close();
+    await peer.close();
+  }
+  assert.ok(s.outcomes.some((o) => !o.ok), "at least one call was cut first");
+  assert.ok(s.stream.rotateMs < ROTATE_MS, `calls now last ${s.stream.rotateMs} ms at most`);
+  const got = delivered(seen);
+  assert.deepEqual(got, [...got].sort((a, b) => a - b));
 });
