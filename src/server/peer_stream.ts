@@ -103,7 +103,10 @@ export interface PeerStreamOptions {
   readonly timeoutMs: number;
   /** Told how each call ended. */
   ended(outcome: CallOutcome): void;
-  /** Told once when the peer turns out not to serve Stream (it is sent Sends for a while). */
+  /**
+   * Told when the peer turns out not to serve Stream: it is then sent Sends for
+   * {@link UNARY_FALLBACK_MS} (so told at most once in that time).
+   */
   fellBack?(): void;
   /** How long a Stream call lasts at most ({@link ROTATE_MS} by default). */
   readonly rotateMs?: number;
@@ -163,14 +166,19 @@ export class PeerStream {
     this.#wake = undefined;
   }
 
+  /** Waits `ms`, or until close. */
   async #sleep(ms: number): Promise<void> {
     if (this.#closed) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const aborted = () => clearTimeout(timer);
+    const signal = this.#abort.signal;
+    let onAbort = () => {};
     await new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-      this.#abort.signal.addEventListener("abort", () => (aborted(), resolve()), { once: true });
+      const timer = setTimeout(resolve, ms);
+      onAbort = () => (clearTimeout(timer), resolve());
+      signal.addEventListener("abort", onAbort, { once: true });
     });
+    // A dead peer is waited for once a second for as long as it stays dead: one
+    // listener per wait would pile up on the signal.
+    signal.removeEventListener("abort", onAbort);
   }
 
   #request(batch: readonly Message[]): SendRequest {
