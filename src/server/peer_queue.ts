@@ -93,4 +93,12 @@ export class PeerQueue {
     for (const t of taken) this.#bytes -= t.size;
     return taken.map((t) => t.m);
   }
+
+  /** Drops every message waiting; returns how many there were. */
+  clear(): number {
+    const n = this.#items.length;
+    this.#items = [];
+    this.#bytes = 0;
+    return n;
+  }
 }

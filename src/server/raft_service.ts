@@ -28,7 +28,9 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   InstallSnapshotResponseSchema,
   RaftService,
+  type SendRequest,
   SendResponseSchema,
+  StreamResponseSchema,
 } from "../gen/raftkv/v1/raft_pb.ts";
 import { type Message, message, type NodeId, type Snapshot } from "../raft/types.ts";
 import { CodecError, MAX_TERM, membersFromPb, messageFromPb, toSafeNumber } from "./codec.ts";
@@ -94,11 +96,12 @@ export function refusedByMembership(
 /**
  * What RaftService needs of a node: who it is, and where received messages go; and,
  * once membership can change, its bootstrap membership and who it knows (without
- * them: --peers, fixed).
+ * them: --peers, fixed); and when it stops (onLeaderChange's final report), which
+ * ends the peer streams it serves.
  */
 export type RaftServiceNode =
   & Pick<RaftKvNode, "options" | "status" | "receive">
-  & Partial<Pick<RaftKvNode, "bootstrap" | "knows">>;
+  & Partial<Pick<RaftKvNode, "bootstrap" | "knows" | "onLeaderChange">>;
 
 /** The RaftService implementation for one node. */
 export function raftService(
@@ -159,37 +162,68 @@ export function raftService(
     }
   };
 
+  /** Checks one batch (a Send, or one request of a Stream) and steps its messages in order. */
+  const deliver = (req: SendRequest): void => {
+    const first = req.messages[0]?.from;
+    const sender = first === undefined ? "the sender" : `node ${first}`;
+    checkIdentity(sender, req.clusterId, req.members);
+    if (req.messages.length > MAX_MESSAGES_PER_SEND) {
+      throw new ConnectError(
+        `a batch of ${req.messages.length} messages is over the limit of ${MAX_MESSAGES_PER_SEND}`,
+        Code.InvalidArgument,
+      );
+    }
+    const messages: Message[] = [];
+    for (const pm of req.messages) {
+      let m: Message;
+      try {
+        m = messageFromPb(pm);
+      } catch (err) {
+        if (err instanceof CodecError) throw new ConnectError(err.message, Code.InvalidArgument);
+        throw err;
+      }
+      checkEnds(m.from, m.to);
+      messages.push(m);
+    }
+    for (const m of messages) {
+      if (m.type === "app_resp") {
+        const refused = refusedByState(m, node.status());
+        if (refused !== undefined) throw new ConnectError(refused, Code.InvalidArgument);
+      }
+      node.receive([m]);
+    }
+  };
+
   return {
     send(req) {
-      const first = req.messages[0]?.from;
-      const sender = first === undefined ? "the sender" : `node ${first}`;
-      checkIdentity(sender, req.clusterId, req.members);
-      if (req.messages.length > MAX_MESSAGES_PER_SEND) {
-        throw new ConnectError(
-          `a batch of ${req.messages.length} messages is over the limit of ${MAX_MESSAGES_PER_SEND}`,
-          Code.InvalidArgument,
-        );
-      }
-      const messages: Message[] = [];
-      for (const pm of req.messages) {
-        let m: Message;
-        try {
-          m = messageFromPb(pm);
-        } catch (err) {
-          if (err instanceof CodecError) throw new ConnectError(err.message, Code.InvalidArgument);
-          throw err;
-        }
-        checkEnds(m.from, m.to);
-        messages.push(m);
-      }
-      for (const m of messages) {
-        if (m.type === "app_resp") {
-          const refused = refusedByState(m, node.status());
-          if (refused !== undefined) throw new ConnectError(refused, Code.InvalidArgument);
-        }
-        node.receive([m]);
-      }
+      deliver(req);
       return create(SendResponseSchema, {});
+    },
+
+    async stream(requests) {
+      // Each batch is stepped as it arrives: the sender does not wait for an answer
+      // per batch, only for this one at the end of the call (see raft.proto). The
+      // call ends early when this node stops: a server that is closing lets calls
+      // under way finish, and a peer's would otherwise hold it for up to 2 s.
+      let off = () => {};
+      const stopped = new Promise<undefined>((resolve) => {
+        off = node.onLeaderChange?.((c) => c.final && resolve(undefined)) ?? off;
+      });
+      const it = requests[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          const next = await Promise.race([it.next(), stopped]);
+          if (next === undefined || next.done === true) break;
+          const batch = next.value.batch;
+          if (batch === undefined) {
+            throw new ConnectError("a Stream request without a batch", Code.InvalidArgument);
+          }
+          deliver(batch);
+        }
+      } finally {
+        off();
+      }
+      return create(StreamResponseSchema, {});
     },
 
     async installSnapshot(requests, ctx) {

@@ -4,9 +4,11 @@
  * in its own `--peers`, so peer traffic can be routed through a proxy or NAT.
  *
  * Delivery is best effort, as Raft assumes (§5.1: RPCs may be lost; the leader
- * retries). Per peer there is one queue and at most one Send in flight, which
- * keeps messages to a peer in order and lets everything queued meanwhile travel
- * in the next batch. A peer that cannot be reached is logged once when it goes
+ * retries). Per peer there is one bounded queue and one sending loop
+ * (peer_stream.ts) that carries it on a long-lived `RaftService/Stream` call, a
+ * batch per HTTP/2 frame, in order, without waiting for each batch to be stepped;
+ * a peer that does not serve Stream (an older version) is sent unary `Send`s, one
+ * in flight, as before. A peer that cannot be reached is logged once when it goes
  * down and once when it comes back, not on every retry; a peer that answers but
  * refuses our messages (another cluster id, another membership: see
  * raft_service.ts) is logged once per cause as "refused", a different trouble with
@@ -24,10 +26,11 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RaftService, SendRequestSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
-import { membersToPb, messageToPb } from "./codec.ts";
+import { membersToPb } from "./codec.ts";
 import { PeerErrorLatch } from "./log.ts";
 import type { NodeObserver } from "./node_observer.ts";
 import { MAX_QUEUED, MAX_QUEUED_BYTES, PeerQueue } from "./peer_queue.ts";
+import { type CallOutcome, PeerStream } from "./peer_stream.ts";
 import { SnapshotSender } from "./snapshot_sender.ts";
 import type { PeerDialer } from "../tls/dial.ts";
 
@@ -62,13 +65,6 @@ export function grpcTransportTo(
   if (dialer !== undefined) return dialer.transport(address.host, address.port, options, peerId);
   return createGrpcTransport({ baseUrl: baseUrl(address), ...options });
 }
-
-/**
- * The most bytes one Send may carry beyond its first message, well under the
- * peer's request limit (MAX_REQUEST_BYTES, 4 MiB): one message holds at most
- * maxSizePerMsg (1 MiB) of entry data, so a batch never exceeds 3 MiB.
- */
-const MAX_BATCH_BYTES = 2 * 1024 * 1024;
 
 /**
  * Codes with which a peer that received a batch refuses it: its RaftService ran
@@ -122,7 +118,8 @@ interface Peer {
   client: Client<typeof RaftService>;
   /** Bounded in count and bytes, oldest dropped past them (peer_queue.ts). */
   readonly queue: PeerQueue;
-  sending: boolean;
+  /** Carries the queue to the peer (peer_stream.ts). */
+  readonly stream: PeerStream;
   /** Whether the queue has dropped messages since it was last empty (logged once then). */
   dropping: boolean;
   /** Set when the peer is no longer dialed (setPeers): what is queued stays unsent. */
@@ -176,7 +173,7 @@ export class PeerTransport {
   #closed = false;
   /** Set after the constructor's setPeers: later additions are logged. */
   #started = false;
-  /** Sends under way, so close() can wait for them. */
+  /** Probes under way (reachablePeers), and sending loops of removed peers, so close() can wait for them. */
   readonly #inflight = new Set<Promise<void>>();
   /** Snapshots travel on their own call, one at a time per peer. */
   readonly #snapshots: SnapshotSender;
@@ -203,7 +200,11 @@ export class PeerTransport {
   setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void {
     for (const id of [...this.#peers.keys()]) {
       if (!peers.has(id)) {
-        this.#peers.get(id)!.removed = true;
+        const peer = this.#peers.get(id)!;
+        peer.removed = true;
+        const closed = peer.stream.close();
+        this.#inflight.add(closed);
+        void closed.finally(() => this.#inflight.delete(closed));
         this.#peers.delete(id);
         this.#errors.clear(id);
         this.#options.logger.info("stopped dialing a former member", { peer: id });
@@ -221,16 +222,31 @@ export class PeerTransport {
         grpcTransportTo(address, this.#options.dialer, id),
       );
       if (known === undefined) {
-        this.#peers.set(id, {
+        const queue = new PeerQueue();
+        const peer: Peer = {
           id,
           address,
           client,
-          queue: new PeerQueue(),
-          sending: false,
+          queue,
+          stream: new PeerStream({
+            peer: id,
+            queue,
+            client: () => peer.client,
+            clusterId: this.#options.clusterId,
+            members: this.#members,
+            timeoutMs: this.#options.timeoutMs,
+            ended: (outcome) => this.#ended(peer, outcome),
+            fellBack: () =>
+              this.#options.logger.info(
+                "peer does not serve RaftService/Stream (an older version?): sending it unary Sends",
+                { peer: id },
+              ),
+          }),
           dropping: false,
-        });
+        };
+        this.#peers.set(id, peer);
       } else {
-        // In place: a Send under way still clears `sending` on this object.
+        // In place: the sending loop takes the new client for its next call.
         known.address = address;
         known.client = client;
       }
@@ -276,55 +292,35 @@ export class PeerTransport {
         });
       }
     }
-    for (const peer of this.#peers.values()) this.#pump(peer);
+    for (const peer of this.#peers.values()) {
+      if (peer.queue.length === 0) peer.dropping = false;
+      else peer.stream.wake();
+    }
   }
 
-  #pump(peer: Peer): void {
-    if (peer.queue.length === 0) peer.dropping = false;
-    if (peer.sending || peer.queue.length === 0 || this.#closed || peer.removed) return;
-    const batch = peer.queue.take(MAX_BATCH_BYTES);
-    peer.sending = true;
-    const p = this.#deliver(peer, batch).finally(() => {
-      peer.sending = false;
-      this.#inflight.delete(p);
-      this.#pump(peer);
-    });
-    this.#inflight.add(p);
-  }
-
-  async #deliver(peer: Peer, batch: Message[]): Promise<void> {
+  /** A call to `peer` ended: counted, and logged when the peer's health changed. */
+  #ended(peer: Peer, outcome: CallOutcome): void {
     const log = this.#options.logger;
-    const began = performance.now();
-    const observe = (ok: boolean) =>
-      this.#options.observer?.peerSent?.(peer.id, (performance.now() - began) / 1000, ok);
-    try {
-      await peer.client.send(
-        create(SendRequestSchema, {
-          clusterId: this.#options.clusterId,
-          messages: batch.map(messageToPb),
-          members: this.#members,
-        }),
-        { timeoutMs: this.#options.timeoutMs },
-      );
-      observe(true);
+    this.#options.observer?.peerSent?.(peer.id, outcome.seconds, outcome.ok);
+    if (outcome.ok) {
       const was = this.#errors.errorOf(peer.id);
       if (this.#errors.clear(peer.id)) {
         if (was === "unreachable") log.info("peer reachable again", { peer: peer.id });
         else log.info("peer accepted our messages again", { peer: peer.id });
       }
-    } catch (err) {
-      observe(false);
-      const { kind, cause } = classifySendError(err);
-      if (!this.#errors.report(peer.id, cause) || this.#closed) return;
-      const fields = {
-        peer: peer.id,
-        address: `${peer.address.host}:${peer.address.port}`,
-        error: err instanceof ConnectError ? `${Code[err.code]}: ${err.rawMessage}` : String(err),
-        dropped: batch.length,
-      };
-      if (kind === "refused") log.warn("peer refused our messages", fields);
-      else log.warn("cannot reach peer", fields);
+      return;
     }
+    const err = outcome.error;
+    const { kind, cause } = classifySendError(err);
+    if (!this.#errors.report(peer.id, cause) || this.#closed) return;
+    const fields = {
+      peer: peer.id,
+      address: `${peer.address.host}:${peer.address.port}`,
+      error: err instanceof ConnectError ? `${Code[err.code]}: ${err.rawMessage}` : String(err),
+      dropped: outcome.lost,
+    };
+    if (kind === "refused") log.warn("peer refused our messages", fields);
+    else log.warn("cannot reach peer", fields);
   }
 
   /**
@@ -357,9 +353,13 @@ export class PeerTransport {
     return peers.filter((_, i) => answered[i]).map((p) => p.id);
   }
 
-  /** Stops sending, cancels snapshot transfers, and waits for Sends under way. */
+  /** Stops sending, cancels calls and snapshot transfers under way, and waits for them to end. */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#inflight, this.#snapshots.close()]);
+    await Promise.allSettled([
+      ...[...this.#peers.values()].map((p) => p.stream.close()),
+      ...this.#inflight,
+      this.#snapshots.close(),
+    ]);
   }
 }

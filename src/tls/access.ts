@@ -179,12 +179,19 @@ function checkingInterceptor(options: AccessOptions): Interceptor {
         for (const m of messages) checkSender(caller, m.from);
         return await next(req);
       }
+      // Stream: every request is a batch, checked as a Send's, message by message.
       // InstallSnapshot: its first request holds the header naming the sender.
-      const inner = req.message as AsyncIterable<{ part: { case?: string; value?: unknown } }>;
+      const batches = req.method.name === "Stream";
+      const inner = req.message as AsyncIterable<{
+        part?: { case?: string; value?: unknown };
+        batch?: { messages: { from: bigint }[] };
+      }>;
       const checked = (async function* () {
         let first = true;
         for await (const m of inner) {
-          if (first && m.part.case === "header") {
+          if (batches) {
+            for (const pm of m.batch?.messages ?? []) checkSender(caller, pm.from);
+          } else if (first && m.part?.case === "header") {
             checkSender(caller, (m.part.value as { from: bigint }).from);
           }
           first = false;

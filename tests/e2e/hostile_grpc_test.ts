@@ -88,6 +88,8 @@ import { type Cluster, text, utf8, waitFor, withCluster } from "./_harness.ts";
 const CLUSTER_ID = "raftkv-e2e";
 const PUT = "/raftkv.v1.KVService/Put";
 const SEND = "/raftkv.v1.RaftService/Send";
+/** The peer stream: every request a batch, checked as a Send's (raft_service.ts). */
+const STREAM = "/raftkv.v1.RaftService/Stream";
 const STATUS = "/raftkv.v1.ClusterService/Status";
 
 const OK = 0;
@@ -138,6 +140,23 @@ function sendBody(
   );
 }
 
+/**
+ * The same batch as a framed StreamRequest: a framed SendRequest's payload wrapped
+ * as its field 1 (`batch`).
+ */
+function streamBody(framedSend: Uint8Array): Uint8Array {
+  const payload = framedSend.subarray(5);
+  const len: number[] = [];
+  for (let n = payload.length;; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      len.push(n);
+      break;
+    }
+    len.push((n % 128) | 0x80);
+  }
+  return grpcFrame(new Uint8Array([0x0a, ...len, ...payload]));
+}
+
 /** An encoded Command, for entry data. */
 function command(init: MessageInitShape<typeof CommandSchema>): Uint8Array {
   return toBinary(CommandSchema, create(CommandSchema, init));
@@ -168,7 +187,7 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           ["an end group without a start", new Uint8Array([0x0c])],
           ["100,000 nested groups", nested],
         ];
-        for (const path of [PUT, SEND, STATUS]) {
+        for (const path of [PUT, SEND, STREAM, STATUS]) {
           for (const [what, payload] of payloads) {
             const r = await raw.call(path, grpcFrame(payload));
             assertGrpc(r, INTERNAL, /^parse binary: /, `${path}, ${what}`);
@@ -426,6 +445,18 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           ];
           for (const [what, body, code, message] of cases) {
             assertGrpc(await rawF.call(SEND, body), code, message, what);
+            // The same batch on the peer stream, alone or after a good one, ends the call.
+            assertGrpc(
+              await rawF.call(STREAM, streamBody(body)),
+              code,
+              message,
+              `${what} (Stream)`,
+            );
+            const afterGood = new Uint8Array([
+              ...streamBody(sendBody([])),
+              ...streamBody(body),
+            ]);
+            assertGrpc(await rawF.call(STREAM, afterGood), code, message, `${what} (Stream, 2nd)`);
           }
         },
       );
@@ -587,6 +618,12 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           ];
           for (const [what, m, message] of cases) {
             assertGrpc(await rawF.call(SEND, sendBody([m])), INVALID_ARGUMENT, message, what);
+            assertGrpc(
+              await rawF.call(STREAM, streamBody(sendBody([m]))),
+              INVALID_ARGUMENT,
+              message,
+              `${what} (Stream)`,
+            );
           }
         },
       );

@@ -19,19 +19,30 @@ import { raftService, refusedByMembership } from "../../src/server/raft_service.
 
 const PEERS = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
-/** Node 1 of cluster "c" with members {1,2,3}, as RaftService sees it; records what it steps. */
+/**
+ * Node 1 of cluster "c" with members {1,2,3}, as RaftService sees it; records what
+ * it steps; `stop()` gives the final leader report a stopping node gives.
+ */
 function setup() {
   const stepped: Message[] = [];
+  const listeners = new Set<(c: { leader: number; final: boolean }) => void>();
   const node = {
     options: { id: 1, clusterId: "c", peers: PEERS },
     status: () => ({ role: "follower", term: 1, lastIndex: 0 }),
     receive: (ms: readonly Message[]) => stepped.push(...ms),
+    onLeaderChange: (l: (c: { leader: number; final: boolean }) => void) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
   } as unknown as RaftKvNode;
   const client = createClient(
     RaftService,
     createRouterTransport((r) => r.service(RaftService, raftService(node))),
   );
-  return { stepped, client };
+  const stop = () => {
+    for (const l of listeners) l({ leader: 0, final: true });
+  };
+  return { stepped, client, stop, listening: () => listeners.size };
 }
 
 /** A heartbeat from node 2 to node 1. */
@@ -131,4 +142,86 @@ Deno.test("refusedByMembership: equal sets agree, anything else is refused", () 
   assert.equal(refusedByMembership("node 2", [1, 2, 3], 1, [1, 2, 3]), undefined);
   assert.match(refusedByMembership("node 2", [1, 2, 4], 1, [1, 2, 3]) ?? "", /\{1,2,4\}/);
   assert.match(refusedByMembership("node 2", [], 1, [1]) ?? "", /believes the members are \{\}/);
+});
+
+/** A heartbeat from node 2 to node 1 with read round `context`, in a batch of its own. */
+const batch = (
+  context: bigint,
+  over: Partial<typeof heartbeat> = {},
+  batchOver: { clusterId?: string; members?: bigint[] } = {},
+) => ({
+  batch: {
+    clusterId: "c",
+    members: [1n, 2n, 3n],
+    messages: [{ ...heartbeat, context, ...over }],
+    ...batchOver,
+  },
+});
+
+Deno.test("Stream: each batch is stepped as it arrives, in order, and the call is answered at its end", async () => {
+  const { stepped, client, listening } = setup();
+  async function* batches() {
+    for (let k = 1n; k <= 3n; k++) {
+      yield batch(k);
+      // Stepped before the next batch is even written: nothing waits for the end.
+      for (let n = 0; n < 1000 && stepped.length < k; n++) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(stepped.length, Number(k));
+    }
+  }
+  await client.stream(batches());
+  assert.deepEqual(stepped.map((m) => m.context), [1, 2, 3]);
+  assert.equal(listening(), 0, "the call stopped listening for the node's stop");
+});
+
+Deno.test("Stream: the first batch that fails a check ends the call with Send's status; none after it is stepped", async () => {
+  const cases: [string, ReturnType<typeof batch>, Code, RegExp][] = [
+    ["another cluster", batch(2n, {}, { clusterId: "x" }), Code.FailedPrecondition, /"x"/],
+    [
+      "another membership",
+      batch(2n, {}, { members: [1n, 2n] }),
+      Code.FailedPrecondition,
+      /\{1,2\}/,
+    ],
+    ["no batch", {} as ReturnType<typeof batch>, Code.InvalidArgument, /without a batch/],
+    ["a stranger", batch(2n, { from: 9n }), Code.PermissionDenied, /node 9 is not a member/],
+    [
+      "an unknown type",
+      batch(2n, { type: 99 as MessageType }),
+      Code.InvalidArgument,
+      /unknown type 99/,
+    ],
+  ];
+  for (const [what, bad, code, why] of cases) {
+    const { stepped, client } = setup();
+    const batches = async function* () {
+      yield batch(1n);
+      yield bad;
+      yield batch(3n);
+    };
+    const err = await refusal(client.stream(batches()));
+    assert.equal(err.code, code, what);
+    assert.match(err.rawMessage, why, what);
+    assert.deepEqual(stepped.map((m) => m.context), [1], what);
+  }
+});
+
+Deno.test("Stream: a node that stops ends the calls it serves, answering them", async () => {
+  const { stepped, client, stop, listening } = setup();
+  let more: () => void = () => {};
+  async function* batches() {
+    yield batch(1n);
+    // The sender has nothing more to send for now: the call stays open.
+    await new Promise<void>((r) => more = r);
+  }
+  const call = client.stream(batches());
+  for (let k = 0; k < 1000 && stepped.length === 0; k++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  stop();
+  await call;
+  more();
+  assert.deepEqual(stepped.map((m) => m.context), [1]);
+  assert.equal(listening(), 0);
 });

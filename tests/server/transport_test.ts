@@ -10,7 +10,12 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { MessageType, RaftService, type SendRequest } from "../../src/gen/raftkv/v1/raft_pb.ts";
+import {
+  MessageType,
+  RaftService,
+  type SendRequest,
+  type StreamRequest,
+} from "../../src/gen/raftkv/v1/raft_pb.ts";
 import type { LogFields, Logger } from "../../src/raft/logger.ts";
 import { type Message, message } from "../../src/raft/types.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
@@ -35,14 +40,28 @@ async function until(what: string, cond: () => boolean): Promise<void> {
   assert.fail(`timed out waiting for ${what}`);
 }
 
-/** A RaftService on 127.0.0.1 whose answer to each Send the test chooses. */
+/**
+ * A RaftService on 127.0.0.1 whose answer to each batch the test chooses, on Send
+ * and on Stream (where a batch that throws ends the call); `sendOnly` serves Send
+ * alone, as a node of a version before Stream.
+ */
 async function fakePeer(
   answer: (req: SendRequest) => void,
+  sendOnly = false,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = http2.createServer(
     {},
     connectNodeAdapter({
-      routes: (r) => r.service(RaftService, { send: (req) => (answer(req), {}) }),
+      routes: (r) =>
+        r.service(RaftService, {
+          send: (req) => (answer(req), {}),
+          ...(sendOnly ? {} : {
+            stream: async (reqs: AsyncIterable<StreamRequest>) => {
+              for await (const req of reqs) answer(req.batch!);
+              return {};
+            },
+          }),
+        }),
     }),
   );
   const sessions = new Set<http2.Http2Session>();
@@ -153,14 +172,15 @@ Deno.test("a peer that refuses our messages is logged once as refused, and once 
   });
   const heartbeat = () => t.send([message({ type: "heartbeat", from: 1, to: 2, term: 1 })]);
   try {
-    // Forty heartbeats refused, one at a time, as a leader would send them.
-    for (let i = 1; i <= 40; i++) {
-      heartbeat();
-      await until(`send ${i} to be answered`, () => seen.length >= i);
-    }
+    // Heartbeats every 10 ms, as a leader would send them, until six batches were
+    // refused: each refusal ends the stream (what waited is dropped), and the sender
+    // waits a little longer each time before it opens the next.
+    await until("six refused batches", () => (heartbeat(), seen.length >= 6));
     refuse = false;
-    heartbeat();
-    await until("the peer to accept again", () => lines.some((l) => l.includes("again")));
+    await until(
+      "the peer to accept again",
+      () => (heartbeat(), lines.some((l) => l.includes("again"))),
+    );
   } finally {
     await t.close();
     await peer.close();
@@ -228,6 +248,16 @@ Deno.test("a snap message travels on InstallSnapshot over HTTP/2, never in a Sen
             batches.push(req.messages.map((m) => MessageType[m.type]));
             return real.send(req, ctx);
           },
+          stream: (reqs, ctx) =>
+            real.stream(
+              (async function* () {
+                for await (const req of reqs) {
+                  batches.push(req.batch!.messages.map((m) => MessageType[m.type]));
+                  yield req;
+                }
+              })(),
+              ctx,
+            ),
         }),
     }),
   );

@@ -83,6 +83,11 @@ function sendAs(from: number | undefined, to: number) {
   });
 }
 
+/** The batches given, as the request stream of a RaftService/Stream call. */
+async function* batches(...reqs: ReturnType<typeof sendAs>[]) {
+  for (const batch of reqs) yield { batch };
+}
+
 Deno.test("TLS refusals: each intruder gets a clear status, the node keeps serving", async (t) => {
   const tls = await tlsCluster(3, POLICY);
   const { pki } = tls;
@@ -144,6 +149,11 @@ Deno.test("TLS refusals: each intruder gets a clear status, the node keeps servi
           // Probes need no certificate: Health answers.
           const h = await anon.health.check({ service: "" }, { timeoutMs: 5_000 });
           assert.equal(h.status, 1 /* SERVING */);
+          // Nor can it open the peer stream.
+          const stream = await refusal(() =>
+            anon.raft.stream(batches(sendAs(2, 1)), { timeoutMs: 5_000 })
+          );
+          assert.equal(codeName(stream.code), "Unauthenticated", stream.message);
         } finally {
           await anon.close();
         }
@@ -189,6 +199,14 @@ Deno.test("TLS refusals: each intruder gets a clear status, the node keeps servi
           const err = await refusal(() => n2.raft.send(sendAs(3, 1), { timeoutMs: 5_000 }));
           assert.equal(codeName(err.code), "PermissionDenied", err.message);
           assert.match(err.rawMessage, /claiming to be from node 3.*names node 2/);
+          // The peer stream carries the same check, batch by batch: a stream that
+          // starts as node 2 and then claims node 3 is cut at that batch.
+          await n2.raft.stream(batches(sendAs(undefined, 1)), { timeoutMs: 5_000 });
+          const onStream = await refusal(() =>
+            n2.raft.stream(batches(sendAs(undefined, 1), sendAs(3, 1)), { timeoutMs: 5_000 })
+          );
+          assert.equal(codeName(onStream.code), "PermissionDenied", onStream.message);
+          assert.match(onStream.rawMessage, /claiming to be from node 3.*names node 2/);
         } finally {
           await n2.close();
         }
@@ -200,6 +218,10 @@ Deno.test("TLS refusals: each intruder gets a clear status, the node keeps servi
         try {
           const err = await refusal(() => o.raft.send(sendAs(2, 1), { timeoutMs: 5_000 }));
           assert.equal(codeName(err.code), "Unauthenticated", err.message);
+          const stream = await refusal(() =>
+            o.raft.stream(batches(sendAs(2, 1)), { timeoutMs: 5_000 })
+          );
+          assert.equal(codeName(stream.code), "Unauthenticated", stream.message);
         } finally {
           await o.close();
         }
@@ -215,6 +237,11 @@ Deno.test("TLS refusals: each intruder gets a clear status, the node keeps servi
             err.rawMessage,
             /needs a peer certificate .*; client "ops" presented a client certificate/,
           );
+          const stream = await refusal(() =>
+            a.raft.stream(batches(sendAs(undefined, 1)), { timeoutMs: 5_000 })
+          );
+          assert.equal(codeName(stream.code), "PermissionDenied", stream.message);
+          assert.match(stream.rawMessage, /needs a peer certificate/);
         } finally {
           await a.close();
         }

@@ -19,7 +19,43 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/raft.proto.
  */
 export const file_raftkv_v1_raft: GenFile = /*@__PURE__*/
-  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxImUKFkluc3RhbGxTbmFwc2hvdFJlcXVlc3QSMgoGaGVhZGVyGAEgASgLMiAucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJyChVJbnN0YWxsU25hcHNob3RIZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoCRIPCgdtZW1iZXJzGAIgAygEEgwKBGZyb20YAyABKAQSCgoCdG8YBCABKAQSDAoEdGVybRgFIAEoBBIMCgRzaXplGAYgASgEIhkKF0luc3RhbGxTbmFwc2hvdFJlc3BvbnNlIlgKC1NlbmRSZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkSJAoIbWVzc2FnZXMYAiADKAsyEi5yYWZ0a3YudjEuTWVzc2FnZRIPCgdtZW1iZXJzGAMgAygEIg4KDFNlbmRSZXNwb25zZSLhAQoHTWVzc2FnZRIkCgR0eXBlGAEgASgOMhYucmFmdGt2LnYxLk1lc3NhZ2VUeXBlEgwKBGZyb20YAiABKAQSCgoCdG8YAyABKAQSDAoEdGVybRgEIAEoBBINCgVpbmRleBgFIAEoBBIQCghsb2dfdGVybRgGIAEoBBIhCgdlbnRyaWVzGAcgAygLMhAucmFmdGt2LnYxLkVudHJ5Eg4KBmNvbW1pdBgIIAEoBBIOCgZyZWplY3QYCSABKAgSEwoLcmVqZWN0X2hpbnQYCiABKAQSDwoHY29udGV4dBgLIAEoBCJWCgVFbnRyeRIMCgR0ZXJtGAEgASgEEg0KBWluZGV4GAIgASgEEiIKBHR5cGUYAyABKA4yFC5yYWZ0a3YudjEuRW50cnlUeXBlEgwKBGRhdGEYBCABKAwiNwoJSGFyZFN0YXRlEgwKBHRlcm0YASABKAQSDAoEdm90ZRgCIAEoBBIOCgZjb21taXQYAyABKAQikwMKB0NvbW1hbmQSEgoKc2Vzc2lvbl9pZBgCIAEoBBIQCghzZXF1ZW5jZRgDIAEoBBIPCgd0aW1lX21zGAQgASgEEh8KA3B1dBgKIAEoCzIQLnJhZnRrdi52MS5QdXRPcEgAEiUKBmRlbGV0ZRgLIAEoCzITLnJhZnRrdi52MS5EZWxldGVPcEgAEjcKEGNvbXBhcmVfYW5kX3N3YXAYDCABKAsyGy5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBPcEgAEjAKDG9wZW5fc2Vzc2lvbhgNIAEoCzIYLnJhZnRrdi52MS5PcGVuU2Vzc2lvbk9wSAASJAoDdHhuGA4gASgLMhUucmFmdGt2LnYxLlR4blJlcXVlc3RIABIuCgtsZWFzZV9ncmFudBgPIAEoCzIXLnJhZnRrdi52MS5MZWFzZUdyYW50T3BIABIwCgxsZWFzZV9yZXZva2UYECABKAsyGC5yYWZ0a3YudjEuTGVhc2VSZXZva2VPcEgAQgQKAm9wSgQIARACUgpyZXF1ZXN0X2lkIg8KDU9wZW5TZXNzaW9uT3AiMgoFUHV0T3ASCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEg0KBWxlYXNlGAMgASgEIiMKDExlYXNlR3JhbnRPcBITCgt0dGxfc2Vjb25kcxgBIAEoAyIsCg1MZWFzZVJldm9rZU9wEgoKAmlkGAEgASgEEg8KB2V4cGlyZWQYAiABKAgiFwoIRGVsZXRlT3ASCwoDa2V5GAEgASgJIlIKEENvbXBhcmVBbmRTd2FwT3ASCwoDa2V5GAEgASgJEhUKCGV4cGVjdGVkGAIgASgMSACIAQESDQoFdmFsdWUYAyABKAxCCwoJX2V4cGVjdGVkKscCCgtNZXNzYWdlVHlwZRIcChhNRVNTQUdFX1RZUEVfVU5TUEVDSUZJRUQQABIUChBNRVNTQUdFX1RZUEVfQVBQEAESGQoVTUVTU0FHRV9UWVBFX0FQUF9SRVNQEAISFQoRTUVTU0FHRV9UWVBFX1ZPVEUQAxIaChZNRVNTQUdFX1RZUEVfVk9URV9SRVNQEAQSGQoVTUVTU0FHRV9UWVBFX1BSRV9WT1RFEAUSHgoaTUVTU0FHRV9UWVBFX1BSRV9WT1RFX1JFU1AQBhIaChZNRVNTQUdFX1RZUEVfSEVBUlRCRUFUEAcSHwobTUVTU0FHRV9UWVBFX0hFQVJUQkVBVF9SRVNQEAgSHAoYTUVTU0FHRV9UWVBFX1RJTUVPVVRfTk9XEAkSIAocTUVTU0FHRV9UWVBFX1RSQU5TRkVSX0xFQURFUhAKKloKCUVudHJ5VHlwZRIaChZFTlRSWV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRU5UUllfVFlQRV9OT1JNQUwQARIaChZFTlRSWV9UWVBFX0NPTkZfQ0hBTkdFEAIyogEKC1JhZnRTZXJ2aWNlEjcKBFNlbmQSFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QaFy5yYWZ0a3YudjEuU2VuZFJlc3BvbnNlEloKD0luc3RhbGxTbmFwc2hvdBIhLnJhZnRrdi52MS5JbnN0YWxsU25hcHNob3RSZXF1ZXN0GiIucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlc3BvbnNlKAFiBnByb3RvMw", [file_raftkv_v1_kv]);
+  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxIjYKDVN0cmVhbVJlcXVlc3QSJQoFYmF0Y2gYASABKAsyFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QiEAoOU3RyZWFtUmVzcG9uc2UiZQoWSW5zdGFsbFNuYXBzaG90UmVxdWVzdBIyCgZoZWFkZXIYASABKAsyIC5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0InIKFUluc3RhbGxTbmFwc2hvdEhlYWRlchISCgpjbHVzdGVyX2lkGAEgASgJEg8KB21lbWJlcnMYAiADKAQSDAoEZnJvbRgDIAEoBBIKCgJ0bxgEIAEoBBIMCgR0ZXJtGAUgASgEEgwKBHNpemUYBiABKAQiGQoXSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UiWAoLU2VuZFJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLnJhZnRrdi52MS5NZXNzYWdlEg8KB21lbWJlcnMYAyADKAQiDgoMU2VuZFJlc3BvbnNlIuEBCgdNZXNzYWdlEiQKBHR5cGUYASABKA4yFi5yYWZ0a3YudjEuTWVzc2FnZVR5cGUSDAoEZnJvbRgCIAEoBBIKCgJ0bxgDIAEoBBIMCgR0ZXJtGAQgASgEEg0KBWluZGV4GAUgASgEEhAKCGxvZ190ZXJtGAYgASgEEiEKB2VudHJpZXMYByADKAsyEC5yYWZ0a3YudjEuRW50cnkSDgoGY29tbWl0GAggASgEEg4KBnJlamVjdBgJIAEoCBITCgtyZWplY3RfaGludBgKIAEoBBIPCgdjb250ZXh0GAsgASgEIlYKBUVudHJ5EgwKBHRlcm0YASABKAQSDQoFaW5kZXgYAiABKAQSIgoEdHlwZRgDIAEoDjIULnJhZnRrdi52MS5FbnRyeVR5cGUSDAoEZGF0YRgEIAEoDCI3CglIYXJkU3RhdGUSDAoEdGVybRgBIAEoBBIMCgR2b3RlGAIgASgEEg4KBmNvbW1pdBgDIAEoBCKTAwoHQ29tbWFuZBISCgpzZXNzaW9uX2lkGAIgASgEEhAKCHNlcXVlbmNlGAMgASgEEg8KB3RpbWVfbXMYBCABKAQSHwoDcHV0GAogASgLMhAucmFmdGt2LnYxLlB1dE9wSAASJQoGZGVsZXRlGAsgASgLMhMucmFmdGt2LnYxLkRlbGV0ZU9wSAASNwoQY29tcGFyZV9hbmRfc3dhcBgMIAEoCzIbLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcE9wSAASMAoMb3Blbl9zZXNzaW9uGA0gASgLMhgucmFmdGt2LnYxLk9wZW5TZXNzaW9uT3BIABIkCgN0eG4YDiABKAsyFS5yYWZ0a3YudjEuVHhuUmVxdWVzdEgAEi4KC2xlYXNlX2dyYW50GA8gASgLMhcucmFmdGt2LnYxLkxlYXNlR3JhbnRPcEgAEjAKDGxlYXNlX3Jldm9rZRgQIAEoCzIYLnJhZnRrdi52MS5MZWFzZVJldm9rZU9wSABCBAoCb3BKBAgBEAJSCnJlcXVlc3RfaWQiDwoNT3BlblNlc3Npb25PcCIyCgVQdXRPcBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSDQoFbGVhc2UYAyABKAQiIwoMTGVhc2VHcmFudE9wEhMKC3R0bF9zZWNvbmRzGAEgASgDIiwKDUxlYXNlUmV2b2tlT3ASCgoCaWQYASABKAQSDwoHZXhwaXJlZBgCIAEoCCIXCghEZWxldGVPcBILCgNrZXkYASABKAkiUgoQQ29tcGFyZUFuZFN3YXBPcBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDEILCglfZXhwZWN0ZWQqxwIKC01lc3NhZ2VUeXBlEhwKGE1FU1NBR0VfVFlQRV9VTlNQRUNJRklFRBAAEhQKEE1FU1NBR0VfVFlQRV9BUFAQARIZChVNRVNTQUdFX1RZUEVfQVBQX1JFU1AQAhIVChFNRVNTQUdFX1RZUEVfVk9URRADEhoKFk1FU1NBR0VfVFlQRV9WT1RFX1JFU1AQBBIZChVNRVNTQUdFX1RZUEVfUFJFX1ZPVEUQBRIeChpNRVNTQUdFX1RZUEVfUFJFX1ZPVEVfUkVTUBAGEhoKFk1FU1NBR0VfVFlQRV9IRUFSVEJFQVQQBxIfChtNRVNTQUdFX1RZUEVfSEVBUlRCRUFUX1JFU1AQCBIcChhNRVNTQUdFX1RZUEVfVElNRU9VVF9OT1cQCRIgChxNRVNTQUdFX1RZUEVfVFJBTlNGRVJfTEVBREVSEAoqWgoJRW50cnlUeXBlEhoKFkVOVFJZX1RZUEVfVU5TUEVDSUZJRUQQABIVChFFTlRSWV9UWVBFX05PUk1BTBABEhoKFkVOVFJZX1RZUEVfQ09ORl9DSEFOR0UQAjLjAQoLUmFmdFNlcnZpY2USNwoEU2VuZBIWLnJhZnRrdi52MS5TZW5kUmVxdWVzdBoXLnJhZnRrdi52MS5TZW5kUmVzcG9uc2USWgoPSW5zdGFsbFNuYXBzaG90EiEucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlcXVlc3QaIi5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UoARI/CgZTdHJlYW0SGC5yYWZ0a3YudjEuU3RyZWFtUmVxdWVzdBoZLnJhZnRrdi52MS5TdHJlYW1SZXNwb25zZSgBYgZwcm90bzM", [file_raftkv_v1_kv]);
+
+/**
+ * StreamRequest is one request of a `Stream` call: one batch of messages.
+ *
+ * @generated from message raftkv.v1.StreamRequest
+ */
+export type StreamRequest = Message$1<"raftkv.v1.StreamRequest"> & {
+  /**
+   * The batch, exactly as a `Send` carries it and checked the same way; required.
+   *
+   * @generated from field: raftkv.v1.SendRequest batch = 1;
+   */
+  batch?: SendRequest | undefined;
+};
+
+/**
+ * Describes the message raftkv.v1.StreamRequest.
+ * Use `create(StreamRequestSchema)` to create a new message.
+ */
+export const StreamRequestSchema: GenMessage<StreamRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_raft, 0);
+
+/**
+ * StreamResponse is empty: it says every batch of the call was stepped.
+ *
+ * @generated from message raftkv.v1.StreamResponse
+ */
+export type StreamResponse = Message$1<"raftkv.v1.StreamResponse"> & {
+};
+
+/**
+ * Describes the message raftkv.v1.StreamResponse.
+ * Use `create(StreamResponseSchema)` to create a new message.
+ */
+export const StreamResponseSchema: GenMessage<StreamResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_raft, 1);
 
 /**
  * InstallSnapshotRequest is one part of an InstallSnapshot stream: the header first,
@@ -58,7 +94,7 @@ export type InstallSnapshotRequest = Message$1<"raftkv.v1.InstallSnapshotRequest
  * Use `create(InstallSnapshotRequestSchema)` to create a new message.
  */
 export const InstallSnapshotRequestSchema: GenMessage<InstallSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 0);
+  messageDesc(file_raftkv_v1_raft, 2);
 
 /**
  * InstallSnapshotHeader says who sends what snapshot: the fields of the core's `snap`
@@ -116,7 +152,7 @@ export type InstallSnapshotHeader = Message$1<"raftkv.v1.InstallSnapshotHeader">
  * Use `create(InstallSnapshotHeaderSchema)` to create a new message.
  */
 export const InstallSnapshotHeaderSchema: GenMessage<InstallSnapshotHeader> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 1);
+  messageDesc(file_raftkv_v1_raft, 3);
 
 /**
  * InstallSnapshotResponse is empty: it says the whole snapshot arrived intact and was
@@ -133,7 +169,7 @@ export type InstallSnapshotResponse = Message$1<"raftkv.v1.InstallSnapshotRespon
  * Use `create(InstallSnapshotResponseSchema)` to create a new message.
  */
 export const InstallSnapshotResponseSchema: GenMessage<InstallSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 2);
+  messageDesc(file_raftkv_v1_raft, 4);
 
 /**
  * SendRequest is one batch of protocol messages from one node to one other node.
@@ -177,7 +213,7 @@ export type SendRequest = Message$1<"raftkv.v1.SendRequest"> & {
  * Use `create(SendRequestSchema)` to create a new message.
  */
 export const SendRequestSchema: GenMessage<SendRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 3);
+  messageDesc(file_raftkv_v1_raft, 5);
 
 /**
  * SendResponse is empty: it only acknowledges that the batch was accepted.
@@ -192,7 +228,7 @@ export type SendResponse = Message$1<"raftkv.v1.SendResponse"> & {
  * Use `create(SendResponseSchema)` to create a new message.
  */
 export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 4);
+  messageDesc(file_raftkv_v1_raft, 6);
 
 /**
  * Message is one Raft protocol message. Which fields are meaningful depends on `type`:
@@ -302,7 +338,7 @@ export type Message = Message$1<"raftkv.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 5);
+  messageDesc(file_raftkv_v1_raft, 7);
 
 /**
  * Entry is one slot of the replicated log (Figure 2: "log[]").
@@ -345,7 +381,7 @@ export type Entry = Message$1<"raftkv.v1.Entry"> & {
  * Use `create(EntrySchema)` to create a new message.
  */
 export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 6);
+  messageDesc(file_raftkv_v1_raft, 8);
 
 /**
  * HardState is the state a node must have on stable storage before it answers any RPC
@@ -382,7 +418,7 @@ export type HardState = Message$1<"raftkv.v1.HardState"> & {
  * Use `create(HardStateSchema)` to create a new message.
  */
 export const HardStateSchema: GenMessage<HardState> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 7);
+  messageDesc(file_raftkv_v1_raft, 9);
 
 /**
  * Command is what a normal log entry carries for the key-value state machine: one
@@ -485,7 +521,7 @@ export type Command = Message$1<"raftkv.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 8);
+  messageDesc(file_raftkv_v1_raft, 10);
 
 /**
  * OpenSessionOp registers a new client session.
@@ -500,7 +536,7 @@ export type OpenSessionOp = Message$1<"raftkv.v1.OpenSessionOp"> & {
  * Use `create(OpenSessionOpSchema)` to create a new message.
  */
 export const OpenSessionOpSchema: GenMessage<OpenSessionOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 9);
+  messageDesc(file_raftkv_v1_raft, 11);
 
 /**
  * PutOp sets `key` to `value`, creating the key if it does not exist.
@@ -535,7 +571,7 @@ export type PutOp = Message$1<"raftkv.v1.PutOp"> & {
  * Use `create(PutOpSchema)` to create a new message.
  */
 export const PutOpSchema: GenMessage<PutOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 10);
+  messageDesc(file_raftkv_v1_raft, 12);
 
 /**
  * LeaseGrantOp grants a lease of `ttl_seconds`, as the leader fixed it (at least its
@@ -557,7 +593,7 @@ export type LeaseGrantOp = Message$1<"raftkv.v1.LeaseGrantOp"> & {
  * Use `create(LeaseGrantOpSchema)` to create a new message.
  */
 export const LeaseGrantOpSchema: GenMessage<LeaseGrantOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 11);
+  messageDesc(file_raftkv_v1_raft, 13);
 
 /**
  * LeaseRevokeOp ends lease `id` and deletes every key attached to it, at this entry's
@@ -586,7 +622,7 @@ export type LeaseRevokeOp = Message$1<"raftkv.v1.LeaseRevokeOp"> & {
  * Use `create(LeaseRevokeOpSchema)` to create a new message.
  */
 export const LeaseRevokeOpSchema: GenMessage<LeaseRevokeOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 12);
+  messageDesc(file_raftkv_v1_raft, 14);
 
 /**
  * DeleteOp removes `key`; removing a missing key is not an error.
@@ -607,7 +643,7 @@ export type DeleteOp = Message$1<"raftkv.v1.DeleteOp"> & {
  * Use `create(DeleteOpSchema)` to create a new message.
  */
 export const DeleteOpSchema: GenMessage<DeleteOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 13);
+  messageDesc(file_raftkv_v1_raft, 15);
 
 /**
  * CompareAndSwapOp sets `key` to `value` only if its current value equals `expected`.
@@ -643,7 +679,7 @@ export type CompareAndSwapOp = Message$1<"raftkv.v1.CompareAndSwapOp"> & {
  * Use `create(CompareAndSwapOpSchema)` to create a new message.
  */
 export const CompareAndSwapOpSchema: GenMessage<CompareAndSwapOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 14);
+  messageDesc(file_raftkv_v1_raft, 16);
 
 /**
  * MessageType names the kind of a Raft protocol message. Local messages that never
@@ -819,6 +855,30 @@ export const RaftService: GenService<{
     methodKind: "client_streaming";
     input: typeof InstallSnapshotRequestSchema;
     output: typeof InstallSnapshotResponseSchema;
+  },
+  /**
+   * Stream delivers batches of messages on one long-lived call, each request a batch
+   * checked exactly as a `Send` (cluster id, membership, addressee, sender, codec) and
+   * stepped in order as it arrives: a message costs an HTTP/2 DATA frame, not a call
+   * (etcd's rafthttp and TiKV keep a stream per peer the same way). The sender writes
+   * batches as its core emits them without waiting for the earlier ones to be stepped
+   * (pipelining; the core's in-flight limit bounds how far ahead a leader runs), and
+   * ends the call after a few seconds or a few MiB, waiting for the response before it
+   * opens the next, so that the server's request timeout and call-byte budget apply to
+   * it as to any call and messages stay in order across calls. The response is sent
+   * once every batch of the call has been stepped. The first batch that fails a check
+   * ends the call with the same status `Send` would answer; batches after it are not
+   * stepped (Raft takes that like any lost message).
+   *
+   * `Send` stays served: a node that does not serve `Stream` (an older version, during
+   * a rolling restart) answers UNIMPLEMENTED, and the sender then uses `Send` for it.
+   *
+   * @generated from rpc raftkv.v1.RaftService.Stream
+   */
+  stream: {
+    methodKind: "client_streaming";
+    input: typeof StreamRequestSchema;
+    output: typeof StreamResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_raft, 0);
