@@ -408,6 +408,7 @@ export async function main(
   const runOptions = {
     endpoints: parsed.endpoints,
     timeoutMs: parsed.timeoutMs,
+    ...(tlsPem === undefined ? {} : { tls: tlsPem }),
     clients: (endpoint: string) => {
       let c = cache.get(endpoint);
       if (c === undefined) {
