@@ -93,7 +93,13 @@ export function isRetryable(err: unknown): boolean {
  * mistyped address (connection refused, unknown host) from a cluster without a leader.
  */
 export class UnreachableError extends ConnectError {
-  override name = "UnreachableError";
+  // The name stays "ConnectError": Connect-ES recognises its errors by name (so
+  // `ConnectError.from` keeps this one as it is); and `instanceof UnreachableError`
+  // checks the prototype chain, not ConnectError's by-name test that it would inherit.
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, v);
+  }
+
   /** Each endpoint's last failure, in the client's endpoint order (absent: not tried). */
   readonly failures: ReadonlyMap<string, unknown>;
 
