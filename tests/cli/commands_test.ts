@@ -35,6 +35,7 @@ import {
   StatusResponseSchema,
 } from "../../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../../src/gen/raftkv/v1/kv_pb.ts";
+import { refusingTransport } from "../client/_refused.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -162,7 +163,7 @@ class FakeCluster {
   }
 
   transport = (endpoint: string): Transport => {
-    if (this.behaviors.get(endpoint) === "down") return failingTransport(refused(endpoint));
+    if (this.behaviors.get(endpoint) === "down") return refusingTransport(endpoint);
     return createRouterTransport((router) => {
       router.service(KVService, this.kvImpl(endpoint));
       router.service(ClusterService, this.clusterImpl(endpoint));
@@ -175,24 +176,6 @@ class FakeCluster {
       kv: createClient(KVService, transport),
       cluster: createClient(ClusterService, transport),
     };
-  };
-}
-
-/** The error connect-node raises for a refused connection. */
-function refused(endpoint: string): ConnectError {
-  const cause = Object.assign(new Error(`connect ECONNREFUSED ${endpoint}`), {
-    code: "ECONNREFUSED",
-  });
-  const err = new ConnectError(`connect ECONNREFUSED ${endpoint}`, Code.Unavailable);
-  err.cause = cause;
-  return err;
-}
-
-/** A transport whose every call fails with `err`, like one whose host is down. */
-function failingTransport(err: ConnectError): Transport {
-  return {
-    unary: () => Promise.reject(err),
-    stream: () => Promise.reject(err),
   };
 }
 

@@ -7,16 +7,7 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { cannotConnect, codeName, shortReason } from "../../src/client/reasons.ts";
-
-/** The error connect-node raises for a refused connection. */
-function refused(endpoint: string): ConnectError {
-  const cause = Object.assign(new Error(`connect ECONNREFUSED ${endpoint}`), {
-    code: "ECONNREFUSED",
-  });
-  const err = new ConnectError(`connect ECONNREFUSED ${endpoint}`, Code.Unavailable);
-  err.cause = cause;
-  return err;
-}
+import { refused } from "./_refused.ts";
 
 Deno.test("shortReason and codeName", async (t) => {
   await t.step("network failures by their Node error code", () => {

@@ -10,15 +10,7 @@ import assert from "node:assert/strict";
 import { Code, ConnectError, createRouterTransport, type Transport } from "@connectrpc/connect";
 import { RaftKvClient, UnreachableError } from "../../src/client/client.ts";
 import { KVService } from "../../src/gen/raftkv/v1/kv_pb.ts";
-
-/** The error connect-node raises for a refused connection. */
-function refused(endpoint: string): Transport {
-  const err = new ConnectError(`connect ECONNREFUSED ${endpoint}`, Code.Unavailable);
-  err.cause = Object.assign(new Error(`connect ECONNREFUSED ${endpoint}`), {
-    code: "ECONNREFUSED",
-  });
-  return { unary: () => Promise.reject(err), stream: () => Promise.reject(err) };
-}
+import { refusingTransport } from "./_refused.ts";
 
 /** A node that accepts calls and never answers (paused, or cut off after connecting). */
 const silent: Transport = createRouterTransport(({ service }) => {
@@ -34,7 +26,7 @@ Deno.test("an operation no endpoint answers ends with an error naming each endpo
     const client = new RaftKvClient({
       endpoints: ["a:1", "b:2"],
       timeoutMs: 300,
-      transport: (endpoint) => endpoint === "a:1" ? refused(endpoint) : silent,
+      transport: (endpoint) => endpoint === "a:1" ? refusingTransport(endpoint) : silent,
     });
     const err = await client.get("k").then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof UnreachableError, String(err));
@@ -51,7 +43,7 @@ Deno.test("an operation no endpoint answers ends with an error naming each endpo
     const client = new RaftKvClient({
       endpoints: ["a:1", "b:2"],
       timeoutMs: 300,
-      transport: refused,
+      transport: refusingTransport,
     });
     const err = await client.put("k", "v").then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof UnreachableError, String(err));
