@@ -154,17 +154,21 @@ function ok(stdout: string): CommandOutput {
 }
 
 function failed(e: ConnectError): CommandOutput {
-  // Nothing listens at any endpoint: most likely no node runs there, or a typo.
+  return { stdout: "", stderr: failureLine(e), exitCode: EXIT.FAILED };
+}
+
+/**
+ * The line the CLI prints for a request that failed: `error: <code>: <message>`; when
+ * the client library found nothing listening at any endpoint, it asks whether a node
+ * runs there (most likely none does, or the address is mistyped).
+ */
+export function failureLine(e: ConnectError): string {
   const hint = e instanceof UnreachableError && e.nothingListening
     ? (e.failures.size === 1
       ? "; is a node running there? (check --endpoints)"
       : "; are the nodes running? (check --endpoints)")
     : "";
-  return {
-    stdout: "",
-    stderr: `error: ${codeName(e.code)}: ${e.rawMessage}${hint}\n`,
-    exitCode: EXIT.FAILED,
-  };
+  return `error: ${codeName(e.code)}: ${e.rawMessage}${hint}\n`;
 }
 
 /**
