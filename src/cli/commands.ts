@@ -172,9 +172,8 @@ export function failureLine(e: ConnectError): string {
 }
 
 /**
- * Codes on which the next endpoint is tried: the node could not serve the call
- * (unreachable, or no leader known). A write retried this way is applied at most
- * once, thanks to its session.
+ * Codes on which {@link callEndpoints} tries the next endpoint: the node could not
+ * serve the call (unreachable, or no leader known), so the change was not made there.
  */
 const RETRYABLE: ReadonlySet<Code> = new Set([Code.Unavailable]);
 

@@ -10,6 +10,9 @@
  *   so retrying them is safe too: a retry of a write that did take effect is answered
  *   with its first outcome. A client keeps a small pool of sessions, one per write in
  *   flight (a session serves one write at a time).
+ * - **A time budget.** `timeoutMs` bounds each operation, retries and a write's session
+ *   included; when it runs out unanswered, {@link UnreachableError} names each
+ *   endpoint's last failure.
  * - **Watches that resume.** {@link RaftKvClient.watch} follows a watch across node
  *   failures: when the stream breaks, it watches again on another node from the last
  *   index it delivered + 1, so its caller sees every change once, in order.
