@@ -17,11 +17,12 @@ import {
   TlsOptionError,
 } from "./tls_options.ts";
 import { fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { TxnRequestSchema, TxnResponseSchema, WatchEvent_Kind } from "../gen/raftkv/v1/kv_pb.ts";
 import { RaftKvClient } from "../client/client.ts";
 import { acquireLock } from "../client/lock.ts";
 import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
+import { failureLine } from "./commands.ts";
 
 /** The commands this file runs. */
 export const API_COMMANDS: ReadonlySet<string> = new Set([
@@ -194,7 +195,7 @@ export async function runApiCli(
       return 2;
     }
     if (e instanceof ConnectError) {
-      err.write(`error: ${Code[e.code]}: ${e.rawMessage}\n`);
+      err.write(failureLine(e));
       return 3;
     }
     err.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);

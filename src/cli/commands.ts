@@ -6,9 +6,18 @@
  * @module
  */
 
-import { type CallOptions, type Client, Code, ConnectError } from "@connectrpc/connect";
+import {
+  type CallOptions,
+  type Client,
+  Code,
+  ConnectError,
+  type Transport,
+} from "@connectrpc/connect";
 import { ClusterService, Role, type StatusResponse } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
+import { RaftKvClient, UnreachableError } from "../client/client.ts";
+import { cannotConnect, codeName, shortReason } from "../client/reasons.ts";
+import type { ClientTlsPem } from "./tls_options.ts";
 import { runSnapshotSave } from "./snapshot_save.ts";
 import { renderTable } from "./table.ts";
 
@@ -42,9 +51,13 @@ export interface RunOptions {
   timeoutMs: number;
   /** Returns the clients of an endpoint (called once per endpoint and call). */
   clients: (endpoint: string) => EndpointClients;
-  /** Waits between rounds of retries; defaults to a timer. */
+  /** TLS for the client library's connections (put, get, delete, cas); plaintext without. */
+  tls?: ClientTlsPem;
+  /** Makes the client library's transport to an endpoint instead (tests: in memory). */
+  transport?: (endpoint: string) => Transport;
+  /** Waits between rounds of {@link callEndpoints}' retries; defaults to a timer. */
   sleep?: (ms: number) => Promise<void>;
-  /** Milliseconds clock for the time budget; defaults to `Date.now`. */
+  /** Milliseconds clock for {@link callEndpoints}' time budget; defaults to `Date.now`. */
   now?: () => number;
 }
 
@@ -75,7 +88,6 @@ export const EXIT = {
   DIVERGED: 4,
 } as const;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Runs one command and returns its output; never throws for RPC errors. */
@@ -89,58 +101,52 @@ export async function runCommand(cmd: Command, opts: RunOptions): Promise<Comman
   }
 }
 
+/**
+ * Runs put, get, delete or cas through the client library: it finds and follows the
+ * leader, retries reads, and sends each write in an exactly-once session, so a write
+ * retried after a leader change is applied once (src/client/client.ts).
+ */
 async function runKV(
   cmd: Exclude<Command, { name: "status" | "snapshot_save" }>,
   opts: RunOptions,
 ): Promise<CommandOutput> {
-  switch (cmd.name) {
-    case "put": {
-      const session = await openSession(opts);
-      const res = await callLeader(
-        opts,
-        (kv, call) => kv.put({ key: cmd.key, value: encoder.encode(cmd.value), session }, call),
-      );
-      return ok(`OK (index ${res.index})\n`);
+  const client = new RaftKvClient({
+    endpoints: opts.endpoints,
+    timeoutMs: opts.timeoutMs,
+    ...(opts.tls === undefined ? {} : { tls: opts.tls }),
+    ...(opts.transport === undefined ? {} : { transport: opts.transport }),
+  });
+  try {
+    switch (cmd.name) {
+      case "put": {
+        const res = await client.put(cmd.key, cmd.value);
+        return ok(`OK (index ${res.index})\n`);
+      }
+      case "get": {
+        const res = await client.get(cmd.key);
+        if (!res.found) return { stdout: "", stderr: "(not found)\n", exitCode: EXIT.NEGATIVE };
+        return ok(decoder.decode(res.value) + "\n");
+      }
+      case "delete": {
+        const deleted = await client.delete(cmd.key);
+        return ok(deleted ? "OK (deleted)\n" : "OK (not found, nothing deleted)\n");
+      }
+      case "cas": {
+        const res = await client.compareAndSwap(cmd.key, cmd.expected, cmd.value);
+        if (res.succeeded) return ok("OK (swapped)\n");
+        const current = res.found
+          ? `the key holds ${JSON.stringify(decoder.decode(res.value))}`
+          : "the key is absent";
+        return {
+          stdout: "",
+          stderr: `compare failed: ${current}\n`,
+          exitCode: EXIT.NEGATIVE,
+        };
+      }
     }
-    case "get": {
-      const res = await callLeader(opts, (kv, call) => kv.get({ key: cmd.key }, call));
-      if (!res.found) return { stdout: "", stderr: "(not found)\n", exitCode: EXIT.NEGATIVE };
-      return ok(decoder.decode(res.value) + "\n");
-    }
-    case "delete": {
-      const session = await openSession(opts);
-      const res = await callLeader(opts, (kv, call) => kv.delete({ key: cmd.key, session }, call));
-      return ok(res.deleted ? "OK (deleted)\n" : "OK (not found, nothing deleted)\n");
-    }
-    case "cas": {
-      const session = await openSession(opts);
-      const res = await callLeader(opts, (kv, call) =>
-        kv.compareAndSwap({
-          key: cmd.key,
-          expected: cmd.expected === undefined ? undefined : encoder.encode(cmd.expected),
-          value: encoder.encode(cmd.value),
-          session,
-        }, call));
-      if (res.succeeded) return ok("OK (swapped)\n");
-      const current = res.found
-        ? `the key holds ${JSON.stringify(decoder.decode(res.value))}`
-        : "the key is absent";
-      return {
-        stdout: "",
-        stderr: `compare failed: ${current}\n`,
-        exitCode: EXIT.NEGATIVE,
-      };
-    }
+  } finally {
+    client.close();
   }
-}
-
-/**
- * Opens a client session for the one write this command makes, so that the
- * retries {@link callLeader} may send after an UNAVAILABLE apply it at most once.
- */
-async function openSession(opts: RunOptions): Promise<{ id: bigint; sequence: bigint }> {
-  const res = await callLeader(opts, (kv, call) => kv.openSession({}, call));
-  return { id: res.sessionId, sequence: 1n };
 }
 
 function ok(stdout: string): CommandOutput {
@@ -148,44 +154,44 @@ function ok(stdout: string): CommandOutput {
 }
 
 function failed(e: ConnectError): CommandOutput {
-  return {
-    stdout: "",
-    stderr: `error: ${codeName(e.code)}: ${e.rawMessage}\n`,
-    exitCode: EXIT.FAILED,
-  };
+  return { stdout: "", stderr: failureLine(e), exitCode: EXIT.FAILED };
 }
 
 /**
- * Codes on which the next endpoint is tried: the node could not serve the call
- * (unreachable, or no leader known). A write retried this way is applied at most
- * once, thanks to its session.
+ * The line the CLI prints for a request that failed: `error: <code>: <message>`; when
+ * the client library found nothing listening at any endpoint, it asks whether a node
+ * runs there (most likely none does, or the address is mistyped).
+ */
+export function failureLine(e: ConnectError): string {
+  const hint = e instanceof UnreachableError && e.nothingListening
+    ? (e.failures.size === 1
+      ? "; is a node running there? (check --endpoints)"
+      : "; are the nodes running? (check --endpoints)")
+    : "";
+  return `error: ${codeName(e.code)}: ${e.rawMessage}${hint}\n`;
+}
+
+/**
+ * Codes on which {@link callEndpoints} tries the next endpoint: the node could not
+ * serve the call (unreachable, or no leader known), so the change was not made there.
  */
 const RETRYABLE: ReadonlySet<Code> = new Set([Code.Unavailable]);
 
 /**
- * Sends one KV call to the leader: tries the endpoints in order, moving on when
- * one cannot serve it (UNAVAILABLE: unreachable, or no leader known), and
+ * Sends one call of an endpoint's clients (the membership calls of ClusterService,
+ * which a follower forwards to its leader): tries the endpoints in order, moving on
+ * when one cannot serve it (UNAVAILABLE: unreachable, or no leader known), and
  * starts over after a pause (50 ms, doubling up to 1 s) while the time budget
- * lasts, since an election may be under way. Any other error is final.
+ * lasts, since an election may be under way. Any other error is final: unlike the
+ * client library's retries (which the KV commands use), a call that timed out or
+ * whose stream broke is not sent again, since a membership change is not in an
+ * exactly-once session.
  *
  * A round in which no endpoint could even be connected to (connection refused,
- * unknown host: known at once, unlike a silent host) ends the command at once:
- * nothing is running at those addresses, or they are mistyped, and waiting out
- * the budget would only hide that. One live node is enough to keep trying.
+ * unknown host) ends the command at once.
  *
  * @throws {ConnectError} the final error; UNAVAILABLE naming every endpoint's
  *   failure when none could be connected to, or when the budget ran out
- */
-export function callLeader<T>(
-  opts: RunOptions,
-  call: (kv: KVClient, options: CallOptions) => Promise<T>,
-): Promise<T> {
-  return callEndpoints(opts, (c, options) => call(c.kv, options));
-}
-
-/**
- * {@link callLeader} for any call of an endpoint's clients (the membership calls of
- * ClusterService too, which a follower forwards to its leader like a KV call).
  */
 export async function callEndpoints<T>(
   opts: RunOptions,
@@ -405,64 +411,4 @@ export function roleName(role: Role): string {
     default:
       return "unknown";
   }
-}
-
-/** A Connect code as gRPC spells it in lower case: `unavailable`, `failed_precondition`. */
-export function codeName(code: Code): string {
-  const name = Code[code] as string | undefined;
-  return name === undefined
-    ? `code_${code}`
-    : name.replace(/[a-z][A-Z]/g, (m) => `${m[0]}_${m[1]}`).toLowerCase();
-}
-
-/** The network failure behind `e` (`connection refused`, ...), if it is one. */
-function netReason(e: unknown): string | undefined {
-  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
-    const code = (c as { code?: unknown }).code;
-    if (typeof code === "string" && Object.hasOwn(NET_REASONS, code)) return NET_REASONS[code];
-  }
-  return undefined;
-}
-
-/**
- * Network errors that say at once, on connecting, that nothing serves at an
- * address: no process listens there (refused), or the name or the route does not
- * exist. A timeout is not one: the host may be slow or paused.
- */
-const NOT_CONNECTABLE: ReadonlySet<string> = new Set([
-  "connection refused",
-  "unknown host",
-  "host unreachable",
-  "network unreachable",
-]);
-
-/** True when `e` says at once that nothing could be connected to. */
-export function cannotConnect(e: unknown): boolean {
-  const net = netReason(e);
-  return net !== undefined && NOT_CONNECTABLE.has(net);
-}
-
-const NET_REASONS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset",
-  ETIMEDOUT: "connect timed out",
-  ENOTFOUND: "unknown host",
-  EAI_AGAIN: "unknown host",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-};
-
-/**
- * Shortens an error for one table cell or list item: a network failure as
- * `connection refused`, `unknown host`, ...; a deadline as `timed out`; anything
- * else as `<code>: <first line of the message>`, at most 80 characters.
- */
-export function shortReason(e: unknown): string {
-  const net = netReason(e);
-  if (net !== undefined) return net;
-  const err = ConnectError.from(e);
-  if (err.code === Code.DeadlineExceeded) return "timed out";
-  const first = err.rawMessage.split("\n", 1)[0] ?? "";
-  const text = `${codeName(err.code)}: ${first}`;
-  return text.length > 80 ? text.slice(0, 79) + "…" : text;
 }

@@ -69,11 +69,14 @@ Options (before the command):
                              started with --client-ca [RAFTKV_CERT, RAFTKV_KEY]
   --help                     Print this help
 
-KV commands go to the leader: endpoints are tried in order, skipping any that is
-unreachable or not the leader, and retried until the time budget runs out; if none
-can be connected to at all (connection refused, unknown host), the command fails at
-once. Each write first opens a session (one log entry of its own), so that a retry
-is applied at most once. Put "--" after the command to pass arguments that start
+put, get, delete and cas run through the client library (src/client/): it asks the
+endpoints which node leads and sends the command there; when that fails (a node
+down, an election under way) it tries the others, pausing between rounds, until the
+time budget runs out, then names each endpoint's last failure (and, if none even
+accepted a connection, asks whether the nodes are running). Each write first opens
+a session (one log entry of its own), so that a retry is applied exactly once.
+member and transfer-leader try the endpoints in order, and a call whose outcome is
+unknown is not sent again. Put "--" after the command to pass arguments that start
 with "--" (put -- --k --v).
 
 status compares the nodes: nodes at the same applied index with different state
@@ -408,6 +411,7 @@ export async function main(
   const runOptions = {
     endpoints: parsed.endpoints,
     timeoutMs: parsed.timeoutMs,
+    ...(tlsPem === undefined ? {} : { tls: tlsPem }),
     clients: (endpoint: string) => {
       let c = cache.get(endpoint);
       if (c === undefined) {

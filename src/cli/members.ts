@@ -14,7 +14,8 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Member } from "../gen/raftkv/v1/cluster_pb.ts";
-import { callEndpoints, codeName, type CommandOutput, EXIT, type RunOptions } from "./commands.ts";
+import { codeName } from "../client/reasons.ts";
+import { callEndpoints, type CommandOutput, EXIT, type RunOptions } from "./commands.ts";
 import { renderTable } from "./table.ts";
 
 /** A membership command, as parsed from the command line. */

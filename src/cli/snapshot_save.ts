@@ -17,13 +17,8 @@
 import { dirname } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { decodeSnapshotFile, SnapshotCorruptionError } from "../snapshot/file.ts";
-import {
-  cannotConnect,
-  type CommandOutput,
-  EXIT,
-  type RunOptions,
-  shortReason,
-} from "./commands.ts";
+import { cannotConnect, shortReason } from "../client/reasons.ts";
+import { type CommandOutput, EXIT, type RunOptions } from "./commands.ts";
 
 /** What one endpoint sent. */
 interface Received {

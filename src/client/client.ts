@@ -10,6 +10,9 @@
  *   so retrying them is safe too: a retry of a write that did take effect is answered
  *   with its first outcome. A client keeps a small pool of sessions, one per write in
  *   flight (a session serves one write at a time).
+ * - **A time budget.** `timeoutMs` bounds each operation, retries and a write's session
+ *   included; when it runs out unanswered, {@link UnreachableError} names each
+ *   endpoint's last failure.
  * - **Watches that resume.** {@link RaftKvClient.watch} follows a watch across node
  *   failures: when the stream breaks, it watches again on another node from the last
  *   index it delivered + 1, so its caller sees every change once, in order.
@@ -41,6 +44,7 @@ import {
   type WatchEvent,
   WatchRequestSchema,
 } from "../gen/raftkv/v1/kv_pb.ts";
+import { cannotConnect, shortReason } from "./reasons.ts";
 
 /** Options of a {@link RaftKvClient}. */
 export interface ClientOptions {
@@ -84,6 +88,39 @@ export function isRetryable(err: unknown): boolean {
   if (!(err instanceof ConnectError)) return true; // a socket error, a reset: not an answer
   return RETRYABLE.has(err.code) ||
     (err.code === Code.Internal && /stream|connect|socket|GOAWAY|reset|EPIPE/i.test(err.message));
+}
+
+/**
+ * The error of an operation whose time budget ran out before any endpoint gave an
+ * answer: UNAVAILABLE, with each endpoint's last failure, so the caller can tell a
+ * mistyped address (connection refused, unknown host) from a cluster without a leader.
+ */
+export class UnreachableError extends ConnectError {
+  // The name stays "ConnectError": Connect-ES recognises its errors by name (so
+  // `ConnectError.from` keeps this one as it is); and `instanceof UnreachableError`
+  // checks the prototype chain, not ConnectError's by-name test that it would inherit.
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, v);
+  }
+
+  /** Each endpoint's last failure, in the client's endpoint order (absent: not tried). */
+  readonly failures: ReadonlyMap<string, unknown>;
+
+  constructor(endpoints: readonly string[], timeoutMs: number, failures: Map<string, unknown>) {
+    const reasons = endpoints
+      .map((ep) => `${ep}: ${failures.has(ep) ? shortReason(failures.get(ep)) : "not tried"}`)
+      .join("; ");
+    super(`no endpoint answered within ${timeoutMs} ms (${reasons})`, Code.Unavailable);
+    this.failures = failures;
+  }
+
+  /**
+   * True when every endpoint refused the connection or does not exist: nothing is
+   * running at those addresses, or they are mistyped.
+   */
+  get nothingListening(): boolean {
+    return this.failures.size > 0 && [...this.failures.values()].every(cannotConnect);
+  }
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -170,12 +207,12 @@ export class RaftKvClient {
    * Asks the endpoints which node leads and prefers the leader's endpoint from now on.
    * Returns it, or undefined when none answered with a leader.
    */
-  async findLeader(signal?: AbortSignal): Promise<string | undefined> {
+  async findLeader(signal?: AbortSignal, timeoutMs = 1_000): Promise<string | undefined> {
     const ids = new Map<bigint, string>();
     let leader = 0n;
     await Promise.all(this.endpoints.map(async (endpoint) => {
       try {
-        const s = await this.#clusterAt(endpoint).status({}, { timeoutMs: 1_000, signal });
+        const s = await this.#clusterAt(endpoint).status({}, { timeoutMs, signal });
         ids.set(s.id, endpoint);
         if (s.role === Role.LEADER) leader = s.id;
         else if (leader === 0n && s.leaderId !== 0n) leader = s.leaderId;
@@ -190,53 +227,59 @@ export class RaftKvClient {
 
   /**
    * Runs `call` on the preferred endpoint, then on the others in turn, while it fails
-   * with a retryable error and the time budget lasts; learns the leader again after a
-   * failure. Only for calls that are safe to repeat.
+   * with a retryable error and the time budget lasts (until `deadline`, a `Date.now()`
+   * time; by default the client's timeoutMs from now); learns the leader again after
+   * each round, with pauses growing from 200 ms to 1 s between rounds, since an
+   * election may be under way. Nothing it waits for outlasts the deadline. Only for
+   * calls that are safe to repeat.
+   *
+   * @throws the first definite (non-retryable) error; {@link UnreachableError} when the
+   *   budget ran out
    */
   async #retry<T>(
     call: (kv: Client<typeof KVService>, options: { timeoutMs: number }) => Promise<T>,
+    deadline = Date.now() + this.timeoutMs,
   ): Promise<T> {
     if (this.#closed) throw new Error("Cannot call: the client is closed");
-    const deadline = Date.now() + this.timeoutMs;
+    const left = () => deadline - Date.now();
     // The first call finds the leader, so calls go there without a forwarding hop.
-    await (this.#looked ??= this.findLeader());
+    await (this.#looked ??= this.findLeader(undefined, Math.max(1, Math.min(1_000, left()))));
+    const failures = new Map<string, unknown>();
     let attempt = 0;
-    let last: unknown;
-    for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0) break;
+    let round = 0;
+    while (left() > 0) {
       const endpoint = this.endpoints[(this.#preferred + attempt) % this.endpoints.length]!;
       try {
-        return await call(this.kvAt(endpoint), { timeoutMs: left });
+        return await call(this.kvAt(endpoint), { timeoutMs: left() });
       } catch (err) {
         if (!isRetryable(err)) throw err;
-        last = err;
+        failures.set(endpoint, err);
       }
       attempt++;
-      if (attempt % this.endpoints.length === 0) {
-        await sleep(Math.min(200 * (attempt / this.endpoints.length), 1_000));
-        await this.findLeader();
+      if (attempt % this.endpoints.length === 0 && left() > 0) {
+        round++;
+        await sleep(Math.min(200 * round, 1_000, left()));
+        if (left() > 0) await this.findLeader(undefined, Math.min(1_000, left()));
         attempt = 0;
       }
     }
-    throw last instanceof Error ? last : new ConnectError(
-      `no endpoint answered within ${this.timeoutMs} ms`,
-      Code.Unavailable,
-    );
+    throw new UnreachableError(this.endpoints, this.timeoutMs, failures);
   }
 
   /** Runs a write in a session from the pool (opening one if none is idle). */
   async #inSession<T>(
-    write: (session: { id: bigint; sequence: bigint }) => Promise<T>,
+    write: (session: { id: bigint; sequence: bigint }, deadline: number) => Promise<T>,
   ): Promise<T> {
+    // One budget for the whole write, opening its session included.
+    const deadline = Date.now() + this.timeoutMs;
     let session = this.#idle.pop();
     if (session === undefined) {
-      const opened = await this.#retry((kv, o) => kv.openSession({}, o));
+      const opened = await this.#retry((kv, o) => kv.openSession({}, o), deadline);
       session = { id: opened.sessionId, sequence: 0n };
     }
     session.sequence++;
     try {
-      const result = await write({ id: session.id, sequence: session.sequence });
+      const result = await write({ id: session.id, sequence: session.sequence }, deadline);
       this.#idle.push(session);
       return result;
     } catch (err) {
@@ -254,8 +297,11 @@ export class RaftKvClient {
     options: { lease?: bigint } = {},
   ): Promise<PutResponse> {
     const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value;
-    return this.#inSession((session) =>
-      this.#retry((kv, o) => kv.put({ key, value: bytes, session, lease: options.lease ?? 0n }, o))
+    return this.#inSession((session, deadline) =>
+      this.#retry(
+        (kv, o) => kv.put({ key, value: bytes, session, lease: options.lease ?? 0n }, o),
+        deadline,
+      )
     );
   }
 
@@ -266,8 +312,8 @@ export class RaftKvClient {
 
   /** Deletes `key`, exactly once; true if it existed. */
   async delete(key: string): Promise<boolean> {
-    const r = await this.#inSession((session) =>
-      this.#retry((kv, o) => kv.delete({ key, session }, o))
+    const r = await this.#inSession((session, deadline) =>
+      this.#retry((kv, o) => kv.delete({ key, session }, o), deadline)
     );
     return r.deleted;
   }
@@ -284,15 +330,14 @@ export class RaftKvClient {
   ): Promise<CompareAndSwapResponse> {
     const bytes = (v: Uint8Array | string) =>
       typeof v === "string" ? new TextEncoder().encode(v) : v;
-    return this.#inSession((session) =>
+    return this.#inSession((session, deadline) =>
       this.#retry((kv, o) =>
         kv.compareAndSwap({
           key,
           expected: expected === undefined ? undefined : bytes(expected),
           value: bytes(value),
           session,
-        }, o)
-      )
+        }, o), deadline)
     );
   }
 
@@ -316,17 +361,17 @@ export class RaftKvClient {
 
   /** Runs a transaction, exactly once. */
   txn(request: MessageInitShape<typeof TxnRequestSchema>): Promise<TxnResponse> {
-    return this.#inSession((session) => {
+    return this.#inSession((session, deadline) => {
       const message = create(TxnRequestSchema, request);
       message.session = create(SessionSchema, session);
-      return this.#retry((kv, o) => kv.txn(message, o));
+      return this.#retry((kv, o) => kv.txn(message, o), deadline);
     });
   }
 
   /** Grants a lease of `ttl` seconds, exactly once (in a session, as writes are). */
   leaseGrant(ttl: number): Promise<LeaseGrantResponse> {
-    return this.#inSession((session) =>
-      this.#retry((kv, o) => kv.leaseGrant({ ttl: BigInt(ttl), session }, o))
+    return this.#inSession((session, deadline) =>
+      this.#retry((kv, o) => kv.leaseGrant({ ttl: BigInt(ttl), session }, o), deadline)
     );
   }
 

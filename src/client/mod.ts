@@ -20,6 +20,13 @@
  * @module
  */
 
-export { type ClientOptions, isRetryable, RaftKvClient, type WatchBatch } from "./client.ts";
+export {
+  type ClientOptions,
+  isRetryable,
+  RaftKvClient,
+  UnreachableError,
+  type WatchBatch,
+} from "./client.ts";
+export { cannotConnect, codeName, shortReason } from "./reasons.ts";
 export { acquireLock, type HeldLock, lockKey } from "./lock.ts";
 export { guardStrayNetworkErrors } from "./stray_errors.ts";

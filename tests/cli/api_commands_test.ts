@@ -80,10 +80,10 @@ Deno.test("range, txn, watch and lease from the CLI", async () => {
     assert.equal((await cli(endpoints, "lease", "revoke", id)).code, 0);
     const gone = await cli(endpoints, "lease", "ttl", id);
     assert.equal(gone.code, 3);
-    assert.match(gone.stderr, /NotFound: lease \d+ not found/);
+    assert.match(gone.stderr, /error: not_found: lease \d+ not found/);
     const bad = await cli(endpoints, "range", "b", "a");
     assert.equal(bad.code, 3);
-    assert.match(bad.stderr, /InvalidArgument: .*must sort after/);
+    assert.match(bad.stderr, /error: invalid_argument: .*must sort after/);
     assert.equal((await cli(endpoints, "lock")).code, 2, "usage");
   });
 });
