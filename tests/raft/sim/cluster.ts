@@ -57,12 +57,14 @@ import { describeConfState } from "../../../src/raft/describe.ts";
 import { NotLeaderError } from "../../../src/raft/errors.ts";
 import type { Logger } from "../../../src/raft/logger.ts";
 import { type Random, randomInt, seededRandom } from "../../../src/raft/rand.ts";
+import { mustSync } from "../../../src/raft/must_sync.ts";
 import { RawNode, type Ready } from "../../../src/raft/raw_node.ts";
 import { MemoryStorage } from "../../../src/raft/storage.ts";
 import type {
   ConfChange,
   ConfState,
   Entry,
+  HardState,
   Message,
   NodeId,
   Role,
@@ -144,6 +146,8 @@ export interface ClusterStats {
   proposalsRejected: number;
   crashes: number;
   crashesMidReady: number;
+  /** Readies whose only change was the commit index: nothing written (mustSync). */
+  commitOnlyUnsynced: number;
   restarts: number;
   /** Readies whose write took time (the node ran on while it was in flight). */
   asyncWrites: number;
@@ -238,6 +242,13 @@ interface SimNode {
   writeDelay: WriteDelay | undefined;
   /** Confirmed reads (request id -> index) waiting for the state machine to reach their index. */
   confirmedReads: Map<number, number>;
+  /**
+   * The newest hard state its core handed out, which the disk may not hold: as in
+   * the runtime (node.ts), a Ready whose only change is the commit index writes
+   * nothing (mustSync), and the next write that syncs carries the newest one. A
+   * crash forgets it.
+   */
+  hard: HardState | undefined;
   /** The leader's term and commit index last seen by the commit quorum check. */
   checkedCommit?: { term: number; commit: number };
 }
@@ -259,6 +270,7 @@ export class SimCluster {
     proposalsRejected: 0,
     crashes: 0,
     crashesMidReady: 0,
+    commitOnlyUnsynced: 0,
     restarts: 0,
     asyncWrites: 0,
     stepsDuringWrite: 0,
@@ -336,6 +348,7 @@ export class SimCluster {
         snapshotWrite: undefined,
         writeDelay: undefined,
         confirmedReads: new Map(),
+        hard: undefined,
       };
       node.machine.conf = node.disk.snapshot().meta.conf;
       this.#nodes.set(id, node);
@@ -710,6 +723,7 @@ export class SimCluster {
 
   #crash(node: SimNode, how: string): void {
     node.raw = undefined;
+    node.hard = undefined;
     node.crashAt = undefined;
     node.role = "follower";
     this.stats.crashes++;
@@ -774,7 +788,7 @@ export class SimCluster {
     );
     if (snap) node.disk.applySnapshot(rd.snapshot!);
     if (entries > 0) this.#persistEntries(node, rd.entries.slice(0, entries));
-    if (hard && rd.hardState !== undefined) node.disk.setHardState(rd.hardState);
+    if (hard && node.hard !== undefined) node.disk.setHardState(node.hard);
   }
 
   /**
@@ -837,6 +851,7 @@ export class SimCluster {
     const node = this.#node(id);
     if (node.raw !== undefined) throw new Error(`Cannot restart node ${id}: it is up`);
     node.disk = node.disk.clone();
+    node.hard = undefined;
     const snap = node.disk.snapshot();
     // With no snapshot, the configuration is the bootstrap one (the disk's
     // index-0 snapshot holds it) and the conf changes are applied again.
@@ -985,8 +1000,9 @@ export class SimCluster {
       }
     }
     for (const m of rd.messages) this.#send(node, m);
-    const persists = rd.hardState !== undefined || rd.entries.length > 0 ||
-      rd.snapshot !== undefined;
+    if (rd.hardState !== undefined) node.hard = rd.hardState;
+    const persists = this.#persists(node, rd);
+    if (!persists && rd.hardState !== undefined) this.stats.commitOnlyUnsynced++;
     if (persists && node.crashAt === "before_persist") {
       this.stats.crashesMidReady++;
       this.#crash(node, "crash before persist");
@@ -1026,10 +1042,18 @@ export class SimCluster {
     if (this.checked) this.checker.observeAppend(node.id, entries, node.disk, prior);
   }
 
+  /**
+   * Whether `rd` writes anything: a snapshot, entries, a term or vote change, a
+   * membership change applied (mustSync); a commit index alone is not written (see
+   * {@link SimNode.hard}).
+   */
+  #persists(node: SimNode, rd: Ready): boolean {
+    return mustSync(node.disk.hardState(), node.hard, rd);
+  }
+
   /** The rest of a Ready once its write is durable: persisted messages, apply, reads, advance. */
   #finishReady(node: SimNode, raw: RawNode, rd: Ready): void {
-    const persists = rd.hardState !== undefined || rd.entries.length > 0 ||
-      rd.snapshot !== undefined;
+    const persists = this.#persists(node, rd);
     if (rd.snapshot !== undefined) {
       node.disk.applySnapshot(rd.snapshot);
       this.trace.add(
@@ -1038,7 +1062,7 @@ export class SimCluster {
       );
     }
     if (rd.entries.length > 0) this.#persistEntries(node, rd.entries);
-    if (rd.hardState !== undefined) node.disk.setHardState(rd.hardState);
+    if (persists && node.hard !== undefined) node.disk.setHardState(node.hard);
     if (persists && node.crashAt === "after_persist") {
       this.stats.crashesMidReady++;
       this.#crash(node, "crash after persist");
