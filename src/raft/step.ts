@@ -186,10 +186,15 @@ function nudgeAfterHeartbeat(r: Raft, to: NodeId): void {
   const pr = r.trk.get(to)!;
   if (pr.state === "snapshot") return; // nothing goes until the snapshot is settled (§7)
   const prevIndex = pr.next - 1;
-  if (!pr.isPaused() || prevIndex < r.log.firstIndex() - 1) {
-    // Not paused; or the probe's entries were compacted since: the follower
-    // needs the snapshot, which maybeSendAppend sends once the probe is unpaused.
-    pr.probeSent = false;
+  if (!pr.isPaused()) {
+    r.maybeSendAppend(to, true);
+    return;
+  }
+  if (prevIndex < r.log.firstIndex() - 1) {
+    // What is in flight was compacted since it was sent, so no empty append can
+    // go at `next - 1`: probe again from the match, which sends the snapshot if
+    // the follower needs one (found by seeds 157 and 413 of random_test.ts).
+    pr.becomeProbe();
     r.maybeSendAppend(to, true);
     return;
   }
