@@ -179,14 +179,14 @@ class Kicker {
  */
 function abortableWait<T>(
   signal: AbortSignal | undefined,
-  onAbortError: NodeError,
+  onAbortError: () => NodeError,
   register: (waiter: Waiter<T>) => () => void,
 ): Promise<T> {
-  if (signal?.aborted) return Promise.reject(onAbortError);
+  if (signal?.aborted) return Promise.reject(onAbortError());
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => {
       unregister();
-      reject(onAbortError);
+      reject(onAbortError());
     };
     const unregister = register({
       resolve: (v) => {
@@ -809,7 +809,8 @@ export class RaftKvNode {
     }
     this.#kicker.kick();
     const { index, term } = proposed;
-    const late = new NodeError("deadline", "the deadline passed before the write committed");
+    // Made only if needed: an Error captures a stack, which costs every write (issue 11).
+    const late = () => new NodeError("deadline", "the deadline passed before the write committed");
     const observer = this.options.observer;
     observer?.proposed?.();
     const ended = abortableWait<{ index: number; result: ApplyResult }>(signal, late, (w) => {
@@ -844,7 +845,7 @@ export class RaftKvNode {
     this.#kicker.kick();
     const index = await abortableWait<number>(
       signal,
-      new NodeError("deadline", "the deadline passed before the read was confirmed"),
+      () => new NodeError("deadline", "the deadline passed before the read was confirmed"),
       (w) => {
         this.#reads.set(id, w);
         return () => this.#reads.delete(id);
@@ -853,7 +854,7 @@ export class RaftKvNode {
     if (index <= this.kv.appliedIndex) return;
     await abortableWait<void>(
       signal,
-      new NodeError("deadline", "the deadline passed before the read could be served"),
+      () => new NodeError("deadline", "the deadline passed before the read could be served"),
       (w) => {
         const entry: PendingApply = { index, waiter: w };
         this.#readsAwaitingApply.push(entry);
@@ -874,7 +875,8 @@ export class RaftKvNode {
     this.#checkRunning();
     const now = this.leader();
     if (now !== NONE) return Promise.resolve(now);
-    const none = new NodeError("unavailable", "no leader is known: the cluster has no quorum");
+    const none = () =>
+      new NodeError("unavailable", "no leader is known: the cluster has no quorum");
     return abortableWait(signal, none, (w) => {
       const off = this.onLeaderChange((change) => {
         if (change.final) {
@@ -1006,11 +1008,12 @@ export class RaftKvNode {
     const { index, term } = proposed;
     await abortableWait(
       signal,
-      new NodeError(
-        "deadline",
-        `the deadline passed before the membership change (index ${index}) was applied; ` +
-          `it may still take effect (check ListMembers)`,
-      ),
+      () =>
+        new NodeError(
+          "deadline",
+          `the deadline passed before the membership change (index ${index}) was applied; ` +
+            `it may still take effect (check ListMembers)`,
+        ),
       (w) => {
         const waiter: ProposalWaiter = { ...w, term };
         this.#proposals.set(index, waiter);
