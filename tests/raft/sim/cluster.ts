@@ -6,9 +6,11 @@
  * since it was last restored).
  *
  * The driver follows the Ready contract: after every tick, message or proposal,
- * while the node has a Ready, it sends `messages` at once, persists `snapshot`,
- * `entries` and `hardState`, then sends `persistedMessages`, restores its state
- * machine from `snapshot`, applies `committedEntries` and calls `advance`. In
+ * while the node has a Ready, it sends `messages` at once, applies
+ * `committedEntries` (already durable; the runtime applies them while the Ready's
+ * own write runs), persists `snapshot`, `entries` and `hardState` (the hard state
+ * only when mustSync says so), then sends `persistedMessages`, restores its state
+ * machine from `snapshot` and calls `advance`. In
  * checked mode the safety properties of `invariants.ts` are checked after every
  * one of those steps.
  *
@@ -1016,6 +1018,7 @@ export class SimCluster {
         rd.entries[0]?.index,
       );
     }
+    this.#applyCommitted(node, raw, rd);
     const wd = node.writeDelay ?? this.#options.writeDelay;
     if (persists && wd !== undefined && wd.max > 0) {
       const took = randomInt(this.#diskRandom, wd.min, wd.max + 1);
@@ -1040,6 +1043,42 @@ export class SimCluster {
     const prior = node.disk.lastIndex();
     node.disk.append(entries);
     if (this.checked) this.checker.observeAppend(node.id, entries, node.disk, prior);
+  }
+
+  /**
+   * Applies `rd.committedEntries`. As in the runtime (node.ts), this happens when the
+   * Ready is taken, while its own write is still in flight: the entries are
+   * committed and already durable on this node (checkCommittedDurable).
+   */
+  #applyCommitted(node: SimNode, raw: RawNode, rd: Ready): void {
+    if (rd.committedEntries.length > 0) {
+      const term = this.checked ? raw.status().term : 0;
+      const m = node.machine;
+      for (const e of rd.committedEntries) {
+        const a: AppliedEntry = {
+          index: e.index,
+          term: e.term,
+          data: e.data,
+          ...(e.type === "conf_change" ? { type: e.type } : {}),
+        };
+        if (this.checked) this.checker.observeApply(node.id, term, a, node.disk);
+        if (e.type === "conf_change") {
+          // As the runtime does: the change takes effect now, in log order.
+          if (this.checked) this.#checkCommitQuorum(node);
+          const cc = decodeConfChange(e.data);
+          m.conf = raw.applyConfChange(cc);
+          this.stats.confChangesApplied++;
+          this.trace.add(
+            this.now,
+            `conf change ${describeConfChange(cc)} applied at ${node.id} (${e.term}/${e.index}):` +
+              ` ${describeConfState(m.conf)}`,
+          );
+        }
+        m.state = applyEntry(m.state, a);
+        if (this.checked) this.checker.observeState(node.id, a.index, m.state.hash, "applied");
+        m.entries.push(a);
+      }
+    }
   }
 
   /**
@@ -1072,34 +1111,6 @@ export class SimCluster {
     if (rd.snapshot !== undefined) {
       this.#restoreMachine(node, rd.snapshot);
       this.stats.snapshotsInstalled++;
-    }
-    if (rd.committedEntries.length > 0) {
-      const term = this.checked ? raw.status().term : 0;
-      const m = node.machine;
-      for (const e of rd.committedEntries) {
-        const a: AppliedEntry = {
-          index: e.index,
-          term: e.term,
-          data: e.data,
-          ...(e.type === "conf_change" ? { type: e.type } : {}),
-        };
-        if (this.checked) this.checker.observeApply(node.id, term, a, node.disk);
-        if (e.type === "conf_change") {
-          // As the runtime does: the change takes effect now, in log order.
-          if (this.checked) this.#checkCommitQuorum(node);
-          const cc = decodeConfChange(e.data);
-          m.conf = raw.applyConfChange(cc);
-          this.stats.confChangesApplied++;
-          this.trace.add(
-            this.now,
-            `conf change ${describeConfChange(cc)} applied at ${node.id} (${e.term}/${e.index}):` +
-              ` ${describeConfState(m.conf)}`,
-          );
-        }
-        m.state = applyEntry(m.state, a);
-        if (this.checked) this.checker.observeState(node.id, a.index, m.state.hash, "applied");
-        m.entries.push(a);
-      }
     }
     for (const rs of rd.readStates) {
       const read = this.#reads.get(rs.requestId);
