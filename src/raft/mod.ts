@@ -23,3 +23,4 @@ export {
   type SoftState,
   type Status,
 } from "./raw_node.ts";
+export { mustSync } from "./must_sync.ts";

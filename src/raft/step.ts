@@ -11,7 +11,7 @@ import { describeMessage } from "./describe.ts";
 import { handleTimeoutNow, maybeSendTimeoutNow, stepTransferLeader } from "./leader_transfer.ts";
 import type { Raft } from "./raft.ts";
 import { handleSnapshot } from "./snapshot.ts";
-import type { Message } from "./types.ts";
+import { type Message, message, type NodeId } from "./types.ts";
 
 export function stepFollower(r: Raft, m: Message): void {
   r.assertRole(["follower"], m);
@@ -113,7 +113,11 @@ export function stepLeader(r: Raft, m: Message): void {
         }
         return;
       }
-      if (!pr.maybeUpdate(m.index)) return;
+      // An acknowledgement of exactly the match also ends a probe: the logs agree
+      // there (etcd-io/raft does the same; it answers the empty append a heartbeat
+      // answer prompts, see nudgeAfterHeartbeat, when the probe itself was lost).
+      const probeMatched = pr.state === "probe" && m.index === pr.match;
+      if (!pr.maybeUpdate(m.index) && !probeMatched) return;
       if (pr.state === "probe") {
         pr.becomeReplicate();
         r.logger.debug("follower caught up to a match; streaming appends", {
@@ -151,15 +155,9 @@ export function stepLeader(r: Raft, m: Message): void {
     }
     case "heartbeat_resp":
       pr.recentActive = true;
-      pr.probeSent = false;
-      // The follower is alive but its window is still full: an append (or its
-      // answer) was probably lost. Free the oldest slot so one more append goes
-      // out; if something is missing, the follower rejects it and the leader
-      // falls back to probing from the follower's match.
-      if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
       r.readOnly.ack(m.from, m.context);
       r.readOnly.release(r.id, (valueOf) => r.trk.quorumIndex(valueOf));
-      if (pr.match < r.log.lastIndex()) r.maybeSendAppend(m.from, true);
+      if (pr.match < r.log.lastIndex()) nudgeAfterHeartbeat(r, m.from);
       return;
     case "transfer_leader":
       stepTransferLeader(r, m);
@@ -167,4 +165,48 @@ export function stepLeader(r: Raft, m: Message): void {
     default:
       r.logger.debug("leader ignoring message", { term: r.term, msg: describeMessage(m) });
   }
+}
+
+/**
+ * A follower behind the leader answered a heartbeat: it is alive, so make sure
+ * replication to it goes on (etcd-io/raft's MsgHeartbeatResp handling).
+ *
+ * When its flow is paused (a probe unanswered, or a full window of appends in
+ * flight), the pause usually means only that the follower is still writing them:
+ * its heartbeat answer needs no fsync and overtakes the answer to the append. So
+ * what goes out is an *empty* append at `next - 1`, never the same entries again
+ * (resending a probe on every heartbeat sent a follower whose fsync takes longer
+ * than a heartbeat up to `maxSizePerMsg` again and again). Its answer settles the
+ * pause either way: an acknowledgement moves `match` (and frees the window, or
+ * turns the probe into replication); a rejection, if appends were lost, backs
+ * `next` up to the match and probes from there (etcd sends an empty MsgApp when
+ * its window is full for the same reason). Unpaused, entries go out as usual.
+ */
+function nudgeAfterHeartbeat(r: Raft, to: NodeId): void {
+  const pr = r.trk.get(to)!;
+  if (pr.state === "snapshot") return; // nothing goes until the snapshot is settled (§7)
+  const prevIndex = pr.next - 1;
+  if (!pr.isPaused()) {
+    r.maybeSendAppend(to, true);
+    return;
+  }
+  if (prevIndex < r.log.firstIndex() - 1) {
+    // What is in flight was compacted since it was sent, so no empty append can
+    // go at `next - 1`: probe again from the match, which sends the snapshot if
+    // the follower needs one (found by seeds 157 and 413 of random_test.ts).
+    pr.becomeProbe();
+    r.maybeSendAppend(to, true);
+    return;
+  }
+  r.send(
+    message({
+      type: "app",
+      from: r.id,
+      to,
+      index: prevIndex,
+      logTerm: r.log.term(prevIndex)!,
+      entries: [],
+      commit: r.log.committed,
+    }),
+  );
 }

@@ -25,6 +25,7 @@ import {
 } from "../raft/errors.ts";
 import { decodeConfChange } from "../raft/confchange/codec.ts";
 import type { Logger } from "../raft/logger.ts";
+import { mustSync } from "../raft/must_sync.ts";
 import type { Random } from "../raft/rand.ts";
 import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
 import type { MemoryStorage } from "../raft/storage.ts";
@@ -32,6 +33,7 @@ import {
   confMembers,
   type ConfState,
   type Entry,
+  type HardState,
   type Message,
   type NodeId,
   NONE,
@@ -84,6 +86,10 @@ export interface LeaderChange {
   readonly leader: NodeId;
   /** True on the last report, when the node stops or fails (`leader` is then NONE). */
   readonly final: boolean;
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
 /** Options of a {@link RaftKvNode}. */
@@ -173,14 +179,14 @@ class Kicker {
  */
 function abortableWait<T>(
   signal: AbortSignal | undefined,
-  onAbortError: NodeError,
+  onAbortError: () => NodeError,
   register: (waiter: Waiter<T>) => () => void,
 ): Promise<T> {
-  if (signal?.aborted) return Promise.reject(onAbortError);
+  if (signal?.aborted) return Promise.reject(onAbortError());
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => {
       unregister();
-      reject(onAbortError);
+      reject(onAbortError());
     };
     const unregister = register({
       resolve: (v) => {
@@ -227,6 +233,8 @@ export class RaftKvNode {
   readonly #proposals = new Map<number, ProposalWaiter>();
   readonly #reads = new Map<number, Waiter<number>>();
   #nextReadId = 1;
+  /** The newest hard state the core handed out; the WAL may hold an older commit index. */
+  #latestHard: HardState;
   /** Reads confirmed, waiting for the state machine to reach their index. */
   #readsAwaitingApply: PendingApply[] = [];
   /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}), and what they last heard. */
@@ -270,6 +278,7 @@ export class RaftKvNode {
     this.#raw = raw;
     this.#storage = storage;
     this.#wal = wal;
+    this.#latestHard = storage.hardState();
     this.#transport = new PeerTransport({
       selfId: options.id,
       clusterId: options.clusterId,
@@ -490,15 +499,29 @@ export class RaftKvNode {
     // The leader's appends go out while its own write runs (dissertation §10.2.1).
     this.#transport.send(rd.messages);
     if (rd.snapshot !== undefined) await this.#install(rd.snapshot);
-    if (rd.hardState !== undefined || rd.entries.length > 0) {
-      const began = performance.now();
-      await this.#wal.save(rd.hardState, rd.entries);
-      this.options.observer?.walSaved?.((performance.now() - began) / 1000);
-      if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
-      this.#storage.append(rd.entries);
+    if (rd.hardState !== undefined) {
+      this.#storage.setHardState(rd.hardState);
+      this.#latestHard = rd.hardState;
     }
-    // Votes and acknowledgements promise what is now durable (§5.1).
-    this.#transport.send(rd.persistedMessages);
+    // One write and one fsync per Ready, and none when the only change is the
+    // commit index (mustSync, etcd's MustSync: the commit index is volatile state,
+    // recomputed after a restart). The newest hard state rides along with the next
+    // save that must sync anyway, so the WAL's commit index lags by one batch at most.
+    // A membership change applied syncs too, so that a restart never runs an older
+    // configuration than this node applied (see must_sync.ts).
+    const wal = this.#wal.savedHardState;
+    let saved: Promise<void> | undefined;
+    if (mustSync(wal, this.#latestHard, rd)) {
+      const changed = !sameHardState(this.#latestHard, wal);
+      const began = performance.now();
+      saved = this.#wal.save(changed ? this.#latestHard : undefined, rd.entries).then(() => {
+        this.options.observer?.walSaved?.((performance.now() - began) / 1000);
+      });
+    }
+    // Committed entries are already durable here and on a majority (the core hands
+    // out only entries its log has persisted, RaftLog.nextCommittedEntries): apply
+    // them, and answer their clients, while this Ready's own write runs, as etcd's
+    // server applies in parallel with its raft loop's WAL write.
     for (const e of rd.committedEntries) this.#apply(e);
     this.#maybeSnapshot();
     for (const rs of rd.readStates) {
@@ -514,6 +537,10 @@ export class RaftKvNode {
       );
     }
     if (rd.softState !== undefined) this.#onSoftState(rd.softState.role, rd.softState.lead);
+    if (saved !== undefined) await saved;
+    this.#storage.append(rd.entries);
+    // Votes and acknowledgements promise what is now durable (§5.1).
+    this.#transport.send(rd.persistedMessages);
     this.#raw.advance(rd);
     this.#releaseReads();
   }
@@ -782,7 +809,8 @@ export class RaftKvNode {
     }
     this.#kicker.kick();
     const { index, term } = proposed;
-    const late = new NodeError("deadline", "the deadline passed before the write committed");
+    // Made only if needed: an Error captures a stack, which costs every write (issue 11).
+    const late = () => new NodeError("deadline", "the deadline passed before the write committed");
     const observer = this.options.observer;
     observer?.proposed?.();
     const ended = abortableWait<{ index: number; result: ApplyResult }>(signal, late, (w) => {
@@ -817,7 +845,7 @@ export class RaftKvNode {
     this.#kicker.kick();
     const index = await abortableWait<number>(
       signal,
-      new NodeError("deadline", "the deadline passed before the read was confirmed"),
+      () => new NodeError("deadline", "the deadline passed before the read was confirmed"),
       (w) => {
         this.#reads.set(id, w);
         return () => this.#reads.delete(id);
@@ -826,7 +854,7 @@ export class RaftKvNode {
     if (index <= this.kv.appliedIndex) return;
     await abortableWait<void>(
       signal,
-      new NodeError("deadline", "the deadline passed before the read could be served"),
+      () => new NodeError("deadline", "the deadline passed before the read could be served"),
       (w) => {
         const entry: PendingApply = { index, waiter: w };
         this.#readsAwaitingApply.push(entry);
@@ -847,7 +875,8 @@ export class RaftKvNode {
     this.#checkRunning();
     const now = this.leader();
     if (now !== NONE) return Promise.resolve(now);
-    const none = new NodeError("unavailable", "no leader is known: the cluster has no quorum");
+    const none = () =>
+      new NodeError("unavailable", "no leader is known: the cluster has no quorum");
     return abortableWait(signal, none, (w) => {
       const off = this.onLeaderChange((change) => {
         if (change.final) {
@@ -979,11 +1008,12 @@ export class RaftKvNode {
     const { index, term } = proposed;
     await abortableWait(
       signal,
-      new NodeError(
-        "deadline",
-        `the deadline passed before the membership change (index ${index}) was applied; ` +
-          `it may still take effect (check ListMembers)`,
-      ),
+      () =>
+        new NodeError(
+          "deadline",
+          `the deadline passed before the membership change (index ${index}) was applied; ` +
+            `it may still take effect (check ListMembers)`,
+        ),
       (w) => {
         const waiter: ProposalWaiter = { ...w, term };
         this.#proposals.set(index, waiter);
@@ -1150,6 +1180,23 @@ export class RaftKvNode {
   }
 
   /**
+   * A clean stop writes the newest commit index, which the Ready loop does not
+   * sync by itself (see #handle), so that the next start applies everything
+   * committed at once instead of after hearing from a leader. A failure only
+   * costs that: it is logged.
+   */
+  async #saveLatestHardState(): Promise<void> {
+    if (sameHardState(this.#latestHard, this.#wal.savedHardState)) return;
+    try {
+      await this.#wal.save(this.#latestHard, []);
+    } catch (err) {
+      this.#log.warn("could not save the commit index on stopping", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  /**
    * Stops the node: no more ticks or messages, the write under way finishes,
    * the log is synced and closed. Calls still waiting are answered UNAVAILABLE.
    */
@@ -1168,6 +1215,7 @@ export class RaftKvNode {
     await this.#transport.close();
     await this.#snapshotter.idle();
     if (this.#fatal === undefined) await this.#snapshotOnStop();
+    if (this.#fatal === undefined) await this.#saveLatestHardState();
     await this.#wal.close();
     this.#lock.close();
     this.#log.info("node stopped", {});

@@ -363,6 +363,11 @@ export class Wal {
     return { wal, recovery: { hardState, entries, firstIndex: base + 1, warnings } };
   }
 
+  /** The last hard state saved (or recovered): what a restart would find. */
+  get savedHardState(): HardState {
+    return this.#hardState;
+  }
+
   /** The index of the last entry saved (0 for an empty log). */
   get lastIndex(): number {
     return this.#lastIndex;

@@ -178,3 +178,30 @@ Deno.test("a follower that missed a whole in-flight window catches up after heal
     );
   }
 });
+
+Deno.test("a follower whose disk is slower than a heartbeat is sent its probe once", () => {
+  // Its answer to a heartbeat needs no fsync and overtakes its answer to the probe,
+  // which waits for one. The leader used to take each heartbeat answer for a lost
+  // probe and send the same entries again (up to maxSizePerMsg each time); now it
+  // sends an empty append, whose answer settles the probe either way.
+  const c = cluster(3);
+  const lead = electLeader(c);
+  const slow = c.ids.find((id) => id !== lead)!;
+  c.crash(slow);
+  let last = 0;
+  for (let i = 0; i < 20; i++) last = c.propose(lead, enc.encode(`p${i}`)).index;
+  tickUntil(c, "the others commit", () => c.status(lead)!.commit >= last);
+  const sent = new Map<number, number>(); // index -> times sent to the slow follower
+  const untap = c.network.tap((m) => {
+    if (m.type !== "app" || m.to !== slow) return;
+    for (const e of m.entries) sent.set(e.index, (sent.get(e.index) ?? 0) + 1);
+  });
+  // Each write takes 8 heartbeats.
+  c.setWriteDelay(slow, { min: 8 * c.tickMs, max: 8 * c.tickMs });
+  c.restart(slow);
+  tickUntil(c, "the slow follower catches up", () => c.machineState(slow).index >= last);
+  untap();
+  assert.ok(sent.size > 0, "it was sent the entries it missed");
+  const most = Math.max(...sent.values());
+  assert.equal(most, 1, `an entry was sent to the slow follower ${most} times`);
+});

@@ -6,9 +6,11 @@
  * since it was last restored).
  *
  * The driver follows the Ready contract: after every tick, message or proposal,
- * while the node has a Ready, it sends `messages` at once, persists `snapshot`,
- * `entries` and `hardState`, then sends `persistedMessages`, restores its state
- * machine from `snapshot`, applies `committedEntries` and calls `advance`. In
+ * while the node has a Ready, it sends `messages` at once, applies
+ * `committedEntries` (already durable; the runtime applies them while the Ready's
+ * own write runs), persists `snapshot`, `entries` and `hardState` (the hard state
+ * only when mustSync says so), then sends `persistedMessages`, restores its state
+ * machine from `snapshot` and calls `advance`. In
  * checked mode the safety properties of `invariants.ts` are checked after every
  * one of those steps.
  *
@@ -57,12 +59,14 @@ import { describeConfState } from "../../../src/raft/describe.ts";
 import { NotLeaderError } from "../../../src/raft/errors.ts";
 import type { Logger } from "../../../src/raft/logger.ts";
 import { type Random, randomInt, seededRandom } from "../../../src/raft/rand.ts";
+import { mustSync } from "../../../src/raft/must_sync.ts";
 import { RawNode, type Ready } from "../../../src/raft/raw_node.ts";
 import { MemoryStorage } from "../../../src/raft/storage.ts";
 import type {
   ConfChange,
   ConfState,
   Entry,
+  HardState,
   Message,
   NodeId,
   Role,
@@ -144,6 +148,8 @@ export interface ClusterStats {
   proposalsRejected: number;
   crashes: number;
   crashesMidReady: number;
+  /** Readies whose only change was the commit index: nothing written (mustSync). */
+  commitOnlyUnsynced: number;
   restarts: number;
   /** Readies whose write took time (the node ran on while it was in flight). */
   asyncWrites: number;
@@ -238,6 +244,13 @@ interface SimNode {
   writeDelay: WriteDelay | undefined;
   /** Confirmed reads (request id -> index) waiting for the state machine to reach their index. */
   confirmedReads: Map<number, number>;
+  /**
+   * The newest hard state its core handed out, which the disk may not hold: as in
+   * the runtime (node.ts), a Ready whose only change is the commit index writes
+   * nothing (mustSync), and the next write that syncs carries the newest one. A
+   * crash forgets it.
+   */
+  hard: HardState | undefined;
   /** The leader's term and commit index last seen by the commit quorum check. */
   checkedCommit?: { term: number; commit: number };
 }
@@ -259,6 +272,7 @@ export class SimCluster {
     proposalsRejected: 0,
     crashes: 0,
     crashesMidReady: 0,
+    commitOnlyUnsynced: 0,
     restarts: 0,
     asyncWrites: 0,
     stepsDuringWrite: 0,
@@ -336,6 +350,7 @@ export class SimCluster {
         snapshotWrite: undefined,
         writeDelay: undefined,
         confirmedReads: new Map(),
+        hard: undefined,
       };
       node.machine.conf = node.disk.snapshot().meta.conf;
       this.#nodes.set(id, node);
@@ -710,6 +725,7 @@ export class SimCluster {
 
   #crash(node: SimNode, how: string): void {
     node.raw = undefined;
+    node.hard = undefined;
     node.crashAt = undefined;
     node.role = "follower";
     this.stats.crashes++;
@@ -774,7 +790,7 @@ export class SimCluster {
     );
     if (snap) node.disk.applySnapshot(rd.snapshot!);
     if (entries > 0) this.#persistEntries(node, rd.entries.slice(0, entries));
-    if (hard && rd.hardState !== undefined) node.disk.setHardState(rd.hardState);
+    if (hard && node.hard !== undefined) node.disk.setHardState(node.hard);
   }
 
   /**
@@ -837,6 +853,7 @@ export class SimCluster {
     const node = this.#node(id);
     if (node.raw !== undefined) throw new Error(`Cannot restart node ${id}: it is up`);
     node.disk = node.disk.clone();
+    node.hard = undefined;
     const snap = node.disk.snapshot();
     // With no snapshot, the configuration is the bootstrap one (the disk's
     // index-0 snapshot holds it) and the conf changes are applied again.
@@ -985,8 +1002,9 @@ export class SimCluster {
       }
     }
     for (const m of rd.messages) this.#send(node, m);
-    const persists = rd.hardState !== undefined || rd.entries.length > 0 ||
-      rd.snapshot !== undefined;
+    if (rd.hardState !== undefined) node.hard = rd.hardState;
+    const persists = this.#persists(node, rd);
+    if (!persists && rd.hardState !== undefined) this.stats.commitOnlyUnsynced++;
     if (persists && node.crashAt === "before_persist") {
       this.stats.crashesMidReady++;
       this.#crash(node, "crash before persist");
@@ -1000,6 +1018,7 @@ export class SimCluster {
         rd.entries[0]?.index,
       );
     }
+    this.#applyCommitted(node, raw, rd);
     const wd = node.writeDelay ?? this.#options.writeDelay;
     if (persists && wd !== undefined && wd.max > 0) {
       const took = randomInt(this.#diskRandom, wd.min, wd.max + 1);
@@ -1026,29 +1045,12 @@ export class SimCluster {
     if (this.checked) this.checker.observeAppend(node.id, entries, node.disk, prior);
   }
 
-  /** The rest of a Ready once its write is durable: persisted messages, apply, reads, advance. */
-  #finishReady(node: SimNode, raw: RawNode, rd: Ready): void {
-    const persists = rd.hardState !== undefined || rd.entries.length > 0 ||
-      rd.snapshot !== undefined;
-    if (rd.snapshot !== undefined) {
-      node.disk.applySnapshot(rd.snapshot);
-      this.trace.add(
-        this.now,
-        `snapshot ${rd.snapshot.meta.term}/${rd.snapshot.meta.index} durable at ${node.id}`,
-      );
-    }
-    if (rd.entries.length > 0) this.#persistEntries(node, rd.entries);
-    if (rd.hardState !== undefined) node.disk.setHardState(rd.hardState);
-    if (persists && node.crashAt === "after_persist") {
-      this.stats.crashesMidReady++;
-      this.#crash(node, "crash after persist");
-      return;
-    }
-    for (const m of rd.persistedMessages) this.#send(node, m);
-    if (rd.snapshot !== undefined) {
-      this.#restoreMachine(node, rd.snapshot);
-      this.stats.snapshotsInstalled++;
-    }
+  /**
+   * Applies `rd.committedEntries`. As in the runtime (node.ts), this happens when the
+   * Ready is taken, while its own write is still in flight: the entries are
+   * committed and already durable on this node (checkCommittedDurable).
+   */
+  #applyCommitted(node: SimNode, raw: RawNode, rd: Ready): void {
     if (rd.committedEntries.length > 0) {
       const term = this.checked ? raw.status().term : 0;
       const m = node.machine;
@@ -1076,6 +1078,39 @@ export class SimCluster {
         if (this.checked) this.checker.observeState(node.id, a.index, m.state.hash, "applied");
         m.entries.push(a);
       }
+    }
+  }
+
+  /**
+   * Whether `rd` writes anything: a snapshot, entries, a term or vote change, a
+   * membership change applied (mustSync); a commit index alone is not written (see
+   * {@link SimNode.hard}).
+   */
+  #persists(node: SimNode, rd: Ready): boolean {
+    return mustSync(node.disk.hardState(), node.hard, rd);
+  }
+
+  /** The rest of a Ready once its write is durable: persisted messages, apply, reads, advance. */
+  #finishReady(node: SimNode, raw: RawNode, rd: Ready): void {
+    const persists = this.#persists(node, rd);
+    if (rd.snapshot !== undefined) {
+      node.disk.applySnapshot(rd.snapshot);
+      this.trace.add(
+        this.now,
+        `snapshot ${rd.snapshot.meta.term}/${rd.snapshot.meta.index} durable at ${node.id}`,
+      );
+    }
+    if (rd.entries.length > 0) this.#persistEntries(node, rd.entries);
+    if (persists && node.hard !== undefined) node.disk.setHardState(node.hard);
+    if (persists && node.crashAt === "after_persist") {
+      this.stats.crashesMidReady++;
+      this.#crash(node, "crash after persist");
+      return;
+    }
+    for (const m of rd.persistedMessages) this.#send(node, m);
+    if (rd.snapshot !== undefined) {
+      this.#restoreMachine(node, rd.snapshot);
+      this.stats.snapshotsInstalled++;
     }
     for (const rs of rd.readStates) {
       const read = this.#reads.get(rs.requestId);
