@@ -39,6 +39,7 @@ import {
   type ConnectRouter,
   type ContextValues,
   createConnectRouter,
+  createContextValues,
   type HandlerContext,
   type Interceptor,
   type Transport,
@@ -62,6 +63,7 @@ import {
   ForwardResponseSchema,
   RaftService,
 } from "../gen/raftkv/v1/raft_pb.ts";
+import { CALLER } from "../tls/access.ts";
 
 /** Header set on a forwarded call, naming the node that forwarded it: calls are forwarded once. */
 export const FORWARDED_HEADER = "raftkv-forwarded-by";
@@ -234,7 +236,8 @@ export class ForwardServer {
       header,
       body: createAsyncIterable([req.body]),
       signal,
-      contextValues: values,
+      // Its own values (interceptors may set some), with the Forward call's caller.
+      contextValues: createContextValues().set(CALLER, values.get(CALLER)),
     });
     const body = res.body === undefined
       ? new Uint8Array(0)
