@@ -4,16 +4,15 @@
  * `RaftService/Forward` call per leader, not as an HTTP/2 stream each, as etcd
  * forwards proposals on its peer stream rather than with a call per proposal.
  *
- * Semantics stay those of a forwarded gRPC call, by construction: the follower's
- * client runs Connect's own gRPC protocol ({@link createTransport} from
- * protocol-grpc) over an HTTP client whose "requests" are {@link ForwardRequest}s,
- * and the leader hands each to the very handlers (and interceptors) its server
- * runs, through Connect's in-process router, with the headers a forwarded unary
- * call carries: the gRPC content type, the caller's remaining deadline
- * (`grpc-timeout`), and {@link FORWARDED_HEADER}, so a call is forwarded once. The
- * answer's status, headers, trailers and body go back as the handler wrote them, and
- * the follower's gRPC client reads them as it would off the wire: same statuses,
- * same messages.
+ * Semantics stay those of a forwarded gRPC call: the leader runs each call as
+ * Connect's gRPC handler would (the same implementation, behind the same
+ * interceptors, with a handler context holding the caller's remaining deadline and
+ * {@link FORWARDED_HEADER}, so a call is forwarded once), and answers its status
+ * code and message, which the follower raises as the ConnectError a gRPC client
+ * would have read. What is skipped is what made forwarding cost a second call: an
+ * HTTP/2 stream, gRPC framing and headers, and Connect's per-call pipeline on both
+ * ends. Handlers here set no response headers or trailers and no error details, so
+ * nothing else needs carrying.
  *
  * Authorization is what it was: the follower authorized the original client when
  * the call arrived (src/tls/access.ts); the leader takes a forwarded call from a
@@ -31,38 +30,37 @@
  * @module
  */
 
-import { create } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  fromBinary,
+  isMessage,
+  type MessageInitShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import {
   type Client,
   Code,
   ConnectError,
-  type ConnectRouter,
-  type ContextValues,
-  createConnectRouter,
   createContextValues,
+  createHandlerContext,
   type HandlerContext,
   type Interceptor,
+  type MethodImplSpec,
+  type ServiceImplSpec,
   type Transport,
+  type UnaryResponse,
 } from "@connectrpc/connect";
+import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import {
-  createAsyncIterable,
-  readAllBytes,
-  type UniversalClientRequest,
-  type UniversalClientResponse,
-  type UniversalHandler,
-} from "@connectrpc/connect/protocol";
-import { createTransport } from "@connectrpc/connect/protocol-grpc";
-import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
-import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
-import {
-  type ForwardHeader,
-  ForwardHeaderSchema,
   type ForwardRequest,
   ForwardRequestSchema,
   type ForwardResponse,
   ForwardResponseSchema,
   RaftService,
 } from "../gen/raftkv/v1/raft_pb.ts";
+import { type Caller } from "../tls/caller.ts";
 import { CALLER } from "../tls/access.ts";
 
 /** Header set on a forwarded call, naming the node that forwarded it: calls are forwarded once. */
@@ -81,52 +79,35 @@ export const MAX_OPEN_CALLS = 1_024;
 /** How long a follower keeps an idle Forward stream open (no call open on it). */
 export const IDLE_CLOSE_MS = 2_000;
 
-/** The largest request body a forwarded call may carry (the server's MAX_REQUEST_BYTES). */
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
-
-const CONTENT_TYPE = "application/grpc+proto";
-
-/** The unary methods of KVService and ClusterService: the only ones served on Forward. */
-function unaryPaths(): Set<string> {
-  const paths = new Set<string>();
-  for (const service of [KVService, ClusterService]) {
-    for (const m of service.methods) {
-      if (m.methodKind === "unary") paths.add(`/${service.typeName}/${m.name}`);
-    }
-  }
-  return paths;
-}
-
 // ---------------------------------------------------------------------------
 // The leader's side
 // ---------------------------------------------------------------------------
 
 /** Options of {@link ForwardServer}: those of the node's own gRPC server. */
 export interface ForwardServerOptions {
-  /** Registers KVService and ClusterService, with the same implementations as the server's. */
-  readonly routes: (router: ConnectRouter) => void;
+  /** KVService and ClusterService, with the same implementations as the server's. */
+  readonly services: readonly ServiceImplSpec[];
+  /** The server's interceptors, run around every forwarded call as around any call. */
   readonly interceptors: Interceptor[];
-  readonly readMaxBytes: number;
+  /** The server's longest deadline (a longer one is INVALID_ARGUMENT, as in gRPC's header). */
   readonly maxTimeoutMs: number;
 }
 
+type UnarySpec = MethodImplSpec & { kind: "unary" };
+
 /** Serves `RaftService/Forward`: each request one call, handed to the node's own handlers. */
 export class ForwardServer {
-  readonly #handlers = new Map<string, UniversalHandler>();
+  readonly #methods = new Map<string, UnarySpec>();
+  readonly #interceptors: Interceptor[];
+  readonly #maxTimeoutMs: number;
 
   constructor(options: ForwardServerOptions) {
-    const router = createConnectRouter({
-      grpc: true,
-      grpcWeb: false,
-      connect: false,
-      interceptors: options.interceptors,
-      readMaxBytes: options.readMaxBytes,
-      maxTimeoutMs: options.maxTimeoutMs,
-    });
-    options.routes(router);
-    const allowed = unaryPaths();
-    for (const h of router.handlers) {
-      if (allowed.has(h.requestPath)) this.#handlers.set(h.requestPath, h);
+    this.#interceptors = options.interceptors;
+    this.#maxTimeoutMs = options.maxTimeoutMs;
+    for (const s of options.services) {
+      for (const m of Object.values(s.methods)) {
+        if (m.kind === "unary") this.#methods.set(`/${s.service.typeName}/${m.method.name}`, m);
+      }
     }
   }
 
@@ -136,6 +117,7 @@ export class ForwardServer {
     ctx: HandlerContext,
   ): AsyncGenerator<ForwardResponse> {
     const forwardedBy = ctx.requestHeader.get(FORWARDED_HEADER) ?? "a peer";
+    const caller = ctx.values.get(CALLER);
     const open = new Map<bigint, AbortController>();
     const answers: ForwardResponse[] = [];
     let wake: (() => void) | undefined;
@@ -173,11 +155,8 @@ export class ForwardServer {
           }
           const abort = new AbortController();
           open.set(req.callId, abort);
-          this.#call(req, forwardedBy, ctx.values, AbortSignal.any([ctx.signal, abort.signal]))
-            .then(push, (err) => {
-              const e = ConnectError.from(err);
-              push(errorAnswer(req.callId, e.code, e.rawMessage));
-            })
+          this.#call(req, forwardedBy, caller, AbortSignal.any([ctx.signal, abort.signal]))
+            .then(push)
             .finally(() => open.delete(req.callId));
         }
       } catch (err) {
@@ -207,14 +186,20 @@ export class ForwardServer {
     }
   }
 
+  /**
+   * One call, as Connect's gRPC handler runs it (protocol-grpc/handler-factory.js):
+   * the same handler context (deadline, signal, headers), the same interceptors
+   * around the implementation, and an error that is not a ConnectError answered
+   * INTERNAL "internal error". What is skipped is the HTTP/2 stream and gRPC framing.
+   */
   async #call(
     req: ForwardRequest,
     forwardedBy: string,
-    values: ContextValues,
+    caller: Caller,
     signal: AbortSignal,
   ): Promise<ForwardResponse> {
-    const handler = this.#handlers.get(req.path);
-    if (handler === undefined) {
+    const spec = this.#methods.get(req.path);
+    if (spec === undefined) {
       return errorAnswer(
         req.callId,
         Code.Unimplemented,
@@ -223,53 +208,62 @@ export class ForwardServer {
         }`,
       );
     }
-    const header = new Headers({
-      "content-type": CONTENT_TYPE,
-      te: "trailers",
-      [FORWARDED_HEADER]: forwardedBy,
-    });
-    if (req.timeout !== "") header.set("grpc-timeout", req.timeout);
-    const res = await handler({
-      httpVersion: "2.0",
-      method: "POST",
+    if (req.timeoutMs > BigInt(this.#maxTimeoutMs)) {
+      return errorAnswer(
+        req.callId,
+        Code.InvalidArgument,
+        `timeout ${req.timeoutMs}ms must be at most ${this.#maxTimeoutMs}`,
+      );
+    }
+    const context = createHandlerContext({
+      ...spec,
+      service: spec.method.parent,
+      requestMethod: "POST",
+      protocolName: "grpc",
+      timeoutMs: req.timeoutMs === 0n ? undefined : Number(req.timeoutMs),
+      requestSignal: signal,
+      requestHeader: { "content-type": "application/grpc+proto", [FORWARDED_HEADER]: forwardedBy },
       url: `http://forwarded${req.path}`,
-      header,
-      body: createAsyncIterable([req.body]),
-      signal,
-      // Its own values (interceptors may set some), with the Forward call's caller.
-      contextValues: createContextValues().set(CALLER, values.get(CALLER)),
+      responseHeader: {},
+      responseTrailer: {},
+      // The Forward call's caller (a member), as on a forwarded call of its own.
+      contextValues: createContextValues().set(CALLER, caller),
     });
-    const body = res.body === undefined
-      ? new Uint8Array(0)
-      : await readAllBytes(res.body, MAX_BODY_BYTES);
-    return create(ForwardResponseSchema, {
-      callId: req.callId,
-      httpStatus: res.status,
-      headers: headerList(res.header),
-      trailers: headerList(res.trailer),
-      body,
-    });
+    try {
+      let input;
+      try {
+        input = fromBinary(spec.method.input, req.message);
+      } catch (e) {
+        // Connect's words for a request it cannot parse (protocol/serialization.js).
+        throw new ConnectError(
+          `parse binary: ${e instanceof Error ? e.message : String(e)}`,
+          Code.Internal,
+        );
+      }
+      const output = await invokeUnaryImplementation(
+        spec,
+        context,
+        input,
+        this.#interceptors,
+      );
+      return create(ForwardResponseSchema, {
+        callId: req.callId,
+        message: toBinary(spec.method.output, output),
+      });
+    } catch (e) {
+      const err = e instanceof ConnectError
+        ? e
+        : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+      return errorAnswer(req.callId, err.code, err.rawMessage);
+    } finally {
+      context.abort();
+    }
   }
 }
 
-function headerList(h: HeadersInit | undefined): ForwardHeader[] {
-  const list: ForwardHeader[] = [];
-  if (h === undefined) return list;
-  new Headers(h).forEach((value, name) => list.push(create(ForwardHeaderSchema, { name, value })));
-  return list;
-}
-
-/** A call answered with a gRPC error in trailers-only form, as a server would. */
+/** A call answered with a gRPC error. */
 function errorAnswer(callId: bigint, code: Code, message: string): ForwardResponse {
-  return create(ForwardResponseSchema, {
-    callId,
-    httpStatus: 200,
-    headers: [
-      create(ForwardHeaderSchema, { name: "content-type", value: CONTENT_TYPE }),
-      create(ForwardHeaderSchema, { name: "grpc-status", value: String(code) }),
-      create(ForwardHeaderSchema, { name: "grpc-message", value: encodeURIComponent(message) }),
-    ],
-  });
+  return create(ForwardResponseSchema, { callId, code, errorMessage: message });
 }
 
 // ---------------------------------------------------------------------------
@@ -290,7 +284,7 @@ class OpenStream {
   readonly #queue: ForwardRequest[] = [];
   #wake: (() => void) | undefined;
   #closed = false;
-  broken = false;
+  #broken = false;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #onEnd: () => void;
 
@@ -301,24 +295,12 @@ class OpenStream {
     onEnd: () => void,
   ) {
     this.#onEnd = onEnd;
-    const self = this;
-    const requests = (async function* () {
-      for (;;) {
-        const next = self.#queue.shift();
-        if (next !== undefined) {
-          yield next;
-          continue;
-        }
-        if (self.#closed) return;
-        await new Promise<void>((resolve) => self.#wake = resolve);
-        self.#wake = undefined;
-      }
-    })();
+    const requests = this.#requests();
     (async () => {
       try {
-        for await (const r of client.forward(requests, { headers, timeoutMs: undefined })) {
+        for await (const r of client.forward(requests, { headers })) {
           const p = this.pending.get(r.callId);
-          if (p === undefined) continue; // canceled meanwhile
+          if (p === undefined) continue; // given up meanwhile
           this.pending.delete(r.callId);
           p.resolve(r);
           this.#maybeIdle();
@@ -338,15 +320,28 @@ class OpenStream {
     })();
   }
 
+  async *#requests(): AsyncGenerator<ForwardRequest> {
+    for (;;) {
+      const next = this.#queue.shift();
+      if (next !== undefined) {
+        yield next;
+        continue;
+      }
+      if (this.#closed) return;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+      this.#wake = undefined;
+    }
+  }
+
   #fail(err: unknown): void {
-    this.broken = true;
+    this.#broken = true;
     this.close();
-    clearTimeout(this.#idleTimer);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     this.#onEnd();
   }
 
+  /** Ends the call once nothing has been open on it for {@link IDLE_CLOSE_MS}. */
   #maybeIdle(): void {
     if (this.pending.size > 0) return;
     clearTimeout(this.#idleTimer);
@@ -359,7 +354,7 @@ class OpenStream {
   }
 
   get usable(): boolean {
-    return !this.broken && !this.#closed;
+    return !this.#broken && !this.#closed;
   }
 
   send(req: ForwardRequest): void {
@@ -369,6 +364,7 @@ class OpenStream {
   }
 
   close(): void {
+    clearTimeout(this.#idleTimer);
     this.#closed = true;
     this.#wake?.();
   }
@@ -377,7 +373,8 @@ class OpenStream {
 /**
  * The follower's transport to one leader: unary calls over Forward, streaming calls
  * (and unary calls while the leader does not serve Forward) over `fallback`, the
- * ordinary transport to the same address.
+ * ordinary transport to the same address. `self` names this node in the
+ * {@link FORWARDED_HEADER} of every call it carries.
  */
 export function forwardTransport(
   raft: Client<typeof RaftService>,
@@ -390,10 +387,16 @@ export function forwardTransport(
   let nextId = 0n;
   const headers = { [FORWARDED_HEADER]: String(self) };
 
-  const httpClient = async (req: UniversalClientRequest): Promise<UniversalClientResponse> => {
-    const body = req.body === undefined
-      ? new Uint8Array(0)
-      : await readAllBytes(req.body, MAX_BODY_BYTES);
+  const overStream = async <I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    input: MessageInitShape<I>,
+  ): Promise<UnaryResponse<I, O>> => {
+    const message = toBinary(
+      method.input,
+      isMessage(input, method.input) ? input : create(method.input, input),
+    );
     if (stream === undefined || !stream.usable) {
       const s: OpenStream = new OpenStream(raft, headers, leader, () => {
         if (stream === s) stream = undefined;
@@ -403,64 +406,63 @@ export function forwardTransport(
     const s = stream;
     const callId = ++nextId;
     const answer = await new Promise<ForwardResponse>((resolve, reject) => {
-      const signal = req.signal;
-      const onAbort = () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // The caller gives up: the leader is told, as a reset stream would tell it.
+      const giveUp = (err: ConnectError) => {
         if (!s.pending.delete(callId)) return;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
         s.send(create(ForwardRequestSchema, { callId, cancel: true }));
-        reject(signal?.reason ?? new ConnectError("canceled", Code.Canceled));
+        reject(err);
       };
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener("abort", onAbort, { once: true });
+      const onAbort = () => giveUp(ConnectError.from(signal?.reason));
       s.pending.set(callId, {
         resolve: (r) => {
+          clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
           resolve(r);
         },
         reject: (e) => {
+          clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
           reject(e);
         },
       });
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeoutMs !== undefined) {
+        // Connect's words for a call past its deadline (protocol/signals.js).
+        timer = setTimeout(
+          () => giveUp(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+          timeoutMs,
+        );
+      }
       s.send(create(ForwardRequestSchema, {
         callId,
-        path: new URL(req.url).pathname,
-        body,
-        timeout: req.header.get("grpc-timeout") ?? "",
+        path: `/${method.parent.typeName}/${method.name}`,
+        message,
+        timeoutMs: timeoutMs === undefined ? 0n : BigInt(Math.max(1, Math.ceil(timeoutMs))),
       }));
     });
+    if (answer.code !== 0) throw new ConnectError(answer.errorMessage, answer.code as Code);
     return {
-      status: answer.httpStatus,
-      header: new Headers(answer.headers.map((h) => [h.name, h.value])),
-      trailer: new Headers(answer.trailers.map((h) => [h.name, h.value])),
-      body: createAsyncIterable([answer.body]),
+      stream: false,
+      service: method.parent,
+      method,
+      header: new Headers(),
+      trailer: new Headers(),
+      message: fromBinary(method.output, answer.message),
     };
   };
-
-  const overStream = createTransport({
-    httpClient,
-    baseUrl: "http://forwarded",
-    useBinaryFormat: true,
-    interceptors: [],
-    acceptCompression: [],
-    sendCompression: null,
-    compressMinBytes: Number.MAX_SAFE_INTEGER,
-    readMaxBytes: MAX_BODY_BYTES,
-    writeMaxBytes: MAX_BODY_BYTES,
-  });
 
   return {
     async unary(method, signal, timeoutMs, header, input, contextValues) {
       if (Date.now() >= unsupportedUntil) {
         try {
-          return await overStream.unary(method, signal, timeoutMs, header, input, contextValues);
+          return await overStream(method, signal, timeoutMs, input);
         } catch (err) {
-          // The leader served none of it: the stream was refused as a whole.
-          if (
-            !(err instanceof ForwardUnsupported) &&
-            !(ConnectError.from(err).cause instanceof ForwardUnsupported)
-          ) {
-            throw err;
-          }
+          // Refused as a whole before any call ran: this one goes as a call of its own.
+          if (!(err instanceof ForwardUnsupported)) throw err;
           unsupportedUntil = Date.now() + UNARY_FALLBACK_MS;
         }
       }

@@ -11,7 +11,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createContextValues } from "@connectrpc/connect";
+import { createContextValues, createServiceImplSpec } from "@connectrpc/connect";
 import { Http2Guard } from "../http2/guard.ts";
 import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../http2/limits.ts";
 import { Health } from "../gen/health/v1/health_pb.ts";
@@ -107,12 +107,11 @@ export async function serve(
   // Calls followers forward on RaftService/Forward run the same handlers, behind the
   // same interceptors (forward.ts).
   const forwarded = new ForwardServer({
-    routes: (r) => {
-      r.service(KVService, kv);
-      r.service(ClusterService, cluster);
-    },
+    services: [
+      createServiceImplSpec<typeof KVService>(KVService, kv),
+      createServiceImplSpec<typeof ClusterService>(ClusterService, cluster),
+    ],
     interceptors: callInterceptors,
-    readMaxBytes: MAX_REQUEST_BYTES,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
   });
   const handler = connectNodeAdapter({

@@ -19,7 +19,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/raft.proto.
  */
 export const file_raftkv_v1_raft: GenFile = /*@__PURE__*/
-  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxIl4KDkZvcndhcmRSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSDAoEcGF0aBgCIAEoCRIMCgRib2R5GAMgASgMEg8KB3RpbWVvdXQYBCABKAkSDgoGY2FuY2VsGAUgASgIIpwBCg9Gb3J3YXJkUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBITCgtodHRwX3N0YXR1cxgCIAEoDRIpCgdoZWFkZXJzGAMgAygLMhgucmFmdGt2LnYxLkZvcndhcmRIZWFkZXISKgoIdHJhaWxlcnMYBCADKAsyGC5yYWZ0a3YudjEuRm9yd2FyZEhlYWRlchIMCgRib2R5GAUgASgMIiwKDUZvcndhcmRIZWFkZXISDAoEbmFtZRgBIAEoCRINCgV2YWx1ZRgCIAEoCSI2Cg1TdHJlYW1SZXF1ZXN0EiUKBWJhdGNoGAEgASgLMhYucmFmdGt2LnYxLlNlbmRSZXF1ZXN0IhAKDlN0cmVhbVJlc3BvbnNlImUKFkluc3RhbGxTbmFwc2hvdFJlcXVlc3QSMgoGaGVhZGVyGAEgASgLMiAucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJyChVJbnN0YWxsU25hcHNob3RIZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoCRIPCgdtZW1iZXJzGAIgAygEEgwKBGZyb20YAyABKAQSCgoCdG8YBCABKAQSDAoEdGVybRgFIAEoBBIMCgRzaXplGAYgASgEIhkKF0luc3RhbGxTbmFwc2hvdFJlc3BvbnNlIlgKC1NlbmRSZXF1ZXN0EhIKCmNsdXN0ZXJfaWQYASABKAkSJAoIbWVzc2FnZXMYAiADKAsyEi5yYWZ0a3YudjEuTWVzc2FnZRIPCgdtZW1iZXJzGAMgAygEIg4KDFNlbmRSZXNwb25zZSLhAQoHTWVzc2FnZRIkCgR0eXBlGAEgASgOMhYucmFmdGt2LnYxLk1lc3NhZ2VUeXBlEgwKBGZyb20YAiABKAQSCgoCdG8YAyABKAQSDAoEdGVybRgEIAEoBBINCgVpbmRleBgFIAEoBBIQCghsb2dfdGVybRgGIAEoBBIhCgdlbnRyaWVzGAcgAygLMhAucmFmdGt2LnYxLkVudHJ5Eg4KBmNvbW1pdBgIIAEoBBIOCgZyZWplY3QYCSABKAgSEwoLcmVqZWN0X2hpbnQYCiABKAQSDwoHY29udGV4dBgLIAEoBCJWCgVFbnRyeRIMCgR0ZXJtGAEgASgEEg0KBWluZGV4GAIgASgEEiIKBHR5cGUYAyABKA4yFC5yYWZ0a3YudjEuRW50cnlUeXBlEgwKBGRhdGEYBCABKAwiNwoJSGFyZFN0YXRlEgwKBHRlcm0YASABKAQSDAoEdm90ZRgCIAEoBBIOCgZjb21taXQYAyABKAQikwMKB0NvbW1hbmQSEgoKc2Vzc2lvbl9pZBgCIAEoBBIQCghzZXF1ZW5jZRgDIAEoBBIPCgd0aW1lX21zGAQgASgEEh8KA3B1dBgKIAEoCzIQLnJhZnRrdi52MS5QdXRPcEgAEiUKBmRlbGV0ZRgLIAEoCzITLnJhZnRrdi52MS5EZWxldGVPcEgAEjcKEGNvbXBhcmVfYW5kX3N3YXAYDCABKAsyGy5yYWZ0a3YudjEuQ29tcGFyZUFuZFN3YXBPcEgAEjAKDG9wZW5fc2Vzc2lvbhgNIAEoCzIYLnJhZnRrdi52MS5PcGVuU2Vzc2lvbk9wSAASJAoDdHhuGA4gASgLMhUucmFmdGt2LnYxLlR4blJlcXVlc3RIABIuCgtsZWFzZV9ncmFudBgPIAEoCzIXLnJhZnRrdi52MS5MZWFzZUdyYW50T3BIABIwCgxsZWFzZV9yZXZva2UYECABKAsyGC5yYWZ0a3YudjEuTGVhc2VSZXZva2VPcEgAQgQKAm9wSgQIARACUgpyZXF1ZXN0X2lkIg8KDU9wZW5TZXNzaW9uT3AiMgoFUHV0T3ASCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgMEg0KBWxlYXNlGAMgASgEIiMKDExlYXNlR3JhbnRPcBITCgt0dGxfc2Vjb25kcxgBIAEoAyIsCg1MZWFzZVJldm9rZU9wEgoKAmlkGAEgASgEEg8KB2V4cGlyZWQYAiABKAgiFwoIRGVsZXRlT3ASCwoDa2V5GAEgASgJIlIKEENvbXBhcmVBbmRTd2FwT3ASCwoDa2V5GAEgASgJEhUKCGV4cGVjdGVkGAIgASgMSACIAQESDQoFdmFsdWUYAyABKAxCCwoJX2V4cGVjdGVkKscCCgtNZXNzYWdlVHlwZRIcChhNRVNTQUdFX1RZUEVfVU5TUEVDSUZJRUQQABIUChBNRVNTQUdFX1RZUEVfQVBQEAESGQoVTUVTU0FHRV9UWVBFX0FQUF9SRVNQEAISFQoRTUVTU0FHRV9UWVBFX1ZPVEUQAxIaChZNRVNTQUdFX1RZUEVfVk9URV9SRVNQEAQSGQoVTUVTU0FHRV9UWVBFX1BSRV9WT1RFEAUSHgoaTUVTU0FHRV9UWVBFX1BSRV9WT1RFX1JFU1AQBhIaChZNRVNTQUdFX1RZUEVfSEVBUlRCRUFUEAcSHwobTUVTU0FHRV9UWVBFX0hFQVJUQkVBVF9SRVNQEAgSHAoYTUVTU0FHRV9UWVBFX1RJTUVPVVRfTk9XEAkSIAocTUVTU0FHRV9UWVBFX1RSQU5TRkVSX0xFQURFUhAKKloKCUVudHJ5VHlwZRIaChZFTlRSWV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRU5UUllfVFlQRV9OT1JNQUwQARIaChZFTlRSWV9UWVBFX0NPTkZfQ0hBTkdFEAIyqQIKC1JhZnRTZXJ2aWNlEjcKBFNlbmQSFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QaFy5yYWZ0a3YudjEuU2VuZFJlc3BvbnNlEloKD0luc3RhbGxTbmFwc2hvdBIhLnJhZnRrdi52MS5JbnN0YWxsU25hcHNob3RSZXF1ZXN0GiIucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlc3BvbnNlKAESPwoGU3RyZWFtEhgucmFmdGt2LnYxLlN0cmVhbVJlcXVlc3QaGS5yYWZ0a3YudjEuU3RyZWFtUmVzcG9uc2UoARJECgdGb3J3YXJkEhkucmFmdGt2LnYxLkZvcndhcmRSZXF1ZXN0GhoucmFmdGt2LnYxLkZvcndhcmRSZXNwb25zZSgBMAFiBnByb3RvMw", [file_raftkv_v1_kv]);
+  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxImQKDkZvcndhcmRSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSDAoEcGF0aBgCIAEoCRIPCgdtZXNzYWdlGAMgASgMEhIKCnRpbWVvdXRfbXMYBCABKAQSDgoGY2FuY2VsGAUgASgIIlgKD0ZvcndhcmRSZXNwb25zZRIPCgdjYWxsX2lkGAEgASgEEgwKBGNvZGUYAiABKA0SDwoHbWVzc2FnZRgDIAEoDBIVCg1lcnJvcl9tZXNzYWdlGAQgASgJIjYKDVN0cmVhbVJlcXVlc3QSJQoFYmF0Y2gYASABKAsyFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QiEAoOU3RyZWFtUmVzcG9uc2UiZQoWSW5zdGFsbFNuYXBzaG90UmVxdWVzdBIyCgZoZWFkZXIYASABKAsyIC5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0InIKFUluc3RhbGxTbmFwc2hvdEhlYWRlchISCgpjbHVzdGVyX2lkGAEgASgJEg8KB21lbWJlcnMYAiADKAQSDAoEZnJvbRgDIAEoBBIKCgJ0bxgEIAEoBBIMCgR0ZXJtGAUgASgEEgwKBHNpemUYBiABKAQiGQoXSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UiWAoLU2VuZFJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLnJhZnRrdi52MS5NZXNzYWdlEg8KB21lbWJlcnMYAyADKAQiDgoMU2VuZFJlc3BvbnNlIuEBCgdNZXNzYWdlEiQKBHR5cGUYASABKA4yFi5yYWZ0a3YudjEuTWVzc2FnZVR5cGUSDAoEZnJvbRgCIAEoBBIKCgJ0bxgDIAEoBBIMCgR0ZXJtGAQgASgEEg0KBWluZGV4GAUgASgEEhAKCGxvZ190ZXJtGAYgASgEEiEKB2VudHJpZXMYByADKAsyEC5yYWZ0a3YudjEuRW50cnkSDgoGY29tbWl0GAggASgEEg4KBnJlamVjdBgJIAEoCBITCgtyZWplY3RfaGludBgKIAEoBBIPCgdjb250ZXh0GAsgASgEIlYKBUVudHJ5EgwKBHRlcm0YASABKAQSDQoFaW5kZXgYAiABKAQSIgoEdHlwZRgDIAEoDjIULnJhZnRrdi52MS5FbnRyeVR5cGUSDAoEZGF0YRgEIAEoDCI3CglIYXJkU3RhdGUSDAoEdGVybRgBIAEoBBIMCgR2b3RlGAIgASgEEg4KBmNvbW1pdBgDIAEoBCKTAwoHQ29tbWFuZBISCgpzZXNzaW9uX2lkGAIgASgEEhAKCHNlcXVlbmNlGAMgASgEEg8KB3RpbWVfbXMYBCABKAQSHwoDcHV0GAogASgLMhAucmFmdGt2LnYxLlB1dE9wSAASJQoGZGVsZXRlGAsgASgLMhMucmFmdGt2LnYxLkRlbGV0ZU9wSAASNwoQY29tcGFyZV9hbmRfc3dhcBgMIAEoCzIbLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcE9wSAASMAoMb3Blbl9zZXNzaW9uGA0gASgLMhgucmFmdGt2LnYxLk9wZW5TZXNzaW9uT3BIABIkCgN0eG4YDiABKAsyFS5yYWZ0a3YudjEuVHhuUmVxdWVzdEgAEi4KC2xlYXNlX2dyYW50GA8gASgLMhcucmFmdGt2LnYxLkxlYXNlR3JhbnRPcEgAEjAKDGxlYXNlX3Jldm9rZRgQIAEoCzIYLnJhZnRrdi52MS5MZWFzZVJldm9rZU9wSABCBAoCb3BKBAgBEAJSCnJlcXVlc3RfaWQiDwoNT3BlblNlc3Npb25PcCIyCgVQdXRPcBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSDQoFbGVhc2UYAyABKAQiIwoMTGVhc2VHcmFudE9wEhMKC3R0bF9zZWNvbmRzGAEgASgDIiwKDUxlYXNlUmV2b2tlT3ASCgoCaWQYASABKAQSDwoHZXhwaXJlZBgCIAEoCCIXCghEZWxldGVPcBILCgNrZXkYASABKAkiUgoQQ29tcGFyZUFuZFN3YXBPcBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDEILCglfZXhwZWN0ZWQqxwIKC01lc3NhZ2VUeXBlEhwKGE1FU1NBR0VfVFlQRV9VTlNQRUNJRklFRBAAEhQKEE1FU1NBR0VfVFlQRV9BUFAQARIZChVNRVNTQUdFX1RZUEVfQVBQX1JFU1AQAhIVChFNRVNTQUdFX1RZUEVfVk9URRADEhoKFk1FU1NBR0VfVFlQRV9WT1RFX1JFU1AQBBIZChVNRVNTQUdFX1RZUEVfUFJFX1ZPVEUQBRIeChpNRVNTQUdFX1RZUEVfUFJFX1ZPVEVfUkVTUBAGEhoKFk1FU1NBR0VfVFlQRV9IRUFSVEJFQVQQBxIfChtNRVNTQUdFX1RZUEVfSEVBUlRCRUFUX1JFU1AQCBIcChhNRVNTQUdFX1RZUEVfVElNRU9VVF9OT1cQCRIgChxNRVNTQUdFX1RZUEVfVFJBTlNGRVJfTEVBREVSEAoqWgoJRW50cnlUeXBlEhoKFkVOVFJZX1RZUEVfVU5TUEVDSUZJRUQQABIVChFFTlRSWV9UWVBFX05PUk1BTBABEhoKFkVOVFJZX1RZUEVfQ09ORl9DSEFOR0UQAjKpAgoLUmFmdFNlcnZpY2USNwoEU2VuZBIWLnJhZnRrdi52MS5TZW5kUmVxdWVzdBoXLnJhZnRrdi52MS5TZW5kUmVzcG9uc2USWgoPSW5zdGFsbFNuYXBzaG90EiEucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlcXVlc3QaIi5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UoARI/CgZTdHJlYW0SGC5yYWZ0a3YudjEuU3RyZWFtUmVxdWVzdBoZLnJhZnRrdi52MS5TdHJlYW1SZXNwb25zZSgBEkQKB0ZvcndhcmQSGS5yYWZ0a3YudjEuRm9yd2FyZFJlcXVlc3QaGi5yYWZ0a3YudjEuRm9yd2FyZFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_raftkv_v1_kv]);
 
 /**
  * ForwardRequest is one call forwarded on a `Forward` stream, or its cancellation.
@@ -43,19 +43,18 @@ export type ForwardRequest = Message$1<"raftkv.v1.ForwardRequest"> & {
   path: string;
 
   /**
-   * The request, one gRPC length-prefixed message, as the body of the call.
+   * The request message, serialized (protobuf binary, no gRPC length prefix).
    *
-   * @generated from field: bytes body = 3;
+   * @generated from field: bytes message = 3;
    */
-  body: Uint8Array;
+  message: Uint8Array;
 
   /**
-   * The caller's remaining deadline, as the gRPC "grpc-timeout" header ("995m");
-   * empty when none.
+   * The caller's remaining deadline in milliseconds; 0 when it set none.
    *
-   * @generated from field: string timeout = 4;
+   * @generated from field: uint64 timeout_ms = 4;
    */
-  timeout: string;
+  timeoutMs: bigint;
 
   /**
    * Set alone: the caller gave up on call `call_id`; the leader aborts it.
@@ -86,30 +85,25 @@ export type ForwardResponse = Message$1<"raftkv.v1.ForwardResponse"> & {
   callId: bigint;
 
   /**
-   * The HTTP status the call's handler answered with (200 for every gRPC answer).
+   * The gRPC status code the call ended with: 0 (OK) or an error's.
    *
-   * @generated from field: uint32 http_status = 2;
+   * @generated from field: uint32 code = 2;
    */
-  httpStatus: number;
+  code: number;
 
   /**
-   * Response headers and trailers, as the handler set them (grpc-status, grpc-message...).
+   * The response message, serialized, when `code` is 0.
    *
-   * @generated from field: repeated raftkv.v1.ForwardHeader headers = 3;
+   * @generated from field: bytes message = 3;
    */
-  headers: ForwardHeader[];
+  message: Uint8Array;
 
   /**
-   * @generated from field: repeated raftkv.v1.ForwardHeader trailers = 4;
-   */
-  trailers: ForwardHeader[];
-
-  /**
-   * The response body: gRPC length-prefixed messages.
+   * The error's message, when `code` is not 0, as a grpc-message would carry it.
    *
-   * @generated from field: bytes body = 5;
+   * @generated from field: string error_message = 4;
    */
-  body: Uint8Array;
+  errorMessage: string;
 };
 
 /**
@@ -118,34 +112,6 @@ export type ForwardResponse = Message$1<"raftkv.v1.ForwardResponse"> & {
  */
 export const ForwardResponseSchema: GenMessage<ForwardResponse> = /*@__PURE__*/
   messageDesc(file_raftkv_v1_raft, 1);
-
-/**
- * ForwardHeader is one header or trailer of a forwarded call's answer.
- *
- * @generated from message raftkv.v1.ForwardHeader
- */
-export type ForwardHeader = Message$1<"raftkv.v1.ForwardHeader"> & {
-  /**
-   * The header's name, lower case.
-   *
-   * @generated from field: string name = 1;
-   */
-  name: string;
-
-  /**
-   * Its value.
-   *
-   * @generated from field: string value = 2;
-   */
-  value: string;
-};
-
-/**
- * Describes the message raftkv.v1.ForwardHeader.
- * Use `create(ForwardHeaderSchema)` to create a new message.
- */
-export const ForwardHeaderSchema: GenMessage<ForwardHeader> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 2);
 
 /**
  * StreamRequest is one request of a `Stream` call: one batch of messages.
@@ -166,7 +132,7 @@ export type StreamRequest = Message$1<"raftkv.v1.StreamRequest"> & {
  * Use `create(StreamRequestSchema)` to create a new message.
  */
 export const StreamRequestSchema: GenMessage<StreamRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 3);
+  messageDesc(file_raftkv_v1_raft, 2);
 
 /**
  * StreamResponse is empty: it says every batch of the call was stepped.
@@ -181,7 +147,7 @@ export type StreamResponse = Message$1<"raftkv.v1.StreamResponse"> & {
  * Use `create(StreamResponseSchema)` to create a new message.
  */
 export const StreamResponseSchema: GenMessage<StreamResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 4);
+  messageDesc(file_raftkv_v1_raft, 3);
 
 /**
  * InstallSnapshotRequest is one part of an InstallSnapshot stream: the header first,
@@ -220,7 +186,7 @@ export type InstallSnapshotRequest = Message$1<"raftkv.v1.InstallSnapshotRequest
  * Use `create(InstallSnapshotRequestSchema)` to create a new message.
  */
 export const InstallSnapshotRequestSchema: GenMessage<InstallSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 5);
+  messageDesc(file_raftkv_v1_raft, 4);
 
 /**
  * InstallSnapshotHeader says who sends what snapshot: the fields of the core's `snap`
@@ -278,7 +244,7 @@ export type InstallSnapshotHeader = Message$1<"raftkv.v1.InstallSnapshotHeader">
  * Use `create(InstallSnapshotHeaderSchema)` to create a new message.
  */
 export const InstallSnapshotHeaderSchema: GenMessage<InstallSnapshotHeader> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 6);
+  messageDesc(file_raftkv_v1_raft, 5);
 
 /**
  * InstallSnapshotResponse is empty: it says the whole snapshot arrived intact and was
@@ -295,7 +261,7 @@ export type InstallSnapshotResponse = Message$1<"raftkv.v1.InstallSnapshotRespon
  * Use `create(InstallSnapshotResponseSchema)` to create a new message.
  */
 export const InstallSnapshotResponseSchema: GenMessage<InstallSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 7);
+  messageDesc(file_raftkv_v1_raft, 6);
 
 /**
  * SendRequest is one batch of protocol messages from one node to one other node.
@@ -339,7 +305,7 @@ export type SendRequest = Message$1<"raftkv.v1.SendRequest"> & {
  * Use `create(SendRequestSchema)` to create a new message.
  */
 export const SendRequestSchema: GenMessage<SendRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 8);
+  messageDesc(file_raftkv_v1_raft, 7);
 
 /**
  * SendResponse is empty: it only acknowledges that the batch was accepted.
@@ -354,7 +320,7 @@ export type SendResponse = Message$1<"raftkv.v1.SendResponse"> & {
  * Use `create(SendResponseSchema)` to create a new message.
  */
 export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 9);
+  messageDesc(file_raftkv_v1_raft, 8);
 
 /**
  * Message is one Raft protocol message. Which fields are meaningful depends on `type`:
@@ -464,7 +430,7 @@ export type Message = Message$1<"raftkv.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 10);
+  messageDesc(file_raftkv_v1_raft, 9);
 
 /**
  * Entry is one slot of the replicated log (Figure 2: "log[]").
@@ -507,7 +473,7 @@ export type Entry = Message$1<"raftkv.v1.Entry"> & {
  * Use `create(EntrySchema)` to create a new message.
  */
 export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 11);
+  messageDesc(file_raftkv_v1_raft, 10);
 
 /**
  * HardState is the state a node must have on stable storage before it answers any RPC
@@ -544,7 +510,7 @@ export type HardState = Message$1<"raftkv.v1.HardState"> & {
  * Use `create(HardStateSchema)` to create a new message.
  */
 export const HardStateSchema: GenMessage<HardState> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 12);
+  messageDesc(file_raftkv_v1_raft, 11);
 
 /**
  * Command is what a normal log entry carries for the key-value state machine: one
@@ -647,7 +613,7 @@ export type Command = Message$1<"raftkv.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 13);
+  messageDesc(file_raftkv_v1_raft, 12);
 
 /**
  * OpenSessionOp registers a new client session.
@@ -662,7 +628,7 @@ export type OpenSessionOp = Message$1<"raftkv.v1.OpenSessionOp"> & {
  * Use `create(OpenSessionOpSchema)` to create a new message.
  */
 export const OpenSessionOpSchema: GenMessage<OpenSessionOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 14);
+  messageDesc(file_raftkv_v1_raft, 13);
 
 /**
  * PutOp sets `key` to `value`, creating the key if it does not exist.
@@ -697,7 +663,7 @@ export type PutOp = Message$1<"raftkv.v1.PutOp"> & {
  * Use `create(PutOpSchema)` to create a new message.
  */
 export const PutOpSchema: GenMessage<PutOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 15);
+  messageDesc(file_raftkv_v1_raft, 14);
 
 /**
  * LeaseGrantOp grants a lease of `ttl_seconds`, as the leader fixed it (at least its
@@ -719,7 +685,7 @@ export type LeaseGrantOp = Message$1<"raftkv.v1.LeaseGrantOp"> & {
  * Use `create(LeaseGrantOpSchema)` to create a new message.
  */
 export const LeaseGrantOpSchema: GenMessage<LeaseGrantOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 16);
+  messageDesc(file_raftkv_v1_raft, 15);
 
 /**
  * LeaseRevokeOp ends lease `id` and deletes every key attached to it, at this entry's
@@ -748,7 +714,7 @@ export type LeaseRevokeOp = Message$1<"raftkv.v1.LeaseRevokeOp"> & {
  * Use `create(LeaseRevokeOpSchema)` to create a new message.
  */
 export const LeaseRevokeOpSchema: GenMessage<LeaseRevokeOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 17);
+  messageDesc(file_raftkv_v1_raft, 16);
 
 /**
  * DeleteOp removes `key`; removing a missing key is not an error.
@@ -769,7 +735,7 @@ export type DeleteOp = Message$1<"raftkv.v1.DeleteOp"> & {
  * Use `create(DeleteOpSchema)` to create a new message.
  */
 export const DeleteOpSchema: GenMessage<DeleteOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 18);
+  messageDesc(file_raftkv_v1_raft, 17);
 
 /**
  * CompareAndSwapOp sets `key` to `value` only if its current value equals `expected`.
@@ -805,7 +771,7 @@ export type CompareAndSwapOp = Message$1<"raftkv.v1.CompareAndSwapOp"> & {
  * Use `create(CompareAndSwapOpSchema)` to create a new message.
  */
 export const CompareAndSwapOpSchema: GenMessage<CompareAndSwapOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 19);
+  messageDesc(file_raftkv_v1_raft, 18);
 
 /**
  * MessageType names the kind of a Raft protocol message. Local messages that never
