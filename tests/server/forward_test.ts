@@ -6,7 +6,8 @@
  * sent, errors with their status and message; many calls share one Forward call; a
  * stream that breaks under a call answers it UNAVAILABLE; a caller that gives up
  * aborts the handler; a leader that does not serve Forward is sent ordinary calls;
- * requests a follower would never send are refused one by one, the stream serving on.
+ * requests a follower would never send are refused one by one, the stream serving on;
+ * open calls are bounded, and a reused call id ends the stream.
  *
  * @module
  */
@@ -31,7 +32,12 @@ import {
   type ForwardResponse,
   RaftService,
 } from "../../src/gen/raftkv/v1/raft_pb.ts";
-import { FORWARDED_HEADER, ForwardServer, forwardTransport } from "../../src/server/forward.ts";
+import {
+  FORWARDED_HEADER,
+  ForwardServer,
+  forwardTransport,
+  MAX_OPEN_CALLS,
+} from "../../src/server/forward.ts";
 
 /** What the fake leader's KVService saw. */
 interface Seen {
@@ -325,6 +331,47 @@ Deno.test("Forward requests a follower never sends are refused one by one, and t
       })(),
       (err: unknown) => err instanceof ConnectError && err.code === Code.InvalidArgument,
     );
+  } finally {
+    await leader.close();
+  }
+});
+
+Deno.test("a Forward call holds at most MAX_OPEN_CALLS calls open; one more is RESOURCE_EXHAUSTED, a reused id ends the call", async () => {
+  const leader = await startLeader();
+  try {
+    const raft = createClient(RaftService, createGrpcTransport({ baseUrl: leader.url }));
+    const hang = (callId: bigint) =>
+      create(ForwardRequestSchema, {
+        callId,
+        path: "/raftkv.v1.KVService/Put",
+        message: new Uint8Array([0x0a, 0x06, ...new TextEncoder().encode(`hang/${callId % 10n}`)]),
+      });
+    const answers: ForwardResponse[] = [];
+    const err = await (async () => {
+      try {
+        for await (
+          const r of raft.forward((async function* () {
+            for (let i = 1; i <= MAX_OPEN_CALLS + 1; i++) yield hang(BigInt(i));
+            // Once the one over the limit is answered, reuse an open call's id.
+            await until("the call over the limit answered", () => answers.length === 1);
+            yield hang(1n);
+          })())
+        ) {
+          answers.push(r);
+        }
+      } catch (e) {
+        return ConnectError.from(e);
+      }
+      assert.fail("a reused call id was taken");
+    })();
+    assert.equal(answers.length, 1);
+    assert.equal(answers[0]!.callId, BigInt(MAX_OPEN_CALLS + 1));
+    assert.equal(answers[0]!.code, Code.ResourceExhausted);
+    assert.match(answers[0]!.errorMessage, /too many forwarded calls open/);
+    assert.equal(err.code, Code.InvalidArgument, err.message);
+    assert.match(err.rawMessage, /reuses call_id 1, still open/);
+    // The calls left open were aborted when the Forward call ended.
+    await until("every open call aborted", () => leader.seen.aborted.length === MAX_OPEN_CALLS);
   } finally {
     await leader.close();
   }
