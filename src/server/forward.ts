@@ -100,6 +100,9 @@ export class ForwardServer {
   readonly #methods = new Map<string, UnarySpec>();
   readonly #interceptors: Interceptor[];
   readonly #maxTimeoutMs: number;
+  /** Wakes each Forward call being served (to see {@link ForwardServer.close}). */
+  readonly #wakers = new Set<() => void>();
+  #closing = false;
 
   constructor(options: ForwardServerOptions) {
     this.#interceptors = options.interceptors;
@@ -109,6 +112,17 @@ export class ForwardServer {
         if (m.kind === "unary") this.#methods.set(`/${s.service.typeName}/${m.method.name}`, m);
       }
     }
+  }
+
+  /**
+   * Ends every Forward call once the calls open on it are answered, and answers
+   * calls that arrive meanwhile UNAVAILABLE (not run): the server is stopping, and
+   * a Forward call, unlike a unary one, would otherwise never finish while its
+   * follower keeps forwarding.
+   */
+  close(): void {
+    this.#closing = true;
+    for (const wake of this.#wakers) wake();
   }
 
   /** The Forward handler: answers each call as its handler finishes, in any order. */
@@ -127,6 +141,8 @@ export class ForwardServer {
       answers.push(r);
       wake?.();
     };
+    const waker = () => wake?.();
+    this.#wakers.add(waker);
     const reading = (async () => {
       try {
         for await (const req of requests) {
@@ -145,6 +161,10 @@ export class ForwardServer {
               Code.InvalidArgument,
             );
           }
+          if (this.#closing) {
+            push(errorAnswer(req.callId, Code.Unavailable, "the leader is stopping"));
+            continue;
+          }
           if (open.size >= MAX_OPEN_CALLS) {
             push(errorAnswer(
               req.callId,
@@ -155,9 +175,16 @@ export class ForwardServer {
           }
           const abort = new AbortController();
           open.set(req.callId, abort);
+          const answer = (r: ForwardResponse) => {
+            // Closed before the answer is queued, so the loop below sees both at once.
+            open.delete(req.callId);
+            push(r);
+          };
           this.#call(req, forwardedBy, caller, AbortSignal.any([ctx.signal, abort.signal]))
-            .then(push)
-            .finally(() => open.delete(req.callId));
+            .then(answer, (e) => {
+              const err = ConnectError.from(e);
+              answer(errorAnswer(req.callId, err.code, err.rawMessage));
+            });
         }
       } catch (err) {
         readError = err;
@@ -174,15 +201,18 @@ export class ForwardServer {
           continue;
         }
         if (readError !== undefined) throw readError;
-        if (readDone && open.size === 0) break;
+        if ((readDone || this.#closing) && open.size === 0) break;
         await new Promise<void>((resolve) => wake = resolve);
         wake = undefined;
       }
     } finally {
+      this.#wakers.delete(waker);
       for (const a of open.values()) {
         a.abort(new ConnectError("the Forward call ended", Code.Canceled));
       }
-      await reading;
+      // Not awaited when closing: the follower may still hold its side open; the
+      // reading ends when the stream does.
+      if (!this.#closing) await reading;
     }
   }
 
@@ -351,6 +381,8 @@ class OpenStream {
         this.#onEnd();
       }
     }, IDLE_CLOSE_MS);
+    // An idle stream does not keep a stopping node's process alive.
+    Deno.unrefTimer(this.#idleTimer);
   }
 
   get usable(): boolean {

@@ -171,6 +171,7 @@ export async function serve(
         unfollow();
         watches.close(); // watch streams never end on their own
         lessor.close();
+        forwarded.close(); // nor do Forward calls while a follower forwards
 
         server.close(() => resolve());
         // Ask clients to go away; calls in flight finish first.

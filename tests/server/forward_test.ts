@@ -7,7 +7,8 @@
  * stream that breaks under a call answers it UNAVAILABLE; a caller that gives up
  * aborts the handler; a leader that does not serve Forward is sent ordinary calls;
  * requests a follower would never send are refused one by one, the stream serving on;
- * open calls are bounded, and a reused call id ends the stream.
+ * open calls are bounded, and a reused call id ends the stream; a stopping leader
+ * ends its Forward calls once their open calls are answered.
  *
  * @module
  */
@@ -44,6 +45,7 @@ interface Seen {
   puts: { key: string; forwardedBy: string | null; timeoutMs: number | undefined }[];
   aborted: string[];
   forwardCalls: number;
+  forwardEnded: number;
 }
 
 /** The fake KVService: `fail/...` keys fail, `hang/...` keys wait for their abort. */
@@ -74,6 +76,7 @@ function fakeKv(seen: Seen) {
 interface Leader {
   url: string;
   seen: Seen;
+  forward: ForwardServer;
   close(): Promise<void>;
 }
 
@@ -81,7 +84,7 @@ interface Leader {
 async function startLeader(
   raft?: (r: ConnectRouter, seen: Seen, forward: ForwardServer) => void,
 ): Promise<Leader> {
-  const seen: Seen = { puts: [], aborted: [], forwardCalls: 0 };
+  const seen: Seen = { puts: [], aborted: [], forwardCalls: 0, forwardEnded: 0 };
   const kv = fakeKv(seen);
   const forward = new ForwardServer({
     services: [createServiceImplSpec<typeof KVService>(KVService, kv)],
@@ -96,9 +99,13 @@ async function startLeader(
       r.service(KVService, kv);
       if (raft !== undefined) return raft(r, seen, forward);
       r.service(RaftService, {
-        forward: (requests, ctx) => {
+        forward: async function* (requests, ctx) {
           seen.forwardCalls++;
-          return forward.serve(requests, ctx);
+          try {
+            yield* forward.serve(requests, ctx);
+          } finally {
+            seen.forwardEnded++;
+          }
         },
       });
     },
@@ -114,6 +121,7 @@ async function startLeader(
   return {
     url: `http://127.0.0.1:${port}`,
     seen,
+    forward,
     close: async () => {
       for (const s of sessions) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -372,6 +380,40 @@ Deno.test("a Forward call holds at most MAX_OPEN_CALLS calls open; one more is R
     assert.match(err.rawMessage, /reuses call_id 1, still open/);
     // The calls left open were aborted when the Forward call ended.
     await until("every open call aborted", () => leader.seen.aborted.length === MAX_OPEN_CALLS);
+  } finally {
+    await leader.close();
+  }
+});
+
+Deno.test("a stopping leader ends its Forward calls once their open calls finish, refusing new ones UNAVAILABLE", async () => {
+  const leader = await startLeader();
+  try {
+    const kv = followerClient(leader);
+    await kv.put({ key: "before", value: new Uint8Array() });
+    const abort = new AbortController();
+    const hanging = kv.put({ key: "hang/open", value: new Uint8Array() }, { signal: abort.signal })
+      .catch((err) => ConnectError.from(err));
+    await until(
+      "the leader to see hang/open",
+      () => leader.seen.puts.some((p) => p.key === "hang/open"),
+    );
+    leader.forward.close();
+    await assert.rejects(
+      kv.put({ key: "after", value: new Uint8Array() }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConnectError);
+        assert.equal(err.code, Code.Unavailable);
+        assert.equal(err.rawMessage, "the leader is stopping");
+        return true;
+      },
+    );
+    // The open call still runs: the Forward call has not ended.
+    assert.equal(leader.seen.forwardEnded, 0);
+    abort.abort();
+    const ended = await hanging;
+    assert.ok(ended instanceof ConnectError && ended.code === Code.Canceled, String(ended));
+    await until("the Forward call to end", () => leader.seen.forwardEnded === 1);
+    assert.deepEqual(leader.seen.puts.map((p) => p.key), ["before", "hang/open"]);
   } finally {
     await leader.close();
   }
