@@ -107,7 +107,8 @@ export type RaftServiceNode =
 export function raftService(
   node: RaftServiceNode,
   limits: SnapshotReceiveLimits = { maxBytes: DEFAULT_MAX_SNAPSHOT_BYTES },
-): ServiceImpl<typeof RaftService> {
+  // Forward is served by server.ts, which owns the KV and cluster handlers (forward.ts).
+): Omit<ServiceImpl<typeof RaftService>, "forward"> {
   const { id, clusterId, peers, logger } = node.options;
   // The membership compared is the one the cluster was bootstrapped with (the data
   // dir's --peers), which never changes, like etcd's cluster id derived from its

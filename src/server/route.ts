@@ -12,15 +12,18 @@ import {
   ConnectError,
   createClient,
   type HandlerContext,
+  type Transport,
 } from "@connectrpc/connect";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
+import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
 import type { NodeId } from "../raft/types.ts";
+import { forwardTransport } from "./forward.ts";
 import { NodeError, type RaftKvNode } from "./node.ts";
 import { grpcTransportTo } from "./transport.ts";
 
-/** Header set on a forwarded call, naming the node that forwarded it: calls are forwarded once. */
-export const FORWARDED_HEADER = "raftkv-forwarded-by";
+export { FORWARDED_HEADER } from "./forward.ts";
+import { FORWARDED_HEADER } from "./forward.ts";
 
 /** How long a call may wait when the client set no deadline. */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
@@ -71,12 +74,29 @@ export class Router {
   readonly #node: RaftKvNode;
   readonly #clients = new Map<NodeId, Client<typeof KVService>>();
   readonly #clusterClients = new Map<NodeId, Client<typeof ClusterService>>();
+  readonly #transports = new Map<NodeId, Transport>();
 
   constructor(node: RaftKvNode) {
     this.#node = node;
   }
 
-  #transportFor(id: NodeId): ReturnType<typeof grpcTransportTo> {
+  /** One per leader: unary calls on its Forward stream (forward.ts), others as calls of their own. */
+  #transportFor(id: NodeId): Transport {
+    let t = this.#transports.get(id);
+    if (t === undefined) {
+      const direct = this.#directTransportFor(id);
+      t = forwardTransport(
+        createClient(RaftService, direct),
+        direct,
+        BigInt(this.#node.id),
+        BigInt(id),
+      );
+      this.#transports.set(id, t);
+    }
+    return t;
+  }
+
+  #directTransportFor(id: NodeId): Transport {
     // --peers first, else the address the log recorded when the member was added.
     const address = this.#node.peerAddress(id);
     if (address === undefined) {

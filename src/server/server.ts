@@ -11,7 +11,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createContextValues } from "@connectrpc/connect";
+import { createContextValues, createServiceImplSpec } from "@connectrpc/connect";
 import { Http2Guard } from "../http2/guard.ts";
 import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../http2/limits.ts";
 import { Health } from "../gen/health/v1/health_pb.ts";
@@ -26,6 +26,7 @@ import { kvService } from "./kv_service.ts";
 import type { RaftKvNode } from "./node.ts";
 import { raftService } from "./raft_service.ts";
 import { registerReflection } from "./reflection.ts";
+import { ForwardServer } from "./forward.ts";
 import { Router } from "./route.ts";
 import { accessInterceptor, CALLER, CallerCache } from "../tls/access.ts";
 import type { Authorizer } from "../tls/authorizer.ts";
@@ -89,27 +90,43 @@ export async function serve(
   const watches = new WatchHub(node.kv);
   // The leader's lease deadlines (a follower's lessor idles until it leads).
   const lessor = new Lessor(node);
+  // Metrics outermost, so that a call the access check refuses is counted with its code.
+  const callInterceptors = [
+    ...interceptors,
+    ...(security === undefined ? [] : [
+      accessInterceptor({
+        peerAuth: tlsConfig?.peerCaFile !== undefined,
+        clientAuth: tlsConfig?.clientCaFile !== undefined,
+        authorizer: security.authorizer,
+        logger: node.options.logger,
+      }),
+    ]),
+  ];
+  const kv = kvService(node, router, watches, lessor);
+  const cluster = clusterService(node, router);
+  // Calls followers forward on RaftService/Forward run the same handlers, behind the
+  // same interceptors (forward.ts).
+  const forwarded = new ForwardServer({
+    services: [
+      createServiceImplSpec<typeof KVService>(KVService, kv),
+      createServiceImplSpec<typeof ClusterService>(ClusterService, cluster),
+    ],
+    interceptors: callInterceptors,
+    maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
+  });
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
     contextValues: (req) => createContextValues().set(CALLER, callers.callerOf(req)),
-    // Metrics outermost, so that a call the access check refuses is counted with its code.
-    interceptors: [
-      ...interceptors,
-      ...(security === undefined ? [] : [
-        accessInterceptor({
-          peerAuth: tlsConfig?.peerCaFile !== undefined,
-          clientAuth: tlsConfig?.clientCaFile !== undefined,
-          authorizer: security.authorizer,
-          logger: node.options.logger,
-        }),
-      ]),
-    ],
+    interceptors: callInterceptors,
     readMaxBytes: MAX_REQUEST_BYTES,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
     routes: (r) => {
-      r.service(RaftService, raftService(node));
-      r.service(KVService, kvService(node, router, watches, lessor));
-      r.service(ClusterService, clusterService(node, router));
+      r.service(RaftService, {
+        ...raftService(node),
+        forward: (requests, ctx) => forwarded.serve(requests, ctx),
+      });
+      r.service(KVService, kv);
+      r.service(ClusterService, cluster);
       r.service(Health, healthService(node));
       // Last: reflection lists and describes every service registered on the router.
       registerReflection(r);
@@ -120,6 +137,8 @@ export async function serve(
     // bounds the silence between its messages instead of its whole body.
     streamingRequestPaths: [
       `/${KVService.typeName}/${KVService.method.leaseKeepAliveStream.name}`,
+      // Forwarded calls come and go on it while it stays open (forward.ts).
+      `/${RaftService.typeName}/${RaftService.method.forward.name}`,
     ],
   });
   const server = security === undefined
@@ -152,6 +171,7 @@ export async function serve(
         unfollow();
         watches.close(); // watch streams never end on their own
         lessor.close();
+        forwarded.close(); // nor do Forward calls while a follower forwards
 
         server.close(() => resolve());
         // Ask clients to go away; calls in flight finish first.

@@ -7,7 +7,10 @@
  *   whether the node serves, no data.
  * - RaftService (peer traffic, with `--peer-ca`): only a peer certificate, and only
  *   for messages from the member it names: a valid certificate of member 2 sending
- *   as member 3 is PERMISSION_DENIED, a client certificate too. Without
+ *   as member 3 is PERMISSION_DENIED, a client certificate too. So only a member
+ *   may open `RaftService/Forward`, on which it forwards the calls it received and
+ *   authorized itself (src/server/forward.ts): the calls it carries run as that
+ *   member's, as a forwarded call of its own did (see below). Without
  *   `--peer-ca` the node has no peers (flags.ts), and takes no peer traffic.
  * - KVService and ClusterService (with `--client-ca`): a client certificate, then
  *   the policy (authorizer.ts). A peer certificate is let through: it is a member

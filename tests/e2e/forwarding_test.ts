@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { checkReads, text, utf8, waitApplied, withCluster } from "./_harness.ts";
 
 Deno.test("writes through any node, followers included, are readable through every node", async () => {
@@ -51,5 +52,53 @@ Deno.test("writes through any node, followers included, are readable through eve
 
     // Every node has applied every write (state machines, not only the leader's).
     for (const id of c.ids) await waitApplied(c, id, lastIndex);
+  });
+});
+
+Deno.test("a follower forwards on one RaftService/Forward call to the leader, and errors keep their status and message", async () => {
+  await withCluster({ nodes: 3, http: true }, async (c) => {
+    const lead = await c.leader();
+    const f = c.ids.find((id) => id !== lead)!;
+
+    // Many writes at once through the follower: each acknowledged with its own index.
+    const puts = await Promise.all(
+      Array.from(
+        { length: 40 },
+        (_, i) => c.kv(f).put({ key: `many-${i}`, value: utf8(`v${i}`) }, { timeoutMs: 20_000 }),
+      ),
+    );
+    assert.equal(new Set(puts.map((p) => p.index)).size, 40);
+
+    // A refusal decided at the leader (the lease does not exist) reads the same
+    // through the follower as at the leader: same code, same message.
+    const refusal = async (id: number) => {
+      try {
+        await c.kv(id).leaseRevoke({ id: 424242n }, { timeoutMs: 10_000 });
+      } catch (err) {
+        return ConnectError.from(err);
+      }
+      assert.fail(`LeaseRevoke of an unknown lease through node ${id} succeeded`);
+    };
+    const atLeader = await refusal(lead);
+    const viaFollower = await refusal(f);
+    assert.equal(atLeader.code, Code.NotFound, atLeader.message);
+    assert.equal(viaFollower.code, atLeader.code);
+    assert.equal(viaFollower.rawMessage, atLeader.rawMessage);
+
+    // The leader served them on Forward: its call metrics count the Forward call once
+    // it ends (the follower ends an idle one after a couple of seconds).
+    const forwardCalls = async () => {
+      const text = await (await fetch(`${c.httpUrl(lead)}/metrics`)).text();
+      const line = text.split("\n").find((l) =>
+        l.startsWith("raftkv_grpc_requests_total{") && l.includes('method="Forward"') &&
+        l.includes('code="ok"')
+      );
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+    };
+    const deadline = Date.now() + 30_000;
+    while ((await forwardCalls()) < 1) {
+      assert.ok(Date.now() < deadline, "the leader never counted a Forward call");
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 });

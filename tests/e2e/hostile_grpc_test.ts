@@ -28,6 +28,11 @@
  *   INVALID_ARGUMENT, PERMISSION_DENIED or FAILED_PRECONDITION before the core sees
  *   them. Each is sent with a term 1000 above the cluster's: had any reached the
  *   core, the receiver's term would have jumped.
+ * - RaftService/Forward (forwarded calls, forward.ts): a request for anything but a
+ *   unary KV or cluster method is UNIMPLEMENTED, a message that does not parse is
+ *   INTERNAL "parse binary", a deadline past 2^31 - 1 ms INVALID_ARGUMENT, each
+ *   answered on its own while the call serves on; a request without a call id ends
+ *   the call with INVALID_ARGUMENT.
  *
  * Regressions (found while writing these tests, fixed in src/server/):
  *
@@ -64,14 +69,18 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { gzipSync } from "node:zlib";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { PutRequestSchema } from "../../src/gen/raftkv/v1/kv_pb.ts";
 import {
   CommandSchema,
   EntrySchema,
   EntryType,
+  ForwardRequestSchema,
   type Message as PbMessage,
   MessageSchema,
   MessageType,
+  RaftService,
   SendRequestSchema,
 } from "../../src/gen/raftkv/v1/raft_pb.ts";
 import { MAX_REQUEST_BYTES } from "../../src/server/server.ts";
@@ -91,6 +100,8 @@ const SEND = "/raftkv.v1.RaftService/Send";
 /** The peer stream: every request a batch, checked as a Send's (raft_service.ts). */
 const STREAM = "/raftkv.v1.RaftService/Stream";
 const STATUS = "/raftkv.v1.ClusterService/Status";
+/** Calls a follower forwards to the leader, each request one call (forward.ts). */
+const FORWARD = "/raftkv.v1.RaftService/Forward";
 
 const OK = 0;
 const INVALID_ARGUMENT = 3;
@@ -187,7 +198,7 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
           ["an end group without a start", new Uint8Array([0x0c])],
           ["100,000 nested groups", nested],
         ];
-        for (const path of [PUT, SEND, STREAM, STATUS]) {
+        for (const path of [PUT, SEND, STREAM, FORWARD, STATUS]) {
           for (const [what, payload] of payloads) {
             const r = await raw.call(path, grpcFrame(payload));
             assertGrpc(r, INTERNAL, /^parse binary: /, `${path}, ${what}`);
@@ -198,6 +209,69 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
         assertGrpc(r, INTERNAL, /^parse binary: /, "a key that is not UTF-8");
         await assertServing(c, lead, "after-protobuf");
       });
+
+      await t.step(
+        "Forward: calls no follower sends are refused one by one, the call serving on",
+        async () => {
+          const forward = createClient(
+            RaftService,
+            createGrpcTransport({ baseUrl: `http://${c.endpoint(lead)}` }),
+          );
+          const call = (callId: bigint, path: string, message = new Uint8Array(), timeoutMs = 0n) =>
+            create(ForwardRequestSchema, { callId, path, message, timeoutMs });
+          const cases: [string, ReturnType<typeof call>, number, RegExp][] = [
+            ["a streaming method", call(1n, "/raftkv.v1.KVService/Watch"), UNIMPLEMENTED, /not /],
+            ["a Raft method", call(2n, SEND), UNIMPLEMENTED, /not /],
+            ["no method", call(3n, ""), UNIMPLEMENTED, /not ""/],
+            ["100 KB of path", call(4n, "/".repeat(100_000)), UNIMPLEMENTED, /not /],
+            [
+              "a truncated varint",
+              call(5n, PUT, new Uint8Array([0x08, 0xff])),
+              INTERNAL,
+              /^parse binary: /,
+            ],
+            [
+              "a key that is not UTF-8",
+              call(6n, PUT, new Uint8Array([0x0a, 0x02, 0xc3, 0x28])),
+              INTERNAL,
+              /^parse binary: /,
+            ],
+            [
+              "a deadline of 2^64 - 1 ms",
+              call(7n, PUT, new Uint8Array([0x0a, 0x01, 0x6b]), 2n ** 64n - 1n),
+              INVALID_ARGUMENT,
+              /timeout/,
+            ],
+            ["an empty key", call(8n, PUT), INVALID_ARGUMENT, /key/],
+          ];
+          async function* requests() {
+            for (const [, req] of cases) yield req;
+            yield create(ForwardRequestSchema, { callId: 77n, cancel: true }); // not open: ignored
+          }
+          const answers = new Map<bigint, { code: number; errorMessage: string }>();
+          for await (const r of forward.forward(requests(), { timeoutMs: 20_000 })) {
+            answers.set(r.callId, r);
+          }
+          for (const [what, req, code, message] of cases) {
+            const a = answers.get(req.callId);
+            assert.ok(a !== undefined, `${what}: no answer`);
+            assert.equal(a.code, code, `${what}: ${a.errorMessage}`);
+            assert.match(a.errorMessage, message, what);
+          }
+          // A request without a call id ends the call, clearly.
+          const err = await (async () => {
+            try {
+              for await (const _ of forward.forward(requests0(), { timeoutMs: 20_000 })) break;
+            } catch (e) {
+              return ConnectError.from(e);
+            }
+            assert.fail("a Forward request without a call_id was taken");
+          })();
+          assert.equal(err.code, INVALID_ARGUMENT, err.message);
+          assert.match(err.rawMessage, /without a call_id/);
+          await assertServing(c, lead, "after-forward");
+        },
+      );
 
       await t.step("wrong content types and methods are plain HTTP errors", async () => {
         const cases: [string, Record<string, string>][] = [
@@ -747,3 +821,8 @@ Deno.test("hostile gRPC input: every malformed request gets a clear status, noth
     }
   });
 });
+
+/** A Forward request stream whose one request has no call id. */
+async function* requests0() {
+  yield create(ForwardRequestSchema, { path: PUT });
+}

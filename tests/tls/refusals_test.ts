@@ -3,20 +3,26 @@
  * goes on serving: plaintext to a TLS port, TLS to a plaintext port, a certificate
  * of another CA, an expired one, a member's certificate claiming another member,
  * a client certificate sent as a peer's, a client without a certificate, a client
- * outside its prefix. Health stays open to probes without a certificate. The
+ * outside its prefix (through a follower too: the follower refuses it, as it is the
+ * node the client called), a client certificate forwarding calls as a member would
+ * (RaftService/Forward). Health stays open to probes without a certificate. The
  * policy is reloaded without a restart (SIGHUP).
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService } from "../../src/gen/raftkv/v1/cluster_pb.ts";
 import { Health } from "../../src/gen/health/v1/health_pb.ts";
-import { KVService } from "../../src/gen/raftkv/v1/kv_pb.ts";
-import { RaftService, SendRequestSchema } from "../../src/gen/raftkv/v1/raft_pb.ts";
+import { KVService, PutRequestSchema } from "../../src/gen/raftkv/v1/kv_pb.ts";
+import {
+  ForwardRequestSchema,
+  RaftService,
+  SendRequestSchema,
+} from "../../src/gen/raftkv/v1/raft_pb.ts";
 import { messageToPb } from "../../src/server/codec.ts";
 import { message } from "../../src/raft/types.ts";
 import {
@@ -80,6 +86,15 @@ function sendAs(from: number | undefined, to: number) {
     messages: from === undefined
       ? []
       : [messageToPb(message({ type: "heartbeat", from, to, term: 1 }))],
+  });
+}
+
+/** One forwarded Put of `key`, as the request stream of a RaftService/Forward call. */
+async function* forwardedPut(key: string) {
+  yield create(ForwardRequestSchema, {
+    callId: 1n,
+    path: "/raftkv.v1.KVService/Put",
+    message: toBinary(PutRequestSchema, create(PutRequestSchema, { key, value: utf8("x") })),
   });
 }
 
@@ -242,11 +257,43 @@ Deno.test("TLS refusals: each intruder gets a clear status, the node keeps servi
           );
           assert.equal(codeName(stream.code), "PermissionDenied", stream.message);
           assert.match(stream.rawMessage, /needs a peer certificate/);
+          // Nor may it forward calls as a member does (a write the policy would refuse).
+          const forward = await refusal(async () => {
+            for await (
+              const _ of a.raft.forward(forwardedPut("etc/passwd"), { timeoutMs: 5_000 })
+            ) {
+              break;
+            }
+          });
+          assert.equal(codeName(forward.code), "PermissionDenied", forward.message);
+          assert.match(forward.rawMessage, /needs a peer certificate/);
         } finally {
           await a.close();
         }
         await stillServes(c, 1);
       });
+
+      await t.step(
+        "through a follower, the follower authorizes the client and the leader serves what it allowed",
+        async () => {
+          const lead = await c.leader();
+          const follower = c.ids.find((id) => id !== lead)!;
+          const a = clientsFor(c.endpoint(follower), await tls.dialWith(alice));
+          try {
+            const ok = await a.kv.put({ key: "app/via-follower", value: utf8("1") }, {
+              timeoutMs: 10_000,
+            });
+            assert.ok(ok.index > 0n);
+            const err = await refusal(() => a.kv.put({ key: "etc/passwd", value: utf8("x") }));
+            assert.equal(codeName(err.code), "PermissionDenied", err.message);
+            assert.match(err.rawMessage, /client "alice" may not write key "etc\/passwd"/);
+          } finally {
+            await a.close();
+          }
+          const got = await c.kv(lead).get({ key: "app/via-follower" }, { timeoutMs: 10_000 });
+          assert.equal(got.found, true);
+        },
+      );
 
       await t.step("the policy is reloaded without a restart (SIGHUP)", async () => {
         await Deno.writeTextFile(

@@ -1380,11 +1380,10 @@ export const KVService: GenService<{
     output: typeof LeaseRevokeResponseSchema;
   },
   /**
-   * LeaseKeepAlive renews a lease for its full TTL, at the leader. Send it every third
-   * of the TTL or so (the client library does); NOT_FOUND once the lease is gone. It
-   * is one call per renewal rather than etcd's bidirectional stream: a node resets a
-   * request stream whose body stays open past its request timeout, and a call per
-   * renewal proves the holder is alive, which an open stream does not.
+   * LeaseKeepAlive renews a lease for its full TTL, at the leader, one call per
+   * renewal. Send it every third of the TTL or so; NOT_FOUND once the lease is gone.
+   * LeaseKeepAliveStream does the same over one stream (etcd's form; the client
+   * library uses it).
    *
    * @generated from rpc raftkv.v1.KVService.LeaseKeepAlive
    */

@@ -19,7 +19,99 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file raftkv/v1/raft.proto.
  */
 export const file_raftkv_v1_raft: GenFile = /*@__PURE__*/
-  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxIjYKDVN0cmVhbVJlcXVlc3QSJQoFYmF0Y2gYASABKAsyFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QiEAoOU3RyZWFtUmVzcG9uc2UiZQoWSW5zdGFsbFNuYXBzaG90UmVxdWVzdBIyCgZoZWFkZXIYASABKAsyIC5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0InIKFUluc3RhbGxTbmFwc2hvdEhlYWRlchISCgpjbHVzdGVyX2lkGAEgASgJEg8KB21lbWJlcnMYAiADKAQSDAoEZnJvbRgDIAEoBBIKCgJ0bxgEIAEoBBIMCgR0ZXJtGAUgASgEEgwKBHNpemUYBiABKAQiGQoXSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UiWAoLU2VuZFJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLnJhZnRrdi52MS5NZXNzYWdlEg8KB21lbWJlcnMYAyADKAQiDgoMU2VuZFJlc3BvbnNlIuEBCgdNZXNzYWdlEiQKBHR5cGUYASABKA4yFi5yYWZ0a3YudjEuTWVzc2FnZVR5cGUSDAoEZnJvbRgCIAEoBBIKCgJ0bxgDIAEoBBIMCgR0ZXJtGAQgASgEEg0KBWluZGV4GAUgASgEEhAKCGxvZ190ZXJtGAYgASgEEiEKB2VudHJpZXMYByADKAsyEC5yYWZ0a3YudjEuRW50cnkSDgoGY29tbWl0GAggASgEEg4KBnJlamVjdBgJIAEoCBITCgtyZWplY3RfaGludBgKIAEoBBIPCgdjb250ZXh0GAsgASgEIlYKBUVudHJ5EgwKBHRlcm0YASABKAQSDQoFaW5kZXgYAiABKAQSIgoEdHlwZRgDIAEoDjIULnJhZnRrdi52MS5FbnRyeVR5cGUSDAoEZGF0YRgEIAEoDCI3CglIYXJkU3RhdGUSDAoEdGVybRgBIAEoBBIMCgR2b3RlGAIgASgEEg4KBmNvbW1pdBgDIAEoBCKTAwoHQ29tbWFuZBISCgpzZXNzaW9uX2lkGAIgASgEEhAKCHNlcXVlbmNlGAMgASgEEg8KB3RpbWVfbXMYBCABKAQSHwoDcHV0GAogASgLMhAucmFmdGt2LnYxLlB1dE9wSAASJQoGZGVsZXRlGAsgASgLMhMucmFmdGt2LnYxLkRlbGV0ZU9wSAASNwoQY29tcGFyZV9hbmRfc3dhcBgMIAEoCzIbLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcE9wSAASMAoMb3Blbl9zZXNzaW9uGA0gASgLMhgucmFmdGt2LnYxLk9wZW5TZXNzaW9uT3BIABIkCgN0eG4YDiABKAsyFS5yYWZ0a3YudjEuVHhuUmVxdWVzdEgAEi4KC2xlYXNlX2dyYW50GA8gASgLMhcucmFmdGt2LnYxLkxlYXNlR3JhbnRPcEgAEjAKDGxlYXNlX3Jldm9rZRgQIAEoCzIYLnJhZnRrdi52MS5MZWFzZVJldm9rZU9wSABCBAoCb3BKBAgBEAJSCnJlcXVlc3RfaWQiDwoNT3BlblNlc3Npb25PcCIyCgVQdXRPcBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSDQoFbGVhc2UYAyABKAQiIwoMTGVhc2VHcmFudE9wEhMKC3R0bF9zZWNvbmRzGAEgASgDIiwKDUxlYXNlUmV2b2tlT3ASCgoCaWQYASABKAQSDwoHZXhwaXJlZBgCIAEoCCIXCghEZWxldGVPcBILCgNrZXkYASABKAkiUgoQQ29tcGFyZUFuZFN3YXBPcBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDEILCglfZXhwZWN0ZWQqxwIKC01lc3NhZ2VUeXBlEhwKGE1FU1NBR0VfVFlQRV9VTlNQRUNJRklFRBAAEhQKEE1FU1NBR0VfVFlQRV9BUFAQARIZChVNRVNTQUdFX1RZUEVfQVBQX1JFU1AQAhIVChFNRVNTQUdFX1RZUEVfVk9URRADEhoKFk1FU1NBR0VfVFlQRV9WT1RFX1JFU1AQBBIZChVNRVNTQUdFX1RZUEVfUFJFX1ZPVEUQBRIeChpNRVNTQUdFX1RZUEVfUFJFX1ZPVEVfUkVTUBAGEhoKFk1FU1NBR0VfVFlQRV9IRUFSVEJFQVQQBxIfChtNRVNTQUdFX1RZUEVfSEVBUlRCRUFUX1JFU1AQCBIcChhNRVNTQUdFX1RZUEVfVElNRU9VVF9OT1cQCRIgChxNRVNTQUdFX1RZUEVfVFJBTlNGRVJfTEVBREVSEAoqWgoJRW50cnlUeXBlEhoKFkVOVFJZX1RZUEVfVU5TUEVDSUZJRUQQABIVChFFTlRSWV9UWVBFX05PUk1BTBABEhoKFkVOVFJZX1RZUEVfQ09ORl9DSEFOR0UQAjLjAQoLUmFmdFNlcnZpY2USNwoEU2VuZBIWLnJhZnRrdi52MS5TZW5kUmVxdWVzdBoXLnJhZnRrdi52MS5TZW5kUmVzcG9uc2USWgoPSW5zdGFsbFNuYXBzaG90EiEucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlcXVlc3QaIi5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UoARI/CgZTdHJlYW0SGC5yYWZ0a3YudjEuU3RyZWFtUmVxdWVzdBoZLnJhZnRrdi52MS5TdHJlYW1SZXNwb25zZSgBYgZwcm90bzM", [file_raftkv_v1_kv]);
+  fileDesc("ChRyYWZ0a3YvdjEvcmFmdC5wcm90bxIJcmFmdGt2LnYxImQKDkZvcndhcmRSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSDAoEcGF0aBgCIAEoCRIPCgdtZXNzYWdlGAMgASgMEhIKCnRpbWVvdXRfbXMYBCABKAQSDgoGY2FuY2VsGAUgASgIIlgKD0ZvcndhcmRSZXNwb25zZRIPCgdjYWxsX2lkGAEgASgEEgwKBGNvZGUYAiABKA0SDwoHbWVzc2FnZRgDIAEoDBIVCg1lcnJvcl9tZXNzYWdlGAQgASgJIjYKDVN0cmVhbVJlcXVlc3QSJQoFYmF0Y2gYASABKAsyFi5yYWZ0a3YudjEuU2VuZFJlcXVlc3QiEAoOU3RyZWFtUmVzcG9uc2UiZQoWSW5zdGFsbFNuYXBzaG90UmVxdWVzdBIyCgZoZWFkZXIYASABKAsyIC5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0InIKFUluc3RhbGxTbmFwc2hvdEhlYWRlchISCgpjbHVzdGVyX2lkGAEgASgJEg8KB21lbWJlcnMYAiADKAQSDAoEZnJvbRgDIAEoBBIKCgJ0bxgEIAEoBBIMCgR0ZXJtGAUgASgEEgwKBHNpemUYBiABKAQiGQoXSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UiWAoLU2VuZFJlcXVlc3QSEgoKY2x1c3Rlcl9pZBgBIAEoCRIkCghtZXNzYWdlcxgCIAMoCzISLnJhZnRrdi52MS5NZXNzYWdlEg8KB21lbWJlcnMYAyADKAQiDgoMU2VuZFJlc3BvbnNlIuEBCgdNZXNzYWdlEiQKBHR5cGUYASABKA4yFi5yYWZ0a3YudjEuTWVzc2FnZVR5cGUSDAoEZnJvbRgCIAEoBBIKCgJ0bxgDIAEoBBIMCgR0ZXJtGAQgASgEEg0KBWluZGV4GAUgASgEEhAKCGxvZ190ZXJtGAYgASgEEiEKB2VudHJpZXMYByADKAsyEC5yYWZ0a3YudjEuRW50cnkSDgoGY29tbWl0GAggASgEEg4KBnJlamVjdBgJIAEoCBITCgtyZWplY3RfaGludBgKIAEoBBIPCgdjb250ZXh0GAsgASgEIlYKBUVudHJ5EgwKBHRlcm0YASABKAQSDQoFaW5kZXgYAiABKAQSIgoEdHlwZRgDIAEoDjIULnJhZnRrdi52MS5FbnRyeVR5cGUSDAoEZGF0YRgEIAEoDCI3CglIYXJkU3RhdGUSDAoEdGVybRgBIAEoBBIMCgR2b3RlGAIgASgEEg4KBmNvbW1pdBgDIAEoBCKTAwoHQ29tbWFuZBISCgpzZXNzaW9uX2lkGAIgASgEEhAKCHNlcXVlbmNlGAMgASgEEg8KB3RpbWVfbXMYBCABKAQSHwoDcHV0GAogASgLMhAucmFmdGt2LnYxLlB1dE9wSAASJQoGZGVsZXRlGAsgASgLMhMucmFmdGt2LnYxLkRlbGV0ZU9wSAASNwoQY29tcGFyZV9hbmRfc3dhcBgMIAEoCzIbLnJhZnRrdi52MS5Db21wYXJlQW5kU3dhcE9wSAASMAoMb3Blbl9zZXNzaW9uGA0gASgLMhgucmFmdGt2LnYxLk9wZW5TZXNzaW9uT3BIABIkCgN0eG4YDiABKAsyFS5yYWZ0a3YudjEuVHhuUmVxdWVzdEgAEi4KC2xlYXNlX2dyYW50GA8gASgLMhcucmFmdGt2LnYxLkxlYXNlR3JhbnRPcEgAEjAKDGxlYXNlX3Jldm9rZRgQIAEoCzIYLnJhZnRrdi52MS5MZWFzZVJldm9rZU9wSABCBAoCb3BKBAgBEAJSCnJlcXVlc3RfaWQiDwoNT3BlblNlc3Npb25PcCIyCgVQdXRPcBILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAwSDQoFbGVhc2UYAyABKAQiIwoMTGVhc2VHcmFudE9wEhMKC3R0bF9zZWNvbmRzGAEgASgDIiwKDUxlYXNlUmV2b2tlT3ASCgoCaWQYASABKAQSDwoHZXhwaXJlZBgCIAEoCCIXCghEZWxldGVPcBILCgNrZXkYASABKAkiUgoQQ29tcGFyZUFuZFN3YXBPcBILCgNrZXkYASABKAkSFQoIZXhwZWN0ZWQYAiABKAxIAIgBARINCgV2YWx1ZRgDIAEoDEILCglfZXhwZWN0ZWQqxwIKC01lc3NhZ2VUeXBlEhwKGE1FU1NBR0VfVFlQRV9VTlNQRUNJRklFRBAAEhQKEE1FU1NBR0VfVFlQRV9BUFAQARIZChVNRVNTQUdFX1RZUEVfQVBQX1JFU1AQAhIVChFNRVNTQUdFX1RZUEVfVk9URRADEhoKFk1FU1NBR0VfVFlQRV9WT1RFX1JFU1AQBBIZChVNRVNTQUdFX1RZUEVfUFJFX1ZPVEUQBRIeChpNRVNTQUdFX1RZUEVfUFJFX1ZPVEVfUkVTUBAGEhoKFk1FU1NBR0VfVFlQRV9IRUFSVEJFQVQQBxIfChtNRVNTQUdFX1RZUEVfSEVBUlRCRUFUX1JFU1AQCBIcChhNRVNTQUdFX1RZUEVfVElNRU9VVF9OT1cQCRIgChxNRVNTQUdFX1RZUEVfVFJBTlNGRVJfTEVBREVSEAoqWgoJRW50cnlUeXBlEhoKFkVOVFJZX1RZUEVfVU5TUEVDSUZJRUQQABIVChFFTlRSWV9UWVBFX05PUk1BTBABEhoKFkVOVFJZX1RZUEVfQ09ORl9DSEFOR0UQAjKpAgoLUmFmdFNlcnZpY2USNwoEU2VuZBIWLnJhZnRrdi52MS5TZW5kUmVxdWVzdBoXLnJhZnRrdi52MS5TZW5kUmVzcG9uc2USWgoPSW5zdGFsbFNuYXBzaG90EiEucmFmdGt2LnYxLkluc3RhbGxTbmFwc2hvdFJlcXVlc3QaIi5yYWZ0a3YudjEuSW5zdGFsbFNuYXBzaG90UmVzcG9uc2UoARI/CgZTdHJlYW0SGC5yYWZ0a3YudjEuU3RyZWFtUmVxdWVzdBoZLnJhZnRrdi52MS5TdHJlYW1SZXNwb25zZSgBEkQKB0ZvcndhcmQSGS5yYWZ0a3YudjEuRm9yd2FyZFJlcXVlc3QaGi5yYWZ0a3YudjEuRm9yd2FyZFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_raftkv_v1_kv]);
+
+/**
+ * ForwardRequest is one call forwarded on a `Forward` stream, or its cancellation.
+ *
+ * @generated from message raftkv.v1.ForwardRequest
+ */
+export type ForwardRequest = Message$1<"raftkv.v1.ForwardRequest"> & {
+  /**
+   * Names the call on this stream; unique among its open calls. Required (non-zero).
+   *
+   * @generated from field: uint64 call_id = 1;
+   */
+  callId: bigint;
+
+  /**
+   * The method, as its gRPC path: "/raftkv.v1.KVService/Put". Only unary methods of
+   * KVService and ClusterService are served. Required unless `cancel` is set.
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * The request message, serialized (protobuf binary, no gRPC length prefix).
+   *
+   * @generated from field: bytes message = 3;
+   */
+  message: Uint8Array;
+
+  /**
+   * The caller's remaining deadline in milliseconds; 0 when it set none.
+   *
+   * @generated from field: uint64 timeout_ms = 4;
+   */
+  timeoutMs: bigint;
+
+  /**
+   * Set alone: the caller gave up on call `call_id`; the leader aborts it.
+   *
+   * @generated from field: bool cancel = 5;
+   */
+  cancel: boolean;
+};
+
+/**
+ * Describes the message raftkv.v1.ForwardRequest.
+ * Use `create(ForwardRequestSchema)` to create a new message.
+ */
+export const ForwardRequestSchema: GenMessage<ForwardRequest> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_raft, 0);
+
+/**
+ * ForwardResponse is the answer to one call of a `Forward` stream.
+ *
+ * @generated from message raftkv.v1.ForwardResponse
+ */
+export type ForwardResponse = Message$1<"raftkv.v1.ForwardResponse"> & {
+  /**
+   * The call answered.
+   *
+   * @generated from field: uint64 call_id = 1;
+   */
+  callId: bigint;
+
+  /**
+   * The gRPC status code the call ended with: 0 (OK) or an error's.
+   *
+   * @generated from field: uint32 code = 2;
+   */
+  code: number;
+
+  /**
+   * The response message, serialized, when `code` is 0.
+   *
+   * @generated from field: bytes message = 3;
+   */
+  message: Uint8Array;
+
+  /**
+   * The error's message, when `code` is not 0, as a grpc-message would carry it.
+   *
+   * @generated from field: string error_message = 4;
+   */
+  errorMessage: string;
+};
+
+/**
+ * Describes the message raftkv.v1.ForwardResponse.
+ * Use `create(ForwardResponseSchema)` to create a new message.
+ */
+export const ForwardResponseSchema: GenMessage<ForwardResponse> = /*@__PURE__*/
+  messageDesc(file_raftkv_v1_raft, 1);
 
 /**
  * StreamRequest is one request of a `Stream` call: one batch of messages.
@@ -40,7 +132,7 @@ export type StreamRequest = Message$1<"raftkv.v1.StreamRequest"> & {
  * Use `create(StreamRequestSchema)` to create a new message.
  */
 export const StreamRequestSchema: GenMessage<StreamRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 0);
+  messageDesc(file_raftkv_v1_raft, 2);
 
 /**
  * StreamResponse is empty: it says every batch of the call was stepped.
@@ -55,7 +147,7 @@ export type StreamResponse = Message$1<"raftkv.v1.StreamResponse"> & {
  * Use `create(StreamResponseSchema)` to create a new message.
  */
 export const StreamResponseSchema: GenMessage<StreamResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 1);
+  messageDesc(file_raftkv_v1_raft, 3);
 
 /**
  * InstallSnapshotRequest is one part of an InstallSnapshot stream: the header first,
@@ -94,7 +186,7 @@ export type InstallSnapshotRequest = Message$1<"raftkv.v1.InstallSnapshotRequest
  * Use `create(InstallSnapshotRequestSchema)` to create a new message.
  */
 export const InstallSnapshotRequestSchema: GenMessage<InstallSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 2);
+  messageDesc(file_raftkv_v1_raft, 4);
 
 /**
  * InstallSnapshotHeader says who sends what snapshot: the fields of the core's `snap`
@@ -152,7 +244,7 @@ export type InstallSnapshotHeader = Message$1<"raftkv.v1.InstallSnapshotHeader">
  * Use `create(InstallSnapshotHeaderSchema)` to create a new message.
  */
 export const InstallSnapshotHeaderSchema: GenMessage<InstallSnapshotHeader> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 3);
+  messageDesc(file_raftkv_v1_raft, 5);
 
 /**
  * InstallSnapshotResponse is empty: it says the whole snapshot arrived intact and was
@@ -169,7 +261,7 @@ export type InstallSnapshotResponse = Message$1<"raftkv.v1.InstallSnapshotRespon
  * Use `create(InstallSnapshotResponseSchema)` to create a new message.
  */
 export const InstallSnapshotResponseSchema: GenMessage<InstallSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 4);
+  messageDesc(file_raftkv_v1_raft, 6);
 
 /**
  * SendRequest is one batch of protocol messages from one node to one other node.
@@ -213,7 +305,7 @@ export type SendRequest = Message$1<"raftkv.v1.SendRequest"> & {
  * Use `create(SendRequestSchema)` to create a new message.
  */
 export const SendRequestSchema: GenMessage<SendRequest> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 5);
+  messageDesc(file_raftkv_v1_raft, 7);
 
 /**
  * SendResponse is empty: it only acknowledges that the batch was accepted.
@@ -228,7 +320,7 @@ export type SendResponse = Message$1<"raftkv.v1.SendResponse"> & {
  * Use `create(SendResponseSchema)` to create a new message.
  */
 export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 6);
+  messageDesc(file_raftkv_v1_raft, 8);
 
 /**
  * Message is one Raft protocol message. Which fields are meaningful depends on `type`:
@@ -338,7 +430,7 @@ export type Message = Message$1<"raftkv.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 7);
+  messageDesc(file_raftkv_v1_raft, 9);
 
 /**
  * Entry is one slot of the replicated log (Figure 2: "log[]").
@@ -381,7 +473,7 @@ export type Entry = Message$1<"raftkv.v1.Entry"> & {
  * Use `create(EntrySchema)` to create a new message.
  */
 export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 8);
+  messageDesc(file_raftkv_v1_raft, 10);
 
 /**
  * HardState is the state a node must have on stable storage before it answers any RPC
@@ -418,7 +510,7 @@ export type HardState = Message$1<"raftkv.v1.HardState"> & {
  * Use `create(HardStateSchema)` to create a new message.
  */
 export const HardStateSchema: GenMessage<HardState> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 9);
+  messageDesc(file_raftkv_v1_raft, 11);
 
 /**
  * Command is what a normal log entry carries for the key-value state machine: one
@@ -521,7 +613,7 @@ export type Command = Message$1<"raftkv.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 10);
+  messageDesc(file_raftkv_v1_raft, 12);
 
 /**
  * OpenSessionOp registers a new client session.
@@ -536,7 +628,7 @@ export type OpenSessionOp = Message$1<"raftkv.v1.OpenSessionOp"> & {
  * Use `create(OpenSessionOpSchema)` to create a new message.
  */
 export const OpenSessionOpSchema: GenMessage<OpenSessionOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 11);
+  messageDesc(file_raftkv_v1_raft, 13);
 
 /**
  * PutOp sets `key` to `value`, creating the key if it does not exist.
@@ -571,7 +663,7 @@ export type PutOp = Message$1<"raftkv.v1.PutOp"> & {
  * Use `create(PutOpSchema)` to create a new message.
  */
 export const PutOpSchema: GenMessage<PutOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 12);
+  messageDesc(file_raftkv_v1_raft, 14);
 
 /**
  * LeaseGrantOp grants a lease of `ttl_seconds`, as the leader fixed it (at least its
@@ -593,7 +685,7 @@ export type LeaseGrantOp = Message$1<"raftkv.v1.LeaseGrantOp"> & {
  * Use `create(LeaseGrantOpSchema)` to create a new message.
  */
 export const LeaseGrantOpSchema: GenMessage<LeaseGrantOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 13);
+  messageDesc(file_raftkv_v1_raft, 15);
 
 /**
  * LeaseRevokeOp ends lease `id` and deletes every key attached to it, at this entry's
@@ -622,7 +714,7 @@ export type LeaseRevokeOp = Message$1<"raftkv.v1.LeaseRevokeOp"> & {
  * Use `create(LeaseRevokeOpSchema)` to create a new message.
  */
 export const LeaseRevokeOpSchema: GenMessage<LeaseRevokeOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 14);
+  messageDesc(file_raftkv_v1_raft, 16);
 
 /**
  * DeleteOp removes `key`; removing a missing key is not an error.
@@ -643,7 +735,7 @@ export type DeleteOp = Message$1<"raftkv.v1.DeleteOp"> & {
  * Use `create(DeleteOpSchema)` to create a new message.
  */
 export const DeleteOpSchema: GenMessage<DeleteOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 15);
+  messageDesc(file_raftkv_v1_raft, 17);
 
 /**
  * CompareAndSwapOp sets `key` to `value` only if its current value equals `expected`.
@@ -679,7 +771,7 @@ export type CompareAndSwapOp = Message$1<"raftkv.v1.CompareAndSwapOp"> & {
  * Use `create(CompareAndSwapOpSchema)` to create a new message.
  */
 export const CompareAndSwapOpSchema: GenMessage<CompareAndSwapOp> = /*@__PURE__*/
-  messageDesc(file_raftkv_v1_raft, 16);
+  messageDesc(file_raftkv_v1_raft, 18);
 
 /**
  * MessageType names the kind of a Raft protocol message. Local messages that never
@@ -879,6 +971,24 @@ export const RaftService: GenService<{
     methodKind: "client_streaming";
     input: typeof StreamRequestSchema;
     output: typeof StreamResponseSchema;
+  },
+  /**
+   * Forward carries the unary KVService and ClusterService calls a follower forwards
+   * to the leader, many at a time, on one long-lived call over the connection the
+   * follower already keeps to the leader, instead of one HTTP/2 stream per forwarded
+   * call (etcd forwards proposals on its peer stream the same way). Each request is
+   * one call (or the cancellation of one), each response the answer to one, matched
+   * by `call_id`, in any order. The leader serves each call with the same handlers,
+   * interceptors and statuses as a call received directly, as forwarded by the
+   * stream's sender. A node that does not serve it answers UNIMPLEMENTED, and the
+   * follower forwards with ordinary calls to that leader.
+   *
+   * @generated from rpc raftkv.v1.RaftService.Forward
+   */
+  forward: {
+    methodKind: "bidi_streaming";
+    input: typeof ForwardRequestSchema;
+    output: typeof ForwardResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_raftkv_v1_raft, 0);
