@@ -54,7 +54,8 @@ export class NodeMetrics {
       softStateChanged: (_role, leader) => raft.leaderSeen(leader),
       snapshotInstalled: () => snapshots.installed.inc(),
       compacted: () => snapshots.compactions.inc(),
-      peerSent: (peer, s, ok) => peers.sent(peer, s, ok),
+      peerSent: (peer, _s, ok) => peers.sent(peer, ok),
+      peerRoundTrip: (peer, s) => peers.roundTripped(peer, s),
     };
   }
 

@@ -31,14 +31,15 @@ export class PeerMetrics {
     const registers = [registry];
     this.roundTrip = new Histogram({
       name: `${PREFIX}peer_round_trip_seconds`,
-      help: "A Send of Raft messages to a peer, from the call to its answer, by peer id",
+      help:
+        "On the leader: a heartbeat to a follower until its answer (queue, stream, the follower's step), by peer id",
       labelNames: ["peer"],
       buckets: [...NETWORK_BUCKETS],
       registers,
     });
     this.failures = new Counter({
       name: `${PREFIX}peer_send_failures_total`,
-      help: "Sends of Raft messages to a peer that failed (unreachable, refused, timed out)",
+      help: "Calls carrying Raft messages to a peer that failed (unreachable, refused, timed out)",
       labelNames: ["peer"],
       registers,
     });
@@ -65,10 +66,13 @@ export class PeerMetrics {
     this.#source = source;
   }
 
-  /** A Send to `peer` ended after `seconds`; `ok` if it was answered. */
-  sent(peer: NodeId, seconds: number, ok: boolean): void {
-    const labels = { peer: String(peer) };
-    if (ok) this.roundTrip.observe(labels, seconds);
-    else this.failures.inc(labels);
+  /** A transport call to `peer` ended; `ok` if it was answered. Failures are counted. */
+  sent(peer: NodeId, ok: boolean): void {
+    if (!ok) this.failures.inc({ peer: String(peer) });
+  }
+
+  /** On the leader: a heartbeat to `peer` was answered after `seconds`. */
+  roundTripped(peer: NodeId, seconds: number): void {
+    this.roundTrip.observe({ peer: String(peer) }, seconds);
   }
 }

@@ -58,6 +58,7 @@ import {
 import { parseHostPort } from "./flags.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
+import { HeartbeatRoundTrips } from "./heartbeat_round_trips.ts";
 import type { PeerDialer } from "../tls/dial.ts";
 
 /** Why a call could not be completed; the services map it to a gRPC status. */
@@ -230,6 +231,7 @@ export class RaftKvNode {
   readonly #lock: Deno.FsFile;
   readonly #transport: PeerTransport;
   readonly #kicker = new Kicker();
+  readonly #roundTrips = new HeartbeatRoundTrips();
   readonly #proposals = new Map<number, ProposalWaiter>();
   readonly #reads = new Map<number, Waiter<number>>();
   #nextReadId = 1;
@@ -497,6 +499,7 @@ export class RaftKvNode {
 
   async #handle(rd: Ready): Promise<void> {
     // The leader's appends go out while its own write runs (dissertation §10.2.1).
+    this.#roundTrips.sent(rd.messages, performance.now());
     this.#transport.send(rd.messages);
     if (rd.snapshot !== undefined) await this.#install(rd.snapshot);
     if (rd.hardState !== undefined) {
@@ -726,6 +729,7 @@ export class RaftKvNode {
       this.#proposals.clear();
     }
     this.#reportLeader(lead, false);
+    if (role !== "leader") this.#roundTrips.reset();
     this.options.observer?.softStateChanged?.(role, lead, this.#raw.raft.term);
   }
 
@@ -779,7 +783,11 @@ export class RaftKvNode {
   receive(messages: readonly Message[]): void {
     if (this.#stopping || this.#fatal !== undefined) return;
     try {
-      for (const m of messages) this.#raw.step(m);
+      for (const m of messages) {
+        const rtt = this.#roundTrips.received(m, performance.now());
+        if (rtt !== undefined) this.options.observer?.peerRoundTrip?.(m.from, rtt);
+        this.#raw.step(m);
+      }
     } catch (err) {
       // Peers are members of this cluster and their messages were checked at
       // the edge: a broken invariant here means this node's own state is wrong.

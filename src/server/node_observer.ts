@@ -31,8 +31,10 @@ export interface NodeObserver {
   snapshotInstalled?(): void;
   /** The log was compacted behind a snapshot this node took. */
   compacted?(): void;
-  /** A Send batch to `peer` was answered (`ok`) or failed, after `seconds`. */
+  /** A transport call to `peer` was answered (`ok`) or failed, after `seconds`. */
   peerSent?(peer: NodeId, seconds: number, ok: boolean): void;
+  /** On the leader: a heartbeat to `peer` was answered `seconds` after it was sent. */
+  peerRoundTrip?(peer: NodeId, seconds: number): void;
   /** WAL file operations to use instead of the default ones (to time fsyncs). */
   readonly walIo?: Partial<WalIo>;
 }

@@ -60,7 +60,7 @@ Deno.test("/metrics parses, lists every metric, and its counters move with write
     for (const f of followers) {
       assert.ok(
         moved("raftkv_peer_round_trip_seconds", { peer: String(f) }) >= 1,
-        `Sends to ${f} timed`,
+        `heartbeats to ${f} timed`,
       );
       assert.ok(
         after.samples("raftkv_follower_lag_entries", { follower: String(f) }).length === 1,
