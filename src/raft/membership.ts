@@ -173,7 +173,7 @@ function noteSelfRemoval(r: Raft, next: ConfState): void {
  * takes its vote away; see {@link noteSelfRemoval}.
  */
 export function checkPendingSelfRemoval(r: Raft): void {
-  const lo = r.log.applied + 1;
+  const lo = firstUnappliedInLog(r);
   const hi = r.log.lastIndex() + 1;
   if (lo >= hi) return;
   let cs = r.trk.confState();
@@ -200,12 +200,24 @@ export function campaignBlocker(r: Raft): string | undefined {
     return r.trk.isLearner(r.id) ? "this node is a learner" : "this node is not a voter";
   }
   if (r.log.unstable.snapshot !== undefined) return "a snapshot is being installed";
-  const lo = r.log.applied + 1;
+  const lo = firstUnappliedInLog(r);
   const hi = r.log.committed + 1;
   if (lo < hi && r.log.slice(lo, hi).some((e) => e.type === "conf_change")) {
     return "a committed membership change is not applied yet";
   }
   return undefined;
+}
+
+/**
+ * The first entry after `applied` that the log still holds. The runtime applies a
+ * Ready's committed entries while its write runs and may snapshot and compact
+ * what it applied before it calls advance (§7), so entries between the core's
+ * `applied` and the log's first index can be gone: they were applied, and any
+ * membership change among them with them (applyConfChange), so there is nothing
+ * left to check there.
+ */
+function firstUnappliedInLog(r: Raft): number {
+  return Math.max(r.log.applied + 1, r.log.firstIndex());
 }
 
 function isEmptyConf(cs: ConfState): boolean {

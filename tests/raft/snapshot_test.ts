@@ -370,3 +370,28 @@ Deno.test("a durable snapshot raises a commit index left behind by a crash", () 
   assert.equal(node.status().firstIndex, 9);
   assert.equal(node.ready().hardState?.commit, 8, "and persists it");
 });
+
+Deno.test("a node that snapshots what it applied before advancing can still campaign", () => {
+  // The runtime applies a Ready's committed entries while its write runs, and may
+  // snapshot and compact them before it calls advance: the core's applied index is
+  // then below the log's first index. Deciding whether it may campaign (no
+  // committed membership change unapplied) must not read the compacted entries
+  // (random runs, seeds 1749 and 2079: CompactedError from campaignBlocker).
+  const h = rawNode([1, 2, 3]);
+  makeLeader(h, [1, 2, 3]);
+  for (let i = 0; i < 3; i++) h.node.propose(enc.encode(`w${i}`));
+  h.handle();
+  const last = h.storage.lastIndex();
+  h.node.step(message({ type: "app_resp", from: 2, to: 1, term: 1, index: last }));
+  const rd = h.node.ready();
+  h.storage.append(rd.entries);
+  assert.equal(rd.committedEntries.at(-1)?.index, last, "the writes are handed out to apply");
+  // Applied, snapshotted and compacted before advance.
+  h.storage.createSnapshot(last, confStateOf([1, 2, 3]), enc.encode(`state@${last}`));
+  h.storage.compact(last);
+  // A newer leader's heartbeat makes it a follower; then it times out and campaigns.
+  h.node.step(message({ type: "heartbeat", from: 2, to: 1, term: 2 }));
+  h.node.campaign();
+  assert.equal(h.node.status().role, "candidate");
+  h.node.advance(rd);
+});
