@@ -524,6 +524,9 @@ export class Raft {
    * the change it already holds and campaign in the configuration everyone else runs.
    */
   private learnCommitFromRejection(m: Message): void {
+    // A leader commits by its own quorum (§5.4.2); a rejection that arrives after
+    // it won is of no use to it. Only candidates and followers learn this way.
+    if (this.role === "leader") return;
     if (m.commit <= this.log.committed || m.logTerm === 0) return;
     if (m.commit > this.log.lastIndex() || !this.log.matchTerm(m.commit, m.logTerm)) return;
     this.logger.info("learned commit index from a vote rejection", {
