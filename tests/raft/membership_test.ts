@@ -12,14 +12,29 @@ import {
   NotLeaderError,
   ProposalDroppedError,
 } from "../../src/raft/errors.ts";
-import type { ConfChange, ConfChangeSingle, Entry, Message, NodeId } from "../../src/raft/types.ts";
+import {
+  type ConfChange,
+  type ConfChangeSingle,
+  type Entry,
+  type Message,
+  message,
+  type NodeId,
+} from "../../src/raft/types.ts";
 import { confStateOf } from "../../src/raft/types.ts";
 import { decodeConfChange, encodeConfChange } from "../../src/raft/confchange/codec.ts";
 import { seededRandom } from "../../src/raft/rand.ts";
 import { RawNode } from "../../src/raft/raw_node.ts";
 import { MemoryStorage } from "../../src/raft/storage.ts";
 import type { SimCluster } from "./sim/cluster.ts";
-import { appliedCommands, cluster, electLeader, enc, tickUntil } from "./_scenario.ts";
+import {
+  appliedCommands,
+  cluster,
+  electLeader,
+  enc,
+  makeLeader,
+  rawNode,
+  tickUntil,
+} from "./_scenario.ts";
 
 function cc(changes: ConfChangeSingle[], transition: "auto" | "explicit" = "auto"): ConfChange {
   return { changes, transition, context: new Uint8Array() };
@@ -346,4 +361,21 @@ Deno.test("a candidate behind in term learns the voter's term from the refusal a
   pair.settle();
   assert.equal(n1.status().role, "leader");
   assert.equal(n1.status().term, 8);
+});
+
+Deno.test("a leader does not take a commit index from a refusal that arrives after it won", () => {
+  // It commits by its own quorum only (§5.4.2): a late refusal from its candidacy
+  // says nothing it may act on, and the simulator holds every commit of a leader
+  // to the configuration it runs (random runs, seed 2913).
+  const h = rawNode([1, 2, 3]);
+  makeLeader(h, [1, 2, 3]);
+  h.node.propose(enc.encode("w"));
+  h.handle();
+  const last = h.storage.lastIndex();
+  const commit = h.node.status().commit;
+  assert.ok(commit < last, "the new entry is not committed yet");
+  h.node.step(
+    message({ type: "vote_resp", from: 3, to: 1, term: 1, reject: true, commit: last, logTerm: 1 }),
+  );
+  assert.equal(h.node.status().commit, commit);
 });
