@@ -248,9 +248,14 @@ export class Http2Guard {
       const onRequestTimeout = () => {
         requestTimer = undefined;
         if (stream.closed || stream.destroyed) return;
+        // The path says which call was cut: a peer's Stream call cut by a timeout
+        // set below its rotation (peer_stream.ts) is expected, a client's is not.
+        // A long-lived stream's cut is logged apart from the others' (its path is
+        // one of a fixed few), so a peer's cuts never quiet it.
         this.#log.hit("request timeout", state.address, {
           timeoutMs: this.limits.requestTimeoutMs,
-        });
+          path: req.url,
+        }, streaming ? req.url : "");
         stream.close(http2.constants.NGHTTP2_CANCEL);
       };
       let requestTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(

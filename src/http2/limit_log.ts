@@ -33,10 +33,17 @@ export class LimitLog {
 
   /**
    * Records that `source` (a remote address) hit `limit`; logs a warning if this
-   * is the first time, or the first time in {@link QUIET_MS}.
+   * is the first time, or the first time in {@link QUIET_MS}. `about`, from a small
+   * fixed set chosen by the caller (never from the request), keeps hits that mean
+   * different things apart: one does not quiet the other.
    */
-  hit(limit: string, source: string, fields: Record<string, unknown> = {}): void {
-    const key = `${limit}\u0000${source}`;
+  hit(
+    limit: string,
+    source: string,
+    fields: Record<string, unknown> = {},
+    about = "",
+  ): void {
+    const key = `${limit}\u0000${source}\u0000${about}`;
     const now = this.#now();
     const e = this.#entries.get(key);
     if (e !== undefined && now - e.loggedAt < QUIET_MS) {

@@ -803,11 +803,17 @@ export class Cluster {
 
   /**
    * Resets, once, the first connection of the directed peer link `from`→`to` that
-   * carries more than `bytes` bytes from now on (see `TcpProxy.cutOnceAfter`); the
-   * promise resolves when the cut is made. Needs `proxied`.
+   * carries more than `bytes` bytes from now on, or from the bytes `after` on (see
+   * `TcpProxy.cutOnceAfter`); the promise resolves when the cut is made. Needs
+   * `proxied`.
    */
-  cutLinkOnceAfter(from: number, to: number, bytes: number): Promise<number> {
-    return this.#link(from, to).cutOnceAfter(bytes);
+  cutLinkOnceAfter(
+    from: number,
+    to: number,
+    bytes: number,
+    after?: Uint8Array,
+  ): Promise<number> {
+    return this.#link(from, to).cutOnceAfter(bytes, after);
   }
 
   /** How the directed peer link `from`→`to` is cut, or undefined if it is not. */

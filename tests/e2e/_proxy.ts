@@ -25,14 +25,34 @@ interface Pipe {
   closed: boolean;
   /** Set while blackholed: bytes read from either side are dropped. */
   dropping: boolean;
-  /** Bytes forwarded toward the target since {@link TcpProxy.cutOnceAfter} was called. */
+  /**
+   * Bytes forwarded toward the target since an armed {@link TcpProxy.cutOnceAfter}
+   * started counting on this connection (at once, or once its marker went by).
+   */
   sentSinceArmed: number;
+  /** True once the armed trip's marker has gone by toward the target on this connection. */
+  markerSeen: boolean;
+  /** The last bytes sent toward the target, so a marker split between two reads is found. */
+  tail: Uint8Array;
 }
 
 /** An armed {@link TcpProxy.cutOnceAfter}. */
 interface Trip {
   readonly bytes: number;
+  /** Counting starts on a connection once these bytes have gone by on it (if set). */
+  readonly after: Uint8Array | undefined;
   readonly fired: PromiseWithResolvers<number>;
+}
+
+/** The index just past the first occurrence of `needle` in `hay`, or -1. */
+function endOf(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) {
+      if (hay[i + j] !== needle[j]) continue outer;
+    }
+    return i + needle.length;
+  }
+  return -1;
 }
 
 const BUFFER_BYTES = 64 * 1024;
@@ -121,13 +141,20 @@ export class TcpProxy {
   /**
    * Resets the first connection that forwards more than `bytes` bytes toward the
    * target from now on (counted per connection), once; the connections stay as they
-   * are otherwise, and later ones pass. The promise resolves, with the bytes that
-   * connection had carried, when the cut is made.
+   * are otherwise, and later ones pass. With `after`, a connection's count starts
+   * only once those bytes have gone by on it (so a test can cut the stream that
+   * carries a given payload, say a snapshot file's magic, and not whatever else
+   * shares the link). The promise resolves, with the bytes that connection had
+   * carried since counting started, when the cut is made.
    */
-  cutOnceAfter(bytes: number): Promise<number> {
-    const trip: Trip = { bytes, fired: Promise.withResolvers<number>() };
+  cutOnceAfter(bytes: number, after?: Uint8Array): Promise<number> {
+    const trip: Trip = { bytes, after, fired: Promise.withResolvers<number>() };
     this.#trip = trip;
-    for (const p of this.#pipes) p.sentSinceArmed = 0;
+    for (const p of this.#pipes) {
+      p.sentSinceArmed = 0;
+      p.markerSeen = false;
+      p.tail = new Uint8Array(0);
+    }
     return trip.fired.promise;
   }
 
@@ -168,6 +195,8 @@ export class TcpProxy {
         closed: false,
         dropping: this.#blocked === "blackhole",
         sentSinceArmed: 0,
+        markerSeen: false,
+        tail: new Uint8Array(0),
       };
       this.#pipes.add(pipe);
       const task = this.#serve(pipe).finally(() => {
@@ -210,9 +239,22 @@ export class TcpProxy {
    * when that takes it past an armed {@link cutOnceAfter}: the caller drops the bytes
    * and the pipe is closed.
    */
-  #tripped(pipe: Pipe, n: number): boolean {
-    pipe.sentSinceArmed += n;
+  #tripped(pipe: Pipe, chunk: Uint8Array): boolean {
     const trip = this.#trip;
+    let n = chunk.length;
+    if (trip?.after !== undefined && !pipe.markerSeen) {
+      const seen = new Uint8Array(pipe.tail.length + chunk.length);
+      seen.set(pipe.tail, 0);
+      seen.set(chunk, pipe.tail.length);
+      const end = endOf(seen, trip.after);
+      if (end < 0) {
+        pipe.tail = seen.slice(Math.max(0, seen.length - trip.after.length + 1));
+        return false;
+      }
+      pipe.markerSeen = true;
+      n = seen.length - end; // count what follows the marker
+    }
+    pipe.sentSinceArmed += n;
     if (trip === undefined || pipe.sentSinceArmed <= trip.bytes) return false;
     this.#trip = undefined;
     trip.fired.resolve(pipe.sentSinceArmed - n);
@@ -226,7 +268,7 @@ export class TcpProxy {
       for (;;) {
         const n = await from.read(buf);
         if (n === null || pipe.closed) return;
-        if (from === pipe.client && this.#tripped(pipe, n)) return;
+        if (from === pipe.client && this.#tripped(pipe, buf.subarray(0, n))) return;
         if (!pipe.dropping && to !== undefined) await writeAll(to, buf.subarray(0, n));
       }
     } catch {

@@ -83,3 +83,14 @@ Deno.test("limit log: once per source and limit, again after the quiet time with
   assert.equal(lines.length, 4);
   assert.equal(lines[3]![1]?.since_last_log, 999);
 });
+
+Deno.test("limit log: a request timeout on a long-lived stream is not quieted by peers' timeouts from the same source", () => {
+  const { logger, lines } = recordingLogger();
+  const log = new LimitLog(logger, () => 0);
+  const keepAlive = "/raftkv.v1.KVService/LeaseKeepAliveStream";
+  log.hit("request timeout", "127.0.0.1", { path: "/raftkv.v1.RaftService/Stream" });
+  log.hit("request timeout", "127.0.0.1", { path: "/raftkv.v1.RaftService/Stream" });
+  log.hit("request timeout", "127.0.0.1", { path: keepAlive }, keepAlive);
+  log.hit("request timeout", "127.0.0.1", { path: keepAlive }, keepAlive);
+  assert.deepEqual(lines.map(([, f]) => f?.path), ["/raftkv.v1.RaftService/Stream", keepAlive]);
+});
