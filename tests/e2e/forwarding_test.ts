@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { checkReads, text, utf8, waitApplied, withCluster } from "./_harness.ts";
+import { checkReads, text, utf8, waitApplied, waitFor, withCluster } from "./_harness.ts";
 
 Deno.test("writes through any node, followers included, are readable through every node", async () => {
   await withCluster({ nodes: 3 }, async (c) => {
@@ -95,10 +95,6 @@ Deno.test("a follower forwards on one RaftService/Forward call to the leader, an
       );
       return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
     };
-    const deadline = Date.now() + 30_000;
-    while ((await forwardCalls()) < 1) {
-      assert.ok(Date.now() < deadline, "the leader never counted a Forward call");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor("the leader to count a Forward call", async () => (await forwardCalls()) >= 1);
   });
 });

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { waitFor } from "../e2e/_harness.ts";
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -419,13 +420,9 @@ Deno.test("a stopping leader ends its Forward calls once their open calls finish
   }
 });
 
-/** Polls `cond` every 10 ms for up to 20 s; fails naming `what`. */
+/** Polls `cond` every 10 ms for up to 20 s (the harness's waitFor); fails naming `what`. */
 async function until(what: string, cond: () => boolean): Promise<void> {
-  for (let k = 0; k < 2000; k++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
+  await waitFor(what, cond, { timeoutMs: 20_000, intervalMs: 10 });
 }
 
 async function* iterate<T>(items: T[]): AsyncGenerator<T> {

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { waitFor } from "../e2e/_harness.ts";
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -26,13 +27,9 @@ import { DEFAULT_HTTP2_LIMITS } from "../../src/http2/limits.ts";
 import { PeerQueue } from "../../src/server/peer_queue.ts";
 import { type CallOutcome, PeerStream, ROTATE_MS } from "../../src/server/peer_stream.ts";
 
-/** Polls `cond` every 10 ms for up to 20 s; fails naming `what`. */
+/** Polls `cond` every 10 ms for up to 20 s (the harness's waitFor); fails naming `what`. */
 async function until(what: string, cond: () => boolean): Promise<void> {
-  for (let k = 0; k < 2000; k++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
+  await waitFor(what, cond, { timeoutMs: 20_000, intervalMs: 10 });
 }
 
 /** What a fake peer saw: each call's method and the contexts of its messages, in order. */
