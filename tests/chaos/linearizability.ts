@@ -133,6 +133,8 @@
  */
 
 import { Group, keysOf, searchGroup } from "./multi_register.ts";
+import { buildEventList, type EventNode } from "./event_list.ts";
+import { LinearizedSet } from "./linearized_set.ts";
 
 /** An operation's identity in the history, unique across the history. */
 export type OpId = number;
@@ -502,19 +504,6 @@ function signature(op: SearchOp, named: ReadonlySet<Value>): string {
 // Wing & Gong search
 // ---------------------------------------------------------------------------------
 
-/** A node of the event list: a call, or the return of an exact operation. */
-interface EventNode {
-  /** Index into the search's op array. */
-  readonly op: number;
-  readonly isCall: boolean;
-  /** For a call of an exact op: its return node; null for an unobserved op (no return). */
-  match: EventNode | null;
-  /** Position in the sorted event list. */
-  pos: number;
-  prev: EventNode | null;
-  next: EventNode | null;
-}
-
 /** A search's step allowance. */
 export interface Budget {
   readonly maxSteps: number;
@@ -557,12 +546,9 @@ interface Candidate {
  * Deterministic: the same ops in the same order always take the same steps.
  */
 function search(ops: readonly SearchOp[], initial: RegisterState, budget: Budget): SearchOutcome {
-  const n = ops.length;
-  // Bit positions: exact ops in E, unobserved ones in U.
-  const bit: number[] = [];
-  let exactCount = 0;
-  let unknownCount = 0;
-  for (const op of ops) bit.push(op.output !== undefined ? exactCount++ : unknownCount++);
+  // Which ops are linearized: exact ones in E, unobserved ones in U.
+  const linearized = new LinearizedSet(ops);
+  const { exactCount } = linearized;
   if (exactCount === 0) {
     return { verdict: "ok", steps: 0, order: [], notApplied: ops.map((op) => op.id) };
   }
@@ -571,86 +557,16 @@ function search(ops: readonly SearchOp[], initial: RegisterState, budget: Budget
 
   // The event list, sorted by time, calls before returns at equal times, then by the
   // ops' order (which is invoke order) for determinism. Unobserved ops have no return.
-  const nodes: EventNode[] = [];
-  for (let i = 0; i < n; i++) {
-    const op = ops[i] as SearchOp;
-    const call: EventNode = { op: i, isCall: true, match: null, pos: -1, prev: null, next: null };
-    nodes.push(call);
-    if (op.output !== undefined) {
-      call.match = { op: i, isCall: false, match: null, pos: -1, prev: null, next: null };
-      nodes.push(call.match);
-    }
-  }
-  const time = (e: EventNode): number => {
-    const op = ops[e.op] as SearchOp;
-    return e.isCall ? op.call : op.ret;
-  };
-  nodes.sort((a, b) => {
-    const ta = time(a);
-    const tb = time(b);
-    if (ta !== tb) return ta < tb ? -1 : 1;
-    if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
-    return a.op - b.op;
-  });
-  const head: EventNode = { op: -1, isCall: false, match: null, pos: -1, prev: null, next: null };
-  let prev = head;
-  for (const [pos, node] of nodes.entries()) {
-    node.pos = pos;
-    prev.next = node;
-    node.prev = prev;
-    prev = node;
-  }
+  const { head, lift, unlift } = buildEventList(ops);
 
-  const unlink = (node: EventNode): void => {
-    (node.prev as EventNode).next = node.next;
-    if (node.next !== null) node.next.prev = node.prev;
-  };
-  const relink = (node: EventNode): void => {
-    (node.prev as EventNode).next = node;
-    if (node.next !== null) node.next.prev = node;
-  };
-  const lift = (call: EventNode): void => {
-    unlink(call);
-    if (call.match !== null) unlink(call.match);
-  };
-  const unlift = (call: EventNode): void => {
-    if (call.match !== null) relink(call.match);
-    relink(call);
-  };
-
-  // E as 16-bit words, so that it makes a short string key; U as 32-bit words.
-  const exactWords = new Uint16Array(Math.ceil(exactCount / 16));
-  const unknownWords = new Uint32Array(Math.ceil(unknownCount / 32));
-  const flip = (i: number): void => {
-    const b = bit[i] as number;
-    if ((ops[i] as SearchOp).output !== undefined) {
-      exactWords[b >> 4] = (exactWords[b >> 4] as number) ^ (1 << (b & 15));
-    } else {
-      unknownWords[b >> 5] = ((unknownWords[b >> 5] as number) ^ (1 << (b & 31))) >>> 0;
-    }
-  };
   const stateKey = (state: RegisterState): string =>
     state === undefined ? "-" : "+" + state.length + ":" + state;
-  const exactKey = (state: RegisterState): string => {
-    let s = "";
-    for (let w = 0; w < exactWords.length; w++) s += String.fromCharCode(exactWords[w] as number);
-    return s + stateKey(state);
-  };
+  const exactKey = (state: RegisterState): string => linearized.exactKey() + stateKey(state);
   // Lowe's cache, with subsumption: the configurations seen, by (E, state, context),
   // each with the U sets it was seen with. A configuration is dominated by one seen
   // with the same E and state, a subset of its U, and a context at least as free:
   // outside a block, or inside a block from the same state.
   const cache = new Map<string, Uint32Array[]>();
-  const subsumed = (list: Uint32Array[] | undefined): boolean => {
-    if (list === undefined) return false;
-    outer: for (const seen of list) {
-      for (let w = 0; w < seen.length; w++) {
-        if (((seen[w] as number) & ~(unknownWords[w] as number)) !== 0) continue outer;
-      }
-      return true;
-    }
-    return false;
-  };
 
   // The furthest first-return-in-the-list any configuration met (see SearchOutcome).
   let barrier: EventNode = head;
@@ -737,7 +653,7 @@ function search(ops: readonly SearchOp[], initial: RegisterState, budget: Budget
     if (candidate !== undefined) {
       index++;
       const op = candidate.call.op;
-      flip(op);
+      linearized.flip(op);
       const nextBlock: { readonly state: RegisterState } | null = candidate.exact
         ? null
         : blockFrom ?? { state };
@@ -745,13 +661,13 @@ function search(ops: readonly SearchOp[], initial: RegisterState, budget: Budget
       const freeList = cache.get(key + "f");
       const blockKey = nextBlock === null ? undefined : key + "b" + stateKey(nextBlock.state);
       const blockList = blockKey === undefined ? undefined : cache.get(blockKey);
-      if (subsumed(freeList) || subsumed(blockList)) {
-        flip(op);
+      if (linearized.subsumed(freeList) || linearized.subsumed(blockList)) {
+        linearized.flip(op);
         continue;
       }
       const own = blockKey === undefined ? freeList : blockList;
-      if (own === undefined) cache.set(blockKey ?? key + "f", [unknownWords.slice()]);
-      else own.push(unknownWords.slice());
+      if (own === undefined) cache.set(blockKey ?? key + "f", [linearized.unknownCopy()]);
+      else own.push(linearized.unknownCopy());
       stack.push({ candidates: options, nextIndex: index, state, blockFrom, chosen: candidate });
       lift(candidate.call);
       state = candidate.next;
@@ -766,7 +682,7 @@ function search(ops: readonly SearchOp[], initial: RegisterState, budget: Budget
         return { verdict: "fail", steps, barrier: (ops[barrier.op] as SearchOp).id };
       }
       unlift(top.chosen.call);
-      flip(top.chosen.call.op);
+      linearized.flip(top.chosen.call.op);
       if (top.chosen.exact) linearizedExact--;
       state = top.state;
       blockFrom = top.blockFrom;

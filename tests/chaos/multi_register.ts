@@ -52,6 +52,8 @@ import {
   type TxnOutput,
   type Value,
 } from "./linearizability.ts";
+import { buildEventList, type EventNode } from "./event_list.ts";
+import { LinearizedSet } from "./linearized_set.ts";
 
 /** A group's state: per key of the group (in the group's key order), its value or absence. */
 export type GroupState = readonly (Value | undefined)[];
@@ -239,16 +241,6 @@ export function invisibleUnknowns(ops: readonly SearchOp[], initial: GroupState)
   return invisible;
 }
 
-/** A node of the event list: a call, or the return of an exact operation. */
-interface EventNode {
-  readonly op: number;
-  readonly isCall: boolean;
-  match: EventNode | null;
-  pos: number;
-  prev: EventNode | null;
-  next: EventNode | null;
-}
-
 interface Candidate {
   readonly call: EventNode;
   readonly next: GroupState;
@@ -268,89 +260,17 @@ export function searchGroup(
   const invisible = invisibleUnknowns(all, initial);
   const ops = all.filter((_op, i) => !invisible.has(i));
   const leftOut = all.filter((_op, i) => invisible.has(i)).map((op) => op.id);
-  const n = ops.length;
-  const bit: number[] = [];
-  let exactCount = 0;
-  let unknownCount = 0;
-  for (const op of ops) bit.push(op.output !== undefined ? exactCount++ : unknownCount++);
+  const linearized = new LinearizedSet(ops);
+  const { exactCount } = linearized;
   if (exactCount === 0) {
     return { verdict: "ok", steps: 0, order: [], notApplied: all.map((op) => op.id) };
   }
 
-  const nodes: EventNode[] = [];
-  for (let i = 0; i < n; i++) {
-    const op = ops[i] as SearchOp;
-    const call: EventNode = { op: i, isCall: true, match: null, pos: -1, prev: null, next: null };
-    nodes.push(call);
-    if (op.output !== undefined) {
-      call.match = { op: i, isCall: false, match: null, pos: -1, prev: null, next: null };
-      nodes.push(call.match);
-    }
-  }
-  const time = (e: EventNode): number => {
-    const op = ops[e.op] as SearchOp;
-    return e.isCall ? op.call : op.ret;
-  };
-  nodes.sort((a, b) => {
-    const ta = time(a);
-    const tb = time(b);
-    if (ta !== tb) return ta < tb ? -1 : 1;
-    if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
-    return a.op - b.op;
-  });
-  const head: EventNode = { op: -1, isCall: false, match: null, pos: -1, prev: null, next: null };
-  let prev = head;
-  for (const [pos, node] of nodes.entries()) {
-    node.pos = pos;
-    prev.next = node;
-    node.prev = prev;
-    prev = node;
-  }
-  const unlink = (node: EventNode): void => {
-    (node.prev as EventNode).next = node.next;
-    if (node.next !== null) node.next.prev = node.prev;
-  };
-  const relink = (node: EventNode): void => {
-    (node.prev as EventNode).next = node;
-    if (node.next !== null) node.next.prev = node;
-  };
-  const lift = (call: EventNode): void => {
-    unlink(call);
-    if (call.match !== null) unlink(call.match);
-  };
-  const unlift = (call: EventNode): void => {
-    if (call.match !== null) relink(call.match);
-    relink(call);
-  };
-
-  const exactWords = new Uint16Array(Math.ceil(exactCount / 16));
-  const unknownWords = new Uint32Array(Math.ceil(unknownCount / 32));
-  const flip = (i: number): void => {
-    const b = bit[i] as number;
-    if ((ops[i] as SearchOp).output !== undefined) {
-      exactWords[b >> 4] = (exactWords[b >> 4] as number) ^ (1 << (b & 15));
-    } else {
-      unknownWords[b >> 5] = ((unknownWords[b >> 5] as number) ^ (1 << (b & 31))) >>> 0;
-    }
-  };
-  const configKey = (state: GroupState): string => {
-    let s = "";
-    for (let w = 0; w < exactWords.length; w++) s += String.fromCharCode(exactWords[w] as number);
-    return s + group.encode(state);
-  };
+  const { head, lift, unlift } = buildEventList(ops);
+  const configKey = (state: GroupState): string => linearized.exactKey() + group.encode(state);
   // Lowe's cache with subsumption: per (answered ops linearized, state), the sets of
   // unknown writes used when it was seen; a configuration using a superset is pruned.
   const cache = new Map<string, Uint32Array[]>();
-  const subsumed = (list: Uint32Array[] | undefined): boolean => {
-    if (list === undefined) return false;
-    outer: for (const seen of list) {
-      for (let w = 0; w < seen.length; w++) {
-        if (((seen[w] as number) & ~(unknownWords[w] as number)) !== 0) continue outer;
-      }
-      return true;
-    }
-    return false;
-  };
 
   let barrier: EventNode = head;
   const candidates = (state: GroupState): Candidate[] => {
@@ -394,15 +314,15 @@ export function searchGroup(
     if (candidate !== undefined) {
       index++;
       const op = candidate.call.op;
-      flip(op);
+      linearized.flip(op);
       const key = configKey(candidate.next);
       const list = cache.get(key);
-      if (subsumed(list)) {
-        flip(op);
+      if (linearized.subsumed(list)) {
+        linearized.flip(op);
         continue;
       }
-      if (list === undefined) cache.set(key, [unknownWords.slice()]);
-      else list.push(unknownWords.slice());
+      if (list === undefined) cache.set(key, [linearized.unknownCopy()]);
+      else list.push(linearized.unknownCopy());
       stack.push({ candidates: options, nextIndex: index, state, chosen: candidate });
       lift(candidate.call);
       state = candidate.next;
@@ -415,7 +335,7 @@ export function searchGroup(
         return { verdict: "fail", steps, barrier: (ops[barrier.op] as SearchOp).id };
       }
       unlift(top.chosen.call);
-      flip(top.chosen.call.op);
+      linearized.flip(top.chosen.call.op);
       if (top.chosen.exact) linearizedExact--;
       state = top.state;
       options = top.candidates;
