@@ -25,6 +25,19 @@ const TABLES: Uint32Array = (() => {
   return t;
 })();
 
+/** Bytes checksummed so far in this process: see {@link crc32cBytesChecked}. */
+let bytesChecked = 0;
+
+/**
+ * How many bytes {@link crc32c} and {@link crc32cRange} have checksummed in this
+ * process so far. The difference across a synchronous piece of work is what that work
+ * checksummed (nothing else runs in between): WAL recovery reports its CRC work this
+ * way, so tests can bound it without a clock (see `WalOptions.recoveryCost`).
+ */
+export function crc32cBytesChecked(): number {
+  return bytesChecked;
+}
+
 /**
  * Returns the CRC-32C of `bytes`, continuing from `crc` (the CRC of whatever came
  * before; 0 to start). As with Go's `crc32.Update`,
@@ -41,6 +54,7 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
 
 /** The CRC-32C of `bytes[start..end)`, continuing from `crc`; {@link crc32c} without a subarray. */
 export function crc32cRange(bytes: Uint8Array, start: number, end: number, crc = 0): number {
+  bytesChecked += end - start;
   const t = TABLES;
   let c = ~crc >>> 0;
   let i = start;

@@ -36,6 +36,7 @@ export { parseSegmentFileName, segmentFileName, type SegmentId } from "./segment
 export {
   DEFAULT_SEGMENT_BYTES,
   DENO_WAL_IO,
+  type RecoveryCost,
   Wal,
   WalCorruptionError,
   type WalIo,
