@@ -1,27 +1,19 @@
 /**
  * The client CLI's commands on the application API (issue 13), run through the client
  * library (`src/client/`): `range`, `watch`, `txn`, `lease` and `lock NAME -- COMMAND`
- * (etcdctl's lock). `main.ts` hands a command line to {@link runApiCli} when its command
- * is one of {@link API_COMMANDS}.
+ * (etcdctl's lock). `main.ts` parses the options before the command (`connection_options.ts`)
+ * and hands the rest of the command line to {@link runApiCli} when its command is one of
+ * {@link API_COMMANDS}.
  *
  * @module
  */
 
-import {
-  type ClientTlsFiles,
-  type ClientTlsPem,
-  isTlsOption,
-  parseTlsOptions,
-  readClientTls,
-  type TlsOption,
-  TlsOptionError,
-} from "./tls_options.ts";
+import type { ClientTlsPem } from "./tls_options.ts";
 import { fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { TxnRequestSchema, TxnResponseSchema, WatchEvent_Kind } from "../gen/raftkv/v1/kv_pb.ts";
 import { RaftKvClient } from "../client/client.ts";
 import { acquireLock } from "../client/lock.ts";
-import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
 import { failureLine } from "./commands.ts";
 
 /** The commands this file runs. */
@@ -58,64 +50,47 @@ API commands (issue 13):
 
 class Usage extends Error {}
 
+/** How to reach the cluster: the connection options, parsed by `main.ts`, TLS files read. */
+export interface ApiConnection {
+  readonly endpoints: readonly string[];
+  readonly timeoutMs: number;
+  /** The PEM texts of --cacert, --cert and --key, or undefined for plaintext. */
+  readonly tls?: ClientTlsPem;
+}
+
+/** An API command line, after the options. */
 interface Parsed {
-  endpoints: string[];
-  /** TLS files (--cacert, --cert, --key or their variables), or undefined for plaintext. */
-  tls: ClientTlsFiles | undefined;
-  timeoutMs: number;
   command: string;
   positional: string[];
   flags: Map<string, string | true>;
+  /** What follows `--` (lock's command). */
   rest: string[];
 }
 
 const VALUED = new Set(["--prefix", "--limit", "--from", "--count", "--ttl", "--range"]);
 
-function parse(args: readonly string[], env: Record<string, string | undefined>): Parsed {
-  let endpointsText = env.RAFTKV_ENDPOINTS ?? "127.0.0.1:7001";
-  let timeoutMs = 5000;
-  const tlsRaw = new Map<TlsOption, { value: string; source: string }>();
+/** Parses `line`: the command, then its arguments and flags, in any order, up to `--`. */
+function parse(line: readonly string[]): Parsed {
   let i = 0;
-  for (; i < args.length && args[i]!.startsWith("--"); i++) {
-    const [name, inline] = args[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
-    const value = inline ?? args[++i];
-    if (value === undefined) throw new Usage(`Cannot parse ${name}: it needs a value`);
-    if (name === "--endpoints") endpointsText = value;
-    else if (isTlsOption(name)) tlsRaw.set(name, { value, source: name });
-    else if (name === "--timeout-ms") {
-      timeoutMs = Number(value);
-      if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
-        throw new Usage(`Cannot parse --timeout-ms: "${value}" is not a positive integer`);
-      }
-    } else throw new Usage(`Cannot parse arguments: unknown option "${name}"`);
-  }
-  const endpoints = endpointsText.split(",").map((e) => {
-    try {
-      return formatHostPort(parseHostPort(e.trim(), "--endpoints"));
-    } catch (err) {
-      if (err instanceof FlagError) throw new Usage(err.message);
-      throw err;
-    }
-  });
-  const command = args[i++] ?? "";
+  const command = line[i++] ?? "";
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
   let rest: string[] = [];
-  for (; i < args.length; i++) {
-    const a = args[i]!;
+  for (; i < line.length; i++) {
+    const a = line[i]!;
     if (a === "--") {
-      rest = args.slice(i + 1);
+      rest = line.slice(i + 1);
       break;
     }
     if (a.startsWith("--")) {
       if (a === "--range") {
-        const [s, e] = [args[++i], args[++i]];
+        const [s, e] = [line[++i], line[++i]];
         if (s === undefined || e === undefined) {
           throw new Usage("Cannot parse --range: give START END");
         }
         flags.set("--range", `${s}\u0000${e}`);
       } else if (VALUED.has(a)) {
-        const v = args[++i];
+        const v = line[++i];
         if (v === undefined) throw new Usage(`Cannot parse ${a}: it needs a value`);
         flags.set(a, v);
       } else if (["--keys-only", "--count-only", "--serializable", "--keys"].includes(a)) {
@@ -123,14 +98,7 @@ function parse(args: readonly string[], env: Record<string, string | undefined>)
       } else throw new Usage(`Cannot parse ${command}: unknown option "${a}"`);
     } else positional.push(a);
   }
-  let tls: ClientTlsFiles | undefined;
-  try {
-    tls = parseTlsOptions(tlsRaw, env);
-  } catch (err) {
-    if (err instanceof TlsOptionError) throw new Usage(err.message);
-    throw err;
-  }
-  return { endpoints, tls, timeoutMs, command, positional, flags, rest };
+  return { command, positional, flags, rest };
 }
 
 function intFlag(p: Parsed, name: string, fallback: number): number {
@@ -151,39 +119,30 @@ export interface Out {
 }
 
 /**
- * Runs an API command line; returns the exit code (0 done, 1 negative, 2 usage,
- * 3 failed, as the rest of the CLI). `signal` ends `watch`, `lease keep-alive` and a
- * `lock`'s command early (the CLI wires it to SIGINT/SIGTERM).
+ * Runs an API command line (`line`: the command and its arguments, after the options)
+ * against the cluster `connection` names; returns the exit code (0 done, 1 negative,
+ * 2 usage, 3 failed, as the rest of the CLI). `signal` ends `watch`, `lease keep-alive`
+ * and a `lock`'s command early (the CLI wires it to SIGINT/SIGTERM).
  */
 export async function runApiCli(
-  args: readonly string[],
-  env: Record<string, string | undefined>,
+  connection: ApiConnection,
+  line: readonly string[],
   out: Out,
   err: Out,
   signal: AbortSignal,
 ): Promise<number> {
   let p: Parsed;
   try {
-    p = parse(args, env);
+    p = parse(line);
   } catch (e) {
     if (!(e instanceof Usage)) throw e;
     err.write(`error: ${e.message}\nRun "deno task client --help" for the commands and options.\n`);
     return 2;
   }
-  let pem: ClientTlsPem | undefined;
-  if (p.tls !== undefined) {
-    try {
-      pem = await readClientTls(p.tls);
-    } catch (e) {
-      if (!(e instanceof TlsOptionError)) throw e;
-      err.write(`error: ${e.message}\n`);
-      return 2;
-    }
-  }
   const client = new RaftKvClient({
-    endpoints: p.endpoints,
-    timeoutMs: p.timeoutMs,
-    ...(pem === undefined ? {} : { tls: pem }),
+    endpoints: connection.endpoints,
+    timeoutMs: connection.timeoutMs,
+    ...(connection.tls === undefined ? {} : { tls: connection.tls }),
   });
   try {
     return await run(p, client, out, err, signal);

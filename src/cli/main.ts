@@ -17,19 +17,18 @@ import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
 import { guardStrayNetworkErrors } from "../client/stray_errors.ts";
-import { API_COMMANDS, API_USAGE, runApiCli } from "./api_commands.ts";
+import { API_COMMANDS, API_USAGE, type ApiConnection, runApiCli } from "./api_commands.ts";
 import { type Command, type EndpointClients, EXIT, runCommand } from "./commands.ts";
-import { type MemberCommand, parseMemberId, runMemberCommand } from "./members.ts";
 import {
-  CLIENT_TLS_ENV,
-  type ClientTlsFiles,
-  type ClientTlsPem,
-  isTlsOption,
-  parseTlsOptions,
-  readClientTls,
-  type TlsOption,
-  TlsOptionError,
-} from "./tls_options.ts";
+  type ConnectionOptions,
+  DEFAULT_TIMEOUT_MS,
+  parseConnectionOptions,
+  UsageError,
+} from "./connection_options.ts";
+import { type MemberCommand, parseMemberId, runMemberCommand } from "./members.ts";
+import { CLIENT_TLS_ENV, type ClientTlsPem, readClientTls, TlsOptionError } from "./tls_options.ts";
+
+export { UsageError } from "./connection_options.ts";
 
 /** Help text of the client CLI. */
 export const CLIENT_USAGE: string = `\
@@ -88,25 +87,10 @@ Exit codes: 0 done; 1 key not found, comparison failed, or (status) some node do
 the server, or (status) every node down); 4 (status) the nodes have diverged.
 `;
 
-/** The parsed command line. */
-export interface ClientArgs {
-  /** Endpoints as `host:port` (IPv6 bracketed), in order, without duplicates. */
-  endpoints: string[];
-  /** Time budget of the command in milliseconds. */
-  timeoutMs: number;
+/** The parsed command line of a key-value or membership command (or --help). */
+export interface ClientArgs extends ConnectionOptions {
   /** The command, or `help` when --help was given. */
   command: Command | MemberCommand | { name: "help" };
-  /** TLS files (--cacert, --cert, --key), or undefined for plaintext. */
-  tls?: ClientTlsFiles;
-}
-
-/** A command line the CLI cannot run; `message` says why. */
-export class UsageError extends Error {
-  /** Creates a UsageError with a complete, user-facing message. */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
 }
 
 const ARITY: Readonly<Record<string, readonly string[]>> = {
@@ -119,7 +103,8 @@ const ARITY: Readonly<Record<string, readonly string[]>> = {
 };
 
 /**
- * Parses the CLI's arguments: options, then a command and its arguments.
+ * Parses the CLI's arguments: options (see {@link parseConnectionOptions}), then a
+ * key-value or membership command and its arguments.
  *
  * @param args the arguments (`Deno.args`)
  * @param env environment; `RAFTKV_ENDPOINTS` is read when --endpoints is absent
@@ -130,60 +115,24 @@ export function parseClientArgs(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): ClientArgs {
-  let endpointsRaw: { value: string; source: string } | undefined;
-  const tlsRaw = new Map<TlsOption, { value: string; source: string }>();
-  let timeoutMs = 5000;
-  let i = 0;
-  for (; i < args.length; i++) {
-    const arg = args[i] as string;
-    if (arg === "--help" || arg === "-h") {
-      return { endpoints: [], timeoutMs, command: { name: "help" } };
-    }
-    if (arg === "--") {
-      i++;
-      break;
-    }
-    if (!arg.startsWith("-")) break;
-    const eq = arg.indexOf("=");
-    const name = eq < 0 ? arg : arg.slice(0, eq);
-    if (name !== "--endpoints" && name !== "--timeout-ms" && !isTlsOption(name)) {
-      throw new UsageError(`Cannot parse arguments: unknown option "${name}"`);
-    }
-    let value: string;
-    if (eq >= 0) {
-      value = arg.slice(eq + 1);
-    } else {
-      const next = args[i + 1];
-      if (next === undefined || next.startsWith("--")) {
-        throw new UsageError(`Cannot parse ${name}: missing value`);
-      }
-      value = next;
-      i++;
-    }
-    if (value === "") throw new UsageError(`Cannot parse ${name}: missing value`);
-    if (name === "--endpoints") {
-      endpointsRaw = { value, source: name };
-    } else if (isTlsOption(name)) {
-      tlsRaw.set(name, { value, source: name });
-    } else {
-      const n = /^\d+$/.test(value) ? Number(value) : NaN;
-      if (!Number.isSafeInteger(n) || n < 1) {
-        throw new UsageError(`Cannot parse --timeout-ms: "${value}" is not a positive integer`);
-      }
-      timeoutMs = n;
-    }
+  const parsed = parseConnectionOptions(args, env);
+  if (parsed.help) {
+    return { endpoints: [], timeoutMs: DEFAULT_TIMEOUT_MS, command: { name: "help" } };
   }
+  return { ...parsed.options, command: parseCommand(parsed.rest) };
+}
 
-  const envEndpoints = env["RAFTKV_ENDPOINTS"];
-  endpointsRaw ??= envEndpoints !== undefined && envEndpoints !== ""
-    ? { value: envEndpoints, source: "RAFTKV_ENDPOINTS" }
-    : { value: "127.0.0.1:7001", source: "--endpoints" };
-  const endpoints = parseEndpoints(endpointsRaw.value, endpointsRaw.source);
-
-  const name = args[i];
+/**
+ * Parses a key-value or membership command and its arguments (`line`, the command
+ * line after the options).
+ *
+ * @throws {UsageError} on an unknown command or a wrong number of arguments
+ */
+function parseCommand(line: readonly string[]): Command | MemberCommand {
+  const name = line[0];
   if (name === undefined) throw new UsageError("Cannot parse arguments: missing command");
   if (name === "member" || name === "transfer-leader") {
-    return { endpoints, timeoutMs, command: parseMemberCommand(name, args.slice(i + 1)) };
+    return parseMemberCommand(name, line.slice(1));
   }
   if (!Object.hasOwn(ARITY, name)) {
     throw new UsageError(
@@ -192,7 +141,7 @@ export function parseClientArgs(
     );
   }
   const params = ARITY[name] as readonly string[];
-  let rest = args.slice(i + 1);
+  let rest = line.slice(1);
   let absent = false;
   if (name === "cas" && rest[0] === "--absent") {
     absent = true;
@@ -242,14 +191,7 @@ export function parseClientArgs(
   if ("key" in command && command.key === "") {
     throw new UsageError(`Cannot parse ${name}: KEY must not be empty`);
   }
-  let tls;
-  try {
-    tls = parseTlsOptions(tlsRaw, env);
-  } catch (e) {
-    if (e instanceof TlsOptionError) throw new UsageError(e.message);
-    throw e;
-  }
-  return { endpoints, timeoutMs, command, ...(tls === undefined ? {} : { tls }) };
+  return command;
 }
 
 /** Parses `member SUBCOMMAND ...` and `transfer-leader [ID]`. */
@@ -320,27 +262,6 @@ function parseMemberCommand(name: string, rest: readonly string[]): MemberComman
   }
 }
 
-function parseEndpoints(value: string, source: string): string[] {
-  const out: string[] = [];
-  for (const entry of value.split(",")) {
-    const trimmed = entry.trim();
-    if (trimmed === "") throw new UsageError(`Cannot parse ${source}: empty entry in "${value}"`);
-    let text: string;
-    try {
-      const addr = parseHostPort(trimmed, source);
-      if (addr.port === 0) {
-        throw new UsageError(`Cannot parse ${source}: "${trimmed}" has port 0`);
-      }
-      text = formatHostPort(addr);
-    } catch (e) {
-      if (e instanceof FlagError) throw new UsageError(e.message);
-      throw e;
-    }
-    if (!out.includes(text)) out.push(text);
-  }
-  return out;
-}
-
 /**
  * Clients for an endpoint over gRPC: HTTP/2 with prior knowledge, or over TLS with
  * `tls` (the PEM texts of --cacert, --cert, --key).
@@ -383,35 +304,43 @@ export async function main(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): Promise<number> {
-  const api = apiCommandLine(args);
-  if (api) return await runApi(args, env);
-  let parsed: ClientArgs;
+  let options: ConnectionOptions;
+  let line: readonly string[];
+  let command: Command | MemberCommand | undefined;
   try {
-    parsed = parseClientArgs(args, env);
+    const parsed = parseConnectionOptions(args, env);
+    if (parsed.help) {
+      await writeAll(Deno.stdout, `${CLIENT_USAGE}\n${API_USAGE}`);
+      return EXIT.OK;
+    }
+    options = parsed.options;
+    line = parsed.rest;
+    // The API commands parse their own arguments (api_commands.ts).
+    if (!API_COMMANDS.has(line[0] ?? "")) command = parseCommand(line);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     await writeAll(Deno.stderr, usageError(e.message));
     return EXIT.USAGE;
   }
-  if (parsed.command.name === "help") {
-    await writeAll(Deno.stdout, `${CLIENT_USAGE}\n${API_USAGE}`);
-    return EXIT.OK;
-  }
   let tlsPem: ClientTlsPem | undefined;
-  if (parsed.tls !== undefined) {
+  if (options.tls !== undefined) {
     try {
-      tlsPem = await readClientTls(parsed.tls);
+      tlsPem = await readClientTls(options.tls);
     } catch (e) {
       if (!(e instanceof TlsOptionError)) throw e;
       await writeAll(Deno.stderr, usageError(e.message));
       return EXIT.USAGE;
     }
   }
+  const connection = {
+    endpoints: options.endpoints,
+    timeoutMs: options.timeoutMs,
+    ...(tlsPem === undefined ? {} : { tls: tlsPem }),
+  };
+  if (command === undefined) return await runApi(connection, line);
   const cache = new Map<string, EndpointClients>();
   const runOptions = {
-    endpoints: parsed.endpoints,
-    timeoutMs: parsed.timeoutMs,
-    ...(tlsPem === undefined ? {} : { tls: tlsPem }),
+    ...connection,
     clients: (endpoint: string) => {
       let c = cache.get(endpoint);
       if (c === undefined) {
@@ -421,26 +350,16 @@ export async function main(
       return c;
     },
   };
-  const cmd = parsed.command;
-  const out = cmd.name.startsWith("member_") || cmd.name === "transfer_leader"
-    ? await runMemberCommand(cmd as MemberCommand, runOptions)
-    : await runCommand(cmd as Command, runOptions);
+  const out = command.name.startsWith("member_") || command.name === "transfer_leader"
+    ? await runMemberCommand(command as MemberCommand, runOptions)
+    : await runCommand(command as Command, runOptions);
   await writeAll(Deno.stdout, out.stdout);
-  await writeAll(Deno.stderr, out.stderr + tlsHint(out.stderr, parsed.tls !== undefined));
+  await writeAll(Deno.stderr, out.stderr + tlsHint(out.stderr, options.tls !== undefined));
   return out.exitCode;
 }
 
-/** True if the command (after the options) is one of the API commands (api_commands.ts). */
-function apiCommandLine(args: readonly string[]): boolean {
-  let i = 0;
-  while (i < args.length && args[i]!.startsWith("--") && args[i] !== "--") {
-    i += args[i]!.includes("=") || args[i] === "--help" ? 1 : 2;
-  }
-  return API_COMMANDS.has(args[i] ?? "");
-}
-
 /** Runs an API command, printing as it goes; SIGINT/SIGTERM end watches and locks. */
-async function runApi(args: readonly string[], env: Record<string, string | undefined>) {
+async function runApi(connection: ApiConnection, line: readonly string[]): Promise<number> {
   const abort = new AbortController();
   const stop = () => abort.abort();
   Deno.addSignalListener("SIGINT", stop);
@@ -448,8 +367,8 @@ async function runApi(args: readonly string[], env: Record<string, string | unde
   const encoder = new TextEncoder();
   try {
     return await runApiCli(
-      args,
-      env,
+      connection,
+      line,
       { write: (s) => Deno.stdout.writeSync(encoder.encode(s)) },
       { write: (s) => Deno.stderr.writeSync(encoder.encode(s)) },
       abort.signal,
