@@ -498,35 +498,30 @@ export async function finalReads(
     for (const key of keys) {
       let served = false;
       for (let attempt = 1; attempt <= 3 && !served; attempt++) {
-        const invoke = history.now();
-        const id = history.nextId();
-        const client = `final-n${node}`;
+        const asked = {
+          id: history.nextId(),
+          client: `final-n${node}`,
+          key,
+          kind: "get",
+          invoke: history.now(),
+          node,
+        } as const;
         try {
           const res = await c.kv(node).get({ key }, { timeoutMs: 5_000 });
           history.add({
-            id,
-            client,
-            key,
-            kind: "get",
-            invoke,
+            ...asked,
             outcome: "ok",
             complete: history.now(),
             output: { found: res.found, value: res.found ? text(res.value) : "" },
-            node,
           });
           served = true;
         } catch (err) {
           const e = ConnectError.from(err);
           history.add({
-            id,
-            client,
-            key,
-            kind: "get",
-            invoke,
+            ...asked,
             outcome: "unknown",
             complete: history.now(),
             error: `${codeName(e.code)}: ${e.rawMessage}`,
-            node,
           });
         }
       }

@@ -51,6 +51,22 @@ export type HistoryOp = Operation & {
   readonly attempts?: number;
 };
 
+/** `Omit` on each member of a union (plain `Omit` would merge the members). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** What an operation asked, whatever its outcome: a {@link HistoryOp} without the outcome. */
+type Asked = DistributiveOmit<
+  HistoryOp,
+  "outcome" | "complete" | "output" | "error" | "node" | "attempts"
+>;
+
+/** How a write that got no answer ended. */
+interface Unanswered {
+  readonly outcome: "fail" | "unknown";
+  readonly complete: number;
+  readonly error: string;
+}
+
 /** The history of a run: every operation, on one monotonic clock started with the run. */
 export class History {
   /** `performance.now()` at the start of the run: time 0 of the history. */
@@ -311,11 +327,7 @@ export class ChaosClient {
       opts: { timeoutMs: number },
     ) => Promise<T>,
     record: (
-      outcome: { outcome: "ok"; complete: number; value: T } | {
-        outcome: "fail" | "unknown";
-        complete: number;
-        error: string;
-      },
+      outcome: { outcome: "ok"; complete: number; value: T } | Unanswered,
       node: number,
       attempts: number,
     ) => void,
@@ -380,6 +392,21 @@ export class ChaosClient {
       key,
       invoke: this.#history.now(),
     };
+  }
+
+  /**
+   * Records a write that got no answer: `asked` (what was asked), with how it ended
+   * (failed, or unknown) and the error, the node and the attempts.
+   */
+  #unanswered(asked: Asked, res: Unanswered, node: number, attempts: number): void {
+    this.#history.add({
+      ...asked,
+      outcome: res.outcome,
+      complete: res.complete,
+      error: res.error,
+      node,
+      attempts,
+    });
   }
 
   #observe(key: string, value: Value | undefined): void {
@@ -469,18 +496,7 @@ export class ChaosClient {
             node,
             attempts,
           });
-        } else {
-          this.#history.add({
-            ...base,
-            kind: "put",
-            input: { value },
-            outcome: r.outcome,
-            complete: r.complete,
-            error: r.error,
-            node,
-            attempts,
-          });
-        }
+        } else this.#unanswered({ ...base, kind: "put", input: { value } }, r, node, attempts);
       },
     );
   }
@@ -504,17 +520,7 @@ export class ChaosClient {
             node,
             attempts,
           });
-        } else {
-          this.#history.add({
-            ...base,
-            kind: "delete",
-            outcome: r.outcome,
-            complete: r.complete,
-            error: r.error,
-            node,
-            attempts,
-          });
-        }
+        } else this.#unanswered({ ...base, kind: "delete" }, r, node, attempts);
       },
     );
   }
@@ -558,18 +564,7 @@ export class ChaosClient {
             node,
             attempts,
           });
-        } else {
-          this.#history.add({
-            ...base,
-            kind: "cas",
-            input,
-            outcome: res.outcome,
-            complete: res.complete,
-            error: res.error,
-            node,
-            attempts,
-          });
-        }
+        } else this.#unanswered({ ...base, kind: "cas", input }, res, node, attempts);
       },
     );
   }
@@ -647,16 +642,7 @@ export class ChaosClient {
         }, o),
       (res, node, attempts) => {
         if (res.outcome !== "ok") {
-          this.#history.add({
-            ...base,
-            kind: "txn",
-            input,
-            outcome: res.outcome,
-            complete: res.complete,
-            error: res.error,
-            node,
-            attempts,
-          });
+          this.#unanswered({ ...base, kind: "txn", input }, res, node, attempts);
           return;
         }
         const succeeded = res.value.succeeded;

@@ -690,14 +690,24 @@ function search(ops: readonly SearchOp[], initial: RegisterState, budget: Budget
       index = top.nextIndex;
     }
   }
-  const order: OpId[] = [];
-  const applied = new Set<number>();
-  for (const frame of stack) {
-    order.push((ops[frame.chosen.call.op] as SearchOp).id);
-    applied.add(frame.chosen.call.op);
-  }
+  return witness(ops, stack.map((frame) => frame.chosen.call.op), steps);
+}
+
+/**
+ * The outcome of a search that linearized every answered op: the ops it chose (indexes
+ * into `ops`, in the order chosen) are the witness order; the others, and `leftOut`
+ * (ops set aside before the search), never took effect.
+ */
+export function witness(
+  ops: readonly SearchOp[],
+  chosen: readonly number[],
+  steps: number,
+  leftOut: readonly OpId[] = [],
+): SearchOutcome {
+  const order = chosen.map((i) => (ops[i] as SearchOp).id);
+  const applied = new Set(chosen);
   const notApplied = ops.filter((_op, i) => !applied.has(i)).map((op) => op.id);
-  return { verdict: "ok", steps, order, notApplied };
+  return { verdict: "ok", steps, order, notApplied: [...notApplied, ...leftOut] };
 }
 
 // ---------------------------------------------------------------------------------

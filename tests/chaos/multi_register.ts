@@ -39,7 +39,6 @@ import {
   type CasOutput,
   type DeleteOutput,
   type GetOutput,
-  type OpId,
   type PutInput,
   type RangeInput,
   type RangeOutput,
@@ -51,6 +50,7 @@ import {
   type TxnInput,
   type TxnOutput,
   type Value,
+  witness,
 } from "./linearizability.ts";
 import { buildEventList, type EventNode } from "./event_list.ts";
 import { LinearizedSet } from "./linearized_set.ts";
@@ -342,12 +342,5 @@ export function searchGroup(
       index = top.nextIndex;
     }
   }
-  const order: OpId[] = [];
-  const applied = new Set<number>();
-  for (const frame of stack) {
-    order.push((ops[frame.chosen.call.op] as SearchOp).id);
-    applied.add(frame.chosen.call.op);
-  }
-  const notApplied = ops.filter((_op, i) => !applied.has(i)).map((op) => op.id);
-  return { verdict: "ok", steps, order, notApplied: [...notApplied, ...leftOut] };
+  return witness(ops, stack.map((frame) => frame.chosen.call.op), steps, leftOut);
 }
