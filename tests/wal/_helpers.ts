@@ -157,21 +157,17 @@ export class RecordingLogger implements Logger {
 }
 
 /**
- * A {@link WalIo} that counts writes, fsyncs and truncations and fails on demand:
- * set `failWrite` to write that many bytes of the next write and then throw ENOSPC;
- * set `failSyncAt` to make the n-th next fsync (1 = the next one) throw EIO. It
- * records the path of every fsync, in order.
+ * The faults the test disks below inject on demand: set `failWrite` to write that
+ * many bytes of the next write and then throw ENOSPC; set `failSyncAt` to make the
+ * n-th next fsync (1 = the next one) throw EIO.
  */
-export class FaultyIo implements WalIo {
-  writes = 0;
-  syncs = 0;
-  truncates = 0;
-  readonly synced: string[] = [];
+abstract class FailingIo implements WalIo {
+  /** Writes that many bytes of the next write, then throws ENOSPC. */
   failWrite: number | undefined = undefined;
+  /** Makes the n-th next fsync (1 = the next one) throw EIO. */
   failSyncAt: number | undefined = undefined;
 
   async write(file: Deno.FsFile, bytes: Uint8Array, path: string): Promise<void> {
-    this.writes++;
     const keep = this.failWrite;
     if (keep !== undefined) {
       this.failWrite = undefined;
@@ -181,19 +177,46 @@ export class FaultyIo implements WalIo {
     await DENO_WAL_IO.write(file, bytes, path);
   }
 
-  async sync(file: Deno.FsFile, path: string): Promise<void> {
-    this.syncs++;
-    this.synced.push(path);
+  /** Throws EIO if this fsync is the one `failSyncAt` named; call it first in `sync`. */
+  protected failSyncIfDue(): void {
     if (this.failSyncAt !== undefined && --this.failSyncAt === 0) {
       this.failSyncAt = undefined;
       throw new Error("Input/output error (os error 5)");
     }
+  }
+
+  abstract sync(file: Deno.FsFile, path: string): Promise<void>;
+
+  truncate(file: Deno.FsFile, size: number, path: string): Promise<void> {
+    return DENO_WAL_IO.truncate(file, size, path);
+  }
+}
+
+/**
+ * A {@link WalIo} that counts writes, fsyncs and truncations and fails on demand
+ * (see {@link FailingIo}). It records the path of every fsync, in order.
+ */
+export class FaultyIo extends FailingIo {
+  writes = 0;
+  syncs = 0;
+  truncates = 0;
+  readonly synced: string[] = [];
+
+  override write(file: Deno.FsFile, bytes: Uint8Array, path: string): Promise<void> {
+    this.writes++;
+    return super.write(file, bytes, path);
+  }
+
+  async sync(file: Deno.FsFile, path: string): Promise<void> {
+    this.syncs++;
+    this.synced.push(path);
+    this.failSyncIfDue();
     await DENO_WAL_IO.sync(file, path);
   }
 
-  async truncate(file: Deno.FsFile, size: number, path: string): Promise<void> {
+  override truncate(file: Deno.FsFile, size: number, path: string): Promise<void> {
     this.truncates++;
-    await DENO_WAL_IO.truncate(file, size, path);
+    return super.truncate(file, size, path);
   }
 }
 
@@ -210,7 +233,7 @@ export class FaultyIo implements WalIo {
  * whole (a real disk may keep some pages), and a file whose name is durable but
  * whose contents were never fsynced comes back empty.
  */
-export class SimDisk implements WalIo {
+export class SimDisk extends FailingIo {
   readonly root: string;
   /** Durable contents of files, by inode. */
   readonly #files = new Map<number, Uint8Array>();
@@ -221,12 +244,9 @@ export class SimDisk implements WalIo {
    * process that died before its fsync took effect.
    */
   forgetSyncs = false;
-  /** Makes the n-th next fsync (1 = the next one) throw EIO without making anything durable. */
-  failSyncAt: number | undefined = undefined;
-  /** Writes that many bytes of the next write, then throws ENOSPC. */
-  failWrite: number | undefined = undefined;
 
   private constructor(root: string) {
+    super();
     this.root = root;
   }
 
@@ -251,21 +271,9 @@ export class SimDisk implements WalIo {
     }
   }
 
-  async write(file: Deno.FsFile, bytes: Uint8Array, path: string): Promise<void> {
-    const keep = this.failWrite;
-    if (keep !== undefined) {
-      this.failWrite = undefined;
-      await DENO_WAL_IO.write(file, bytes.subarray(0, keep), path);
-      throw new Error("No space left on device (os error 28)");
-    }
-    await DENO_WAL_IO.write(file, bytes, path);
-  }
-
+  /** Records what is durable; a failing fsync (see {@link FailingIo}) makes nothing durable. */
   async sync(file: Deno.FsFile, path: string): Promise<void> {
-    if (this.failSyncAt !== undefined && --this.failSyncAt === 0) {
-      this.failSyncAt = undefined;
-      throw new Error("Input/output error (os error 5)");
-    }
+    this.failSyncIfDue();
     if (this.forgetSyncs) return;
     const info = await file.stat();
     if (info.isDirectory) {
@@ -275,10 +283,6 @@ export class SimDisk implements WalIo {
     } else {
       this.#files.set(info.ino!, await Deno.readFile(path));
     }
-  }
-
-  async truncate(file: Deno.FsFile, size: number, path: string): Promise<void> {
-    await DENO_WAL_IO.truncate(file, size, path);
   }
 
   /** Loses everything not durable, as a power loss would. */
