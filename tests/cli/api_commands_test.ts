@@ -21,6 +21,11 @@ const CLI = [
   "src/cli/main.ts",
 ];
 
+/** The command line of `lock` on locks/cli (a 3 s lease) running the shell `script`. */
+function lockRunning(script: string): string[] {
+  return ["lock", "locks/cli", "--ttl", "3", "--", "sh", "-c", script];
+}
+
 async function cli(endpoints: string, ...args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [...CLI, "--endpoints", endpoints, ...args],
@@ -102,14 +107,7 @@ Deno.test("lock NAME -- COMMAND: the next holder runs only after the first is ki
           ...CLI,
           "--endpoints",
           endpoints,
-          "lock",
-          "locks/cli",
-          "--ttl",
-          "3",
-          "--",
-          "sh",
-          "-c",
-          `echo $$ > ${pidFile}; echo first >> ${log}; exec sleep 120`,
+          ...lockRunning(`echo $$ > ${pidFile}; echo first >> ${log}; exec sleep 120`),
         ],
         cwd: REPO_ROOT,
         stdout: "null",
@@ -121,17 +119,7 @@ Deno.test("lock NAME -- COMMAND: the next holder runs only after the first is ki
           return t.trim() === "" ? undefined : t.trim();
         }),
       );
-      const waiting = cli(
-        endpoints,
-        "lock",
-        "locks/cli",
-        "--ttl",
-        "3",
-        "--",
-        "sh",
-        "-c",
-        `echo second >> ${log}`,
-      );
+      const waiting = cli(endpoints, ...lockRunning(`echo second >> ${log}`));
       // Wait until the second contender has queued (its key is under the lock's
       // prefix, behind the holder's); it must not run while the holder lives.
       const queue = new RaftKvClient({ endpoints: endpoints.split(",") });
