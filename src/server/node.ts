@@ -571,7 +571,7 @@ export class RaftKvNode {
   /** Replaces the state machine and the applied chain with a snapshot's. */
   #restore(snapshot: Snapshot, state: KvSnapshotState): void {
     this.kv.restore(state.store);
-    this.#chain = new AppliedChain(state.chainLink);
+    this.#chain = new AppliedChain(state.chainLink, state.chainGroup);
     this.#members = new MemberRegistry(state.members);
     this.#configIndex = snapshot.meta.index;
     this.#syncPeers(snapshot.meta.conf);
@@ -601,7 +601,7 @@ export class RaftKvNode {
       state: {
         store,
         appliedTerm: this.#appliedTerm,
-        chainLink: this.#chain.link,
+        ...this.#chain.image(),
         members: this.#members.list(),
       },
     };
@@ -965,7 +965,7 @@ export class RaftKvNode {
     const steps = encodeKvStateInSteps({
       store,
       appliedTerm: term,
-      chainLink: this.#chain.link,
+      ...this.#chain.image(),
       members: this.#members.list(),
     });
     for (;;) {
