@@ -74,3 +74,50 @@ Deno.test("a deposed leader cannot confirm a read: it is abandoned instead", () 
   assert.deepEqual(rd.abandonedReads, [5]);
   assert.throws(() => h.node.readIndex(6), /not the leader/);
 });
+
+Deno.test("reads that arrive while a round is out share the next round, sent once it is confirmed", () => {
+  const h = rawNode([1, 2, 3]);
+  makeLeader(h, [1, 2, 3]);
+  h.node.readIndex(1);
+  const first = h.handle().messages.filter((m) => m.type === "heartbeat");
+  assert.equal(first.length, 2);
+  const round = first[0]!.context;
+  // Three more reads, each in a Ready of its own, while round `round` is out:
+  // no heartbeat for them yet (etcd runs one ReadIndex at a time, too).
+  for (const id of [2, 3, 4]) {
+    h.node.readIndex(id);
+    h.node.step(message({ type: "app_resp", from: 2, to: 1, term: 1, index: 1 }));
+    const rd = h.handle();
+    assert.equal(rd.messages.filter((m) => m.type === "heartbeat").length, 0, `read ${id}`);
+  }
+  // The first round is confirmed: its read is served, and one round goes out for
+  // the three that waited.
+  h.node.step(message({ type: "heartbeat_resp", from: 3, to: 1, term: 1, context: round }));
+  const rd = h.handle();
+  const commit = h.node.status().commit;
+  assert.deepEqual(rd.readStates, [{ requestId: 1, index: commit }]);
+  const next = rd.messages.filter((m) => m.type === "heartbeat");
+  assert.equal(next.length, 2, "one heartbeat per follower for the three waiting reads");
+  assert.equal(next[0]!.context, round + 1);
+  h.node.step(message({ type: "heartbeat_resp", from: 2, to: 1, term: 1, context: round + 1 }));
+  assert.deepEqual(h.handle().readStates.map((r) => r.requestId), [2, 3, 4]);
+});
+
+Deno.test("a round whose echoes were lost is confirmed by the periodic heartbeat", () => {
+  const h = rawNode([1, 2, 3]);
+  makeLeader(h, [1, 2, 3]);
+  h.node.readIndex(1);
+  const round = h.handle().messages.find((m) => m.type === "heartbeat")!.context;
+  h.node.readIndex(2); // waits behind the lost round
+  assert.equal(h.handle().messages.filter((m) => m.type === "heartbeat").length, 0);
+  h.node.tick(); // heartbeatTick is 1: the periodic heartbeat carries the round out
+  const beat = h.handle().messages.find((m) => m.type === "heartbeat");
+  assert.equal(beat?.context, round);
+  h.node.step(message({ type: "heartbeat_resp", from: 2, to: 1, term: 1, context: round }));
+  const rd = h.handle();
+  assert.deepEqual(rd.readStates.map((r) => r.requestId), [1]);
+  const next = rd.messages.find((m) => m.type === "heartbeat");
+  assert.equal(next?.context, round + 1, "then the waiting read's round goes out");
+  h.node.step(message({ type: "heartbeat_resp", from: 3, to: 1, term: 1, context: round + 1 }));
+  assert.deepEqual(h.handle().readStates.map((r) => r.requestId), [2]);
+});
