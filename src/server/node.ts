@@ -933,6 +933,12 @@ export class RaftKvNode {
     };
   }
 
+  /** The role, term and last log index, as {@link status} reports them, without its copies. */
+  logEnd(): { role: Role; term: number; lastIndex: number } {
+    const r = this.#raw.raft;
+    return { role: r.role, term: r.term, lastIndex: r.log.lastIndex() };
+  }
+
   /**
    * Fingerprints of what this node applied: the key-value state's digest and a
    * hash chain over the applied entries. Equal on two nodes at the same applied
