@@ -12,14 +12,6 @@
  * follower confirms all rounds <= r (the echo answers a heartbeat sent after
  * every one of them was registered).
  *
- * One round is in flight at a time, as etcd's server runs one ReadIndex at a time
- * for all the reads waiting (`linearizableReadLoop`): reads that arrive while a
- * round is out wait for it to be confirmed and then share the next one. Concurrent
- * reads so cost one heartbeat and one answer per follower per round trip, not one
- * per Ready they happened to arrive in (a read waits at most two round trips). A
- * round whose heartbeats or echoes were lost is confirmed by the periodic
- * heartbeat, which carries the current round too.
- *
  * @module
  */
 
@@ -41,8 +33,6 @@ interface PendingRead {
 export class ReadOnly {
   /** The last round broadcast. Invariant: every pending read has round <= round + 1. */
   round = 0;
-  /** The highest round a quorum has confirmed. Invariant: confirmed <= round. */
-  confirmed = 0;
   /** Reads waiting for the leader's first commit in its term (§6.4 step 1). */
   waitingForCommit: number[] = [];
   /** Reads waiting for a quorum to confirm their round, in round order. */
@@ -52,13 +42,10 @@ export class ReadOnly {
   /** Reads confirmed and not yet handed out in a Ready. */
   ready: ReadState[] = [];
 
-  /**
-   * True when reads are registered for a round not yet broadcast and no round is
-   * in flight (see the module documentation).
-   */
+  /** True when reads are registered for a round not yet broadcast. */
   needsBroadcast(): boolean {
     const last = this.pending[this.pending.length - 1];
-    return last !== undefined && last.round > this.round && this.confirmed >= this.round;
+    return last !== undefined && last.round > this.round;
   }
 
   /** Registers a read at commit index `index`, to be confirmed by the next round. */
@@ -87,9 +74,8 @@ export class ReadOnly {
     // The highest round confirmed by a quorum: the leader confirms every round it
     // broadcast, the others the highest round they echoed.
     const confirmed = quorumIndex((id) => id === self ? this.round : this.#acked.get(id) ?? 0);
-    if (confirmed > this.confirmed) this.confirmed = confirmed;
     let n = 0;
-    while (n < this.pending.length && this.pending[n]!.round <= this.confirmed) n++;
+    while (n < this.pending.length && this.pending[n]!.round <= confirmed) n++;
     for (const p of this.pending.splice(0, n)) {
       this.ready.push({ requestId: p.requestId, index: p.index });
     }
