@@ -120,7 +120,7 @@ try {
     const data = encodeKvState({
       store: store.exportState(),
       appliedTerm: 1,
-      chainLink: chain.link,
+      ...chain.image(),
     });
     const file = `${dataDir}/seed.snap`;
     await Deno.writeFile(

@@ -53,7 +53,7 @@ try {
   snapshotter.start(meta, {
     store: store.exportState(),
     appliedTerm: 1,
-    chainLink: chain.link,
+    ...chain.image(),
   });
   const captureMs = performance.now() - t0;
 
@@ -77,7 +77,7 @@ try {
   const s0 = performance.now();
   encodeSnapshotFile({
     meta,
-    data: encodeKvState({ store: store.exportState(), appliedTerm: 1, chainLink: chain.link }),
+    data: encodeKvState({ store: store.exportState(), appliedTerm: 1, ...chain.image() }),
   });
   const syncMs = performance.now() - s0;
 

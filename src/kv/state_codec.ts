@@ -27,8 +27,11 @@
  * Tag 3, key leases: u32 count, per key with a lease, in key order, u32 the key's
  * position in the key section | u64 lease. Tag 4, members (the registry of members.ts,
  * present only when a member is registered): u32 count, per member by ascending id u64
- * id | u8 learner | u32 address length | address (UTF-8). A version 1 state has no sections: its keys
- * count as created and last changed at its applied index, and it has no leases.
+ * id | u8 learner | u32 address length | address (UTF-8). Tag 5, the applied chain's open
+ * group (present only when it is not empty): its frames, as `applied_chain.ts` lays them
+ * out; the 32-byte link above is then the link after the last group that closed. A
+ * version 1 state has no sections: its keys count as created and last changed at its
+ * applied index, and it has no leases.
  *
  * A result is a u8 tag and its fields: 0 none; 1 put (u64 index); 2 delete (u8
  * deleted); 3 compare-and-swap (u8 succeeded, u8 found, u32 length, value); 4 no-op;
@@ -46,7 +49,7 @@
  * @module
  */
 
-import { CHAIN_LINK_BYTES } from "./applied_chain.ts";
+import { CHAIN_LINK_BYTES, checkChainGroup } from "./applied_chain.ts";
 import type { MemberRecord } from "./members.ts";
 import type { SessionImage } from "./sessions.ts";
 import type { ApplyResult, KvStoreState } from "./store.ts";
@@ -63,6 +66,7 @@ const enum Section {
   Leases = 2,
   KeyLeases = 3,
   Members = 4,
+  ChainGroup = 5,
 }
 
 /** Everything a snapshot's state holds: the store, and where the node's log stood. */
@@ -71,8 +75,13 @@ export interface KvSnapshotState {
   readonly store: KvStoreState;
   /** The term of the entry at the applied index (0 before any entry). */
   readonly appliedTerm: number;
-  /** The applied chain's link after the entry at the applied index. */
+  /**
+   * The applied chain's link (`applied_chain.ts`): after the last group that closed
+   * when `chainGroup` holds frames, else the chain's value at the applied index.
+   */
   readonly chainLink: Uint8Array;
+  /** The applied chain's open group, its frames ending at the applied index (none: empty). */
+  readonly chainGroup?: Uint8Array;
   /** The member registry, by ascending id (absent or empty: none registered). */
   readonly members?: readonly MemberRecord[];
 }
@@ -130,9 +139,11 @@ export function* encodeKvStateInSteps(
   }
   const sessions = store.sessions.map((s) => ({ s, result: encodeResult(s.lastResult) }));
   const members = (state.members ?? []).map((m) => ({ m, address: utf8.encode(m.peerAddress) }));
+  const chainGroup = state.chainGroup ?? new Uint8Array(0);
   // Sizes first, so the output is allocated once.
   let size = MAGIC.length + 4 + 8 + 8 + CHAIN_LINK_BYTES + 8 + 4 + 4;
   if (members.length > 0) size += 8 + 4;
+  if (chainGroup.length > 0) size += 8 + chainGroup.length;
   for (const { address } of members) size += 13 + address.length;
   for (const { result } of sessions) size += 24 + result.length;
   if (store.keys.length !== store.values.length) {
@@ -205,7 +216,7 @@ export function* encodeKvStateInSteps(
       yield;
     }
   }
-  w.u32(members.length > 0 ? 4 : 3);
+  w.u32(3 + (members.length > 0 ? 1 : 0) + (chainGroup.length > 0 ? 1 : 0));
   w.u32(Section.KeyIndexes);
   w.u32(16 * n);
   for (let i = 0; i < n; i++) {
@@ -237,6 +248,11 @@ export function* encodeKvStateInSteps(
       w.u32(address.length);
       w.bytes(address);
     }
+  }
+  if (chainGroup.length > 0) {
+    w.u32(Section.ChainGroup);
+    w.u32(chainGroup.length);
+    w.bytes(chainGroup);
   }
   if (w.offset !== size) {
     throw new Error(`Invariant: encoded ${w.offset} bytes of state, sized ${size}`);
@@ -304,6 +320,7 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
   let modIndexes: number[] | undefined;
   let leases: { id: number; ttl: number }[] | undefined;
   let keyLeases: number[] | undefined;
+  let chainGroup = new Uint8Array(0);
   const sectionCount = version >= 2 ? r.u32("the section count") : 0;
   const tags = new Set<number>();
   for (let s = 0; s < sectionCount; s++) {
@@ -371,6 +388,13 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
         }
         break;
       }
+      case Section.ChainGroup: {
+        const group = r.bytes(length, "the applied chain's open group").slice();
+        const wrong = checkChainGroup(group, appliedIndex);
+        if (wrong !== undefined) throw new KvStateCodecError(wrong);
+        chainGroup = group;
+        break;
+      }
       default:
         throw new KvStateCodecError(
           `unknown section ${tag} at offset ${r.offset - 8} (written by a newer version?)`,
@@ -401,6 +425,7 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
     },
     appliedTerm,
     chainLink,
+    chainGroup,
     members,
   };
 }

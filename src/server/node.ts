@@ -571,7 +571,7 @@ export class RaftKvNode {
   /** Replaces the state machine and the applied chain with a snapshot's. */
   #restore(snapshot: Snapshot, state: KvSnapshotState): void {
     this.kv.restore(state.store);
-    this.#chain = new AppliedChain(state.chainLink);
+    this.#chain = new AppliedChain(state.chainLink, state.chainGroup);
     this.#members = new MemberRegistry(state.members);
     this.#configIndex = snapshot.meta.index;
     this.#syncPeers(snapshot.meta.conf);
@@ -601,7 +601,7 @@ export class RaftKvNode {
       state: {
         store,
         appliedTerm: this.#appliedTerm,
-        chainLink: this.#chain.link,
+        ...this.#chain.image(),
         members: this.#members.list(),
       },
     };
@@ -933,6 +933,12 @@ export class RaftKvNode {
     };
   }
 
+  /** The role, term and last log index, as {@link status} reports them, without its copies. */
+  logEnd(): { role: Role; term: number; lastIndex: number } {
+    const r = this.#raw.raft;
+    return { role: r.role, term: r.term, lastIndex: r.log.lastIndex() };
+  }
+
   /**
    * Fingerprints of what this node applied: the key-value state's digest and a
    * hash chain over the applied entries. Equal on two nodes at the same applied
@@ -965,7 +971,7 @@ export class RaftKvNode {
     const steps = encodeKvStateInSteps({
       store,
       appliedTerm: term,
-      chainLink: this.#chain.link,
+      ...this.#chain.image(),
       members: this.#members.list(),
     });
     for (;;) {

@@ -101,7 +101,7 @@ export function refusedByMembership(
  */
 export type RaftServiceNode =
   & Pick<RaftKvNode, "options" | "status" | "receive">
-  & Partial<Pick<RaftKvNode, "bootstrap" | "knows" | "onLeaderChange">>;
+  & Partial<Pick<RaftKvNode, "bootstrap" | "knows" | "onLeaderChange" | "logEnd">>;
 
 /** The RaftService implementation for one node. */
 export function raftService(
@@ -129,6 +129,14 @@ export function raftService(
    */
   const receiving = new Map<NodeId, AbortController>();
 
+  /**
+   * The last membership list a batch stated and this node accepted: every batch of
+   * a peer states the same one, so the next is compared with it, not decoded again.
+   */
+  let accepted: readonly bigint[] = [];
+  const sameList = (a: readonly bigint[], b: readonly bigint[]) =>
+    a.length === b.length && a.every((v, k) => v === b[k]);
+
   /** Refuses a sender of another cluster, or one that believes in another membership. */
   const checkIdentity = (sender: string, theirCluster: string, theirMembers: bigint[]) => {
     if (theirCluster !== clusterId) {
@@ -140,7 +148,7 @@ export function raftService(
     }
     // An empty list comes from a sender that predates the field (a rolling upgrade):
     // its messages are still checked one by one, as before.
-    if (theirMembers.length > 0 && members.length > 0) {
+    if (theirMembers.length > 0 && members.length > 0 && !sameList(theirMembers, accepted)) {
       let theirs: NodeId[];
       try {
         theirs = membersFromPb(theirMembers);
@@ -150,6 +158,7 @@ export function raftService(
       }
       const refused = refusedByMembership(sender, theirs, id, members);
       if (refused !== undefined) throw new ConnectError(refused, Code.FailedPrecondition);
+      accepted = [...theirMembers];
     }
   };
 
@@ -188,7 +197,9 @@ export function raftService(
     }
     for (const m of messages) {
       if (m.type === "app_resp") {
-        const refused = refusedByState(m, node.status());
+        // logEnd: the three fields this check reads, without status()'s copies of
+        // the configuration and every follower's progress (once per acknowledgement).
+        const refused = refusedByState(m, node.logEnd?.() ?? node.status());
         if (refused !== undefined) throw new ConnectError(refused, Code.InvalidArgument);
       }
       node.receive([m]);

@@ -60,7 +60,7 @@ function roundTrip(store: KvStore, chain: AppliedChain) {
   const bytes = encodeKvState({
     store: store.exportState(),
     appliedTerm: 2,
-    chainLink: chain.link,
+    ...chain.image(),
   });
   return { bytes, decoded: decodeKvState(bytes) };
 }
@@ -72,7 +72,7 @@ Deno.test("a restored store has the same digest, keys, values, applied index and
   assert.equal(restored.digest(), store.digest());
   assert.equal(restored.appliedIndex, 11);
   assert.equal(decoded.appliedTerm, 2);
-  assert.equal(new AppliedChain(decoded.chainLink).hex(), chain.hex());
+  assert.equal(new AppliedChain(decoded.chainLink, decoded.chainGroup).hex(), chain.hex());
   assert.deepEqual(restored.get("a"), bytes("3"));
   assert.equal(restored.get("b"), undefined);
   assert.deepEqual(restored.get("ключ"), new Uint8Array([0, 255, 7]));
@@ -84,7 +84,7 @@ Deno.test("a restored store has the same digest, keys, values, applied index and
 Deno.test("the restored chain continues like the original: both add the next entry alike", () => {
   const { store, chain } = busyStore();
   const { decoded } = roundTrip(store, chain);
-  const resumed = new AppliedChain(decoded.chainLink);
+  const resumed = new AppliedChain(decoded.chainLink, decoded.chainGroup);
   const next = { index: 12, term: 3, data: put("e", "z") };
   chain.add(next);
   resumed.add(next);
@@ -136,6 +136,7 @@ Deno.test("encoding is deterministic: the same history gives the same bytes", ()
     store: KvStore.fromState(decoded.store).exportState(),
     appliedTerm: decoded.appliedTerm,
     chainLink: decoded.chainLink,
+    chainGroup: decoded.chainGroup,
   });
   assert.deepEqual(again, first);
 });
@@ -147,7 +148,7 @@ Deno.test("an exported state stays as of its index while the store moves on", ()
   store.apply(12, put("a", "changed"));
   store.apply(13, del("ключ"));
   const restored = KvStore.fromState(
-    decodeKvState(encodeKvState({ store: state, appliedTerm: 2, chainLink: chain.link })).store,
+    decodeKvState(encodeKvState({ store: state, appliedTerm: 2, ...chain.image() })).store,
   );
   assert.equal(restored.digest(), digest);
   assert.deepEqual(restored.get("a"), bytes("3"));
@@ -244,15 +245,24 @@ Deno.test("create and mod indexes survive a snapshot", () => {
   assert.equal(restored.getRecord("d")?.modIndex, 10);
 });
 
-/** The bytes of the sections of a store with no leases: key indexes, leases, key leases. */
-function sectionBytes(store: KvStore): number {
-  return 4 + (8 + 16 * store.size) + (8 + 4) + (8 + 4);
+/**
+ * The bytes of the sections of a store with no leases: key indexes, leases, key
+ * leases, and the chain's open group when it has one.
+ */
+function sectionBytes(store: KvStore, chain: AppliedChain): number {
+  const group = chain.image().chainGroup.length;
+  return 4 + (8 + 16 * store.size) + (8 + 4) + (8 + 4) + (group > 0 ? 8 + group : 0);
+}
+
+/** How many sections a store with no leases has (see sectionBytes). */
+function sectionCount(chain: AppliedChain): number {
+  return chain.image().chainGroup.length > 0 ? 4 : 3;
 }
 
 /** A state in version 1's layout (no sections), as a node before key indexes wrote it. */
 function versionOneBytes(store: KvStore, chain: AppliedChain): Uint8Array {
   const v2 = roundTrip(store, chain).bytes;
-  const keysEnd = v2.length - sectionBytes(store); // the sections come last
+  const keysEnd = v2.length - sectionBytes(store, chain); // the sections come last
   const v1 = v2.slice(0, keysEnd);
   new DataView(v1.buffer).setUint32(8, 1, true);
   return v1;
@@ -277,8 +287,8 @@ Deno.test("an unknown section is refused by name, not skipped", () => {
   const withSection = new Uint8Array(full.length + 8);
   withSection.set(full);
   const view = new DataView(withSection.buffer);
-  const countAt = full.length - sectionBytes(store);
-  view.setUint32(countAt, 4, true);
+  const countAt = full.length - sectionBytes(store, chain);
+  view.setUint32(countAt, sectionCount(chain) + 1, true);
   view.setUint32(full.length, 99, true);
   view.setUint32(full.length + 4, 0, true);
   assert.throws(() => decodeKvState(withSection), /unknown section 99/);

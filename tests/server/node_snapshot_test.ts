@@ -66,7 +66,7 @@ Deno.test("a follower installs the leader's snapshot, applies what follows, and 
       data: encodeKvState({
         store: leader.store.exportState(),
         appliedTerm: TERM,
-        chainLink: leader.chain.link,
+        ...leader.chain.image(),
       }),
     };
     node.receive([message({ type: "snap", from: 2, to: 1, term: TERM, snapshot })]);

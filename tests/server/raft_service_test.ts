@@ -103,6 +103,22 @@ Deno.test("a sender that believes in another membership is refused, naming both"
   assert.deepEqual(stepped, []);
 });
 
+Deno.test("a membership accepted once does not let another one through later", async () => {
+  const { stepped, client } = setup();
+  await client.send({ clusterId: "c", members: [1n, 2n, 3n], messages: [heartbeat] });
+  // The same sender, restarted with other --peers: each batch's list is checked.
+  const err = await refusal(
+    client.send({ clusterId: "c", members: [1n, 2n], messages: [heartbeat] }),
+  );
+  assert.equal(err.code, Code.FailedPrecondition);
+  const invalid = await refusal(
+    client.send({ clusterId: "c", members: [1n, 3n, 2n], messages: [heartbeat] }),
+  );
+  assert.equal(invalid.code, Code.InvalidArgument);
+  await client.send({ clusterId: "c", members: [1n, 2n, 3n], messages: [heartbeat] });
+  assert.equal(stepped.length, 2);
+});
+
 Deno.test("a sender of another cluster is refused before its membership is looked at", async () => {
   const { stepped, client } = setup();
   const err = await refusal(

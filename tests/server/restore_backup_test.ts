@@ -38,7 +38,7 @@ function backup(): Snapshot {
     store.apply(i, data);
     chain.add({ index: i, term: 3, data });
   }
-  const data = encodeKvState({ store: store.exportState(), appliedTerm: 3, chainLink: chain.link });
+  const data = encodeKvState({ store: store.exportState(), appliedTerm: 3, ...chain.image() });
   return { meta: { index: 20, term: 3, conf: confStateOf([7, 8, 9]) }, data };
 }
 

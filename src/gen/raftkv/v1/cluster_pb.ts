@@ -449,9 +449,10 @@ export type StatusResponse = Message<"raftkv.v1.StatusResponse"> & {
   stateDigest: string;
 
   /**
-   * A hash chain (hex) over every entry this node has applied, in order: each link is
-   * SHA-256 of the previous link, the entry's index, term and data. Two nodes at the same
-   * applied index report the same chain exactly when they applied the same sequence.
+   * A hash chain (hex) over every entry this node has applied, in order: entries (index,
+   * term, data) are hashed in groups of about 16 KiB, each link SHA-256 of the previous
+   * link and a group (src/kv/applied_chain.ts). Two nodes at the same applied index
+   * report the same chain exactly when they applied the same sequence.
    *
    * @generated from field: string applied_chain = 10;
    */
