@@ -36,7 +36,8 @@ interface SessionState {
   readonly streams: Share;
   /** Call bytes its open streams hold (requests read, answers not taken), node-wide budget. */
   readonly bytes: Share;
-  idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When it last had no open stream (Date.now()): its idle time counts from then. */
+  idleSince: number;
   /** Streams the handler saw (served or refused here). */
   seen: number;
   /** Whether its socket holds writes back until the loop turns twice ({@link Http2Guard}). */
@@ -52,8 +53,19 @@ export type Http2Handler = (
 /** How long a session asked to close (GOAWAY) may take before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
-/** How often sessions are checked for streams the HTTP/2 layer refused. */
-const UNSERVED_CHECK_MS = 50;
+/**
+ * How often sessions are checked for streams the HTTP/2 layer refused, for idleness,
+ * and requests for their timeout ({@link Http2Guard}'s sweep): so much later than
+ * its limit a request or an idle connection may be cut.
+ */
+const SWEEP_MS = 50;
+
+/** A request whose body has not ended yet, and what to do when its time runs out. */
+interface PendingRequest {
+  /** When its time runs out (Date.now()). */
+  deadline: number;
+  readonly onTimeout: () => void;
+}
 
 const UTF8 = new TextEncoder();
 
@@ -114,6 +126,13 @@ export class Http2Guard {
   readonly #bytes: SharedBudget;
   readonly #sessions = new Map<http2.Http2Session, SessionState>();
   #checker: ReturnType<typeof setInterval> | undefined;
+  /**
+   * Requests within their request timeout, checked by the sweep every
+   * {@link SWEEP_MS} rather than by a timer each: a timer made and cleared per call
+   * (and another for the connection's idle time) cost more than the check (issue
+   * 11's profile).
+   */
+  readonly #pendingRequests = new Set<PendingRequest>();
 
   /**
    * Paths of methods whose request is a stream of messages that may stay open for good
@@ -169,13 +188,12 @@ export class Http2Guard {
       address,
       streams: { held: 0 },
       bytes: { held: 0 },
-      idleTimer: undefined,
+      idleSince: Date.now(),
       seen: 0,
       corked: false,
     };
     this.#sessions.set(session, state);
     session.once("close", () => {
-      clearTimeout(state.idleTimer);
       this.#gate.release(address);
       this.#sessions.delete(session);
       if (this.#sessions.size === 0) {
@@ -183,8 +201,19 @@ export class Http2Guard {
         this.#checker = undefined;
       }
     });
-    this.#armIdle(session, state);
-    this.#checker ??= setInterval(() => this.#checkUnserved(), UNSERVED_CHECK_MS);
+    this.#checker ??= setInterval(() => this.#sweep(), SWEEP_MS);
+  }
+
+  /** Every {@link SWEEP_MS} while connections are open: the checks that need a clock. */
+  #sweep(): void {
+    const now = Date.now();
+    this.#checkUnserved();
+    for (const [session, state] of this.#sessions) this.#checkIdle(session, state, now);
+    for (const pending of this.#pendingRequests) {
+      if (now < pending.deadline) continue;
+      this.#pendingRequests.delete(pending);
+      pending.onTimeout();
+    }
   }
 
   /**
@@ -227,21 +256,19 @@ export class Http2Guard {
   }
 
   /**
-   * (Re)starts the idle timer of a session with no open stream. Also what closes a
-   * connection that never completes a stream: a bare preface, a header block sent
-   * a byte at a time (the HTTP/2 layer only reports a stream once its headers end).
+   * Closes a session that has had no open stream for the idle timeout. Also what
+   * closes a connection that never completes a stream: a bare preface, a header
+   * block sent a byte at a time (the HTTP/2 layer only reports a stream once its
+   * headers end).
    */
-  #armIdle(session: http2.ServerHttp2Session, state: SessionState): void {
-    clearTimeout(state.idleTimer);
-    state.idleTimer = setTimeout(() => {
-      state.idleTimer = undefined;
-      if (state.streams.held > 0 || session.closed || session.destroyed) return;
-      session.close();
-      // A client that ignores GOAWAY and keeps the socket open is cut off.
-      setTimeout(() => {
-        if (!session.destroyed) session.destroy();
-      }, CLOSE_GRACE_MS).unref?.();
-    }, this.limits.idleTimeoutMs);
+  #checkIdle(session: http2.Http2Session, state: SessionState, now: number): void {
+    if (state.streams.held > 0 || session.closed || session.destroyed) return;
+    if (now - state.idleSince < this.limits.idleTimeoutMs) return;
+    session.close();
+    // A client that ignores GOAWAY and keeps the socket open is cut off.
+    setTimeout(() => {
+      if (!session.destroyed) session.destroy();
+    }, CLOSE_GRACE_MS).unref?.();
   }
 
   /**
@@ -312,11 +339,8 @@ export class Http2Guard {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
-      clearTimeout(state.idleTimer);
-      state.idleTimer = undefined;
       const streaming = this.#streamingRequestPaths.has(req.url);
       const onRequestTimeout = () => {
-        requestTimer = undefined;
         if (stream.closed || stream.destroyed) return;
         // The path says which call was cut: a peer's Stream call cut by a timeout
         // set below its rotation (peer_stream.ts) is expected, a client's is not.
@@ -328,14 +352,12 @@ export class Http2Guard {
         }, streaming ? req.url : "");
         stream.close(http2.constants.NGHTTP2_CANCEL);
       };
-      let requestTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(
-        onRequestTimeout,
-        this.limits.requestTimeoutMs,
-      );
-      const requestDone = () => {
-        clearTimeout(requestTimer);
-        requestTimer = undefined;
+      const pending: PendingRequest = {
+        deadline: Date.now() + this.limits.requestTimeoutMs,
+        onTimeout: onRequestTimeout,
       };
+      this.#pendingRequests.add(pending);
+      const requestDone = () => this.#pendingRequests.delete(pending);
       stream.once("end", requestDone);
       // Counts the body's bytes as the handler reads them: Connect reads a request
       // through `req.iterator()` and holds what it read until it answers. (A "data"
@@ -362,10 +384,7 @@ export class Http2Guard {
               throw new Error("the node holds too many call bytes");
             }
             received += n;
-            if (streaming && requestTimer !== undefined) {
-              clearTimeout(requestTimer);
-              requestTimer = setTimeout(onRequestTimeout, guard.limits.requestTimeoutMs);
-            }
+            if (streaming) pending.deadline = Date.now() + guard.limits.requestTimeoutMs;
             yield chunk;
             if (streaming && !released) {
               // The handler asked for the next message: it is done with this one.
@@ -417,9 +436,7 @@ export class Http2Guard {
         released = true;
         this.#bytes.give(state.bytes, received);
         this.#streams.give(state.streams);
-        if (state.streams.held === 0 && session !== undefined && !session.destroyed) {
-          this.#armIdle(session, state);
-        }
+        if (state.streams.held === 0) state.idleSince = Date.now();
       };
       res.once("finish", release);
       stream.once("close", () => {
