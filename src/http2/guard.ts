@@ -281,14 +281,26 @@ export class Http2Guard {
    * the answer, from another `setImmediate` (`sendTrailers`): three syscalls per
    * unary answer, the biggest single cost of serving a call in issue 11's profile
    * (`writeBuffer`, 14 % of the leader's CPU at 64 in flight). A socket is never
-   * left corked: its release is scheduled when the cork is taken.
+   * left corked: its release is scheduled when the cork is taken. `session.socket`
+   * is a proxy that throws once the session has let go of its socket (a session
+   * destroyed within the turns): the socket's own `cork` and `uncork` are taken
+   * from it at once (the proxy binds them to the socket), and uncorking a destroyed
+   * socket does nothing.
    */
   #coalesce(session: http2.ServerHttp2Session, state: SessionState): void {
     if (state.corked || session.destroyed) return;
-    const socket = session.socket as { cork?: () => void; uncork?: () => void } | undefined;
-    if (typeof socket?.cork !== "function" || typeof socket.uncork !== "function") return;
+    let cork: unknown;
+    let uncork: unknown;
+    try {
+      const socket = session.socket as { cork?: unknown; uncork?: unknown };
+      cork = socket.cork;
+      uncork = socket.uncork;
+    } catch {
+      return; // no socket any more: nothing to hold back
+    }
+    if (typeof cork !== "function" || typeof uncork !== "function") return;
     state.corked = true;
-    socket.cork();
+    cork();
     let turns = CORK_TURNS;
     const release = () => {
       if (--turns > 0) {
@@ -296,7 +308,7 @@ export class Http2Guard {
         return;
       }
       state.corked = false;
-      socket.uncork!();
+      uncork();
     };
     setImmediate(release);
   }
