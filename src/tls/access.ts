@@ -39,6 +39,9 @@ const OPEN_SERVICES = new Set([
 ]);
 const RAFT_SERVICE = "raftkv.v1.RaftService";
 
+/** Every caller of a node without TLS: one object, not one per call. */
+const PLAINTEXT: Caller = Object.freeze({ kind: "plaintext" });
+
 /** A connection's caller, kept while the credentials in use stay the same. */
 interface Cached {
   readonly caller: Caller;
@@ -61,7 +64,7 @@ export class CallerCache {
   /** The caller of a node:http2 request (its `socket`, and `stream.session` as the key). */
   callerOf(req: { socket?: unknown; stream?: { session?: object } }): Caller {
     const store = this.#store;
-    if (store === undefined) return { kind: "plaintext" };
+    if (store === undefined) return PLAINTEXT;
     const key = req.stream?.session ?? (req.socket as object | undefined);
     const now = Date.now();
     const hit = key === undefined ? undefined : this.#byConnection.get(key);

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { ConnectionGate } from "../../src/http2/connection_gate.ts";
+import { headerListSize, utf8Length } from "../../src/http2/guard.ts";
 import { LimitLog, QUIET_MS } from "../../src/http2/limit_log.ts";
 import { SharedBudget } from "../../src/http2/shared_budget.ts";
 import type { LogFields, Logger } from "../../src/raft/logger.ts";
@@ -93,4 +94,34 @@ Deno.test("limit log: a request timeout on a long-lived stream is not quieted by
   log.hit("request timeout", "127.0.0.1", { path: keepAlive }, keepAlive);
   log.hit("request timeout", "127.0.0.1", { path: keepAlive }, keepAlive);
   assert.deepEqual(lines.map(([, f]) => f?.path), ["/raftkv.v1.RaftService/Stream", keepAlive]);
+});
+
+Deno.test("header list size: counts each field's UTF-8 bytes as TextEncoder does, without encoding them", () => {
+  const utf8 = new TextEncoder();
+  // Fixed cases: ASCII, 2-, 3- and 4-byte characters, and lone surrogates (U+FFFD, 3 bytes).
+  const strings = [
+    "",
+    "grpc-timeout",
+    "é",
+    "€",
+    "😀",
+    "a\ud800b",
+    "\udc00",
+    "\ud800",
+    "x😀é€\ud83dz",
+  ];
+  // And random UTF-16 strings from a fixed seed (a linear congruential generator).
+  let seed = 11;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let k = 0; k < 500; k++) {
+    let s = "";
+    for (let j = Math.floor(next() * 8); j > 0; j--) {
+      s += String.fromCharCode(Math.floor(next() * 0x10000));
+    }
+    strings.push(s);
+  }
+  for (const s of strings) {
+    assert.equal(utf8Length(s), utf8.encode(s).length, `length of ${JSON.stringify(s)}`);
+  }
+  assert.equal(headerListSize([":path", "/a", "é", "€"]), 5 + 2 + 2 + 3 + 2 * 32);
 });
