@@ -132,7 +132,27 @@ export class SiegedNode {
 export interface ClientRecord {
   calls: number;
   failures: string[];
+  /** Calls refused unprocessed (REFUSED_STREAM) and then served when sent again. */
+  refusedThenServed: number;
   worstLatencyMs: number;
+}
+
+/**
+ * Runs `call`, and once more if its stream was refused unprocessed: RFC 9113 §8.7
+ * makes REFUSED_STREAM safe to retry, and gRPC clients do (grpc-js's transparent
+ * retry). Under an attack from the same address the node may refuse a stream in
+ * the instant the HTTP/2 layer is busy with the attacker's; a second refusal in a
+ * row is a failure.
+ */
+async function refusedOnceRetried<T>(record: ClientRecord, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (!String((err as Error).message).includes("REFUSED_STREAM")) throw err;
+    const res = await call();
+    record.refusedThenServed++;
+    return res;
+  }
 }
 
 /**
@@ -143,7 +163,7 @@ export function normalClient(
   endpoint: string,
   timeoutMs = 10_000,
 ): { record: ClientRecord; stop: () => Promise<void>; ready: Promise<void> } {
-  const record: ClientRecord = { calls: 0, failures: [], worstLatencyMs: 0 };
+  const record: ClientRecord = { calls: 0, failures: [], refusedThenServed: 0, worstLatencyMs: 0 };
   const clients = new EndpointClients(endpoint);
   let stopping = false;
   let readyResolve!: () => void;
@@ -153,9 +173,12 @@ export function normalClient(
       const key = `normal-${i % 100}`;
       const started = performance.now();
       try {
-        await clients.kv.put({ key, value: utf8(`v${i}`) }, { timeoutMs });
-        await clients.kv.get({ key }, { timeoutMs });
-        await clients.cluster.status({}, { timeoutMs });
+        await refusedOnceRetried(
+          record,
+          () => clients.kv.put({ key, value: utf8(`v${i}`) }, { timeoutMs }),
+        );
+        await refusedOnceRetried(record, () => clients.kv.get({ key }, { timeoutMs }));
+        await refusedOnceRetried(record, () => clients.cluster.status({}, { timeoutMs }));
       } catch (err) {
         record.failures.push(`${(err as Error).message}`);
       }
@@ -197,7 +220,7 @@ export function mib(kib: number): string {
 export function describeSiege(name: string, r: SiegeResult): string {
   return `${name}: RSS baseline ${mib(r.baselineKiB)} MiB, peak ${mib(r.peakKiB)} MiB, after ${
     mib(r.afterKiB)
-  } MiB; normal client: ${r.client.calls} calls, ${r.client.failures.length} failed, worst ${
+  } MiB; normal client: ${r.client.calls} calls, ${r.client.failures.length} failed, ${r.client.refusedThenServed} refused then served, worst ${
     r.client.worstLatencyMs.toFixed(0)
   } ms` + (r.exit !== undefined ? `; NODE EXITED (code ${r.exit.code})` : "");
 }
