@@ -26,7 +26,6 @@ import {
 import { decodeConfChange } from "../raft/confchange/codec.ts";
 import type { Logger } from "../raft/logger.ts";
 import { mustSync } from "../raft/must_sync.ts";
-import type { Random } from "../raft/rand.ts";
 import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
 import type { MemoryStorage } from "../raft/storage.ts";
 import {
@@ -45,7 +44,6 @@ import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir, writeIdentity } from "./data_dir.ts";
 import { fetchBootstrapVoters } from "./join.ts";
-import type { NodeObserver } from "./node_observer.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import {
   confChangeFor,
@@ -59,19 +57,22 @@ import { parseHostPort } from "./flags.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 import { HeartbeatRoundTrips } from "./heartbeat_round_trips.ts";
-import type { PeerDialer } from "../tls/dial.ts";
+import { Kicker } from "./kicker.ts";
+import { NodeError } from "./node_error.ts";
+import {
+  DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+  DEFAULT_SNAPSHOT_ENTRIES,
+  electionTicks,
+  type RaftKvNodeOptions,
+} from "./node_options.ts";
+import { abortableWait, type Waiter } from "./waiters.ts";
 
-/** Why a call could not be completed; the services map it to a gRPC status. */
-export class NodeError extends Error {
-  override name = "NodeError";
-  constructor(
-    readonly kind: "not_leader" | "unavailable" | "deadline" | "stopped",
-    message: string,
-    readonly leader: NodeId = NONE,
-  ) {
-    super(message);
-  }
-}
+export { NodeError } from "./node_error.ts";
+export {
+  DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+  DEFAULT_SNAPSHOT_ENTRIES,
+  type RaftKvNodeOptions,
+} from "./node_options.ts";
 
 /**
  * How long a node that cannot go on keeps answering before it reports the failure
@@ -93,51 +94,6 @@ function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
-/** Options of a {@link RaftKvNode}. */
-export interface RaftKvNodeOptions {
-  readonly id: NodeId;
-  readonly clusterId: string;
-  /** Every member, this node included, at the address this node dials it. */
-  readonly peers: ReadonlyMap<NodeId, PeerAddress>;
-  readonly dataDir: string;
-  readonly heartbeatMs: number;
-  readonly electionMs: number;
-  /** The logger for this node; its context should name node, term and role. */
-  readonly logger: Logger;
-  /** Randomness for election timeouts. */
-  readonly random: Random;
-  /** A snapshot is taken every this many applied entries (`--snapshot-entries`). */
-  readonly snapshotEntries?: number;
-  /** Entries kept behind a snapshot for slow followers (`--snapshot-catchup-entries`). */
-  readonly snapshotCatchupEntries?: number;
-  /**
-   * Join a running cluster (`--join`): on an empty data dir, start with no
-   * configuration (the core never campaigns) and learn it from the leader; never
-   * bootstrap one from `peers`. A data dir with a history knows how it began.
-   */
-  readonly join?: boolean;
-  /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
-  readonly dialer?: PeerDialer;
-  /** Told of what the node does, for metrics (node_observer.ts); none by default. */
-  readonly observer?: NodeObserver;
-}
-
-/** `--snapshot-entries` by default, etcd's `--snapshot-count` of late. */
-export const DEFAULT_SNAPSHOT_ENTRIES = 10_000;
-/** `--snapshot-catchup-entries` by default, etcd's `SnapshotCatchUpEntries`. */
-export const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES = 5_000;
-
-/** The election timeout in ticks of --heartbeat-ms (the core's electionTick). */
-function electionTicks(options: RaftKvNodeOptions): number {
-  return Math.max(2, Math.round(options.electionMs / options.heartbeatMs));
-}
-
-/** A promise that settles once, with its resolvers at hand. */
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(err: Error): void;
-}
-
 interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> {
   readonly term: number;
 }
@@ -146,61 +102,6 @@ interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> 
 interface PendingApply {
   readonly index: number;
   readonly waiter: Waiter<void>;
-}
-
-/** Wakes the Ready loop. Many kicks between two waits count as one. */
-class Kicker {
-  #pending = false;
-  #wake: (() => void) | undefined;
-
-  kick(): void {
-    this.#pending = true;
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
-  }
-
-  wait(): Promise<void> {
-    if (this.#pending) {
-      this.#pending = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.#wake = () => {
-        this.#pending = false;
-        resolve();
-      };
-    });
-  }
-}
-
-/**
- * Waits for a waiter that `register` files somewhere, or rejects with a
- * deadline error when `signal` aborts first; `register` returns how to unfile it.
- */
-function abortableWait<T>(
-  signal: AbortSignal | undefined,
-  onAbortError: () => NodeError,
-  register: (waiter: Waiter<T>) => () => void,
-): Promise<T> {
-  if (signal?.aborted) return Promise.reject(onAbortError());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      unregister();
-      reject(onAbortError());
-    };
-    const unregister = register({
-      resolve: (v) => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      reject: (e) => {
-        signal?.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    });
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** One running raftkv node. */
