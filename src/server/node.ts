@@ -65,7 +65,8 @@ import {
   electionTicks,
   type RaftKvNodeOptions,
 } from "./node_options.ts";
-import { abortableWait, type Waiter } from "./waiters.ts";
+import { PendingCalls } from "./pending_calls.ts";
+import { abortableWait } from "./waiters.ts";
 
 export { NodeError } from "./node_error.ts";
 export {
@@ -92,16 +93,6 @@ export interface LeaderChange {
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-}
-
-interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> {
-  readonly term: number;
-}
-
-/** A confirmed read waiting for the state machine to apply `index`. */
-interface PendingApply {
-  readonly index: number;
-  readonly waiter: Waiter<void>;
 }
 
 /** One running raftkv node. */
@@ -133,13 +124,10 @@ export class RaftKvNode {
   readonly #transport: PeerTransport;
   readonly #kicker = new Kicker();
   readonly #roundTrips = new HeartbeatRoundTrips();
-  readonly #proposals = new Map<number, ProposalWaiter>();
-  readonly #reads = new Map<number, Waiter<number>>();
-  #nextReadId = 1;
+  /** Proposals and reads waiting on the Ready loop (pending_calls.ts). */
+  readonly #pending = new PendingCalls();
   /** The newest hard state the core handed out; the WAL may hold an older commit index. */
   #latestHard: HardState;
-  /** Reads confirmed, waiting for the state machine to reach their index. */
-  #readsAwaitingApply: PendingApply[] = [];
   /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}), and what they last heard. */
   readonly #leaderListeners = new Set<(change: LeaderChange) => void>();
   #reportedLeader: NodeId = NONE;
@@ -391,7 +379,9 @@ export class RaftKvNode {
     if (this.#fatal !== undefined) return;
     this.#fatal = err instanceof Error ? err : new Error(String(err));
     this.#log.error("the node cannot go on", { error: this.#fatal.message });
-    this.#failAll(new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`));
+    this.#pending.failAll(
+      new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`),
+    );
     this.#reportLeader(NONE, true);
     this.#kicker.kick();
     const fatal = this.#fatal;
@@ -428,25 +418,14 @@ export class RaftKvNode {
     // server applies in parallel with its raft loop's WAL write.
     for (const e of rd.committedEntries) this.#apply(e);
     this.#maybeSnapshot();
-    for (const rs of rd.readStates) {
-      const w = this.#reads.get(rs.requestId);
-      this.#reads.delete(rs.requestId);
-      w?.resolve(rs.index);
-    }
-    for (const id of rd.abandonedReads) {
-      const w = this.#reads.get(id);
-      this.#reads.delete(id);
-      w?.reject(
-        new NodeError("unavailable", "leadership changed before the read was confirmed"),
-      );
-    }
+    this.#pending.readsSettled(rd.readStates, rd.abandonedReads);
     if (rd.softState !== undefined) this.#onSoftState(rd.softState.role, rd.softState.lead);
     if (saved !== undefined) await saved;
     this.#storage.append(rd.entries);
     // Votes and acknowledgements promise what is now durable (§5.1).
     this.#transport.send(rd.persistedMessages);
     this.#raw.advance(rd);
-    this.#releaseReads();
+    this.#pending.releaseReads(this.kv.appliedIndex);
   }
 
   /**
@@ -555,17 +534,7 @@ export class RaftKvNode {
       }
       result = this.kv.applyCommand(e.index, command);
     }
-    const w = this.#proposals.get(e.index);
-    if (w === undefined) return;
-    this.#proposals.delete(e.index);
-    if (w.term === e.term) {
-      w.resolve({ index: e.index, result });
-    } else {
-      // Another leader's entry took the slot: ours can never commit.
-      w.reject(
-        new NodeError("unavailable", "the write was superseded by a new leader and did not commit"),
-      );
-    }
+    this.#pending.applied(e.index, e.term, result);
   }
 
   /**
@@ -620,15 +589,7 @@ export class RaftKvNode {
   }
 
   #onSoftState(role: Role, lead: NodeId): void {
-    if (role !== "leader" && this.#proposals.size > 0) {
-      const err = new NodeError(
-        "unavailable",
-        "leadership was lost before the write committed; it may or may not take effect",
-        lead,
-      );
-      for (const w of this.#proposals.values()) w.reject(err);
-      this.#proposals.clear();
-    }
+    if (role !== "leader") this.#pending.leadershipLost(lead);
     this.#reportLeader(lead, false);
     if (role !== "leader") this.#roundTrips.reset();
     this.options.observer?.softStateChanged?.(role, lead, this.#raw.raft.term);
@@ -648,26 +609,6 @@ export class RaftKvNode {
       }
     }
     if (final) this.#leaderListeners.clear();
-  }
-
-  #releaseReads(): void {
-    if (this.#readsAwaitingApply.length === 0) return;
-    const applied = this.kv.appliedIndex;
-    const still: PendingApply[] = [];
-    for (const r of this.#readsAwaitingApply) {
-      if (r.index <= applied) r.waiter.resolve();
-      else still.push(r);
-    }
-    this.#readsAwaitingApply = still;
-  }
-
-  #failAll(err: NodeError): void {
-    for (const w of this.#proposals.values()) w.reject(err);
-    this.#proposals.clear();
-    for (const w of this.#reads.values()) w.reject(err);
-    this.#reads.clear();
-    for (const r of this.#readsAwaitingApply) r.waiter.reject(err);
-    this.#readsAwaitingApply = [];
   }
 
   #checkRunning(): void {
@@ -722,13 +663,7 @@ export class RaftKvNode {
     const late = () => new NodeError("deadline", "the deadline passed before the write committed");
     const observer = this.options.observer;
     observer?.proposed?.();
-    const ended = abortableWait<{ index: number; result: ApplyResult }>(signal, late, (w) => {
-      const waiter: ProposalWaiter = { ...w, term };
-      this.#proposals.set(index, waiter);
-      return () => {
-        if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
-      };
-    });
+    const ended = this.#pending.waitForProposal(index, term, signal, late);
     ended.then(() => observer?.proposalEnded?.("committed"), () => {
       observer?.proposalEnded?.("failed");
     });
@@ -742,7 +677,7 @@ export class RaftKvNode {
    */
   async linearizableRead(signal?: AbortSignal): Promise<void> {
     this.#checkRunning();
-    const id = this.#nextReadId++;
+    const id = this.#pending.nextReadId();
     try {
       this.#raw.readIndex(id);
     } catch (err) {
@@ -752,26 +687,9 @@ export class RaftKvNode {
       throw err;
     }
     this.#kicker.kick();
-    const index = await abortableWait<number>(
-      signal,
-      () => new NodeError("deadline", "the deadline passed before the read was confirmed"),
-      (w) => {
-        this.#reads.set(id, w);
-        return () => this.#reads.delete(id);
-      },
-    );
+    const index = await this.#pending.waitForReadConfirmed(id, signal);
     if (index <= this.kv.appliedIndex) return;
-    await abortableWait<void>(
-      signal,
-      () => new NodeError("deadline", "the deadline passed before the read could be served"),
-      (w) => {
-        const entry: PendingApply = { index, waiter: w };
-        this.#readsAwaitingApply.push(entry);
-        return () => {
-          this.#readsAwaitingApply = this.#readsAwaitingApply.filter((r) => r !== entry);
-        };
-      },
-    );
+    await this.#pending.waitForReadApplied(index, signal);
   }
 
   /** The leader this node knows of, or {@link NONE}. */
@@ -921,7 +839,9 @@ export class RaftKvNode {
     });
     this.#kicker.kick();
     const { index, term } = proposed;
-    await abortableWait(
+    await this.#pending.waitForProposal(
+      index,
+      term,
       signal,
       () =>
         new NodeError(
@@ -929,13 +849,6 @@ export class RaftKvNode {
           `the deadline passed before the membership change (index ${index}) was applied; ` +
             `it may still take effect (check ListMembers)`,
         ),
-      (w) => {
-        const waiter: ProposalWaiter = { ...w, term };
-        this.#proposals.set(index, waiter);
-        return () => {
-          if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
-        };
-      },
     );
     return { members: this.membership().members, configIndex: index };
   }
@@ -1125,7 +1038,7 @@ export class RaftKvNode {
     } catch {
       // Already logged by the loop.
     }
-    this.#failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
+    this.#pending.failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
     this.#reportLeader(NONE, true);
     await this.#transport.close();
     await this.#snapshotter.idle();
