@@ -58,6 +58,7 @@ import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 import { HeartbeatRoundTrips } from "./heartbeat_round_trips.ts";
 import { Kicker } from "./kicker.ts";
+import { type LeaderChange, LeaderWatch } from "./leader_watch.ts";
 import { NodeError } from "./node_error.ts";
 import {
   DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
@@ -66,8 +67,8 @@ import {
   type RaftKvNodeOptions,
 } from "./node_options.ts";
 import { PendingCalls } from "./pending_calls.ts";
-import { abortableWait } from "./waiters.ts";
 
+export type { LeaderChange } from "./leader_watch.ts";
 export { NodeError } from "./node_error.ts";
 export {
   DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
@@ -82,14 +83,6 @@ export {
  * (a full disk, say) rather than a dropped connection.
  */
 export const FAIL_GRACE_MS = 1000;
-
-/** A change of the leader a node knows of, as {@link RaftKvNode.onLeaderChange} reports it. */
-export interface LeaderChange {
-  /** The leader the node now knows of, or {@link NONE}. */
-  readonly leader: NodeId;
-  /** True on the last report, when the node stops or fails (`leader` is then NONE). */
-  readonly final: boolean;
-}
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
@@ -128,10 +121,8 @@ export class RaftKvNode {
   readonly #pending = new PendingCalls();
   /** The newest hard state the core handed out; the WAL may hold an older commit index. */
   #latestHard: HardState;
-  /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}), and what they last heard. */
-  readonly #leaderListeners = new Set<(change: LeaderChange) => void>();
-  #reportedLeader: NodeId = NONE;
-  #leaderFinal = false;
+  /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}): leader_watch.ts. */
+  readonly #leaders: LeaderWatch;
   #ticker: ReturnType<typeof setInterval> | undefined;
   /** Ticks of the timer so far: with no leader heard from, the core's election clock. */
   #ticksSinceStart = 0;
@@ -166,6 +157,7 @@ export class RaftKvNode {
     this.id = options.id;
     this.options = options;
     this.#log = options.logger;
+    this.#leaders = new LeaderWatch(options.id, options.logger);
     this.#raw = raw;
     this.#storage = storage;
     this.#wal = wal;
@@ -382,7 +374,7 @@ export class RaftKvNode {
     this.#pending.failAll(
       new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`),
     );
-    this.#reportLeader(NONE, true);
+    this.#leaders.report(NONE, true);
     this.#kicker.kick();
     const fatal = this.#fatal;
     setTimeout(() => this.#onFatal?.(fatal), FAIL_GRACE_MS);
@@ -590,25 +582,9 @@ export class RaftKvNode {
 
   #onSoftState(role: Role, lead: NodeId): void {
     if (role !== "leader") this.#pending.leadershipLost(lead);
-    this.#reportLeader(lead, false);
+    this.#leaders.report(lead, false);
     if (role !== "leader") this.#roundTrips.reset();
     this.options.observer?.softStateChanged?.(role, lead, this.#raw.raft.term);
-  }
-
-  /** Tells the leader listeners of a change of leader (once per change), or of the end. */
-  #reportLeader(lead: NodeId, final: boolean): void {
-    if (this.#leaderFinal || (!final && lead === this.#reportedLeader)) return;
-    this.#reportedLeader = lead;
-    this.#leaderFinal = final;
-    const change: LeaderChange = { leader: lead, final };
-    for (const l of [...this.#leaderListeners]) {
-      try {
-        l(change);
-      } catch (err) {
-        this.#log.error("a leader-change listener threw", { error: String(err) });
-      }
-    }
-    if (final) this.#leaderListeners.clear();
   }
 
   #checkRunning(): void {
@@ -700,22 +676,7 @@ export class RaftKvNode {
   /** Resolves with the leader's id once one is known, or rejects when `signal` aborts. */
   waitForLeader(signal?: AbortSignal): Promise<NodeId> {
     this.#checkRunning();
-    const now = this.leader();
-    if (now !== NONE) return Promise.resolve(now);
-    const none = () =>
-      new NodeError("unavailable", "no leader is known: the cluster has no quorum");
-    return abortableWait(signal, none, (w) => {
-      const off = this.onLeaderChange((change) => {
-        if (change.final) {
-          off();
-          w.reject(new NodeError("stopped", `node ${this.id} is shutting down`));
-        } else if (change.leader !== NONE) {
-          off();
-          w.resolve(change.leader);
-        }
-      });
-      return off;
-    });
+    return this.#leaders.waitForLeader(this.leader(), signal);
   }
 
   /**
@@ -725,12 +686,7 @@ export class RaftKvNode {
    * the final report on a microtask.
    */
   onLeaderChange(listener: (change: LeaderChange) => void): () => void {
-    if (this.#leaderFinal) {
-      queueMicrotask(() => listener({ leader: NONE, final: true }));
-      return () => {};
-    }
-    this.#leaderListeners.add(listener);
-    return () => this.#leaderListeners.delete(listener);
+    return this.#leaders.onLeaderChange(listener);
   }
 
   /**
@@ -1039,7 +995,7 @@ export class RaftKvNode {
       // Already logged by the loop.
     }
     this.#pending.failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
-    this.#reportLeader(NONE, true);
+    this.#leaders.report(NONE, true);
     await this.#transport.close();
     await this.#snapshotter.idle();
     if (this.#fatal === undefined) await this.#snapshotOnStop();
