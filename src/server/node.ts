@@ -17,12 +17,7 @@ import {
 } from "../kv/members.ts";
 import { encodeKvStateInSteps, type KvSnapshotState } from "../kv/state_codec.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
-import {
-  ConfChangeRejected,
-  LeaderTransferRefused,
-  NotLeaderError,
-  ProposalDroppedError,
-} from "../raft/errors.ts";
+import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { decodeConfChange } from "../raft/confchange/codec.ts";
 import type { Logger } from "../raft/logger.ts";
 import { mustSync } from "../raft/must_sync.ts";
@@ -45,21 +40,14 @@ import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir, writeIdentity } from "./data_dir.ts";
 import { fetchBootstrapVoters } from "./join.ts";
 import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
-import {
-  confChangeFor,
-  type ConfView,
-  listMembers,
-  MembershipRefused,
-  peerAddressOf,
-  pickTransferTarget,
-} from "./membership.ts";
-import { parseHostPort } from "./flags.ts";
+import type { ConfView } from "./membership.ts";
 import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 import { HeartbeatRoundTrips } from "./heartbeat_round_trips.ts";
 import { Kicker } from "./kicker.ts";
 import { type LeaderChange, LeaderWatch } from "./leader_watch.ts";
 import { NodeError } from "./node_error.ts";
+import { NodeMembership } from "./node_membership.ts";
 import {
   DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
   DEFAULT_SNAPSHOT_ENTRIES,
@@ -123,6 +111,8 @@ export class RaftKvNode {
   #latestHard: HardState;
   /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}): leader_watch.ts. */
   readonly #leaders: LeaderWatch;
+  /** The membership calls (node_membership.ts). */
+  readonly #membership: NodeMembership;
   #ticker: ReturnType<typeof setInterval> | undefined;
   /** Ticks of the timer so far: with no leader heard from, the core's election clock. */
   #ticksSinceStart = 0;
@@ -179,6 +169,19 @@ export class RaftKvNode {
         this.#raw.reportSnapshot(to, failed ? "failure" : "finish");
         this.#kicker.kick();
       },
+    });
+    this.#membership = new NodeMembership({
+      id: this.id,
+      options,
+      raw,
+      log: options.logger,
+      pending: this.#pending,
+      members: () => this.#members,
+      configIndex: () => this.#configIndex,
+      checkRunning: () => this.#checkRunning(),
+      stopped: () => this.#stopping || this.#fatal !== undefined,
+      kick: () => this.#kicker.kick(),
+      onLeaderChange: (listener) => this.onLeaderChange(listener),
     });
   }
 
@@ -757,183 +760,43 @@ export class RaftKvNode {
   }
 
   // ---------------------------------------------------------------------------
-  // Membership (ClusterService's membership calls; membership.ts has the rules).
+  // Membership (ClusterService's membership calls; node_membership.ts has them,
+  // membership.ts the rules).
 
-  /**
-   * Proposes a membership change on this node, the leader, after checking it
-   * (membership.ts), and resolves once it is committed and applied here, with the
-   * new membership. Refusals are {@link MembershipRefused}: nothing was proposed.
-   */
-  async changeMembership(
+  /** See {@link NodeMembership.changeMembership}. */
+  changeMembership(
     change: MemberChange & { readonly learner?: boolean },
     signal?: AbortSignal,
   ): Promise<{ members: MemberRecord[]; configIndex: number }> {
-    this.#checkRunning();
-    const s = this.#raw.status();
-    const cc = confChangeFor(change, {
-      conf: this.#conf(),
-      members: this.#members,
-      peers: this.options.peers,
-      learnerMatch: (id) => s.progress?.get(id)?.match,
-      leaderLast: s.lastIndex,
-    });
-    let proposed: { index: number; term: number };
-    try {
-      proposed = this.#raw.proposeConfChange(cc);
-    } catch (err) {
-      if (err instanceof NotLeaderError) throw new NodeError("not_leader", err.message, err.leader);
-      if (err instanceof ConfChangeRejected || err instanceof ProposalDroppedError) {
-        // Invalid against the configuration in force, or another change (or a
-        // leadership transfer) is under way: nothing entered the log.
-        throw new MembershipRefused("failed_precondition", err.message);
-      }
-      throw err;
-    }
-    this.#log.info("proposed a membership change", {
-      index: proposed.index,
-      change: `${change.op} ${change.id}`,
-    });
-    this.#kicker.kick();
-    const { index, term } = proposed;
-    await this.#pending.waitForProposal(
-      index,
-      term,
-      signal,
-      () =>
-        new NodeError(
-          "deadline",
-          `the deadline passed before the membership change (index ${index}) was applied; ` +
-            `it may still take effect (check ListMembers)`,
-        ),
-    );
-    return { members: this.membership().members, configIndex: index };
+    return this.#membership.changeMembership(change, signal);
   }
 
-  /**
-   * Hands leadership from this node, the leader, to voter `target` (0: the most
-   * up-to-date other voter; dissertation §3.10) and resolves with the new leader
-   * once it leads, or rejects when it did not take over within two election
-   * timeouts (the core gives up after one and takes proposals again).
-   */
-  async transferLeadership(
+  /** See {@link NodeMembership.transferLeadership}. */
+  transferLeadership(
     target: NodeId,
     signal?: AbortSignal,
   ): Promise<{ leader: NodeId; term: number }> {
-    this.#checkRunning();
-    const s = this.#raw.status();
-    if (s.role !== "leader") {
-      throw new NodeError("not_leader", `node ${this.id} is not the leader`, s.lead);
-    }
-    const to = pickTransferTarget(
-      s.conf,
-      this.id,
-      target,
-      (id) => s.progress?.get(id)?.match ?? 0,
-    );
-    if (to === this.id) return { leader: this.id, term: s.term };
-    let off = () => {};
-    const moved = new Promise<NodeId>((resolve) => {
-      off = this.onLeaderChange((change) => {
-        if (change.final || (change.leader !== NONE && change.leader !== this.id)) {
-          off();
-          resolve(change.leader);
-        }
-      });
-    });
-    try {
-      this.#raw.transferLeader(to);
-    } catch (err) {
-      off();
-      if (err instanceof LeaderTransferRefused) {
-        throw new MembershipRefused("failed_precondition", err.message);
-      }
-      if (err instanceof NotLeaderError) throw new NodeError("not_leader", err.message, err.leader);
-      throw err;
-    }
-    this.#log.info("transferring leadership", { to });
-    this.#kicker.kick();
-    const limitMs = 2 * this.options.electionMs;
-    const timeout = new Promise<"timeout">((r) => {
-      const t = setTimeout(() => r("timeout"), limitMs);
-      signal?.addEventListener("abort", () => {
-        clearTimeout(t);
-        r("timeout");
-      }, { once: true });
-      void moved.then(() => clearTimeout(t));
-    });
-    const outcome = await Promise.race([moved, timeout]);
-    off();
-    if (outcome === "timeout" || outcome === NONE) {
-      throw new MembershipRefused(
-        "failed_precondition",
-        `Cannot transfer leadership to ${to}: it did not take over within ${limitMs} ms ` +
-          `(down, or too far behind?); node ${this.id} leads on`,
-      );
-    }
-    return { leader: outcome, term: this.#raw.status().term };
+    return this.#membership.transferLeadership(target, signal);
   }
 
-  /**
-   * Before a clean stop (SIGTERM): if this node leads, hands leadership to the
-   * most up-to-date other voter and waits (bounded by two election timeouts) for
-   * it to take over, so the cluster has a leader again within a heartbeat or two
-   * instead of an election timeout (etcd does the same on shutdown). Never throws.
-   */
-  async handOffLeadership(): Promise<void> {
-    if (this.#stopping || this.#fatal !== undefined) return;
-    const s = this.#raw.status();
-    if (s.role !== "leader" || s.conf.voters.filter((id) => id !== this.id).length === 0) return;
-    const started = performance.now();
-    try {
-      const { leader } = await this.transferLeadership(0);
-      this.#log.info("transferred leadership before stopping", {
-        to: leader,
-        ms: Math.round(performance.now() - started),
-      });
-    } catch (err) {
-      this.#log.warn("could not transfer leadership before stopping", {
-        error: (err as Error).message,
-      });
-    }
+  /** See {@link NodeMembership.handOffLeadership}. */
+  handOffLeadership(): Promise<void> {
+    return this.#membership.handOffLeadership();
   }
 
-  /**
-   * Whether `id` is a node this one talks to: a member of the configuration in
-   * force, a member the log recorded, or an entry of `--peers` (raft_service.ts
-   * refuses messages from anyone else).
-   */
+  /** See {@link NodeMembership.knows}. */
   knows(id: NodeId): boolean {
-    return this.options.peers.has(id) || this.#members.get(id) !== undefined ||
-      confMembers(this.#raw.status().conf).includes(id);
+    return this.#membership.knows(id);
   }
 
-  /** The configuration in force: the last one this node applied (the core's). */
-  #conf(): ConfView {
-    return this.#raw.status().conf;
-  }
-
-  /**
-   * The membership as this node has applied it: the configuration and every member
-   * with the address this node dials it at (ClusterService/ListMembers).
-   */
+  /** See {@link NodeMembership.membership}. */
   membership(): { conf: ConfView; members: MemberRecord[]; configIndex: number } {
-    const conf = this.#conf();
-    return {
-      conf,
-      members: listMembers(conf, this.#members, this.options.peers),
-      configIndex: this.#configIndex,
-    };
+    return this.#membership.membership();
   }
 
-  /**
-   * Where this node dials member `id`: its `--peers` entry, else the address the log
-   * recorded when the member was added; undefined if neither names it.
-   */
+  /** See {@link NodeMembership.peerAddress}. */
   peerAddress(id: NodeId): PeerAddress | undefined {
-    const own = this.options.peers.get(id);
-    if (own !== undefined) return own;
-    const text = peerAddressOf(id, this.#members, this.options.peers);
-    return text === undefined ? undefined : parseHostPort(text, `member ${id}'s address`);
+    return this.#membership.peerAddress(id);
   }
 
   /**
