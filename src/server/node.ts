@@ -15,7 +15,7 @@ import {
   type MemberRecord,
   MemberRegistry,
 } from "../kv/members.ts";
-import { encodeKvStateInSteps, type KvSnapshotState } from "../kv/state_codec.ts";
+import type { KvSnapshotState } from "../kv/state_codec.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
 import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { decodeConfChange } from "../raft/confchange/codec.ts";
@@ -33,21 +33,21 @@ import {
   NONE,
   type Role,
   type Snapshot,
-  type SnapshotMeta,
 } from "../raft/types.ts";
 import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { DataDirError, openDataDir, writeIdentity } from "./data_dir.ts";
 import { fetchBootstrapVoters } from "./join.ts";
-import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
+import { restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import type { ConfView } from "./membership.ts";
-import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
+import { Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 import { HeartbeatRoundTrips } from "./heartbeat_round_trips.ts";
 import { Kicker } from "./kicker.ts";
 import { type LeaderChange, LeaderWatch } from "./leader_watch.ts";
 import { NodeError } from "./node_error.ts";
 import { NodeMembership } from "./node_membership.ts";
+import { NodeSnapshots } from "./node_snapshots.ts";
 import {
   DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
   DEFAULT_SNAPSHOT_ENTRIES,
@@ -94,9 +94,9 @@ export class RaftKvNode {
   #configIndex = 0;
   /** The term of the entry at the applied index (what a snapshot taken now records). */
   #appliedTerm = 0;
-  readonly #snapshots: SnapshotStore;
   readonly #snapshotter: Snapshotter;
-  readonly #catchupEntries: number;
+  /** Taking, installing and compacting to snapshots (node_snapshots.ts). */
+  readonly #snapshots: NodeSnapshots;
   readonly #log: Logger;
   readonly #raw: RawNode;
   readonly #storage: MemoryStorage;
@@ -135,8 +135,6 @@ export class RaftKvNode {
   ) {
     this.bootstrap = bootstrap;
     this.#lock = lock;
-    this.#snapshots = snapshots;
-    this.#catchupEntries = options.snapshotCatchupEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES;
     this.#snapshotter = new Snapshotter({
       store: snapshots,
       logger: options.logger,
@@ -169,6 +167,24 @@ export class RaftKvNode {
         this.#raw.reportSnapshot(to, failed ? "failure" : "finish");
         this.#kicker.kick();
       },
+    });
+    this.#snapshots = new NodeSnapshots({
+      id: this.id,
+      options,
+      kv: this.kv,
+      raw,
+      storage,
+      wal,
+      store: snapshots,
+      snapshotter: this.#snapshotter,
+      catchupEntries: options.snapshotCatchupEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+      log: options.logger,
+      chain: () => this.#chain,
+      appliedTerm: () => this.#appliedTerm,
+      members: () => this.#members,
+      restore: (snapshot, state) => this.#restore(snapshot, state),
+      checkRunning: () => this.#checkRunning(),
+      fail: (err) => this.#fail(err),
     });
     this.#membership = new NodeMembership({
       id: this.id,
@@ -355,7 +371,7 @@ export class RaftKvNode {
     try {
       while (!this.#stopping && this.#fatal === undefined) {
         const finished = this.#snapshotter.takeFinished();
-        if (finished !== undefined) this.#compact(finished);
+        if (finished !== undefined) this.#snapshots.compact(finished);
         if (!this.#raw.hasReady()) {
           await this.#kicker.wait();
           continue;
@@ -387,7 +403,7 @@ export class RaftKvNode {
     // The leader's appends go out while its own write runs (dissertation §10.2.1).
     this.#roundTrips.sent(rd.messages, performance.now());
     this.#transport.send(rd.messages);
-    if (rd.snapshot !== undefined) await this.#install(rd.snapshot);
+    if (rd.snapshot !== undefined) await this.#snapshots.install(rd.snapshot);
     if (rd.hardState !== undefined) {
       this.#storage.setHardState(rd.hardState);
       this.#latestHard = rd.hardState;
@@ -412,7 +428,7 @@ export class RaftKvNode {
     // them, and answer their clients, while this Ready's own write runs, as etcd's
     // server applies in parallel with its raft loop's WAL write.
     for (const e of rd.committedEntries) this.#apply(e);
-    this.#maybeSnapshot();
+    this.#snapshots.maybeSnapshot();
     this.#pending.readsSettled(rd.readStates, rd.abandonedReads);
     if (rd.softState !== undefined) this.#onSoftState(rd.softState.role, rd.softState.lead);
     if (saved !== undefined) await saved;
@@ -423,26 +439,6 @@ export class RaftKvNode {
     this.#pending.releaseReads(this.kv.appliedIndex);
   }
 
-  /**
-   * Installs a snapshot from the leader (§7, a Ready's `snapshot`): its file is
-   * made durable first, then the WAL starts over after it, then the storage and
-   * the state machine take it, all before anything after it is persisted or
-   * applied. A crash after the file is durable restarts from the file.
-   */
-  async #install(snapshot: Snapshot): Promise<void> {
-    const { index, term } = snapshot.meta;
-    const state = decodeSnapshotState(snapshot, "the snapshot from the leader");
-    await this.#snapshotter.idle(); // one snapshot file written at a time
-    this.#snapshotter.takeFinished(); // older than this one: nothing to compact to
-    const path = await this.#snapshots.save(snapshot);
-    await this.#wal.resetTo(index);
-    this.#storage.applySnapshot(snapshot);
-    this.#restore(snapshot, state);
-    this.#snapshotter.noteInstalled(index);
-    this.#log.info("installed a snapshot from the leader", { index, term, file: path });
-    this.options.observer?.snapshotInstalled?.();
-  }
-
   /** Replaces the state machine and the applied chain with a snapshot's. */
   #restore(snapshot: Snapshot, state: KvSnapshotState): void {
     this.kv.restore(state.store);
@@ -451,58 +447,6 @@ export class RaftKvNode {
     this.#configIndex = snapshot.meta.index;
     this.#syncPeers(snapshot.meta.conf);
     this.#appliedTerm = snapshot.meta.term;
-  }
-
-  /**
-   * Every `--snapshot-entries` applied entries, captures the state at the applied
-   * index (synchronously, cheaply) and lets the snapshotter write it in the
-   * background; see `snapshotter.ts`.
-   */
-  #maybeSnapshot(): void {
-    if (!this.#snapshotter.due(this.kv.appliedIndex)) return;
-    const { meta, state } = this.#captureSnapshot();
-    this.#snapshotter.start(meta, state);
-  }
-
-  /** The applied state, as of the applied index, with what a snapshot of it records. */
-  #captureSnapshot(): { meta: SnapshotMeta; state: KvSnapshotState } {
-    // The configuration in force at the applied index: the core's, since every
-    // membership change up to it has been applied (§7: a snapshot holds the latest
-    // configuration it covers).
-    const conf = this.#raw.status().conf;
-    const store = this.kv.exportState();
-    return {
-      meta: { index: store.appliedIndex, term: this.#appliedTerm, conf },
-      state: {
-        store,
-        appliedTerm: this.#appliedTerm,
-        ...this.#chain.image(),
-        members: this.#members.list(),
-      },
-    };
-  }
-
-  /**
-   * A snapshot's file is durable: record it in the storage, compact the log
-   * behind it keeping `--snapshot-catchup-entries` entries for followers a
-   * little behind (etcd keeps 5,000), and release the WAL segments below.
-   * Runs between two Readies, so the core sees the storage change at once.
-   */
-  #compact(finished: FinishedSnapshot): void {
-    const { meta, data } = finished.snapshot;
-    if (meta.index <= this.#storage.snapshot().meta.index) return; // one was installed meanwhile
-    this.#storage.createSnapshot(meta.index, meta.conf, data);
-    const keepAfter = Math.max(this.#storage.firstIndex() - 1, meta.index - this.#catchupEntries);
-    this.#storage.compact(keepAfter);
-    this.#wal.releaseBefore(keepAfter + 1).catch((err) => this.#fail(err));
-    this.options.observer?.compacted?.();
-    this.#log.info("took a snapshot", {
-      index: meta.index,
-      term: meta.term,
-      bytes: data.length,
-      ms: Math.round(finished.tookMs),
-      firstIndex: this.#storage.firstIndex(),
-    });
   }
 
   #apply(e: Entry): void {
@@ -727,36 +671,9 @@ export class RaftKvNode {
     return { state: this.kv.digest(), chain: this.#chain.hex() };
   }
 
-  /**
-   * A snapshot of the state this node has applied, as of one index: a backup
-   * (ClusterService/SnapshotSave, etcd's `snapshot save`). The state is taken at
-   * one instant (KvStore.exportState shares the values, it does not copy them) and
-   * then encoded a slice at a time, letting the Ready loop run between slices. Its
-   * membership is the one the core runs with. Throws a NodeError before the node
-   * has applied anything (a snapshot at index 0 stands for nothing).
-   */
-  async backupSnapshot(): Promise<Snapshot> {
-    this.#checkRunning();
-    const store = this.kv.exportState();
-    const index = store.appliedIndex;
-    if (index === 0) {
-      throw new NodeError("unavailable", `node ${this.id} has applied nothing yet; try again`);
-    }
-    // Taken with the state, before the first await: all as of `index`. The
-    // membership as #maybeSnapshot takes it.
-    const term = this.#appliedTerm;
-    const conf = this.#raw.status().conf;
-    const steps = encodeKvStateInSteps({
-      store,
-      appliedTerm: term,
-      ...this.#chain.image(),
-      members: this.#members.list(),
-    });
-    for (;;) {
-      const step = steps.next();
-      if (step.done) return { meta: { index, term, conf }, data: step.value };
-      await new Promise((resolve) => setTimeout(resolve, 0));
-    }
+  /** See {@link NodeSnapshots.backupSnapshot}. */
+  backupSnapshot(): Promise<Snapshot> {
+    return this.#snapshots.backupSnapshot();
   }
 
   // ---------------------------------------------------------------------------
@@ -800,33 +717,6 @@ export class RaftKvNode {
   }
 
   /**
-   * A clean stop snapshots what was applied since the last snapshot, so that the
-   * next start loads it and replays next to nothing (up to `--snapshot-entries`
-   * entries otherwise: most of a restart's own time, issue 9). The Ready loop has
-   * ended, so the state is final; it is committed (applied ≤ commit, which the WAL
-   * holds), and the file is durable (temporary name, fsync, rename, directory
-   * fsync) before the WAL closes, like any other snapshot. A failed write is logged
-   * and only costs the next start its replay: the WAL still holds everything.
-   */
-  async #snapshotOnStop(): Promise<void> {
-    if (!this.#snapshotter.behind(this.kv.appliedIndex)) return;
-    const { meta, state } = this.#captureSnapshot();
-    try {
-      const finished = await this.#snapshotter.writeNow(meta, state);
-      this.#log.info("snapshotted the applied state on stopping", {
-        index: meta.index,
-        bytes: finished.snapshot.data.length,
-        ms: Math.round(finished.tookMs),
-      });
-    } catch (err) {
-      this.#log.warn("could not take a snapshot on stopping; the next start replays the log", {
-        index: meta.index,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
-  }
-
-  /**
    * A clean stop writes the newest commit index, which the Ready loop does not
    * sync by itself (see #handle), so that the next start applies everything
    * committed at once instead of after hearing from a leader. A failure only
@@ -861,7 +751,7 @@ export class RaftKvNode {
     this.#leaders.report(NONE, true);
     await this.#transport.close();
     await this.#snapshotter.idle();
-    if (this.#fatal === undefined) await this.#snapshotOnStop();
+    if (this.#fatal === undefined) await this.#snapshots.snapshotOnStop();
     if (this.#fatal === undefined) await this.#saveLatestHardState();
     await this.#wal.close();
     this.#lock.close();
