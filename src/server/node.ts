@@ -43,6 +43,7 @@ import type { ConfView } from "./membership.ts";
 import { Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 import { HeartbeatRoundTrips } from "./heartbeat_round_trips.ts";
+import { advanceElectionAtBoot } from "./election_tick_advance.ts";
 import { Kicker } from "./kicker.ts";
 import { type LeaderChange, LeaderWatch } from "./leader_watch.ts";
 import { NodeError } from "./node_error.ts";
@@ -306,62 +307,17 @@ export class RaftKvNode {
       node.#raw.tick();
       node.#kicker.kick();
     }, options.heartbeatMs);
-    void node.#advanceElectionAtBoot();
-    return node;
-  }
-
-  /**
-   * etcd's initial election tick advance (`--initial-election-tick-advance`, on by
-   * default; `EtcdServer.adjustTicks`): a node that boots with no leader in sight
-   * need not sit out a whole election timeout (1 to 2 × --election-ms) first. Once a
-   * quorum answers (this node and enough peers that an election could be won:
-   * campaigning before that only loses the round and costs another timeout), it
-   * brings its election clock to electionTick - 2 ticks (less the ticks that
-   * passed while it waited), leaving at least 2 ticks for a leader's heartbeat to
-   * arrive, and campaigns after 2 to electionTick + 2 ticks: the randomized spread
-   * that avoids split votes (§5.2) is kept whole. A one-node cluster advances
-   * electionTick - 1 ticks at once.
-   *
-   * Safety never rests on timing (§5.2: it must not depend on it); this changes
-   * only when the first campaign starts. Nor does it disrupt a running cluster: a
-   * node that hears from a leader before the quorum answers does not advance, and
-   * one that campaigns anyway starts with PreVote, which followers that heard from
-   * their leader within an election timeout reject (CheckQuorum's lease,
-   * dissertation §9.6), so no term changes.
-   */
-  async #advanceElectionAtBoot(): Promise<void> {
-    const ticks = electionTicks(this.options);
-    // The configuration in force (a node that joined, or a learner, never campaigns).
-    const voters = this.#raw.status().conf.voters;
-    if (!voters.includes(this.id)) return;
-    const others = voters.length - 1;
-    const quorum = Math.floor(voters.length / 2) + 1;
-    const deadline = performance.now() + this.options.electionMs;
-    const noLeaderYet = () => {
-      const s = this.#raw.status();
-      return !this.#stopping && this.#fatal === undefined && s.role === "follower" &&
-        s.lead === NONE;
-    };
-    let advance = others === 0 ? ticks - 1 : 0;
-    while (others > 0 && noLeaderYet() && performance.now() < deadline) {
-      const started = performance.now();
-      const reachable = await this.#transport.reachablePeers(this.options.heartbeatMs * 2);
-      if (reachable.length + 1 >= quorum) {
-        // No leader heard from: the core's election clock has run since start.
-        advance = Math.max(0, ticks - 2 - this.#ticksSinceStart);
-        break;
-      }
-      // Refused connections answer at once: wait out a heartbeat before asking again.
-      const left = this.options.heartbeatMs - (performance.now() - started);
-      if (left > 0) await new Promise((r) => setTimeout(r, left));
-    }
-    if (advance <= 0 || !noLeaderYet()) return;
-    this.#log.info("no leader yet and a quorum is reachable: advancing election ticks", {
-      ticks: advance,
-      of: ticks,
+    void advanceElectionAtBoot({
+      id: node.id,
+      options,
+      raw: node.#raw,
+      transport: node.#transport,
+      log: node.#log,
+      stopped: () => node.#stopping || node.#fatal !== undefined,
+      ticksSinceStart: () => node.#ticksSinceStart,
+      kick: () => node.#kicker.kick(),
     });
-    for (let i = 0; i < advance; i++) this.#raw.tick();
-    this.#kicker.kick();
+    return node;
   }
 
   // ---------------------------------------------------------------------------
