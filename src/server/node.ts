@@ -4,6 +4,12 @@
  * the write-ahead log, sends through the peer transport, applies committed
  * entries to the key-value store, and answers the services' waiting calls.
  *
+ * The pieces around the loop have files of their own: node_boot.ts (opening the
+ * data dir and building the core), election_tick_advance.ts, pending_calls.ts
+ * (the calls waiting on the loop), leader_watch.ts, node_membership.ts,
+ * node_snapshots.ts, with node_error.ts, node_options.ts, waiters.ts and
+ * kicker.ts beneath them. This file keeps the node's state and the loop itself.
+ *
  * @module
  */
 
@@ -36,13 +42,11 @@ import {
 } from "../raft/types.ts";
 import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
-import { DataDirError, openDataDir, writeIdentity } from "./data_dir.ts";
-import { fetchBootstrapVoters } from "./join.ts";
-import { restoreStorage, SnapshotRestoreError } from "./restore.ts";
 import type { ConfView } from "./membership.ts";
 import { Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 import { HeartbeatRoundTrips } from "./heartbeat_round_trips.ts";
+import { bootNode } from "./node_boot.ts";
 import { advanceElectionAtBoot } from "./election_tick_advance.ts";
 import { Kicker } from "./kicker.ts";
 import { type LeaderChange, LeaderWatch } from "./leader_watch.ts";
@@ -52,7 +56,6 @@ import { NodeSnapshots } from "./node_snapshots.ts";
 import {
   DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
   DEFAULT_SNAPSHOT_ENTRIES,
-  electionTicks,
   type RaftKvNodeOptions,
 } from "./node_options.ts";
 import { PendingCalls } from "./pending_calls.ts";
@@ -210,96 +213,12 @@ export class RaftKvNode {
    * when the data dir cannot be used (main prints it and exits 1).
    */
   static async start(options: RaftKvNodeOptions): Promise<RaftKvNode> {
-    const log = options.logger;
-    let opened;
-    try {
-      opened = await openDataDir({
-        dir: options.dataDir,
-        identity: {
-          nodeId: options.id,
-          clusterId: options.clusterId,
-          peers: options.peers,
-          ...(options.join === true ? { joined: true } : {}),
-        },
-        logger: log,
-        io: options.observer?.walIo,
-      });
-    } catch (err) {
-      if (err instanceof DataDirError) throw new NodeError("unavailable", err.message);
-      throw err;
-    }
-    const { lock, wal, recovery, snapshots, snapshot, snapshotPath } = opened;
-    let identity = opened.identity;
-    // The bootstrap configuration, in force before the log's first entry: --peers as
-    // the data dir recorded them when it bootstrapped the cluster; for a node that
-    // joined (etcd's --initial-cluster-state existing), the one its cluster was
-    // bootstrapped with, learned from a member before anything else (join.ts).
-    if (identity.joined === true && identity.bootstrap === undefined) {
-      try {
-        const voters = await fetchBootstrapVoters(
-          options.id,
-          options.clusterId,
-          options.peers,
-          log,
-        );
-        identity = { ...identity, bootstrap: voters };
-        await writeIdentity(options.dataDir, identity);
-      } catch (err) {
-        await wal.close();
-        lock.close();
-        throw new NodeError("unavailable", (err as Error).message);
-      }
-    }
-    const bootstrap = identity.joined === true
-      ? [...identity.bootstrap ?? []]
-      : [...identity.peers.keys()];
-    if (identity.joined === true) {
-      log.info("joined a running cluster: the configuration comes from the leader's log", {
-        bootstrap: bootstrap.join(","),
-      });
-    }
-    let restored;
-    try {
-      restored = await restoreStorage(
-        bootstrap,
-        snapshot,
-        snapshotPath,
-        wal,
-        recovery,
-        log,
-      );
-    } catch (err) {
-      await wal.close();
-      lock.close();
-      if (err instanceof SnapshotRestoreError) throw new NodeError("unavailable", err.message);
-      throw err;
-    }
-    const { storage, hardState } = restored;
-    log.info("recovered from the snapshot and the write-ahead log", {
-      snapshot: restored.applied,
-      term: hardState.term,
-      vote: hardState.vote,
-      commit: hardState.commit,
-      firstIndex: storage.firstIndex(),
-      lastIndex: storage.lastIndex(),
-    });
-    const electionTick = electionTicks(options);
-    const raw = new RawNode(
-      {
-        id: options.id,
-        random: options.random,
-        electionTick,
-        heartbeatTick: 1,
-        logger: log,
-        // Restarting (see raw_node.ts): the state machine holds the snapshot, so
-        // the core hands out only the committed entries after it.
-        applied: restored.applied,
-      },
-      storage,
+    const { raw, storage, wal, lock, snapshots, bootstrap, snapshot, state } = await bootNode(
+      options,
     );
     const node = new RaftKvNode(options, raw, storage, wal, lock, snapshots, bootstrap);
-    if (snapshot !== undefined && restored.state !== undefined) {
-      node.#restore(snapshot, restored.state);
+    if (snapshot !== undefined && state !== undefined) {
+      node.#restore(snapshot, state);
     }
     node.#loop = node.#run();
     node.#ticker = setInterval(() => {
