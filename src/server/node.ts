@@ -4,6 +4,12 @@
  * the write-ahead log, sends through the peer transport, applies committed
  * entries to the key-value store, and answers the services' waiting calls.
  *
+ * The pieces around the loop have files of their own: node_boot.ts (opening the
+ * data dir and building the core), election_tick_advance.ts, pending_calls.ts
+ * (the calls waiting on the loop), leader_watch.ts, node_membership.ts,
+ * node_snapshots.ts, with node_error.ts, node_options.ts, waiters.ts and
+ * kicker.ts beneath them. This file keeps the node's state and the loop itself.
+ *
  * @module
  */
 
@@ -15,18 +21,12 @@ import {
   type MemberRecord,
   MemberRegistry,
 } from "../kv/members.ts";
-import { encodeKvStateInSteps, type KvSnapshotState } from "../kv/state_codec.ts";
+import type { KvSnapshotState } from "../kv/state_codec.ts";
 import { type ApplyResult, KvStore } from "../kv/store.ts";
-import {
-  ConfChangeRejected,
-  LeaderTransferRefused,
-  NotLeaderError,
-  ProposalDroppedError,
-} from "../raft/errors.ts";
+import { NotLeaderError, ProposalDroppedError } from "../raft/errors.ts";
 import { decodeConfChange } from "../raft/confchange/codec.ts";
 import type { Logger } from "../raft/logger.ts";
 import { mustSync } from "../raft/must_sync.ts";
-import type { Random } from "../raft/rand.ts";
 import { RawNode, type Ready, type Status } from "../raft/raw_node.ts";
 import type { MemoryStorage } from "../raft/storage.ts";
 import {
@@ -39,39 +39,34 @@ import {
   NONE,
   type Role,
   type Snapshot,
-  type SnapshotMeta,
 } from "../raft/types.ts";
 import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
-import { DataDirError, openDataDir, writeIdentity } from "./data_dir.ts";
-import { fetchBootstrapVoters } from "./join.ts";
-import type { NodeObserver } from "./node_observer.ts";
-import { decodeSnapshotState, restoreStorage, SnapshotRestoreError } from "./restore.ts";
-import {
-  confChangeFor,
-  type ConfView,
-  listMembers,
-  MembershipRefused,
-  peerAddressOf,
-  pickTransferTarget,
-} from "./membership.ts";
-import { parseHostPort } from "./flags.ts";
-import { type FinishedSnapshot, Snapshotter } from "./snapshotter.ts";
+import type { ConfView } from "./membership.ts";
+import { Snapshotter } from "./snapshotter.ts";
 import { type PeerAddress, PeerTransport } from "./transport.ts";
 import { HeartbeatRoundTrips } from "./heartbeat_round_trips.ts";
-import type { PeerDialer } from "../tls/dial.ts";
+import { bootNode } from "./node_boot.ts";
+import { advanceElectionAtBoot } from "./election_tick_advance.ts";
+import { Kicker } from "./kicker.ts";
+import { type LeaderChange, LeaderWatch } from "./leader_watch.ts";
+import { NodeError } from "./node_error.ts";
+import { NodeMembership } from "./node_membership.ts";
+import { NodeSnapshots } from "./node_snapshots.ts";
+import {
+  DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+  DEFAULT_SNAPSHOT_ENTRIES,
+  type RaftKvNodeOptions,
+} from "./node_options.ts";
+import { PendingCalls } from "./pending_calls.ts";
 
-/** Why a call could not be completed; the services map it to a gRPC status. */
-export class NodeError extends Error {
-  override name = "NodeError";
-  constructor(
-    readonly kind: "not_leader" | "unavailable" | "deadline" | "stopped",
-    message: string,
-    readonly leader: NodeId = NONE,
-  ) {
-    super(message);
-  }
-}
+export type { LeaderChange } from "./leader_watch.ts";
+export { NodeError } from "./node_error.ts";
+export {
+  DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+  DEFAULT_SNAPSHOT_ENTRIES,
+  type RaftKvNodeOptions,
+} from "./node_options.ts";
 
 /**
  * How long a node that cannot go on keeps answering before it reports the failure
@@ -81,126 +76,8 @@ export class NodeError extends Error {
  */
 export const FAIL_GRACE_MS = 1000;
 
-/** A change of the leader a node knows of, as {@link RaftKvNode.onLeaderChange} reports it. */
-export interface LeaderChange {
-  /** The leader the node now knows of, or {@link NONE}. */
-  readonly leader: NodeId;
-  /** True on the last report, when the node stops or fails (`leader` is then NONE). */
-  readonly final: boolean;
-}
-
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-}
-
-/** Options of a {@link RaftKvNode}. */
-export interface RaftKvNodeOptions {
-  readonly id: NodeId;
-  readonly clusterId: string;
-  /** Every member, this node included, at the address this node dials it. */
-  readonly peers: ReadonlyMap<NodeId, PeerAddress>;
-  readonly dataDir: string;
-  readonly heartbeatMs: number;
-  readonly electionMs: number;
-  /** The logger for this node; its context should name node, term and role. */
-  readonly logger: Logger;
-  /** Randomness for election timeouts. */
-  readonly random: Random;
-  /** A snapshot is taken every this many applied entries (`--snapshot-entries`). */
-  readonly snapshotEntries?: number;
-  /** Entries kept behind a snapshot for slow followers (`--snapshot-catchup-entries`). */
-  readonly snapshotCatchupEntries?: number;
-  /**
-   * Join a running cluster (`--join`): on an empty data dir, start with no
-   * configuration (the core never campaigns) and learn it from the leader; never
-   * bootstrap one from `peers`. A data dir with a history knows how it began.
-   */
-  readonly join?: boolean;
-  /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
-  readonly dialer?: PeerDialer;
-  /** Told of what the node does, for metrics (node_observer.ts); none by default. */
-  readonly observer?: NodeObserver;
-}
-
-/** `--snapshot-entries` by default, etcd's `--snapshot-count` of late. */
-export const DEFAULT_SNAPSHOT_ENTRIES = 10_000;
-/** `--snapshot-catchup-entries` by default, etcd's `SnapshotCatchUpEntries`. */
-export const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES = 5_000;
-
-/** The election timeout in ticks of --heartbeat-ms (the core's electionTick). */
-function electionTicks(options: RaftKvNodeOptions): number {
-  return Math.max(2, Math.round(options.electionMs / options.heartbeatMs));
-}
-
-/** A promise that settles once, with its resolvers at hand. */
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(err: Error): void;
-}
-
-interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> {
-  readonly term: number;
-}
-
-/** A confirmed read waiting for the state machine to apply `index`. */
-interface PendingApply {
-  readonly index: number;
-  readonly waiter: Waiter<void>;
-}
-
-/** Wakes the Ready loop. Many kicks between two waits count as one. */
-class Kicker {
-  #pending = false;
-  #wake: (() => void) | undefined;
-
-  kick(): void {
-    this.#pending = true;
-    const w = this.#wake;
-    this.#wake = undefined;
-    w?.();
-  }
-
-  wait(): Promise<void> {
-    if (this.#pending) {
-      this.#pending = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      this.#wake = () => {
-        this.#pending = false;
-        resolve();
-      };
-    });
-  }
-}
-
-/**
- * Waits for a waiter that `register` files somewhere, or rejects with a
- * deadline error when `signal` aborts first; `register` returns how to unfile it.
- */
-function abortableWait<T>(
-  signal: AbortSignal | undefined,
-  onAbortError: () => NodeError,
-  register: (waiter: Waiter<T>) => () => void,
-): Promise<T> {
-  if (signal?.aborted) return Promise.reject(onAbortError());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      unregister();
-      reject(onAbortError());
-    };
-    const unregister = register({
-      resolve: (v) => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      reject: (e) => {
-        signal?.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    });
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** One running raftkv node. */
@@ -221,9 +98,9 @@ export class RaftKvNode {
   #configIndex = 0;
   /** The term of the entry at the applied index (what a snapshot taken now records). */
   #appliedTerm = 0;
-  readonly #snapshots: SnapshotStore;
   readonly #snapshotter: Snapshotter;
-  readonly #catchupEntries: number;
+  /** Taking, installing and compacting to snapshots (node_snapshots.ts). */
+  readonly #snapshots: NodeSnapshots;
   readonly #log: Logger;
   readonly #raw: RawNode;
   readonly #storage: MemoryStorage;
@@ -232,17 +109,14 @@ export class RaftKvNode {
   readonly #transport: PeerTransport;
   readonly #kicker = new Kicker();
   readonly #roundTrips = new HeartbeatRoundTrips();
-  readonly #proposals = new Map<number, ProposalWaiter>();
-  readonly #reads = new Map<number, Waiter<number>>();
-  #nextReadId = 1;
+  /** Proposals and reads waiting on the Ready loop (pending_calls.ts). */
+  readonly #pending = new PendingCalls();
   /** The newest hard state the core handed out; the WAL may hold an older commit index. */
   #latestHard: HardState;
-  /** Reads confirmed, waiting for the state machine to reach their index. */
-  #readsAwaitingApply: PendingApply[] = [];
-  /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}), and what they last heard. */
-  readonly #leaderListeners = new Set<(change: LeaderChange) => void>();
-  #reportedLeader: NodeId = NONE;
-  #leaderFinal = false;
+  /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}): leader_watch.ts. */
+  readonly #leaders: LeaderWatch;
+  /** The membership calls (node_membership.ts). */
+  readonly #membership: NodeMembership;
   #ticker: ReturnType<typeof setInterval> | undefined;
   /** Ticks of the timer so far: with no leader heard from, the core's election clock. */
   #ticksSinceStart = 0;
@@ -265,8 +139,6 @@ export class RaftKvNode {
   ) {
     this.bootstrap = bootstrap;
     this.#lock = lock;
-    this.#snapshots = snapshots;
-    this.#catchupEntries = options.snapshotCatchupEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES;
     this.#snapshotter = new Snapshotter({
       store: snapshots,
       logger: options.logger,
@@ -277,6 +149,7 @@ export class RaftKvNode {
     this.id = options.id;
     this.options = options;
     this.#log = options.logger;
+    this.#leaders = new LeaderWatch(options.id, options.logger);
     this.#raw = raw;
     this.#storage = storage;
     this.#wal = wal;
@@ -299,6 +172,37 @@ export class RaftKvNode {
         this.#kicker.kick();
       },
     });
+    this.#snapshots = new NodeSnapshots({
+      id: this.id,
+      options,
+      kv: this.kv,
+      raw,
+      storage,
+      wal,
+      store: snapshots,
+      snapshotter: this.#snapshotter,
+      catchupEntries: options.snapshotCatchupEntries ?? DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+      log: options.logger,
+      chain: () => this.#chain,
+      appliedTerm: () => this.#appliedTerm,
+      members: () => this.#members,
+      restore: (snapshot, state) => this.#restore(snapshot, state),
+      checkRunning: () => this.#checkRunning(),
+      fail: (err) => this.#fail(err),
+    });
+    this.#membership = new NodeMembership({
+      id: this.id,
+      options,
+      raw,
+      log: options.logger,
+      pending: this.#pending,
+      members: () => this.#members,
+      configIndex: () => this.#configIndex,
+      checkRunning: () => this.#checkRunning(),
+      stopped: () => this.#stopping || this.#fatal !== undefined,
+      kick: () => this.#kicker.kick(),
+      onLeaderChange: (listener) => this.onLeaderChange(listener),
+    });
   }
 
   /**
@@ -309,96 +213,12 @@ export class RaftKvNode {
    * when the data dir cannot be used (main prints it and exits 1).
    */
   static async start(options: RaftKvNodeOptions): Promise<RaftKvNode> {
-    const log = options.logger;
-    let opened;
-    try {
-      opened = await openDataDir({
-        dir: options.dataDir,
-        identity: {
-          nodeId: options.id,
-          clusterId: options.clusterId,
-          peers: options.peers,
-          ...(options.join === true ? { joined: true } : {}),
-        },
-        logger: log,
-        io: options.observer?.walIo,
-      });
-    } catch (err) {
-      if (err instanceof DataDirError) throw new NodeError("unavailable", err.message);
-      throw err;
-    }
-    const { lock, wal, recovery, snapshots, snapshot, snapshotPath } = opened;
-    let identity = opened.identity;
-    // The bootstrap configuration, in force before the log's first entry: --peers as
-    // the data dir recorded them when it bootstrapped the cluster; for a node that
-    // joined (etcd's --initial-cluster-state existing), the one its cluster was
-    // bootstrapped with, learned from a member before anything else (join.ts).
-    if (identity.joined === true && identity.bootstrap === undefined) {
-      try {
-        const voters = await fetchBootstrapVoters(
-          options.id,
-          options.clusterId,
-          options.peers,
-          log,
-        );
-        identity = { ...identity, bootstrap: voters };
-        await writeIdentity(options.dataDir, identity);
-      } catch (err) {
-        await wal.close();
-        lock.close();
-        throw new NodeError("unavailable", (err as Error).message);
-      }
-    }
-    const bootstrap = identity.joined === true
-      ? [...identity.bootstrap ?? []]
-      : [...identity.peers.keys()];
-    if (identity.joined === true) {
-      log.info("joined a running cluster: the configuration comes from the leader's log", {
-        bootstrap: bootstrap.join(","),
-      });
-    }
-    let restored;
-    try {
-      restored = await restoreStorage(
-        bootstrap,
-        snapshot,
-        snapshotPath,
-        wal,
-        recovery,
-        log,
-      );
-    } catch (err) {
-      await wal.close();
-      lock.close();
-      if (err instanceof SnapshotRestoreError) throw new NodeError("unavailable", err.message);
-      throw err;
-    }
-    const { storage, hardState } = restored;
-    log.info("recovered from the snapshot and the write-ahead log", {
-      snapshot: restored.applied,
-      term: hardState.term,
-      vote: hardState.vote,
-      commit: hardState.commit,
-      firstIndex: storage.firstIndex(),
-      lastIndex: storage.lastIndex(),
-    });
-    const electionTick = electionTicks(options);
-    const raw = new RawNode(
-      {
-        id: options.id,
-        random: options.random,
-        electionTick,
-        heartbeatTick: 1,
-        logger: log,
-        // Restarting (see raw_node.ts): the state machine holds the snapshot, so
-        // the core hands out only the committed entries after it.
-        applied: restored.applied,
-      },
-      storage,
+    const { raw, storage, wal, lock, snapshots, bootstrap, snapshot, state } = await bootNode(
+      options,
     );
     const node = new RaftKvNode(options, raw, storage, wal, lock, snapshots, bootstrap);
-    if (snapshot !== undefined && restored.state !== undefined) {
-      node.#restore(snapshot, restored.state);
+    if (snapshot !== undefined && state !== undefined) {
+      node.#restore(snapshot, state);
     }
     node.#loop = node.#run();
     node.#ticker = setInterval(() => {
@@ -406,62 +226,17 @@ export class RaftKvNode {
       node.#raw.tick();
       node.#kicker.kick();
     }, options.heartbeatMs);
-    void node.#advanceElectionAtBoot();
-    return node;
-  }
-
-  /**
-   * etcd's initial election tick advance (`--initial-election-tick-advance`, on by
-   * default; `EtcdServer.adjustTicks`): a node that boots with no leader in sight
-   * need not sit out a whole election timeout (1 to 2 × --election-ms) first. Once a
-   * quorum answers (this node and enough peers that an election could be won:
-   * campaigning before that only loses the round and costs another timeout), it
-   * brings its election clock to electionTick - 2 ticks (less the ticks that
-   * passed while it waited), leaving at least 2 ticks for a leader's heartbeat to
-   * arrive, and campaigns after 2 to electionTick + 2 ticks: the randomized spread
-   * that avoids split votes (§5.2) is kept whole. A one-node cluster advances
-   * electionTick - 1 ticks at once.
-   *
-   * Safety never rests on timing (§5.2: it must not depend on it); this changes
-   * only when the first campaign starts. Nor does it disrupt a running cluster: a
-   * node that hears from a leader before the quorum answers does not advance, and
-   * one that campaigns anyway starts with PreVote, which followers that heard from
-   * their leader within an election timeout reject (CheckQuorum's lease,
-   * dissertation §9.6), so no term changes.
-   */
-  async #advanceElectionAtBoot(): Promise<void> {
-    const ticks = electionTicks(this.options);
-    // The configuration in force (a node that joined, or a learner, never campaigns).
-    const voters = this.#raw.status().conf.voters;
-    if (!voters.includes(this.id)) return;
-    const others = voters.length - 1;
-    const quorum = Math.floor(voters.length / 2) + 1;
-    const deadline = performance.now() + this.options.electionMs;
-    const noLeaderYet = () => {
-      const s = this.#raw.status();
-      return !this.#stopping && this.#fatal === undefined && s.role === "follower" &&
-        s.lead === NONE;
-    };
-    let advance = others === 0 ? ticks - 1 : 0;
-    while (others > 0 && noLeaderYet() && performance.now() < deadline) {
-      const started = performance.now();
-      const reachable = await this.#transport.reachablePeers(this.options.heartbeatMs * 2);
-      if (reachable.length + 1 >= quorum) {
-        // No leader heard from: the core's election clock has run since start.
-        advance = Math.max(0, ticks - 2 - this.#ticksSinceStart);
-        break;
-      }
-      // Refused connections answer at once: wait out a heartbeat before asking again.
-      const left = this.options.heartbeatMs - (performance.now() - started);
-      if (left > 0) await new Promise((r) => setTimeout(r, left));
-    }
-    if (advance <= 0 || !noLeaderYet()) return;
-    this.#log.info("no leader yet and a quorum is reachable: advancing election ticks", {
-      ticks: advance,
-      of: ticks,
+    void advanceElectionAtBoot({
+      id: node.id,
+      options,
+      raw: node.#raw,
+      transport: node.#transport,
+      log: node.#log,
+      stopped: () => node.#stopping || node.#fatal !== undefined,
+      ticksSinceStart: () => node.#ticksSinceStart,
+      kick: () => node.#kicker.kick(),
     });
-    for (let i = 0; i < advance; i++) this.#raw.tick();
-    this.#kicker.kick();
+    return node;
   }
 
   // ---------------------------------------------------------------------------
@@ -471,7 +246,7 @@ export class RaftKvNode {
     try {
       while (!this.#stopping && this.#fatal === undefined) {
         const finished = this.#snapshotter.takeFinished();
-        if (finished !== undefined) this.#compact(finished);
+        if (finished !== undefined) this.#snapshots.compact(finished);
         if (!this.#raw.hasReady()) {
           await this.#kicker.wait();
           continue;
@@ -490,8 +265,10 @@ export class RaftKvNode {
     if (this.#fatal !== undefined) return;
     this.#fatal = err instanceof Error ? err : new Error(String(err));
     this.#log.error("the node cannot go on", { error: this.#fatal.message });
-    this.#failAll(new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`));
-    this.#reportLeader(NONE, true);
+    this.#pending.failAll(
+      new NodeError("unavailable", `node ${this.id} failed: ${this.#fatal.message}`),
+    );
+    this.#leaders.report(NONE, true);
     this.#kicker.kick();
     const fatal = this.#fatal;
     setTimeout(() => this.#onFatal?.(fatal), FAIL_GRACE_MS);
@@ -501,7 +278,7 @@ export class RaftKvNode {
     // The leader's appends go out while its own write runs (dissertation §10.2.1).
     this.#roundTrips.sent(rd.messages, performance.now());
     this.#transport.send(rd.messages);
-    if (rd.snapshot !== undefined) await this.#install(rd.snapshot);
+    if (rd.snapshot !== undefined) await this.#snapshots.install(rd.snapshot);
     if (rd.hardState !== undefined) {
       this.#storage.setHardState(rd.hardState);
       this.#latestHard = rd.hardState;
@@ -526,46 +303,15 @@ export class RaftKvNode {
     // them, and answer their clients, while this Ready's own write runs, as etcd's
     // server applies in parallel with its raft loop's WAL write.
     for (const e of rd.committedEntries) this.#apply(e);
-    this.#maybeSnapshot();
-    for (const rs of rd.readStates) {
-      const w = this.#reads.get(rs.requestId);
-      this.#reads.delete(rs.requestId);
-      w?.resolve(rs.index);
-    }
-    for (const id of rd.abandonedReads) {
-      const w = this.#reads.get(id);
-      this.#reads.delete(id);
-      w?.reject(
-        new NodeError("unavailable", "leadership changed before the read was confirmed"),
-      );
-    }
+    this.#snapshots.maybeSnapshot();
+    this.#pending.readsSettled(rd.readStates, rd.abandonedReads);
     if (rd.softState !== undefined) this.#onSoftState(rd.softState.role, rd.softState.lead);
     if (saved !== undefined) await saved;
     this.#storage.append(rd.entries);
     // Votes and acknowledgements promise what is now durable (§5.1).
     this.#transport.send(rd.persistedMessages);
     this.#raw.advance(rd);
-    this.#releaseReads();
-  }
-
-  /**
-   * Installs a snapshot from the leader (§7, a Ready's `snapshot`): its file is
-   * made durable first, then the WAL starts over after it, then the storage and
-   * the state machine take it, all before anything after it is persisted or
-   * applied. A crash after the file is durable restarts from the file.
-   */
-  async #install(snapshot: Snapshot): Promise<void> {
-    const { index, term } = snapshot.meta;
-    const state = decodeSnapshotState(snapshot, "the snapshot from the leader");
-    await this.#snapshotter.idle(); // one snapshot file written at a time
-    this.#snapshotter.takeFinished(); // older than this one: nothing to compact to
-    const path = await this.#snapshots.save(snapshot);
-    await this.#wal.resetTo(index);
-    this.#storage.applySnapshot(snapshot);
-    this.#restore(snapshot, state);
-    this.#snapshotter.noteInstalled(index);
-    this.#log.info("installed a snapshot from the leader", { index, term, file: path });
-    this.options.observer?.snapshotInstalled?.();
+    this.#pending.releaseReads(this.kv.appliedIndex);
   }
 
   /** Replaces the state machine and the applied chain with a snapshot's. */
@@ -576,58 +322,6 @@ export class RaftKvNode {
     this.#configIndex = snapshot.meta.index;
     this.#syncPeers(snapshot.meta.conf);
     this.#appliedTerm = snapshot.meta.term;
-  }
-
-  /**
-   * Every `--snapshot-entries` applied entries, captures the state at the applied
-   * index (synchronously, cheaply) and lets the snapshotter write it in the
-   * background; see `snapshotter.ts`.
-   */
-  #maybeSnapshot(): void {
-    if (!this.#snapshotter.due(this.kv.appliedIndex)) return;
-    const { meta, state } = this.#captureSnapshot();
-    this.#snapshotter.start(meta, state);
-  }
-
-  /** The applied state, as of the applied index, with what a snapshot of it records. */
-  #captureSnapshot(): { meta: SnapshotMeta; state: KvSnapshotState } {
-    // The configuration in force at the applied index: the core's, since every
-    // membership change up to it has been applied (§7: a snapshot holds the latest
-    // configuration it covers).
-    const conf = this.#raw.status().conf;
-    const store = this.kv.exportState();
-    return {
-      meta: { index: store.appliedIndex, term: this.#appliedTerm, conf },
-      state: {
-        store,
-        appliedTerm: this.#appliedTerm,
-        ...this.#chain.image(),
-        members: this.#members.list(),
-      },
-    };
-  }
-
-  /**
-   * A snapshot's file is durable: record it in the storage, compact the log
-   * behind it keeping `--snapshot-catchup-entries` entries for followers a
-   * little behind (etcd keeps 5,000), and release the WAL segments below.
-   * Runs between two Readies, so the core sees the storage change at once.
-   */
-  #compact(finished: FinishedSnapshot): void {
-    const { meta, data } = finished.snapshot;
-    if (meta.index <= this.#storage.snapshot().meta.index) return; // one was installed meanwhile
-    this.#storage.createSnapshot(meta.index, meta.conf, data);
-    const keepAfter = Math.max(this.#storage.firstIndex() - 1, meta.index - this.#catchupEntries);
-    this.#storage.compact(keepAfter);
-    this.#wal.releaseBefore(keepAfter + 1).catch((err) => this.#fail(err));
-    this.options.observer?.compacted?.();
-    this.#log.info("took a snapshot", {
-      index: meta.index,
-      term: meta.term,
-      bytes: data.length,
-      ms: Math.round(finished.tookMs),
-      firstIndex: this.#storage.firstIndex(),
-    });
   }
 
   #apply(e: Entry): void {
@@ -654,17 +348,7 @@ export class RaftKvNode {
       }
       result = this.kv.applyCommand(e.index, command);
     }
-    const w = this.#proposals.get(e.index);
-    if (w === undefined) return;
-    this.#proposals.delete(e.index);
-    if (w.term === e.term) {
-      w.resolve({ index: e.index, result });
-    } else {
-      // Another leader's entry took the slot: ours can never commit.
-      w.reject(
-        new NodeError("unavailable", "the write was superseded by a new leader and did not commit"),
-      );
-    }
+    this.#pending.applied(e.index, e.term, result);
   }
 
   /**
@@ -719,54 +403,10 @@ export class RaftKvNode {
   }
 
   #onSoftState(role: Role, lead: NodeId): void {
-    if (role !== "leader" && this.#proposals.size > 0) {
-      const err = new NodeError(
-        "unavailable",
-        "leadership was lost before the write committed; it may or may not take effect",
-        lead,
-      );
-      for (const w of this.#proposals.values()) w.reject(err);
-      this.#proposals.clear();
-    }
-    this.#reportLeader(lead, false);
+    if (role !== "leader") this.#pending.leadershipLost(lead);
+    this.#leaders.report(lead, false);
     if (role !== "leader") this.#roundTrips.reset();
     this.options.observer?.softStateChanged?.(role, lead, this.#raw.raft.term);
-  }
-
-  /** Tells the leader listeners of a change of leader (once per change), or of the end. */
-  #reportLeader(lead: NodeId, final: boolean): void {
-    if (this.#leaderFinal || (!final && lead === this.#reportedLeader)) return;
-    this.#reportedLeader = lead;
-    this.#leaderFinal = final;
-    const change: LeaderChange = { leader: lead, final };
-    for (const l of [...this.#leaderListeners]) {
-      try {
-        l(change);
-      } catch (err) {
-        this.#log.error("a leader-change listener threw", { error: String(err) });
-      }
-    }
-    if (final) this.#leaderListeners.clear();
-  }
-
-  #releaseReads(): void {
-    if (this.#readsAwaitingApply.length === 0) return;
-    const applied = this.kv.appliedIndex;
-    const still: PendingApply[] = [];
-    for (const r of this.#readsAwaitingApply) {
-      if (r.index <= applied) r.waiter.resolve();
-      else still.push(r);
-    }
-    this.#readsAwaitingApply = still;
-  }
-
-  #failAll(err: NodeError): void {
-    for (const w of this.#proposals.values()) w.reject(err);
-    this.#proposals.clear();
-    for (const w of this.#reads.values()) w.reject(err);
-    this.#reads.clear();
-    for (const r of this.#readsAwaitingApply) r.waiter.reject(err);
-    this.#readsAwaitingApply = [];
   }
 
   #checkRunning(): void {
@@ -821,13 +461,7 @@ export class RaftKvNode {
     const late = () => new NodeError("deadline", "the deadline passed before the write committed");
     const observer = this.options.observer;
     observer?.proposed?.();
-    const ended = abortableWait<{ index: number; result: ApplyResult }>(signal, late, (w) => {
-      const waiter: ProposalWaiter = { ...w, term };
-      this.#proposals.set(index, waiter);
-      return () => {
-        if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
-      };
-    });
+    const ended = this.#pending.waitForProposal(index, term, signal, late);
     ended.then(() => observer?.proposalEnded?.("committed"), () => {
       observer?.proposalEnded?.("failed");
     });
@@ -841,7 +475,7 @@ export class RaftKvNode {
    */
   async linearizableRead(signal?: AbortSignal): Promise<void> {
     this.#checkRunning();
-    const id = this.#nextReadId++;
+    const id = this.#pending.nextReadId();
     try {
       this.#raw.readIndex(id);
     } catch (err) {
@@ -851,26 +485,9 @@ export class RaftKvNode {
       throw err;
     }
     this.#kicker.kick();
-    const index = await abortableWait<number>(
-      signal,
-      () => new NodeError("deadline", "the deadline passed before the read was confirmed"),
-      (w) => {
-        this.#reads.set(id, w);
-        return () => this.#reads.delete(id);
-      },
-    );
+    const index = await this.#pending.waitForReadConfirmed(id, signal);
     if (index <= this.kv.appliedIndex) return;
-    await abortableWait<void>(
-      signal,
-      () => new NodeError("deadline", "the deadline passed before the read could be served"),
-      (w) => {
-        const entry: PendingApply = { index, waiter: w };
-        this.#readsAwaitingApply.push(entry);
-        return () => {
-          this.#readsAwaitingApply = this.#readsAwaitingApply.filter((r) => r !== entry);
-        };
-      },
-    );
+    await this.#pending.waitForReadApplied(index, signal);
   }
 
   /** The leader this node knows of, or {@link NONE}. */
@@ -881,22 +498,7 @@ export class RaftKvNode {
   /** Resolves with the leader's id once one is known, or rejects when `signal` aborts. */
   waitForLeader(signal?: AbortSignal): Promise<NodeId> {
     this.#checkRunning();
-    const now = this.leader();
-    if (now !== NONE) return Promise.resolve(now);
-    const none = () =>
-      new NodeError("unavailable", "no leader is known: the cluster has no quorum");
-    return abortableWait(signal, none, (w) => {
-      const off = this.onLeaderChange((change) => {
-        if (change.final) {
-          off();
-          w.reject(new NodeError("stopped", `node ${this.id} is shutting down`));
-        } else if (change.leader !== NONE) {
-          off();
-          w.resolve(change.leader);
-        }
-      });
-      return off;
-    });
+    return this.#leaders.waitForLeader(this.leader(), signal);
   }
 
   /**
@@ -906,12 +508,7 @@ export class RaftKvNode {
    * the final report on a microtask.
    */
   onLeaderChange(listener: (change: LeaderChange) => void): () => void {
-    if (this.#leaderFinal) {
-      queueMicrotask(() => listener({ leader: NONE, final: true }));
-      return () => {};
-    }
-    this.#leaderListeners.add(listener);
-    return () => this.#leaderListeners.delete(listener);
+    return this.#leaders.onLeaderChange(listener);
   }
 
   /**
@@ -949,248 +546,49 @@ export class RaftKvNode {
     return { state: this.kv.digest(), chain: this.#chain.hex() };
   }
 
-  /**
-   * A snapshot of the state this node has applied, as of one index: a backup
-   * (ClusterService/SnapshotSave, etcd's `snapshot save`). The state is taken at
-   * one instant (KvStore.exportState shares the values, it does not copy them) and
-   * then encoded a slice at a time, letting the Ready loop run between slices. Its
-   * membership is the one the core runs with. Throws a NodeError before the node
-   * has applied anything (a snapshot at index 0 stands for nothing).
-   */
-  async backupSnapshot(): Promise<Snapshot> {
-    this.#checkRunning();
-    const store = this.kv.exportState();
-    const index = store.appliedIndex;
-    if (index === 0) {
-      throw new NodeError("unavailable", `node ${this.id} has applied nothing yet; try again`);
-    }
-    // Taken with the state, before the first await: all as of `index`. The
-    // membership as #maybeSnapshot takes it.
-    const term = this.#appliedTerm;
-    const conf = this.#raw.status().conf;
-    const steps = encodeKvStateInSteps({
-      store,
-      appliedTerm: term,
-      ...this.#chain.image(),
-      members: this.#members.list(),
-    });
-    for (;;) {
-      const step = steps.next();
-      if (step.done) return { meta: { index, term, conf }, data: step.value };
-      await new Promise((resolve) => setTimeout(resolve, 0));
-    }
+  /** See {@link NodeSnapshots.backupSnapshot}. */
+  backupSnapshot(): Promise<Snapshot> {
+    return this.#snapshots.backupSnapshot();
   }
 
   // ---------------------------------------------------------------------------
-  // Membership (ClusterService's membership calls; membership.ts has the rules).
+  // Membership (ClusterService's membership calls; node_membership.ts has them,
+  // membership.ts the rules).
 
-  /**
-   * Proposes a membership change on this node, the leader, after checking it
-   * (membership.ts), and resolves once it is committed and applied here, with the
-   * new membership. Refusals are {@link MembershipRefused}: nothing was proposed.
-   */
-  async changeMembership(
+  /** See {@link NodeMembership.changeMembership}. */
+  changeMembership(
     change: MemberChange & { readonly learner?: boolean },
     signal?: AbortSignal,
   ): Promise<{ members: MemberRecord[]; configIndex: number }> {
-    this.#checkRunning();
-    const s = this.#raw.status();
-    const cc = confChangeFor(change, {
-      conf: this.#conf(),
-      members: this.#members,
-      peers: this.options.peers,
-      learnerMatch: (id) => s.progress?.get(id)?.match,
-      leaderLast: s.lastIndex,
-    });
-    let proposed: { index: number; term: number };
-    try {
-      proposed = this.#raw.proposeConfChange(cc);
-    } catch (err) {
-      if (err instanceof NotLeaderError) throw new NodeError("not_leader", err.message, err.leader);
-      if (err instanceof ConfChangeRejected || err instanceof ProposalDroppedError) {
-        // Invalid against the configuration in force, or another change (or a
-        // leadership transfer) is under way: nothing entered the log.
-        throw new MembershipRefused("failed_precondition", err.message);
-      }
-      throw err;
-    }
-    this.#log.info("proposed a membership change", {
-      index: proposed.index,
-      change: `${change.op} ${change.id}`,
-    });
-    this.#kicker.kick();
-    const { index, term } = proposed;
-    await abortableWait(
-      signal,
-      () =>
-        new NodeError(
-          "deadline",
-          `the deadline passed before the membership change (index ${index}) was applied; ` +
-            `it may still take effect (check ListMembers)`,
-        ),
-      (w) => {
-        const waiter: ProposalWaiter = { ...w, term };
-        this.#proposals.set(index, waiter);
-        return () => {
-          if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
-        };
-      },
-    );
-    return { members: this.membership().members, configIndex: index };
+    return this.#membership.changeMembership(change, signal);
   }
 
-  /**
-   * Hands leadership from this node, the leader, to voter `target` (0: the most
-   * up-to-date other voter; dissertation §3.10) and resolves with the new leader
-   * once it leads, or rejects when it did not take over within two election
-   * timeouts (the core gives up after one and takes proposals again).
-   */
-  async transferLeadership(
+  /** See {@link NodeMembership.transferLeadership}. */
+  transferLeadership(
     target: NodeId,
     signal?: AbortSignal,
   ): Promise<{ leader: NodeId; term: number }> {
-    this.#checkRunning();
-    const s = this.#raw.status();
-    if (s.role !== "leader") {
-      throw new NodeError("not_leader", `node ${this.id} is not the leader`, s.lead);
-    }
-    const to = pickTransferTarget(
-      s.conf,
-      this.id,
-      target,
-      (id) => s.progress?.get(id)?.match ?? 0,
-    );
-    if (to === this.id) return { leader: this.id, term: s.term };
-    let off = () => {};
-    const moved = new Promise<NodeId>((resolve) => {
-      off = this.onLeaderChange((change) => {
-        if (change.final || (change.leader !== NONE && change.leader !== this.id)) {
-          off();
-          resolve(change.leader);
-        }
-      });
-    });
-    try {
-      this.#raw.transferLeader(to);
-    } catch (err) {
-      off();
-      if (err instanceof LeaderTransferRefused) {
-        throw new MembershipRefused("failed_precondition", err.message);
-      }
-      if (err instanceof NotLeaderError) throw new NodeError("not_leader", err.message, err.leader);
-      throw err;
-    }
-    this.#log.info("transferring leadership", { to });
-    this.#kicker.kick();
-    const limitMs = 2 * this.options.electionMs;
-    const timeout = new Promise<"timeout">((r) => {
-      const t = setTimeout(() => r("timeout"), limitMs);
-      signal?.addEventListener("abort", () => {
-        clearTimeout(t);
-        r("timeout");
-      }, { once: true });
-      void moved.then(() => clearTimeout(t));
-    });
-    const outcome = await Promise.race([moved, timeout]);
-    off();
-    if (outcome === "timeout" || outcome === NONE) {
-      throw new MembershipRefused(
-        "failed_precondition",
-        `Cannot transfer leadership to ${to}: it did not take over within ${limitMs} ms ` +
-          `(down, or too far behind?); node ${this.id} leads on`,
-      );
-    }
-    return { leader: outcome, term: this.#raw.status().term };
+    return this.#membership.transferLeadership(target, signal);
   }
 
-  /**
-   * Before a clean stop (SIGTERM): if this node leads, hands leadership to the
-   * most up-to-date other voter and waits (bounded by two election timeouts) for
-   * it to take over, so the cluster has a leader again within a heartbeat or two
-   * instead of an election timeout (etcd does the same on shutdown). Never throws.
-   */
-  async handOffLeadership(): Promise<void> {
-    if (this.#stopping || this.#fatal !== undefined) return;
-    const s = this.#raw.status();
-    if (s.role !== "leader" || s.conf.voters.filter((id) => id !== this.id).length === 0) return;
-    const started = performance.now();
-    try {
-      const { leader } = await this.transferLeadership(0);
-      this.#log.info("transferred leadership before stopping", {
-        to: leader,
-        ms: Math.round(performance.now() - started),
-      });
-    } catch (err) {
-      this.#log.warn("could not transfer leadership before stopping", {
-        error: (err as Error).message,
-      });
-    }
+  /** See {@link NodeMembership.handOffLeadership}. */
+  handOffLeadership(): Promise<void> {
+    return this.#membership.handOffLeadership();
   }
 
-  /**
-   * Whether `id` is a node this one talks to: a member of the configuration in
-   * force, a member the log recorded, or an entry of `--peers` (raft_service.ts
-   * refuses messages from anyone else).
-   */
+  /** See {@link NodeMembership.knows}. */
   knows(id: NodeId): boolean {
-    return this.options.peers.has(id) || this.#members.get(id) !== undefined ||
-      confMembers(this.#raw.status().conf).includes(id);
+    return this.#membership.knows(id);
   }
 
-  /** The configuration in force: the last one this node applied (the core's). */
-  #conf(): ConfView {
-    return this.#raw.status().conf;
-  }
-
-  /**
-   * The membership as this node has applied it: the configuration and every member
-   * with the address this node dials it at (ClusterService/ListMembers).
-   */
+  /** See {@link NodeMembership.membership}. */
   membership(): { conf: ConfView; members: MemberRecord[]; configIndex: number } {
-    const conf = this.#conf();
-    return {
-      conf,
-      members: listMembers(conf, this.#members, this.options.peers),
-      configIndex: this.#configIndex,
-    };
+    return this.#membership.membership();
   }
 
-  /**
-   * Where this node dials member `id`: its `--peers` entry, else the address the log
-   * recorded when the member was added; undefined if neither names it.
-   */
+  /** See {@link NodeMembership.peerAddress}. */
   peerAddress(id: NodeId): PeerAddress | undefined {
-    const own = this.options.peers.get(id);
-    if (own !== undefined) return own;
-    const text = peerAddressOf(id, this.#members, this.options.peers);
-    return text === undefined ? undefined : parseHostPort(text, `member ${id}'s address`);
-  }
-
-  /**
-   * A clean stop snapshots what was applied since the last snapshot, so that the
-   * next start loads it and replays next to nothing (up to `--snapshot-entries`
-   * entries otherwise: most of a restart's own time, issue 9). The Ready loop has
-   * ended, so the state is final; it is committed (applied ≤ commit, which the WAL
-   * holds), and the file is durable (temporary name, fsync, rename, directory
-   * fsync) before the WAL closes, like any other snapshot. A failed write is logged
-   * and only costs the next start its replay: the WAL still holds everything.
-   */
-  async #snapshotOnStop(): Promise<void> {
-    if (!this.#snapshotter.behind(this.kv.appliedIndex)) return;
-    const { meta, state } = this.#captureSnapshot();
-    try {
-      const finished = await this.#snapshotter.writeNow(meta, state);
-      this.#log.info("snapshotted the applied state on stopping", {
-        index: meta.index,
-        bytes: finished.snapshot.data.length,
-        ms: Math.round(finished.tookMs),
-      });
-    } catch (err) {
-      this.#log.warn("could not take a snapshot on stopping; the next start replays the log", {
-        index: meta.index,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
+    return this.#membership.peerAddress(id);
   }
 
   /**
@@ -1224,11 +622,11 @@ export class RaftKvNode {
     } catch {
       // Already logged by the loop.
     }
-    this.#failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
-    this.#reportLeader(NONE, true);
+    this.#pending.failAll(new NodeError("stopped", `node ${this.id} is shutting down`));
+    this.#leaders.report(NONE, true);
     await this.#transport.close();
     await this.#snapshotter.idle();
-    if (this.#fatal === undefined) await this.#snapshotOnStop();
+    if (this.#fatal === undefined) await this.#snapshots.snapshotOnStop();
     if (this.#fatal === undefined) await this.#saveLatestHardState();
     await this.#wal.close();
     this.#lock.close();
