@@ -13,12 +13,13 @@ import { LOG_LEVELS, type LogLevel } from "../../src/raft/logger.ts";
 /**
  * The most connections the put clients may open to the leader: a node refuses more
  * than `--max-connections-per-address` (64 by default) from one address, and on one
- * machine every connection comes from 127.0.0.1: the bench's own status polls and
- * the other nodes' peer and Forward connections too. A put client refused a
- * connection fails its puts, so this is checked before the run, with half the limit
- * left to the others.
+ * machine every connection comes from 127.0.0.1: the bench's own status polls (one a
+ * node) and the other nodes' peer, Forward and snapshot connections too. A put client
+ * refused a connection fails its puts, so this is checked before the run, with 16
+ * left to the others (48 is also what main's runs of `--clients 48` opened, a
+ * connection a client, so that figures compare with `--connections 48`).
  */
-export const MAX_PUT_CONNECTIONS = DEFAULT_HTTP2_LIMITS.maxConnectionsPerAddress / 2;
+export const MAX_PUT_CONNECTIONS = DEFAULT_HTTP2_LIMITS.maxConnectionsPerAddress - 16;
 
 /** The connections the put clients share when `--connections` is not given (at most). */
 export const DEFAULT_PUT_CONNECTIONS = 16;
