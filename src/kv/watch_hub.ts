@@ -45,10 +45,18 @@ export interface WatchLimits {
   readonly historyBytes: number;
 }
 
-/** The default bounds: some tens of seconds of a busy cluster's history, per node. */
+/**
+ * The default bounds: about 20 seconds of history at 1,000 writes a second, per node,
+ * which every node keeps whether or not anyone watches. It was 100,000 changes (64
+ * MiB): even stored compactly (watch_history.ts) that held about 26 MB of 256-byte
+ * values on every node, and `deno task bench:longrun` measured RSS 179 / 210 MB
+ * (follower / leader) at 100,000 puts with it against 154 / 174 MB at 90,000 with
+ * 20,000, against a target of 150 MB (issue 9). A watch that must resume from further
+ * back re-reads with Range and watches on (the `compacted` error says from where).
+ */
 export const DEFAULT_WATCH_LIMITS: WatchLimits = {
-  historyEvents: 100_000,
-  historyBytes: 64 * 1024 * 1024,
+  historyEvents: 20_000,
+  historyBytes: 16 * 1024 * 1024,
 };
 
 /** Why a watch cannot start or go on. */
