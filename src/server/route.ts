@@ -164,7 +164,16 @@ export class Router {
     const timeoutMs = ctx.timeoutMs() ?? DEFAULT_CALL_TIMEOUT_MS;
     const budgetMs = Math.max(1, timeoutMs - answerMarginMs(timeoutMs));
     const deadline = Date.now() + budgetMs;
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(budgetMs)]);
+    // A timer this call clears when it ends, not AbortSignal.timeout(budgetMs): that
+    // one's timer cannot be cleared and kept its signal (and the timer) alive for the
+    // whole budget after the call answered; with clients that allow 30 s per put, a
+    // leader at 180 puts/s held 5,300 of them (a heap snapshot during bench:longrun).
+    const budget = new AbortController();
+    const timer = setTimeout(
+      () => budget.abort(new DOMException("Signal timed out.", "TimeoutError")),
+      budgetMs,
+    );
+    const signal = AbortSignal.any([ctx.signal, budget.signal]);
     const forwardedBy = ctx.requestHeader.get(FORWARDED_HEADER);
     try {
       for (;;) {
@@ -203,6 +212,8 @@ export class Router {
       }
     } catch (err) {
       throw toConnectError(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
