@@ -19,68 +19,50 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { LOG_LEVELS, type LogLevel } from "../src/raft/logger.ts";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { type ClusterOptions, nodeAddress, nodeCommandArgs, nodeDataDir } from "./cluster.ts";
 import { createLogger } from "../src/server/log.ts";
 import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
-import { positiveInt, until } from "./_flags_and_waits.ts";
+import { until } from "./_flags_and_waits.ts";
+import {
+  LONGRUN_USAGE,
+  LongrunFlagError,
+  type LongrunOptions,
+  parseLongrunFlags,
+} from "./bench/longrun_flags.ts";
 
 // Polling a node that is still starting can make node:http2 emit `write EPIPE` with
 // no listener attached (see stray_errors.ts); the call fails and is retried, but the
 // uncaught error would end this run (it ended a 30,000-put run in its catch-up).
 guardStrayNetworkErrors(createLogger({ level: "error", format: "text", context: () => ({}) }));
 
-const dash = Deno.args.indexOf("--");
-const ours = dash < 0 ? Deno.args : Deno.args.slice(0, dash);
-const nodeFlags = dash < 0 ? [] : Deno.args.slice(dash + 1);
-const { values } = parseArgs({
-  args: ours,
-  options: {
-    puts: { type: "string", default: "100000" },
-    keys: { type: "string", default: "10000" },
-    "value-bytes": { type: "string", default: "256" },
-    clients: { type: "string", default: "32" },
-    "base-port": { type: "string", default: "7501" },
-    // The nodes' --log-level: `info` or `debug` shows where a restart's time goes
-    // (each line has a timestamp; the phases below print theirs).
-    "log-level": { type: "string", default: "warn" },
-    bundle: { type: "boolean", default: false },
-    // The full restart is short and varies with the machine's load: repeat it.
-    restarts: { type: "string", default: "1" },
-  },
-  strict: true,
-});
-
-function positive(name: keyof typeof values): number {
-  return positiveInt(name, String(values[name]));
-}
-
-const puts = positive("puts");
-const keys = positive("keys");
-const valueBytes = positive("value-bytes");
-const clients = positive("clients");
-const restarts = positive("restarts");
-const logLevel = values["log-level"] as LogLevel;
-if (!LOG_LEVELS.includes(logLevel)) {
-  console.error(`error: --log-level takes one of ${LOG_LEVELS.join(", ")}, not "${logLevel}"`);
+let flags: LongrunOptions;
+try {
+  flags = parseLongrunFlags(Deno.args);
+} catch (err) {
+  if (!(err instanceof LongrunFlagError)) throw err;
+  console.error(`error: ${err.message} (see --help)`);
   Deno.exit(2);
 }
+if (flags.help) {
+  console.log(LONGRUN_USAGE);
+  Deno.exit(0);
+}
+const { puts, keys, valueBytes, clients, connections, restarts, logLevel, nodeFlags } = flags;
 const dataDir = await Deno.makeTempDir({ prefix: "raftkv-longrun-" });
 const opts: ClusterOptions = {
   nodes: 3,
-  basePort: positive("base-port"),
+  basePort: flags.basePort,
   dataDir,
   logLevel,
   help: false,
 };
 const sourceMain = new URL("../src/server/main.ts", import.meta.url).pathname;
-const mainPath = values.bundle ? await bundleNode() : sourceMain;
+const mainPath = flags.bundle ? await bundleNode() : sourceMain;
 
 /** Bundles the node into the run's temporary dir, as `deno task bundle` does for deploy/. */
 async function bundleNode(): Promise<string> {
@@ -198,11 +180,45 @@ async function report(what: string): Promise<void> {
   }
 }
 
+/**
+ * Puts `key`, again while the cluster answers UNAVAILABLE or times out (a leader
+ * change on a loaded machine: such a put may or may not have taken effect, and
+ * writing it again changes nothing the run measures); how many times it was retried.
+ * Anything else, or a put still failing after {@link PUT_ATTEMPTS}, ends the run.
+ */
+async function putWithRetries(
+  c: Client<typeof KVService>,
+  key: string,
+  value: Uint8Array,
+): Promise<number> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      await c.put(create(PutRequestSchema, { key, value }), { timeoutMs: 30_000 });
+      return attempt - 1;
+    } catch (err) {
+      const e = ConnectError.from(err);
+      const transient = e.code === Code.Unavailable || e.code === Code.DeadlineExceeded;
+      if (!transient || attempt >= PUT_ATTEMPTS) {
+        throw new Error(`a put of ${key} failed (attempt ${attempt}): ${e.message}`, {
+          cause: err,
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** How many times one put is tried before the run gives up. */
+const PUT_ATTEMPTS = 20;
+
+let failed = false;
 try {
   console.log(
     `raftkv longrun: 3 nodes, ${puts} puts of ${valueBytes} B over ${keys} keys, ` +
-      `${clients} clients, node flags [${nodeFlags.join(" ")}], Deno ${Deno.version.deno}, ` +
-      `nodes run from ${values.bundle ? "a bundle" : "src/"}`,
+      `${clients} clients on ${connections} connections, node flags [${
+        nodeFlags.join(" ")
+      }], Deno ${Deno.version.deno}, ` +
+      `nodes run from ${flags.bundle ? "a bundle" : "src/"}`,
   );
   for (const id of [1, 2, 3]) start(id);
   const lead = await leader([1, 2, 3]);
@@ -212,15 +228,17 @@ try {
   await stop(behind, "SIGKILL");
 
   const value = new Uint8Array(valueBytes).fill(120);
-  const conns = Array.from({ length: clients }, () => kvOwnConnection(lead));
+  // The clients share the connections round-robin (HTTP/2 carries many calls on one):
+  // a connection each would pass the node's per-address limit (longrun_flags.ts).
+  const conns = Array.from({ length: connections }, () => kvOwnConnection(lead));
   let next = 0;
   let lastShown = 0;
+  let retried = 0;
   const t0 = performance.now();
-  await Promise.all(conns.map(async (c) => {
+  await Promise.all(Array.from({ length: clients }, async (_, k) => {
+    const c = conns[k % connections]!;
     for (let i = next++; i < puts; i = next++) {
-      await c.put(create(PutRequestSchema, { key: `key${i % keys}`, value }), {
-        timeoutMs: 30_000,
-      });
+      retried += await putWithRetries(c, `key${i % keys}`, value);
       if (i - lastShown >= puts / 10) {
         lastShown = i;
         // RSS and data dirs along the way too: a long run cut short still tells.
@@ -233,8 +251,8 @@ try {
   const seconds = (performance.now() - t0) / 1000;
   const stateMb = Math.min(keys, puts) * (valueBytes + `key${keys}`.length) / 1024 / 1024;
   console.log(
-    `${puts} puts in ${seconds.toFixed(1)} s (${(puts / seconds).toFixed(0)}/s); ` +
-      `the state is about ${stateMb.toFixed(1)} MB`,
+    `${puts} puts in ${seconds.toFixed(1)} s (${(puts / seconds).toFixed(0)}/s; ` +
+      `${retried} retried); the state is about ${stateMb.toFixed(1)} MB`,
   );
   await report("after the puts");
 
@@ -287,7 +305,14 @@ try {
       } s, from ${sorted[0]!.toFixed(2)} to ${sorted[restarts - 1]!.toFixed(2)} s`,
     );
   }
+} catch (err) {
+  // Said here, not left to the runtime: the stray-error guard above swallows a
+  // rejection whose cause is a reset connection, and the run then ended with exit
+  // code 0 and no word (a put client refused its connection did that).
+  console.error(`error: the run failed: ${err instanceof Error ? err.message : String(err)}`);
+  failed = true;
 } finally {
   for (const id of [...running.keys()]) await stop(id, "SIGTERM");
   await Deno.remove(dataDir, { recursive: true });
 }
+if (failed) Deno.exit(1);

@@ -4,17 +4,18 @@
  * watches from what it has applied), so nothing here is replicated or proposed.
  *
  * The hub holds a bounded history: the last {@link WatchLimits.historyEvents} changes
- * (and at most {@link WatchLimits.historyBytes} of values), in a ring. A watch that
- * starts at or after the oldest index held is served from the ring, then live; one
+ * (and at most {@link WatchLimits.historyBytes} of keys and values), stored compactly
+ * (`watch_history.ts`: a node keeps it whether or not anyone watches). A watch that
+ * starts at or after the oldest index held is served from the history, then live; one
  * that starts before gets a {@link WatchError} of kind `"compacted"` naming the oldest
  * index it can serve, so the client can re-read (Range) and watch from the index of
  * that read + 1 (etcd's ErrCompacted). History starts when the hub is made and starts
  * over when the store installs a snapshot: the changes between are unknown here, so
  * every watch then open is cancelled the same way.
  *
- A watcher is only a cursor into that one shared history (the next index it will
+ * A watcher is only a cursor into that one shared history (the next index it will
  * deliver), so watchers buffer nothing of their own: a watcher that does not keep up
- * falls behind the history instead, and once changes it has not read leave the ring
+ * falls behind the history instead, and once changes it has not read leave the history
  * it is cancelled with kind `"slow"`, rather than buffered without bound.
  *
  * Delivery is exact: the store reports each change synchronously as it applies it, so
@@ -27,6 +28,7 @@
 
 import { compareKeys } from "./key_index.ts";
 import type { KvChange, KvObserver, KvStore } from "./store.ts";
+import { WatchHistory } from "./watch_history.ts";
 
 /** Which keys a watch follows. */
 export type WatchFilter =
@@ -37,16 +39,24 @@ export type WatchFilter =
 
 /** The bounds of a hub. */
 export interface WatchLimits {
-  /** Changes the history ring keeps. */
+  /** Changes the history keeps. */
   readonly historyEvents: number;
-  /** Bytes of keys and values the history ring keeps. */
+  /** Bytes of keys and values the history keeps (64 + 3 per key character + the value, a change). */
   readonly historyBytes: number;
 }
 
-/** The default bounds: some tens of seconds of a busy cluster's history, per node. */
+/**
+ * The default bounds: about 20 seconds of history at 1,000 writes a second, per node,
+ * which every node keeps whether or not anyone watches. It was 100,000 changes (64
+ * MiB): even stored compactly (watch_history.ts) that held about 26 MB of 256-byte
+ * values on every node, and `deno task bench:longrun` measured RSS 179 / 210 MB
+ * (follower / leader) at 100,000 puts with it against 154 / 174 MB at 90,000 with
+ * 20,000, against a target of 150 MB (issue 9). A watch that must resume from further
+ * back re-reads with Range and watches on (the `compacted` error says from where).
+ */
 export const DEFAULT_WATCH_LIMITS: WatchLimits = {
-  historyEvents: 100_000,
-  historyBytes: 64 * 1024 * 1024,
+  historyEvents: 20_000,
+  historyBytes: 16 * 1024 * 1024,
 };
 
 /** Why a watch cannot start or go on. */
@@ -199,10 +209,10 @@ export class WatchHub implements KvObserver {
   readonly #store: KvStore;
   readonly limits: WatchLimits;
   readonly #watchers = new Set<Watcher>();
-  /** The history ring: changes in log order, oldest at #head. */
-  #ring: KvChange[] = [];
-  #head = 0;
-  #ringBytes = 0;
+  /** The history: changes in log order, oldest first. */
+  readonly #history = new WatchHistory();
+  /** The bytes of the history, as {@link sizeOf} counts them. */
+  #historyBytes = 0;
   /** History is complete for indexes above this one. */
   #floor: number;
   #dirty = new Set<Watcher>();
@@ -264,28 +274,7 @@ export class WatchHub implements KvObserver {
     from: number,
     maxBytes: number,
   ): { events: KvChange[]; lastIndex: number; complete: boolean } {
-    const ring = this.#ring;
-    let lo = this.#head;
-    let hi = ring.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (ring[mid]!.index < from) lo = mid + 1;
-      else hi = mid;
-    }
-    const events: KvChange[] = [];
-    let bytes = 0;
-    let lastIndex = from - 1;
-    for (let i = lo; i < ring.length; i++) {
-      const c = ring[i]!;
-      if (c.index !== lastIndex && bytes >= maxBytes && events.length > 0) {
-        return { events, lastIndex, complete: false };
-      }
-      lastIndex = c.index;
-      if (!watcher.matches(c.key)) continue;
-      events.push(c);
-      bytes += sizeOf(c);
-    }
-    return { events, lastIndex, complete: true };
+    return this.#history.read(from, maxBytes, (key) => watcher.matches(key), sizeOf);
   }
 
   /** @internal A watcher that ended leaves the hub. */
@@ -294,10 +283,10 @@ export class WatchHub implements KvObserver {
     this.#dirty.delete(watcher);
   }
 
-  /** KvObserver: a change applied; into the ring, and a wake-up for the watchers it matches. */
+  /** KvObserver: a change applied; into the history, and a wake-up for the watchers it matches. */
   change(change: KvChange): void {
-    this.#ring.push(change);
-    this.#ringBytes += sizeOf(change);
+    this.#history.push(change);
+    this.#historyBytes += sizeOf(change);
     this.#evict();
     for (const w of this.#watchers) {
       if (w.matches(change.key)) this.#dirty.add(w);
@@ -312,9 +301,8 @@ export class WatchHub implements KvObserver {
 
   /** KvObserver: a snapshot replaced the state; history restarts, every watch is cancelled. */
   restored(index: number): void {
-    this.#ring = [];
-    this.#head = 0;
-    this.#ringBytes = 0;
+    this.#history.clear();
+    this.#historyBytes = 0;
     this.#floor = index;
     const error = new WatchError(
       "compacted",
@@ -342,19 +330,15 @@ export class WatchHub implements KvObserver {
 
   #evict(): void {
     const { historyEvents, historyBytes } = this.limits;
+    const history = this.#history;
     while (
-      this.#ring.length - this.#head > historyEvents ||
-      (this.#ringBytes > historyBytes && this.#ring.length - this.#head > 1)
+      history.length > historyEvents ||
+      (this.#historyBytes > historyBytes && history.length > 1)
     ) {
-      const old = this.#ring[this.#head++]!;
-      this.#ringBytes -= sizeOf(old);
+      const old = history.dropOldest()!;
+      this.#historyBytes -= sizeOf(old);
       // Changes of the same index may remain, but the index is no longer whole.
       this.#floor = Math.max(this.#floor, old.index);
-    }
-    // Compact the array now and then, not on every eviction.
-    if (this.#head > 1024 && this.#head * 2 > this.#ring.length) {
-      this.#ring = this.#ring.slice(this.#head);
-      this.#head = 0;
     }
   }
 }

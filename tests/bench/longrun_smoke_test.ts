@@ -1,0 +1,70 @@
+/**
+ * `deno task bench:longrun` as a user runs it, shortly: with 64 clients (once a
+ * connection each, past what a node accepts from one address, and the run then
+ * ended with exit code 0 and no figures) it shares 16 connections and prints every
+ * figure; asked for more connections than a node accepts, it says so and exits 2.
+ * It proves the instrument runs; it asserts nothing about speed or memory.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { REPO_ROOT, text } from "../e2e/_harness.ts";
+import { portsInUse } from "../../scripts/cluster.ts";
+
+/** A base port with the 3 nodes' gRPC and HTTP ports free (see bench_smoke_test.ts). */
+function freeBase(): number {
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 11000);
+    if (portsInUse([0, 1, 2, 1000, 1001, 1002].map((o) => base + o)).length === 0) return base;
+  }
+  throw new Error("no free run of ports in 20000-31000 after 1000 tries");
+}
+
+async function longrun(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const res = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net",
+      "--allow-env",
+      "--allow-sys=loadavg",
+      "scripts/bench_longrun.ts",
+      ...args,
+    ],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  return { code: res.code, out: text(res.stdout), err: text(res.stderr) };
+}
+
+Deno.test("bench:longrun with 64 clients shares 16 connections and prints every figure", async () => {
+  const r = await longrun([
+    "--puts",
+    "640",
+    "--keys",
+    "100",
+    "--clients",
+    "64",
+    "--base-port",
+    String(freeBase()),
+  ]);
+  const both = `stdout:\n${r.out}\nstderr:\n${r.err}`;
+  assert.equal(r.code, 0, both);
+  assert.match(r.out, /640 puts of 256 B over 100 keys, 64 clients on 16 connections/, both);
+  assert.match(r.out, /640 puts in [\d.]+ s/, both);
+  assert.match(r.out, /after the puts: node \d: RSS \d+ MB/, both);
+  assert.match(r.out, /applied them [\d.]+ s after it was started/, both);
+  assert.match(r.out, /full restart: the cluster served a write/, both);
+  assert.doesNotMatch(r.err, /HTTP\/2 limit hit/, both);
+});
+
+Deno.test("bench:longrun asked for more connections than a node accepts: names it, exits 2", async () => {
+  const r = await longrun(["--clients", "64", "--connections", "64"]);
+  assert.equal(r.code, 2, `stdout:\n${r.out}\nstderr:\n${r.err}`);
+  assert.match(r.err, /^error: --connections 64: a node accepts at most 64 connections/);
+  assert.equal(r.out, "");
+});
