@@ -10,30 +10,12 @@
  */
 
 import assert from "node:assert/strict";
-import { REPO_ROOT, text } from "../e2e/_harness.ts";
 import { portsInUse } from "../../scripts/cluster.ts";
+import { freeBase, runScript } from "./_scripts.ts";
 import { TABLE_HEADER } from "../../scripts/bench/report.ts";
 
-/**
- * A base port in 20000-32767 (below Linux's ephemeral range) with `offsets` above it
- * all free: the bench takes consecutive ports from its bases.
- */
-function freeBase(offsets: readonly number[]): number {
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 11000);
-    if (portsInUse(offsets.map((o) => base + o)).length === 0) return base;
-  }
-  throw new Error("no free run of ports in 20000-31000 after 1000 tries");
-}
-
-async function bench(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const res = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "scripts/bench.ts", ...args],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  return { code: res.code, out: text(res.stdout), err: text(res.stderr) };
+function bench(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return runScript(["-A", "scripts/bench.ts", ...args]);
 }
 
 Deno.test("bench --against etcd, short form: a table and a JSON file of every run, figures above 0", async () => {

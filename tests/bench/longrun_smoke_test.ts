@@ -9,36 +9,19 @@
  */
 
 import assert from "node:assert/strict";
-import { REPO_ROOT, text } from "../e2e/_harness.ts";
-import { portsInUse } from "../../scripts/cluster.ts";
+import { freeBase, runScript } from "./_scripts.ts";
 
-/** A base port with the 3 nodes' gRPC and HTTP ports free (see bench_smoke_test.ts). */
-function freeBase(): number {
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 11000);
-    if (portsInUse([0, 1, 2, 1000, 1001, 1002].map((o) => base + o)).length === 0) return base;
-  }
-  throw new Error("no free run of ports in 20000-31000 after 1000 tries");
-}
-
-async function longrun(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const res = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-net",
-      "--allow-env",
-      "--allow-sys=loadavg",
-      "scripts/bench_longrun.ts",
-      ...args,
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  return { code: res.code, out: text(res.stdout), err: text(res.stderr) };
+function longrun(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return runScript([
+    "--allow-run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-net",
+    "--allow-env",
+    "--allow-sys=loadavg",
+    "scripts/bench_longrun.ts",
+    ...args,
+  ]);
 }
 
 Deno.test("bench:longrun with 64 clients shares 16 connections and prints every figure", async () => {
@@ -50,7 +33,7 @@ Deno.test("bench:longrun with 64 clients shares 16 connections and prints every 
     "--clients",
     "64",
     "--base-port",
-    String(freeBase()),
+    String(freeBase([0, 1, 2, 1000, 1001, 1002])),
   ]);
   const both = `stdout:\n${r.out}\nstderr:\n${r.err}`;
   assert.equal(r.code, 0, both);
