@@ -12,6 +12,7 @@
  */
 
 import { DEFAULT_HTTP2_LIMITS, type Http2Limits } from "../http2/limits.ts";
+import { DEFAULT_WATCH_LIMITS } from "../kv/watch_hub.ts";
 import { LOG_LEVELS, type LogLevel } from "../raft/logger.ts";
 import type { TlsConfig } from "../tls/config.ts";
 
@@ -45,6 +46,12 @@ export interface NodeOptions {
   snapshotEntries: number;
   /** Entries kept in the log behind a snapshot, for followers a little behind. */
   snapshotCatchupEntries: number;
+  /**
+   * Changes the node keeps for watches to start or resume from (watch_hub.ts). Each
+   * node keeps them whether or not anyone watches: memory against how far back a
+   * watch may resume (etcd keeps its history until compaction instead).
+   */
+  watchHistoryEvents: number;
   /**
    * A backup file (`deno task client snapshot save`) to seed the empty data dir
    * from before starting (restore_backup.ts), or undefined. A command-line flag only, with
@@ -112,6 +119,10 @@ Flags:
   --snapshot-catchup-entries N
                          Entries kept behind a snapshot for followers a little behind
                          [RAFTKV_SNAPSHOT_CATCHUP_ENTRIES] (default 5000)
+  --watch-history-events N
+                         Changes kept for watches to start or resume from (also at most
+                         16 MiB of keys and values); an older start index is OUT_OF_RANGE
+                         [RAFTKV_WATCH_HISTORY_EVENTS] (default 20000)
   --join                 Join a running cluster instead of bootstrapping one: start with
                          no configuration and learn it from the leader once a member has
                          run "deno task client member add" for this node; --peers then
@@ -185,6 +196,9 @@ export const MAX_ELECTION_MS = 600_000;
 /** The largest --snapshot-entries and --snapshot-catchup-entries: a billion entries. */
 export const MAX_SNAPSHOT_ENTRIES = 1_000_000_000;
 
+/** The largest --watch-history-events: ten million changes (the 16 MiB bound holds anyway). */
+export const MAX_WATCH_HISTORY_EVENTS = 10_000_000;
+
 const LOG_FORMATS: readonly NodeOptions["logFormat"][] = ["text", "json"];
 
 /** The flags that take a value, in usage order. */
@@ -200,6 +214,7 @@ const VALUE_FLAGS = [
   "cluster-id",
   "snapshot-entries",
   "snapshot-catchup-entries",
+  "watch-history-events",
   "max-streams-per-connection",
   "max-streams",
   "max-call-buffer-mib",
@@ -364,6 +379,10 @@ export function parseNodeFlags(
     raw("snapshot-catchup-entries"),
     (r) => parseInteger(r, 0, MAX_SNAPSHOT_ENTRIES),
   ) ?? defaults.snapshotCatchupEntries;
+  const watchHistoryEvents = optional(
+    raw("watch-history-events"),
+    (r) => parseInteger(r, 1, MAX_WATCH_HISTORY_EVENTS),
+  ) ?? defaults.watchHistoryEvents;
 
   const stateRaw = raw("initial-cluster-state");
   const initialState = optional(stateRaw, (r) => parseChoice(r, ["new", "existing"] as const)) ??
@@ -420,6 +439,7 @@ export function parseNodeFlags(
     clusterId,
     snapshotEntries,
     snapshotCatchupEntries,
+    watchHistoryEvents,
     restore,
     join,
     http2,
@@ -542,6 +562,7 @@ function defaultOptions(): NodeOptions {
     clusterId: "raftkv",
     snapshotEntries: 10_000,
     snapshotCatchupEntries: 5_000,
+    watchHistoryEvents: DEFAULT_WATCH_LIMITS.historyEvents,
     restore: undefined,
     join: false,
     http2: DEFAULT_HTTP2_LIMITS,

@@ -69,6 +69,7 @@ async function main(): Promise<number> {
       electionMs: opts.electionMs,
       snapshotEntries: opts.snapshotEntries,
       snapshotCatchupEntries: opts.snapshotCatchupEntries,
+      watchHistoryEvents: opts.watchHistoryEvents,
       join: opts.join,
       logger,
       random: Math.random,

@@ -30,6 +30,8 @@ export interface RaftKvNodeOptions {
   readonly snapshotEntries?: number;
   /** Entries kept behind a snapshot for slow followers (`--snapshot-catchup-entries`). */
   readonly snapshotCatchupEntries?: number;
+  /** Changes kept for watches (`--watch-history-events`); watch_hub.ts's default when undefined. */
+  readonly watchHistoryEvents?: number;
   /**
    * Join a running cluster (`--join`): on an empty data dir, start with no
    * configuration (the core never campaigns) and learn it from the leader; never

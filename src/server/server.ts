@@ -17,7 +17,7 @@ import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../h
 import { Health } from "../gen/health/v1/health_pb.ts";
 import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
-import { WatchHub } from "../kv/watch_hub.ts";
+import { DEFAULT_WATCH_LIMITS, WatchHub } from "../kv/watch_hub.ts";
 import { Lessor } from "./lessor.ts";
 import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
 import { clusterService } from "./cluster_service.ts";
@@ -87,7 +87,10 @@ export async function serve(
   const callers = new CallerCache(security?.credentials);
   const tlsConfig = security?.credentials.config;
   // The node's watches and their history, from the state applied by now on.
-  const watches = new WatchHub(node.kv);
+  const watches = new WatchHub(node.kv, {
+    ...DEFAULT_WATCH_LIMITS,
+    historyEvents: node.options.watchHistoryEvents ?? DEFAULT_WATCH_LIMITS.historyEvents,
+  });
   // The leader's lease deadlines (a follower's lessor idles until it leads).
   const lessor = new Lessor(node);
   // Metrics outermost, so that a call the access check refuses is counted with its code.

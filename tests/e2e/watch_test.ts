@@ -155,6 +155,30 @@ Deno.test("a watch older than the node's history is OUT_OF_RANGE naming the olde
   });
 });
 
+Deno.test("--watch-history-events bounds how far back a watch may start", async () => {
+  await withCluster({ nodes: 1, extraArgs: ["--watch-history-events", "5"] }, async (c) => {
+    await c.leader();
+    const first = (await c.kv(1).put({ key: "h", value: utf8("0") }, T)).index;
+    let last = first;
+    for (let i = 1; i < 12; i++) {
+      last = (await c.kv(1).put({ key: "h", value: utf8(String(i)) }, T)).index;
+    }
+    const err = await (async () => {
+      for await (const _ of c.kv(1).watch({ key: "h", startIndex: first }, T)) return undefined;
+    })().catch((e) => e);
+    assert.equal(codeOf(err), Code.OutOfRange, String(err));
+    const oldest = Number(/holds changes from index (\d+) on/.exec(String(err))?.[1]);
+    // The last 5 of the 12 puts, and nothing older, are there to start from.
+    assert.equal(oldest, Number(last) - 4, String(err));
+    const got: string[] = [];
+    for await (const res of c.kv(1).watch({ key: "h", startIndex: BigInt(oldest) }, T)) {
+      got.push(...res.events.map((e) => text(e.value)));
+      if (got.includes("11")) break;
+    }
+    assert.ok(got.length <= 5 && got.at(-1) === "11", got.join(","));
+  });
+});
+
 Deno.test("a quiet watch gets progress messages with the applied index", async () => {
   await withCluster({ nodes: 1 }, async (c) => {
     await c.leader();

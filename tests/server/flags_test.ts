@@ -318,6 +318,15 @@ Deno.test("parseNodeFlags: snapshot flags, their variables, defaults and bounds"
   rejects([], /RAFTKV_SNAPSHOT_ENTRIES/, { RAFTKV_SNAPSHOT_ENTRIES: "many" });
 });
 
+Deno.test("parseNodeFlags: --watch-history-events, its variable, default and bounds", () => {
+  assert.equal(parse([]).watchHistoryEvents, 20_000);
+  assert.equal(parse(["--watch-history-events", "500"]).watchHistoryEvents, 500);
+  assert.equal(parse([], { RAFTKV_WATCH_HISTORY_EVENTS: "7" }).watchHistoryEvents, 7);
+  rejects(["--watch-history-events", "0"], /--watch-history-events/);
+  rejects(["--watch-history-events", "10000001"], /--watch-history-events/);
+  rejects([], /RAFTKV_WATCH_HISTORY_EVENTS/, { RAFTKV_WATCH_HISTORY_EVENTS: "lots" });
+});
+
 Deno.test("parseNodeFlags: --restore is a command-line flag only, given once", () => {
   assert.equal(parse([]).restore, undefined);
   assert.equal(parse(["--restore", "./data/backup.snap"]).restore, "./data/backup.snap");
