@@ -280,12 +280,13 @@ export class UnaryFastLane {
       });
       copyHeaders(answer.header, context.responseHeader);
       copyHeaders(answer.trailer, context.responseTrailer);
-      const env = await envelopeCompress(
-        { flags: 0, data: method.output.serialize(answer.message) },
-        compression.response,
-        COMPRESS_MIN_BYTES,
-      );
-      frame = encodeEnvelope(env.flags, env.data);
+      const data = method.output.serialize(answer.message);
+      if (compression.response !== null && data.byteLength >= COMPRESS_MIN_BYTES) {
+        const env = await envelopeCompress({ flags: 0, data }, compression.response, 0);
+        frame = encodeEnvelope(env.flags, env.data);
+      } else {
+        frame = encodeEnvelope(0, data); // Connect's envelopeCompress would leave it as is
+      }
       context.abort(CALL_OVER);
     } catch (e) {
       context.abort(e);
@@ -328,11 +329,7 @@ export class UnaryFastLane {
     let buffered: Uint8Array | undefined; // bytes of a message not yet whole
     let parsed = 0;
     let first: unknown;
-    const take = async (flags: number, data: Uint8Array): Promise<void> => {
-      if ((flags & FLAG_COMPRESSED) === FLAG_COMPRESSED) {
-        // Throws Connect's error: compressed, but no grpc-encoding says how.
-        await envelopeDecompress({ flags, data }, null, readMaxBytes);
-      }
+    const take = (data: Uint8Array): void => {
       const message = input.parse(data);
       if (++parsed === 1) {
         first = message;
@@ -351,8 +348,8 @@ export class UnaryFastLane {
       }
       let at = 0;
       while (bytes.length - at >= 5) {
-        const view = new DataView(bytes.buffer, bytes.byteOffset + at, 5);
-        const length = view.getUint32(1);
+        const length = ((bytes[at + 1]! << 24) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) |
+          bytes[at + 4]!) >>> 0;
         if (length > readMaxBytes) {
           throw new ConnectError(
             `message size ${length} is larger than configured readMaxBytes ${readMaxBytes}`,
@@ -360,7 +357,13 @@ export class UnaryFastLane {
           );
         }
         if (bytes.length - at - 5 < length) break;
-        await take(view.getUint8(0), bytes.subarray(at + 5, at + 5 + length));
+        const flags = bytes[at]!;
+        const data = bytes.subarray(at + 5, at + 5 + length);
+        if ((flags & FLAG_COMPRESSED) === FLAG_COMPRESSED) {
+          // Throws Connect's error: compressed, but no grpc-encoding says how.
+          await envelopeDecompress({ flags, data }, null, readMaxBytes);
+        }
+        take(data);
         at += 5 + length;
       }
       if (at < bytes.length) buffered = bytes.subarray(at);
