@@ -8,11 +8,12 @@
  * the Raft work (issue 11's longrun), most of it Connect's universal request and
  * response pipeline (web Headers, async generators chained per call, a promise per
  * step) and the garbage it leaves (GC was 30 % of the leader's CPU, and its RSS
- * over issue 9's 150 MB). Measured with one process serving a Get of 256 bytes,
- * 64 in flight over 16 connections (tests/http2/../notes: fast lane micro-bench):
- * Connect's adapter 331-362 us of server CPU per call, a bare handler on the
- * compatibility API (Http2ServerRequest/Response) 141-148 us, a bare handler on
- * the core 'stream' API 125-127 us.
+ * over issue 9's 150 MB). Measured with scripts/bench_unary_lane.ts (one server
+ * process answering a Get of 256 bytes, 64 calls in flight over 16 connections,
+ * server CPU per call from /proc, on the shared 2-core machine): Connect's adapter
+ * behind the guard 363-464 us, a bare handler on the compatibility API
+ * (Http2ServerRequest/Response) 141-166 us, a bare handler on the core 'stream'
+ * API 125-163 us; this lane behind the guard 171-177 us.
  *
  * Why the compatibility API and not the core 'stream' one: in Deno 2.9.3 (as in
  * Node) a 'request' listener makes the server build Http2ServerRequest and
