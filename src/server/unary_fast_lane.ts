@@ -34,15 +34,15 @@
  * `identity`, and an authority. What the lane then does is Connect's gRPC handler
  * (protocol-grpc/handler-factory.js) step by step, with Connect's own functions
  * where they are exported (parseTimeout, compressionNegotiate, the method's
- * serialization with its size limits, setTrailerStatus, envelopeDecompress and
- * envelopeCompress; the handler context is made as createHandlerContext makes it,
- * with less garbage: {@link callContext}), so that an answer is the same, byte for byte in
- * its message, headers and trailers (tests/server/unary_fast_lane_test.ts
- * compares them):
+ * serialization with its size limits, setTrailerStatus, envelopeCompress; the
+ * handler context is made as createHandlerContext makes it, with less garbage:
+ * {@link callContext}), and Connect's words for what it refuses, so that an
+ * answer is the same, byte for byte in its message, headers and trailers
+ * (tests/server/unary_fast_lane_test.ts compares them):
  *
  * - a bad or too long `grpc-timeout` and an unknown compression are the status
  *   of an answer whose request is never read nor handled;
- * - the body is read (through the guard's counting iterator) into 5-byte-prefixed
+ * - the body is read (each chunk counted by the guard) into 5-byte-prefixed
  *   messages, each refused past `readMaxBytes` as soon as its prefix is read
  *   (RESOURCE_EXHAUSTED), a compressed one refused (no `grpc-encoding`), each
  *   parsed with `fromBinary` ("parse binary: ..." as INTERNAL, as Connect says);
@@ -80,9 +80,9 @@ import {
   createMethodSerializationLookup,
   encodeEnvelope,
   envelopeCompress,
-  envelopeDecompress,
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { requestByteCounter } from "../http2/guard.ts";
 
 type UnarySpec = MethodImplSpec & { kind: "unary" };
 type Serialization = ReturnType<ReturnType<typeof createMethodSerializationLookup>["getI"]>;
@@ -313,63 +313,100 @@ export class UnaryFastLane {
   /**
    * The one message of a unary request, read as Connect's pipeline reads it
    * (transformSplitEnvelope, transformDecompressEnvelope, transformParseEnvelope,
-   * then ensureSingle): a message is parsed as soon as it is whole, and reading
-   * stops at the first error.
+   * then ensureSingle), with its errors: a message is parsed as soon as it is
+   * whole, and reading stops at the first error. The body is read from "data"
+   * events, each chunk counted in the guard's call byte budget: Connect reads it
+   * through `req.iterator()`, three async iterators deep with the guard's, 5 KB
+   * of garbage and a few promises a call.
    */
-  async #readSingle(req: http2.Http2ServerRequest, input: Serialization): Promise<unknown> {
+  #readSingle(req: http2.Http2ServerRequest, input: Serialization): Promise<unknown> {
     const readMaxBytes = this.#readMaxBytes;
-    let buffered: Uint8Array | undefined; // bytes of a message not yet whole
-    let parsed = 0;
-    let first: unknown;
-    const take = (data: Uint8Array): void => {
-      const message = input.parse(data);
-      if (++parsed === 1) {
-        first = message;
-        return;
-      }
-      throw new ConnectError(
-        "protocol error: received extra input message for unary method",
-        Code.Unimplemented,
-      );
-    };
-    for await (const chunk of req.iterator({ destroyOnReturn: false })) {
-      let bytes = chunk as Uint8Array;
-      if (buffered !== undefined) {
-        bytes = concat(buffered, bytes);
-        buffered = undefined;
-      }
-      let at = 0;
-      while (bytes.length - at >= 5) {
-        const length = ((bytes[at + 1]! << 24) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) |
-          bytes[at + 4]!) >>> 0;
-        if (length > readMaxBytes) {
-          throw new ConnectError(
-            `message size ${length} is larger than configured readMaxBytes ${readMaxBytes}`,
-            Code.ResourceExhausted,
+    const count = requestByteCounter(req);
+    return new Promise((resolve, reject) => {
+      let buffered: Uint8Array | undefined; // bytes of a message not yet whole
+      let parsed = 0;
+      let first: unknown;
+      let over = false;
+      const stop = () => {
+        over = true;
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.off("close", onClose);
+      };
+      const fail = (e: unknown) => {
+        if (over) return;
+        stop();
+        req.pause(); // as Connect, which stops pulling: the rest is not read
+        reject(e);
+      };
+      const onData = (chunk: Uint8Array) => {
+        if (over) return;
+        if (count !== undefined && !count(chunk.length)) {
+          fail(new Error("the node holds too many call bytes"));
+          return;
+        }
+        try {
+          let bytes = chunk;
+          if (buffered !== undefined) {
+            bytes = concat(buffered, bytes);
+            buffered = undefined;
+          }
+          let at = 0;
+          while (bytes.length - at >= 5) {
+            const length = ((bytes[at + 1]! << 24) | (bytes[at + 2]! << 16) |
+              (bytes[at + 3]! << 8) | bytes[at + 4]!) >>> 0;
+            if (length > readMaxBytes) {
+              throw new ConnectError(
+                `message size ${length} is larger than configured readMaxBytes ${readMaxBytes}`,
+                Code.ResourceExhausted,
+              );
+            }
+            if (bytes.length - at - 5 < length) break;
+            if ((bytes[at]! & FLAG_COMPRESSED) === FLAG_COMPRESSED) {
+              // Connect's envelopeDecompress without a compression (no grpc-encoding).
+              throw new ConnectError(
+                "received compressed envelope, but do not know how to decompress",
+                Code.Internal,
+              );
+            }
+            const message = input.parse(bytes.subarray(at + 5, at + 5 + length));
+            if (++parsed > 1) {
+              throw new ConnectError(
+                "protocol error: received extra input message for unary method",
+                Code.Unimplemented,
+              );
+            }
+            first = message;
+            at += 5 + length;
+          }
+          if (at < bytes.length) buffered = bytes.subarray(at);
+        } catch (e) {
+          fail(e);
+        }
+      };
+      const onEnd = () => {
+        if (buffered !== undefined) {
+          fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
+        } else if (parsed === 0) {
+          fail(
+            new ConnectError(
+              "protocol error: missing input message for unary method",
+              Code.Unimplemented,
+            ),
           );
+        } else {
+          stop();
+          resolve(first);
         }
-        if (bytes.length - at - 5 < length) break;
-        const flags = bytes[at]!;
-        const data = bytes.subarray(at + 5, at + 5 + length);
-        if ((flags & FLAG_COMPRESSED) === FLAG_COMPRESSED) {
-          // Throws Connect's error: compressed, but no grpc-encoding says how.
-          await envelopeDecompress({ flags, data }, null, readMaxBytes);
-        }
-        take(data);
-        at += 5 + length;
-      }
-      if (at < bytes.length) buffered = bytes.subarray(at);
-    }
-    if (buffered !== undefined) {
-      throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-    }
-    if (parsed === 0) {
-      throw new ConnectError(
-        "protocol error: missing input message for unary method",
-        Code.Unimplemented,
-      );
-    }
-    return first;
+      };
+      // The stream closed before the body ended (reset): nobody is left to answer.
+      const onClose = () => fail(new ConnectError("the request was reset", Code.Canceled));
+      req.on("data", onData);
+      req.on("end", onEnd);
+      req.on("close", onClose);
+      // Heard for good: an error after the body (a reset) must not go uncaught.
+      req.on("error", fail);
+    });
   }
 }
 
