@@ -107,7 +107,7 @@ function runServer(path: Path, port: number): void {
     });
   } else {
     server = http2.createServer({});
-    server.on("stream", (stream) => {
+    server.on("stream", (stream: http2.ServerHttp2Stream) => {
       const chunks: Uint8Array[] = [];
       stream.on("data", (c: Uint8Array) => chunks.push(c));
       stream.on("end", () => {
