@@ -50,6 +50,27 @@ export type Http2Handler = (
   res: http2.Http2ServerResponse,
 ) => void;
 
+/**
+ * Counts `n` more bytes of a request's body as read by its handler, within the
+ * node's call byte budget: false when they do not fit, the stream then reset
+ * (ENHANCE_YOUR_CALM) and the handler to stop reading.
+ */
+export type RequestByteCounter = (n: number) => boolean;
+
+/** Where {@link Http2Guard.wrap} leaves the byte counter of each request it admits. */
+const REQUEST_BYTES: unique symbol = Symbol("raftkv http2 guard: request byte counter");
+
+type CountedRequest = http2.Http2ServerRequest & { [REQUEST_BYTES]?: RequestByteCounter };
+
+/**
+ * The byte counter of a request the guard admitted, for a handler that reads the
+ * body itself ("data" events) rather than through `req.iterator()`, which the
+ * guard counts; undefined for a request no guard wrapped.
+ */
+export function requestByteCounter(req: http2.Http2ServerRequest): RequestByteCounter | undefined {
+  return (req as CountedRequest)[REQUEST_BYTES];
+}
+
 /** How long a session asked to close (GOAWAY) may take before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -372,40 +393,48 @@ export class Http2Guard {
       const requestDone = () => this.#pendingRequests.delete(pending);
       stream.once("end", requestDone);
       // Counts the body's bytes as the handler reads them: Connect reads a request
-      // through `req.iterator()` and holds what it read until it answers. (A "data"
-      // listener would switch the request to flowing mode and take chunks from
-      // under the iterator: measured, calls then fail "missing input message".)
+      // through `req.iterator()` and holds what it read until it answers; the unary
+      // fast lane (src/server/unary_fast_lane.ts) reads "data" events and counts
+      // each chunk through {@link requestByteCounter}. (A "data" listener would
+      // switch the request to flowing mode and take chunks from under an iterator:
+      // measured, Connect's calls then fail "missing input message".)
       let received = 0;
       let released = false;
+      const countRequestBytes: RequestByteCounter = (n) => {
+        // After the answer the bytes are given back: nothing more is counted.
+        if (released) return true;
+        if (!this.#bytes.take(state.bytes, n)) {
+          this.#log.hit("call bytes", state.address, {
+            limitMiB: this.limits.maxCallBufferMiB,
+          });
+          stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+          return false;
+        }
+        received += n;
+        if (streaming) pending.deadline = Date.now() + this.limits.requestTimeoutMs;
+        return true;
+      };
+      (req as CountedRequest)[REQUEST_BYTES] = countRequestBytes;
+      const giveBack = (n: number) => {
+        this.#bytes.give(state.bytes, n);
+        received -= n;
+      };
       const iterate = req.iterator.bind(req);
       req.iterator = (options) => {
         const chunks = iterate(options);
-        return (async function* (guard: Http2Guard): AsyncGenerator<unknown, undefined> {
+        return (async function* (): AsyncGenerator<unknown, undefined> {
           for await (const chunk of chunks) {
             const n = (chunk as Uint8Array).length;
-            // After the answer the bytes are given back: nothing more is counted.
-            if (released) {
-              yield chunk;
-              continue;
-            }
-            if (!guard.#bytes.take(state.bytes, n)) {
-              guard.#log.hit("call bytes", state.address, {
-                limitMiB: guard.limits.maxCallBufferMiB,
-              });
-              stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-              throw new Error("the node holds too many call bytes");
-            }
-            received += n;
-            if (streaming) pending.deadline = Date.now() + guard.limits.requestTimeoutMs;
+            const counted = !released;
+            if (!countRequestBytes(n)) throw new Error("the node holds too many call bytes");
             yield chunk;
-            if (streaming && !released) {
+            if (streaming && counted && !released) {
               // The handler asked for the next message: it is done with this one.
-              guard.#bytes.give(state.bytes, n);
-              received -= n;
+              giveBack(n);
             }
           }
           return undefined;
-        })(this);
+        })();
       };
       // One socket write per answer instead of three (see #coalesce).
       const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => unknown;

@@ -10,7 +10,7 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues, createServiceImplSpec } from "@connectrpc/connect";
 import { Http2Guard } from "../http2/guard.ts";
 import { DEFAULT_HTTP2_LIMITS, type Http2Limits, http2ServerOptions } from "../http2/limits.ts";
@@ -32,6 +32,7 @@ import { accessInterceptor, CALLER, CallerCache } from "../tls/access.ts";
 import type { Authorizer } from "../tls/authorizer.ts";
 import type { CredentialsStore } from "../tls/credentials.ts";
 import { followCredentials, secureServerOptions } from "../tls/server_tls.ts";
+import { UnaryFastLane } from "./unary_fast_lane.ts";
 
 /** The largest request a node accepts: a 1 MiB value plus a 4 KiB key and framing, with room. */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -60,9 +61,21 @@ export interface ServerSecurity {
   readonly authorizer: Authorizer;
 }
 
+/** Options of {@link serve} beyond the node's flags. */
+export interface ServeOptions {
+  /**
+   * Whether plain unary KVService calls take the direct path of
+   * unary_fast_lane.ts (default) or go through Connect's node adapter like every
+   * other call (tests compare the two).
+   */
+  readonly fastLane?: boolean;
+}
+
 /** A listening server. */
 export interface GrpcServer {
   readonly port: number;
+  /** Calls served by the fast lane (unary_fast_lane.ts) so far; 0 when it is off. */
+  readonly fastLaneCalls: number;
   /** The node's watches and lessor, which the HTTP port's Connect JSON shares. */
   readonly api: { readonly watches: WatchHub; readonly lessor: Lessor };
   /** Stops accepting connections and closes open ones once their calls finish. */
@@ -82,6 +95,7 @@ export async function serve(
   limits: Http2Limits = DEFAULT_HTTP2_LIMITS,
   security?: ServerSecurity,
   interceptors: Interceptor[] = [],
+  options: ServeOptions = {},
 ): Promise<GrpcServer> {
   const router = new Router(node);
   const callers = new CallerCache(security?.credentials);
@@ -117,9 +131,14 @@ export async function serve(
     interceptors: callInterceptors,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
   });
+  const contextValues = (req: Parameters<CallerCache["callerOf"]>[0]) =>
+    createContextValues().set(CALLER, callers.callerOf(req));
+  // connect-node's default, named so that the fast lane accepts and answers the same.
+  const acceptCompression = [compressionGzip, compressionBrotli];
   const handler = connectNodeAdapter({
     ...PROTOCOLS,
-    contextValues: (req) => createContextValues().set(CALLER, callers.callerOf(req)),
+    acceptCompression,
+    contextValues,
     interceptors: callInterceptors,
     readMaxBytes: MAX_REQUEST_BYTES,
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
@@ -135,6 +154,21 @@ export async function serve(
       registerReflection(r);
     },
   });
+  // Plain unary KVService calls skip Connect's adapter (unary_fast_lane.ts says why
+  // and how); everything else goes to it.
+  const lane = options.fastLane === false ? undefined : new UnaryFastLane({
+    services: [createServiceImplSpec<typeof KVService>(KVService, kv)],
+    interceptors: callInterceptors,
+    contextValues,
+    readMaxBytes: MAX_REQUEST_BYTES,
+    maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
+    acceptCompression,
+  });
+  const serveCall = lane === undefined
+    ? handler
+    : (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      if (!lane.serve(req, res)) handler(req, res);
+    };
   const guard = new Http2Guard(limits, node.options.logger, {
     // A keep-alive stream stays open as long as its leases live: the request timeout
     // bounds the silence between its messages instead of its whole body.
@@ -145,10 +179,10 @@ export async function serve(
     ],
   });
   const server = security === undefined
-    ? http2.createServer(http2ServerOptions(limits), guard.wrap(handler))
+    ? http2.createServer(http2ServerOptions(limits), guard.wrap(serveCall))
     : http2.createSecureServer(
       secureServerOptions(security.credentials.current, http2ServerOptions(limits)),
-      guard.wrap(handler),
+      guard.wrap(serveCall),
     );
   const unfollow = security === undefined
     ? () => {}
@@ -168,6 +202,9 @@ export async function serve(
   });
   return {
     port: (server.address() as AddressInfo).port,
+    get fastLaneCalls() {
+      return lane?.served ?? 0;
+    },
     api: { watches, lessor },
     close: () =>
       new Promise<void>((resolve) => {
