@@ -29,6 +29,14 @@ async function main(): Promise<number> {
     },
   });
 
+  // How long Deno took to load and evaluate the node's modules (performance.now()
+  // counts from the runtime's time origin): the largest part of a start on a busy
+  // machine (README, "Start-up time"), so every start says it.
+  logger.info("starting", {
+    version: Deno.version.deno,
+    modulesMs: Math.round(performance.now()),
+    pid: Deno.pid,
+  });
   guardStrayNetworkErrors(logger);
   // What only some nodes use is imported only by them: start-up time is mostly
   // module loading, and three nodes restarted at once share the CPU (README,
