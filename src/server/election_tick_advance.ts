@@ -44,14 +44,16 @@ export const BOOT_PROBE_INTERVAL_MS = 50;
 export const BOOT_PROBE_MS = 5_000;
 
 /**
- * After how many ticks (heartbeat intervals) from the moment a quorum answered the
- * voter at `rank` (its place among the voters' ids, ascending, from 0) starts its
- * first campaign at boot: 1 + 2 × rank. The lowest id goes first, a tick later (a
- * running cluster's leader heartbeats every tick, so a node booting into one hears
- * from it before then); each next voter two ticks after the one before it, so a
- * campaign has its pre-vote and vote rounds to itself before the next starts (no
- * split vote), and a voter that is down, slow, or behind (its pre-vote refused)
- * costs the others two ticks, not an election timeout.
+ * After how many ticks (heartbeat intervals) from the moment a quorum answered a
+ * voter starts its first campaign at boot, given its `rank`: its place by id
+ * (ascending, from 0) among itself and the voters that answered. 1 + 2 × rank: the
+ * lowest id goes first, a tick later (a running cluster's leader heartbeats every
+ * tick, so a node booting into one hears from it before then); each next voter two
+ * ticks after the one before it, so a campaign has its pre-vote and vote rounds to
+ * itself before the next starts (no split vote), and a voter that is slow or behind
+ * (its pre-vote refused) costs the others two ticks, not an election timeout. A
+ * voter that did not answer takes no turn: the slowest of three processes started
+ * together would otherwise hold the others back whenever its id is the lowest.
  */
 export function bootCampaignTicks(rank: number): number {
   if (!Number.isInteger(rank) || rank < 0) {
@@ -86,8 +88,7 @@ export async function advanceElectionAtBoot(host: ElectionAdvanceHost): Promise<
   const ticks = electionTicks(host.options);
   // The configuration in force (a node that joined, or a learner, never campaigns).
   const voters = [...host.raw.status().conf.voters].sort((a, b) => a - b);
-  const rank = voters.indexOf(host.id);
-  if (rank < 0) return;
+  if (!voters.includes(host.id)) return;
   const bootTerm = host.raw.status().term;
   const noElectionYet = () => {
     const s = host.raw.status();
@@ -100,20 +101,23 @@ export async function advanceElectionAtBoot(host: ElectionAdvanceHost): Promise<
   }
   const quorum = Math.floor(voters.length / 2) + 1;
   const deadline = performance.now() + Math.max(BOOT_PROBE_MS, host.options.electionMs);
-  let reached = false;
+  let answered: NodeId[] | undefined;
   while (noElectionYet() && performance.now() < deadline) {
     const started = performance.now();
     const reachable = await host.transport.reachablePeers(host.options.heartbeatMs * 2);
     if (reachable.length + 1 >= quorum) {
-      reached = true;
+      answered = [host.id, ...reachable.filter((id) => voters.includes(id))];
       break;
     }
     // Refused connections answer at once: wait a little before asking again.
     const left = BOOT_PROBE_INTERVAL_MS - (performance.now() - started);
     if (left > 0) await new Promise((r) => setTimeout(r, left));
   }
-  if (!reached || !noElectionYet()) return;
-  const after = bootCampaignTicks(rank);
+  if (answered === undefined || !noElectionYet()) return;
+  // Turns among the voters that answered: a voter still starting (the slowest of
+  // three processes started together) takes no turn ahead of those that are up.
+  const turn = answered.sort((a, b) => a - b).indexOf(host.id);
+  const after = bootCampaignTicks(turn);
   // In short steps, so that a node stopped meanwhile leaves no long timer behind.
   const at = performance.now() + after * host.options.heartbeatMs;
   for (let now = performance.now(); now < at; now = performance.now()) {
@@ -122,7 +126,8 @@ export async function advanceElectionAtBoot(host: ElectionAdvanceHost): Promise<
   }
   if (!noElectionYet()) return;
   host.log.info("no leader yet and a quorum is reachable: campaigning", {
-    rank,
+    turn,
+    answered: answered.join(","),
     afterTicks: after,
     ticksSinceStart: host.ticksSinceStart(),
   });
