@@ -4,7 +4,8 @@
  * serves. Loading prom-client and the HTTP port's modules is a few hundred
  * milliseconds of one core that three nodes restarted together would otherwise
  * spend before, or while, they elect a leader (README, "Start-up time"); main.ts
- * loads them once the node knows a leader, and attaches them here.
+ * loads them an election timeout after the node knows a leader, and attaches them
+ * here.
  *
  * What happens before they are attached: the node's hooks ({@link NodeObserver})
  * are queued and replayed in order on attach, so every counter and histogram

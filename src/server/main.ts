@@ -169,12 +169,15 @@ async function main(): Promise<number> {
       resolve(1);
     });
     if (late === undefined || opts.httpListen === undefined) return;
-    // The HTTP port and its metrics, once the node knows a leader (or an election
-    // timeout or two went by without one): not while it elects. Without TLS on
-    // the HTTP port, its Connect JSON would bypass client certificates.
+    // The HTTP port and its metrics, an election timeout after the node knows a
+    // leader (or two went by without one): not while it elects, nor while the
+    // first writes after a restart go through (loading them stalls the event loop
+    // for as long as they take to evaluate). Without TLS on the HTTP port, its
+    // Connect JSON would bypass client certificates.
     const listen = opts.httpListen;
     void (async () => {
       await untilLeaderKnown(running, HTTP_PORT_WAIT_FACTOR * opts.electionMs);
+      if (!stopping) await new Promise((r) => setTimeout(r, opts.electionMs));
       if (stopping) return;
       const metrics = new (await import("../metrics/mod.ts")).NodeMetrics();
       late.attach(metrics.observer, metrics.interceptors);
