@@ -129,9 +129,9 @@ const running = new Map<number, Deno.ChildProcess>();
 /** With --timeline: each node's log lines since it was last started. */
 const logLines = new Map<number, NodeLogLine[]>();
 
-function start(id: number): void {
+function start(id: number, main = mainPath): void {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...nodeCommandArgs(opts, id, mainPath), ...nodeFlags],
+    args: [...nodeCommandArgs(opts, id, main), ...nodeFlags],
     stdin: "null",
     stdout: "null",
     stderr: flags.timeline ? "piped" : "inherit",
@@ -329,9 +329,19 @@ try {
   );
   await report("after the catch-up");
 
-  const restartSeconds: number[] = [];
-  const timelines: RestartTimeline[] = [];
-  for (let r = 0; r < restarts; r++) {
+  // With --compare, the restarts alternate between two nodes' code, each timed
+  // under the load the other saw a moment before.
+  const variants = flags.compare === undefined
+    ? [{ label: "", main: mainPath }]
+    : [{ label: `[${mainPath}] `, main: mainPath }, {
+      label: `[${flags.compare}] `,
+      main: flags.compare,
+    }];
+  const restartSeconds = variants.map(() => [] as number[]);
+  const timelines = variants.map(() => [] as RestartTimeline[]);
+  for (let r = 0; r < restarts * variants.length; r++) {
+    const v = r % variants.length;
+    const { label, main } = variants[v]!;
     // A clean stop snapshots each node's applied state (node.ts) so that the start
     // replays next to nothing: how long the stops took is part of the story.
     const tStop = performance.now();
@@ -341,15 +351,17 @@ try {
     );
     const t2 = performance.now();
     const spawnMs = Date.now();
-    console.log(`${new Date().toISOString()} starting the three nodes again`);
-    for (const id of [1, 2, 3]) start(id);
+    console.log(`${new Date().toISOString()} ${label}starting the three nodes again`);
+    for (const id of [1, 2, 3]) start(id, main);
     await firstWrite(value);
     const secs = (performance.now() - t2) / 1000;
     const servedMs = Date.now();
-    restartSeconds.push(secs);
+    restartSeconds[v]!.push(secs);
     console.log(
-      `full restart: the cluster served a write ${secs.toFixed(2)} s after the three nodes ` +
-        `were started (${new Date().toISOString()}; load average ${Deno.loadavg()[0]?.toFixed(1)})`,
+      `${label}full restart: the cluster served a write ${secs.toFixed(2)} s after the three ` +
+        `nodes were started (${new Date().toISOString()}; load average ${
+          Deno.loadavg()[0]?.toFixed(1)
+        })`,
     );
     if (flags.timeline) {
       // The lines that came before the write may still be in the pipes.
@@ -360,19 +372,23 @@ try {
             : undefined,
         )).catch(() => {});
       const t = restartTimeline(spawnMs, logLines, servedMs);
-      timelines.push(t);
+      timelines[v]!.push(t);
       for (const line of formatTimeline(t)) console.log(line);
     }
     await report("after the restart");
   }
-  if (flags.timeline) { for (const line of formatSummary(timelines)) console.log(line); }
-  if (restarts > 1) {
-    const sorted = [...restartSeconds].sort((a, b) => a - b);
-    console.log(
-      `full restart, ${restarts} times: median ${
-        sorted[Math.floor(restarts / 2)]!.toFixed(2)
-      } s, from ${sorted[0]!.toFixed(2)} to ${sorted[restarts - 1]!.toFixed(2)} s`,
-    );
+  for (const [v, { label }] of variants.entries()) {
+    if (flags.timeline) {
+      for (const line of formatSummary(timelines[v]!)) console.log(`${label}${line}`);
+    }
+    if (restarts > 1) {
+      const sorted = [...restartSeconds[v]!].sort((a, b) => a - b);
+      console.log(
+        `${label}full restart, ${restarts} times: median ${
+          sorted[Math.floor(restarts / 2)]!.toFixed(2)
+        } s, from ${sorted[0]!.toFixed(2)} to ${sorted[restarts - 1]!.toFixed(2)} s`,
+      );
+    }
   }
 } catch (err) {
   // Said here, not left to the runtime: the stray-error guard above swallows a

@@ -48,6 +48,9 @@ Flags:
                    and each step's median and range over the restarts
   --node-main FILE Run the nodes from FILE, another checkout's src/server/main.ts (to
                    compare; default: this checkout's)
+  --compare FILE   Alternate the full restarts between the nodes of --node-main (or this
+                   checkout's) and those of FILE (another checkout's src/server/main.ts),
+                   --restarts of each, one in turn: both timed under the same load
   --bundle         Run the nodes from a deno bundle of the node, as deployed
   --help           This text
 `;
@@ -67,6 +70,8 @@ export interface LongrunOptions {
   readonly timeline: boolean;
   /** The node's main module to run instead of this checkout's, if given. */
   readonly nodeMain?: string;
+  /** Another node's main module whose restarts alternate with the first's, if given. */
+  readonly compare?: string;
   readonly help: boolean;
   /** The flags after `--`, for every node. */
   readonly nodeFlags: string[];
@@ -106,6 +111,7 @@ export function parseLongrunFlags(args: readonly string[]): LongrunOptions {
         bundle: { type: "boolean", default: false },
         timeline: { type: "boolean", default: false },
         "node-main": { type: "string" },
+        compare: { type: "string" },
         // The full restart is short and varies with the machine's load: repeat it.
         restarts: { type: "string", default: "1" },
         help: { type: "boolean", default: false },
@@ -133,6 +139,11 @@ export function parseLongrunFlags(args: readonly string[]): LongrunOptions {
         `without a client would carry nothing`,
     );
   }
+  if (values.bundle && values.compare !== undefined) {
+    throw new LongrunFlagError(
+      "--bundle and --compare cannot both be given: compare two checkouts' src/",
+    );
+  }
   if (values.bundle && values["node-main"] !== undefined) {
     throw new LongrunFlagError(
       "--bundle and --node-main cannot both be given: each says what the nodes run",
@@ -156,6 +167,7 @@ export function parseLongrunFlags(args: readonly string[]): LongrunOptions {
     bundle: values.bundle,
     timeline: values.timeline,
     ...(values["node-main"] === undefined ? {} : { nodeMain: values["node-main"] }),
+    ...(values.compare === undefined ? {} : { compare: values.compare }),
     help: values.help,
     nodeFlags: dash < 0 ? [] : args.slice(dash + 1),
   };

@@ -33,6 +33,11 @@ Deno.test("longrun flags: --timeline and --node-main are off unless given", () =
   const t = parseLongrunFlags(["--timeline", "--node-main", "/main/src/server/main.ts"]);
   assert.equal(t.timeline, true);
   assert.equal(t.nodeMain, "/main/src/server/main.ts");
+  assert.equal(o.compare, undefined);
+  assert.equal(
+    parseLongrunFlags(["--compare", "/main/src/server/main.ts"]).compare,
+    "/main/src/server/main.ts",
+  );
 });
 
 Deno.test("longrun flags: 64 clients and more share at most 16 connections unless told", () => {
@@ -52,6 +57,7 @@ Deno.test("longrun flags: what cannot run is refused with the flag named", () =>
     [["--log-level", "loud"], /--log-level takes one of .*, not "loud"/],
     [["--fast"], /--fast/],
     [["--bundle", "--node-main", "x.ts"], /--bundle and --node-main cannot both be given/],
+    [["--bundle", "--compare", "x.ts"], /--bundle and --compare cannot both be given/],
   ];
   for (const [args, message] of refused) {
     assert.throws(() => parseLongrunFlags(args), (err: unknown) => {
