@@ -41,6 +41,8 @@ export interface NodeSteps {
   readonly walOpened?: number;
   readonly recovered?: number;
   readonly listening?: number;
+  /** CPU time (user + system) the node had used when it listened, in ms (its `listening` line's cpuMs). */
+  readonly cpuToListening?: number;
 }
 
 /** The steps of one full restart, in milliseconds from the spawn of the three nodes. */
@@ -80,6 +82,8 @@ export function restartTimeline(
     const modulesMs = starting === undefined
       ? undefined
       : Number(/modulesMs=(\d+)/.exec(starting.text)?.[1]);
+    const listeningLine = firstWith(ls, /role=\w+ listening address=/);
+    const cpuMs = Number(/cpuMs=(\d+)/.exec(listeningLine?.text ?? "")?.[1]);
     nodes.set(id, {
       runtimeUp: starting === undefined || modulesMs === undefined || Number.isNaN(modulesMs)
         ? undefined
@@ -87,7 +91,8 @@ export function restartTimeline(
       modulesLoaded: at(starting),
       walOpened: at(firstWith(ls, "wal: opened")),
       recovered: at(firstWith(ls, "recovered from the snapshot")),
-      listening: at(firstWith(ls, /role=\w+ listening address=/)),
+      listening: at(listeningLine),
+      ...(Number.isNaN(cpuMs) ? {} : { cpuToListening: cpuMs }),
     });
     firstCampaign = min(
       firstCampaign,
@@ -128,6 +133,7 @@ export const STEPS: readonly Step[] = [
   { name: "WAL opened -> state restored", perNode: (n) => diff(n.walOpened, n.recovered) },
   { name: "state restored -> listening", perNode: (n) => diff(n.recovered, n.listening) },
   { name: "spawn -> listening (each node)", perNode: (n) => n.listening },
+  { name: "CPU (user + system) to listening", perNode: (n) => n.cpuToListening },
   { name: "spawn -> a quorum listening", cluster: (t) => t.quorumListening },
   { name: "spawn -> all three listening", cluster: (t) => t.allListening },
   {
@@ -158,7 +164,9 @@ export function formatTimeline(t: RestartTimeline): string[] {
     out.push(
       `    node ${id}: runtime up ${f(n.runtimeUp)}, modules ${f(n.modulesLoaded)}, WAL opened ${
         f(n.walOpened)
-      }, restored ${f(n.recovered)}, listening ${f(n.listening)} ms`,
+      }, restored ${f(n.recovered)}, listening ${f(n.listening)} ms (CPU ${
+        f(n.cpuToListening)
+      } ms)`,
     );
   }
   out.push(

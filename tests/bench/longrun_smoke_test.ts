@@ -61,7 +61,7 @@ Deno.test("bench:longrun --timeline prints where each restart's time went, from 
   assert.equal(r.code, 0, both);
   assert.match(
     r.out,
-    /node 1: runtime up \d+, modules \d+, WAL opened \d+, restored \d+, listening \d+ ms/,
+    /node 1: runtime up \d+, modules \d+, WAL opened \d+, restored \d+, listening \d+ ms \(CPU \d+ ms\)/,
     both,
   );
   assert.match(

@@ -48,7 +48,7 @@ Deno.test("timeline: each node's steps from its lines, the cluster's from all of
         [700, "starting version=2.9.3 modulesMs=500 pid=1"],
         [900, "wal: opened dir=/d segments=1"],
         [950, "recovered from the snapshot and the write-ahead log snapshot=5"],
-        [990, "term=1 role=follower listening address=127.0.0.1:1"],
+        [990, "term=1 role=follower listening address=127.0.0.1:1 cpuMs=420"],
         [1000, "term=1 role=follower HTTP port listening address=127.0.0.1:2"],
         [1200, "term=1 role=pre_candidate starting pre-election term=2"],
         [1250, "term=2 role=leader became leader lastIndex=6"],
@@ -70,6 +70,7 @@ Deno.test("timeline: each node's steps from its lines, the cluster's from all of
     walOpened: 900,
     recovered: 950,
     listening: 990,
+    cpuToListening: 420,
   });
   assert.equal(t.nodes.get(2)!.runtimeUp, 200);
   assert.equal(t.nodes.get(3)!.modulesLoaded, undefined, "a node older than the starting line");
@@ -80,6 +81,7 @@ Deno.test("timeline: each node's steps from its lines, the cluster's from all of
   const summary = formatSummary([t]).join("\n");
   assert.match(summary, /spawn -> first write answered\s+1300/);
   assert.match(summary, /first campaign -> leader\s+50/);
+  assert.match(summary, /CPU \(user \+ system\) to listening\s+420/);
 });
 
 Deno.test("timeline: the spread of a step is its median, min and max", () => {
