@@ -104,9 +104,11 @@ export async function advanceElectionAtBoot(host: ElectionAdvanceHost): Promise<
   let answered: NodeId[] | undefined;
   while (noElectionYet() && performance.now() < deadline) {
     const started = performance.now();
-    const reachable = await host.transport.reachablePeers(host.options.heartbeatMs * 2);
+    // Voters only: a learner that answers adds nothing to a quorum.
+    const reachable = (await host.transport.reachablePeers(host.options.heartbeatMs * 2))
+      .filter((id) => voters.includes(id));
     if (reachable.length + 1 >= quorum) {
-      answered = [host.id, ...reachable.filter((id) => voters.includes(id))];
+      answered = [host.id, ...reachable];
       break;
     }
     // Refused connections answer at once: wait a little before asking again.
