@@ -11,7 +11,9 @@
  * - how long the whole cluster, stopped and started again, takes to serve a write.
  *
  * It prints figures; it asserts nothing. Flags after `--` go to every node
- * (for example `-- --snapshot-entries 10000`). With `--bundle` the nodes run
+ * (for example `-- --snapshot-entries 10000`). With `--timeline` it also prints
+ * where each restart's time went, from the nodes' own log lines
+ * (scripts/bench/longrun_timeline.ts), and each step's median and range. With `--bundle` the nodes run
  * from a single-file bundle of the node (`deno bundle`, as `deno task bundle`
  * builds for deploy/Dockerfile) instead of from src/: what a deployed node starts
  * from (README, "Start-up time").
@@ -34,6 +36,15 @@ import {
   type LongrunOptions,
   parseLongrunFlags,
 } from "./bench/longrun_flags.ts";
+import {
+  formatSummary,
+  formatTimeline,
+  type NodeLogLine,
+  parseNodeLogLine,
+  type RestartTimeline,
+  restartTimeline,
+} from "./bench/longrun_timeline.ts";
+import { LOG_LEVELS, type LogLevel } from "../src/raft/logger.ts";
 
 // Polling a node that is still starting can make node:http2 emit `write EPIPE` with
 // no listener attached (see stray_errors.ts); the call fails and is retried, but the
@@ -54,14 +65,18 @@ if (flags.help) {
 }
 const { puts, keys, valueBytes, clients, connections, restarts, logLevel, nodeFlags } = flags;
 const dataDir = await Deno.makeTempDir({ prefix: "raftkv-longrun-" });
+// A timeline is read from the nodes' info lines: they log at info at least then,
+// and the bench shows on its stderr only what --log-level asks for.
+const shown = (level: string) =>
+  LOG_LEVELS.indexOf(level.toLowerCase() as LogLevel) >= LOG_LEVELS.indexOf(logLevel);
 const opts: ClusterOptions = {
   nodes: 3,
   basePort: flags.basePort,
   dataDir,
-  logLevel,
+  logLevel: flags.timeline && !shown("info") ? "info" : logLevel,
   help: false,
 };
-const sourceMain = new URL("../src/server/main.ts", import.meta.url).pathname;
+const sourceMain = flags.nodeMain ?? new URL("../src/server/main.ts", import.meta.url).pathname;
 const mainPath = flags.bundle ? await bundleNode() : sourceMain;
 
 /** Bundles the node into the run's temporary dir, as `deno task bundle` does for deploy/. */
@@ -111,15 +126,59 @@ function kvOwnConnection(id: number): Client<typeof KVService> {
 }
 
 const running = new Map<number, Deno.ChildProcess>();
+/** With --timeline: each node's log lines since it was last started. */
+const logLines = new Map<number, NodeLogLine[]>();
 
-function start(id: number): void {
+function start(id: number, main = mainPath): void {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...nodeCommandArgs(opts, id, mainPath), ...nodeFlags],
+    args: [...nodeCommandArgs(opts, id, main), ...nodeFlags],
     stdin: "null",
     stdout: "null",
-    stderr: "inherit",
+    stderr: flags.timeline ? "piped" : "inherit",
   }).spawn();
   running.set(id, child);
+  if (flags.timeline) {
+    const lines: NodeLogLine[] = [];
+    logLines.set(id, lines);
+    void readLines(child.stderr, (line) => {
+      const parsed = parseNodeLogLine(line);
+      if (parsed !== undefined) lines.push(parsed);
+      if (parsed === undefined || shown(parsed.level)) console.error(line);
+    });
+  }
+}
+
+/** Calls `onLine` with each line of `stream` until it ends. */
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop()!;
+    for (const p of parts) onLine(p);
+  }
+  if (rest !== "") onLine(rest);
+}
+
+/**
+ * The first write after a full restart: a put to each node at once, again every
+ * 20 ms while none is answered. A node that listens but knows no leader yet holds
+ * the put until it learns one and forwards it (route.ts), so the write is answered
+ * as soon as the cluster can serve it: the bench's own polling adds no more than a
+ * round trip (it asked each node for its status in turn before, then put to the
+ * leader, 20 ms apart).
+ */
+async function firstWrite(value: Uint8Array): Promise<void> {
+  await until("a write after a full restart", 600_000, () =>
+    Promise.any(
+      [1, 2, 3].map((id) =>
+        kv(id).put(create(PutRequestSchema, { key: "after-restart", value }), {
+          timeoutMs: 2000,
+        })
+      ),
+    ).then(() => true));
 }
 
 async function stop(id: number, signal: Deno.Signal): Promise<void> {
@@ -270,8 +329,19 @@ try {
   );
   await report("after the catch-up");
 
-  const restartSeconds: number[] = [];
-  for (let r = 0; r < restarts; r++) {
+  // With --compare, the restarts alternate between two nodes' code, each timed
+  // under the load the other saw a moment before.
+  const variants = flags.compare === undefined
+    ? [{ label: "", main: mainPath }]
+    : [{ label: `[${mainPath}] `, main: mainPath }, {
+      label: `[${flags.compare}] `,
+      main: flags.compare,
+    }];
+  const restartSeconds = variants.map(() => [] as number[]);
+  const timelines = variants.map(() => [] as RestartTimeline[]);
+  for (let r = 0; r < restarts * variants.length; r++) {
+    const v = r % variants.length;
+    const { label, main } = variants[v]!;
     // A clean stop snapshots each node's applied state (node.ts) so that the start
     // replays next to nothing: how long the stops took is part of the story.
     const tStop = performance.now();
@@ -280,30 +350,45 @@ try {
       `stopped the three nodes (SIGTERM) in ${((performance.now() - tStop) / 1000).toFixed(2)} s`,
     );
     const t2 = performance.now();
-    console.log(`${new Date().toISOString()} starting the three nodes again`);
-    for (const id of [1, 2, 3]) start(id);
-    await until("a write after a full restart", 600_000, async () => {
-      const l = await leader([1, 2, 3]);
-      await kv(l).put(create(PutRequestSchema, { key: "after-restart", value }), {
-        timeoutMs: 2000,
-      });
-      return true;
-    });
+    const spawnMs = Date.now();
+    console.log(`${new Date().toISOString()} ${label}starting the three nodes again`);
+    for (const id of [1, 2, 3]) start(id, main);
+    await firstWrite(value);
     const secs = (performance.now() - t2) / 1000;
-    restartSeconds.push(secs);
+    const servedMs = Date.now();
+    restartSeconds[v]!.push(secs);
     console.log(
-      `full restart: the cluster served a write ${secs.toFixed(2)} s after the three nodes ` +
-        `were started (${new Date().toISOString()}; load average ${Deno.loadavg()[0]?.toFixed(1)})`,
+      `${label}full restart: the cluster served a write ${secs.toFixed(2)} s after the three ` +
+        `nodes were started (${new Date().toISOString()}; load average ${
+          Deno.loadavg()[0]?.toFixed(1)
+        })`,
     );
+    if (flags.timeline) {
+      // The lines that came before the write may still be in the pipes.
+      await until("the nodes' log lines", 5_000, () =>
+        Promise.resolve(
+          [...logLines.values()].some((ls) => ls.some((l) => l.text.includes("became leader")))
+            ? true
+            : undefined,
+        )).catch(() => {});
+      const t = restartTimeline(spawnMs, logLines, servedMs);
+      timelines[v]!.push(t);
+      for (const line of formatTimeline(t)) console.log(line);
+    }
     await report("after the restart");
   }
-  if (restarts > 1) {
-    const sorted = [...restartSeconds].sort((a, b) => a - b);
-    console.log(
-      `full restart, ${restarts} times: median ${
-        sorted[Math.floor(restarts / 2)]!.toFixed(2)
-      } s, from ${sorted[0]!.toFixed(2)} to ${sorted[restarts - 1]!.toFixed(2)} s`,
-    );
+  for (const [v, { label }] of variants.entries()) {
+    if (flags.timeline) {
+      for (const line of formatSummary(timelines[v]!)) console.log(`${label}${line}`);
+    }
+    if (restarts > 1) {
+      const sorted = [...restartSeconds[v]!].sort((a, b) => a - b);
+      console.log(
+        `${label}full restart, ${restarts} times: median ${
+          sorted[Math.floor(restarts / 2)]!.toFixed(2)
+        } s, from ${sorted[0]!.toFixed(2)} to ${sorted[restarts - 1]!.toFixed(2)} s`,
+      );
+    }
   }
 } catch (err) {
   // Said here, not left to the runtime: the stray-error guard above swallows a

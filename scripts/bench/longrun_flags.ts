@@ -43,6 +43,14 @@ Flags:
   --base-port P    Node i listens on P+i-1, its HTTP on P+1000+i-1 (default 7501)
   --log-level L    The nodes' log level: ${LOG_LEVELS.join(", ")} (default warn)
   --restarts N     Full restarts to time (default 1)
+  --timeline       Print where each restart's time went, node by node and step by step
+                   (read from the nodes' log lines, so they log at info at least),
+                   and each step's median and range over the restarts
+  --node-main FILE Run the nodes from FILE, another checkout's src/server/main.ts (to
+                   compare; default: this checkout's)
+  --compare FILE   Alternate the full restarts between the nodes of --node-main (or this
+                   checkout's) and those of FILE (another checkout's src/server/main.ts),
+                   --restarts of each, one in turn: both timed under the same load
   --bundle         Run the nodes from a deno bundle of the node, as deployed
   --help           This text
 `;
@@ -58,6 +66,12 @@ export interface LongrunOptions {
   readonly logLevel: LogLevel;
   readonly restarts: number;
   readonly bundle: boolean;
+  /** Print each restart's timeline and a summary (longrun_timeline.ts). */
+  readonly timeline: boolean;
+  /** The node's main module to run instead of this checkout's, if given. */
+  readonly nodeMain?: string;
+  /** Another node's main module whose restarts alternate with the first's, if given. */
+  readonly compare?: string;
   readonly help: boolean;
   /** The flags after `--`, for every node. */
   readonly nodeFlags: string[];
@@ -95,6 +109,9 @@ export function parseLongrunFlags(args: readonly string[]): LongrunOptions {
         // (each line has a timestamp; the phases below print theirs).
         "log-level": { type: "string", default: "warn" },
         bundle: { type: "boolean", default: false },
+        timeline: { type: "boolean", default: false },
+        "node-main": { type: "string" },
+        compare: { type: "string" },
         // The full restart is short and varies with the machine's load: repeat it.
         restarts: { type: "string", default: "1" },
         help: { type: "boolean", default: false },
@@ -122,6 +139,16 @@ export function parseLongrunFlags(args: readonly string[]): LongrunOptions {
         `without a client would carry nothing`,
     );
   }
+  if (values.bundle && values.compare !== undefined) {
+    throw new LongrunFlagError(
+      "--bundle and --compare cannot both be given: compare two checkouts' src/",
+    );
+  }
+  if (values.bundle && values["node-main"] !== undefined) {
+    throw new LongrunFlagError(
+      "--bundle and --node-main cannot both be given: each says what the nodes run",
+    );
+  }
   const logLevel = values["log-level"] as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new LongrunFlagError(
@@ -138,6 +165,9 @@ export function parseLongrunFlags(args: readonly string[]): LongrunOptions {
     logLevel,
     restarts: positive("restarts", values.restarts),
     bundle: values.bundle,
+    timeline: values.timeline,
+    ...(values["node-main"] === undefined ? {} : { nodeMain: values["node-main"] }),
+    ...(values.compare === undefined ? {} : { compare: values.compare }),
     help: values.help,
     nodeFlags: dash < 0 ? [] : args.slice(dash + 1),
   };

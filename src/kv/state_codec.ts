@@ -301,17 +301,25 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
   const values: Uint8Array[] = new Array(keyCount);
   const seen = new Set<string>();
   const text = new TextDecoder("utf-8", { fatal: true });
+  // Labels built only for an error message: a string per key and field cost more
+  // than the rest of the decode (a restart decodes every key of the snapshot).
+  const at = { i: 0 };
+  const keyLength = new ItemLabel(at, "key ", "'s length");
+  const keyName = new ItemLabel(at, "key ");
+  const valueLength = new ItemLabel(at, "key ", "'s value length");
+  const valueName = new ItemLabel(at, "key ", "'s value");
   for (let i = 0; i < keyCount; i++) {
-    const keyBytes = r.bytes(r.u32(`key ${i}'s length`), `key ${i}`);
+    at.i = i;
+    const keyBytes = r.bytes(r.u32(keyLength), keyName);
     let key: string;
     try {
-      key = text.decode(keyBytes);
+      key = asciiString(keyBytes) ?? text.decode(keyBytes);
     } catch {
       throw new KvStateCodecError(`key ${i} at offset ${r.offset} is not UTF-8`);
     }
     if (seen.has(key)) throw new KvStateCodecError(`key ${JSON.stringify(key)} appears twice`);
     seen.add(key);
-    const value = r.bytes(r.u32(`key ${i}'s value length`), `key ${i}'s value`).slice();
+    const value = r.bytes(r.u32(valueLength), valueName).slice();
     keys[i] = key;
     values[i] = value;
   }
@@ -338,9 +346,12 @@ export function decodeKvState(bytes: Uint8Array): KvSnapshotState {
         }
         createIndexes = new Array(keyCount);
         modIndexes = new Array(keyCount);
+        const create = new ItemLabel(at, "key ", "'s create index");
+        const mod = new ItemLabel(at, "key ", "'s mod index");
         for (let i = 0; i < keyCount; i++) {
-          createIndexes[i] = r.u64(`key ${i}'s create index`);
-          modIndexes[i] = r.u64(`key ${i}'s mod index`);
+          at.i = i;
+          createIndexes[i] = r.u64(create);
+          modIndexes[i] = r.u64(mod);
         }
         break;
       }
@@ -571,6 +582,37 @@ class Writer {
   }
 }
 
+/** What a read is of, for an error message: a string, or an {@link ItemLabel} built only then. */
+type Label = string | ItemLabel;
+
+/** Names item `at.i` of a list ("key 7's length"), as a string only when asked (an error). */
+class ItemLabel {
+  constructor(
+    readonly at: { i: number },
+    readonly before: string,
+    readonly after = "",
+  ) {}
+  toString(): string {
+    return `${this.before}${this.at.i}${this.after}`;
+  }
+}
+
+/**
+ * `bytes` as a string when they are all ASCII (what keys mostly are), without a
+ * call into the runtime's decoder per key; undefined otherwise (then decoded as
+ * UTF-8, which checks them). Long ones go to the decoder, which is faster there.
+ */
+function asciiString(bytes: Uint8Array): string | undefined {
+  if (bytes.length > 64) return undefined;
+  let s = "";
+  for (let k = 0; k < bytes.length; k++) {
+    const b = bytes[k]!;
+    if (b >= 0x80) return undefined;
+    s += String.fromCharCode(b);
+  }
+  return s;
+}
+
 class Reader {
   readonly #bytes: Uint8Array;
   readonly #view: DataView;
@@ -579,7 +621,7 @@ class Reader {
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
-  #need(n: number, what: string): void {
+  #need(n: number, what: Label): void {
     if (this.offset + n > this.#bytes.length) {
       throw new KvStateCodecError(
         `${what} at offset ${this.offset} needs ${n} bytes, only ${
@@ -588,22 +630,22 @@ class Reader {
       );
     }
   }
-  u8(what: string): number {
+  u8(what: Label): number {
     this.#need(1, what);
     return this.#view.getUint8(this.offset++);
   }
-  bool(what: string): boolean {
+  bool(what: Label): boolean {
     const b = this.u8(what);
     if (b > 1) throw new KvStateCodecError(`${what} has ${b} where a boolean (0 or 1) belongs`);
     return b === 1;
   }
-  u32(what: string): number {
+  u32(what: Label): number {
     this.#need(4, what);
     const n = this.#view.getUint32(this.offset, true);
     this.offset += 4;
     return n;
   }
-  u64(what: string): number {
+  u64(what: Label): number {
     this.#need(8, what);
     const lo = this.#view.getUint32(this.offset, true);
     const hi = this.#view.getUint32(this.offset + 4, true);
@@ -613,7 +655,7 @@ class Reader {
     this.offset += 8;
     return hi * 0x1_0000_0000 + lo;
   }
-  bytes(n: number, what: string): Uint8Array {
+  bytes(n: number, what: Label): Uint8Array {
     this.#need(n, what);
     const b = this.#bytes.subarray(this.offset, this.offset + n);
     this.offset += n;

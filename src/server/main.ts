@@ -16,6 +16,9 @@ import { checkNotRestoring, restoreDataDir, RestoreError } from "./restore_backu
 import { serve } from "./server.ts";
 import { guardStrayNetworkErrors } from "./stray_errors.ts";
 import type { NodeTls } from "../tls/start.ts";
+import type { HttpPort } from "../http/server.ts";
+import { LateMetrics } from "./late_metrics.ts";
+import { cpuUsage } from "node:process";
 
 async function main(): Promise<number> {
   const opts = parseNodeFlagsOrExit(Deno.args, readNodeEnv());
@@ -29,14 +32,21 @@ async function main(): Promise<number> {
     },
   });
 
+  // How long Deno took to load and evaluate the node's modules (performance.now()
+  // counts from the runtime's time origin): the largest part of a start on a busy
+  // machine (README, "Start-up time"), so every start says it.
+  logger.info("starting", {
+    version: Deno.version.deno,
+    modulesMs: Math.round(performance.now()),
+    pid: Deno.pid,
+  });
   guardStrayNetworkErrors(logger);
-  // What only some nodes use is imported only by them: start-up time is mostly
-  // module loading, and three nodes restarted at once share the CPU (README,
-  // "Start-up time"). Metrics (prom-client) come with an HTTP port to scrape them
-  // from (--http-listen).
-  const metrics = opts.httpListen === undefined
-    ? undefined
-    : new (await import("../metrics/mod.ts")).NodeMetrics();
+  // What only some nodes use is imported only by them, and what a node needs only
+  // once it serves is imported then: start-up time is mostly module loading, and
+  // three nodes restarted at once share the CPU (README, "Start-up time"). Metrics
+  // (prom-client) come with an HTTP port to scrape them from (--http-listen), both
+  // once the node knows a leader (late_metrics.ts holds their place until then).
+  const late = opts.httpListen === undefined ? undefined : new LateMetrics();
 
   // TLS files are read and checked before the data dir is touched: a bad
   // certificate is a usage error, like a bad flag.
@@ -74,7 +84,7 @@ async function main(): Promise<number> {
       logger,
       random: Math.random,
       dialer: tls?.dialer,
-      observer: metrics?.observer,
+      observer: late?.observer,
     });
   } catch (err) {
     if (err instanceof WalCorruptionError) {
@@ -111,7 +121,7 @@ async function main(): Promise<number> {
       opts.listen.port,
       opts.http2,
       security,
-      metrics?.interceptors,
+      late === undefined ? undefined : [late.interceptor],
     );
   } catch (err) {
     console.error(
@@ -121,8 +131,12 @@ async function main(): Promise<number> {
     return 1;
   }
   reloader?.start();
+  const cpu = cpuUsage();
   logger.info("listening", {
     address: formatHostPort({ host: opts.listen.host, port: server.port }),
+    // CPU time (user + system) the start took: what three nodes restarted together
+    // on a busy machine compete for, and robust to its load (README, "Start-up time").
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     tls: opts.tls === undefined
       ? "off"
       : `on${opts.tls.peerCaFile === undefined ? "" : ", peer mTLS"}${
@@ -132,24 +146,10 @@ async function main(): Promise<number> {
     dataDir: opts.dataDir,
   });
 
-  // Without TLS on the HTTP port, its Connect JSON would bypass client certificates.
-  const httpPort = opts.httpListen === undefined ? undefined : await (
-    await import("../http/start.ts")
-  ).startHttpPort(
-    node,
-    opts.httpListen,
-    metrics,
-    logger,
-    server,
-    opts.tls?.clientCaFile === undefined,
-  );
-  if (httpPort === "failed") {
-    await Promise.all([server.close(), node.stop()]);
-    return 1;
-  }
   const running = node;
-  const stopped = new Promise<number>((resolve) => {
-    let stopping = false;
+  let httpPort: HttpPort | undefined;
+  let stopping = false;
+  return await new Promise<number>((resolve) => {
     const shutdown = async (signal: string) => {
       if (stopping) return;
       stopping = true;
@@ -174,8 +174,60 @@ async function main(): Promise<number> {
       console.error(`error: ${err.message}`);
       resolve(1);
     });
+    if (late === undefined || opts.httpListen === undefined) return;
+    // The HTTP port and its metrics, an election timeout after the node knows a
+    // leader (or two went by without one): not while it elects, nor while the
+    // first writes after a restart go through (loading them stalls the event loop
+    // for as long as they take to evaluate). Without TLS on the HTTP port, its
+    // Connect JSON would bypass client certificates.
+    const listen = opts.httpListen;
+    void (async () => {
+      await untilLeaderKnown(running, HTTP_PORT_WAIT_FACTOR * opts.electionMs);
+      if (!stopping) await new Promise((r) => setTimeout(r, opts.electionMs));
+      if (stopping) return;
+      const metrics = new (await import("../metrics/mod.ts")).NodeMetrics();
+      late.attach(metrics.observer, metrics.interceptors);
+      const started = await (await import("../http/start.ts")).startHttpPort(
+        running,
+        listen,
+        metrics,
+        logger,
+        server,
+        opts.tls?.clientCaFile === undefined,
+      );
+      if (started === "failed") {
+        if (stopping) return;
+        stopping = true;
+        await Promise.all([server.close(), running.stop()]);
+        resolve(1);
+        return;
+      }
+      httpPort = started;
+      if (stopping) await httpPort?.close();
+    })().catch((err) => {
+      console.error(`error: cannot start the HTTP port: ${(err as Error).message}`);
+      resolve(1);
+    });
   });
-  return await stopped;
+}
+
+/**
+ * The HTTP port waits for a leader this many election timeouts at most: a node
+ * that cannot find one still serves its metrics and health after that.
+ */
+const HTTP_PORT_WAIT_FACTOR = 2;
+
+/** Resolves once `node` knows a leader, after `ms` at most, or when it stops. */
+async function untilLeaderKnown(node: RaftKvNode, ms: number): Promise<void> {
+  const give = new AbortController();
+  const timer = setTimeout(() => give.abort(), ms);
+  try {
+    await node.waitForLeader(give.signal);
+  } catch {
+    // Not within `ms`, or the node stopped: go on (the caller checks which).
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 Deno.exit(await main());

@@ -23,8 +23,9 @@
  * be lost"); what is still queued is dropped too, being stale by the time the peer
  * is reached again, and the loop waits before the next call, doubling the wait up
  * to {@link MAX_BACKOFF_MS} while the peer keeps failing, so a dead peer costs a
- * connection attempt a second, not one per message. The transport logs failures
- * (once per cause: transport.ts).
+ * connection attempt every 100 ms, not one per message, and a peer that comes up
+ * is reached within a heartbeat of it. The transport logs failures (once per
+ * cause: transport.ts).
  *
  * Mixed versions: a peer that answers UNIMPLEMENTED does not serve Stream (an older
  * node during a rolling restart); it is sent unary `Send`s instead, one batch in
@@ -73,8 +74,23 @@ export const MIN_ROTATE_MS = 50;
 /** The first wait after a failed call; it doubles on each further failure. */
 export const MIN_BACKOFF_MS = 50;
 
-/** The longest wait between calls to a peer that keeps failing. */
-export const MAX_BACKOFF_MS = 1_000;
+/**
+ * The longest wait between calls to a peer that keeps failing: etcd's rafthttp
+ * dials a peer at most every 100 ms too (`Transport.DialRetryFrequency`'s
+ * default). It was 1 s: a peer started a moment after its leader (a full restart,
+ * three processes starting seconds apart on a busy machine) then heard nothing for
+ * up to a second after it listened, and campaigned meanwhile in vain.
+ */
+export const MAX_BACKOFF_MS = 100;
+
+/**
+ * The wait before the next call to a peer whose call just failed, after a wait of
+ * `previous` ms (0 after a call that succeeded): {@link MIN_BACKOFF_MS}, doubling
+ * to {@link MAX_BACKOFF_MS}.
+ */
+export function nextBackoffMs(previous: number): number {
+  return Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, previous * 2));
+}
 
 /** How long a peer that does not serve Stream is sent Sends before Stream is tried again. */
 export const UNARY_FALLBACK_MS = 60_000;
@@ -176,7 +192,7 @@ export class PeerStream {
       onAbort = () => (clearTimeout(timer), resolve());
       signal.addEventListener("abort", onAbort, { once: true });
     });
-    // A dead peer is waited for once a second for as long as it stays dead: one
+    // A dead peer is waited for every 100 ms for as long as it stays dead: one
     // listener per wait would pile up on the signal.
     signal.removeEventListener("abort", onAbort);
   }
@@ -228,7 +244,7 @@ export class PeerStream {
         // Stale by the time the peer is reached again: the core sends afresh (§5.1).
         this.#o.queue.clear();
         this.#o.ended({ ok: false, seconds: (performance.now() - began) / 1000, error: err, lost });
-        backoff = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, backoff * 2));
+        backoff = nextBackoffMs(backoff);
         await this.#sleep(backoff);
       }
     }

@@ -324,8 +324,13 @@ export function encodeEntry(entry: Entry): Uint8Array {
   return out;
 }
 
-/** Decodes an entry payload, copying its data; throws a RangeError naming what is wrong. */
-export function decodeEntry(payload: Uint8Array): Entry {
+/**
+ * Decodes an entry payload, copying its data (unless its index is at or below
+ * `viewUpTo`: then the data is a view into `payload`, for entries a snapshot already
+ * holds, which recovery reads only to check the log and drops); throws a RangeError
+ * naming what is wrong.
+ */
+export function decodeEntry(payload: Uint8Array, viewUpTo = 0): Entry {
   if (payload.length < ENTRY_FIXED_BYTES) {
     throw new RangeError(
       `entry payload of ${payload.length} bytes is shorter than ${ENTRY_FIXED_BYTES}`,
@@ -337,7 +342,10 @@ export function decodeEntry(payload: Uint8Array): Entry {
   const code = view.getUint8(16);
   const type = ENTRY_TYPES[code];
   if (type === undefined) throw new RangeError(`unknown entry type code ${code}`);
-  return { index, term, type, data: payload.slice(ENTRY_FIXED_BYTES) };
+  const data = index <= viewUpTo
+    ? payload.subarray(ENTRY_FIXED_BYTES)
+    : payload.slice(ENTRY_FIXED_BYTES);
+  return { index, term, type, data };
 }
 
 /** Encodes a hard state: term, vote, commit, each u64. */

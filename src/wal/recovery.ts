@@ -62,7 +62,9 @@ export interface WalRecovery {
   hardState: HardState;
   /**
    * The log after replay: contiguous from {@link firstIndex}. Entries at or below
-   * the snapshot's index may be among them (the ones kept for slow followers).
+   * the snapshot's index may be among them (the ones kept for slow followers);
+   * their data is a view into the segment's bytes, not a copy (keeping one keeps
+   * the segment's bytes).
    */
   entries: Entry[];
   /** The index of `entries[0]`; with no entries, the index the next entry will have. */
@@ -306,7 +308,8 @@ async function replaySegments(
           case RecordType.entry: {
             let e: Entry;
             try {
-              e = decodeEntry(f.payload);
+              // Entries the snapshot holds are only checked, not kept: no copy of their data.
+              e = decodeEntry(f.payload, snapshotIndex);
             } catch (err) {
               throw corrupt(f.offset, `bad entry record: ${message(err)}`);
             }

@@ -26,6 +26,20 @@ Deno.test("longrun flags: the defaults are issue 9's run; flags after -- go to t
   assert.deepEqual(withNodeFlags.nodeFlags, ["--snapshot-entries", "100"]);
 });
 
+Deno.test("longrun flags: --timeline and --node-main are off unless given", () => {
+  const o = parseLongrunFlags([]);
+  assert.equal(o.timeline, false);
+  assert.equal(o.nodeMain, undefined);
+  const t = parseLongrunFlags(["--timeline", "--node-main", "/main/src/server/main.ts"]);
+  assert.equal(t.timeline, true);
+  assert.equal(t.nodeMain, "/main/src/server/main.ts");
+  assert.equal(o.compare, undefined);
+  assert.equal(
+    parseLongrunFlags(["--compare", "/main/src/server/main.ts"]).compare,
+    "/main/src/server/main.ts",
+  );
+});
+
 Deno.test("longrun flags: 64 clients and more share at most 16 connections unless told", () => {
   assert.equal(parseLongrunFlags(["--clients", "4"]).connections, 4);
   assert.equal(parseLongrunFlags(["--clients", "64"]).connections, 16);
@@ -42,6 +56,8 @@ Deno.test("longrun flags: what cannot run is refused with the flag named", () =>
     [["--puts", "many"], /--puts takes a positive integer, not "many"/],
     [["--log-level", "loud"], /--log-level takes one of .*, not "loud"/],
     [["--fast"], /--fast/],
+    [["--bundle", "--node-main", "x.ts"], /--bundle and --node-main cannot both be given/],
+    [["--bundle", "--compare", "x.ts"], /--bundle and --compare cannot both be given/],
   ];
   for (const [args, message] of refused) {
     assert.throws(() => parseLongrunFlags(args), (err: unknown) => {

@@ -45,6 +45,36 @@ Deno.test("bench:longrun with 64 clients shares 16 connections and prints every 
   assert.doesNotMatch(r.err, /HTTP\/2 limit hit/, both);
 });
 
+Deno.test("bench:longrun --timeline prints where each restart's time went, from the nodes' lines", async () => {
+  const r = await longrun([
+    "--puts",
+    "100",
+    "--keys",
+    "10",
+    "--restarts",
+    "2",
+    "--timeline",
+    "--base-port",
+    String(freeBase([0, 1, 2, 1000, 1001, 1002])),
+  ]);
+  const both = `stdout:\n${r.out}\nstderr:\n${r.err}`;
+  assert.equal(r.code, 0, both);
+  assert.match(
+    r.out,
+    /node 1: runtime up \d+, modules \d+, WAL opened \d+, restored \d+, listening \d+ ms \(CPU \d+ ms\)/,
+    both,
+  );
+  assert.match(
+    r.out,
+    /cluster: quorum listening \d+, all \d+, first campaign \d+, leader \d+/,
+    both,
+  );
+  assert.match(r.out, /restart timeline over 2 restarts/, both);
+  assert.match(r.out, /spawn -> first write answered\s+\d+/, both);
+  // The nodes log at info for the timeline; the bench shows only --log-level's (warn).
+  assert.doesNotMatch(r.err, / INFO /, both);
+});
+
 Deno.test("bench:longrun asked for more connections than a node accepts: names it, exits 2", async () => {
   const r = await longrun(["--clients", "64", "--connections", "64"]);
   assert.equal(r.code, 2, `stdout:\n${r.out}\nstderr:\n${r.err}`);

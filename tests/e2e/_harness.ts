@@ -654,7 +654,11 @@ export class Cluster {
     });
   }
 
-  /** Waits until node `id` answers Status; fails early, with its log, if its process exits. */
+  /**
+   * Waits until node `id` answers Status, and its HTTP port (if it has one) answers
+   * too: a node opens it only once it knows a leader, and an election timeout
+   * later (src/server/main.ts). Fails early, with its log, if its process exits.
+   */
   async waitServing(id: number, options: WaitOptions = {}): Promise<void> {
     const m = this.#member(id);
     const proc = m.proc;
@@ -663,6 +667,9 @@ export class Cluster {
       if (m.exited !== undefined) return "exited";
       this.checkNoCrash();
       await this.status(id, 1_000);
+      if (m.httpPort !== undefined) {
+        await (await fetch(`http://127.0.0.1:${m.httpPort}/healthz`)).body?.cancel();
+      }
       return "serving";
     }, options);
     if (outcome === "exited") {

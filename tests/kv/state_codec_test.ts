@@ -193,6 +193,26 @@ Deno.test("every truncation of an encoded state is refused with a KvStateCodecEr
   }
 });
 
+Deno.test("a truncation inside a key's record names that key and field; non-ASCII keys decode as UTF-8", () => {
+  const store = new KvStore();
+  const chain = new AppliedChain();
+  // An ASCII key, and a non-ASCII one (decoded by the UTF-8 decoder, which checks it).
+  store.apply(1, put("plain", "v1"));
+  store.apply(2, put("größe-ключ", "v2"));
+  const { bytes: full, decoded } = roundTrip(store, chain);
+  assert.deepEqual(decoded.store.keys, ["größe-ключ", "plain"]);
+  // Key 1 is "plain" (key order): cut its value "v1" after its first byte.
+  let at = -1;
+  for (let k = 0; k + 1 < full.length && at < 0; k++) {
+    if (full[k] === 0x76 && full[k + 1] === 0x31) at = k;
+  }
+  assert.ok(at > 0, "the value's bytes are in the encoding");
+  assert.throws(
+    () => decodeKvState(full.subarray(0, at + 1)),
+    /key 1's value at offset \d+ needs 2 bytes, only 1 remain/,
+  );
+});
+
 Deno.test("bad bytes are refused by name: magic, version, tag, leftovers, repeated key", () => {
   const { store, chain } = busyStore();
   const { bytes: full } = roundTrip(store, chain);

@@ -1,10 +1,11 @@
 /**
- * A node that boots with no leader in sight advances its election ticks once a
- * quorum answers (etcd's initial election tick advance), so a cluster started
- * together elects without first sitting out a whole election timeout; a node that
- * boots into a cluster with a leader disrupts nothing. Three in-process nodes on
- * 127.0.0.1 with a 30 s election timeout: without the advance, no node could
- * campaign within the 10 s these stories wait.
+ * A node that boots with no leader in sight campaigns soon after a quorum answers
+ * (etcd's initial election tick advance, with the voters taking turns by id), so a
+ * cluster started or restarted together elects without first sitting out a whole
+ * election timeout; a node that boots into a cluster with a leader disrupts
+ * nothing. Three in-process nodes on 127.0.0.1 with a 30 s election timeout:
+ * without the early campaign, no node could campaign within the 10 s these
+ * stories wait.
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import type { LogFields, Logger } from "../../src/raft/logger.ts";
 import { NONE } from "../../src/raft/types.ts";
 import { RaftKvNode } from "../../src/server/node.ts";
+import { bootCampaignTicks } from "../../src/server/election_tick_advance.ts";
 import { type GrpcServer, serve } from "../../src/server/server.ts";
 import { waitFor } from "../e2e/_harness.ts";
 
@@ -36,12 +38,12 @@ interface Running {
   lines: string[];
 }
 
-Deno.test("a cluster booted together elects before its election timeout, and a node booting into it disrupts nothing", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "raftkv-boot-" });
+const CAMPAIGNING = "no leader yet and a quorum is reachable: campaigning";
+
+/** Starts and stops in-process nodes of one 3-node cluster in `dir`. */
+function cluster(dir: string, random: (id: number) => () => number) {
   const peers = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: freePort() }]));
   const running = new Map<number, Running>();
-  // Node 1 draws the shortest randomized timeout, the others the longest: one
-  // campaign, no split vote, whoever answers first.
   const boot = async (id: number) => {
     const lines: string[] = [];
     const node = await RaftKvNode.start({
@@ -52,7 +54,7 @@ Deno.test("a cluster booted together elects before its election timeout, and a n
       heartbeatMs: HEARTBEAT_MS,
       electionMs: ELECTION_MS,
       logger: recording(lines),
-      random: () => (id === 1 ? 0 : 0.99),
+      random: random(id),
     });
     const server = await serve(node, "127.0.0.1", peers.get(id)!.port);
     running.set(id, { node, server, lines });
@@ -63,30 +65,70 @@ Deno.test("a cluster booted together elects before its election timeout, and a n
     await r.node.stop();
     await r.server.close();
   };
-  try {
-    for (const id of [1, 2, 3]) await boot(id);
-    await waitFor("node 1 leading", () => running.get(1)!.node.status().role === "leader");
-    assert.ok(
-      running.get(1)!.lines.includes(
-        "no leader yet and a quorum is reachable: advancing election ticks",
-      ),
-    );
-    const term = running.get(1)!.node.status().term;
+  const leader = () =>
+    [...running.keys()].find((id) => running.get(id)!.node.status().role === "leader");
+  return { running, boot, halt, leader };
+}
 
-    // Node 2 boots again while node 1 leads: it follows, and the term stays.
-    await halt(2);
-    await boot(2);
-    await waitFor("node 2 following node 1", () => running.get(2)!.node.status().lead === 1);
-    // Past the two ticks an advanced node would wait before campaigning.
-    const ticksLater = Date.now() + 5 * HEARTBEAT_MS;
+Deno.test("voters take turns by id for their first campaign at boot: one tick, then two more each", () => {
+  assert.deepEqual([0, 1, 2, 3, 4].map(bootCampaignTicks), [1, 3, 5, 7, 9]);
+  assert.throws(() => bootCampaignTicks(-1), RangeError);
+});
+
+Deno.test("a cluster booted together elects before its election timeout, and a node booting into it disrupts nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-boot-" });
+  // Every node draws the longest randomized timeout (about 60 s): only the early
+  // campaign can elect within the 10 s waited for.
+  const c = cluster(dir, () => () => 0.99);
+  try {
+    for (const id of [1, 2, 3]) await c.boot(id);
+    const lead = await waitFor("a leader", () => c.leader());
+    assert.ok(c.running.get(lead)!.lines.includes(CAMPAIGNING), `leader ${lead} campaigned early`);
+    const term = c.running.get(lead)!.node.status().term;
+
+    // A follower boots again while the leader leads: it follows, and the term stays.
+    const other = lead === 2 ? 3 : 2;
+    await c.halt(other);
+    await c.boot(other);
+    await waitFor(
+      `node ${other} following node ${lead}`,
+      () => c.running.get(other)!.node.status().lead === lead,
+    );
+    // Past the five ticks the last voter would wait before campaigning.
+    const ticksLater = Date.now() + 8 * HEARTBEAT_MS;
     await waitFor("a few ticks", () => Date.now() >= ticksLater);
-    for (const [id, r] of running) {
+    for (const [id, r] of c.running) {
       assert.equal(r.node.status().term, term, `node ${id}'s term`);
       assert.notEqual(r.node.status().lead, NONE, `node ${id} knows the leader`);
     }
-    assert.equal(running.get(1)!.node.status().role, "leader");
+    assert.equal(c.running.get(lead)!.node.status().role, "leader");
   } finally {
-    for (const id of [...running.keys()]) await halt(id);
+    for (const id of [...c.running.keys()]) await c.halt(id);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a restarted cluster campaigns a tick after a quorum answers when no leader is heard", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-boot-" });
+  const c = cluster(dir, () => () => 0.99);
+  try {
+    for (const id of [1, 2, 3]) await c.boot(id);
+    const first = await waitFor("a leader", () => c.leader());
+    const term = c.running.get(first)!.node.status().term;
+
+    // All three stop, then start again together from their data dirs: a full restart.
+    await Promise.all([1, 2, 3].map((id) => c.halt(id)));
+    await Promise.all([1, 2, 3].map((id) => c.boot(id)));
+    const lead = await waitFor("a leader after the restart", () => c.leader());
+    const status = c.running.get(lead)!.node.status();
+    assert.ok(status.term > term, `a new term (${status.term} after ${term})`);
+    assert.ok(c.running.get(lead)!.lines.includes(CAMPAIGNING), `leader ${lead} campaigned early`);
+    await waitFor(
+      "every node following it",
+      () => [...c.running.values()].every((r) => r.node.status().lead === lead),
+    );
+  } finally {
+    for (const id of [...c.running.keys()]) await c.halt(id);
     await Deno.remove(dir, { recursive: true });
   }
 });

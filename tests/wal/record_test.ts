@@ -131,6 +131,17 @@ Deno.test("readFrame says what is wrong with a short or damaged frame", () => {
   assert.match(damage(data), /^bad CRC \(stored 0x[0-9a-f]{8}, expected 0x[0-9a-f]{8}\)/);
 });
 
+Deno.test("an entry a snapshot holds is decoded as a view of its payload; one after it, as a copy", () => {
+  const e = entry(100, 7);
+  const payload = encodeEntry(e);
+  const held = decodeEntry(payload, 100);
+  const after = decodeEntry(payload, 99);
+  assert.deepStrictEqual(held, e);
+  assert.deepStrictEqual(after, e);
+  assert.equal(held.data.buffer, payload.buffer, "a view: no copy made");
+  assert.notEqual(after.data.buffer, payload.buffer, "a copy: the payload may be reused");
+});
+
 Deno.test("entries, hard states and segment headers round-trip through their codecs", () => {
   const e = entry(12345, 67);
   assert.deepStrictEqual(decodeEntry(encodeEntry(e)), e);
