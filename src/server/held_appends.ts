@@ -18,9 +18,12 @@
  * are gone.
  *
  * What it costs: a follower learns that an entry is committed, and applies it,
- * up to {@link HOLD_MS} later when no other append follows (a watch served by a
- * follower sees the change that much later; at a steady write rate the next
- * append brings it as soon as before). Nothing else: Raft never counts on a
+ * up to {@link HOLD_MS} later when no other append follows, so a watch served by a
+ * follower sees the change that much later: `deno task bench:api` at 50 writes/s
+ * measured a follower's watch event p50 11.9 ms after the writer's acknowledgement,
+ * against -0.2 ms without the hold (load average 7 to 10; at 569 writes/s, 8.2 ms
+ * against -4.2 ms; from the write's sending, 53.7 against 52.4 ms). A hold of 0
+ * turns it off: every message goes at once, as before. Nothing else: Raft never counts on a
  * message arriving (§5.1: RPCs may be lost, delayed or reordered); a held append
  * that is overtaken is, to the follower, a lost message made stale by a newer
  * one; one that is not overtaken is only late. Acknowledgements, votes,
@@ -70,7 +73,7 @@ export class HeldAppends {
 
   /**
    * `release` is called with a held append once {@link HOLD_MS} (or `holdMs`) has
-   * passed without a newer append to its peer.
+   * passed without a newer append to its peer. A `holdMs` of 0 holds nothing.
    */
   constructor(
     release: (m: Message) => void,
@@ -89,6 +92,7 @@ export class HeldAppends {
    * and the held append then `m` for any other message.
    */
   offer(m: Message): Message[] {
+    if (this.#holdMs <= 0) return [m];
     const held = this.#held.get(m.to);
     if (held !== undefined) {
       this.#timers.clear(held.timer);

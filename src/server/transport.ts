@@ -164,7 +164,7 @@ export interface PeerTransportOptions {
   readonly observer?: NodeObserver;
   /**
    * How long an empty append waits to be overtaken by a newer append to its peer
-   * (held_appends.ts): its HOLD_MS, 10 ms, by default; 0 sends it on the next turn.
+   * (held_appends.ts): its HOLD_MS, 10 ms, by default; 0 sends every message at once.
    */
   readonly holdEmptyAppendsMs?: number;
 }

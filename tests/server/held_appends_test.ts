@@ -136,3 +136,14 @@ Deno.test("the held append of a peer no longer dialed, or of a closed transport,
   timers.fireAll();
   assert.deepStrictEqual(released, []);
 });
+
+Deno.test("a hold of 0 holds nothing: every empty append goes at once, in order", () => {
+  const timers = new ManualTimers();
+  const held = new HeldAppends(() => assert.fail("nothing is released later"), 0, timers);
+  const a = empty(2, 5);
+  const b = withEntry(2, 6, 5);
+  assert.deepStrictEqual(held.offer(a), [a]);
+  assert.deepStrictEqual(held.offer(b), [b]);
+  assert.equal(held.size, 0);
+  assert.equal(timers.pending.size, 0);
+});
