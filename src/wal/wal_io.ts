@@ -21,26 +21,12 @@ export interface WalIo {
   truncate(file: Deno.FsFile, size: number, path: string): Promise<void>;
 }
 
-/**
- * The largest save written with a blocking `write(2)` ({@link DENO_WAL_IO}): 64 KiB,
- * a copy into the page cache of some tens of microseconds at most. An async write
- * is the same copy run on Deno's blocking thread pool, and its completion has to
- * wake the event loop: a handoff between two threads that cost 0.43 ms (followers)
- * and 0.66 ms (leader) at the median in issue 11's trace of one put on a busy 2-core
- * machine, against 12 us for the write itself, and a follower's save is on every
- * put's path. Larger saves (batches under load) keep the async write, so that a
- * copy of megabytes never holds the loop.
- */
-export const INLINE_WRITE_BYTES = 64 * 1024;
-
 /** The real file operations: a write loop, `fsync` and `ftruncate`. */
 export const DENO_WAL_IO: WalIo = {
   async write(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-    const inline = bytes.length <= INLINE_WRITE_BYTES;
     let done = 0;
     while (done < bytes.length) {
-      const rest = bytes.subarray(done);
-      const n = inline ? file.writeSync(rest) : await file.write(rest);
+      const n = await file.write(bytes.subarray(done));
       if (n <= 0) throw new Deno.errors.WriteZero(`wrote 0 of ${bytes.length - done} bytes`);
       done += n;
     }
