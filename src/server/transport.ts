@@ -17,6 +17,11 @@
  * Every batch states the membership this node believes in, so that a peer that
  * believes in another refuses it rather than counting our votes and appends.
  *
+ * An empty append (a commit index only, or a probe) waits up to 10 ms for a newer
+ * append to the same peer, which overtakes it and makes it stale: at one put in
+ * flight the next put's append carries the commit index, and the empty append and
+ * its acknowledgement are never sent (held_appends.ts).
+ *
  * @module
  */
 
@@ -32,6 +37,7 @@ import type { NodeObserver } from "./node_observer.ts";
 import { MAX_QUEUED, MAX_QUEUED_BYTES, PeerQueue } from "./peer_queue.ts";
 import { type CallOutcome, PeerStream } from "./peer_stream.ts";
 import { SnapshotSender } from "./snapshot_sender.ts";
+import { HeldAppends } from "./held_appends.ts";
 import type { PeerDialer } from "../tls/dial.ts";
 
 /** host:port of a peer. */
@@ -156,6 +162,11 @@ export interface PeerTransportOptions {
   readonly dialer?: PeerDialer;
   /** Told how long each Send took and whether it failed (metrics); none by default. */
   readonly observer?: NodeObserver;
+  /**
+   * How long an empty append waits to be overtaken by a newer append to its peer
+   * (held_appends.ts): its HOLD_MS, 10 ms, by default; 0 sends every message at once.
+   */
+  readonly holdEmptyAppendsMs?: number;
 }
 
 /** Sends Raft messages to peers, batched per peer, in order, best effort. */
@@ -177,9 +188,12 @@ export class PeerTransport {
   readonly #inflight = new Set<Promise<void>>();
   /** Snapshots travel on their own call, one at a time per peer. */
   readonly #snapshots: SnapshotSender;
+  /** Empty appends held back until a newer append overtakes them (held_appends.ts). */
+  readonly #held: HeldAppends;
 
   constructor(options: PeerTransportOptions) {
     this.#options = options;
+    this.#held = new HeldAppends((m) => this.#releaseHeld(m), options.holdEmptyAppendsMs);
     this.#members = membersToPb(options.members ?? options.peers.keys());
     this.#snapshots = new SnapshotSender({
       clusterId: options.clusterId,
@@ -206,6 +220,7 @@ export class PeerTransport {
         this.#inflight.add(closed);
         void closed.finally(() => this.#inflight.delete(closed));
         this.#peers.delete(id);
+        this.#held.drop(id);
         this.#errors.clear(id);
         this.#options.logger.info("stopped dialing a former member", { peer: id });
       }
@@ -281,21 +296,34 @@ export class PeerTransport {
         this.#snapshots.send(peer.client, m);
         continue;
       }
-      const dropped = peer.queue.push(m);
-      if (dropped > 0 && !peer.dropping) {
-        peer.dropping = true;
-        this.#options.logger.warn("peer queue full: dropping its oldest messages", {
-          peer: peer.id,
-          dropped,
-          maxMessages: MAX_QUEUED,
-          maxBytes: MAX_QUEUED_BYTES,
-        });
-      }
+      for (const out of this.#held.offer(m)) this.#queue(peer, out);
     }
     for (const peer of this.#peers.values()) {
       if (peer.queue.length === 0) peer.dropping = false;
       else peer.stream.wake();
     }
+  }
+
+  /** Queues `m` for `peer`, logging when the queue starts to drop its oldest. */
+  #queue(peer: Peer, m: Message): void {
+    const dropped = peer.queue.push(m);
+    if (dropped > 0 && !peer.dropping) {
+      peer.dropping = true;
+      this.#options.logger.warn("peer queue full: dropping its oldest messages", {
+        peer: peer.id,
+        dropped,
+        maxMessages: MAX_QUEUED,
+        maxBytes: MAX_QUEUED_BYTES,
+      });
+    }
+  }
+
+  /** A held empty append that no newer append overtook goes now (held_appends.ts). */
+  #releaseHeld(m: Message): void {
+    const peer = this.#peers.get(m.to);
+    if (this.#closed || peer === undefined) return;
+    this.#queue(peer, m);
+    peer.stream.wake();
   }
 
   /** A call to `peer` ended: counted, and logged when the peer's health changed. */
@@ -356,6 +384,7 @@ export class PeerTransport {
   /** Stops sending, cancels calls and snapshot transfers under way, and waits for them to end. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#held.clear();
     await Promise.allSettled([
       ...[...this.#peers.values()].map((p) => p.stream.close()),
       ...this.#inflight,

@@ -375,3 +375,60 @@ Deno.test("setPeers: a member added at runtime is dialed, a removed one is not, 
     "error dropping message to unknown peer",
   ]);
 });
+
+Deno.test("an empty append overtaken by the next append never reaches the peer; one that nothing overtakes arrives late", async () => {
+  const got: string[] = [];
+  const peer = await fakePeer((req) => {
+    for (const m of req.messages) {
+      got.push(`${MessageType[m.type]} entries=${m.entries.length} commit=${m.commit}`);
+    }
+  });
+  const transport = (holdEmptyAppendsMs?: number) =>
+    new PeerTransport({
+      selfId: 1,
+      clusterId: "test",
+      peers: new Map([[1, { host: "127.0.0.1", port: 1 }], [2, {
+        host: "127.0.0.1",
+        port: peer.port,
+      }]]),
+      logger: recordingLogger([]),
+      timeoutMs: 5000,
+      onSnapshotReport: () => {},
+      holdEmptyAppendsMs,
+    });
+  const empty = (commit: number) =>
+    message({ type: "app", from: 1, to: 2, term: 1, index: commit, logTerm: 1, commit });
+  const next = message({
+    type: "app",
+    from: 1,
+    to: 2,
+    term: 1,
+    index: 5,
+    logTerm: 1,
+    entries: [{ term: 1, index: 6, type: "normal", data: new Uint8Array([6]) }],
+    commit: 5,
+  });
+  const heartbeat = message({ type: "heartbeat", from: 1, to: 2, term: 1, commit: 5 });
+  // A hold far longer than the test: only being overtaken can keep the empty append from the
+  // peer, and the heartbeat would carry a still-held one out ahead of itself.
+  const held = transport(60_000);
+  try {
+    held.send([empty(5)]);
+    held.send([next]);
+    held.send([heartbeat]);
+    await until("the heartbeat to arrive", () => got.length >= 2);
+  } finally {
+    await held.close();
+  }
+  assert.deepEqual(got, ["APP entries=1 commit=5", "HEARTBEAT entries=0 commit=5"]);
+  got.length = 0;
+  const late = transport(); // the default hold
+  try {
+    late.send([empty(6)]);
+    await until("the lone empty append to arrive", () => got.length === 1);
+  } finally {
+    await late.close();
+    await peer.close();
+  }
+  assert.deepEqual(got, ["APP entries=0 commit=6"]);
+});

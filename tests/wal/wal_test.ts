@@ -262,3 +262,27 @@ Deno.test("open rejects a segmentBytes that is not a positive integer", async ()
     );
   });
 });
+
+Deno.test("a save with nothing under way hands its write to the disk before save() returns, so the node's work overlaps it; a save made meanwhile starts only after it", async () => {
+  await withWalDir(async (dir) => {
+    const io = new FaultyIo();
+    const wal = await Wal.create(dir, { io });
+    const before = io.writes;
+    const hs: HardState = { term: 1, vote: 1, commit: 0 };
+    const first = wal.save(hs, [entry(1, 1)]);
+    assert.equal(
+      io.writes,
+      before + 1,
+      "the first save's write had not started when save() returned",
+    );
+    const second = wal.save(undefined, [entry(2, 1)]);
+    assert.equal(io.writes, before + 1, "the second save started before the first had ended");
+    await Promise.all([first, second]);
+    assert.equal(io.writes, before + 2);
+    await wal.close();
+    const { wal: again, recovery } = await Wal.open(dir);
+    assert.deepStrictEqual(recovery.entries, [entry(1, 1), entry(2, 1)]);
+    assert.deepStrictEqual(recovery.hardState, hs);
+    await again.close();
+  });
+});
