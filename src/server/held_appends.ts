@@ -11,7 +11,7 @@
  * than in etcd (Connect and HTTP/2 on each side). In issue 11's trace of one put at
  * 1 in flight, the empty appends and their answers ran on the leader in the very
  * turns in which its answer to the client was being written (3 turns held 1 ms
- * instead of 0.4 ms), and the put took 0.5 to 1.3 ms longer at the median than
+ * instead of 0.4 ms), and the put took 0.5 to 2.4 ms longer at the median (4 runs each) than
  * with no empty appends at all. Held for {@link HOLD_MS}, the empty append is
  * overtaken by the next put's append, which carries the same or a newer commit
  * index, and never sent: the next put costs the same messages, and the empty ones
