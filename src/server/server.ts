@@ -1,5 +1,6 @@
 /**
  * One gRPC server per node: Connect-ES's `connectNodeAdapter` on `node:http2`,
+ * with plain unary KVService calls served beside it by unary_fast_lane.ts,
  * without TLS (h2c) by default, or over TLS with the access rules of
  * src/tls/access.ts when given {@link ServerSecurity}. `Deno.serve` cannot send HTTP trailers, which gRPC needs,
  * so it is not used.
