@@ -20,8 +20,27 @@ import type { HttpPort } from "../http/server.ts";
 import { LateMetrics } from "./late_metrics.ts";
 import { cpuUsage } from "node:process";
 
+/** Whether Deno's permissions let this process read and write `dataDir`. */
+function dataDirGranted(dataDir: string): boolean {
+  return Deno.permissions.querySync({ name: "read", path: dataDir }).state === "granted" &&
+    Deno.permissions.querySync({ name: "write", path: dataDir }).state === "granted";
+}
+
+function dataDirGrantError(dataDir: string): string {
+  return `error: Cannot use data dir ${dataDir}: Deno's permissions do not grant it ` +
+    `(\`deno task node\` grants ./data only); run with --allow-read=${dataDir} ` +
+    `--allow-write=${dataDir} instead (README.md, "Running a node")`;
+}
+
 async function main(): Promise<number> {
   const opts = parseNodeFlagsOrExit(Deno.args, readNodeEnv());
+  // A data dir the permissions do not grant is a usage error, like a bad flag: said
+  // before the node logs anything, in one line (the NotCapable catch below is the
+  // backstop for a grant that covers the dir but not what is inside it).
+  if (!dataDirGranted(opts.dataDir)) {
+    console.error(dataDirGrantError(opts.dataDir));
+    return 2;
+  }
   let node: RaftKvNode | undefined;
   const logger = createLogger({
     level: opts.logLevel,
@@ -103,11 +122,7 @@ async function main(): Promise<number> {
     if (err instanceof Deno.errors.NotCapable) {
       // A data dir the permissions do not grant is a usage error, like a bad flag:
       // the command line asks for what it does not allow.
-      console.error(
-        `error: Cannot use data dir ${opts.dataDir}: Deno's permissions do not grant it ` +
-          `(\`deno task node\` grants ./data only); run with --allow-read=${opts.dataDir} ` +
-          `--allow-write=${opts.dataDir} instead (README.md, "Running a node")`,
-      );
+      console.error(dataDirGrantError(opts.dataDir));
       return 2;
     }
     throw err;
