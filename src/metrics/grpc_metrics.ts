@@ -8,15 +8,11 @@
  * @module
  */
 
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { NETWORK_BUCKETS } from "./buckets.ts";
 import { PREFIX } from "./registry.ts";
-
-/** `resource_exhausted` for Code.ResourceExhausted: the gRPC name in snake case, lower. */
-function codeName(code: Code): string {
-  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
-}
+import { type CallEnded, callTimingInterceptor } from "./call_timing.ts";
 
 /** The call metrics of one node. */
 export class GrpcMetrics {
@@ -24,6 +20,8 @@ export class GrpcMetrics {
   readonly seconds: Histogram;
   /** Counts and times every call it wraps. */
   readonly interceptor: Interceptor;
+  /** Counts a call that ended (for calls timed before these metrics existed: late_metrics.ts). */
+  readonly record: CallEnded;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -57,37 +55,11 @@ export class GrpcMetrics {
       }
       return c;
     };
-    this.interceptor = (next) => async (req) => {
-      const began = performance.now();
-      const done = (code: string) => {
-        const c = childrenOf(req.service.typeName, req.method.name, code);
-        c.handled.inc();
-        c.seconds.observe((performance.now() - began) / 1000);
-      };
-      let res;
-      try {
-        res = await next(req);
-      } catch (err) {
-        done(codeName(ConnectError.from(err).code));
-        throw err;
-      }
-      if (!res.stream) {
-        done("ok");
-        return res;
-      }
-      const messages = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* messages;
-            done("ok");
-          } catch (err) {
-            done(codeName(ConnectError.from(err).code));
-            throw err;
-          }
-        })(),
-      };
+    this.record = (service, method, code, seconds) => {
+      const c = childrenOf(service, method, code);
+      c.handled.inc();
+      c.seconds.observe(seconds);
     };
+    this.interceptor = callTimingInterceptor(this.record);
   }
 }

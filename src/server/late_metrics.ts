@@ -11,14 +11,17 @@
  * are queued and replayed in order on attach, so every counter and histogram
  * ends up as if the metrics had been there from the start; the WAL's file
  * operations run untimed (the fsyncs of opening the WAL at boot are not in the
- * disk histograms); and calls answered are not counted (the interceptor never
- * holds a call: the peers' votes and appends pass through it, and the metrics
- * wait for the leader they elect).
+ * disk histograms); and calls are timed as the metrics' interceptor times them
+ * (src/metrics/call_timing.ts), their ends queued and counted on attach (a call
+ * under way then is counted when it ends). The interceptor never holds a call:
+ * the peers' votes and appends pass through it, and the metrics wait for the
+ * leader they elect.
  *
  * @module
  */
 
 import type { Interceptor } from "@connectrpc/connect";
+import { type CallEnded, callTimingInterceptor } from "../metrics/call_timing.ts";
 import { DENO_WAL_IO, type WalIo } from "../wal/mod.ts";
 import type { NodeObserver } from "./node_observer.ts";
 
@@ -33,7 +36,9 @@ export class LateMetrics {
   #observer: NodeObserver | undefined;
   #interceptors: readonly Interceptor[] | undefined;
   #queue: [Hook, unknown[]][] = [];
-  /** Hook calls dropped from a full queue. */
+  #calls: Parameters<CallEnded>[] = [];
+  #recordCall: CallEnded | undefined;
+  /** Hook calls and ended calls dropped from a full queue. */
   dropped = 0;
 
   /** For `RaftKvNodeOptions.observer`. */
@@ -67,9 +72,14 @@ export class LateMetrics {
       peerRoundTrip: hook("peerRoundTrip"),
       walIo: { write: io("write"), sync: io("sync"), truncate: io("truncate") },
     };
+    const timing = callTimingInterceptor((...call) => {
+      if (this.#recordCall !== undefined) this.#recordCall(...call);
+      else if (this.#calls.length >= MAX_QUEUED_HOOKS) this.dropped++;
+      else this.#calls.push(call);
+    });
     this.interceptor = (next) => (req) => {
       const real = this.#interceptors;
-      if (real === undefined) return next(req);
+      if (real === undefined) return timing(next)(req);
       return real.reduceRight((n, i) => i(n), next)(req);
     };
   }
@@ -79,13 +89,24 @@ export class LateMetrics {
     return this.#observer !== undefined;
   }
 
-  /** From now on, reports to `observer` (after what was queued, in order) and calls go through `interceptors`. */
-  attach(observer: NodeObserver, interceptors: readonly Interceptor[]): void {
+  /**
+   * From now on, reports to `observer` (after what was queued, in order) and calls
+   * go through `interceptors`; the calls that ended before are told to `recordCall`,
+   * as are those under way when they end.
+   */
+  attach(
+    observer: NodeObserver,
+    interceptors: readonly Interceptor[],
+    recordCall: CallEnded = () => {},
+  ): void {
     if (this.#observer !== undefined) throw new Error("Invariant: metrics attached twice");
     for (const [name, args] of this.#queue) {
       (observer[name] as ((...a: unknown[]) => void) | undefined)?.(...args);
     }
     this.#queue = [];
+    for (const call of this.#calls) recordCall(...call);
+    this.#calls = [];
+    this.#recordCall = recordCall;
     this.#observer = observer;
     this.#interceptors = interceptors;
   }

@@ -201,7 +201,7 @@ async function main(): Promise<number> {
       if (!stopping) await new Promise((r) => setTimeout(r, opts.electionMs));
       if (stopping) return;
       const metrics = new (await import("../metrics/mod.ts")).NodeMetrics();
-      late.attach(metrics.observer, metrics.interceptors);
+      late.attach(metrics.observer, metrics.interceptors, metrics.grpc.record);
       const started = await (await import("../http/start.ts")).startHttpPort(
         running,
         listen,

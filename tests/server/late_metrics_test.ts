@@ -1,14 +1,14 @@
 /**
  * Metrics attached after the node started (src/server/late_metrics.ts): what the
- * node reported before is replayed in order, calls pass through untouched until
- * then and through the metrics' interceptors after, and the WAL's file operations
+ * node reported before is replayed in order, calls are timed until then and
+ * counted on attach, and go through the metrics' interceptors after, and the WAL's file operations
  * run on the defaults until the metrics' own (timing) ones are there.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import type { Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { LateMetrics, MAX_QUEUED_HOOKS } from "../../src/server/late_metrics.ts";
 import type { NodeObserver } from "../../src/server/node_observer.ts";
 
@@ -52,21 +52,46 @@ Deno.test("late metrics: a node that never learns a leader queues a bounded numb
   assert.equal(n, MAX_QUEUED_HOOKS);
 });
 
-Deno.test("late metrics: calls pass through until attached, then through the metrics' interceptors", async () => {
+Deno.test("late metrics: calls before attach are timed and counted on attach; after, they go through the metrics' interceptors", async () => {
   const late = new LateMetrics();
   const seen: string[] = [];
+  const recorded: string[] = [];
+  const method = (name: string) => ({
+    service: { typeName: "raftkv.v1.KVService" },
+    method: { name },
+  });
+  let release = () => {};
+  const slow = new Promise<void>((r) => release = r);
   // deno-lint-ignore no-explicit-any
-  const next = ((req: any) => Promise.resolve({ req })) as any;
+  const next = (async (req: any) => {
+    if (req.method.name === "Slow") await slow;
+    if (req.method.name === "Bad") throw new ConnectError("no", Code.InvalidArgument);
+    return { stream: false, req: req.method.name };
+  }) as any;
   // deno-lint-ignore no-explicit-any
-  const call = (x: string) => late.interceptor(next)(x as any) as Promise<unknown>;
-  assert.deepEqual(await call("before"), { req: "before" });
+  const call = (name: string) => late.interceptor(next)(method(name) as any) as Promise<unknown>;
+  assert.deepEqual(await call("Put"), { stream: false, req: "Put" });
+  await assert.rejects(call("Bad"), /no/);
+  const underway = call("Slow");
   const counting: Interceptor = (n) => (req) => {
-    seen.push(String(req));
+    seen.push(req.method.name);
     return n(req);
   };
-  late.attach({}, [counting]);
-  assert.deepEqual(await call("after"), { req: "after" });
-  assert.deepEqual(seen, ["after"]);
+  late.attach({}, [counting], (service, m, code, seconds) => {
+    assert.ok(seconds >= 0);
+    recorded.push(`${service}/${m} ${code}`);
+  });
+  // What ended before attach is counted at attach, in order.
+  assert.deepEqual(recorded, [
+    "raftkv.v1.KVService/Put ok",
+    "raftkv.v1.KVService/Bad invalid_argument",
+  ]);
+  // A call under way at attach is counted when it ends; one after goes through the metrics.
+  release();
+  await underway;
+  assert.deepEqual(await call("Get"), { stream: false, req: "Get" });
+  assert.deepEqual(recorded.slice(2), ["raftkv.v1.KVService/Slow ok"]);
+  assert.deepEqual(seen, ["Get"]);
 });
 
 Deno.test("late metrics: the WAL's file operations use the defaults until the metrics' own are attached", async () => {
