@@ -62,12 +62,11 @@ Deno.test("late metrics: calls before attach are timed and counted on attach; af
   });
   let release = () => {};
   const slow = new Promise<void>((r) => release = r);
-  // deno-lint-ignore no-explicit-any
-  const next = (async (req: any) => {
+  const next = (async (req: { method: { name: string } }) => {
     if (req.method.name === "Slow") await slow;
     if (req.method.name === "Bad") throw new ConnectError("no", Code.InvalidArgument);
     return { stream: false, req: req.method.name };
-  }) as any;
+  }) as unknown as Parameters<Interceptor>[0];
   // deno-lint-ignore no-explicit-any
   const call = (name: string) => late.interceptor(next)(method(name) as any) as Promise<unknown>;
   assert.deepEqual(await call("Put"), { stream: false, req: "Put" });
