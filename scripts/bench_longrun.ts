@@ -26,7 +26,13 @@ import { type Client, Code, ConnectError, createClient } from "@connectrpc/conne
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
-import { type ClusterOptions, nodeAddress, nodeCommandArgs, nodeDataDir } from "./cluster.ts";
+import {
+  type ClusterOptions,
+  forEachLines,
+  nodeAddress,
+  nodeCommandArgs,
+  nodeDataDir,
+} from "./cluster.ts";
 import { createLogger } from "../src/server/log.ts";
 import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
 import { until } from "./_flags_and_waits.ts";
@@ -43,6 +49,7 @@ import {
   parseNodeLogLine,
   type RestartTimeline,
   restartTimeline,
+  spread,
 } from "./bench/longrun_timeline.ts";
 import { LOG_LEVELS, type LogLevel } from "../src/raft/logger.ts";
 
@@ -140,26 +147,14 @@ function start(id: number, main = mainPath): void {
   if (flags.timeline) {
     const lines: NodeLogLine[] = [];
     logLines.set(id, lines);
-    void readLines(child.stderr, (line) => {
-      const parsed = parseNodeLogLine(line);
-      if (parsed !== undefined) lines.push(parsed);
-      if (parsed === undefined || shown(parsed.level)) console.error(line);
+    void forEachLines(child.stderr, (chunk) => {
+      for (const line of chunk) {
+        const parsed = parseNodeLogLine(line);
+        if (parsed !== undefined) lines.push(parsed);
+        if (parsed === undefined || shown(parsed.level)) console.error(line);
+      }
     });
   }
-}
-
-/** Calls `onLine` with each line of `stream` until it ends. */
-async function readLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    const parts = (rest + chunk).split("\n");
-    rest = parts.pop()!;
-    for (const p of parts) onLine(p);
-  }
-  if (rest !== "") onLine(rest);
 }
 
 /**
@@ -381,12 +376,11 @@ try {
     if (flags.timeline) {
       for (const line of formatSummary(timelines[v]!)) console.log(`${label}${line}`);
     }
-    if (restarts > 1) {
-      const sorted = [...restartSeconds[v]!].sort((a, b) => a - b);
+    const s = spread(restartSeconds[v]!);
+    if (restarts > 1 && s !== undefined) {
       console.log(
-        `${label}full restart, ${restarts} times: median ${
-          sorted[Math.floor(restarts / 2)]!.toFixed(2)
-        } s, from ${sorted[0]!.toFixed(2)} to ${sorted[restarts - 1]!.toFixed(2)} s`,
+        `${label}full restart, ${restarts} times: median ${s.median.toFixed(2)} s, ` +
+          `from ${s.min.toFixed(2)} to ${s.max.toFixed(2)} s`,
       );
     }
   }

@@ -28,6 +28,7 @@ import {
   connectNodeAdapter,
   createGrpcTransport,
 } from "@connectrpc/connect-node";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { GetRequestSchema, GetResponseSchema, KVService } from "../src/gen/raftkv/v1/kv_pb.ts";
 import { Http2Guard } from "../src/http2/guard.ts";
 import { DEFAULT_HTTP2_LIMITS, http2ServerOptions } from "../src/http2/limits.ts";
@@ -41,14 +42,6 @@ const IN_FLIGHT = 64;
 
 const value = new Uint8Array(256).fill(120);
 const answer = () => create(GetResponseSchema, { found: true, value });
-
-/** A gRPC frame of `body` (no compression). */
-function frameOf(body: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(5 + body.length);
-  new DataView(frame.buffer).setUint32(1, body.length);
-  frame.set(body, 5);
-  return frame;
-}
 
 /** Decodes the one GetRequest of a bare handler's body, as any server must. */
 function decode(chunks: Uint8Array[]): void {
@@ -89,9 +82,7 @@ function runServer(path: Path, port: number): void {
     const guard = new Http2Guard(limits, silent);
     server = http2.createServer(
       http2ServerOptions(limits),
-      guard.wrap((req, res) => {
-        if (lane === undefined || !lane.serve(req, res)) adapter(req, res);
-      }),
+      guard.wrap(lane?.inFrontOf(adapter) ?? adapter),
     );
     guard.install(server);
   } else if (path === "compat") {
@@ -102,7 +93,7 @@ function runServer(path: Path, port: number): void {
         decode(chunks);
         res.writeHead(200, { "content-type": "application/grpc+proto" });
         res.addTrailers({ "grpc-status": "0" });
-        res.end(frameOf(toBinary(GetResponseSchema, answer())));
+        res.end(encodeEnvelope(0, toBinary(GetResponseSchema, answer())));
       });
     });
   } else {
@@ -116,7 +107,7 @@ function runServer(path: Path, port: number): void {
           waitForTrailers: true,
         });
         stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-        stream.end(frameOf(toBinary(GetResponseSchema, answer())));
+        stream.end(encodeEnvelope(0, toBinary(GetResponseSchema, answer())));
       });
     });
   }

@@ -292,20 +292,27 @@ class Output {
   }
 }
 
-/** Copies a child's stream to `out`, prefixing every line with `prefix`. */
-async function pipeLines(
+/**
+ * Calls `onLines` with the complete lines of each chunk of `stream` (none empty
+ * of lines), and with the unterminated rest at its end, until it ends.
+ */
+export async function forEachLines(
   stream: ReadableStream<Uint8Array>,
-  prefix: string,
-  out: Output,
+  onLines: (lines: string[]) => Promise<void> | void,
 ): Promise<void> {
   let pending = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     pending += chunk;
     const lines = pending.split("\n");
     pending = lines.pop() ?? "";
-    if (lines.length > 0) await out.write(lines.map((l) => `${prefix} ${l}\n`).join(""));
+    if (lines.length > 0) await onLines(lines);
   }
-  if (pending !== "") await out.write(`${prefix} ${pending}\n`);
+  if (pending !== "") await onLines([pending]);
+}
+
+/** Copies a child's stream to `out`, prefixing every line with `prefix`. */
+function pipeLines(stream: ReadableStream<Uint8Array>, prefix: string, out: Output): Promise<void> {
+  return forEachLines(stream, (lines) => out.write(lines.map((l) => `${prefix} ${l}\n`).join("")));
 }
 
 interface Running {

@@ -68,7 +68,7 @@ export class HeldAppends {
   readonly #release: (m: Message) => void;
   readonly #holdMs: number;
   readonly #timers: HoldTimers;
-  /** Held appends overtaken by a newer one and never sent (a count, for tests and metrics). */
+  /** Held appends overtaken by a newer one and never sent (a count, for tests). */
   overtaken = 0;
 
   /**

@@ -165,11 +165,7 @@ export async function serve(
     maxTimeoutMs: MAX_CALL_TIMEOUT_MS,
     acceptCompression,
   });
-  const serveCall = lane === undefined
-    ? handler
-    : (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-      if (!lane.serve(req, res)) handler(req, res);
-    };
+  const serveCall = lane?.inFrontOf(handler) ?? handler;
   const guard = new Http2Guard(limits, node.options.logger, {
     // A keep-alive stream stays open as long as its leases live: the request timeout
     // bounds the silence between its messages instead of its whole body.

@@ -180,6 +180,18 @@ export class UnaryFastLane {
     }
   }
 
+  /**
+   * A request handler that serves what the lane takes and hands every other call
+   * to `handler` (Connect's node adapter).
+   */
+  inFrontOf(
+    handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  ): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void {
+    return (req, res) => {
+      if (!this.serve(req, res)) handler(req, res);
+    };
+  }
+
   /** Calls the lane has taken since the server started (a test's proof that it is used). */
   get served(): number {
     return this.#served;

@@ -11,8 +11,11 @@
 import assert from "node:assert/strict";
 import { freeBase, runScript } from "./_scripts.ts";
 
-function longrun(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return runScript([
+/** Runs the bench with `args` on free ports; `both` is its output, for messages. */
+async function longrun(
+  args: string[],
+): Promise<{ code: number; out: string; err: string; both: string }> {
+  const r = await runScript([
     "--allow-run",
     "--allow-read",
     "--allow-write",
@@ -21,21 +24,15 @@ function longrun(args: string[]): Promise<{ code: number; out: string; err: stri
     "--allow-sys=loadavg",
     "scripts/bench_longrun.ts",
     ...args,
-  ]);
-}
-
-Deno.test("bench:longrun with 64 clients shares 16 connections and prints every figure", async () => {
-  const r = await longrun([
-    "--puts",
-    "640",
-    "--keys",
-    "100",
-    "--clients",
-    "64",
     "--base-port",
     String(freeBase([0, 1, 2, 1000, 1001, 1002])),
   ]);
-  const both = `stdout:\n${r.out}\nstderr:\n${r.err}`;
+  return { ...r, both: `stdout:\n${r.out}\nstderr:\n${r.err}` };
+}
+
+Deno.test("bench:longrun with 64 clients shares 16 connections and prints every figure", async () => {
+  const r = await longrun(["--puts", "640", "--keys", "100", "--clients", "64"]);
+  const both = r.both;
   assert.equal(r.code, 0, both);
   assert.match(r.out, /640 puts of 256 B over 100 keys, 64 clients on 16 connections/, both);
   assert.match(r.out, /640 puts in [\d.]+ s/, both);
@@ -46,18 +43,8 @@ Deno.test("bench:longrun with 64 clients shares 16 connections and prints every 
 });
 
 Deno.test("bench:longrun --timeline prints where each restart's time went, from the nodes' lines", async () => {
-  const r = await longrun([
-    "--puts",
-    "100",
-    "--keys",
-    "10",
-    "--restarts",
-    "2",
-    "--timeline",
-    "--base-port",
-    String(freeBase([0, 1, 2, 1000, 1001, 1002])),
-  ]);
-  const both = `stdout:\n${r.out}\nstderr:\n${r.err}`;
+  const r = await longrun(["--puts", "100", "--keys", "10", "--restarts", "2", "--timeline"]);
+  const both = r.both;
   assert.equal(r.code, 0, both);
   assert.match(
     r.out,
@@ -77,7 +64,7 @@ Deno.test("bench:longrun --timeline prints where each restart's time went, from 
 
 Deno.test("bench:longrun asked for more connections than a node accepts: names it, exits 2", async () => {
   const r = await longrun(["--clients", "64", "--connections", "64"]);
-  assert.equal(r.code, 2, `stdout:\n${r.out}\nstderr:\n${r.err}`);
+  assert.equal(r.code, 2, r.both);
   assert.match(r.err, /^error: --connections 64: a node accepts at most 64 connections/);
   assert.equal(r.out, "");
 });

@@ -85,7 +85,8 @@ function withoutDate(h: http2.IncomingHttpHeaders): Record<string, unknown> {
 
 /** Sends one raw request on `session` and collects the whole answer. */
 function send(session: http2.ClientHttp2Session, r: RawRequest): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
+  let closed: RawAnswer | undefined;
+  {
     const req = session.request({
       ":method": r.method ?? "POST",
       ":path": r.path,
@@ -100,18 +101,17 @@ function send(session: http2.ClientHttp2Session, r: RawRequest): Promise<RawAnsw
     req.on("trailers", (t) => answer.trailers = withoutDate(t));
     req.on("data", (c: Uint8Array) => body.push(c));
     req.on("error", () => {}); // the end says how it went
-    const timer = setTimeout(() => reject(new Error(`${r.name}: no answer within 10 s`)), 10_000);
     req.on("close", () => {
-      clearTimeout(timer);
       answer.body = hex(new Uint8Array(Buffer.concat(body)));
       if (req.rstCode !== undefined && req.rstCode !== http2.constants.NGHTTP2_NO_ERROR) {
         answer.end = `reset ${req.rstCode}`;
       }
-      resolve(answer);
+      closed = answer;
     });
     for (const c of r.chunks) req.write(c);
     if (r.keepOpen !== true) req.end();
-  });
+  }
+  return waitFor(`${r.name}: its answer`, () => closed, { timeoutMs: 10_000, intervalMs: 5 });
 }
 
 function freshDir(): Promise<string> {
@@ -441,9 +441,7 @@ async function stubServer(
   const guard = new Http2Guard(DEFAULT_HTTP2_LIMITS, SILENT);
   const server = http2.createServer(
     {},
-    guard.wrap((req, res) => {
-      if (lane === undefined || !lane.serve(req, res)) handler(req, res);
-    }),
+    guard.wrap(lane?.inFrontOf(handler) ?? handler),
   );
   guard.install(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
