@@ -13,13 +13,12 @@
  * Runs alternate path by path for `--rounds`. It prints figures and asserts nothing.
  *
  *   deno run -A scripts/bench_unary_lane.ts [--paths connect,lane,compat,core] [--calls 20000]
- *     [--rounds 2] [--port 7701]
+ *     [--rounds 2] [--port 7701]   (--help: scripts/bench/unary_lane_flags.ts)
  *
  * @module
  */
 
 import * as http2 from "node:http2";
-import { parseArgs } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, createContextValues, createServiceImplSpec } from "@connectrpc/connect";
 import {
@@ -34,9 +33,14 @@ import { Http2Guard } from "../src/http2/guard.ts";
 import { DEFAULT_HTTP2_LIMITS, http2ServerOptions } from "../src/http2/limits.ts";
 import { UnaryFastLane } from "../src/server/unary_fast_lane.ts";
 import { MAX_CALL_TIMEOUT_MS, MAX_REQUEST_BYTES } from "../src/server/server.ts";
+import {
+  parseUnaryLaneFlags,
+  type Path,
+  UNARY_LANE_USAGE,
+  UnaryLaneFlagError,
+  type UnaryLaneOptions,
+} from "./bench/unary_lane_flags.ts";
 
-const PATHS = ["connect", "lane", "compat", "core"] as const;
-type Path = typeof PATHS[number];
 const CONNECTIONS = 16;
 const IN_FLIGHT = 64;
 
@@ -158,26 +162,23 @@ async function measure(path: Path, port: number, calls: number): Promise<void> {
   }
 }
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    serve: { type: "string" },
-    paths: { type: "string", default: PATHS.join(",") },
-    calls: { type: "string", default: "20000" },
-    rounds: { type: "string", default: "2" },
-    port: { type: "string", default: "7701" },
-  },
-});
-const port = Number(values.port);
-if (values.serve !== undefined) {
-  runServer(values.serve as Path, port);
+let flags: UnaryLaneOptions;
+try {
+  flags = parseUnaryLaneFlags(Deno.args);
+} catch (err) {
+  if (!(err instanceof UnaryLaneFlagError)) throw err;
+  console.error(`error: ${err.message} (see --help)`);
+  Deno.exit(2);
+}
+if (flags.help) {
+  console.log(UNARY_LANE_USAGE);
+  Deno.exit(0);
+}
+if (flags.serve !== undefined) {
+  runServer(flags.serve, flags.port);
 } else {
-  const paths = values.paths.split(",") as Path[];
-  for (const p of paths) {
-    if (!PATHS.includes(p)) throw new Error(`Cannot bench path ${p}: one of ${PATHS.join(", ")}`);
-  }
-  for (let round = 0; round < Number(values.rounds); round++) {
-    for (const p of paths) await measure(p, port, Number(values.calls));
+  for (let round = 0; round < flags.rounds; round++) {
+    for (const p of flags.paths) await measure(p, flags.port, flags.calls);
   }
   Deno.exit(0);
 }
