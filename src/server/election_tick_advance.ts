@@ -63,6 +63,29 @@ export function bootCampaignTicks(rank: number): number {
 }
 
 /**
+ * What a node does about its first campaign at boot, given the voters of the
+ * configuration in force (`voters`, in any order) and its own id:
+ *
+ * - `"none"`: it is not a voter (a learner, or a node that joined and is not yet
+ *   promoted): it never campaigns;
+ * - `"now"`: it is the only voter. Its own vote is a quorum: there is no one to ask
+ *   and no one to split a vote with, so waiting (an election timeout, or even a
+ *   probe) buys nothing. It campaigns at once, and wins its pre-vote and vote with
+ *   its own (etcd's `campaign` wins at once when its own vote is a quorum: "this is
+ *   a single-node cluster");
+ * - `"after-quorum"`: there are other voters: it waits until a quorum answers, then
+ *   takes its turn ({@link bootCampaignTicks}).
+ */
+export function bootCampaignPlan(
+  id: NodeId,
+  voters: Iterable<NodeId>,
+): "none" | "now" | "after-quorum" {
+  const all = new Set(voters);
+  if (!all.has(id)) return "none";
+  return all.size === 1 ? "now" : "after-quorum";
+}
+
+/**
  * The first campaign at boot, after etcd's initial election tick advance
  * (`--initial-election-tick-advance`, on by default; `EtcdServer.adjustTicks`): a
  * node that boots with no leader in sight need not sit out a whole randomized
@@ -73,8 +96,10 @@ export function bootCampaignTicks(rank: number): number {
  * seen no election (its term is the one it booted with, it is still a follower).
  * etcd leaves 2 to electionTick + 2 ticks to chance instead; ordering the voters
  * by id gives the same protection against split votes (§5.2) for the first
- * election, at a fraction of the wait. A one-node cluster advances
- * electionTick - 1 ticks at once, as etcd does.
+ * election, at a fraction of the wait. The only voter of its cluster campaigns
+ * at once ({@link bootCampaignPlan}); it also advances electionTick - 1 ticks, as
+ * etcd does, so that should the campaign be refused (a configuration change
+ * committed and not yet applied: `campaignBlocker`), its clock is a tick from it.
  *
  * Safety never rests on timing (§5.2: it must not depend on it); this changes
  * only when the first campaign starts. Nor does it disrupt a running cluster: a
@@ -88,14 +113,21 @@ export async function advanceElectionAtBoot(host: ElectionAdvanceHost): Promise<
   const ticks = electionTicks(host.options);
   // The configuration in force (a node that joined, or a learner, never campaigns).
   const voters = [...host.raw.status().conf.voters].sort((a, b) => a - b);
-  if (!voters.includes(host.id)) return;
+  const plan = bootCampaignPlan(host.id, voters);
+  if (plan === "none") return;
   const bootTerm = host.raw.status().term;
   const noElectionYet = () => {
     const s = host.raw.status();
     return !host.stopped() && s.role === "follower" && s.lead === NONE && s.term === bootTerm;
   };
-  if (voters.length === 1) {
+  if (plan === "now") {
     for (let i = 0; i < ticks - 1; i++) host.raw.tick();
+    if (noElectionYet()) {
+      host.log.info("the only voter: campaigning at once", {
+        ticksSinceStart: host.ticksSinceStart(),
+      });
+      host.raw.campaign();
+    }
     host.kick();
     return;
   }

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { LogFields, Logger } from "../../src/raft/logger.ts";
 import { NONE } from "../../src/raft/types.ts";
 import { RaftKvNode } from "../../src/server/node.ts";
-import { bootCampaignTicks } from "../../src/server/election_tick_advance.ts";
+import { bootCampaignPlan, bootCampaignTicks } from "../../src/server/election_tick_advance.ts";
 import { type GrpcServer, serve } from "../../src/server/server.ts";
 import { waitFor } from "../e2e/_harness.ts";
 
@@ -69,6 +69,16 @@ function cluster(dir: string, random: (id: number) => () => number) {
     [...running.keys()].find((id) => running.get(id)!.node.status().role === "leader");
   return { running, boot, halt, leader };
 }
+
+Deno.test("the only voter campaigns at once; with other voters it waits for a quorum; a non-voter never", () => {
+  assert.equal(bootCampaignPlan(1, [1]), "now", "a one-node cluster");
+  assert.equal(bootCampaignPlan(7, new Set([7])), "now", "any id, any iterable");
+  assert.equal(bootCampaignPlan(1, [1, 2, 3]), "after-quorum");
+  assert.equal(bootCampaignPlan(3, [2, 3]), "after-quorum", "two voters need both");
+  assert.equal(bootCampaignPlan(4, [1, 2, 3]), "none", "a learner or a joining node");
+  assert.equal(bootCampaignPlan(1, []), "none");
+  assert.equal(bootCampaignPlan(2, [1]), "none", "another node's one-node cluster");
+});
 
 Deno.test("voters take turns by id for their first campaign at boot: one tick, then two more each", () => {
   assert.deepEqual([0, 1, 2, 3, 4].map(bootCampaignTicks), [1, 3, 5, 7, 9]);
