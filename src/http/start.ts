@@ -27,6 +27,7 @@ export async function startHttpPort(
 ): Promise<HttpPort | undefined | "failed"> {
   if (listen === undefined) return undefined;
   metrics?.attach(node);
+  metrics?.grpc.countFastLane(grpc);
   try {
     const port = await serveHttp({
       node,

@@ -4,6 +4,8 @@
  * Connect handler alike (names after go-grpc-prometheus's
  * `grpc_server_handled_total` and `grpc_server_handling_seconds`). A streamed
  * answer (SnapshotSave) counts when its stream ends, with the code it ended with.
+ * Beside them, how many of the gRPC port's calls took the unary fast lane
+ * (src/server/unary_fast_lane.ts) rather than Connect's adapter.
  *
  * @module
  */
@@ -14,10 +16,22 @@ import { NETWORK_BUCKETS } from "./buckets.ts";
 import { PREFIX } from "./registry.ts";
 import { type CallEnded, callTimingInterceptor } from "./call_timing.ts";
 
+/** What the fast lane's counter reads at scrape time (a GrpcServer, src/server/server.ts). */
+export interface FastLaneSource {
+  /** Calls the gRPC server's fast lane has taken since it started. */
+  readonly fastLaneCalls: number;
+}
+
 /** The call metrics of one node. */
 export class GrpcMetrics {
   readonly handled: Counter;
   readonly seconds: Histogram;
+  /** The fast lane's calls, read from {@link FastLaneSource} at each scrape. */
+  readonly fastLaneCalls: Counter;
+  readonly #fastLane: { source: FastLaneSource | undefined; counted: number } = {
+    source: undefined,
+    counted: 0,
+  };
   /** Counts and times every call it wraps. */
   readonly interceptor: Interceptor;
   /** Counts a call that ended (for calls timed before these metrics existed: late_metrics.ts). */
@@ -37,6 +51,25 @@ export class GrpcMetrics {
       labelNames: ["service", "method", "code"],
       buckets: [...NETWORK_BUCKETS],
       registers,
+    });
+    // Its own counter rather than a `path` label on the two above: the lane takes a
+    // call before the interceptors run (a call it refuses for a bad deadline never
+    // reaches them), so they could not label every call it takes; a label would also
+    // double their series for a fact of the server's plumbing, not of the call. Read
+    // from the lane's own count at each scrape, as proposals_applied_total follows
+    // the applied index: nothing per call here (issue 11 measured that cost), and the
+    // calls served before the metrics attach (late_metrics.ts) count too.
+    const lane = this.#fastLane;
+    this.fastLaneCalls = new Counter({
+      name: `${PREFIX}grpc_fast_lane_calls_total`,
+      help:
+        "Unary gRPC calls the server's fast lane took (not Connect's adapter), since it started",
+      registers,
+      collect() {
+        const now = lane.source?.fastLaneCalls ?? 0;
+        if (now > lane.counted) this.inc(now - lane.counted);
+        lane.counted = Math.max(lane.counted, now);
+      },
     });
     // The children of each (service, method, code), made once: prom-client hashes a
     // label object on every inc and observe (sorting its keys), a cost per call that
@@ -61,5 +94,13 @@ export class GrpcMetrics {
       c.seconds.observe(seconds);
     };
     this.interceptor = callTimingInterceptor(this.record);
+  }
+
+  /**
+   * Counts the fast lane's calls from `source` at each scrape from now on: all of
+   * them since the server started, those taken before this call included.
+   */
+  countFastLane(source: FastLaneSource): void {
+    this.#fastLane.source = source;
   }
 }

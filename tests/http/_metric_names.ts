@@ -33,6 +33,7 @@ export const RAFTKV_METRICS: Record<string, Family["type"]> = {
   raftkv_log_compactions_total: "counter",
   raftkv_grpc_requests_total: "counter",
   raftkv_grpc_request_duration_seconds: "histogram",
+  raftkv_grpc_fast_lane_calls_total: "counter",
   raftkv_process_resident_memory_bytes: "gauge",
   raftkv_nodejs_eventloop_lag_seconds: "gauge",
   raftkv_nodejs_heap_size_used_bytes: "gauge",
