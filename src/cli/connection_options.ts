@@ -10,6 +10,7 @@
  */
 
 import { FlagError, formatHostPort, parseHostPort } from "../server/flags.ts";
+import { readFlagArgument } from "../server/flag_argument.ts";
 import {
   type ClientTlsFiles,
   isTlsOption,
@@ -81,23 +82,14 @@ export function parseConnectionOptions(
       break;
     }
     if (!arg.startsWith("-")) break;
-    const eq = arg.indexOf("=");
-    const name = eq < 0 ? arg : arg.slice(0, eq);
+    const { name, value, last } = readFlagArgument(args, i);
     if (name !== "--endpoints" && name !== "--timeout-ms" && !isTlsOption(name)) {
       throw new UsageError(`Cannot parse arguments: unknown option "${name}"`);
     }
-    let value: string;
-    if (eq >= 0) {
-      value = arg.slice(eq + 1);
-    } else {
-      const next = args[i + 1];
-      if (next === undefined || next.startsWith("--")) {
-        throw new UsageError(`Cannot parse ${name}: missing value`);
-      }
-      value = next;
-      i++;
+    if (value === undefined || value === "") {
+      throw new UsageError(`Cannot parse ${name}: missing value`);
     }
-    if (value === "") throw new UsageError(`Cannot parse ${name}: missing value`);
+    i = last;
     if (name === "--endpoints") {
       endpointsRaw = { value, source: name };
     } else if (isTlsOption(name)) {

@@ -15,6 +15,7 @@ import { DEFAULT_HTTP2_LIMITS, type Http2Limits } from "../http2/limits.ts";
 import { DEFAULT_WATCH_LIMITS } from "../kv/watch_hub.ts";
 import { LOG_LEVELS, type LogLevel } from "../raft/logger.ts";
 import type { TlsConfig } from "../tls/config.ts";
+import { readFlagArgument } from "./flag_argument.ts";
 
 /** A network address: `host` without IPv6 brackets, `port` in 0..65535. */
 export interface HostPort {
@@ -298,22 +299,14 @@ export function parseNodeFlags(
         `Cannot parse arguments: unexpected argument "${arg}" (flags start with --)`,
       );
     }
-    const eq = arg.indexOf("=");
-    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const flag = readFlagArgument(args, i);
+    const name = flag.name.slice(2);
     if (!isValueFlag(name) && name !== "restore") {
       throw new FlagError(`Cannot parse arguments: unknown flag "--${name}" (see --help)`);
     }
-    let value: string;
-    if (eq >= 0) {
-      value = arg.slice(eq + 1);
-    } else {
-      const next = args[i + 1];
-      if (next === undefined || next.startsWith("--")) {
-        throw new FlagError(`Cannot parse --${name}: missing value`);
-      }
-      value = next;
-      i++;
-    }
+    const value = flag.value;
+    if (value === undefined) throw new FlagError(`Cannot parse --${name}: missing value`);
+    i = flag.last;
     if (name === "restore") {
       if (restore !== undefined) {
         throw new FlagError("Cannot parse --restore: given more than once");
