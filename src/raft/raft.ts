@@ -478,17 +478,7 @@ export class Raft {
         // removed node on an old configuration that sends its votes to them and
         // not to us, without PreVote) would otherwise never learn their term and
         // could never win (random runs, seeds 2726 and 3819 of random_test.ts).
-        this.send(
-          message({
-            type: voteResponseType(m.type),
-            from: this.id,
-            to: m.from,
-            term: this.term,
-            reject: true,
-            commit: this.log.committed,
-            logTerm: this.log.term(this.log.committed) ?? 0,
-          }),
-        );
+        this.rejectVote(m);
       } else {
         this.logger.debug("ignoring message with a lower term", {
           term: this.term,
@@ -538,6 +528,25 @@ export class Raft {
     this.log.commitTo(m.commit);
   }
 
+  /**
+   * Refuses the vote or pre-vote request `m` in our term, with our commit index and
+   * its entry's term, from which the candidate may learn what is committed (see
+   * {@link learnCommitFromRejection}).
+   */
+  private rejectVote(m: Message): void {
+    this.send(
+      message({
+        type: voteResponseType(m.type),
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        reject: true,
+        commit: this.log.committed,
+        logTerm: this.log.term(this.log.committed) ?? 0,
+      }),
+    );
+  }
+
   /** RequestVote receiver rules (Figure 2; §5.2, §5.4.1; PreVote, dissertation §9.6). */
   private handleVoteRequest(m: Message): void {
     // One vote per term: we may repeat a vote for the same candidate (a
@@ -570,18 +579,7 @@ export class Raft {
         ourLast: `${this.log.lastTerm()}/${this.log.lastIndex()}`,
         candidateLast: `${m.logTerm}/${m.index}`,
       });
-      // With our commit index and its entry's term: see learnCommitFromRejection.
-      this.send(
-        message({
-          type: resp,
-          from: this.id,
-          to: m.from,
-          term: this.term,
-          reject: true,
-          commit: this.log.committed,
-          logTerm: this.log.term(this.log.committed) ?? 0,
-        }),
-      );
+      this.rejectVote(m);
     }
   }
 
