@@ -58,6 +58,16 @@ function membersPb(members: readonly MemberRecord[]): Member[] {
   );
 }
 
+/**
+ * The member list and configuration index every membership answer carries
+ * (ListMembers, AddMember, PromoteMember, RemoveMember), as their messages hold them.
+ */
+function membershipPb(
+  m: { readonly members: readonly MemberRecord[]; readonly configIndex: number },
+): { members: Member[]; configIndex: bigint } {
+  return { members: membersPb(m.members), configIndex: BigInt(m.configIndex) };
+}
+
 /** A member id from a request: a positive safe integer. */
 function memberId(value: bigint, what: string): number {
   let id: number;
@@ -114,11 +124,7 @@ export function clusterService(
   };
   return {
     listMembers() {
-      const { members, configIndex } = node.membership();
-      return create(ListMembersResponseSchema, {
-        members: membersPb(members),
-        configIndex: BigInt(configIndex),
-      });
+      return create(ListMembersResponseSchema, membershipPb(node.membership()));
     },
     addMember(req, ctx) {
       const id = memberId(req.id, "id");
@@ -127,30 +133,21 @@ export function clusterService(
           { op: "add", id, peerAddress: req.peerAddress, learner: req.learner },
           signal,
         );
-        return create(AddMemberResponseSchema, {
-          members: membersPb(r.members),
-          configIndex: BigInt(r.configIndex),
-        });
+        return create(AddMemberResponseSchema, membershipPb(r));
       }, (client, opts) => client.addMember(req, opts));
     },
     promoteMember(req, ctx) {
       const id = memberId(req.id, "id");
       return onLeader(ctx, async (signal) => {
         const r = await node.changeMembership({ op: "promote", id }, signal);
-        return create(PromoteMemberResponseSchema, {
-          members: membersPb(r.members),
-          configIndex: BigInt(r.configIndex),
-        });
+        return create(PromoteMemberResponseSchema, membershipPb(r));
       }, (client, opts) => client.promoteMember(req, opts));
     },
     removeMember(req, ctx) {
       const id = memberId(req.id, "id");
       return onLeader(ctx, async (signal) => {
         const r = await node.changeMembership({ op: "remove", id }, signal);
-        return create(RemoveMemberResponseSchema, {
-          members: membersPb(r.members),
-          configIndex: BigInt(r.configIndex),
-        });
+        return create(RemoveMemberResponseSchema, membershipPb(r));
       }, (client, opts) => client.removeMember(req, opts));
     },
     transferLeadership(req, ctx) {
