@@ -20,6 +20,7 @@
 
 import { fileURLToPath } from "node:url";
 import { LOG_LEVELS, type LogLevel } from "../src/raft/logger.ts";
+import { readFlagArgument } from "../src/server/flag_argument.ts";
 
 /** Options of the launcher. */
 export interface ClusterOptions {
@@ -91,20 +92,14 @@ export function parseClusterFlags(args: readonly string[]): ClusterOptions {
     if (!arg.startsWith("--") || arg === "--") {
       throw new ClusterFlagError(`Cannot parse arguments: unexpected argument "${arg}"`);
     }
-    const eq = arg.indexOf("=");
-    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    const read = readFlagArgument(args, i);
+    const name = read.name.slice(2);
     const flag = FLAGS.find((f) => f === name);
     if (flag === undefined) {
       throw new ClusterFlagError(`Cannot parse arguments: unknown flag "--${name}"`);
     }
-    let value: string | undefined;
-    if (eq >= 0) {
-      value = arg.slice(eq + 1);
-    } else {
-      value = args[i + 1];
-      if (value?.startsWith("--")) value = undefined;
-      else i++;
-    }
+    const value = read.value;
+    i = read.last;
     if (value === undefined || value === "") {
       throw new ClusterFlagError(`Cannot parse --${flag}: missing value`);
     }
