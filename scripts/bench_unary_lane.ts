@@ -10,15 +10,21 @@
  * - `compat`: a bare handler on node:http2's compatibility API (req/res), no guard: a floor;
  * - `core`: a bare handler on node:http2's core 'stream' API, no guard: the other floor.
  *
+ * With `--garbage`, the server also runs V8's sampling heap profiler (every 1 KiB
+ * allocated, counting what the garbage collector took back) from the moment it
+ * listens, and the figures add the bytes it allocated per call (warm-up included),
+ * the garbage a call leaves; the profiler's own cost then inflates the CPU figure.
+ *
  * Runs alternate path by path for `--rounds`. It prints figures and asserts nothing.
  *
  *   deno run -A scripts/bench_unary_lane.ts [--paths connect,lane,compat,core] [--calls 20000]
- *     [--rounds 2] [--port 7701]
+ *     [--rounds 2] [--port 7701] [--garbage]
  *
  * @module
  */
 
 import * as http2 from "node:http2";
+import { Session } from "node:inspector";
 import { parseArgs } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, createContextValues, createServiceImplSpec } from "@connectrpc/connect";
@@ -39,6 +45,8 @@ const PATHS = ["connect", "lane", "compat", "core"] as const;
 type Path = typeof PATHS[number];
 const CONNECTIONS = 16;
 const IN_FLIGHT = 64;
+/** Calls of the warm-up: 100 rounds of one call on each connection. */
+const WARMUP_CALLS = 100 * CONNECTIONS;
 
 const value = new Uint8Array(256).fill(120);
 const answer = () => create(GetResponseSchema, { found: true, value });
@@ -50,8 +58,49 @@ function decode(chunks: Uint8Array[]): void {
   fromBinary(GetRequestSchema, all.subarray(5, 5 + len));
 }
 
+/** A node:inspector call as a promise. */
+function post<T>(session: Session, method: string, params: object = {}): Promise<T> {
+  return new Promise((resolve, reject) =>
+    session.post(method, params, (err, result) => err ? reject(err) : resolve(result as T))
+  );
+}
+
+interface SamplingNode {
+  selfSize: number;
+  children?: SamplingNode[];
+}
+
+/**
+ * Samples every allocation of the process (about one per KiB, the collected ones
+ * too); on SIGTERM prints the bytes sampled since, then exits.
+ */
+async function sampleAllocations(): Promise<void> {
+  const session = new Session();
+  session.connect();
+  await post(session, "HeapProfiler.enable");
+  await post(session, "HeapProfiler.startSampling", {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  Deno.addSignalListener("SIGTERM", async () => {
+    const { profile } = await post<{ profile: { head: SamplingNode } }>(
+      session,
+      "HeapProfiler.getSamplingProfile",
+    );
+    let bytes = 0;
+    const nodes = [profile.head];
+    for (let n = nodes.pop(); n !== undefined; n = nodes.pop()) {
+      bytes += n.selfSize;
+      nodes.push(...(n.children ?? []));
+    }
+    console.log(`allocated ${bytes}`);
+    Deno.exit(0);
+  });
+}
+
 /** The server side: serves `path` on `port` until killed. */
-function runServer(path: Path, port: number): void {
+function runServer(path: Path, port: number, garbage: boolean): void {
   const impl = { get: () => answer() };
   let server: http2.Http2Server;
   if (path === "connect" || path === "lane") {
@@ -111,7 +160,10 @@ function runServer(path: Path, port: number): void {
       });
     });
   }
-  server.listen(port, "127.0.0.1", () => console.log("ready"));
+  server.listen(port, "127.0.0.1", async () => {
+    if (garbage) await sampleAllocations();
+    console.log("ready");
+  });
 }
 
 /** utime + stime of `pid`, in seconds. */
@@ -122,19 +174,36 @@ function cpuSeconds(pid: number): number {
 }
 
 /** Starts a server of `path`, drives it, prints its CPU per call. */
-async function measure(path: Path, port: number, calls: number): Promise<void> {
+async function measure(
+  path: Path,
+  port: number,
+  calls: number,
+  garbage: boolean,
+): Promise<void> {
   const server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", import.meta.filename!, "--serve", path, "--port", String(port)],
+    args: [
+      "run",
+      "-A",
+      import.meta.filename!,
+      "--serve",
+      path,
+      "--port",
+      String(port),
+      ...(garbage ? ["--garbage"] : []),
+    ],
     stdout: "piped",
   }).spawn();
-  const reader = server.stdout.getReader();
-  await reader.read(); // "ready"
+  const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  await lines.read(); // "ready"
+  let killed = false;
   try {
     const clients = Array.from(
       { length: CONNECTIONS },
       () => createClient(KVService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` })),
     );
-    for (let i = 0; i < 100; i++) await Promise.all(clients.map((c) => c.get({ key: "k" })));
+    for (let i = 0; i < WARMUP_CALLS / CONNECTIONS; i++) {
+      await Promise.all(clients.map((c) => c.get({ key: "k" })));
+    }
     const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
     let next = 0;
@@ -145,15 +214,24 @@ async function measure(path: Path, port: number, calls: number): Promise<void> {
     );
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
+    let allocated = "";
+    if (garbage) {
+      server.kill("SIGTERM");
+      killed = true;
+      let out = "";
+      for (let r = await lines.read(); !r.done; r = await lines.read()) out += r.value;
+      const bytes = Number(/allocated (\d+)/.exec(out)?.[1]);
+      allocated = `  ${(bytes / (calls + WARMUP_CALLS) / 1024).toFixed(1).padStart(5)} KB/call`;
+    }
     console.log(
       `${path.padEnd(8)} ${(calls / seconds).toFixed(0).padStart(6)} calls/s  server CPU ` +
-        `${(cpu / calls * 1e6).toFixed(0).padStart(4)} us/call  load ${
+        `${(cpu / calls * 1e6).toFixed(0).padStart(4)} us/call${allocated}  load ${
           Deno.loadavg()[0]!.toFixed(2)
         }`,
     );
   } finally {
-    reader.releaseLock();
-    server.kill("SIGKILL");
+    lines.releaseLock();
+    if (!killed) server.kill("SIGKILL");
     await server.status;
   }
 }
@@ -166,18 +244,19 @@ const { values } = parseArgs({
     calls: { type: "string", default: "20000" },
     rounds: { type: "string", default: "2" },
     port: { type: "string", default: "7701" },
+    garbage: { type: "boolean", default: false },
   },
 });
 const port = Number(values.port);
 if (values.serve !== undefined) {
-  runServer(values.serve as Path, port);
+  runServer(values.serve as Path, port, values.garbage);
 } else {
   const paths = values.paths.split(",") as Path[];
   for (const p of paths) {
     if (!PATHS.includes(p)) throw new Error(`Cannot bench path ${p}: one of ${PATHS.join(", ")}`);
   }
   for (let round = 0; round < Number(values.rounds); round++) {
-    for (const p of paths) await measure(p, port, Number(values.calls));
+    for (const p of paths) await measure(p, port, Number(values.calls), values.garbage);
   }
   Deno.exit(0);
 }
