@@ -85,6 +85,7 @@ import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grp
 import { requestByteCounter } from "../http2/guard.ts";
 
 type UnarySpec = MethodImplSpec & { kind: "unary" };
+type Negotiated = ReturnType<typeof compressionNegotiate>;
 type Serialization = ReturnType<ReturnType<typeof createMethodSerializationLookup>["getI"]>;
 
 /** Connect's default for compressing an answer (protocol/limit-io.js): 1 KiB. */
@@ -148,6 +149,8 @@ export class UnaryFastLane {
   readonly #maxTimeoutMs: number;
   readonly #acceptCompression: Compression[];
   readonly #origins = new Map<string, string>();
+  /** {@link UnaryFastLane.#negotiate}'s outcomes, by `grpc-accept-encoding`. */
+  readonly #negotiated = new Map<string, Negotiated>();
   #served = 0;
 
   constructor(options: UnaryFastLaneOptions) {
@@ -244,7 +247,7 @@ export class UnaryFastLane {
     const context = callContext(
       spec.method,
       timeout.timeoutMs,
-      headerPairsOf(req.headers),
+      req.headers,
       origin + req.url,
       this.#contextValues(req),
     );
@@ -255,11 +258,9 @@ export class UnaryFastLane {
     req.once("close", () => {
       if (!answered) context.abort(errorOfResetCode(stream.rstCode));
     });
-    const compression = compressionNegotiate(
-      this.#acceptCompression,
+    const compression = this.#negotiate(
       headerOf(req.headers["grpc-encoding"]),
       headerOf(req.headers["grpc-accept-encoding"]),
-      "grpc-accept-encoding",
     );
     if (compression.response) {
       context.responseHeader.set("grpc-encoding", compression.response.name);
@@ -303,6 +304,33 @@ export class UnaryFastLane {
     }
     answered = true;
     answer(stream, res, context, frame);
+  }
+
+  /**
+   * Connect's compressionNegotiate for a call of the lane, kept per
+   * `grpc-accept-encoding`: the lane only takes calls whose `grpc-encoding` is none
+   * or identity, for which the outcome (no request compression, no error) depends
+   * on that header alone, and a client sends the same one on every call, where
+   * Connect splits and searches it per call.
+   */
+  #negotiate(encoding: string | null, acceptEncoding: string | null): Negotiated {
+    if (encoding !== null && encoding !== "identity") {
+      throw new Error(`invariant: the fast lane takes no call with grpc-encoding ${encoding}`);
+    }
+    const key = acceptEncoding ?? "";
+    let n = this.#negotiated.get(key);
+    if (n === undefined) {
+      n = compressionNegotiate(
+        this.#acceptCompression,
+        null,
+        acceptEncoding,
+        "grpc-accept-encoding",
+      );
+      // Bounded: clients name their own header; a few values are the norm.
+      if (this.#negotiated.size >= 64) this.#negotiated.clear();
+      this.#negotiated.set(key, n);
+    }
+    return n;
   }
 
   /**
@@ -447,7 +475,7 @@ const NO_TIMEOUT = (): undefined => undefined;
 function callContext(
   method: UnarySpec["method"],
   timeoutMs: number | undefined,
-  requestHeader: readonly [string, string][],
+  requestHeader: http2.IncomingHttpHeaders,
   url: string,
   values: ContextValues,
 ): CallContext {
@@ -462,8 +490,7 @@ function callContext(
     if (timeoutMs <= 0) expire();
     else timer = setTimeout(expire, timeoutMs);
   }
-  const header = new Headers();
-  for (const [k, v] of requestHeader) header.append(k, v);
+  const header = webHeadersOf(requestHeader);
   const responseHeader = new Headers();
   responseHeader.set("content-type", "application/grpc+proto");
   const responseTrailer = new Headers();
@@ -610,22 +637,25 @@ function headerOf(v: string | string[] | undefined): string | null {
 }
 
 /**
- * connect-node's nodeHeaderToWebHeader, as the pairs `createHandlerContext` makes
- * its Headers of (Connect made Headers, then the context a copy of them): every
- * field but the pseudo-headers.
+ * connect-node's nodeHeaderToWebHeader, as `createHandlerContext` makes its
+ * Headers (Connect made Headers, then the context a copy of them): every field
+ * but the pseudo-headers, appended in the order of the request (no list of pairs
+ * in between: a per-call array the heap profile showed).
  */
-function headerPairsOf(headers: http2.IncomingHttpHeaders): [string, string][] {
-  const pairs: [string, string][] = [];
+function webHeadersOf(headers: http2.IncomingHttpHeaders): Headers {
+  const out = new Headers();
   for (const k in headers) {
-    if (k.startsWith(":")) continue;
+    if (k.charCodeAt(0) === COLON) continue;
     const v = headers[k];
     if (v === undefined) continue;
-    if (typeof v === "string") pairs.push([k, v]);
-    else if (typeof v === "number") pairs.push([k, String(v)]);
-    else for (const e of v) pairs.push([k, e]);
+    if (typeof v === "string") out.append(k, v);
+    else if (typeof v === "number") out.append(k, String(v));
+    else for (const e of v) out.append(k, e);
   }
-  return pairs;
+  return out;
 }
+
+const COLON = 0x3a;
 
 /** connect-node's webHeaderToNodeHeaders. */
 function nodeHeadersOf(headers: Headers): Record<string, string | string[]> {
