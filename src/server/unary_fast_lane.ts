@@ -83,6 +83,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { requestByteCounter } from "../http2/guard.ts";
+import { type DeadlineTimer, deadlineTimers, MAX_TIMER_MS } from "./deadline_timers.ts";
 
 type UnarySpec = MethodImplSpec & { kind: "unary" };
 type Negotiated = ReturnType<typeof compressionNegotiate>;
@@ -481,6 +482,7 @@ function callContext(
 ): CallContext {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let deadline: DeadlineTimer | undefined;
   let remaining: () => number | undefined = NO_TIMEOUT;
   if (timeoutMs !== undefined) {
     const at = Math.trunc(Date.now() + timeoutMs);
@@ -488,6 +490,9 @@ function callContext(
     const expire = () =>
       controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
     if (timeoutMs <= 0) expire();
+    // Calls' deadlines share a runtime timer (deadline_timers.ts); one past a timer's
+    // range keeps setTimeout's handling (it fires at once, as it did with Connect).
+    else if (timeoutMs <= MAX_TIMER_MS) deadline = deadlineTimers.start(timeoutMs, expire);
     else timer = setTimeout(expire, timeoutMs);
   }
   const header = webHeadersOf(requestHeader);
@@ -509,6 +514,7 @@ function callContext(
     url,
     abort(reason?: unknown): void {
       clearTimeout(timer);
+      deadline?.cancel();
       controller.abort(reason);
     },
   };
