@@ -496,10 +496,8 @@ function callContext(
     else timer = setTimeout(expire, timeoutMs);
   }
   const header = webHeadersOf(requestHeader);
-  const responseHeader = new Headers();
-  responseHeader.set("content-type", "application/grpc+proto");
-  const responseTrailer = new Headers();
-  responseTrailer.set("grpc-status", "0");
+  const responseHeader = new ResponseHeaders(CONTENT_TYPE, GRPC_PROTO);
+  const responseTrailer = new ResponseHeaders(GRPC_STATUS, "0");
   return {
     method,
     service: method.parent,
@@ -663,8 +661,56 @@ function webHeadersOf(headers: http2.IncomingHttpHeaders): Headers {
 
 const COLON = 0x3a;
 
+const CONTENT_TYPE = "content-type";
+const GRPC_PROTO = "application/grpc+proto";
+const GRPC_STATUS = "grpc-status";
+
+/**
+ * A call's response headers or trailers, made with one field, that know whether
+ * anything changed them since: most calls' do not change (an OK answer without
+ * compression), and {@link nodeHeadersOf} then writes that one field without
+ * iterating the Headers (Deno's iteration sorts and copies them: a KB of garbage
+ * a call, issue 11's heap profile). Anything may still change them as Headers.
+ */
+class ResponseHeaders extends Headers {
+  #changed = false;
+  readonly #name: string;
+  readonly #value: string;
+
+  constructor(name: string, value: string) {
+    super([[name, value]]);
+    this.#name = name;
+    this.#value = value;
+  }
+
+  /** connect-node's webHeaderToNodeHeaders of it if nothing changed it: its one field. */
+  unchangedAsNode(): Record<string, string | string[]> | undefined {
+    if (this.#changed) return undefined;
+    const o: Record<string, string | string[]> = Object.create(null);
+    o[this.#name] = this.#value;
+    return o;
+  }
+
+  override append(name: string, value: string): void {
+    this.#changed = true;
+    super.append(name, value);
+  }
+
+  override set(name: string, value: string): void {
+    this.#changed = true;
+    super.set(name, value);
+  }
+
+  override delete(name: string): void {
+    this.#changed = true;
+    super.delete(name);
+  }
+}
+
 /** connect-node's webHeaderToNodeHeaders. */
 function nodeHeadersOf(headers: Headers): Record<string, string | string[]> {
+  const unchanged = headers instanceof ResponseHeaders ? headers.unchangedAsNode() : undefined;
+  if (unchanged !== undefined) return unchanged;
   const o: Record<string, string | string[]> = Object.create(null);
   headers.forEach((value, key) => {
     const existing = o[key];
