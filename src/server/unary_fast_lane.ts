@@ -245,12 +245,17 @@ export class UnaryFastLane {
     const spec = method.spec;
     const stream = req.stream;
     const timeout = parseTimeout(headerOf(req.headers["grpc-timeout"]), this.#maxTimeoutMs);
+    const compression = this.#negotiate(
+      headerOf(req.headers["grpc-encoding"]),
+      headerOf(req.headers["grpc-accept-encoding"]),
+    );
     const context = callContext(
       spec.method,
       timeout.timeoutMs,
       req.headers,
       origin + req.url,
       this.#contextValues(req),
+      compression.response?.name,
     );
     // connect-node's universalRequestFromNodeRequest: the call's signal aborts when
     // the stream closes, with the reset code's error if there is one. (Once the call
@@ -259,13 +264,6 @@ export class UnaryFastLane {
     req.once("close", () => {
       if (!answered) context.abort(errorOfResetCode(stream.rstCode));
     });
-    const compression = this.#negotiate(
-      headerOf(req.headers["grpc-encoding"]),
-      headerOf(req.headers["grpc-accept-encoding"]),
-    );
-    if (compression.response) {
-      context.responseHeader.set("grpc-encoding", compression.response.name);
-    }
     let frame: Uint8Array | undefined;
     try {
       // Connect raises these first, as the answer's status, before reading the body.
@@ -479,6 +477,7 @@ function callContext(
   requestHeader: http2.IncomingHttpHeaders,
   url: string,
   values: ContextValues,
+  responseEncoding: string | undefined,
 ): CallContext {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -496,7 +495,13 @@ function callContext(
     else timer = setTimeout(expire, timeoutMs);
   }
   const header = webHeadersOf(requestHeader);
-  const responseHeader = new ResponseHeaders(CONTENT_TYPE, GRPC_PROTO);
+  // With `grpc-encoding` when the client accepts a compression (Connect sets it then).
+  const responseHeader = new ResponseHeaders(
+    CONTENT_TYPE,
+    GRPC_PROTO,
+    responseEncoding === undefined ? undefined : GRPC_ENCODING,
+    responseEncoding,
+  );
   const responseTrailer = new ResponseHeaders(GRPC_STATUS, "0");
   return {
     method,
@@ -664,31 +669,46 @@ const COLON = 0x3a;
 const CONTENT_TYPE = "content-type";
 const GRPC_PROTO = "application/grpc+proto";
 const GRPC_STATUS = "grpc-status";
+const GRPC_ENCODING = "grpc-encoding";
 
 /**
- * A call's response headers or trailers, made with one field, that know whether
- * anything changed them since: most calls' do not change (an OK answer without
- * compression), and {@link nodeHeadersOf} then writes that one field without
- * iterating the Headers (Deno's iteration sorts and copies them: a KB of garbage
- * a call, issue 11's heap profile). Anything may still change them as Headers.
+ * A call's response headers or trailers, made with their first fields (one or
+ * two, in the order Headers would list them), that know whether anything changed
+ * them since: most calls' do not (an OK answer), and {@link nodeHeadersOf} then
+ * writes those fields without iterating the Headers (Deno's iteration sorts and
+ * copies them: a KB of garbage a call, issue 11's heap profile). Anything may
+ * still change them as Headers.
  */
 class ResponseHeaders extends Headers {
   #changed = false;
   readonly #name: string;
   readonly #value: string;
+  readonly #name2: string | undefined;
+  readonly #value2: string | undefined;
 
-  constructor(name: string, value: string) {
-    super([[name, value]]);
+  constructor(name: string, value: string, name2?: string, value2?: string) {
+    super();
+    // Headers' own set, not this class's: these are the fields it is made with.
+    super.set(name, value);
+    if (name2 !== undefined && value2 !== undefined) {
+      if (!(name < name2)) {
+        throw new Error(`invariant: response fields in Headers' order (${name} < ${name2})`);
+      }
+      super.set(name2, value2);
+    }
     this.#name = name;
     this.#value = value;
+    this.#name2 = name2;
+    this.#value2 = value2;
   }
 
-  /** connect-node's webHeaderToNodeHeaders of it if nothing changed it: its one field. */
-  unchangedAsNode(): Record<string, string | string[]> | undefined {
+  /** connect-node's webHeaderToNodeHeaders of it if nothing changed it: its first fields. */
+  unchangedAsNode(): Record<string, string> | undefined {
     if (this.#changed) return undefined;
-    const o: Record<string, string | string[]> = Object.create(null);
-    o[this.#name] = this.#value;
-    return o;
+    if (this.#name2 === undefined || this.#value2 === undefined) {
+      return { [this.#name]: this.#value };
+    }
+    return { [this.#name]: this.#value, [this.#name2]: this.#value2 };
   }
 
   override append(name: string, value: string): void {
