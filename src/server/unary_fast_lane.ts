@@ -467,8 +467,9 @@ const NO_TIMEOUT = (): undefined => undefined;
  * through listeners and builds each Headers from an init it converts, 10 KB of
  * garbage a call, the biggest share of the lane's (a sampling heap profile). Here
  * one controller takes all three causes, with the same reasons: the deadline's
- * ConnectError "the operation timed out" (DEADLINE_EXCEEDED, on a timer set as
- * Connect sets it, so a deadline past a timer's range fires at once as it did),
+ * ConnectError "the operation timed out" (DEADLINE_EXCEEDED, after the same
+ * delay as Connect's timer, on one of deadline_timers.ts's shared timers; a
+ * deadline past a timer's range keeps setTimeout, so it fires at once as it did),
  * the reset's error or an AbortError when the client goes (the caller's
  * `abort`), and the answer's end. `timeoutMs()` counts down to the deadline in
  * whole milliseconds, as Connect's Date does.
