@@ -10,15 +10,21 @@
  * - `compat`: a bare handler on node:http2's compatibility API (req/res), no guard: a floor;
  * - `core`: a bare handler on node:http2's core 'stream' API, no guard: the other floor.
  *
+ * With `--garbage`, the server also runs V8's sampling heap profiler (every 1 KiB
+ * allocated, counting what the garbage collector took back) from the moment it
+ * listens, and the figures add the bytes it allocated per call (warm-up included),
+ * the garbage a call leaves; the profiler's own cost then inflates the CPU figure.
+ *
  * Runs alternate path by path for `--rounds`. It prints figures and asserts nothing.
  *
  *   deno run -A scripts/bench_unary_lane.ts [--paths connect,lane,compat,core] [--calls 20000]
- *     [--rounds 2] [--port 7701]   (--help: scripts/bench/unary_lane_flags.ts)
+ *     [--rounds 2] [--port 7701] [--garbage]   (--help: scripts/bench/unary_lane_flags.ts)
  *
  * @module
  */
 
 import * as http2 from "node:http2";
+import { Session } from "node:inspector";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient, createContextValues, createServiceImplSpec } from "@connectrpc/connect";
 import {
@@ -43,6 +49,8 @@ import {
 
 const CONNECTIONS = 16;
 const IN_FLIGHT = 64;
+/** Calls of the warm-up: 100 rounds of one call on each connection. */
+const WARMUP_CALLS = 100 * CONNECTIONS;
 
 const value = new Uint8Array(256).fill(120);
 const answer = () => create(GetResponseSchema, { found: true, value });
@@ -54,8 +62,49 @@ function decode(chunks: Uint8Array[]): void {
   fromBinary(GetRequestSchema, all.subarray(5, 5 + len));
 }
 
+/** A node:inspector call as a promise. */
+function post<T>(session: Session, method: string, params: object = {}): Promise<T> {
+  return new Promise((resolve, reject) =>
+    session.post(method, params, (err, result) => err ? reject(err) : resolve(result as T))
+  );
+}
+
+interface SamplingNode {
+  selfSize: number;
+  children?: SamplingNode[];
+}
+
+/**
+ * Samples every allocation of the process (about one per KiB, the collected ones
+ * too); on SIGTERM prints the bytes sampled since, then exits.
+ */
+async function sampleAllocations(): Promise<void> {
+  const session = new Session();
+  session.connect();
+  await post(session, "HeapProfiler.enable");
+  await post(session, "HeapProfiler.startSampling", {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  Deno.addSignalListener("SIGTERM", async () => {
+    const { profile } = await post<{ profile: { head: SamplingNode } }>(
+      session,
+      "HeapProfiler.getSamplingProfile",
+    );
+    let bytes = 0;
+    const nodes = [profile.head];
+    for (let n = nodes.pop(); n !== undefined; n = nodes.pop()) {
+      bytes += n.selfSize;
+      nodes.push(...(n.children ?? []));
+    }
+    console.log(`allocated ${bytes}`);
+    Deno.exit(0);
+  });
+}
+
 /** The server side: serves `path` on `port` until killed. */
-function runServer(path: Path, port: number): void {
+function runServer(path: Path, port: number, garbage: boolean): void {
   const impl = { get: () => answer() };
   let server: http2.Http2Server;
   if (path === "connect" || path === "lane") {
@@ -115,7 +164,10 @@ function runServer(path: Path, port: number): void {
       });
     });
   }
-  server.listen(port, "127.0.0.1", () => console.log("ready"));
+  server.listen(port, "127.0.0.1", async () => {
+    if (garbage) await sampleAllocations();
+    console.log("ready");
+  });
 }
 
 /** utime + stime of `pid`, in seconds. */
@@ -126,19 +178,36 @@ function cpuSeconds(pid: number): number {
 }
 
 /** Starts a server of `path`, drives it, prints its CPU per call. */
-async function measure(path: Path, port: number, calls: number): Promise<void> {
+async function measure(
+  path: Path,
+  port: number,
+  calls: number,
+  garbage: boolean,
+): Promise<void> {
   const server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", import.meta.filename!, "--serve", path, "--port", String(port)],
+    args: [
+      "run",
+      "-A",
+      import.meta.filename!,
+      "--serve",
+      path,
+      "--port",
+      String(port),
+      ...(garbage ? ["--garbage"] : []),
+    ],
     stdout: "piped",
   }).spawn();
-  const reader = server.stdout.getReader();
-  await reader.read(); // "ready"
+  const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  await lines.read(); // "ready"
+  let killed = false;
   try {
     const clients = Array.from(
       { length: CONNECTIONS },
       () => createClient(KVService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` })),
     );
-    for (let i = 0; i < 100; i++) await Promise.all(clients.map((c) => c.get({ key: "k" })));
+    for (let i = 0; i < WARMUP_CALLS / CONNECTIONS; i++) {
+      await Promise.all(clients.map((c) => c.get({ key: "k" })));
+    }
     const cpu0 = cpuSeconds(server.pid);
     const t0 = performance.now();
     let next = 0;
@@ -149,15 +218,24 @@ async function measure(path: Path, port: number, calls: number): Promise<void> {
     );
     const seconds = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
+    let allocated = "";
+    if (garbage) {
+      server.kill("SIGTERM");
+      killed = true;
+      let out = "";
+      for (let r = await lines.read(); !r.done; r = await lines.read()) out += r.value;
+      const bytes = Number(/allocated (\d+)/.exec(out)?.[1]);
+      allocated = `  ${(bytes / (calls + WARMUP_CALLS) / 1024).toFixed(1).padStart(5)} KB/call`;
+    }
     console.log(
       `${path.padEnd(8)} ${(calls / seconds).toFixed(0).padStart(6)} calls/s  server CPU ` +
-        `${(cpu / calls * 1e6).toFixed(0).padStart(4)} us/call  load ${
+        `${(cpu / calls * 1e6).toFixed(0).padStart(4)} us/call${allocated}  load ${
           Deno.loadavg()[0]!.toFixed(2)
         }`,
     );
   } finally {
-    reader.releaseLock();
-    server.kill("SIGKILL");
+    lines.releaseLock();
+    if (!killed) server.kill("SIGKILL");
     await server.status;
   }
 }
@@ -175,10 +253,10 @@ if (flags.help) {
   Deno.exit(0);
 }
 if (flags.serve !== undefined) {
-  runServer(flags.serve, flags.port);
+  runServer(flags.serve, flags.port, flags.garbage);
 } else {
   for (let round = 0; round < flags.rounds; round++) {
-    for (const p of flags.paths) await measure(p, flags.port, flags.calls);
+    for (const p of flags.paths) await measure(p, flags.port, flags.calls, flags.garbage);
   }
   Deno.exit(0);
 }

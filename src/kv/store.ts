@@ -164,6 +164,15 @@ export interface KeyReadResult {
   readonly lease: number;
 }
 
+/** A key's value with its indexes, as {@link KvStore.readRecord} shows them. */
+export interface KeyReadView {
+  /** The value: the store's own buffer, never mutated; the caller must not change it. */
+  readonly value: Uint8Array;
+  readonly createIndex: number;
+  readonly modIndex: number;
+  readonly lease: number;
+}
+
 /** One change to one key, as {@link KvObserver.change} reports it. */
 export interface KvChange {
   readonly kind: "put" | "delete";
@@ -428,6 +437,16 @@ export class KvStore {
       modIndex: r.modIndex,
       lease: r.lease,
     };
+  }
+
+  /**
+   * The value and indexes of `key` as the store holds them, or `undefined` if there
+   * is none: no copy (a linearizable get's answer is encoded at once; a copy per get
+   * was garbage, issue 11). The value is the store's own buffer, which it never
+   * mutates (a write replaces it): encode or copy it, never change it.
+   */
+  readRecord(key: string): KeyReadView | undefined {
+    return this.#data.get(key);
   }
 
   /**

@@ -25,19 +25,21 @@ export function codeName(code: Code): string {
 export function callTimingInterceptor(ended: CallEnded): Interceptor {
   return (next) => async (req) => {
     const began = performance.now();
-    const done = (code: string) =>
-      ended(req.service.typeName, req.method.name, code, (performance.now() - began) / 1000);
     let res;
     try {
       res = await next(req);
     } catch (err) {
-      done(codeName(ConnectError.from(err).code));
+      const code = codeName(ConnectError.from(err).code);
+      ended(req.service.typeName, req.method.name, code, (performance.now() - began) / 1000);
       throw err;
     }
+    // A unary answer needs no closure to report it: one fewer per call (issue 11's heap profile).
     if (!res.stream) {
-      done("ok");
+      ended(req.service.typeName, req.method.name, "ok", (performance.now() - began) / 1000);
       return res;
     }
+    const done = (code: string) =>
+      ended(req.service.typeName, req.method.name, code, (performance.now() - began) / 1000);
     const messages = res.message;
     return {
       ...res,

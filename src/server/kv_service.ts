@@ -103,7 +103,8 @@ export function kvService(
         ctx,
         async (signal) => {
           await node.linearizableRead(signal);
-          const got = node.kv.getRecord(req.key);
+          // The store's own buffer, not a copy: the answer is encoded, never changed.
+          const got = node.kv.readRecord(req.key);
           return create(GetResponseSchema, {
             found: got !== undefined,
             value: got?.value ?? new Uint8Array(),

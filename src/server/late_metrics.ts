@@ -77,10 +77,17 @@ export class LateMetrics {
       else if (this.#calls.length >= MAX_QUEUED_HOOKS) this.dropped++;
       else this.#calls.push(call);
     });
-    this.interceptor = (next) => (req) => {
-      const real = this.#interceptors;
-      if (real === undefined) return timing(next)(req);
-      return real.reduceRight((n, i) => i(n), next)(req);
+    // Each chain is built once per `next` (the fast lane asks once per method),
+    // not per call (closures per call: issue 11's heap profile); the metrics'
+    // interceptors are attached once, so the chain through them never changes.
+    this.interceptor = (next) => {
+      let timed: ReturnType<Interceptor> | undefined;
+      let metered: ReturnType<Interceptor> | undefined;
+      return (req) => {
+        const real = this.#interceptors;
+        if (real === undefined) return (timed ??= timing(next))(req);
+        return (metered ??= real.reduceRight((n, i) => i(n), next))(req);
+      };
     };
   }
 

@@ -457,16 +457,15 @@ export class RaftKvNode {
     }
     this.#kicker.kick();
     const { index, term } = proposed;
-    // Made only if needed: an Error captures a stack, which costs every write (issue 11).
-    const late = () => new NodeError("deadline", "the deadline passed before the write committed");
-    const observer = this.options.observer;
-    observer?.proposed?.();
-    const ended = this.#pending.waitForProposal(index, term, signal, late);
-    ended.then(() => observer?.proposalEnded?.("committed"), () => {
-      observer?.proposalEnded?.("failed");
-    });
+    this.options.observer?.proposed?.();
+    const ended = this.#pending.waitForProposal(index, term, signal, lateWrite);
+    ended.then(this.#proposalCommitted, this.#proposalFailed);
     return ended;
   }
+
+  /** How a proposal ended, for the observer: made once, not twice per write (issue 11's heap profile). */
+  readonly #proposalCommitted = (): void => this.options.observer?.proposalEnded?.("committed");
+  readonly #proposalFailed = (): void => this.options.observer?.proposalEnded?.("failed");
 
   /**
    * Waits until this node, the leader, may serve a linearizable read: its
@@ -632,4 +631,13 @@ export class RaftKvNode {
     this.#lock.close();
     this.#log.info("node stopped", {});
   }
+}
+
+/**
+ * The error of a write whose caller's signal aborted before it committed. Made
+ * only if needed (an Error captures a stack, which costs every write: issue 11),
+ * by one function for every write rather than a closure each.
+ */
+function lateWrite(): NodeError {
+  return new NodeError("deadline", "the deadline passed before the write committed");
 }

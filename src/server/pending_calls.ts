@@ -62,7 +62,7 @@ export class PendingCalls {
   waitForReadConfirmed(id: number, signal: AbortSignal | undefined): Promise<number> {
     return abortableWait<number>(
       signal,
-      () => new NodeError("deadline", "the deadline passed before the read was confirmed"),
+      lateReadConfirmation,
       (w) => {
         this.#reads.set(id, w);
         return () => this.#reads.delete(id);
@@ -74,7 +74,7 @@ export class PendingCalls {
   waitForReadApplied(index: number, signal: AbortSignal | undefined): Promise<void> {
     return abortableWait<void>(
       signal,
-      () => new NodeError("deadline", "the deadline passed before the read could be served"),
+      lateReadApply,
       (w) => {
         const entry: PendingApply = { index, waiter: w };
         this.#readsAwaitingApply.push(entry);
@@ -152,4 +152,16 @@ export class PendingCalls {
     for (const r of this.#readsAwaitingApply) r.waiter.reject(err);
     this.#readsAwaitingApply = [];
   }
+}
+
+/**
+ * The errors of a read whose caller's signal aborted first, made only then (an
+ * Error captures a stack), by one function each rather than a closure per read.
+ */
+function lateReadConfirmation(): NodeError {
+  return new NodeError("deadline", "the deadline passed before the read was confirmed");
+}
+
+function lateReadApply(): NodeError {
+  return new NodeError("deadline", "the deadline passed before the read could be served");
 }

@@ -18,6 +18,7 @@ import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
 import type { NodeId } from "../raft/types.ts";
+import { deadlineTimers } from "./deadline_timers.ts";
 import { forwardTransport } from "./forward.ts";
 import { NodeError, type RaftKvNode } from "./node.ts";
 import { grpcTransportTo } from "./transport.ts";
@@ -171,12 +172,14 @@ export class Router {
     // AbortSignal.timeout's timer cannot be cleared: it kept its signal alive for
     // the whole budget after the call answered (with clients that allow 30 s per
     // put, a leader at 180 puts/s held 5,300 of them: a heap snapshot, issue 9).
+    // The budget's timer is one of deadline_timers.ts's: calls' budgets share a
+    // runtime timer (a Timeout each was garbage per call: issue 11's heap profile).
     const budget = new AbortController();
     const signal = budget.signal;
     const onCallEnd = () => budget.abort(ctx.signal.reason);
-    const timer = setTimeout(
-      () => budget.abort(new DOMException("the call's time budget ran out", "TimeoutError")),
+    const timer = deadlineTimers.start(
       budgetMs,
+      () => budget.abort(new DOMException("the call's time budget ran out", "TimeoutError")),
     );
     if (ctx.signal.aborted) onCallEnd();
     else ctx.signal.addEventListener("abort", onCallEnd, { once: true });
@@ -219,7 +222,7 @@ export class Router {
     } catch (err) {
       throw toConnectError(err);
     } finally {
-      clearTimeout(timer);
+      timer.cancel();
       ctx.signal.removeEventListener("abort", onCallEnd);
     }
   }

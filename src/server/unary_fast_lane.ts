@@ -83,8 +83,10 @@ import {
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { requestByteCounter } from "../http2/guard.ts";
+import { type DeadlineTimer, deadlineTimers, MAX_TIMER_MS } from "./deadline_timers.ts";
 
 type UnarySpec = MethodImplSpec & { kind: "unary" };
+type Negotiated = ReturnType<typeof compressionNegotiate>;
 type Serialization = ReturnType<ReturnType<typeof createMethodSerializationLookup>["getI"]>;
 
 /** Connect's default for compressing an answer (protocol/limit-io.js): 1 KiB. */
@@ -148,6 +150,8 @@ export class UnaryFastLane {
   readonly #maxTimeoutMs: number;
   readonly #acceptCompression: Compression[];
   readonly #origins = new Map<string, string>();
+  /** {@link UnaryFastLane.#negotiate}'s outcomes, by `grpc-accept-encoding`. */
+  readonly #negotiated = new Map<string, Negotiated>();
   #served = 0;
 
   constructor(options: UnaryFastLaneOptions) {
@@ -241,12 +245,17 @@ export class UnaryFastLane {
     const spec = method.spec;
     const stream = req.stream;
     const timeout = parseTimeout(headerOf(req.headers["grpc-timeout"]), this.#maxTimeoutMs);
+    const compression = this.#negotiate(
+      headerOf(req.headers["grpc-encoding"]),
+      headerOf(req.headers["grpc-accept-encoding"]),
+    );
     const context = callContext(
       spec.method,
       timeout.timeoutMs,
-      headerPairsOf(req.headers),
+      req.headers,
       origin + req.url,
       this.#contextValues(req),
+      compression.response?.name,
     );
     // connect-node's universalRequestFromNodeRequest: the call's signal aborts when
     // the stream closes, with the reset code's error if there is one. (Once the call
@@ -255,21 +264,14 @@ export class UnaryFastLane {
     req.once("close", () => {
       if (!answered) context.abort(errorOfResetCode(stream.rstCode));
     });
-    const compression = compressionNegotiate(
-      this.#acceptCompression,
-      headerOf(req.headers["grpc-encoding"]),
-      headerOf(req.headers["grpc-accept-encoding"]),
-      "grpc-accept-encoding",
-    );
-    if (compression.response) {
-      context.responseHeader.set("grpc-encoding", compression.response.name);
-    }
     let frame: Uint8Array | undefined;
+    let bodyEnded = false;
     try {
       // Connect raises these first, as the answer's status, before reading the body.
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
       const input = await this.#readSingle(req, method.input);
+      bodyEnded = true; // read to its end: the client has half-closed the stream
       context.values.set(HANDLER_CONTEXT, context);
       const answer = await method.call({
         stream: false,
@@ -302,7 +304,34 @@ export class UnaryFastLane {
       );
     }
     answered = true;
-    answer(stream, res, context, frame);
+    answer(stream, res, context, frame, bodyEnded);
+  }
+
+  /**
+   * Connect's compressionNegotiate for a call of the lane, kept per
+   * `grpc-accept-encoding`: the lane only takes calls whose `grpc-encoding` is none
+   * or identity, for which the outcome (no request compression, no error) depends
+   * on that header alone, and a client sends the same one on every call, where
+   * Connect splits and searches it per call.
+   */
+  #negotiate(encoding: string | null, acceptEncoding: string | null): Negotiated {
+    if (encoding !== null && encoding !== "identity") {
+      throw new Error(`invariant: the fast lane takes no call with grpc-encoding ${encoding}`);
+    }
+    const key = acceptEncoding ?? "";
+    let n = this.#negotiated.get(key);
+    if (n === undefined) {
+      n = compressionNegotiate(
+        this.#acceptCompression,
+        null,
+        acceptEncoding,
+        "grpc-accept-encoding",
+      );
+      // Bounded: clients name their own header; a few values are the norm.
+      if (this.#negotiated.size >= 64) this.#negotiated.clear();
+      this.#negotiated.set(key, n);
+    }
+    return n;
   }
 
   /**
@@ -438,8 +467,9 @@ const NO_TIMEOUT = (): undefined => undefined;
  * through listeners and builds each Headers from an init it converts, 10 KB of
  * garbage a call, the biggest share of the lane's (a sampling heap profile). Here
  * one controller takes all three causes, with the same reasons: the deadline's
- * ConnectError "the operation timed out" (DEADLINE_EXCEEDED, on a timer set as
- * Connect sets it, so a deadline past a timer's range fires at once as it did),
+ * ConnectError "the operation timed out" (DEADLINE_EXCEEDED, after the same
+ * delay as Connect's timer, on one of deadline_timers.ts's shared timers; a
+ * deadline past a timer's range keeps setTimeout, so it fires at once as it did),
  * the reset's error or an AbortError when the client goes (the caller's
  * `abort`), and the answer's end. `timeoutMs()` counts down to the deadline in
  * whole milliseconds, as Connect's Date does.
@@ -447,12 +477,14 @@ const NO_TIMEOUT = (): undefined => undefined;
 function callContext(
   method: UnarySpec["method"],
   timeoutMs: number | undefined,
-  requestHeader: readonly [string, string][],
+  requestHeader: http2.IncomingHttpHeaders,
   url: string,
   values: ContextValues,
+  responseEncoding: string | undefined,
 ): CallContext {
   const controller = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let deadline: DeadlineTimer | undefined;
   let remaining: () => number | undefined = NO_TIMEOUT;
   if (timeoutMs !== undefined) {
     const at = Math.trunc(Date.now() + timeoutMs);
@@ -460,14 +492,20 @@ function callContext(
     const expire = () =>
       controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
     if (timeoutMs <= 0) expire();
+    // Calls' deadlines share a runtime timer (deadline_timers.ts); one past a timer's
+    // range keeps setTimeout's handling (it fires at once, as it did with Connect).
+    else if (timeoutMs <= MAX_TIMER_MS) deadline = deadlineTimers.start(timeoutMs, expire);
     else timer = setTimeout(expire, timeoutMs);
   }
-  const header = new Headers();
-  for (const [k, v] of requestHeader) header.append(k, v);
-  const responseHeader = new Headers();
-  responseHeader.set("content-type", "application/grpc+proto");
-  const responseTrailer = new Headers();
-  responseTrailer.set("grpc-status", "0");
+  const header = webHeadersOf(requestHeader);
+  // With `grpc-encoding` when the client accepts a compression (Connect sets it then).
+  const responseHeader = new ResponseHeaders(
+    CONTENT_TYPE,
+    GRPC_PROTO,
+    responseEncoding === undefined ? undefined : GRPC_ENCODING,
+    responseEncoding,
+  );
+  const responseTrailer = new ResponseHeaders(GRPC_STATUS, "0");
   return {
     method,
     service: method.parent,
@@ -482,6 +520,7 @@ function callContext(
     url,
     abort(reason?: unknown): void {
       clearTimeout(timer);
+      deadline?.cancel();
       controller.abort(reason);
     },
   };
@@ -527,21 +566,28 @@ function chainOf(
  * Writes the answer as connect-node's universalResponseToNodeResponse does: the
  * headers, the message if any, the trailers; then, once the trailers are out, a
  * reset with NO_ERROR if the client is still sending (it need not send the rest).
+ * When the request was read to its end (`bodyEnded`: the client has half-closed,
+ * which it cannot undo) there is nothing to check later: no listener and no
+ * immediate are made for it (most calls; a listener, an immediate and a stream
+ * state object each, issue 11's heap profile).
  */
 function answer(
   stream: http2.ServerHttp2Stream,
   res: http2.Http2ServerResponse,
   context: HandlerContext,
   frame: Uint8Array | undefined,
+  bodyEnded: boolean,
 ): void {
   if (stream.destroyed || stream.closed) return; // the client is gone: nobody to answer
-  stream.once("wantTrailers", () => {
-    // Node sends the trailers from its own wantTrailers listener on setImmediate;
-    // one queued here runs after it.
-    setImmediate(() => {
-      if (stream.state.remoteClose === 0) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  if (!bodyEnded) {
+    stream.once("wantTrailers", () => {
+      // Node sends the trailers from its own wantTrailers listener on setImmediate;
+      // one queued here runs after it.
+      setImmediate(() => {
+        if (stream.state.remoteClose === 0) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      });
     });
-  });
+  }
   res.writeHead(200, nodeHeadersOf(context.responseHeader));
   if (frame !== undefined) res.write(frame, swallow);
   res.addTrailers(nodeHeadersOf(context.responseTrailer));
@@ -610,25 +656,91 @@ function headerOf(v: string | string[] | undefined): string | null {
 }
 
 /**
- * connect-node's nodeHeaderToWebHeader, as the pairs `createHandlerContext` makes
- * its Headers of (Connect made Headers, then the context a copy of them): every
- * field but the pseudo-headers.
+ * connect-node's nodeHeaderToWebHeader, as `createHandlerContext` makes its
+ * Headers (Connect made Headers, then the context a copy of them): every field
+ * but the pseudo-headers, appended in the order of the request (no list of pairs
+ * in between: a per-call array the heap profile showed).
  */
-function headerPairsOf(headers: http2.IncomingHttpHeaders): [string, string][] {
-  const pairs: [string, string][] = [];
+function webHeadersOf(headers: http2.IncomingHttpHeaders): Headers {
+  const out = new Headers();
   for (const k in headers) {
-    if (k.startsWith(":")) continue;
+    if (k.charCodeAt(0) === COLON) continue;
     const v = headers[k];
     if (v === undefined) continue;
-    if (typeof v === "string") pairs.push([k, v]);
-    else if (typeof v === "number") pairs.push([k, String(v)]);
-    else for (const e of v) pairs.push([k, e]);
+    if (typeof v === "string") out.append(k, v);
+    else if (typeof v === "number") out.append(k, String(v));
+    else for (const e of v) out.append(k, e);
   }
-  return pairs;
+  return out;
+}
+
+const COLON = 0x3a;
+
+const CONTENT_TYPE = "content-type";
+const GRPC_PROTO = "application/grpc+proto";
+const GRPC_STATUS = "grpc-status";
+const GRPC_ENCODING = "grpc-encoding";
+
+/**
+ * A call's response headers or trailers, made with their first fields (one or
+ * two, in the order Headers would list them), that know whether anything changed
+ * them since: most calls' do not (an OK answer), and {@link nodeHeadersOf} then
+ * writes those fields without iterating the Headers (Deno's iteration sorts and
+ * copies them: a KB of garbage a call, issue 11's heap profile). Anything may
+ * still change them as Headers.
+ */
+class ResponseHeaders extends Headers {
+  #changed = false;
+  readonly #name: string;
+  readonly #value: string;
+  readonly #name2: string | undefined;
+  readonly #value2: string | undefined;
+
+  constructor(name: string, value: string, name2?: string, value2?: string) {
+    super();
+    // Headers' own set, not this class's: these are the fields it is made with.
+    super.set(name, value);
+    if (name2 !== undefined && value2 !== undefined) {
+      if (!(name < name2)) {
+        throw new Error(`invariant: response fields in Headers' order (${name} < ${name2})`);
+      }
+      super.set(name2, value2);
+    }
+    this.#name = name;
+    this.#value = value;
+    this.#name2 = name2;
+    this.#value2 = value2;
+  }
+
+  /** connect-node's webHeaderToNodeHeaders of it if nothing changed it: its first fields. */
+  unchangedAsNode(): Record<string, string> | undefined {
+    if (this.#changed) return undefined;
+    if (this.#name2 === undefined || this.#value2 === undefined) {
+      return { [this.#name]: this.#value };
+    }
+    return { [this.#name]: this.#value, [this.#name2]: this.#value2 };
+  }
+
+  override append(name: string, value: string): void {
+    this.#changed = true;
+    super.append(name, value);
+  }
+
+  override set(name: string, value: string): void {
+    this.#changed = true;
+    super.set(name, value);
+  }
+
+  override delete(name: string): void {
+    this.#changed = true;
+    super.delete(name);
+  }
 }
 
 /** connect-node's webHeaderToNodeHeaders. */
 function nodeHeadersOf(headers: Headers): Record<string, string | string[]> {
+  const unchanged = headers instanceof ResponseHeaders ? headers.unchangedAsNode() : undefined;
+  if (unchanged !== undefined) return unchanged;
   const o: Record<string, string | string[]> = Object.create(null);
   headers.forEach((value, key) => {
     const existing = o[key];

@@ -370,3 +370,23 @@ Deno.test("KvStore digest", async (t) => {
     assert.notEqual(storeWith(put("ab", "c")).digest(), storeWith(put("a", "bc")).digest());
   });
 });
+
+Deno.test("readRecord shows a key's value and indexes as the store holds them, and a later write replaces the value rather than changing it", () => {
+  const store = new KvStore();
+  store.apply(1, put("a", "first"));
+  store.apply(2, put("a", "second"));
+  const seen = store.readRecord("a");
+  assert.deepEqual(seen?.value, bytes("second"));
+  assert.equal(seen?.createIndex, 1);
+  assert.equal(seen?.modIndex, 2);
+  assert.equal(seen?.lease, 0);
+  // The same as getRecord's copy.
+  assert.deepEqual({ ...seen }, { ...store.getRecord("a") });
+  store.apply(3, put("a", "third"));
+  // What was shown before the write still says what it said: the write made a new buffer.
+  assert.deepEqual(seen?.value, bytes("second"));
+  assert.deepEqual(store.readRecord("a")?.value, bytes("third"));
+  store.apply(4, del("a"));
+  assert.equal(store.readRecord("a"), undefined);
+  assert.equal(store.readRecord("never"), undefined);
+});
