@@ -12,7 +12,7 @@
  */
 
 import { RaftKvClient } from "../src/client/mod.ts";
-import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
+import { type ClusterOptions, NODE_ENV, nodeAddress, nodeCommandArgs } from "./cluster.ts";
 import { argFlag, until } from "./_flags_and_waits.ts";
 
 const nodes = argFlag("nodes", 3);
@@ -47,6 +47,7 @@ try {
     children.push(
       new Deno.Command(Deno.execPath(), {
         args: nodeCommandArgs(opts, id, mainPath),
+        env: NODE_ENV,
         stdout: "null",
         stderr: "inherit",
       }).spawn(),

@@ -29,6 +29,7 @@ import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
 import {
   type ClusterOptions,
   forEachLines,
+  NODE_ENV,
   nodeAddress,
   nodeCommandArgs,
   nodeDataDir,
@@ -139,6 +140,7 @@ const logLines = new Map<number, NodeLogLine[]>();
 function start(id: number, main = mainPath): void {
   const child = new Deno.Command(Deno.execPath(), {
     args: [...nodeCommandArgs(opts, id, main), ...nodeFlags],
+    env: NODE_ENV,
     stdin: "null",
     stdout: "null",
     stderr: flags.timeline ? "piped" : "inherit",

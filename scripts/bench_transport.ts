@@ -20,7 +20,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService, PutRequestSchema } from "../src/gen/raftkv/v1/kv_pb.ts";
-import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
+import { type ClusterOptions, NODE_ENV, nodeAddress, nodeCommandArgs } from "./cluster.ts";
 import { argFlag, until } from "./_flags_and_waits.ts";
 
 const NODES = 3;
@@ -101,7 +101,8 @@ try {
       args.splice(1, 0, `--cpu-prof-dir=${cpuProf}/node${id}`, "--cpu-prof-md");
     }
     children.push(
-      new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "inherit" }).spawn(),
+      new Deno.Command(Deno.execPath(), { args, env: NODE_ENV, stdout: "null", stderr: "inherit" })
+        .spawn(),
     );
   }
   const leader = await until("a leader", 30_000, async () => {

@@ -20,7 +20,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../src/gen/raftkv/v1/kv_pb.ts";
-import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
+import { type ClusterOptions, NODE_ENV, nodeAddress, nodeCommandArgs } from "./cluster.ts";
 import { AppliedChain } from "../src/kv/applied_chain.ts";
 import { encodeCommand } from "../src/kv/command.ts";
 import { encodeKvState } from "../src/kv/state_codec.ts";
@@ -82,6 +82,7 @@ const running = new Map<number, { child: Deno.ChildProcess; log: string[] }>();
 function start(id: number, args: string[]): void {
   const child = new Deno.Command(Deno.execPath(), {
     args: [...args, ...extra],
+    env: NODE_ENV,
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -18,7 +18,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ClusterService, Role } from "../src/gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../src/gen/raftkv/v1/kv_pb.ts";
-import { type ClusterOptions, nodeAddress, nodeCommandArgs } from "./cluster.ts";
+import { type ClusterOptions, NODE_ENV, nodeAddress, nodeCommandArgs } from "./cluster.ts";
 import { SILENT_LOGGER } from "../src/raft/logger.ts";
 import { guardStrayNetworkErrors } from "../src/server/stray_errors.ts";
 import { positiveInt, until } from "./_flags_and_waits.ts";
@@ -83,6 +83,7 @@ const running = new Map<number, { child: Deno.ChildProcess; log: string[] }>();
 function start(id: number): void {
   const child = new Deno.Command(Deno.execPath(), {
     args: [...nodeCommandArgs(opts, id, mainPath), ...nodeFlags],
+    env: NODE_ENV,
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -29,17 +29,22 @@ export function stopEveryServer(): Promise<void> {
   return stopServers(started);
 }
 
-/** Starts `command args` in `cwd`, its stdout and stderr appended to `logPath`. */
+/**
+ * Starts `command args` in `cwd`, with `env` added to this process's environment, its
+ * stdout and stderr appended to `logPath`.
+ */
 export async function spawnServer(
   command: string,
   args: string[],
   logPath: string,
   cwd?: string,
+  env?: Readonly<Record<string, string>>,
 ): Promise<ServerProcess> {
   const log = await Deno.open(logPath, { create: true, append: true });
   const child = new Deno.Command(command, {
     args,
     cwd,
+    env: env === undefined ? undefined : { ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -30,7 +30,7 @@ import {
   PutRequestSchema,
 } from "../../src/gen/raftkv/v1/kv_pb.ts";
 import { methodPath } from "../../examples/grpc_js/client.ts";
-import type { ClusterOptions } from "../cluster.ts";
+import { type ClusterOptions, NODE_ENV } from "../cluster.ts";
 import { makePki, type TestPki } from "../pki.ts";
 import { until } from "../_flags_and_waits.ts";
 import { benchKey, type Op, type SystemUnderTest, type UnaryOp } from "./system.ts";
@@ -143,7 +143,14 @@ export async function startRaftKv(opts: RaftKvOptions): Promise<SystemUnderTest>
         ...(await tls?.nodeFlags(id) ?? []),
       ];
       procs.push(
-        await spawnServer(Deno.execPath(), args, `${opts.dir}/${slug}${id}.log`, checkout),
+        // This checkout's node environment for both checkouts compared: the same allocator.
+        await spawnServer(
+          Deno.execPath(),
+          args,
+          `${opts.dir}/${slug}${id}.log`,
+          checkout,
+          NODE_ENV,
+        ),
       );
     }
     const address = (id: number) => `127.0.0.1:${opts.basePort + id - 1}`;

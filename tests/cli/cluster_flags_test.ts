@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   CLUSTER_USAGE,
   ClusterFlagError,
+  NODE_ENV,
   NODE_V8_FLAGS,
   nodeCommandArgs,
   nodeDataDir,
@@ -190,8 +191,9 @@ Deno.test("the launcher refuses to start while one of its ports is taken, and st
   }
 });
 
-Deno.test("the scripts' nodes run with the V8 flags of `deno task node`", async () => {
+Deno.test("the scripts' nodes run with the V8 flags and variables of `deno task node`", async () => {
   const config = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
   const command: string = config.tasks.node.command;
-  assert.ok(command.startsWith(`deno run ${NODE_V8_FLAGS} `), command);
+  const env = Object.entries(NODE_ENV).map(([k, v]) => `${k}=${v} `).join("");
+  assert.ok(command.startsWith(`${env}deno run ${NODE_V8_FLAGS} `), command);
 });

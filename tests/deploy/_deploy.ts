@@ -168,8 +168,29 @@ export function describe(cmd: NodeCommand): string {
   return ["deno", "run", ...cmd.denoFlags, cmd.entry, ...cmd.args].join(" ");
 }
 
-/** The command of `deno task <name>` in deno.json, split on whitespace. */
+/**
+ * The command of `deno task <name>` in deno.json, split on whitespace, without the
+ * variables it sets before it (see {@link taskEnv}).
+ */
 export function taskCommand(name: string): string[] {
+  const words = taskWords(name);
+  return words.slice(words.findIndex((w) => !ASSIGNMENT.test(w)));
+}
+
+/** The variables `deno task <name>` sets for its command (`NAME=value` before it). */
+export function taskEnv(name: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const w of taskWords(name)) {
+    const m = ASSIGNMENT.exec(w);
+    if (m === null) break;
+    env[m[1]!] = m[2]!;
+  }
+  return env;
+}
+
+const ASSIGNMENT = /^([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/;
+
+function taskWords(name: string): string[] {
   const config = JSON.parse(readRepoFile("deno.json")) as {
     tasks: Record<string, string | { command: string }>;
   };

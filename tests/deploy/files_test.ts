@@ -30,7 +30,9 @@ import {
   REPO_ROOT,
   runWithFakeDeno,
   taskCommand,
+  taskEnv,
 } from "./_deploy.ts";
+import { NODE_ENV } from "../../scripts/cluster.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -454,5 +456,24 @@ Deno.test("deploy/README.md covers what an operator needs", () => {
     ]
   ) {
     assert.ok(text.includes(needle), `deploy/README.md should mention "${needle}"`);
+  }
+});
+
+Deno.test("every deployed node gets the allocator setting of `deno task node`", () => {
+  // README, "Memory": glibc's mmap threshold fixed, so freed large buffers go back to
+  // the system. The scripts' nodes get it from NODE_ENV, the task from deno.json.
+  assert.deepEqual(taskEnv("node"), NODE_ENV, "deno task node's variables");
+  const image = dockerImage().env; // Compose and Kubernetes run the image
+  const unit = parseUnit(readRepoFile("deploy/systemd/raftkv.service"), "raftkv.service");
+  const systemd: Record<string, string> = {};
+  for (const line of unit.get("Service")?.get("Environment") ?? []) {
+    for (const pair of line.split(/\s+/)) {
+      const eq = pair.indexOf("=");
+      if (eq > 0) systemd[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  for (const [name, value] of Object.entries(NODE_ENV)) {
+    assert.equal(image[name], value, `deploy/Dockerfile: ENV ${name}`);
+    assert.equal(systemd[name], value, `deploy/systemd/raftkv.service: Environment=${name}`);
   }
 });
