@@ -70,7 +70,7 @@ export class RawStreamCall {
   readonly #onAbort: () => void;
   readonly #signal: AbortSignal;
 
-  private constructor(o: RawStreamCallOptions, stream: http2.ClientHttp2Stream) {
+  private constructor(o: RawStreamCallOptions, stream: http2.ClientHttp2Stream, deadline: number) {
     this.#stream = stream;
     this.#session = o.session;
     this.#signal = o.signal;
@@ -96,7 +96,7 @@ export class RawStreamCall {
     };
     this.#timer = setTimeout(
       () => failWith(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
-      o.timeoutMs,
+      Math.max(0, deadline - performance.now()),
     );
     this.#onAbort = () => failWith(new ConnectError("This operation was aborted", Code.Canceled));
     o.signal.addEventListener("abort", this.#onAbort, { once: true });
@@ -155,6 +155,8 @@ export class RawStreamCall {
       });
       void this.#failed.then(() => resolve());
     });
+    // Aborted while the stream was being opened: the listener above came too late.
+    if (o.signal.aborted) this.#onAbort();
   }
 
   /** Opens the call (a stream on the peer's session, connecting it if need be). */
@@ -169,15 +171,37 @@ export class RawStreamCall {
     );
     const headers: http2.OutgoingHttpHeaders = {};
     header.forEach((v, k) => headers[k] = v);
-    let stream: http2.ClientHttp2Stream;
+    // The deadline and the abort hold from here, as for Connect's client: a peer
+    // whose connection hangs (a partition drops its packets) fails the call in time.
+    const deadline = performance.now() + o.timeoutMs;
+    const requested = o.session.request("POST", o.path, headers, {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort = () => {};
+    const givenUp = new Promise<ConnectError>((resolve) => {
+      timer = setTimeout(
+        () => resolve(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+        o.timeoutMs,
+      );
+      onAbort = () => resolve(new ConnectError("This operation was aborted", Code.Canceled));
+      o.signal.addEventListener("abort", onAbort, { once: true });
+    });
+    let first: http2.ClientHttp2Stream | ConnectError;
     try {
-      stream = await o.session.request("POST", o.path, headers, {});
+      first = await Promise.race([requested, givenUp]);
     } catch (e) {
       throw errorOfNode(e);
+    } finally {
+      clearTimeout(timer);
+      o.signal.removeEventListener("abort", onAbort);
+    }
+    if (first instanceof ConnectError) {
+      // A stream opened after all is not wanted any more.
+      requested.then((s) => s.close(http2.constants.NGHTTP2_CANCEL), () => {});
+      throw first;
     }
     // The answer is read as it comes ("data" listeners), so the window stays open.
-    stream.resume();
-    return new RawStreamCall(o, stream);
+    first.resume();
+    return new RawStreamCall(o, first, deadline);
   }
 
   /** The call's failure, once it failed (the peer refused, a reset, the deadline...). */
