@@ -34,6 +34,8 @@ export class RequestFeed<T> implements AsyncIterable<T> {
   #settle: ((end: End) => void) | undefined;
   /** Wakes an iterator waiting for the next request. */
   #wake: (() => void) | undefined;
+  /** What interceptors check of each request as it arrives ({@link withCheck}). */
+  readonly #checks: ((request: T) => void)[] = [];
   /** Set once the consumer wants nothing more (it stopped, or its callback threw). */
   #stopped = false;
   readonly #onStop: (reason: unknown) => void;
@@ -46,14 +48,38 @@ export class RequestFeed<T> implements AsyncIterable<T> {
     this.#onStop = onStop;
   }
 
-  /** Whether the consumer wants no more requests: the lane need not parse more. */
+  /**
+   * Whether the feed takes no more requests (it ended, or the consumer wants no
+   * more): the lane need not parse more.
+   */
   get stopped(): boolean {
-    return this.#stopped;
+    return this.#stopped || this.#end !== undefined;
+  }
+
+  /**
+   * Runs `check` on each request as it is pushed, before anyone takes it, and
+   * returns this feed: an interceptor checks requests so (the TLS access check of
+   * each batch's sender) without a generator around the feed, which the handler
+   * then still drains. A check that throws ends the feed with its error, after the
+   * requests before it, where a generator's check would have thrown.
+   */
+  withCheck(check: (request: T) => void): this {
+    this.#checks.push(check);
+    return this;
   }
 
   /** A request parsed, in order. Ignored once the feed ended or was stopped. */
   push(request: T): void {
     if (this.#end !== undefined || this.#stopped) return;
+    for (const check of this.#checks) {
+      try {
+        check(request);
+      } catch (err) {
+        if (this.#each !== undefined) this.#fail(err);
+        else this.end(err);
+        return;
+      }
+    }
     const each = this.#each;
     if (each === undefined) {
       this.#queue.push(request);
