@@ -363,3 +363,28 @@ Deno.test("a peer that resets its call mid-stream: the batches before it are ste
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a node that stops ends a peer's open Stream call with the same answer on both paths", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "raftkv-peerlane-" });
+  const lane = await start(dir, true);
+  const connect = await start(dir, false);
+  try {
+    const answers: RawAnswer[] = [];
+    for (const r of [lane, connect]) {
+      // A peer's call under way: a batch stepped, the request not ended.
+      const call = open(r.session, { name: "an open call", chunks: [batch(4)], keepOpen: true });
+      await waitFor("the batch is stepped", () => r.node.status().term === 4);
+      await r.node.stop();
+      answers.push(await call.answer());
+    }
+    assert.deepEqual(answers[0], answers[1]);
+    assert.equal(answers[0]!.trailers["grpc-status"], "0", "answered OK: every batch was stepped");
+    assert.equal(lane.server.peerLaneCalls, 1);
+  } finally {
+    for (const r of [lane, connect]) {
+      r.session.close();
+      await r.server.close();
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
