@@ -347,11 +347,15 @@ export class StreamFastLane {
               Code.Internal,
             );
           }
-          const message = input.parse(bytes.subarray(at + 5, at + 5 + length));
+          // A copy: fromBinary keeps `bytes` fields (entries' data, hence the values
+          // the store keeps) as views into what it parses, and what node:http2 hands
+          // out need not stay ours; Connect's pipeline parses from arrays of its own.
+          const message = input.parse(bytes.slice(at + 5, at + 5 + length));
           at += 5 + length;
           feed.push(message);
         }
-        if (at < bytes.length) buffered = bytes.subarray(at);
+        // A copy, as above: the chunk's memory may be reused before the next one comes.
+        if (at < bytes.length) buffered = bytes.slice(at);
       } catch (e) {
         fail(e);
       }
