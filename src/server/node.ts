@@ -164,6 +164,7 @@ export class RaftKvNode {
       logger: options.logger,
       timeoutMs: Math.max(options.electionMs, 1000),
       dialer: options.dialer,
+      rawPeerStream: options.rawPeerStream,
       observer: options.observer,
       // The core sends a follower nothing more until it hears how its snapshot went (§7).
       onSnapshotReport: (to, failed) => {

@@ -40,6 +40,11 @@ export interface RaftKvNodeOptions {
   readonly join?: boolean;
   /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
   readonly dialer?: PeerDialer;
+  /**
+   * Whether peer Stream calls are written on raw HTTP/2 streams (default) or made
+   * through Connect's client (transport.ts; the wire is the same either way).
+   */
+  readonly rawPeerStream?: boolean;
   /** Told of what the node does, for metrics (node_observer.ts); none by default. */
   readonly observer?: NodeObserver;
 }

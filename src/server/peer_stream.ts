@@ -35,8 +35,9 @@
  * @module
  */
 
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
 import {
   RaftService,
   type SendRequest,
@@ -47,6 +48,7 @@ import {
 import type { Message, NodeId } from "../raft/types.ts";
 import { messageToPb } from "./codec.ts";
 import type { PeerQueue } from "./peer_queue.ts";
+import { RawStreamCall } from "./raw_stream_call.ts";
 
 /**
  * The most bytes one batch may carry beyond its first message, well under the
@@ -92,6 +94,9 @@ export function nextBackoffMs(previous: number): number {
   return Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, previous * 2));
 }
 
+/** The path of `RaftService/Stream`. */
+const STREAM_PATH = `/${RaftService.typeName}/${RaftService.method.stream.name}`;
+
 /** How long a peer that does not serve Stream is sent Sends before Stream is tried again. */
 export const UNARY_FALLBACK_MS = 60_000;
 
@@ -128,6 +133,12 @@ export interface PeerStreamOptions {
   readonly rotateMs?: number;
   /** After how many bytes a Stream call ends ({@link ROTATE_BYTES} by default). */
   readonly rotateBytes?: number;
+  /**
+   * The peer's HTTP/2 session (one per peer, shared with its Connect client): when
+   * given, Stream calls are written on it directly (raw_stream_call.ts), not
+   * through Connect's client; the wire is the same.
+   */
+  session?(): Http2SessionManager;
 }
 
 /** Sends one peer's queue on Stream calls, one at a time, in order; see the module doc. */
@@ -257,6 +268,7 @@ export class PeerStream {
    * written is recorded in `sent`.
    */
   async #stream(sent: Message[][]): Promise<number> {
+    if (this.#o.session !== undefined) return await this.#rawStream(sent, this.#o.session());
     const queue = this.#o.queue;
     const rotateMs = this.#rotateMs;
     const rotateBytes = this.#o.rotateBytes ?? ROTATE_BYTES;
@@ -299,6 +311,57 @@ export class PeerStream {
       this.wake();
     }
     return (performance.now() - lastWritten) / 1000;
+  }
+
+  /**
+   * {@link #stream} written on the peer's session directly (raw_stream_call.ts):
+   * the same batches, rotation, deadline, order and errors, each batch written in
+   * the turn it is taken from the queue. Flow control: while the stream's writes
+   * are held back, the batches wait in the bounded queue, as they waited for
+   * Connect's client's write callbacks.
+   */
+  async #rawStream(sent: Message[][], session: Http2SessionManager): Promise<number> {
+    const queue = this.#o.queue;
+    const rotateMs = this.#rotateMs;
+    const rotateBytes = this.#o.rotateBytes ?? ROTATE_BYTES;
+    const started = performance.now();
+    const rotate = setTimeout(() => this.wake(), rotateMs);
+    let call: RawStreamCall | undefined;
+    let finished = false;
+    try {
+      call = await RawStreamCall.open({
+        session,
+        path: STREAM_PATH,
+        // As #stream's: bounds a peer that takes the batches but never answers.
+        timeoutMs: rotateMs + this.#o.timeoutMs,
+        signal: this.#abort.signal,
+      });
+      // A call that ends (fails, or the peer answers) while the loop waits for
+      // messages wakes it.
+      void call.ended.then(() => this.wake());
+      let bytes = 0;
+      for (;;) {
+        const left = started + rotateMs - performance.now();
+        if (left <= 0 || bytes >= rotateBytes) break;
+        if (queue.length === 0) await this.#waitForMessages();
+        if (call.over || this.#closed || queue.length === 0) break;
+        bytes += queue.bytes;
+        const batch = queue.take(MAX_BATCH_BYTES);
+        bytes -= queue.bytes;
+        sent.push(batch);
+        const request = create(StreamRequestSchema, { batch: this.#request(batch) });
+        if (!call.write(toBinary(StreamRequestSchema, request))) await call.drained();
+      }
+      const lastWritten = performance.now();
+      finished = true;
+      await call.finish();
+      return (performance.now() - lastWritten) / 1000;
+    } finally {
+      clearTimeout(rotate);
+      // A call left before its end (an exception above) is reset, not left open.
+      if (call !== undefined && !finished) call.cancel();
+      this.wake();
+    }
   }
 
   /** One batch on a unary Send (a peer that does not serve Stream); failures are told, not thrown. */

@@ -30,11 +30,13 @@ import {
   RaftService,
   type SendRequest,
   SendResponseSchema,
+  type StreamRequest,
   StreamResponseSchema,
 } from "../gen/raftkv/v1/raft_pb.ts";
 import { type Message, message, type NodeId, type Snapshot } from "../raft/types.ts";
 import { CodecError, MAX_TERM, membersFromPb, messageFromPb, toSafeNumber } from "./codec.ts";
 import type { RaftKvNode } from "./node.ts";
+import { RequestFeed } from "./request_feed.ts";
 import {
   checkSnapshotSize,
   DEFAULT_MAX_SNAPSHOT_BYTES,
@@ -206,6 +208,15 @@ export function raftService(
     }
   };
 
+  /** Checks one request of a Stream call and steps its batch (both paths of `stream`). */
+  const deliverStreamRequest = (req: StreamRequest): void => {
+    const batch = req.batch;
+    if (batch === undefined) {
+      throw new ConnectError("a Stream request without a batch", Code.InvalidArgument);
+    }
+    deliver(batch);
+  };
+
   return {
     send(req) {
       deliver(req);
@@ -221,16 +232,20 @@ export function raftService(
       const stopped = new Promise<undefined>((resolve) => {
         off = node.onLeaderChange?.((c) => c.final && resolve(undefined)) ?? off;
       });
-      const it = requests[Symbol.asyncIterator]();
       try {
-        for (;;) {
-          const next = await Promise.race([it.next(), stopped]);
-          if (next === undefined || next.done === true) break;
-          const batch = next.value.batch;
-          if (batch === undefined) {
-            throw new ConnectError("a Stream request without a batch", Code.InvalidArgument);
+        if (requests instanceof RequestFeed) {
+          // The stream fast lane's requests, not wrapped by an interceptor: each
+          // batch is stepped in the turn its frame is read (request_feed.ts).
+          const feed = requests as RequestFeed<StreamRequest>;
+          const done = await Promise.race([feed.drain(deliverStreamRequest), stopped]);
+          if (done === undefined) feed.stop();
+        } else {
+          const it = requests[Symbol.asyncIterator]();
+          for (;;) {
+            const next = await Promise.race([it.next(), stopped]);
+            if (next === undefined || next.done === true) break;
+            deliverStreamRequest(next.value);
           }
-          deliver(batch);
         }
       } finally {
         off();

@@ -27,7 +27,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { RaftService, SendRequestSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
 import type { Message, NodeId } from "../raft/types.ts";
@@ -52,6 +52,15 @@ export function baseUrl(a: PeerAddress): string {
   return `http://${host}:${a.port}`;
 }
 
+/** How peers are dialed: keepalive pings and an idle timeout. */
+const PEER_DIAL_OPTIONS = {
+  // Detect a peer that vanished without closing the connection (SIGSTOP, a
+  // dropped cable) before the election timeout, not after the OS gives up.
+  pingIntervalMs: 5_000,
+  pingTimeoutMs: 5_000,
+  idleConnectionTimeoutMs: 60_000,
+};
+
 /**
  * A gRPC transport to `address`: HTTP/2 without TLS (prior knowledge), or over
  * mutual TLS when a `dialer` is given (src/tls/dial.ts), to member `peerId`.
@@ -61,15 +70,40 @@ export function grpcTransportTo(
   dialer?: PeerDialer,
   peerId?: NodeId,
 ): Transport {
-  const options = {
-    // Detect a peer that vanished without closing the connection (SIGSTOP, a
-    // dropped cable) before the election timeout, not after the OS gives up.
-    pingIntervalMs: 5_000,
-    pingTimeoutMs: 5_000,
-    idleConnectionTimeoutMs: 60_000,
-  };
+  const options = PEER_DIAL_OPTIONS;
   if (dialer !== undefined) return dialer.transport(address.host, address.port, options, peerId);
   return createGrpcTransport({ baseUrl: baseUrl(address), ...options });
+}
+
+/**
+ * A peer's HTTP/2 session and a gRPC transport on it: the peer stream's raw calls
+ * (raw_stream_call.ts) and the Connect client's calls (Send, InstallSnapshot)
+ * share one connection per peer, with {@link grpcTransportTo}'s keepalive.
+ */
+export interface PeerLink {
+  readonly transport: Transport;
+  /** The session in use now (a new one after a TLS credentials reload). */
+  readonly session: () => Http2SessionManager;
+}
+
+/** A {@link PeerLink} to `address`, as {@link grpcTransportTo} dials it. */
+export function peerLinkTo(address: PeerAddress, dialer?: PeerDialer, peerId?: NodeId): PeerLink {
+  if (dialer?.sessions !== undefined && dialer.transportOver !== undefined) {
+    const session = dialer.sessions(address.host, address.port, PEER_DIAL_OPTIONS, peerId);
+    return {
+      session,
+      transport: dialer.transportOver(address.host, address.port, PEER_DIAL_OPTIONS, session),
+    };
+  }
+  if (dialer !== undefined) {
+    throw new Error("invariant: a peer dialer that makes transports makes their sessions too");
+  }
+  const url = baseUrl(address);
+  const manager = new Http2SessionManager(url, PEER_DIAL_OPTIONS);
+  return {
+    session: () => manager,
+    transport: createGrpcTransport({ baseUrl: url, sessionManager: manager }),
+  };
 }
 
 /**
@@ -122,6 +156,8 @@ interface Peer {
   /** Changed in place when the member is dialed at a new address (setPeers). */
   address: PeerAddress;
   client: Client<typeof RaftService>;
+  /** The HTTP/2 session under `client`, on which Stream calls are written (raw_stream_call.ts). */
+  session: () => Http2SessionManager;
   /** Bounded in count and bytes, oldest dropped past them (peer_queue.ts). */
   readonly queue: PeerQueue;
   /** Carries the queue to the peer (peer_stream.ts). */
@@ -167,6 +203,11 @@ export interface PeerTransportOptions {
    * (held_appends.ts): its HOLD_MS, 10 ms, by default; 0 sends every message at once.
    */
   readonly holdEmptyAppendsMs?: number;
+  /**
+   * Whether Stream calls are written on the peer's HTTP/2 session directly
+   * (raw_stream_call.ts; default) or made through Connect's client. Same wire.
+   */
+  readonly rawPeerStream?: boolean;
 }
 
 /** Sends Raft messages to peers, batched per peer, in order, best effort. */
@@ -232,21 +273,21 @@ export class PeerTransport {
         known !== undefined && known.address.host === address.host &&
         known.address.port === address.port
       ) continue;
-      const client = createClient(
-        RaftService,
-        grpcTransportTo(address, this.#options.dialer, id),
-      );
+      const link = peerLinkTo(address, this.#options.dialer, id);
+      const client = createClient(RaftService, link.transport);
       if (known === undefined) {
         const queue = new PeerQueue();
         const peer: Peer = {
           id,
           address,
           client,
+          session: link.session,
           queue,
           stream: new PeerStream({
             peer: id,
             queue,
             client: () => peer.client,
+            ...(this.#options.rawPeerStream === false ? {} : { session: () => peer.session() }),
             clusterId: this.#options.clusterId,
             members: this.#members,
             timeoutMs: this.#options.timeoutMs,
@@ -264,6 +305,7 @@ export class PeerTransport {
         // In place: the sending loop takes the new client for its next call.
         known.address = address;
         known.client = client;
+        known.session = link.session;
       }
       if (known !== undefined || this.#started) {
         this.#options.logger.info(
@@ -390,5 +432,7 @@ export class PeerTransport {
       ...this.#inflight,
       this.#snapshots.close(),
     ]);
+    // Nothing is sent any more: the peers' connections go now, not when idle.
+    for (const p of this.#peers.values()) p.session().abort();
   }
 }

@@ -61,7 +61,7 @@
  */
 
 import * as http2 from "node:http2";
-import { create, type DescMessage } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -127,7 +127,7 @@ const HANDLER_CONTEXT = createContextKey<HandlerContext | undefined>(undefined, 
 });
 
 /** `application/grpc` or `application/grpc+proto` (Connect's content-type match, binary only). */
-const BINARY_GRPC = /^application\/grpc(?:\+proto)?$/i;
+export const BINARY_GRPC = /^application\/grpc(?:\+proto)?$/i;
 
 const FLAG_COMPRESSED = 0b00000001;
 
@@ -137,7 +137,7 @@ const FLAG_COMPRESSED = 0b00000001;
  * server's CPU in the lane's micro-bench profile. Only what still listens after the answer sees
  * it, as the same kind of error (an AbortError).
  */
-const CALL_OVER = new DOMException("the call is over", "AbortError");
+export const CALL_OVER = new DOMException("the call is over", "AbortError");
 
 /**
  * Serves the plain unary calls of its services; {@link UnaryFastLane.serve}
@@ -453,7 +453,7 @@ export class UnaryFastLane {
 }
 
 /** A call's handler context, and how to end it. */
-interface CallContext extends HandlerContext {
+export interface CallContext extends HandlerContext {
   /** Aborts the call's signal with `reason` (if not yet aborted) and stops its deadline. */
   abort(reason?: unknown): void;
 }
@@ -474,8 +474,8 @@ const NO_TIMEOUT = (): undefined => undefined;
  * `abort`), and the answer's end. `timeoutMs()` counts down to the deadline in
  * whole milliseconds, as Connect's Date does.
  */
-function callContext(
-  method: UnarySpec["method"],
+export function callContext(
+  method: DescMethod,
   timeoutMs: number | undefined,
   requestHeader: http2.IncomingHttpHeaders,
   url: string,
@@ -571,7 +571,7 @@ function chainOf(
  * immediate are made for it (most calls; a listener, an immediate and a stream
  * state object each, issue 11's heap profile).
  */
-function answer(
+export function answer(
   stream: http2.ServerHttp2Stream,
   res: http2.Http2ServerResponse,
   context: HandlerContext,
@@ -598,7 +598,7 @@ function answer(
 function swallow(): void {}
 
 /** connect-node's connectErrorFromH2ResetCode: the error a reset code means, if any. */
-function errorOfResetCode(rstCode: number): ConnectError | undefined {
+export function errorOfResetCode(rstCode: number): ConnectError | undefined {
   const c = http2.constants;
   let code: Code | undefined;
   switch (rstCode) {
@@ -650,7 +650,7 @@ const H2_CODE_NAMES: Readonly<Record<number, string>> = {
 };
 
 /** A node header's value as Connect reads it through web Headers (repeated: joined by ", "), or null. */
-function headerOf(v: string | string[] | undefined): string | null {
+export function headerOf(v: string | string[] | undefined): string | null {
   if (v === undefined) return null;
   return typeof v === "string" ? v : v.join(", ");
 }
@@ -752,7 +752,7 @@ function nodeHeadersOf(headers: Headers): Record<string, string | string[]> {
 }
 
 /** Connect's copyHeaders: `to` becomes `from` (unless they are the same object). */
-function copyHeaders(from: Headers, to: Headers): void {
+export function copyHeaders(from: Headers, to: Headers): void {
   if (from === to) return;
   const keys: string[] = [];
   to.forEach((_, key) => void keys.push(key));

@@ -156,6 +156,19 @@ export function accessInterceptor(options: AccessOptions): Interceptor {
   };
 }
 
+/**
+ * Requests that run a check on each as it arrives, in place of a generator
+ * around them: the stream fast lane's (src/server/request_feed.ts), which the
+ * handler then still takes pushed, without a generator between socket and handler.
+ */
+interface CheckableRequests<T> extends AsyncIterable<T> {
+  withCheck(check: (request: T) => void): AsyncIterable<T>;
+}
+
+function isCheckable<T>(requests: AsyncIterable<T>): requests is CheckableRequests<T> {
+  return typeof (requests as { withCheck?: unknown }).withCheck === "function";
+}
+
 /** The codes of this module's refusals (a handler's own PERMISSION_DENIED is logged too). */
 const REFUSAL_CODES: ReadonlySet<Code> = new Set([Code.Unauthenticated, Code.PermissionDenied]);
 
@@ -192,15 +205,22 @@ function checkingInterceptor(options: AccessOptions): Interceptor {
         part?: { case?: string; value?: unknown };
         batch?: { messages: { from: bigint }[] };
       }>;
+      let first = true;
+      const check = (m: typeof inner extends AsyncIterable<infer M> ? M : never) => {
+        if (batches) {
+          for (const pm of m.batch?.messages ?? []) checkSender(caller, pm.from);
+        } else if (first && m.part?.case === "header") {
+          checkSender(caller, (m.part.value as { from: bigint }).from);
+        }
+        first = false;
+      };
+      if (isCheckable(inner)) {
+        // The stream fast lane's requests: checked as each arrives, still pushed.
+        return await next({ ...req, message: inner.withCheck(check) } as typeof req);
+      }
       const checked = (async function* () {
-        let first = true;
         for await (const m of inner) {
-          if (batches) {
-            for (const pm of m.batch?.messages ?? []) checkSender(caller, pm.from);
-          } else if (first && m.part?.case === "header") {
-            checkSender(caller, (m.part.value as { from: bigint }).from);
-          }
-          first = false;
+          check(m);
           yield m;
         }
       })();

@@ -8,13 +8,19 @@
  *
  * A transport here follows the credentials in use: after a reload (reload.ts) the
  * next call builds a new connection with the new certificate; calls on the old
- * connection finish on it, and it closes when idle.
+ * connection finish on it, and it closes when idle. The session under a transport
+ * is one `Http2SessionManager` per credentials, which the peer stream's raw calls
+ * share (src/server/raw_stream_call.ts): one connection per peer.
  *
  * @module
  */
 
 import type { Transport } from "@connectrpc/connect";
-import { createGrpcTransport, type GrpcTransportOptions } from "@connectrpc/connect-node";
+import {
+  createGrpcTransport,
+  type GrpcTransportOptions,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import type { CredentialsStore } from "./credentials.ts";
 import { peerIdsOf, peerUri } from "./peer_identity.ts";
@@ -26,6 +32,25 @@ export type DialOptions = Omit<GrpcTransportOptions, "baseUrl" | "nodeOptions">;
 export interface PeerDialer {
   /** A transport to `host:port`, where member `peerId` (if known) must answer. */
   transport(host: string, port: number, options: DialOptions, peerId?: number): Transport;
+  /**
+   * The HTTP/2 session to `host:port` in use now (a new one after a credentials
+   * reload), for calls written on it directly (src/server/raw_stream_call.ts); a
+   * transport made with {@link PeerDialer.transportOver} on the same function
+   * shares it.
+   */
+  sessions?(
+    host: string,
+    port: number,
+    options: DialOptions,
+    peerId?: number,
+  ): () => Http2SessionManager;
+  /** A transport whose calls go on the session `sessions` gives at each call. */
+  transportOver?(
+    host: string,
+    port: number,
+    options: DialOptions,
+    sessions: () => Http2SessionManager,
+  ): Transport;
 }
 
 /** `https://host:port`, with IPv6 hosts bracketed. */
@@ -59,23 +84,59 @@ export class TlsDialer implements PeerDialer {
   }
 
   transport(host: string, port: number, options: DialOptions, peerId?: number): Transport {
+    return this.transportOver(host, port, options, this.sessions(host, port, options, peerId));
+  }
+
+  sessions(
+    host: string,
+    port: number,
+    options: DialOptions,
+    peerId?: number,
+  ): () => Http2SessionManager {
     const store = this.#store;
     let generation = -1;
-    let inner: Transport | undefined;
-    const current = (): Transport => {
-      if (inner === undefined || generation !== store.generation) {
+    let session: Http2SessionManager | undefined;
+    return () => {
+      if (session === undefined || generation !== store.generation) {
         const c = store.current;
         generation = store.generation;
+        // Connect's transport options, as createGrpcTransport gives them its session.
+        session = new Http2SessionManager(httpsUrl(host, port), {
+          pingIntervalMs: options.pingIntervalMs,
+          pingIdleConnection: options.pingIdleConnection,
+          pingTimeoutMs: options.pingTimeoutMs,
+          idleConnectionTimeoutMs: options.idleConnectionTimeoutMs,
+          connectTimeoutMs: options.connectTimeoutMs,
+        }, {
+          cert: c.certPem,
+          key: c.keyPem,
+          ...(c.peerCa !== undefined ? { ca: c.peerCa.pem } : {}),
+          checkServerIdentity: (name: string, cert: PeerCertificate) =>
+            checkServerIdentity(name, cert) ?? checkMember(host, port, cert, peerId),
+        });
+      }
+      return session;
+    };
+  }
+
+  transportOver(
+    host: string,
+    port: number,
+    options: DialOptions,
+    sessions: () => Http2SessionManager,
+  ): Transport {
+    // A new session (a reload) gets a new transport; calls on the old one finish on
+    // it, and its connection closes when idle.
+    let last: Http2SessionManager | undefined;
+    let inner: Transport | undefined;
+    const current = (): Transport => {
+      const session = sessions();
+      if (inner === undefined || session !== last) {
+        last = session;
         inner = createGrpcTransport({
           ...options,
           baseUrl: httpsUrl(host, port),
-          nodeOptions: {
-            cert: c.certPem,
-            key: c.keyPem,
-            ...(c.peerCa !== undefined ? { ca: c.peerCa.pem } : {}),
-            checkServerIdentity: (name: string, cert: PeerCertificate) =>
-              checkServerIdentity(name, cert) ?? checkMember(host, port, cert, peerId),
-          },
+          sessionManager: session,
         });
       }
       return inner;

@@ -5,7 +5,9 @@
  * followed by a new one and delivery resumes; a peer that is down is told as a
  * failure on every attempt, with waits between attempts, and is reached once it
  * is up; a peer of an older version, serving Send only, is sent Sends, the batches
- * of the refused Stream call included.
+ * of the refused Stream call included. Each story runs twice: with Stream calls
+ * through Connect's client, and written directly on the HTTP/2 session
+ * (raw_stream_call.ts), against the same Connect servers.
  *
  * @module
  */
@@ -15,7 +17,11 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  connectNodeAdapter,
+  createGrpcTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
 import {
   RaftService,
   type SendRequest,
@@ -145,11 +151,14 @@ function streamTo(port: number, opts: { rotateMs?: number; rotateBytes?: number 
   const queue = new PeerQueue();
   const outcomes: CallOutcome[] = [];
   let fellBack = 0;
+  // One session for the Connect client and the raw calls, as transport.ts shares it.
+  const session = new Http2SessionManager(`http://127.0.0.1:${port}`);
   const client = createClient(
     RaftService,
-    createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }),
+    createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}`, sessionManager: session }),
   );
   const stream = new PeerStream({
+    ...(raw ? { session: () => session } : {}),
     peer: 2,
     queue,
     client: () => client,
@@ -178,30 +187,50 @@ function streamTo(port: number, opts: { rotateMs?: number; rotateBytes?: number 
   };
 }
 
+/** Whether the test under way sends on raw HTTP/2 streams (raw_stream_call.ts). */
+let raw = false;
+
+/**
+ * Registers a story twice: Stream calls through Connect's client, and written
+ * directly on the HTTP/2 session (the fake peers are Connect servers: a raw sender
+ * against a receiver without the stream fast lane).
+ */
+function bothWays(name: string, fn: () => Promise<void>): void {
+  for (const way of [false, true]) {
+    Deno.test(`${name}${way ? " (raw sender)" : ""}`, async () => {
+      raw = way;
+      await fn();
+    });
+  }
+}
+
 const delivered = (seen: Seen) => seen.calls.flatMap((c) => c.batches.flat());
 
-Deno.test("messages arrive in the order queued, many batches to a call and in order across calls", async () => {
-  const seen: Seen = { calls: [] };
-  const peer = await fakePeer(seen);
-  // Short calls (100 ms, 2 KB), so that the run crosses many of them.
-  const s = streamTo(peer.port, { rotateMs: 500, rotateBytes: 2048 });
-  try {
-    for (let round = 0; round < 40; round++) {
-      s.send(1 + (round % 7));
-      await new Promise((r) => setTimeout(r, 5));
+bothWays(
+  "messages arrive in the order queued, many batches to a call and in order across calls",
+  async () => {
+    const seen: Seen = { calls: [] };
+    const peer = await fakePeer(seen);
+    // Short calls (100 ms, 2 KB), so that the run crosses many of them.
+    const s = streamTo(peer.port, { rotateMs: 500, rotateBytes: 2048 });
+    try {
+      for (let round = 0; round < 40; round++) {
+        s.send(1 + (round % 7));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await until("every message to arrive", () => delivered(seen).length === s.sent);
+    } finally {
+      await s.stream.close();
+      await peer.close();
     }
-    await until("every message to arrive", () => delivered(seen).length === s.sent);
-  } finally {
-    await s.stream.close();
-    await peer.close();
-  }
-  assert.deepEqual(delivered(seen), Array.from({ length: s.sent }, (_, i) => i + 1));
-  assert.ok(seen.calls.every((c) => c.method === "stream"), "all on Stream, none on Send");
-  assert.ok(seen.calls.length > 1, `the calls rotated (${seen.calls.length} call(s))`);
-  assert.ok(s.outcomes.every((o) => o.ok), JSON.stringify(s.outcomes));
-});
+    assert.deepEqual(delivered(seen), Array.from({ length: s.sent }, (_, i) => i + 1));
+    assert.ok(seen.calls.every((c) => c.method === "stream"), "all on Stream, none on Send");
+    assert.ok(seen.calls.length > 1, `the calls rotated (${seen.calls.length} call(s))`);
+    assert.ok(s.outcomes.every((o) => o.ok), JSON.stringify(s.outcomes));
+  },
+);
 
-Deno.test("one call carries batch after batch: a batch costs a frame, not a call", async () => {
+bothWays("one call carries batch after batch: a batch costs a frame, not a call", async () => {
   const seen: Seen = { calls: [] };
   const peer = await fakePeer(seen);
   const s = streamTo(peer.port, { rotateMs: 600_000 });
@@ -218,52 +247,58 @@ Deno.test("one call carries batch after batch: a batch costs a frame, not a call
   assert.deepEqual(seen.calls[0]!.batches, [[1], [2], [3], [4], [5]]);
 });
 
-Deno.test("a connection cut under a stream: the call fails, a new one is opened, delivery resumes", async () => {
-  const seen: Seen = { calls: [] };
-  const peer = await fakePeer(seen);
-  const s = streamTo(peer.port);
-  try {
-    s.send(3);
-    await until("the first messages", () => delivered(seen).length === 3);
-    peer.cut();
-    await until("the cut call to be told as failed", () => s.outcomes.some((o) => !o.ok));
-    // Messages after the cut arrive on a new call (the leader's heartbeats go on).
-    await until("delivery to resume", () => (s.send(1), delivered(seen).some((c) => c > 3)));
-  } finally {
-    await s.stream.close();
-    await peer.close();
-  }
-  assert.ok(seen.calls.length >= 2, "a second call after the cut");
-  const got = delivered(seen);
-  assert.deepEqual(got.slice(0, 3), [1, 2, 3]);
-  // Some may be lost to the cut (Raft retries), but none arrive out of order.
-  assert.deepEqual(got, [...got].sort((a, b) => a - b));
-});
+bothWays(
+  "a connection cut under a stream: the call fails, a new one is opened, delivery resumes",
+  async () => {
+    const seen: Seen = { calls: [] };
+    const peer = await fakePeer(seen);
+    const s = streamTo(peer.port);
+    try {
+      s.send(3);
+      await until("the first messages", () => delivered(seen).length === 3);
+      peer.cut();
+      await until("the cut call to be told as failed", () => s.outcomes.some((o) => !o.ok));
+      // Messages after the cut arrive on a new call (the leader's heartbeats go on).
+      await until("delivery to resume", () => (s.send(1), delivered(seen).some((c) => c > 3)));
+    } finally {
+      await s.stream.close();
+      await peer.close();
+    }
+    assert.ok(seen.calls.length >= 2, "a second call after the cut");
+    const got = delivered(seen);
+    assert.deepEqual(got.slice(0, 3), [1, 2, 3]);
+    // Some may be lost to the cut (Raft retries), but none arrive out of order.
+    assert.deepEqual(got, [...got].sort((a, b) => a - b));
+  },
+);
 
-Deno.test("a peer that is down fails every attempt, with waits between them, and is reached once up", async () => {
-  const port = deadPort();
-  const s = streamTo(port);
-  const seen: Seen = { calls: [] };
-  let peer: Awaited<ReturnType<typeof fakePeer>> | undefined;
-  try {
-    // A leader's heartbeats every 10 ms for a while: attempts are spaced by the backoff.
-    const began = performance.now();
-    await until("five failed attempts", () => (s.send(1), s.outcomes.length >= 5));
-    const failures = s.outcomes.filter((o) => !o.ok);
-    assert.equal(failures.length, s.outcomes.length);
-    // 50 + 100 + 100 + 100 ms of waits at least between the five attempts, whatever
-    // the machine's speed: not an attempt per message.
-    assert.ok(performance.now() - began >= 350, "attempts are spaced out");
-    assert.ok(s.outcomes.length < s.sent, "fewer attempts than messages");
-    peer = await fakePeer(seen, { port });
-    await until("delivery once the peer is up", () => (s.send(1), delivered(seen).length > 0));
-  } finally {
-    await s.stream.close();
-    await peer?.close();
-  }
-  const got = delivered(seen);
-  assert.deepEqual(got, [...got].sort((a, b) => a - b));
-});
+bothWays(
+  "a peer that is down fails every attempt, with waits between them, and is reached once up",
+  async () => {
+    const port = deadPort();
+    const s = streamTo(port);
+    const seen: Seen = { calls: [] };
+    let peer: Awaited<ReturnType<typeof fakePeer>> | undefined;
+    try {
+      // A leader's heartbeats every 10 ms for a while: attempts are spaced by the backoff.
+      const began = performance.now();
+      await until("five failed attempts", () => (s.send(1), s.outcomes.length >= 5));
+      const failures = s.outcomes.filter((o) => !o.ok);
+      assert.equal(failures.length, s.outcomes.length);
+      // 50 + 100 + 100 + 100 ms of waits at least between the five attempts, whatever
+      // the machine's speed: not an attempt per message.
+      assert.ok(performance.now() - began >= 350, "attempts are spaced out");
+      assert.ok(s.outcomes.length < s.sent, "fewer attempts than messages");
+      peer = await fakePeer(seen, { port });
+      await until("delivery once the peer is up", () => (s.send(1), delivered(seen).length > 0));
+    } finally {
+      await s.stream.close();
+      await peer?.close();
+    }
+    const got = delivered(seen);
+    assert.deepEqual(got, [...got].sort((a, b) => a - b));
+  },
+);
 
 Deno.test("a peer that stays down is dialled again every heartbeat at most, however long it has failed", () => {
   // A full restart starts three processes seconds apart on a busy machine: a
@@ -281,25 +316,28 @@ Deno.test("a peer that stays down is dialled again every heartbeat at most, howe
   );
 });
 
-Deno.test("a peer serving Send only (an older version) is sent Sends, the refused call's batches included", async () => {
-  const seen: Seen = { calls: [] };
-  const peer = await fakePeer(seen, { sendOnly: true });
-  const s = streamTo(peer.port);
-  try {
-    s.send(2);
-    await until("the first messages", () => delivered(seen).length === 2);
-    s.send(3);
-    await until("the next ones", () => delivered(seen).length === 5);
-  } finally {
-    await s.stream.close();
-    await peer.close();
-  }
-  assert.equal(s.fellBack(), 1);
-  assert.deepEqual(delivered(seen), [1, 2, 3, 4, 5]);
-  assert.ok(seen.calls.every((c) => c.method === "send"));
-});
+bothWays(
+  "a peer serving Send only (an older version) is sent Sends, the refused call's batches included",
+  async () => {
+    const seen: Seen = { calls: [] };
+    const peer = await fakePeer(seen, { sendOnly: true });
+    const s = streamTo(peer.port);
+    try {
+      s.send(2);
+      await until("the first messages", () => delivered(seen).length === 2);
+      s.send(3);
+      await until("the next ones", () => delivered(seen).length === 5);
+    } finally {
+      await s.stream.close();
+      await peer.close();
+    }
+    assert.equal(s.fellBack(), 1);
+    assert.deepEqual(delivered(seen), [1, 2, 3, 4, 5]);
+    assert.ok(seen.calls.every((c) => c.method === "send"));
+  },
+);
 
-Deno.test("close() ends the loop at once, with a call open and waiting for messages", async () => {
+bothWays("close() ends the loop at once, with a call open and waiting for messages", async () => {
   const seen: Seen = { calls: [] };
   const peer = await fakePeer(seen);
   // A call that would stay open for ten minutes: close() must not wait for it.
@@ -319,22 +357,25 @@ Deno.test("close() ends the loop at once, with a call open and waiting for messa
   }
 });
 
-Deno.test("a peer whose server cuts calls sooner (a short --request-timeout-ms) gets shorter calls, and they get through", async () => {
-  const seen: Seen = { calls: [] };
-  // The server cuts a call 300 ms after its headers; ours last 2 s unless shortened.
-  const peer = await guardedPeer(seen, 300);
-  const s = streamTo(peer.port);
-  try {
-    await until(
-      "a call answered, not cut",
-      () => (s.send(1), s.outcomes.some((o) => o.ok)),
-    );
-  } finally {
-    await s.stream.close();
-    await peer.close();
-  }
-  assert.ok(s.outcomes.some((o) => !o.ok), "at least one call was cut first");
-  assert.ok(s.stream.rotateMs < ROTATE_MS, `calls now last ${s.stream.rotateMs} ms at most`);
-  const got = delivered(seen);
-  assert.deepEqual(got, [...got].sort((a, b) => a - b));
-});
+bothWays(
+  "a peer whose server cuts calls sooner (a short --request-timeout-ms) gets shorter calls, and they get through",
+  async () => {
+    const seen: Seen = { calls: [] };
+    // The server cuts a call 300 ms after its headers; ours last 2 s unless shortened.
+    const peer = await guardedPeer(seen, 300);
+    const s = streamTo(peer.port);
+    try {
+      await until(
+        "a call answered, not cut",
+        () => (s.send(1), s.outcomes.some((o) => o.ok)),
+      );
+    } finally {
+      await s.stream.close();
+      await peer.close();
+    }
+    assert.ok(s.outcomes.some((o) => !o.ok), "at least one call was cut first");
+    assert.ok(s.stream.rotateMs < ROTATE_MS, `calls now last ${s.stream.rotateMs} ms at most`);
+    const got = delivered(seen);
+    assert.deepEqual(got, [...got].sort((a, b) => a - b));
+  },
+);
