@@ -350,12 +350,13 @@ export class StreamFastLane {
           // A copy: fromBinary keeps `bytes` fields (entries' data, hence the values
           // the store keeps) as views into what it parses, and what node:http2 hands
           // out need not stay ours; Connect's pipeline parses from arrays of its own.
-          const message = input.parse(bytes.slice(at + 5, at + 5 + length));
+          // Not `bytes.slice`: node:http2's chunks are Buffers, whose slice is a view.
+          const message = input.parse(copyOf(bytes, at + 5, at + 5 + length));
           at += 5 + length;
           feed.push(message);
         }
         // A copy, as above: the chunk's memory may be reused before the next one comes.
-        if (at < bytes.length) buffered = bytes.slice(at);
+        if (at < bytes.length) buffered = copyOf(bytes, at, bytes.length);
       } catch (e) {
         fail(e);
       }
@@ -436,6 +437,15 @@ function join(frames: readonly Uint8Array[]): Uint8Array {
     at += f.length;
   }
   return out;
+}
+
+/**
+ * A copy of `bytes[from, to)` in memory of its own. `Uint8Array.prototype.slice`
+ * copies, but a Buffer's `slice` is a view (Node's Buffer API), and node:http2's
+ * chunks are Buffers over memory Deno may fill again.
+ */
+function copyOf(bytes: Uint8Array, from: number, to: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes, from, to);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
