@@ -132,9 +132,19 @@ export class SessionTable {
       hash.update(u64(id));
       hash.update(u64(s.lastSequence));
       hash.update(u64(s.lastActiveMs));
-      hash.update(
-        JSON.stringify(s.lastResult ?? null, (_k, v) => v instanceof Uint8Array ? [...v] : v),
-      );
+      hash.update(JSON.stringify(s.lastResult ?? null, bytesAsArrays));
     }
   }
+}
+
+/**
+ * JSON.stringify's replacer for a digest: byte arrays as arrays of numbers, whatever
+ * their class. It reads the holder's own value (`this[key]`): JSON.stringify calls
+ * a value's toJSON before the replacer, and a Buffer's (a Uint8Array too) would
+ * otherwise digest as `{"type":"Buffer","data":[...]}`, so equal states would
+ * digest differently on a node whose bytes came as Buffers.
+ */
+function bytesAsArrays(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  return raw instanceof Uint8Array ? [...raw] : value;
 }

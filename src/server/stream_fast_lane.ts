@@ -440,12 +440,18 @@ function join(frames: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * A copy of `bytes[from, to)` in memory of its own. `Uint8Array.prototype.slice`
- * copies, but a Buffer's `slice` is a view (Node's Buffer API), and node:http2's
- * chunks are Buffers over memory Deno may fill again.
+ * A copy of `bytes[from, to)` in memory of its own, as a plain Uint8Array.
+ * node:http2's chunks are Buffers: a Buffer's `slice` is a view (Node's Buffer
+ * API), and even a copy made by `Uint8Array.prototype.slice` is a Buffer again (its
+ * species), as is every `bytes` field fromBinary then cuts from it. Connect's
+ * pipeline hands the handler plain Uint8Arrays; so must this lane, or entries'
+ * data, and the values and results the store keeps from them, would be Buffers on
+ * the nodes that received them and Uint8Arrays on the one that proposed them: the
+ * same bytes, but not the same objects (a Buffer's toJSON, for one, differs; the
+ * chaos runs saw the sessions' digest differ that way).
  */
 function copyOf(bytes: Uint8Array, from: number, to: number): Uint8Array {
-  return Uint8Array.prototype.slice.call(bytes, from, to);
+  return new Uint8Array(bytes.subarray(from, to));
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

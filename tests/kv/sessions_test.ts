@@ -3,6 +3,7 @@
  * is answered with its first outcome, and sessions expire by log time alone.
  */
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { encodeCommand } from "../../src/kv/command.ts";
 import { SESSION_TTL_MS } from "../../src/kv/sessions.ts";
 import { KvStore } from "../../src/kv/store.ts";
@@ -130,4 +131,27 @@ Deno.test("the digest covers sessions: same data, different session state, diffe
   assert.deepEqual(a.store.get("k"), b.store.get("k"));
   assert.notEqual(a.store.digest(), b.store.digest());
   void sb;
+});
+
+Deno.test("the same entries digest alike whether their bytes came as Uint8Arrays or as Buffers", () => {
+  // A node that received its entries as Buffers (node:http2's chunks are Buffers,
+  // and fromBinary cuts `bytes` fields from what it parses) keeps Buffers in its
+  // sessions' results; a Buffer's toJSON differs, and the digest must not.
+  const plain = new KvStore();
+  const buffers = new KvStore();
+  const cmds: Parameters<typeof encodeCommand>[0][] = [
+    { timeMs: BigInt(T0), op: { case: "openSession", value: {} } },
+    {
+      sessionId: 1n,
+      sequence: 1n,
+      timeMs: BigInt(T0),
+      op: { case: "compareAndSwap", value: { key: "k", value: enc.encode("v") } },
+    },
+  ];
+  for (const [i, cmd] of cmds.entries()) {
+    const data = encodeCommand(cmd);
+    plain.apply(i + 1, data);
+    buffers.apply(i + 1, Buffer.from(data));
+  }
+  assert.equal(buffers.digest(), plain.digest());
 });
