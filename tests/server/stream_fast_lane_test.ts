@@ -5,7 +5,7 @@
  * messages per frame, one message over several frames, malformed protobuf,
  * oversize, bad deadlines, refused batches, torn framing, compressed and JSON
  * requests) goes to two in-process nodes, one serving with the lane and one
- * through Connect alone (`serve(..., { peerLane: false })`, the default); every answer is
+ * through Connect alone (`serve(..., { peerLane: false })`); every answer is
  * compared whole (status, headers, body, trailers, how the stream ended), what
  * each node stepped is compared through the term its batches raised it to, and
  * the call metrics (an interceptor) must count the same calls on both. A second
