@@ -70,13 +70,13 @@ import { requestByteCounter } from "../http2/guard.ts";
 import { RequestFeed } from "./request_feed.ts";
 import {
   answer,
-  BINARY_GRPC,
   CALL_OVER,
   callContext,
   COMPRESS_MIN_BYTES,
   copyHeaders,
   errorOfResetCode,
   headerOf,
+  plainGrpcRequest,
 } from "./unary_fast_lane.ts";
 
 type ClientStreamingSpec = MethodImplSpec & { kind: "client_streaming" };
@@ -179,18 +179,13 @@ export class StreamFastLane {
     if (req.method !== "POST") return false;
     const method = this.#methods.get(req.url);
     if (method === undefined) return false;
-    const headers = req.headers;
-    const contentType = headers["content-type"];
-    if (contentType === undefined || !BINARY_GRPC.test(contentType)) return false;
-    const encoding = headers["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
-    const authority = req.authority;
-    if (authority === undefined || authority === "") return false;
-    const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+    const plain = plainGrpcRequest(req);
+    if (plain === undefined) return false;
     let url: string;
     try {
       // A call lasts seconds (a peer's rotates every 2 s): one URL per call is cheap.
-      url = new URL(req.url, `${encrypted ? "https" : "http"}://${authority}`).toString();
+      const scheme = plain.encrypted ? "https" : "http";
+      url = new URL(req.url, `${scheme}://${plain.authority}`).toString();
     } catch {
       return false; // not a URL's authority: whatever Connect makes of it
     }

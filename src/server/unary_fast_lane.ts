@@ -127,7 +127,27 @@ const HANDLER_CONTEXT = createContextKey<HandlerContext | undefined>(undefined, 
 });
 
 /** `application/grpc` or `application/grpc+proto` (Connect's content-type match, binary only). */
-export const BINARY_GRPC = /^application\/grpc(?:\+proto)?$/i;
+const BINARY_GRPC = /^application\/grpc(?:\+proto)?$/i;
+
+/**
+ * What both fast lanes (this one and stream_fast_lane.ts) require of a request's
+ * headers before taking it, its method and path aside: binary gRPC, no compression
+ * but `identity`, and an authority. Returns the authority and whether the
+ * connection is TLS, or undefined for a request to leave to Connect.
+ */
+export function plainGrpcRequest(
+  req: http2.Http2ServerRequest,
+): { readonly authority: string; readonly encrypted: boolean } | undefined {
+  const headers = req.headers;
+  const contentType = headers["content-type"];
+  if (contentType === undefined || !BINARY_GRPC.test(contentType)) return undefined;
+  const encoding = headers["grpc-encoding"];
+  if (encoding !== undefined && encoding !== "identity") return undefined;
+  const authority = req.authority;
+  if (authority === undefined || authority === "") return undefined;
+  const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  return { authority, encrypted };
+}
 
 const FLAG_COMPRESSED = 0b00000001;
 
@@ -210,17 +230,11 @@ export class UnaryFastLane {
     if (req.method !== "POST") return false;
     const method = this.#methods.get(req.url);
     if (method === undefined) return false;
-    const headers = req.headers;
-    const contentType = headers["content-type"];
-    if (contentType === undefined || !BINARY_GRPC.test(contentType)) return false;
-    const encoding = headers["grpc-encoding"];
-    if (encoding !== undefined && encoding !== "identity") return false;
-    const authority = req.authority;
-    if (authority === undefined || authority === "") return false;
-    const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+    const plain = plainGrpcRequest(req);
+    if (plain === undefined) return false;
     let origin: string;
     try {
-      origin = this.#origin(encrypted, authority);
+      origin = this.#origin(plain.encrypted, plain.authority);
     } catch {
       return false; // not a URL's authority: whatever Connect makes of it
     }

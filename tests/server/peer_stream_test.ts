@@ -216,7 +216,8 @@ bothWays(
     try {
       for (let round = 0; round < 40; round++) {
         s.send(1 + (round % 7));
-        await new Promise((r) => setTimeout(r, 5));
+        // Paced: each round goes out as batches of its own, not all in the first.
+        await until("the round to arrive", () => delivered(seen).length === s.sent);
       }
       await until("every message to arrive", () => delivered(seen).length === s.sent);
     } finally {
