@@ -198,9 +198,13 @@ export function nodeDataDir(opts: ClusterOptions, id: number): string {
  * start (README, "Memory"): young-generation semi-spaces of at most 2 MB instead of
  * up to 16 MB, and an old generation that grows by half of what a full collection
  * leaves live instead of V8's dynamic factor (up to 4×). Measured by `deno task
- * bench:longrun`, they keep a node under 150 MB of RSS.
+ * bench:longrun`, they keep a node under 150 MB of RSS. And collections on the main
+ * thread only (`--single-threaded-gc`): V8's parallel scavenges hand work to helper
+ * threads, which on a small machine shared by the nodes cost more CPU than they save
+ * (README, "Memory": 4-18 % less server CPU per operation in A/B runs of `deno task bench`).
  */
-export const NODE_V8_FLAGS = "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=50";
+export const NODE_V8_FLAGS =
+  "--v8-flags=--max-semi-space-size=2,--heap-growing-percent=50,--single-threaded-gc";
 
 /**
  * The environment `deno task node` adds for a node (deno.json, deploy/), and so every
