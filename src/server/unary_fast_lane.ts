@@ -83,6 +83,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { requestByteCounter } from "../http2/guard.ts";
+import { HookedAbort } from "./abort_hooks.ts";
 import { type DeadlineTimer, deadlineTimers, MAX_TIMER_MS } from "./deadline_timers.ts";
 
 type UnarySpec = MethodImplSpec & { kind: "unary" };
@@ -521,7 +522,8 @@ export function callContext(
   values: ContextValues,
   responseEncoding: string | undefined,
 ): CallContext {
-  const controller = new AbortController();
+  // Hooked (abort_hooks.ts): route.ts hears the call end without a listener.
+  const controller = new HookedAbort();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let deadline: DeadlineTimer | undefined;
   let remaining: () => number | undefined = NO_TIMEOUT;
