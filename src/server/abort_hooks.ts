@@ -28,8 +28,10 @@ type Hooked = AbortSignal & { [HOOKS]?: HookedAbort };
 /** An AbortController whose abort also calls the callbacks {@link whenAborted} filed. */
 export class HookedAbort {
   readonly #controller = new AbortController();
-  /** Callbacks to call on abort, in filing order (most calls file one, or none). */
-  #hooks: (() => void)[] | undefined;
+  /** The first callback to call on abort (most signals have one, or none: no array). */
+  #hook: (() => void) | undefined;
+  /** Those filed after it, in filing order. */
+  #more: (() => void)[] | undefined;
 
   constructor() {
     (this.#controller.signal as Hooked)[HOOKS] = this;
@@ -43,12 +45,17 @@ export class HookedAbort {
   abort(reason?: unknown): void {
     if (this.#controller.signal.aborted) return;
     this.#controller.abort(reason);
-    const hooks = this.#hooks;
-    if (hooks === undefined) return;
-    this.#hooks = undefined;
+    const hook = this.#hook;
+    const more = this.#more;
+    this.#hook = undefined;
+    this.#more = undefined;
+    if (more === undefined) {
+      hook?.(); // most aborts: a call's end, with one callback or none
+      return;
+    }
     // Each is called, as each listener of an event is; the first failure is thrown after.
     let failed: { error: unknown } | undefined;
-    for (const h of hooks) {
+    for (const h of hook === undefined ? more : [hook, ...more]) {
       try {
         h();
       } catch (error) {
@@ -60,15 +67,20 @@ export class HookedAbort {
 
   /** {@link whenAborted} for this controller's signal (not aborted yet). */
   file(hook: () => void): void {
-    (this.#hooks ??= []).push(hook);
+    if (this.#hook === undefined && this.#more === undefined) this.#hook = hook;
+    else (this.#more ??= []).push(hook);
   }
 
   /** {@link forget} for this controller's signal. */
   unfile(hook: () => void): void {
-    const hooks = this.#hooks;
-    if (hooks === undefined) return;
-    const i = hooks.indexOf(hook);
-    if (i >= 0) hooks.splice(i, 1);
+    if (this.#hook === hook) {
+      this.#hook = undefined;
+      return;
+    }
+    const more = this.#more;
+    if (more === undefined) return;
+    const i = more.indexOf(hook);
+    if (i >= 0) more.splice(i, 1);
   }
 }
 
