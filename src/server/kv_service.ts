@@ -91,10 +91,11 @@ export function kvService(
         ctx,
         async (signal) => {
           // The value copied: the command is kept until applied (apply's `keep`), and
-          // the request's bytes are a view into the body's buffer.
+          // the request's bytes are a view into the body's buffer, a node Buffer, whose
+          // own slice() is a view too: a new Uint8Array of it is a copy.
           const op: Op = {
             case: "put",
-            value: { key: req.key, value: req.value.slice(), lease: req.lease },
+            value: { key: req.key, value: new Uint8Array(req.value), lease: req.lease },
           };
           const put = expectKind(await apply(op, req.session, signal, true), "put");
           return create(PutResponseSchema, { index: BigInt(put.index) });
