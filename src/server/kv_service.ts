@@ -19,7 +19,7 @@ import {
   type Session,
   TxnResponseSchema,
 } from "../gen/raftkv/v1/kv_pb.ts";
-import type { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
+import { CommandSchema } from "../gen/raftkv/v1/raft_pb.ts";
 import { encodeCommand } from "../kv/command.ts";
 import type { ApplyResult } from "../kv/store.ts";
 import { checkTxn } from "../kv/txn.ts";
@@ -55,20 +55,24 @@ export function kvService(
   /**
    * Proposes `op` on this node, the leader, stamped with the leader's clock (the
    * log's time, for session expiry) and the request's session, and waits for it
-   * to be applied.
+   * to be applied. With `keep`, the command is handed to the node as well, to be
+   * applied as it is rather than decoded again (node.propose): `op` must then own
+   * its bytes (no view into a request's buffer).
    */
   const apply = async (
     op: Op,
     session: Session | undefined,
     signal: AbortSignal,
+    keep = false,
   ): Promise<ApplyResult> => {
-    const data = encodeCommand({
+    const command = create(CommandSchema, {
       sessionId: session?.id ?? 0n,
       sequence: session?.sequence ?? 0n,
       timeMs: BigInt(Date.now()),
       op,
     });
-    return (await node.propose(data, signal)).result;
+    const data = encodeCommand(command);
+    return (await node.propose(data, signal, keep ? command : undefined)).result;
   };
 
   return {
@@ -86,11 +90,14 @@ export function kvService(
       return router.route(
         ctx,
         async (signal) => {
+          // The value copied: the command is kept until applied (apply's `keep`), and
+          // the request's bytes are a view into the body's buffer, a node Buffer, whose
+          // own slice() is a view too: a new Uint8Array of it is a copy.
           const op: Op = {
             case: "put",
-            value: { key: req.key, value: req.value, lease: req.lease },
+            value: { key: req.key, value: new Uint8Array(req.value), lease: req.lease },
           };
-          const put = expectKind(await apply(op, req.session, signal), "put");
+          const put = expectKind(await apply(op, req.session, signal, true), "put");
           return create(PutResponseSchema, { index: BigInt(put.index) });
         },
         (client, opts) => client.put(req, opts),

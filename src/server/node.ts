@@ -14,7 +14,7 @@
  */
 
 import { AppliedChain } from "../kv/applied_chain.ts";
-import { decodeCommand } from "../kv/command.ts";
+import { type Command, decodeCommand } from "../kv/command.ts";
 import {
   decodeMemberChange,
   type MemberChange,
@@ -336,16 +336,19 @@ export class RaftKvNode {
     } else if (e.data.length === 0) {
       result = this.kv.applyCommand(e.index, undefined);
     } else {
-      let command;
-      try {
-        command = decodeCommand(e.data);
-      } catch (err) {
-        // Every node sees the same bytes and makes the same choice, so the state
-        // machines stay equal; proposals are validated, so this means a bug.
-        this.#log.error("committed entry is not a command; applying it as a no-op", {
-          index: e.index,
-          error: (err as Error).message,
-        });
+      // The command as this node proposed it, if its call still waits; else decoded.
+      let command = this.#pending.proposedCommand(e.index, e.term);
+      if (command === undefined) {
+        try {
+          command = decodeCommand(e.data);
+        } catch (err) {
+          // Every node sees the same bytes and makes the same choice, so the state
+          // machines stay equal; proposals are validated, so this means a bug.
+          this.#log.error("committed entry is not a command; applying it as a no-op", {
+            index: e.index,
+            error: (err as Error).message,
+          });
+        }
       }
       result = this.kv.applyCommand(e.index, command);
     }
@@ -440,9 +443,15 @@ export class RaftKvNode {
 
   /**
    * Proposes a command on this node, which must be the leader, and resolves when
-   * it is committed and applied, with what applying it produced.
+   * it is committed and applied, with what applying it produced. `command`, if
+   * given, is what `data` encode, applied instead of decoding `data` again if this
+   * node still leads then (PendingCalls.proposedCommand says what it must be).
    */
-  propose(data: Uint8Array, signal?: AbortSignal): Promise<{ index: number; result: ApplyResult }> {
+  propose(
+    data: Uint8Array,
+    signal?: AbortSignal,
+    command?: Command,
+  ): Promise<{ index: number; result: ApplyResult }> {
     this.#checkRunning();
     let proposed: { index: number; term: number };
     try {
@@ -459,7 +468,7 @@ export class RaftKvNode {
     this.#kicker.kick();
     const { index, term } = proposed;
     this.options.observer?.proposed?.();
-    const ended = this.#pending.waitForProposal(index, term, signal, lateWrite);
+    const ended = this.#pending.waitForProposal(index, term, signal, lateWrite, command);
     ended.then(this.#proposalCommitted, this.#proposalFailed);
     return ended;
   }

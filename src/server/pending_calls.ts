@@ -12,12 +12,15 @@
 
 import type { ReadState } from "../raft/read_only.ts";
 import type { NodeId } from "../raft/types.ts";
+import type { Command } from "../kv/command.ts";
 import type { ApplyResult } from "../kv/store.ts";
 import { NodeError } from "./node_error.ts";
 import { abortableWait, type Waiter } from "./waiters.ts";
 
 interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> {
   readonly term: number;
+  /** The command proposed, as it was encoded ({@link PendingCalls.proposedCommand}). */
+  readonly command: Command | undefined;
 }
 
 /** A confirmed read waiting for the state machine to apply `index`. */
@@ -37,15 +40,19 @@ export class PendingCalls {
   /**
    * Waits for the entry this node proposed at `index` in `term` to be applied,
    * with what applying it produced; `late` is the error when `signal` aborts first.
+   * `command`, if given, is the entry's command as it was encoded, for
+   * {@link PendingCalls.proposedCommand}: it must not change, nor hold views into
+   * memory that may change, before the entry is applied.
    */
   waitForProposal(
     index: number,
     term: number,
     signal: AbortSignal | undefined,
     late: () => NodeError,
+    command?: Command,
   ): Promise<{ index: number; result: ApplyResult }> {
     return abortableWait<{ index: number; result: ApplyResult }>(signal, late, (w) => {
-      const waiter: ProposalWaiter = { ...w, term };
+      const waiter: ProposalWaiter = { resolve: w.resolve, reject: w.reject, term, command };
       this.#proposals.set(index, waiter);
       return () => {
         if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
@@ -83,6 +90,19 @@ export class PendingCalls {
         };
       },
     );
+  }
+
+  /**
+   * The command this node proposed as the entry at `index` of `term`, as it was
+   * encoded, while its call waits: the entry's data decode to it (an entry is known
+   * by its index and term, §5.3's Log Matching Property), so the leader need not
+   * decode the data it encoded moments ago (issue 11's heap profile: 2 % of the
+   * leader's allocations at 64 puts in flight). Undefined when none is kept (a
+   * follower, a restart, a call that gave up): decode the data.
+   */
+  proposedCommand(index: number, term: number): Command | undefined {
+    const w = this.#proposals.get(index);
+    return w !== undefined && w.term === term ? w.command : undefined;
   }
 
   /** The entry at `index`, of `term`, was applied: settles the proposal waiting for it. */

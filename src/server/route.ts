@@ -18,6 +18,7 @@ import { ClusterService } from "../gen/raftkv/v1/cluster_pb.ts";
 import { KVService } from "../gen/raftkv/v1/kv_pb.ts";
 import { RaftService } from "../gen/raftkv/v1/raft_pb.ts";
 import type { NodeId } from "../raft/types.ts";
+import { forget, HookedAbort, whenAborted } from "./abort_hooks.ts";
 import { deadlineTimers } from "./deadline_timers.ts";
 import { forwardTransport } from "./forward.ts";
 import { NodeError, type RaftKvNode } from "./node.ts";
@@ -174,15 +175,22 @@ export class Router {
     // put, a leader at 180 puts/s held 5,300 of them: a heap snapshot, issue 9).
     // The budget's timer is one of deadline_timers.ts's: calls' budgets share a
     // runtime timer (a Timeout each was garbage per call: issue 11's heap profile).
-    const budget = new AbortController();
+    // The controller and the call's signal (a fast lane call's) are hooked ones
+    // (abort_hooks.ts): their aborts reach this call and its waiter without an
+    // EventTarget listener each (issue 11's heap profile); another signal is listened to.
+    const budget = new HookedAbort();
     const signal = budget.signal;
     const onCallEnd = () => budget.abort(ctx.signal.reason);
     const timer = deadlineTimers.start(
       budgetMs,
       () => budget.abort(new DOMException("the call's time budget ran out", "TimeoutError")),
     );
+    let listening = false;
     if (ctx.signal.aborted) onCallEnd();
-    else ctx.signal.addEventListener("abort", onCallEnd, { once: true });
+    else if (!whenAborted(ctx.signal, onCallEnd)) {
+      ctx.signal.addEventListener("abort", onCallEnd, { once: true });
+      listening = true;
+    }
     const forwardedBy = ctx.requestHeader.get(FORWARDED_HEADER);
     try {
       for (;;) {
@@ -223,7 +231,8 @@ export class Router {
       throw toConnectError(err);
     } finally {
       timer.cancel();
-      ctx.signal.removeEventListener("abort", onCallEnd);
+      if (listening) ctx.signal.removeEventListener("abort", onCallEnd);
+      else forget(ctx.signal, onCallEnd);
     }
   }
 }

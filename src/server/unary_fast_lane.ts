@@ -83,10 +83,12 @@ import {
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { requestByteCounter } from "../http2/guard.ts";
+import { HookedAbort } from "./abort_hooks.ts";
 import { type DeadlineTimer, deadlineTimers, MAX_TIMER_MS } from "./deadline_timers.ts";
 
 type UnarySpec = MethodImplSpec & { kind: "unary" };
 type Negotiated = ReturnType<typeof compressionNegotiate>;
+type Timeout = ReturnType<typeof parseTimeout>;
 type Serialization = ReturnType<ReturnType<typeof createMethodSerializationLookup>["getI"]>;
 
 /** Connect's default for compressing an answer (protocol/limit-io.js): 1 KiB. */
@@ -151,6 +153,9 @@ export function plainGrpcRequest(
 
 const FLAG_COMPRESSED = 0b00000001;
 
+/** Connect's parseTimeout of no `grpc-timeout`: no deadline. */
+const NO_TIMEOUT_HEADER: Timeout = Object.freeze({});
+
 /**
  * Why a call's signal aborts once it is answered. Connect aborts it without a
  * reason, which makes a new DOMException (a stack trace) per call: 4 % of the
@@ -172,6 +177,8 @@ export class UnaryFastLane {
   readonly #origins = new Map<string, string>();
   /** {@link UnaryFastLane.#negotiate}'s outcomes, by `grpc-accept-encoding`. */
   readonly #negotiated = new Map<string, Negotiated>();
+  /** {@link UnaryFastLane.#timeout}'s outcomes, by `grpc-timeout`. */
+  readonly #timeouts = new Map<string, Timeout>();
   #served = 0;
 
   constructor(options: UnaryFastLaneOptions) {
@@ -258,7 +265,7 @@ export class UnaryFastLane {
   ): Promise<void> {
     const spec = method.spec;
     const stream = req.stream;
-    const timeout = parseTimeout(headerOf(req.headers["grpc-timeout"]), this.#maxTimeoutMs);
+    const timeout = this.#timeout(headerOf(req.headers["grpc-timeout"]));
     const compression = this.#negotiate(
       headerOf(req.headers["grpc-encoding"]),
       headerOf(req.headers["grpc-accept-encoding"]),
@@ -319,6 +326,25 @@ export class UnaryFastLane {
     }
     answered = true;
     answer(stream, res, context, frame, bodyEnded);
+  }
+
+  /**
+   * Connect's parseTimeout of a call's `grpc-timeout`, kept per value when valid:
+   * a client sends the same timeout on most calls, and the parse (a regular
+   * expression's match per call) was 0.5 % of the leader's allocations (issue 11's
+   * heap profile). A refused value is parsed again each time: its error is the call's.
+   */
+  #timeout(value: string | null): Timeout {
+    if (value === null) return NO_TIMEOUT_HEADER;
+    let t = this.#timeouts.get(value);
+    if (t === undefined) {
+      t = parseTimeout(value, this.#maxTimeoutMs);
+      if (t.error !== undefined) return t;
+      // Bounded: clients name their own timeouts; a few values are the norm.
+      if (this.#timeouts.size >= 64) this.#timeouts.clear();
+      this.#timeouts.set(value, t);
+    }
+    return t;
   }
 
   /**
@@ -496,7 +522,8 @@ export function callContext(
   values: ContextValues,
   responseEncoding: string | undefined,
 ): CallContext {
-  const controller = new AbortController();
+  // Hooked (abort_hooks.ts): route.ts hears the call end without a listener.
+  const controller = new HookedAbort();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let deadline: DeadlineTimer | undefined;
   let remaining: () => number | undefined = NO_TIMEOUT;
@@ -554,14 +581,19 @@ function chainOf(
     if (context === undefined) {
       throw new Error("invariant: a fast lane call runs with its handler context in its values");
     }
-    // Connect's mergeRequest: the context, with what interceptors may have replaced.
-    const merged: HandlerContext = {
-      ...context,
-      service: req.service,
-      requestHeader: req.header,
-      signal: req.signal,
-      values: req.contextValues,
-    };
+    // Connect's mergeRequest: the context, with what interceptors may have replaced
+    // (a copy only then: the context's dozen fields copied per call otherwise).
+    const merged: HandlerContext = req.service === context.service &&
+        req.header === context.requestHeader && req.signal === context.signal &&
+        req.contextValues === context.values
+      ? context
+      : {
+        ...context,
+        service: req.service,
+        requestHeader: req.header,
+        signal: req.signal,
+        values: req.contextValues,
+      };
     const message = create(output, await spec.impl(req.message as never, merged) as never);
     return {
       stream: false,
@@ -672,20 +704,153 @@ export function headerOf(v: string | string[] | undefined): string | null {
 /**
  * connect-node's nodeHeaderToWebHeader, as `createHandlerContext` makes its
  * Headers (Connect made Headers, then the context a copy of them): every field
- * but the pseudo-headers, appended in the order of the request (no list of pairs
- * in between: a per-call array the heap profile showed).
+ * but the pseudo-headers, appended in the order of the request, when something
+ * first reads or changes them as a whole ({@link RequestHeaders}).
  */
 function webHeadersOf(headers: http2.IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const k in headers) {
-    if (k.charCodeAt(0) === COLON) continue;
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (typeof v === "string") out.append(k, v);
-    else if (typeof v === "number") out.append(k, String(v));
-    else for (const e of v) out.append(k, e);
+  return new RequestHeaders(headers);
+}
+
+/** An HTTP field name (RFC 9110's token): what Headers' get and has accept without throwing. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Web Headers whose first fields are put in only when first used as Headers (a
+ * subclass's {@link LazyHeaders.fill}): every method of Headers fills them first.
+ * Why: the lane made three Headers per call (the request's, the response's and
+ * its trailers), 4.5 % of the leader's allocations at 64 puts in flight (issue
+ * 11's heap profile, Deno's Headers keep a list of pairs and lowercase every name
+ * they take), and most calls use none of them as Headers. Nothing may read them
+ * through Deno's internals instead of their methods (only the inspector's view of
+ * them would show them empty before their first use).
+ */
+abstract class LazyHeaders extends Headers {
+  /** Puts the first fields in, once (with {@link LazyHeaders.put}); nothing if done. */
+  protected abstract fill(): void;
+
+  /** Headers' own append, for {@link LazyHeaders.fill}. */
+  protected put(name: string, value: string): void {
+    super.append(name, value);
   }
-  return out;
+
+  override get(name: string): string | null {
+    this.fill();
+    return super.get(name);
+  }
+
+  override has(name: string): boolean {
+    this.fill();
+    return super.has(name);
+  }
+
+  override append(name: string, value: string): void {
+    this.fill();
+    super.append(name, value);
+  }
+
+  override set(name: string, value: string): void {
+    this.fill();
+    super.set(name, value);
+  }
+
+  override delete(name: string): void {
+    this.fill();
+    super.delete(name);
+  }
+
+  override getSetCookie(): string[] {
+    this.fill();
+    return super.getSetCookie();
+  }
+
+  override forEach(
+    callback: (value: string, key: string, parent: this) => void,
+    thisArg?: unknown,
+  ): void {
+    this.fill();
+    super.forEach(callback, thisArg);
+  }
+
+  override entries(): ReturnType<Headers["entries"]> {
+    this.fill();
+    return super.entries();
+  }
+
+  override keys(): ReturnType<Headers["keys"]> {
+    this.fill();
+    return super.keys();
+  }
+
+  override values(): ReturnType<Headers["values"]> {
+    this.fill();
+    return super.values();
+  }
+
+  override [Symbol.iterator](): ReturnType<Headers["entries"]> {
+    this.fill();
+    return super[Symbol.iterator]();
+  }
+}
+
+/**
+ * A call's request headers, filled from node:http2's fields when first used as
+ * Headers. Most calls read one field at most (route.ts's forwarding header):
+ * `get` and `has` answer a plain field name from node:http2's fields as the
+ * filled Headers would (the values of a name joined by ", "; node:http2 lowercases
+ * names, and nghttp2 refuses the values Headers would refuse).
+ */
+class RequestHeaders extends LazyHeaders {
+  #fields: http2.IncomingHttpHeaders | undefined;
+
+  constructor(fields: http2.IncomingHttpHeaders) {
+    super();
+    this.#fields = fields;
+  }
+
+  protected fill(): void {
+    const fields = this.#fields;
+    if (fields === undefined) return;
+    this.#fields = undefined;
+    for (const k in fields) {
+      if (k.charCodeAt(0) === COLON) continue;
+      const v = fields[k];
+      if (v === undefined) continue;
+      if (typeof v === "string") this.put(k, v);
+      else if (typeof v === "number") this.put(k, String(v));
+      else for (const e of v) this.put(k, e);
+    }
+  }
+
+  /** The field as the filled Headers' `get` would say it, or undefined to ask them. */
+  #unfilled(name: string): string | null | undefined {
+    const fields = this.#fields;
+    if (fields === undefined || !TOKEN.test(name)) return undefined;
+    const v = fields[name.toLowerCase()];
+    if (v === undefined) return null;
+    if (typeof v === "number") return String(v);
+    const joined = typeof v === "string" ? v : v.join(", ");
+    // Headers trim HTTP whitespace off each value they take: ask them if there is any.
+    return untrimmed(joined) ? undefined : joined;
+  }
+
+  override get(name: string): string | null {
+    const v = this.#unfilled(name);
+    return v !== undefined ? v : super.get(name);
+  }
+
+  override has(name: string): boolean {
+    const v = this.#unfilled(name);
+    return v !== undefined ? v !== null : super.has(name);
+  }
+}
+
+/** Whether a value starts or ends with HTTP whitespace (tab, LF, CR, space). */
+function untrimmed(v: string): boolean {
+  if (v.length === 0) return false;
+  const a = v.charCodeAt(0);
+  const z = v.charCodeAt(v.length - 1);
+  return a === 9 || a === 10 || a === 13 || a === 32 || z === 9 || z === 10 || z === 13 ||
+    z === 32;
 }
 
 const COLON = 0x3a;
@@ -697,14 +862,16 @@ const GRPC_ENCODING = "grpc-encoding";
 
 /**
  * A call's response headers or trailers, made with their first fields (one or
- * two, in the order Headers would list them), that know whether anything changed
- * them since: most calls' do not (an OK answer), and {@link nodeHeadersOf} then
- * writes those fields without iterating the Headers (Deno's iteration sorts and
- * copies them: a KB of garbage a call, issue 11's heap profile). Anything may
- * still change them as Headers.
+ * two, in the order Headers would list them), put in only when they are first
+ * used as Headers ({@link LazyHeaders}), and that know whether anything changed
+ * them since: most calls' are neither used nor changed (an OK answer), and
+ * {@link nodeHeadersOf} then writes those fields without iterating the Headers
+ * (Deno's iteration sorts and copies them: a KB of garbage a call, issue 11's
+ * heap profile). Anything may still read or change them as Headers.
  */
-class ResponseHeaders extends Headers {
+class ResponseHeaders extends LazyHeaders {
   #changed = false;
+  #filled = false;
   readonly #name: string;
   readonly #value: string;
   readonly #name2: string | undefined;
@@ -712,18 +879,22 @@ class ResponseHeaders extends Headers {
 
   constructor(name: string, value: string, name2?: string, value2?: string) {
     super();
-    // Headers' own set, not this class's: these are the fields it is made with.
-    super.set(name, value);
-    if (name2 !== undefined && value2 !== undefined) {
-      if (!(name < name2)) {
-        throw new Error(`invariant: response fields in Headers' order (${name} < ${name2})`);
-      }
-      super.set(name2, value2);
+    if (name2 !== undefined && value2 !== undefined && !(name < name2)) {
+      throw new Error(`invariant: response fields in Headers' order (${name} < ${name2})`);
     }
     this.#name = name;
     this.#value = value;
     this.#name2 = name2;
     this.#value2 = value2;
+  }
+
+  protected fill(): void {
+    if (this.#filled) return;
+    this.#filled = true;
+    this.put(this.#name, this.#value);
+    if (this.#name2 !== undefined && this.#value2 !== undefined) {
+      this.put(this.#name2, this.#value2);
+    }
   }
 
   /** connect-node's webHeaderToNodeHeaders of it if nothing changed it: its first fields. */

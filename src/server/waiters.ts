@@ -8,6 +8,7 @@
  * @module
  */
 
+import { forget, whenAborted } from "./abort_hooks.ts";
 import type { NodeError } from "./node_error.ts";
 
 /** A promise that settles once, with its resolvers at hand. */
@@ -27,20 +28,29 @@ export function abortableWait<T>(
 ): Promise<T> {
   if (signal?.aborted) return Promise.reject(onAbortError());
   return new Promise<T>((resolve, reject) => {
+    // A hooked signal (abort_hooks.ts: a call's budget) calls onAbort without a listener.
+    let hooked = false;
     const onAbort = () => {
       unregister();
       reject(onAbortError());
     };
+    const unlisten = () => {
+      if (signal === undefined) return;
+      if (hooked) forget(signal, onAbort);
+      else signal.removeEventListener("abort", onAbort);
+    };
     const unregister = register({
       resolve: (v) => {
-        signal?.removeEventListener("abort", onAbort);
+        unlisten();
         resolve(v);
       },
       reject: (e) => {
-        signal?.removeEventListener("abort", onAbort);
+        unlisten();
         reject(e);
       },
     });
-    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal === undefined) return;
+    hooked = whenAborted(signal, onAbort);
+    if (!hooked) signal.addEventListener("abort", onAbort, { once: true });
   });
 }

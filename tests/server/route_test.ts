@@ -9,10 +9,12 @@
  */
 
 import assert from "node:assert/strict";
-import { createHandlerContext } from "@connectrpc/connect";
+import { type ConnectError, createContextValues, createHandlerContext } from "@connectrpc/connect";
 import { KVService } from "../../src/gen/raftkv/v1/kv_pb.ts";
+import { whenAborted } from "../../src/server/abort_hooks.ts";
 import { Router } from "../../src/server/route.ts";
 import type { RaftKvNode } from "../../src/server/node.ts";
+import { callContext } from "../../src/server/unary_fast_lane.ts";
 
 /** A node that leads (the router asks it nothing else on the local path). */
 const leading = { id: 1, waitForLeader: () => Promise.resolve(1) } as unknown as RaftKvNode;
@@ -98,4 +100,35 @@ Deno.test("a routed call still times out within its client's deadline, less the 
   } finally {
     ctx.abort();
   }
+});
+
+Deno.test("a fast lane call whose client goes aborts the routed work with the call's reason", async () => {
+  // The fast lane's context (a hooked signal: route.ts hears it without a listener).
+  const ctx = callContext(
+    KVService.method.put,
+    30_000,
+    { "content-type": "application/grpc" },
+    "http://127.0.0.1",
+    createContextValues(),
+    undefined,
+  );
+  const gone = new Error("the client reset its call");
+  let local: AbortSignal | undefined;
+  const routed = new Router(leading).route(
+    ctx,
+    (signal) => {
+      local = signal;
+      return new Promise<string>((_, reject) =>
+        signal.addEventListener("abort", () => reject(signal.reason), { once: true })
+      );
+    },
+    () => Promise.reject(new Error("this node leads: nothing is forwarded")),
+  );
+  // The router finds the leader (a resolved promise here), then runs the local work.
+  for (let i = 0; i < 100 && local === undefined; i++) await Promise.resolve();
+  assert.ok(local !== undefined && !local.aborted, "the work runs, its signal not aborted");
+  ctx.abort(gone);
+  await assert.rejects(routed, (err: ConnectError) => err.message.includes(gone.message));
+  assert.equal(local.reason, gone, "the routed work's signal aborted with the call's reason");
+  assert.equal(whenAborted(ctx.signal, () => {}), false, "the call's signal is aborted");
 });

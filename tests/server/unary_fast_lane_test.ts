@@ -38,7 +38,7 @@ import { PREFIX } from "../../src/metrics/registry.ts";
 import type { Logger } from "../../src/raft/logger.ts";
 import { RaftKvNode } from "../../src/server/node.ts";
 import { type GrpcServer, MAX_REQUEST_BYTES, serve } from "../../src/server/server.ts";
-import { UnaryFastLane } from "../../src/server/unary_fast_lane.ts";
+import { callContext, UnaryFastLane } from "../../src/server/unary_fast_lane.ts";
 import { DEFAULT_HTTP2_LIMITS } from "../../src/http2/limits.ts";
 import { Http2Guard } from "../../src/http2/guard.ts";
 import { freePort, waitFor } from "../e2e/_harness.ts";
@@ -496,4 +496,53 @@ Deno.test("a handler's errors, headers, deadline and a client's reset are the sa
     await new Promise((r) => fast.server.close(r));
     await new Promise((r) => slow.server.close(r));
   }
+});
+
+Deno.test("a call's headers read as the Headers Connect makes, whether used whole or one field at a time", () => {
+  const fields: http2.IncomingHttpHeaders = {
+    ":method": "POST",
+    ":path": "/raftkv.v1.KVService/Put",
+    "content-type": "application/grpc",
+    "x-raftkv-forwarded-by": "2",
+    "x-repeated": ["a", "b"],
+    "x-padded": " p ",
+  };
+  // connect-node's nodeHeaderToWebHeader: every field but the pseudo-headers, in order.
+  const eager = new Headers();
+  eager.append("content-type", "application/grpc");
+  eager.append("x-raftkv-forwarded-by", "2");
+  eager.append("x-repeated", "a");
+  eager.append("x-repeated", "b");
+  eager.append("x-padded", " p ");
+  const contextOf = () =>
+    callContext(KVService.method.put, undefined, fields, "http://x", createContextValues(), "gzip");
+  // One field at a time (what route.ts reads), then whole: each as the eager Headers say.
+  const ctx = contextOf();
+  for (const name of ["X-Raftkv-Forwarded-By", "x-repeated", "x-padded", "x-none"]) {
+    assert.equal(ctx.requestHeader.has(name), eager.has(name), name);
+    assert.equal(ctx.requestHeader.get(name), eager.get(name), name);
+  }
+  // A name Headers refuse is refused alike (a pseudo-header's too).
+  for (const name of ["bad name", ":path"]) {
+    assert.throws(() => eager.get(name), TypeError);
+    assert.throws(() => contextOf().requestHeader.get(name), TypeError);
+  }
+  assert.deepEqual([...ctx.requestHeader], [...eager]);
+  // Whole first, then changed: the fields are there once.
+  const whole = contextOf();
+  const seen: [string, string][] = [];
+  whole.requestHeader.forEach((v, k) => void seen.push([k, v]));
+  assert.deepEqual(seen, [...eager]);
+  whole.requestHeader.set("x-repeated", "c");
+  assert.equal(whole.requestHeader.get("x-repeated"), "c");
+  assert.equal(whole.requestHeader.get("content-type"), "application/grpc");
+  // The response's headers and trailers hold their first fields once read or changed.
+  assert.deepEqual([...ctx.responseHeader], [
+    ["content-type", "application/grpc+proto"],
+    ["grpc-encoding", "gzip"],
+  ]);
+  assert.equal(ctx.responseTrailer.get("grpc-status"), "0");
+  ctx.responseTrailer.append("x-extra", "1");
+  assert.deepEqual([...ctx.responseTrailer], [["grpc-status", "0"], ["x-extra", "1"]]);
+  ctx.abort();
 });
