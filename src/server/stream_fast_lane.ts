@@ -59,53 +59,33 @@ import {
   type StreamResponse,
 } from "@connectrpc/connect";
 import {
-  type Compression,
   compressionNegotiate,
-  createMethodSerializationLookup,
   encodeEnvelope,
   envelopeCompress,
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { requestByteCounter } from "../http2/guard.ts";
 import { RequestFeed } from "./request_feed.ts";
+import { copyHeaders, headerOf } from "./lane_headers.ts";
 import {
-  answer,
-  CALL_OVER,
-  callContext,
   COMPRESS_MIN_BYTES,
-  copyHeaders,
-  errorOfResetCode,
-  headerOf,
-  plainGrpcRequest,
-} from "./unary_fast_lane.ts";
+  FastLane,
+  type FastLaneOptions,
+  type LaneMethod,
+  type Serialization,
+} from "./fast_lane.ts";
+import { answer, CALL_OVER, callContext, errorOfResetCode } from "./unary_fast_lane.ts";
 
 type ClientStreamingSpec = MethodImplSpec & { kind: "client_streaming" };
-type Serialization = ReturnType<ReturnType<typeof createMethodSerializationLookup>["getI"]>;
 
 /** Options of {@link StreamFastLane}: those the server gives Connect's node adapter. */
-export interface StreamFastLaneOptions {
+export interface StreamFastLaneOptions extends FastLaneOptions {
   /** The client-streaming methods the lane serves. */
   readonly methods: readonly MethodImplSpec[];
-  /** The server's interceptors, around every call as Connect runs them. */
-  readonly interceptors: readonly Interceptor[];
-  /** The context values of a call, as the adapter's `contextValues` option makes them. */
-  readonly contextValues: (req: http2.Http2ServerRequest) => ContextValues;
-  /** The largest request message (the adapter's `readMaxBytes`). */
-  readonly readMaxBytes: number;
-  /** The longest `grpc-timeout` (the adapter's `maxTimeoutMs`). */
-  readonly maxTimeoutMs: number;
-  /** The compressions the adapter accepts, in its order (connect-node's default: gzip, br). */
-  readonly acceptCompression: readonly Compression[];
 }
 
-/** What the lane keeps of one method: made once, used by every call. */
-interface Method {
-  readonly spec: ClientStreamingSpec;
-  readonly input: Serialization;
-  readonly output: Serialization;
-  /** The interceptors around the implementation, applied once. */
-  readonly call: (req: StreamRequest) => Promise<StreamResponse>;
-}
+/** What the lane keeps of one method. */
+type Method = LaneMethod<ClientStreamingSpec, (req: StreamRequest) => Promise<StreamResponse>>;
 
 const FLAG_COMPRESSED = 0b00000001;
 
@@ -113,24 +93,9 @@ const FLAG_COMPRESSED = 0b00000001;
 const CONTEXTS = new WeakMap<ContextValues, HandlerContext>();
 
 /** Serves the plain calls of its client-streaming methods; see the module doc. */
-export class StreamFastLane {
-  readonly #methods = new Map<string, Method>();
-  readonly #contextValues: (req: http2.Http2ServerRequest) => ContextValues;
-  readonly #readMaxBytes: number;
-  readonly #maxTimeoutMs: number;
-  readonly #acceptCompression: Compression[];
-  #served = 0;
-
+export class StreamFastLane extends FastLane<Method> {
   constructor(options: StreamFastLaneOptions) {
-    this.#contextValues = options.contextValues;
-    this.#readMaxBytes = options.readMaxBytes;
-    this.#maxTimeoutMs = options.maxTimeoutMs;
-    this.#acceptCompression = [...options.acceptCompression];
-    const limits = {
-      readMaxBytes: options.readMaxBytes,
-      writeMaxBytes: 0xffffffff, // Connect's default (limit-io.js)
-      compressMinBytes: COMPRESS_MIN_BYTES,
-    };
+    super(options);
     for (const m of options.methods) {
       if (m.kind !== "client_streaming") {
         throw new Error(
@@ -139,66 +104,29 @@ export class StreamFastLane {
         );
       }
       const spec = m as ClientStreamingSpec;
-      const serialization = createMethodSerializationLookup(
-        spec.method,
-        undefined,
-        undefined,
-        limits,
-      );
-      this.#methods.set(`/${spec.method.parent.typeName}/${spec.method.name}`, {
+      this.addMethod(
+        `/${spec.method.parent.typeName}/${spec.method.name}`,
         spec,
-        input: serialization.getI(true),
-        output: serialization.getO(true),
-        call: chainOf(spec, options.interceptors),
-      });
+        chainOf(spec, options.interceptors),
+      );
     }
   }
 
-  /**
-   * A request handler that serves what the lane takes and hands every other call
-   * to `handler`.
-   */
-  inFrontOf(
-    handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-  ): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void {
-    return (req, res) => {
-      if (!this.serve(req, res)) handler(req, res);
-    };
-  }
-
-  /** Calls the lane has taken since the server started (a test's proof that it is used). */
-  get served(): number {
-    return this.#served;
-  }
-
-  /**
-   * Takes the call if it is a plain gRPC call of one of the lane's methods and
-   * answers it (later); returns false, having touched nothing, for any other call.
-   */
-  serve(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean {
-    if (req.method !== "POST") return false;
-    const method = this.#methods.get(req.url);
-    if (method === undefined) return false;
-    const plain = plainGrpcRequest(req);
-    if (plain === undefined) return false;
+  protected take(
+    method: Method,
+    req: http2.Http2ServerRequest,
+    res: http2.Http2ServerResponse,
+    plain: { readonly authority: string; readonly encrypted: boolean },
+  ): Promise<void> | undefined {
     let url: string;
     try {
       // A call lasts seconds (a peer's rotates every 2 s): one URL per call is cheap.
       const scheme = plain.encrypted ? "https" : "http";
       url = new URL(req.url, `${scheme}://${plain.authority}`).toString();
     } catch {
-      return false; // not a URL's authority: whatever Connect makes of it
+      return undefined; // not a URL's authority: whatever Connect makes of it
     }
-    this.#served++;
-    this.#handle(method, req, res, url).catch((reason) => {
-      // As connect-node's adapter: a failed answer is logged, unless the call was aborted.
-      if (ConnectError.from(reason).code === Code.Aborted) return;
-      console.error(
-        `handler for rpc ${method.spec.method.name} of ${method.spec.method.parent.typeName} failed`,
-        reason,
-      );
-    });
-    return true;
+    return this.#handle(method, req, res, url);
   }
 
   async #handle(
@@ -209,9 +137,9 @@ export class StreamFastLane {
   ): Promise<void> {
     const spec = method.spec;
     const stream = req.stream;
-    const timeout = parseTimeout(headerOf(req.headers["grpc-timeout"]), this.#maxTimeoutMs);
+    const timeout = parseTimeout(headerOf(req.headers["grpc-timeout"]), this.maxTimeoutMs);
     const compression = compressionNegotiate(
-      this.#acceptCompression,
+      this.acceptCompression,
       headerOf(req.headers["grpc-encoding"]),
       headerOf(req.headers["grpc-accept-encoding"]),
       "grpc-accept-encoding",
@@ -222,7 +150,7 @@ export class StreamFastLane {
       timeout.timeoutMs,
       req.headers,
       url,
-      this.#contextValues(req),
+      this.contextValues(req),
       compression.response?.name,
     );
     // connect-node's universalRequestFromNodeRequest: the call's signal aborts when
@@ -291,7 +219,7 @@ export class StreamFastLane {
    * after the messages before it, or when the handler stops the feed.
    */
   #read(req: http2.Http2ServerRequest, feed: RequestFeed<unknown>, input: Serialization): void {
-    const readMaxBytes = this.#readMaxBytes;
+    const readMaxBytes = this.readMaxBytes;
     const count = requestByteCounter(req);
     let buffered: Uint8Array | undefined; // bytes of a message not yet whole
     let over = false;

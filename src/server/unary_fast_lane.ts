@@ -75,49 +75,46 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import {
-  type Compression,
   compressionNegotiate,
-  createMethodSerializationLookup,
   encodeEnvelope,
   envelopeCompress,
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { requestByteCounter } from "../http2/guard.ts";
 import { HookedAbort } from "./abort_hooks.ts";
+import {
+  COMPRESS_MIN_BYTES,
+  FastLane,
+  type FastLaneOptions,
+  type LaneMethod,
+  type Serialization,
+} from "./fast_lane.ts";
 import { type DeadlineTimer, deadlineTimers, MAX_TIMER_MS } from "./deadline_timers.ts";
+import {
+  copyHeaders,
+  headerOf,
+  nodeHeadersOf,
+  ResponseHeaders,
+  webHeadersOf,
+} from "./lane_headers.ts";
 
 type UnarySpec = MethodImplSpec & { kind: "unary" };
 type Negotiated = ReturnType<typeof compressionNegotiate>;
 type Timeout = ReturnType<typeof parseTimeout>;
-type Serialization = ReturnType<ReturnType<typeof createMethodSerializationLookup>["getI"]>;
 
-/** Connect's default for compressing an answer (protocol/limit-io.js): 1 KiB. */
-export const COMPRESS_MIN_BYTES = 1024;
+const CONTENT_TYPE = "content-type";
+const GRPC_PROTO = "application/grpc+proto";
+const GRPC_STATUS = "grpc-status";
+const GRPC_ENCODING = "grpc-encoding";
 
 /** Options of {@link UnaryFastLane}: those the server gives Connect's node adapter. */
-export interface UnaryFastLaneOptions {
+export interface UnaryFastLaneOptions extends FastLaneOptions {
   /** The services whose unary methods the lane serves (their other methods go to Connect). */
   readonly services: readonly ServiceImplSpec[];
-  /** The server's interceptors, around every call as Connect runs them. */
-  readonly interceptors: readonly Interceptor[];
-  /** The context values of a call, as the adapter's `contextValues` option makes them. */
-  readonly contextValues: (req: http2.Http2ServerRequest) => ContextValues;
-  /** The largest request message (the adapter's `readMaxBytes`). */
-  readonly readMaxBytes: number;
-  /** The longest `grpc-timeout` (the adapter's `maxTimeoutMs`). */
-  readonly maxTimeoutMs: number;
-  /** The compressions the adapter accepts, in its order (connect-node's default: gzip, br). */
-  readonly acceptCompression: readonly Compression[];
 }
 
-/** What the lane keeps of one method: made once, used by every call. */
-interface Method {
-  readonly spec: UnarySpec;
-  readonly input: Serialization;
-  readonly output: Serialization;
-  /** The interceptors around the implementation, applied once (Connect applies them per call). */
-  readonly call: (req: UnaryRequest) => Promise<UnaryResponse>;
-}
+/** What the lane keeps of one method. */
+type Method = LaneMethod<UnarySpec, (req: UnaryRequest) => Promise<UnaryResponse>>;
 
 /**
  * The handler context of the call an interceptor chain runs: the chain is built
@@ -127,29 +124,6 @@ interface Method {
 const HANDLER_CONTEXT = createContextKey<HandlerContext | undefined>(undefined, {
   description: "raftkv unary fast lane: the call's handler context",
 });
-
-/** `application/grpc` or `application/grpc+proto` (Connect's content-type match, binary only). */
-const BINARY_GRPC = /^application\/grpc(?:\+proto)?$/i;
-
-/**
- * What both fast lanes (this one and stream_fast_lane.ts) require of a request's
- * headers before taking it, its method and path aside: binary gRPC, no compression
- * but `identity`, and an authority. Returns the authority and whether the
- * connection is TLS, or undefined for a request to leave to Connect.
- */
-export function plainGrpcRequest(
-  req: http2.Http2ServerRequest,
-): { readonly authority: string; readonly encrypted: boolean } | undefined {
-  const headers = req.headers;
-  const contentType = headers["content-type"];
-  if (contentType === undefined || !BINARY_GRPC.test(contentType)) return undefined;
-  const encoding = headers["grpc-encoding"];
-  if (encoding !== undefined && encoding !== "identity") return undefined;
-  const authority = req.authority;
-  if (authority === undefined || authority === "") return undefined;
-  const encrypted = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-  return { authority, encrypted };
-}
 
 const FLAG_COMPRESSED = 0b00000001;
 
@@ -168,93 +142,41 @@ export const CALL_OVER = new DOMException("the call is over", "AbortError");
  * Serves the plain unary calls of its services; {@link UnaryFastLane.serve}
  * answers false for a call it leaves to Connect.
  */
-export class UnaryFastLane {
-  readonly #methods = new Map<string, Method>();
-  readonly #contextValues: (req: http2.Http2ServerRequest) => ContextValues;
-  readonly #readMaxBytes: number;
-  readonly #maxTimeoutMs: number;
-  readonly #acceptCompression: Compression[];
+export class UnaryFastLane extends FastLane<Method> {
   readonly #origins = new Map<string, string>();
   /** {@link UnaryFastLane.#negotiate}'s outcomes, by `grpc-accept-encoding`. */
   readonly #negotiated = new Map<string, Negotiated>();
   /** {@link UnaryFastLane.#timeout}'s outcomes, by `grpc-timeout`. */
   readonly #timeouts = new Map<string, Timeout>();
-  #served = 0;
 
   constructor(options: UnaryFastLaneOptions) {
-    this.#contextValues = options.contextValues;
-    this.#readMaxBytes = options.readMaxBytes;
-    this.#maxTimeoutMs = options.maxTimeoutMs;
-    this.#acceptCompression = [...options.acceptCompression];
-    const limits = {
-      readMaxBytes: options.readMaxBytes,
-      writeMaxBytes: 0xffffffff, // Connect's default (limit-io.js)
-      compressMinBytes: COMPRESS_MIN_BYTES,
-    };
+    super(options);
     for (const s of options.services) {
       for (const m of Object.values(s.methods)) {
         if (m.kind !== "unary") continue;
         const spec = m as UnarySpec;
-        const serialization = createMethodSerializationLookup(
-          spec.method,
-          undefined,
-          undefined,
-          limits,
-        );
-        this.#methods.set(`/${s.service.typeName}/${spec.method.name}`, {
+        this.addMethod(
+          `/${s.service.typeName}/${spec.method.name}`,
           spec,
-          input: serialization.getI(true),
-          output: serialization.getO(true),
-          call: chainOf(spec, options.interceptors),
-        });
+          chainOf(spec, options.interceptors),
+        );
       }
     }
   }
 
-  /**
-   * A request handler that serves what the lane takes and hands every other call
-   * to `handler` (Connect's node adapter).
-   */
-  inFrontOf(
-    handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-  ): (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void {
-    return (req, res) => {
-      if (!this.serve(req, res)) handler(req, res);
-    };
-  }
-
-  /** Calls the lane has taken since the server started (a test's proof that it is used). */
-  get served(): number {
-    return this.#served;
-  }
-
-  /**
-   * Takes the call if it is a plain unary gRPC call of one of the lane's methods
-   * and answers it (later, asynchronously); returns false, having touched nothing,
-   * for any other call.
-   */
-  serve(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean {
-    if (req.method !== "POST") return false;
-    const method = this.#methods.get(req.url);
-    if (method === undefined) return false;
-    const plain = plainGrpcRequest(req);
-    if (plain === undefined) return false;
+  protected take(
+    method: Method,
+    req: http2.Http2ServerRequest,
+    res: http2.Http2ServerResponse,
+    plain: { readonly authority: string; readonly encrypted: boolean },
+  ): Promise<void> | undefined {
     let origin: string;
     try {
       origin = this.#origin(plain.encrypted, plain.authority);
     } catch {
-      return false; // not a URL's authority: whatever Connect makes of it
+      return undefined; // not a URL's authority: whatever Connect makes of it
     }
-    this.#served++;
-    this.#handle(method, req, res, origin).catch((reason) => {
-      // As connect-node's adapter: a failed answer is logged, unless the call was aborted.
-      if (ConnectError.from(reason).code === Code.Aborted) return;
-      console.error(
-        `handler for rpc ${method.spec.method.name} of ${method.spec.method.parent.typeName} failed`,
-        reason,
-      );
-    });
-    return true;
+    return this.#handle(method, req, res, origin);
   }
 
   async #handle(
@@ -275,7 +197,7 @@ export class UnaryFastLane {
       timeout.timeoutMs,
       req.headers,
       origin + req.url,
-      this.#contextValues(req),
+      this.contextValues(req),
       compression.response?.name,
     );
     // connect-node's universalRequestFromNodeRequest: the call's signal aborts when
@@ -338,7 +260,7 @@ export class UnaryFastLane {
     if (value === null) return NO_TIMEOUT_HEADER;
     let t = this.#timeouts.get(value);
     if (t === undefined) {
-      t = parseTimeout(value, this.#maxTimeoutMs);
+      t = parseTimeout(value, this.maxTimeoutMs);
       if (t.error !== undefined) return t;
       // Bounded: clients name their own timeouts; a few values are the norm.
       if (this.#timeouts.size >= 64) this.#timeouts.clear();
@@ -362,7 +284,7 @@ export class UnaryFastLane {
     let n = this.#negotiated.get(key);
     if (n === undefined) {
       n = compressionNegotiate(
-        this.#acceptCompression,
+        this.acceptCompression,
         null,
         acceptEncoding,
         "grpc-accept-encoding",
@@ -402,7 +324,7 @@ export class UnaryFastLane {
    * of garbage and a few promises a call.
    */
   #readSingle(req: http2.Http2ServerRequest, input: Serialization): Promise<unknown> {
-    const readMaxBytes = this.#readMaxBytes;
+    const readMaxBytes = this.readMaxBytes;
     const count = requestByteCounter(req);
     return new Promise((resolve, reject) => {
       let buffered: Uint8Array | undefined; // bytes of a message not yet whole
@@ -694,256 +616,6 @@ const H2_CODE_NAMES: Readonly<Record<number, string>> = {
   0xc: "INADEQUATE_SECURITY",
   0xd: "HTTP_1_1_REQUIRED",
 };
-
-/** A node header's value as Connect reads it through web Headers (repeated: joined by ", "), or null. */
-export function headerOf(v: string | string[] | undefined): string | null {
-  if (v === undefined) return null;
-  return typeof v === "string" ? v : v.join(", ");
-}
-
-/**
- * connect-node's nodeHeaderToWebHeader, as `createHandlerContext` makes its
- * Headers (Connect made Headers, then the context a copy of them): every field
- * but the pseudo-headers, appended in the order of the request, when something
- * first reads or changes them as a whole ({@link RequestHeaders}).
- */
-function webHeadersOf(headers: http2.IncomingHttpHeaders): Headers {
-  return new RequestHeaders(headers);
-}
-
-/** An HTTP field name (RFC 9110's token): what Headers' get and has accept without throwing. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/**
- * Web Headers whose first fields are put in only when first used as Headers (a
- * subclass's {@link LazyHeaders.fill}): every method of Headers fills them first.
- * Why: the lane made three Headers per call (the request's, the response's and
- * its trailers), 4.5 % of the leader's allocations at 64 puts in flight (issue
- * 11's heap profile, Deno's Headers keep a list of pairs and lowercase every name
- * they take), and most calls use none of them as Headers. Nothing may read them
- * through Deno's internals instead of their methods (only the inspector's view of
- * them would show them empty before their first use).
- */
-abstract class LazyHeaders extends Headers {
-  /** Puts the first fields in, once (with {@link LazyHeaders.put}); nothing if done. */
-  protected abstract fill(): void;
-
-  /** Headers' own append, for {@link LazyHeaders.fill}. */
-  protected put(name: string, value: string): void {
-    super.append(name, value);
-  }
-
-  override get(name: string): string | null {
-    this.fill();
-    return super.get(name);
-  }
-
-  override has(name: string): boolean {
-    this.fill();
-    return super.has(name);
-  }
-
-  override append(name: string, value: string): void {
-    this.fill();
-    super.append(name, value);
-  }
-
-  override set(name: string, value: string): void {
-    this.fill();
-    super.set(name, value);
-  }
-
-  override delete(name: string): void {
-    this.fill();
-    super.delete(name);
-  }
-
-  override getSetCookie(): string[] {
-    this.fill();
-    return super.getSetCookie();
-  }
-
-  override forEach(
-    callback: (value: string, key: string, parent: this) => void,
-    thisArg?: unknown,
-  ): void {
-    this.fill();
-    super.forEach(callback, thisArg);
-  }
-
-  override entries(): ReturnType<Headers["entries"]> {
-    this.fill();
-    return super.entries();
-  }
-
-  override keys(): ReturnType<Headers["keys"]> {
-    this.fill();
-    return super.keys();
-  }
-
-  override values(): ReturnType<Headers["values"]> {
-    this.fill();
-    return super.values();
-  }
-
-  override [Symbol.iterator](): ReturnType<Headers["entries"]> {
-    this.fill();
-    return super[Symbol.iterator]();
-  }
-}
-
-/**
- * A call's request headers, filled from node:http2's fields when first used as
- * Headers. Most calls read one field at most (route.ts's forwarding header):
- * `get` and `has` answer a plain field name from node:http2's fields as the
- * filled Headers would (the values of a name joined by ", "; node:http2 lowercases
- * names, and nghttp2 refuses the values Headers would refuse).
- */
-class RequestHeaders extends LazyHeaders {
-  #fields: http2.IncomingHttpHeaders | undefined;
-
-  constructor(fields: http2.IncomingHttpHeaders) {
-    super();
-    this.#fields = fields;
-  }
-
-  protected fill(): void {
-    const fields = this.#fields;
-    if (fields === undefined) return;
-    this.#fields = undefined;
-    for (const k in fields) {
-      if (k.charCodeAt(0) === COLON) continue;
-      const v = fields[k];
-      if (v === undefined) continue;
-      if (typeof v === "string") this.put(k, v);
-      else if (typeof v === "number") this.put(k, String(v));
-      else for (const e of v) this.put(k, e);
-    }
-  }
-
-  /** The field as the filled Headers' `get` would say it, or undefined to ask them. */
-  #unfilled(name: string): string | null | undefined {
-    const fields = this.#fields;
-    if (fields === undefined || !TOKEN.test(name)) return undefined;
-    const v = fields[name.toLowerCase()];
-    if (v === undefined) return null;
-    if (typeof v === "number") return String(v);
-    const joined = typeof v === "string" ? v : v.join(", ");
-    // Headers trim HTTP whitespace off each value they take: ask them if there is any.
-    return untrimmed(joined) ? undefined : joined;
-  }
-
-  override get(name: string): string | null {
-    const v = this.#unfilled(name);
-    return v !== undefined ? v : super.get(name);
-  }
-
-  override has(name: string): boolean {
-    const v = this.#unfilled(name);
-    return v !== undefined ? v !== null : super.has(name);
-  }
-}
-
-/** Whether a value starts or ends with HTTP whitespace (tab, LF, CR, space). */
-function untrimmed(v: string): boolean {
-  if (v.length === 0) return false;
-  const a = v.charCodeAt(0);
-  const z = v.charCodeAt(v.length - 1);
-  return a === 9 || a === 10 || a === 13 || a === 32 || z === 9 || z === 10 || z === 13 ||
-    z === 32;
-}
-
-const COLON = 0x3a;
-
-const CONTENT_TYPE = "content-type";
-const GRPC_PROTO = "application/grpc+proto";
-const GRPC_STATUS = "grpc-status";
-const GRPC_ENCODING = "grpc-encoding";
-
-/**
- * A call's response headers or trailers, made with their first fields (one or
- * two, in the order Headers would list them), put in only when they are first
- * used as Headers ({@link LazyHeaders}), and that know whether anything changed
- * them since: most calls' are neither used nor changed (an OK answer), and
- * {@link nodeHeadersOf} then writes those fields without iterating the Headers
- * (Deno's iteration sorts and copies them: a KB of garbage a call, issue 11's
- * heap profile). Anything may still read or change them as Headers.
- */
-class ResponseHeaders extends LazyHeaders {
-  #changed = false;
-  #filled = false;
-  readonly #name: string;
-  readonly #value: string;
-  readonly #name2: string | undefined;
-  readonly #value2: string | undefined;
-
-  constructor(name: string, value: string, name2?: string, value2?: string) {
-    super();
-    if (name2 !== undefined && value2 !== undefined && !(name < name2)) {
-      throw new Error(`invariant: response fields in Headers' order (${name} < ${name2})`);
-    }
-    this.#name = name;
-    this.#value = value;
-    this.#name2 = name2;
-    this.#value2 = value2;
-  }
-
-  protected fill(): void {
-    if (this.#filled) return;
-    this.#filled = true;
-    this.put(this.#name, this.#value);
-    if (this.#name2 !== undefined && this.#value2 !== undefined) {
-      this.put(this.#name2, this.#value2);
-    }
-  }
-
-  /** connect-node's webHeaderToNodeHeaders of it if nothing changed it: its first fields. */
-  unchangedAsNode(): Record<string, string> | undefined {
-    if (this.#changed) return undefined;
-    if (this.#name2 === undefined || this.#value2 === undefined) {
-      return { [this.#name]: this.#value };
-    }
-    return { [this.#name]: this.#value, [this.#name2]: this.#value2 };
-  }
-
-  override append(name: string, value: string): void {
-    this.#changed = true;
-    super.append(name, value);
-  }
-
-  override set(name: string, value: string): void {
-    this.#changed = true;
-    super.set(name, value);
-  }
-
-  override delete(name: string): void {
-    this.#changed = true;
-    super.delete(name);
-  }
-}
-
-/** connect-node's webHeaderToNodeHeaders. */
-function nodeHeadersOf(headers: Headers): Record<string, string | string[]> {
-  const unchanged = headers instanceof ResponseHeaders ? headers.unchangedAsNode() : undefined;
-  if (unchanged !== undefined) return unchanged;
-  const o: Record<string, string | string[]> = Object.create(null);
-  headers.forEach((value, key) => {
-    const existing = o[key];
-    if (Array.isArray(existing)) existing.push(value);
-    else if (existing === undefined) o[key] = value;
-    else o[key] = [existing, value];
-  });
-  return o;
-}
-
-/** Connect's copyHeaders: `to` becomes `from` (unless they are the same object). */
-export function copyHeaders(from: Headers, to: Headers): void {
-  if (from === to) return;
-  const keys: string[] = [];
-  to.forEach((_, key) => void keys.push(key));
-  for (const key of keys) to.delete(key);
-  from.forEach((value, key) => to.set(key, value));
-}
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
