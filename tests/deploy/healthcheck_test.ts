@@ -10,14 +10,13 @@
 
 import * as assert from "node:assert/strict";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ClusterService, Role, StatusResponseSchema } from "../../src/gen/raftkv/v1/cluster_pb.ts";
 import { Health } from "../../src/gen/health/v1/health_pb.ts";
 import { checkHealth, ServingStatus } from "../../deploy/healthcheck.ts";
-import { freePort, REPO_ROOT } from "../e2e/_harness.ts";
+import { freePort, listenH2, REPO_ROOT } from "../e2e/_harness.ts";
 
 interface FakeServer {
   readonly address: string;
@@ -27,19 +26,10 @@ interface FakeServer {
 /** A gRPC server on 127.0.0.1 with the given routes. */
 async function fakeServer(routes: (r: ConnectRouter) => void): Promise<FakeServer> {
   const server = http2.createServer({}, connectNodeAdapter({ routes }));
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const listening = await listenH2(server);
   return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sessions) s.destroy();
-      }),
+    address: `127.0.0.1:${listening.port}`,
+    close: listening.close,
   };
 }
 

@@ -1019,3 +1019,40 @@ export async function lastWalSegment(walDir: string): Promise<string> {
   if (last === undefined) throw new Error(`no WAL segment in ${walDir}`);
   return `${walDir}/${last}`;
 }
+
+/** An HTTP/2 server listening on 127.0.0.1 ({@link listenH2}). */
+export interface ListeningH2 {
+  readonly port: number;
+  /** Cuts every connection at once, as a crash or a reset would. */
+  cut(): void;
+  /** Stops listening and cuts every connection; resolves once the server has closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens `server` on 127.0.0.1 (port 0: a free one) and keeps its sessions, so
+ * that a test can cut them or close the server without waiting for clients.
+ */
+export async function listenH2(
+  server: http2.Http2Server | http2.Http2SecureServer,
+  port = 0,
+): Promise<ListeningH2> {
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s: http2.ServerHttp2Session) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const cut = () => {
+    for (const s of sessions) s.destroy();
+  };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        cut();
+      }),
+  };
+}

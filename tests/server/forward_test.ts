@@ -13,10 +13,9 @@
  * @module
  */
 
-import { waitFor } from "../e2e/_harness.ts";
+import { listenH2, waitFor } from "../e2e/_harness.ts";
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import {
   Code,
@@ -112,21 +111,13 @@ async function startLeader(
     },
   });
   const server = http2.createServer(handler);
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
+  const listening = await listenH2(server);
+  const port = listening.port;
   return {
     url: `http://127.0.0.1:${port}`,
     seen,
     forward,
-    close: async () => {
-      for (const s of sessions) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: listening.close,
   };
 }
 

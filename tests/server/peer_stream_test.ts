@@ -12,10 +12,9 @@
  * @module
  */
 
-import { waitFor } from "../e2e/_harness.ts";
+import { listenH2, waitFor } from "../e2e/_harness.ts";
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { createClient } from "@connectrpc/connect";
 import {
   connectNodeAdapter,
@@ -77,23 +76,11 @@ async function fakePeer(seen: Seen, opts: { sendOnly?: boolean; port?: number } 
         }),
     }),
   );
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, "127.0.0.1", resolve));
+  const listening = await listenH2(server, opts.port ?? 0);
   return {
-    port: (server.address() as AddressInfo).port,
-    /** Cuts every connection at once, as a crash or a reset would. */
-    cut: () => {
-      for (const s of sessions) s.destroy();
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sessions) s.destroy();
-      }),
+    port: listening.port,
+    cut: listening.cut,
+    close: listening.close,
   };
 }
 
@@ -122,19 +109,10 @@ async function guardedPeer(seen: Seen, requestTimeoutMs: number) {
     })),
   );
   guard.install(server);
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const listening = await listenH2(server);
   return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sessions) s.destroy();
-      }),
+    port: listening.port,
+    close: listening.close,
   };
 }
 

@@ -26,7 +26,7 @@ import {
   StreamRequestSchema,
 } from "../../src/gen/raftkv/v1/raft_pb.ts";
 import { RawStreamCall } from "../../src/server/raw_stream_call.ts";
-import { waitFor } from "../e2e/_harness.ts";
+import { listenH2, waitFor } from "../e2e/_harness.ts";
 
 const STREAM = `/${RaftService.typeName}/${RaftService.method.stream.name}`;
 
@@ -41,20 +41,11 @@ async function h2Server(
   handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
 ) {
   const server = http2.createServer({}, handler);
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const listening = await listenH2(server);
   return {
     server,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sessions) s.destroy();
-      }),
+    url: `http://127.0.0.1:${listening.port}`,
+    close: listening.close,
   };
 }
 

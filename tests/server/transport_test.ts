@@ -22,6 +22,7 @@ import { raftService, type RaftServiceNode } from "../../src/server/raft_service
 import { MAX_REQUEST_BYTES, PROTOCOLS } from "../../src/server/server.ts";
 import { classifySendError, PeerTransport } from "../../src/server/transport.ts";
 import { confStateOf } from "../../src/raft/types.ts";
+import { listenH2 } from "../e2e/_harness.ts";
 
 const PEERS3 = new Map([1, 2, 3].map((id) => [id, { host: "127.0.0.1", port: 7000 + id }]));
 
@@ -64,19 +65,10 @@ async function fakePeer(
         }),
     }),
   );
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const listening = await listenH2(server);
   return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sessions) s.destroy();
-      }),
+    port: listening.port,
+    close: listening.close,
   };
 }
 
