@@ -53,7 +53,8 @@
  *   signal aborts when the client resets the stream, with the reset's code);
  * - the answer is HEADERS (200, content type, `grpc-encoding` when the client
  *   accepts one), one DATA frame (compressed past 1 KiB when negotiated, as
- *   Connect does) and trailers (`grpc-status`, `grpc-message` percent-encoded);
+ *   Connect does; a PutResponse or GetResponse encoded into it directly, the same
+ *   bytes: src/server/direct_envelopes.ts) and trailers (`grpc-status`, `grpc-message` percent-encoded);
  *   an error is HEADERS and trailers; a stream the client has not half-closed is
  *   then reset with NO_ERROR, as Connect's node adapter does.
  *
@@ -82,6 +83,7 @@ import {
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { requestByteCounter } from "../http2/guard.ts";
 import { HookedAbort } from "./abort_hooks.ts";
+import { directEnvelope } from "./direct_envelopes.ts";
 import {
   COMPRESS_MIN_BYTES,
   FastLane,
@@ -230,12 +232,20 @@ export class UnaryFastLane extends FastLane<Method> {
       });
       copyHeaders(answer.header, context.responseHeader);
       copyHeaders(answer.trailer, context.responseTrailer);
-      const data = method.output.serialize(answer.message);
-      if (compression.response !== null && data.byteLength >= COMPRESS_MIN_BYTES) {
-        const env = await envelopeCompress({ flags: 0, data }, compression.response, 0);
-        frame = encodeEnvelope(env.flags, env.data);
-      } else {
-        frame = encodeEnvelope(0, data); // Connect's envelopeCompress would leave it as is
+      // A put's or a get's answer is encoded straight into its envelope
+      // (direct_envelopes.ts), when it would not be compressed; any other as Connect does.
+      frame = directEnvelope(
+        answer.message,
+        compression.response === null ? this.writeMaxBytes : COMPRESS_MIN_BYTES - 1,
+      );
+      if (frame === undefined) {
+        const data = method.output.serialize(answer.message);
+        if (compression.response !== null && data.byteLength >= COMPRESS_MIN_BYTES) {
+          const env = await envelopeCompress({ flags: 0, data }, compression.response, 0);
+          frame = encodeEnvelope(env.flags, env.data);
+        } else {
+          frame = encodeEnvelope(0, data); // Connect's envelopeCompress would leave it as is
+        }
       }
       context.abort(CALL_OVER);
     } catch (e) {
