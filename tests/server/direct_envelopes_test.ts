@@ -16,7 +16,7 @@ import {
   GetResponseSchema,
   PutResponseSchema,
 } from "../../src/gen/raftkv/v1/kv_pb.ts";
-import { directEnvelope } from "../../src/server/direct_envelopes.ts";
+import { directEnvelope, fieldsOf, KNOWN_FIELDS } from "../../src/server/direct_envelopes.ts";
 
 /** What the lane wrote before: the message's binary form behind a 5-byte prefix. */
 function viaLibrary<D extends DescMessage>(schema: D, message: MessageShape<D>): Uint8Array {
@@ -113,4 +113,14 @@ Deno.test("direct envelopes: what they do not encode is left to the library (und
   const long = create(GetResponseSchema, { found: true, value: new Uint8Array(100) });
   assert.equal(directEnvelope(long, 103), undefined);
   assert.deepEqual(directEnvelope(long, 104), viaLibrary(GetResponseSchema, long));
+});
+
+Deno.test("direct envelopes: PutResponse and GetResponse have exactly the fields the direct encoder writes (extend it when the proto grows)", () => {
+  for (const schema of [PutResponseSchema, GetResponseSchema]) {
+    assert.equal(
+      fieldsOf(schema),
+      KNOWN_FIELDS[schema.typeName],
+      `${schema.typeName} changed: teach src/server/direct_envelopes.ts its fields, or it is left to the library`,
+    );
+  }
 });
