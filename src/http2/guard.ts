@@ -148,7 +148,8 @@ export class Http2Guard {
   readonly #sessions = new Map<http2.Http2Session, SessionState>();
   #checker: ReturnType<typeof setInterval> | undefined;
   /**
-   * Requests within their request timeout, checked by the sweep every
+   * Calls not yet answered, each cut at its request timeout unless its request's
+   * body has ended by then (GuardedCall.onTimeout), checked by the sweep every
    * {@link SWEEP_MS} rather than by a timer each: a timer made and cleared per call
    * (and another for the connection's idle time) cost more than the check (issue
    * 11's profile).
@@ -372,122 +373,254 @@ export class Http2Guard {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
         return;
       }
-      const streaming = this.#streamingRequestPaths.has(req.url);
-      const onRequestTimeout = () => {
-        if (stream.closed || stream.destroyed) return;
-        // The path says which call was cut: a peer's Stream call cut by a timeout
-        // set below its rotation (peer_stream.ts) is expected, a client's is not.
-        // A long-lived stream's cut is logged apart from the others' (its path is
-        // one of a fixed few), so a peer's cuts never quiet it.
-        this.#log.hit("request timeout", state.address, {
-          timeoutMs: this.limits.requestTimeoutMs,
-          path: req.url,
-        }, streaming ? req.url : "");
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-      };
-      const pending: PendingRequest = {
-        deadline: Date.now() + this.limits.requestTimeoutMs,
-        onTimeout: onRequestTimeout,
-      };
-      this.#pendingRequests.add(pending);
-      const requestDone = () => this.#pendingRequests.delete(pending);
-      stream.once("end", requestDone);
+      const call = new GuardedCall(
+        this.#calls,
+        req,
+        res,
+        stream,
+        session,
+        state,
+        this.#streamingRequestPaths.has(req.url),
+      );
+      // Pending until answered (or closed): a request whose body has ended by its
+      // timeout is not cut (GuardedCall.onTimeout).
+      this.#pendingRequests.add(call);
       // Counts the body's bytes as the handler reads them: Connect reads a request
       // through `req.iterator()` and holds what it read until it answers; the unary
       // fast lane (src/server/unary_fast_lane.ts) reads "data" events and counts
       // each chunk through {@link requestByteCounter}. (A "data" listener would
       // switch the request to flowing mode and take chunks from under an iterator:
       // measured, Connect's calls then fail "missing input message".)
-      let received = 0;
-      let released = false;
-      const countRequestBytes: RequestByteCounter = (n) => {
-        // After the answer the bytes are given back: nothing more is counted.
-        if (released) return true;
-        if (!this.#bytes.take(state.bytes, n)) {
-          this.#log.hit("call bytes", state.address, {
-            limitMiB: this.limits.maxCallBufferMiB,
-          });
-          stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-          return false;
-        }
-        received += n;
-        if (streaming) pending.deadline = Date.now() + this.limits.requestTimeoutMs;
-        return true;
-      };
-      (req as CountedRequest)[REQUEST_BYTES] = countRequestBytes;
-      const giveBack = (n: number) => {
-        this.#bytes.give(state.bytes, n);
-        received -= n;
-      };
-      // The methods wrapped below are called on their object rather than bound to
-      // it: a bound function each was garbage per call (issue 11's heap profile).
-      const iterate = req.iterator;
-      req.iterator = (options) => {
-        const chunks = iterate.call(req, options);
-        return (async function* (): AsyncGenerator<unknown, undefined> {
-          for await (const chunk of chunks) {
-            const n = (chunk as Uint8Array).length;
-            const counted = !released;
-            if (!countRequestBytes(n)) throw new Error("the node holds too many call bytes");
-            yield chunk;
-            if (streaming && counted && !released) {
-              // The handler asked for the next message: it is done with this one.
-              giveBack(n);
-            }
-          }
-          return undefined;
-        })();
-      };
+      (req as CountedRequest)[REQUEST_BYTES] = call.countRequestBytes;
+      // The wrapped methods and the listeners are functions shared by every call,
+      // which find their call on the object they are called on: a closure each,
+      // and `once`'s wrapper of each listener, were garbage per call (issue 11's
+      // heap profile). The events heard fire once per stream, so `on` is `once`.
+      (req as GuardedObject)[CALL] = call;
+      (res as GuardedObject)[CALL] = call;
+      (stream as unknown as GuardedObject)[CALL] = call;
+      req.iterator = guardedIterator;
       // One socket write per answer instead of three (see #coalesce).
-      const writeHead = res.writeHead as (...args: unknown[]) => unknown;
-      (res as { writeHead: unknown }).writeHead = (...args: unknown[]): unknown => {
-        this.#coalesce(session, state);
-        return writeHead.apply(res, args);
-      };
-      // Counts the answer's bytes as the handler writes them, until the stream
-      // closes: a client that never opens its flow control window leaves them all
-      // in the node's memory.
-      let answered = 0;
-      const write = res.write as (chunk: unknown, ...rest: unknown[]) => boolean;
-      (res as { write: unknown }).write = (chunk: unknown, ...rest: unknown[]): boolean => {
-        const n = chunk instanceof Uint8Array
-          ? chunk.length
-          : typeof chunk === "string"
-          ? UTF8.encode(chunk).length
-          : 0;
-        if (!this.#bytes.take(state.bytes, n)) {
-          this.#log.hit("call bytes", state.address, {
-            limitMiB: this.limits.maxCallBufferMiB,
-          });
-          stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-          // Passed on all the same, so that the write fails on the closed stream
-          // through its callback and the handler sees the failure, not a hang.
-          return write.call(res, chunk, ...rest);
-        }
-        answered += n;
-        return write.call(res, chunk, ...rest);
-      };
-      // The stream and its request bytes are given back when the answer is sent or the
-      // stream closes, whichever comes first: a stream whose answer is sent may
-      // close only later (Connect resets it after the trailers, on a later turn of a
-      // busy event loop), and a client calling one call after another must not find
-      // its guaranteed share held by calls that are over (measured under rapid reset:
-      // a sequential client refused).
-      const release = () => {
-        requestDone();
-        if (released) return;
-        released = true;
-        this.#bytes.give(state.bytes, received);
-        this.#streams.give(state.streams);
-        if (state.streams.held === 0) state.idleSince = Date.now();
-      };
-      res.once("finish", release);
-      stream.once("close", () => {
-        release();
-        this.#bytes.give(state.bytes, answered);
-        answered = 0;
-      });
+      (res as { writeHead: unknown }).writeHead = guardedWriteHead;
+      (res as { write: unknown }).write = guardedWrite;
+      res.on("finish", onAnswerSent);
+      stream.on("close", onStreamClose);
       handler(req, res);
     };
   }
+
+  /** What each call of {@link Http2Guard.wrap} shares of its guard. */
+  readonly #calls: GuardShared = {
+    limits: () => this.limits,
+    bytes: () => this.#bytes,
+    streams: () => this.#streams,
+    log: () => this.#log,
+    pendingRequests: () => this.#pendingRequests,
+    coalesce: (session, state) => this.#coalesce(session, state),
+  };
+}
+
+/**
+ * What a {@link GuardedCall} needs of its {@link Http2Guard}: read through functions
+ * made once per guard, as its fields are private to it.
+ */
+interface GuardShared {
+  readonly limits: () => Http2Limits;
+  readonly bytes: () => SharedBudget;
+  readonly streams: () => SharedBudget;
+  readonly log: () => LimitLog;
+  readonly pendingRequests: () => Set<PendingRequest>;
+  readonly coalesce: (session: http2.ServerHttp2Session, state: SessionState) => void;
+}
+
+/** Where {@link Http2Guard.wrap} leaves a call's {@link GuardedCall} on its request, response and stream. */
+const CALL: unique symbol = Symbol("raftkv http2 guard: call");
+
+type GuardedObject = { [CALL]?: GuardedCall };
+
+/** The call an object of a wrapped call belongs to; throws for one the guard never wrapped. */
+function callOf(o: unknown): GuardedCall {
+  const call = (o as GuardedObject)[CALL];
+  if (call === undefined) {
+    throw new Error("invariant: a guarded method or listener runs on its call's object");
+  }
+  return call;
+}
+
+/**
+ * One admitted stream: its request's timeout (it is the guard's pending request
+ * until its body ends), the bytes its request and answer hold in the node's call
+ * byte budget, and its stream's share of the stream budget, given back when its
+ * answer is sent or its stream closes.
+ */
+class GuardedCall implements PendingRequest {
+  deadline: number;
+  /** Request bytes counted, given back when released. */
+  received = 0;
+  /** Whether its stream and request bytes were given back (after that nothing is counted). */
+  released = false;
+  /** Answer bytes written, given back when the stream closes. */
+  answered = 0;
+  /** The methods {@link Http2Guard.wrap} replaced, as they were. */
+  readonly iterate: http2.Http2ServerRequest["iterator"];
+  readonly writeHead: (...args: unknown[]) => unknown;
+  readonly write: (chunk: unknown, ...rest: unknown[]) => boolean;
+  /** {@link GuardedCall.count} as the request's {@link RequestByteCounter}. */
+  readonly countRequestBytes: RequestByteCounter = (n) => this.count(n);
+
+  constructor(
+    readonly guard: GuardShared,
+    readonly req: http2.Http2ServerRequest,
+    readonly res: http2.Http2ServerResponse,
+    readonly stream: http2.ServerHttp2Stream,
+    readonly session: http2.ServerHttp2Session,
+    readonly state: SessionState,
+    /** A long-lived request stream (see Http2Guard's `streamingRequestPaths`). */
+    readonly streaming: boolean,
+  ) {
+    this.deadline = Date.now() + guard.limits().requestTimeoutMs;
+    this.iterate = req.iterator;
+    this.writeHead = res.writeHead as (...args: unknown[]) => unknown;
+    this.write = res.write as (chunk: unknown, ...rest: unknown[]) => boolean;
+  }
+
+  /**
+   * Its request timeout passed before its answer: the stream is reset unless its
+   * request's body has ended. (The sweep checks that here rather than an "end"
+   * listener per call taking it out of the pending requests: a listener was
+   * garbage per call, and the stream's close took it off again.)
+   */
+  onTimeout(): void {
+    const stream = this.stream;
+    if (stream.closed || stream.destroyed || stream.readableEnded) return;
+    // The path says which call was cut: a peer's Stream call cut by a timeout
+    // set below its rotation (peer_stream.ts) is expected, a client's is not.
+    // A long-lived stream's cut is logged apart from the others' (its path is
+    // one of a fixed few), so a peer's cuts never quiet it.
+    this.guard.log().hit("request timeout", this.state.address, {
+      timeoutMs: this.guard.limits().requestTimeoutMs,
+      path: this.req.url,
+    }, this.streaming ? this.req.url : "");
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+
+  /** The call is over: no timeout for it any more. */
+  requestDone(): void {
+    this.guard.pendingRequests().delete(this);
+  }
+
+  /** {@link RequestByteCounter}. */
+  count(n: number): boolean {
+    // After the answer the bytes are given back: nothing more is counted.
+    if (this.released) return true;
+    if (!this.guard.bytes().take(this.state.bytes, n)) {
+      this.guard.log().hit("call bytes", this.state.address, {
+        limitMiB: this.guard.limits().maxCallBufferMiB,
+      });
+      this.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      return false;
+    }
+    this.received += n;
+    if (this.streaming) this.deadline = Date.now() + this.guard.limits().requestTimeoutMs;
+    return true;
+  }
+
+  /** The handler is done with `n` bytes of a long-lived request it read. */
+  giveBack(n: number): void {
+    this.guard.bytes().give(this.state.bytes, n);
+    this.received -= n;
+  }
+
+  /**
+   * The stream and its request bytes are given back when the answer is sent or the
+   * stream closes, whichever comes first: a stream whose answer is sent may
+   * close only later (Connect resets it after the trailers, on a later turn of a
+   * busy event loop), and a client calling one call after another must not find
+   * its guaranteed share held by calls that are over (measured under rapid reset:
+   * a sequential client refused).
+   */
+  release(): void {
+    this.requestDone();
+    if (this.released) return;
+    this.released = true;
+    const state = this.state;
+    this.guard.bytes().give(state.bytes, this.received);
+    this.guard.streams().give(state.streams);
+    if (state.streams.held === 0) state.idleSince = Date.now();
+  }
+
+  /** The stream closed: everything it held is given back, its answer's bytes too. */
+  closed(): void {
+    this.release();
+    this.guard.bytes().give(this.state.bytes, this.answered);
+    this.answered = 0;
+  }
+}
+
+/** A wrapped call's `req.iterator`: each chunk counted (see {@link Http2Guard.wrap}). */
+function guardedIterator(
+  this: http2.Http2ServerRequest,
+  options?: Parameters<http2.Http2ServerRequest["iterator"]>[0],
+): ReturnType<http2.Http2ServerRequest["iterator"]> {
+  const call = callOf(this);
+  const chunks = call.iterate.call(this, options);
+  return (async function* (): AsyncGenerator<unknown, undefined> {
+    for await (const chunk of chunks) {
+      const n = (chunk as Uint8Array).length;
+      const counted = !call.released;
+      if (!call.count(n)) throw new Error("the node holds too many call bytes");
+      yield chunk;
+      if (call.streaming && counted && !call.released) {
+        // The handler asked for the next message: it is done with this one.
+        call.giveBack(n);
+      }
+    }
+    return undefined;
+  })() as unknown as ReturnType<http2.Http2ServerRequest["iterator"]>;
+}
+
+/** A wrapped call's `res.writeHead`: the connection corked first (see Http2Guard's #coalesce). */
+function guardedWriteHead(this: http2.Http2ServerResponse, ...args: unknown[]): unknown {
+  const call = callOf(this);
+  call.guard.coalesce(call.session, call.state);
+  return call.writeHead.apply(this, args);
+}
+
+/**
+ * A wrapped call's `res.write`: counts the answer's bytes as the handler writes
+ * them, until the stream closes: a client that never opens its flow control
+ * window leaves them all in the node's memory.
+ */
+function guardedWrite(
+  this: http2.Http2ServerResponse,
+  chunk: unknown,
+  ...rest: unknown[]
+): boolean {
+  const call = callOf(this);
+  const n = chunk instanceof Uint8Array
+    ? chunk.length
+    : typeof chunk === "string"
+    ? UTF8.encode(chunk).length
+    : 0;
+  if (!call.guard.bytes().take(call.state.bytes, n)) {
+    call.guard.log().hit("call bytes", call.state.address, {
+      limitMiB: call.guard.limits().maxCallBufferMiB,
+    });
+    call.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    // Passed on all the same, so that the write fails on the closed stream
+    // through its callback and the handler sees the failure, not a hang.
+    return call.write.call(this, chunk, ...rest);
+  }
+  call.answered += n;
+  return call.write.call(this, chunk, ...rest);
+}
+
+/** A wrapped call's response "finish": its answer is sent. */
+function onAnswerSent(this: http2.Http2ServerResponse): void {
+  callOf(this).release();
+}
+
+/** A wrapped call's stream "close". */
+function onStreamClose(this: http2.ServerHttp2Stream): void {
+  callOf(this).closed();
 }

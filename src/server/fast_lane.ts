@@ -74,6 +74,9 @@ export function plainGrpcRequest(
   return { authority, encrypted };
 }
 
+/** Connect's default write limit (limit-io.js). */
+const WRITE_MAX_BYTES = 0xffffffff;
+
 /** Serves the plain calls of its methods in front of Connect; see the module doc. */
 export abstract class FastLane<M extends LaneMethod<MethodImplSpec, unknown>> {
   /** The lane's methods, by request path (`/package.Service/Method`). */
@@ -82,6 +85,8 @@ export abstract class FastLane<M extends LaneMethod<MethodImplSpec, unknown>> {
   protected readonly readMaxBytes: number;
   protected readonly maxTimeoutMs: number;
   protected readonly acceptCompression: Compression[];
+  /** The longest answer message Connect's serialization writes (limit-io.js). */
+  protected readonly writeMaxBytes = WRITE_MAX_BYTES;
   readonly #limits: { readMaxBytes: number; writeMaxBytes: number; compressMinBytes: number };
   #served = 0;
 
@@ -92,7 +97,7 @@ export abstract class FastLane<M extends LaneMethod<MethodImplSpec, unknown>> {
     this.acceptCompression = [...options.acceptCompression];
     this.#limits = {
       readMaxBytes: options.readMaxBytes,
-      writeMaxBytes: 0xffffffff, // Connect's default (limit-io.js)
+      writeMaxBytes: WRITE_MAX_BYTES,
       compressMinBytes: COMPRESS_MIN_BYTES,
     };
   }

@@ -17,7 +17,9 @@ import type { ApplyResult } from "../kv/store.ts";
 import { NodeError } from "./node_error.ts";
 import { abortableWait, type Waiter } from "./waiters.ts";
 
-interface ProposalWaiter extends Waiter<{ index: number; result: ApplyResult }> {
+/** A proposal's waiter, with what its entry must be. */
+interface ProposalWaiter {
+  readonly waiter: Waiter<{ index: number; result: ApplyResult }>;
   readonly term: number;
   /** The command proposed, as it was encoded ({@link PendingCalls.proposedCommand}). */
   readonly command: Command | undefined;
@@ -52,7 +54,7 @@ export class PendingCalls {
     command?: Command,
   ): Promise<{ index: number; result: ApplyResult }> {
     return abortableWait<{ index: number; result: ApplyResult }>(signal, late, (w) => {
-      const waiter: ProposalWaiter = { resolve: w.resolve, reject: w.reject, term, command };
+      const waiter: ProposalWaiter = { waiter: w, term, command };
       this.#proposals.set(index, waiter);
       return () => {
         if (this.#proposals.get(index) === waiter) this.#proposals.delete(index);
@@ -111,10 +113,10 @@ export class PendingCalls {
     if (w === undefined) return;
     this.#proposals.delete(index);
     if (w.term === term) {
-      w.resolve({ index, result });
+      w.waiter.resolve({ index, result });
     } else {
       // Another leader's entry took the slot: ours can never commit.
-      w.reject(
+      w.waiter.reject(
         new NodeError("unavailable", "the write was superseded by a new leader and did not commit"),
       );
     }
@@ -158,14 +160,14 @@ export class PendingCalls {
         "leadership was lost before the write committed; it may or may not take effect",
         lead,
       );
-      for (const w of this.#proposals.values()) w.reject(err);
+      for (const w of this.#proposals.values()) w.waiter.reject(err);
       this.#proposals.clear();
     }
   }
 
   /** Fails every call waiting (the node stops or fails). */
   failAll(err: NodeError): void {
-    for (const w of this.#proposals.values()) w.reject(err);
+    for (const w of this.#proposals.values()) w.waiter.reject(err);
     this.#proposals.clear();
     for (const w of this.#reads.values()) w.reject(err);
     this.#reads.clear();

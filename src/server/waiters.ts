@@ -20,6 +20,7 @@ export interface Waiter<T> {
 /**
  * Waits for a waiter that `register` files somewhere, or rejects with a
  * deadline error when `signal` aborts first; `register` returns how to unfile it.
+ * The waiter's `resolve` and `reject` are methods: call them on the waiter.
  */
 export function abortableWait<T>(
   signal: AbortSignal | undefined,
@@ -27,30 +28,75 @@ export function abortableWait<T>(
   register: (waiter: Waiter<T>) => () => void,
 ): Promise<T> {
   if (signal?.aborted) return Promise.reject(onAbortError());
-  return new Promise<T>((resolve, reject) => {
-    // A hooked signal (abort_hooks.ts: a call's budget) calls onAbort without a listener.
-    let hooked = false;
-    const onAbort = () => {
-      unregister();
-      reject(onAbortError());
-    };
-    const unlisten = () => {
-      if (signal === undefined) return;
-      if (hooked) forget(signal, onAbort);
-      else signal.removeEventListener("abort", onAbort);
-    };
-    const unregister = register({
-      resolve: (v) => {
-        unlisten();
-        resolve(v);
-      },
-      reject: (e) => {
-        unlisten();
-        reject(e);
-      },
-    });
-    if (signal === undefined) return;
-    hooked = whenAborted(signal, onAbort);
-    if (!hooked) signal.addEventListener("abort", onAbort, { once: true });
+  let waiter: AbortableWaiter<T> | undefined;
+  const promise = new Promise<T>((resolve, reject) => {
+    waiter = new AbortableWaiter(resolve, reject, signal, onAbortError);
   });
+  if (waiter === undefined) throw new Error("invariant: a promise runs its executor at once");
+  waiter.unregister = register(waiter);
+  waiter.listen();
+  return promise;
+}
+
+function unregistered(): void {}
+
+/**
+ * The waiter of one {@link abortableWait}: one object with methods rather than a
+ * closure for each of resolve, reject, abort and unlisten, which were garbage per
+ * call (a put's proposal, a read's two waits: issue 11's heap profile).
+ */
+class AbortableWaiter<T> implements Waiter<T> {
+  /** How to unfile it ({@link abortableWait}'s `register` returns it). */
+  unregister: () => void = unregistered;
+  /** A hooked signal (abort_hooks.ts: a call's budget) calls onAbort without a listener. */
+  #hooked = false;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (err: Error) => void;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbortError: () => NodeError;
+  /** Filed on the signal; undefined without one. */
+  readonly #onAbort: (() => void) | undefined;
+
+  constructor(
+    resolve: (value: T) => void,
+    reject: (err: Error) => void,
+    signal: AbortSignal | undefined,
+    onAbortError: () => NodeError,
+  ) {
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#signal = signal;
+    this.#onAbortError = onAbortError;
+    this.#onAbort = signal === undefined ? undefined : () => {
+      this.unregister();
+      this.#reject(this.#onAbortError());
+    };
+  }
+
+  /** Hears its signal's abort (once registered). */
+  listen(): void {
+    const signal = this.#signal;
+    const onAbort = this.#onAbort;
+    if (signal === undefined || onAbort === undefined) return;
+    this.#hooked = whenAborted(signal, onAbort);
+    if (!this.#hooked) signal.addEventListener("abort", onAbort, { once: true });
+  }
+
+  resolve(value: T): void {
+    this.#unlisten();
+    this.#resolve(value);
+  }
+
+  reject(err: Error): void {
+    this.#unlisten();
+    this.#reject(err);
+  }
+
+  #unlisten(): void {
+    const signal = this.#signal;
+    const onAbort = this.#onAbort;
+    if (signal === undefined || onAbort === undefined) return;
+    if (this.#hooked) forget(signal, onAbort);
+    else signal.removeEventListener("abort", onAbort);
+  }
 }
