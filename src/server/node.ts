@@ -59,6 +59,7 @@ import {
   type RaftKvNodeOptions,
 } from "./node_options.ts";
 import { PendingCalls } from "./pending_calls.ts";
+import { EntrySlab } from "./entry_slab.ts";
 
 export type { LeaderChange } from "./leader_watch.ts";
 export { NodeError } from "./node_error.ts";
@@ -111,6 +112,8 @@ export class RaftKvNode {
   readonly #roundTrips = new HeartbeatRoundTrips();
   /** Proposals and reads waiting on the Ready loop (pending_calls.ts). */
   readonly #pending = new PendingCalls();
+  /** The bytes of this node's proposals, packed into shared buffers (entry_slab.ts). */
+  readonly #slab = new EntrySlab();
   /** The newest hard state the core handed out; the WAL may hold an older commit index. */
   #latestHard: HardState;
   /** Subscribers to leader changes ({@link RaftKvNode.onLeaderChange}): leader_watch.ts. */
@@ -455,7 +458,7 @@ export class RaftKvNode {
     this.#checkRunning();
     let proposed: { index: number; term: number };
     try {
-      proposed = this.#raw.propose(data);
+      proposed = this.#raw.propose(this.#slab.pack(data));
     } catch (err) {
       if (err instanceof NotLeaderError) {
         throw new NodeError("not_leader", err.message, err.leader);
