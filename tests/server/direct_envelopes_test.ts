@@ -16,23 +16,12 @@ import {
   GetResponseSchema,
   PutResponseSchema,
 } from "../../src/gen/raftkv/v1/kv_pb.ts";
+import { seededRandom } from "../../src/raft/rand.ts";
 import { directEnvelope, fieldsOf, KNOWN_FIELDS } from "../../src/server/direct_envelopes.ts";
 
 /** What the lane wrote before: the message's binary form behind a 5-byte prefix. */
 function viaLibrary<D extends DescMessage>(schema: D, message: MessageShape<D>): Uint8Array {
   return encodeEnvelope(0, toBinary(schema, message));
-}
-
-/** A deterministic generator (mulberry32), so that every run checks the same values. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** An integer in [0, 2^53) whose size in bits is spread evenly (varints of 1 to 8 bytes). */
@@ -73,7 +62,7 @@ Deno.test("direct envelopes: PutResponse and GetResponse edge cases are the libr
 });
 
 Deno.test("direct envelopes: 2,000 seeded GetResponses and PutResponses are the library's bytes", () => {
-  const random = seeded(11);
+  const random = seededRandom(11); // the same values on every run
   for (let i = 0; i < 1_000; i++) {
     const put = create(PutResponseSchema, { index: spreadInteger(random) });
     assert.deepEqual(directEnvelope(put, Infinity), viaLibrary(PutResponseSchema, put));
