@@ -163,6 +163,8 @@ export class Http2Guard {
    * of a message read are given back once the handler asks for the next one.
    */
   readonly #streamingRequestPaths: ReadonlySet<string>;
+  /** What each call of {@link Http2Guard.wrap} shares of this guard. */
+  readonly #calls: GuardShared;
 
   constructor(
     limits: Http2Limits,
@@ -179,6 +181,14 @@ export class Http2Guard {
       limits.maxCallBufferMiB * 1024 * 1024,
       GUARANTEED_CALL_BYTES_PER_CONNECTION,
     );
+    this.#calls = {
+      limits,
+      bytes: this.#bytes,
+      streams: this.#streams,
+      log: this.#log,
+      pendingRequests: this.#pendingRequests,
+      coalesce: (session, state) => this.#coalesce(session, state),
+    };
   }
 
   /** Admits or refuses every new connection of `server` and keeps its idle timer. */
@@ -408,28 +418,18 @@ export class Http2Guard {
       handler(req, res);
     };
   }
-
-  /** What each call of {@link Http2Guard.wrap} shares of its guard. */
-  readonly #calls: GuardShared = {
-    limits: () => this.limits,
-    bytes: () => this.#bytes,
-    streams: () => this.#streams,
-    log: () => this.#log,
-    pendingRequests: () => this.#pendingRequests,
-    coalesce: (session, state) => this.#coalesce(session, state),
-  };
 }
 
 /**
- * What a {@link GuardedCall} needs of its {@link Http2Guard}: read through functions
- * made once per guard, as its fields are private to it.
+ * What a {@link GuardedCall} needs of its {@link Http2Guard} (whose fields are
+ * private to it): made once per guard.
  */
 interface GuardShared {
-  readonly limits: () => Http2Limits;
-  readonly bytes: () => SharedBudget;
-  readonly streams: () => SharedBudget;
-  readonly log: () => LimitLog;
-  readonly pendingRequests: () => Set<PendingRequest>;
+  readonly limits: Http2Limits;
+  readonly bytes: SharedBudget;
+  readonly streams: SharedBudget;
+  readonly log: LimitLog;
+  readonly pendingRequests: Set<PendingRequest>;
   readonly coalesce: (session: http2.ServerHttp2Session, state: SessionState) => void;
 }
 
@@ -478,7 +478,7 @@ class GuardedCall implements PendingRequest {
     /** A long-lived request stream (see Http2Guard's `streamingRequestPaths`). */
     readonly streaming: boolean,
   ) {
-    this.deadline = Date.now() + guard.limits().requestTimeoutMs;
+    this.deadline = Date.now() + guard.limits.requestTimeoutMs;
     this.iterate = req.iterator;
     this.writeHead = res.writeHead as (...args: unknown[]) => unknown;
     this.write = res.write as (chunk: unknown, ...rest: unknown[]) => boolean;
@@ -497,8 +497,8 @@ class GuardedCall implements PendingRequest {
     // set below its rotation (peer_stream.ts) is expected, a client's is not.
     // A long-lived stream's cut is logged apart from the others' (its path is
     // one of a fixed few), so a peer's cuts never quiet it.
-    this.guard.log().hit("request timeout", this.state.address, {
-      timeoutMs: this.guard.limits().requestTimeoutMs,
+    this.guard.log.hit("request timeout", this.state.address, {
+      timeoutMs: this.guard.limits.requestTimeoutMs,
       path: this.req.url,
     }, this.streaming ? this.req.url : "");
     stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -506,28 +506,36 @@ class GuardedCall implements PendingRequest {
 
   /** The call is over: no timeout for it any more. */
   requestDone(): void {
-    this.guard.pendingRequests().delete(this);
+    this.guard.pendingRequests.delete(this);
+  }
+
+  /**
+   * Takes `n` bytes of the node's call byte budget; past it, the stream is reset
+   * (ENHANCE_YOUR_CALM, which gRPC clients report as RESOURCE_EXHAUSTED) and false
+   * is returned.
+   */
+  takeBytes(n: number): boolean {
+    if (this.guard.bytes.take(this.state.bytes, n)) return true;
+    this.guard.log.hit("call bytes", this.state.address, {
+      limitMiB: this.guard.limits.maxCallBufferMiB,
+    });
+    this.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    return false;
   }
 
   /** {@link RequestByteCounter}. */
   count(n: number): boolean {
     // After the answer the bytes are given back: nothing more is counted.
     if (this.released) return true;
-    if (!this.guard.bytes().take(this.state.bytes, n)) {
-      this.guard.log().hit("call bytes", this.state.address, {
-        limitMiB: this.guard.limits().maxCallBufferMiB,
-      });
-      this.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      return false;
-    }
+    if (!this.takeBytes(n)) return false;
     this.received += n;
-    if (this.streaming) this.deadline = Date.now() + this.guard.limits().requestTimeoutMs;
+    if (this.streaming) this.deadline = Date.now() + this.guard.limits.requestTimeoutMs;
     return true;
   }
 
   /** The handler is done with `n` bytes of a long-lived request it read. */
   giveBack(n: number): void {
-    this.guard.bytes().give(this.state.bytes, n);
+    this.guard.bytes.give(this.state.bytes, n);
     this.received -= n;
   }
 
@@ -544,15 +552,15 @@ class GuardedCall implements PendingRequest {
     if (this.released) return;
     this.released = true;
     const state = this.state;
-    this.guard.bytes().give(state.bytes, this.received);
-    this.guard.streams().give(state.streams);
+    this.guard.bytes.give(state.bytes, this.received);
+    this.guard.streams.give(state.streams);
     if (state.streams.held === 0) state.idleSince = Date.now();
   }
 
   /** The stream closed: everything it held is given back, its answer's bytes too. */
   closed(): void {
     this.release();
-    this.guard.bytes().give(this.state.bytes, this.answered);
+    this.guard.bytes.give(this.state.bytes, this.answered);
     this.answered = 0;
   }
 }
@@ -602,16 +610,10 @@ function guardedWrite(
     : typeof chunk === "string"
     ? UTF8.encode(chunk).length
     : 0;
-  if (!call.guard.bytes().take(call.state.bytes, n)) {
-    call.guard.log().hit("call bytes", call.state.address, {
-      limitMiB: call.guard.limits().maxCallBufferMiB,
-    });
-    call.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    // Passed on all the same, so that the write fails on the closed stream
-    // through its callback and the handler sees the failure, not a hang.
-    return call.write.call(this, chunk, ...rest);
-  }
-  call.answered += n;
+  // Past the budget the stream is reset, and the write passed on all the same, so
+  // that it fails on the closed stream through its callback and the handler sees
+  // the failure, not a hang.
+  if (call.takeBytes(n)) call.answered += n;
   return call.write.call(this, chunk, ...rest);
 }
 

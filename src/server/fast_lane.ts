@@ -23,6 +23,9 @@ import { type Compression, createMethodSerializationLookup } from "@connectrpc/c
 /** Connect's default for compressing an answer (protocol/limit-io.js): 1 KiB. */
 export const COMPRESS_MIN_BYTES = 1024;
 
+/** A gRPC envelope's flag: its message is compressed. */
+export const FLAG_COMPRESSED = 0b00000001;
+
 /** The options both lanes take: those the server gives Connect's node adapter. */
 export interface FastLaneOptions {
   /** The server's interceptors, around every call as Connect runs them. */

@@ -71,6 +71,7 @@ import {
   COMPRESS_MIN_BYTES,
   FastLane,
   type FastLaneOptions,
+  FLAG_COMPRESSED,
   type LaneMethod,
   type Serialization,
 } from "./fast_lane.ts";
@@ -86,8 +87,6 @@ export interface StreamFastLaneOptions extends FastLaneOptions {
 
 /** What the lane keeps of one method. */
 type Method = LaneMethod<ClientStreamingSpec, (req: StreamRequest) => Promise<StreamResponse>>;
-
-const FLAG_COMPRESSED = 0b00000001;
 
 /** The handler context of each call the lane runs, for the end of the interceptor chain. */
 const CONTEXTS = new WeakMap<ContextValues, HandlerContext>();

@@ -88,6 +88,7 @@ import {
   COMPRESS_MIN_BYTES,
   FastLane,
   type FastLaneOptions,
+  FLAG_COMPRESSED,
   type LaneMethod,
   type Serialization,
 } from "./fast_lane.ts";
@@ -126,8 +127,6 @@ type Method = LaneMethod<UnarySpec, (req: UnaryRequest) => Promise<UnaryResponse
 const HANDLER_CONTEXT = createContextKey<HandlerContext | undefined>(undefined, {
   description: "raftkv unary fast lane: the call's handler context",
 });
-
-const FLAG_COMPRESSED = 0b00000001;
 
 /** Connect's parseTimeout of no `grpc-timeout`: no deadline. */
 const NO_TIMEOUT_HEADER: Timeout = Object.freeze({});
