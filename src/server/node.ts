@@ -175,6 +175,8 @@ export class RaftKvNode {
         this.#raw.reportSnapshot(to, failed ? "failure" : "finish");
         this.#kicker.kick();
       },
+      // The storage holds its snapshot's metadata only (src/snapshot/on_disk.ts).
+      readSnapshotFile: (term, index) => snapshots.readFile(term, index),
     });
     this.#snapshots = new NodeSnapshots({
       id: this.id,

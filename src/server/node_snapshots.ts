@@ -18,6 +18,7 @@ import type { Logger } from "../raft/logger.ts";
 import type { RawNode } from "../raft/raw_node.ts";
 import type { MemoryStorage } from "../raft/storage.ts";
 import type { NodeId, Snapshot, SnapshotMeta } from "../raft/types.ts";
+import { DATA_ON_DISK, withDataOnDisk } from "../snapshot/on_disk.ts";
 import type { SnapshotStore } from "../snapshot/store.ts";
 import type { Wal } from "../wal/mod.ts";
 import { NodeError } from "./node_error.ts";
@@ -74,7 +75,7 @@ export class NodeSnapshots {
     this.#host.snapshotter.takeFinished(); // older than this one: nothing to compact to
     const path = await this.#host.store.save(snapshot);
     await this.#host.wal.resetTo(index);
-    this.#host.storage.applySnapshot(snapshot);
+    this.#host.storage.applySnapshot(withDataOnDisk(snapshot)); // its file is durable
     this.#host.restore(snapshot, state);
     this.#host.snapshotter.noteInstalled(index);
     this.#host.log.info("installed a snapshot from the leader", { index, term, file: path });
@@ -119,7 +120,8 @@ export class NodeSnapshots {
   compact(finished: FinishedSnapshot): void {
     const { meta, data } = finished.snapshot;
     if (meta.index <= this.#host.storage.snapshot().meta.index) return; // one was installed meanwhile
-    this.#host.storage.createSnapshot(meta.index, meta.conf, data);
+    // Its file is durable: the storage needs only its metadata (src/snapshot/on_disk.ts).
+    this.#host.storage.createSnapshot(meta.index, meta.conf, DATA_ON_DISK);
     const keepAfter = Math.max(
       this.#host.storage.firstIndex() - 1,
       meta.index - this.#host.catchupEntries,

@@ -17,6 +17,7 @@ import { decodeKvState, type KvSnapshotState } from "../kv/state_codec.ts";
 import type { Logger } from "../raft/logger.ts";
 import { MemoryStorage } from "../raft/storage.ts";
 import { type HardState, type NodeId, NONE, type Snapshot } from "../raft/types.ts";
+import { withDataOnDisk } from "../snapshot/on_disk.ts";
 import type { Wal, WalRecovery } from "../wal/mod.ts";
 
 /** A snapshot's data that cannot be restored; the message names where it came from. */
@@ -79,7 +80,7 @@ export async function restoreStorage(
   }
   const state = decodeSnapshotState(snapshot, `snapshot ${snapshotPath}`);
   const { index, term } = snapshot.meta;
-  storage.applySnapshot(snapshot);
+  storage.applySnapshot(withDataOnDisk(snapshot)); // loaded from its file (on_disk.ts)
   const hardState = catchUpHardState(recovery.hardState, index, term);
   if (wal.lastIndex < index) {
     log.warn("the newest snapshot is newer than the write-ahead log; the log starts after it", {

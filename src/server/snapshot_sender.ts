@@ -36,9 +36,10 @@ import {
   type RaftService,
 } from "../gen/raftkv/v1/raft_pb.ts";
 import type { Logger } from "../raft/logger.ts";
-import type { Message, NodeId } from "../raft/types.ts";
+import type { Message, NodeId, Snapshot } from "../raft/types.ts";
 import { invariant } from "../raft/invariant.ts";
-import { encodeSnapshotChunks, MAX_SNAPSHOT_CHUNK_BYTES } from "./snapshot_chunks.ts";
+import { ChunkedBytes, encodeSnapshotChunks, MAX_SNAPSHOT_CHUNK_BYTES } from "./snapshot_chunks.ts";
+import { dataOnDisk } from "../snapshot/on_disk.ts";
 
 /** Options of a {@link SnapshotSender}. */
 export interface SnapshotSenderOptions {
@@ -56,6 +57,12 @@ export interface SnapshotSenderOptions {
   readonly report: (to: NodeId, failed: boolean) => void;
   /** The size of each chunk, at most (and by default) 1 MiB; tests choose smaller. */
   readonly chunkBytes?: number;
+  /**
+   * The checked bytes of the snapshot file at `index` taken in `term`, for a `snap`
+   * whose snapshot the storage holds without its data (src/snapshot/on_disk.ts):
+   * node.ts reads it from its snapshot store. Without it, such a `snap` fails.
+   */
+  readonly readFile?: (term: number, index: number) => Promise<Uint8Array>;
 }
 
 /** One snapshot transfer under way. */
@@ -166,8 +173,7 @@ export class SnapshotSender {
     abort: AbortController,
     progress: { bytes: number; sent: number },
   ): Promise<void> {
-    // Letting the Ready loop run while the file is encoded (snapshot_chunks.ts).
-    const file = await encodeSnapshotChunks(m.snapshot!);
+    const file = await this.#file(m.snapshot!);
     progress.bytes = file.length;
     this.#options.logger.info("sending snapshot", {
       to: m.to,
@@ -214,6 +220,20 @@ export class SnapshotSender {
     } finally {
       clearTimeout(stall);
     }
+  }
+
+  /** The file to stream for `snapshot`: read back from disk, or encoded from its data. */
+  async #file(snapshot: Snapshot): Promise<ChunkedBytes> {
+    if (dataOnDisk(snapshot)) {
+      const { term, index } = snapshot.meta;
+      const readFile = this.#options.readFile;
+      if (readFile === undefined) {
+        throw new Error(`snapshot ${term}/${index} is on disk, and this sender cannot read files`);
+      }
+      return new ChunkedBytes([await readFile(term, index)]);
+    }
+    // Letting the Ready loop run while the file is encoded (snapshot_chunks.ts).
+    return await encodeSnapshotChunks(snapshot);
   }
 
   /** Cancels every transfer under way and waits for them to end (each reports failure). */

@@ -194,6 +194,8 @@ export interface PeerTransportOptions {
    * (default: 4 × timeoutMs, at least 10 s).
    */
   readonly snapshotStallTimeoutMs?: number;
+  /** Reads a snapshot file the storage holds only the metadata of (snapshot_sender.ts). */
+  readonly readSnapshotFile?: (term: number, index: number) => Promise<Uint8Array>;
   /** How to dial peers over TLS (src/tls/dial.ts); plaintext when undefined. */
   readonly dialer?: PeerDialer;
   /** Told how long each Send took and whether it failed (metrics); none by default. */
@@ -242,6 +244,7 @@ export class PeerTransport {
       logger: options.logger,
       stallTimeoutMs: options.snapshotStallTimeoutMs ?? Math.max(4 * options.timeoutMs, 10_000),
       report: options.onSnapshotReport,
+      readFile: options.readSnapshotFile,
     });
     this.setPeers(options.peers);
   }

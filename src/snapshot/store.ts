@@ -218,6 +218,22 @@ export class SnapshotStore {
    * header that disagrees with the file name.
    */
   async load(info: SnapshotFileInfo): Promise<Snapshot> {
+    return (await this.#readChecked(info)).snapshot;
+  }
+
+  /**
+   * The bytes of the snapshot file at `index` taken in `term`, checked as
+   * {@link load} checks them: what a leader streams to a follower (its storage
+   * holds the snapshot's metadata only: on_disk.ts).
+   *
+   * @throws {SnapshotCorruptionError} when the file is gone or damaged.
+   */
+  async readFile(term: number, index: number): Promise<Uint8Array> {
+    const info = { path: join(this.dir, snapshotFileName(term, index)), term, index };
+    return (await this.#readChecked(info)).bytes;
+  }
+
+  async #readChecked(info: SnapshotFileInfo): Promise<{ bytes: Uint8Array; snapshot: Snapshot }> {
     let bytes: Uint8Array;
     try {
       bytes = await Deno.readFile(info.path);
@@ -233,7 +249,7 @@ export class SnapshotStore {
           `index ${info.index} term ${info.term}`,
       );
     }
-    return snap;
+    return { bytes, snapshot: snap };
   }
 
   /**

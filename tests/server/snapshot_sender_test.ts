@@ -23,6 +23,7 @@ import { type Message, message, type Snapshot } from "../../src/raft/types.ts";
 import { encodeSnapshotFile } from "../../src/snapshot/file.ts";
 import { raftService, type RaftServiceNode } from "../../src/server/raft_service.ts";
 import { SnapshotSender } from "../../src/server/snapshot_sender.ts";
+import { withDataOnDisk } from "../../src/snapshot/on_disk.ts";
 import { waitFor } from "../e2e/_harness.ts";
 import { confStateOf } from "../../src/raft/types.ts";
 
@@ -124,6 +125,52 @@ Deno.test("a snapshot goes out as a header and chunks of at most 1 MiB, and arri
   assert.deepEqual([stepped[0]?.type, stepped[0]?.from, stepped[0]?.term], ["snap", 1, 4]);
   assert.ok(lines.some((l) => l.startsWith("info sending snapshot") && l.includes('"3/500"')));
   assert.ok(lines.some((l) => l.startsWith("info snapshot sent") && l.includes('"ms"')));
+});
+
+Deno.test("a snapshot the storage holds as metadata only is streamed from its file", async () => {
+  const snapshot = snapshotOf(1_500_000);
+  const file = encodeSnapshotFile(snapshot);
+  const asked: string[] = [];
+  const stepped: Message[] = [];
+  const lines: string[] = [];
+  const reports: string[] = [];
+  const s = new SnapshotSender({
+    clusterId: "c",
+    members: [1n, 2n, 3n],
+    logger: recordingLogger(lines),
+    stallTimeoutMs: 10_000,
+    report: (to, failed) => reports.push(`${to} ${failed ? "failure" : "finish"}`),
+    readFile: (term, index) => {
+      asked.push(`${term}/${index}`);
+      return Promise.resolve(file);
+    },
+  });
+  s.send(follower(2, stepped), snap(2, withDataOnDisk(snapshot)));
+  await waitFor("the report", () => reports.length > 0);
+  assert.deepEqual(reports, ["2 finish"]);
+  assert.deepEqual(asked, ["3/500"]);
+  // The follower got the whole state, not the metadata-only stand-in.
+  assert.deepEqual(stepped[0]?.snapshot, snapshot);
+  assert.ok(
+    lines.some((l) => l.startsWith("info sending snapshot") && l.includes(`${file.length}`)),
+  );
+});
+
+Deno.test("a snapshot on disk that cannot be read is reported as failed, with the reason", async () => {
+  const lines: string[] = [];
+  const reports: string[] = [];
+  const s = new SnapshotSender({
+    clusterId: "c",
+    members: [1n, 2n, 3n],
+    logger: recordingLogger(lines),
+    stallTimeoutMs: 10_000,
+    report: (to, failed) => reports.push(`${to} ${failed ? "failure" : "finish"}`),
+    readFile: () => Promise.reject(new Error("snapshot file /d/snap/x.snap: checksum mismatch")),
+  });
+  s.send(follower(2, []), snap(2, withDataOnDisk(snapshotOf(1000))));
+  await waitFor("the report", () => reports.length > 0);
+  assert.deepEqual(reports, ["2 failure"]);
+  assert.ok(lines.some((l) => l.startsWith("warn") && l.includes("checksum mismatch")));
 });
 
 Deno.test("a follower that refuses the snapshot gets it reported as failed, with a warning", async () => {

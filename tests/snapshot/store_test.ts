@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Snapshot } from "../../src/raft/types.ts";
-import { SnapshotCorruptionError } from "../../src/snapshot/file.ts";
+import { decodeSnapshotFile, SnapshotCorruptionError } from "../../src/snapshot/file.ts";
 import {
   parseSnapshotFileName,
   snapshotFileName,
@@ -163,5 +163,30 @@ Deno.test("two saves at once are refused: one snapshot at a time", async () => {
     const first = store.save(snap(100));
     await assert.rejects(() => store.save(snap(200)), /another save is under way/);
     await first;
+  });
+});
+
+Deno.test("a snapshot file is read back as its bytes for sending, checked; a gone or damaged one is refused", async () => {
+  await withDir(async (dir) => {
+    const store = await SnapshotStore.open(dir);
+    const path = await store.save(snap(100, 3));
+    assert.deepEqual(await store.readFile(3, 100), await Deno.readFile(path));
+    assert.deepEqual(decodeSnapshotFile(await store.readFile(3, 100), path), snap(100, 3));
+    // Pruned (or never taken): the sender is told which file and why.
+    await assert.rejects(
+      () => store.readFile(3, 200),
+      (err: Error) =>
+        err instanceof SnapshotCorruptionError &&
+        err.message.includes(join(dir, snapshotFileName(3, 200))) &&
+        /vanished/.test(err.message),
+    );
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 10]! ^= 0x01;
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(
+      () => store.readFile(3, 100),
+      (err: Error) =>
+        err instanceof SnapshotCorruptionError && /checksum mismatch/.test(err.message),
+    );
   });
 });
