@@ -77,13 +77,19 @@ function fakeFollower(
   );
 }
 
-function sender(lines: string[], reports: string[], stallTimeoutMs = 10_000) {
+function sender(
+  lines: string[],
+  reports: string[],
+  stallTimeoutMs = 10_000,
+  readFile?: (term: number, index: number) => Promise<Uint8Array>,
+) {
   return new SnapshotSender({
     clusterId: "c",
     members: [1n, 2n, 3n],
     logger: recordingLogger(lines),
     stallTimeoutMs,
     report: (to, failed) => reports.push(`${to} ${failed ? "failure" : "finish"}`),
+    readFile,
   });
 }
 
@@ -134,16 +140,9 @@ Deno.test("a snapshot the storage holds as metadata only is streamed from its fi
   const stepped: Message[] = [];
   const lines: string[] = [];
   const reports: string[] = [];
-  const s = new SnapshotSender({
-    clusterId: "c",
-    members: [1n, 2n, 3n],
-    logger: recordingLogger(lines),
-    stallTimeoutMs: 10_000,
-    report: (to, failed) => reports.push(`${to} ${failed ? "failure" : "finish"}`),
-    readFile: (term, index) => {
-      asked.push(`${term}/${index}`);
-      return Promise.resolve(file);
-    },
+  const s = sender(lines, reports, 10_000, (term, index) => {
+    asked.push(`${term}/${index}`);
+    return Promise.resolve(file);
   });
   s.send(follower(2, stepped), snap(2, withDataOnDisk(snapshot)));
   await waitFor("the report", () => reports.length > 0);
@@ -159,14 +158,12 @@ Deno.test("a snapshot the storage holds as metadata only is streamed from its fi
 Deno.test("a snapshot on disk that cannot be read is reported as failed, with the reason", async () => {
   const lines: string[] = [];
   const reports: string[] = [];
-  const s = new SnapshotSender({
-    clusterId: "c",
-    members: [1n, 2n, 3n],
-    logger: recordingLogger(lines),
-    stallTimeoutMs: 10_000,
-    report: (to, failed) => reports.push(`${to} ${failed ? "failure" : "finish"}`),
-    readFile: () => Promise.reject(new Error("snapshot file /d/snap/x.snap: checksum mismatch")),
-  });
+  const s = sender(
+    lines,
+    reports,
+    10_000,
+    () => Promise.reject(new Error("snapshot file /d/snap/x.snap: checksum mismatch")),
+  );
   s.send(follower(2, []), snap(2, withDataOnDisk(snapshotOf(1000))));
   await waitFor("the report", () => reports.length > 0);
   assert.deepEqual(reports, ["2 failure"]);
