@@ -24,9 +24,14 @@
 
 import { basename, join } from "node:path";
 import { type Logger, SILENT_LOGGER } from "../raft/logger.ts";
-import type { Snapshot } from "../raft/types.ts";
+import type { Snapshot, SnapshotMeta } from "../raft/types.ts";
 import { FILE_MODE, fsync, mkdirDurable, syncDirectory, type SyncFn } from "../wal/durable_fs.ts";
-import { decodeSnapshotFile, encodeSnapshotFile, SnapshotCorruptionError } from "./file.ts";
+import {
+  checkSnapshotFileInSteps,
+  decodeSnapshotFile,
+  encodeSnapshotFile,
+  SnapshotCorruptionError,
+} from "./file.ts";
 
 /** The name of the snapshot directory in a data dir. */
 export const SNAP_DIR = "snap";
@@ -166,7 +171,7 @@ export class SnapshotStore {
     }
     this.#saving = true;
     try {
-      const path = join(this.dir, snapshotFileName(term, index));
+      const path = this.#path(term, index);
       const temp = path + TEMP_SUFFIX;
       const f = await Deno.open(temp, {
         write: true,
@@ -218,38 +223,35 @@ export class SnapshotStore {
    * header that disagrees with the file name.
    */
   async load(info: SnapshotFileInfo): Promise<Snapshot> {
-    return (await this.#readChecked(info)).snapshot;
+    const snap = decodeSnapshotFile(await readOrVanished(info.path), info.path);
+    checkName(info, snap.meta);
+    return snap;
   }
 
   /**
    * The bytes of the snapshot file at `index` taken in `term`, checked as
-   * {@link load} checks them: what a leader streams to a follower (its storage
-   * holds the snapshot's metadata only: on_disk.ts).
+   * {@link load} checks them but not copied, the checksum a slice at a time with a
+   * turn of the event loop between slices: what a leader streams to a follower (its
+   * storage holds the snapshot's metadata only: on_disk.ts).
    *
    * @throws {SnapshotCorruptionError} when the file is gone or damaged.
    */
   async readFile(term: number, index: number): Promise<Uint8Array> {
-    const info = { path: join(this.dir, snapshotFileName(term, index)), term, index };
-    return (await this.#readChecked(info)).bytes;
+    const info = { path: this.#path(term, index), term, index };
+    const bytes = await readOrVanished(info.path);
+    const steps = checkSnapshotFileInSteps(bytes, info.path);
+    for (let step = steps.next();; step = steps.next()) {
+      if (step.done) {
+        checkName(info, step.value.meta);
+        return bytes;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
   }
 
-  async #readChecked(info: SnapshotFileInfo): Promise<{ bytes: Uint8Array; snapshot: Snapshot }> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(info.path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      throw new SnapshotCorruptionError(info.path, "the file vanished while it was being read");
-    }
-    const snap = decodeSnapshotFile(bytes, info.path);
-    if (snap.meta.index !== info.index || snap.meta.term !== info.term) {
-      throw new SnapshotCorruptionError(
-        info.path,
-        `its header says index ${snap.meta.index} term ${snap.meta.term}, its name ` +
-          `index ${info.index} term ${info.term}`,
-      );
-    }
-    return { bytes, snapshot: snap };
+  /** The path of the snapshot file at `index` taken in `term`. */
+  #path(term: number, index: number): string {
+    return join(this.dir, snapshotFileName(term, index));
   }
 
   /**
@@ -283,5 +285,26 @@ export class SnapshotStore {
       renamedTo: basename(broken),
     });
     return broken;
+  }
+}
+
+/** The bytes of the file at `path`; one that is gone is damage, named as such. */
+async function readOrVanished(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    throw new SnapshotCorruptionError(path, "the file vanished while it was being read");
+  }
+}
+
+/** Throws unless the header of the file at `info.path` agrees with its name. */
+function checkName(info: SnapshotFileInfo, meta: SnapshotMeta): void {
+  if (meta.index !== info.index || meta.term !== info.term) {
+    throw new SnapshotCorruptionError(
+      info.path,
+      `its header says index ${meta.index} term ${meta.term}, its name ` +
+        `index ${info.index} term ${info.term}`,
+    );
   }
 }

@@ -1,6 +1,7 @@
 /** The snapshot file format: round trips, and every kind of damage refused by name. */
 import assert from "node:assert/strict";
 import {
+  checkSnapshotFileInSteps,
   decodeSnapshotFile,
   encodeSnapshotFile,
   encodeSnapshotFileInSteps,
@@ -92,4 +93,29 @@ Deno.test("snapshot file: encoded in steps, the parts are the same bytes, and it
   }
   assert.deepEqual(joined, encodeSnapshotFile(big));
   assert.deepEqual(decodeSnapshotFile(joined, "x"), big);
+});
+
+Deno.test("snapshot file: checked in steps, it yields, finds the state in place, and catches damage in a later slice", () => {
+  const big: Snapshot = { meta: snap.meta, data: new Uint8Array(10_000).map((_, i) => i % 251) };
+  const file = encodeSnapshotFile(big);
+  const run = (bytes: Uint8Array) => {
+    const steps = checkSnapshotFileInSteps(bytes, "snap-test", 1000);
+    let yields = 0;
+    let next = steps.next();
+    while (!next.done) {
+      yields++;
+      next = steps.next();
+    }
+    return { yields, checked: next.value };
+  };
+  const { yields, checked } = run(file);
+  assert.ok(yields >= 9, `${yields} yields`);
+  assert.deepEqual(checked.meta, big.meta);
+  assert.deepEqual(file.subarray(checked.dataStart, checked.dataEnd), big.data);
+  const damaged = file.slice();
+  damaged[damaged.length - 100]! ^= 0x10; // in the last slice of the state
+  assert.throws(
+    () => run(damaged),
+    (e: unknown) => e instanceof SnapshotCorruptionError && /checksum mismatch/.test(e.message),
+  );
 });
